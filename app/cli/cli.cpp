@@ -1,0 +1,229 @@
+#include "cli.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <unistd.h>
+
+namespace attnscope::cli {
+
+static std::map<std::string, Verb>& registry() {
+    static std::map<std::string, Verb> r;
+    return r;
+}
+
+bool registerVerb(Verb verb) {
+    registry()[verb.name] = std::move(verb);
+    return true;
+}
+
+const std::map<std::string, Verb>& verbs() { return registry(); }
+
+Args::Args(std::string verb, std::string usage, std::vector<std::string> argv)
+    : m_verb(std::move(verb)), m_usage(std::move(usage)), m_argv(std::move(argv)) {}
+
+Args& Args::option(const std::string& name, const std::string& help, const std::string& defaultValue) {
+    m_opts.push_back({name, help, defaultValue, false, false, false});
+    return *this;
+}
+Args& Args::flag(const std::string& name, const std::string& help) {
+    m_opts.push_back({name, help, "", true, false, false});
+    return *this;
+}
+Args& Args::positional(const std::string& name, const std::string& help, bool required) {
+    m_opts.push_back({name, help, "", false, true, required});
+    return *this;
+}
+Args& Args::description(const std::string& text) {
+    m_description = text;
+    return *this;
+}
+
+bool Args::parse() {
+    size_t nextPositional = 0;
+    std::vector<const Opt*> positionals;
+    for (const auto& o : m_opts)
+        if (o.isPositional) positionals.push_back(&o);
+    for (size_t i = 0; i < m_argv.size(); ++i) {
+        const std::string& a = m_argv[i];
+        if (a == "--help" || a == "-h") {
+            printHelp();
+            m_exitCode = 0;
+            return false;
+        }
+        if (a.rfind("--", 0) == 0 && a.size() > 2) {
+            std::string name = a.substr(2), value;
+            bool inlineValue = false;
+            if (auto eq = name.find('='); eq != std::string::npos) {
+                value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+                inlineValue = true;
+            }
+            const Opt* opt = nullptr;
+            for (const auto& o : m_opts)
+                if (!o.isPositional && o.name == name) opt = &o;
+            if (!opt) {
+                m_exitCode = fail(m_verb, "unknown option --" + name + " (see attnscope-cli " + m_verb + " --help)");
+                return false;
+            }
+            if (opt->isFlag) {
+                if (inlineValue) {
+                    m_exitCode = fail(m_verb, "option --" + name + " takes no value");
+                    return false;
+                }
+                m_values[name] = "1";
+                continue;
+            }
+            if (!inlineValue) {
+                if (i + 1 >= m_argv.size()) {
+                    m_exitCode = fail(m_verb, "option --" + name + " needs a value");
+                    return false;
+                }
+                value = m_argv[++i];
+            }
+            m_values[name] = value;
+            continue;
+        }
+        if (nextPositional >= positionals.size()) {
+            m_exitCode = fail(m_verb, "unexpected argument '" + a + "' (see attnscope-cli " + m_verb + " --help)");
+            return false;
+        }
+        m_values[positionals[nextPositional++]->name] = a;
+    }
+    for (size_t p = nextPositional; p < positionals.size(); ++p) {
+        if (positionals[p]->required) {
+            m_exitCode = fail(m_verb, "missing " + positionals[p]->name + " (usage: attnscope-cli " + m_usage + ")");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Args::has(const std::string& name) const { return m_values.count(name) > 0; }
+
+std::string Args::get(const std::string& name) const {
+    if (auto it = m_values.find(name); it != m_values.end()) return it->second;
+    for (const auto& o : m_opts)
+        if (o.name == name) return o.defaultValue;
+    return {};
+}
+
+std::optional<long long> Args::getInt(const std::string& name, std::string* error) const {
+    const std::string v = get(name);
+    char* end = nullptr;
+    errno = 0;
+    long long x = std::strtoll(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno == ERANGE) {
+        if (error) *error = "--" + name + " expects an integer, got '" + v + "'";
+        return std::nullopt;
+    }
+    return x;
+}
+
+std::optional<double> Args::getDouble(const std::string& name, std::string* error) const {
+    const std::string v = get(name);
+    char* end = nullptr;
+    double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0') {
+        if (error) *error = "--" + name + " expects a number, got '" + v + "'";
+        return std::nullopt;
+    }
+    return x;
+}
+
+void Args::printHelp() const {
+    std::printf("usage: attnscope-cli %s\n", m_usage.c_str());
+    if (!m_description.empty()) std::printf("\n%s\n", m_description.c_str());
+    bool any = false;
+    for (const auto& o : m_opts) {
+        if (!any) std::printf("\n");
+        any = true;
+        std::string left = o.isPositional ? o.name : "--" + o.name + (o.isFlag ? "" : " VALUE");
+        std::printf("  %-22s %s", left.c_str(), o.help.c_str());
+        if (!o.defaultValue.empty()) std::printf(" (default %s)", o.defaultValue.c_str());
+        std::printf("\n");
+    }
+    std::printf("  %-22s %s\n", "--help", "show this help");
+}
+
+int fail(const std::string& verb, const std::string& message) {
+    std::string oneLine = message;
+    for (char& c : oneLine)
+        if (c == '\n') c = ' ';
+    std::fprintf(stderr, "attnscope-cli %s: %s\n", verb.c_str(), oneLine.c_str());
+    return 1;
+}
+
+int fail(const std::string& verb, const Status& status) { return fail(verb, status.message()); }
+
+ProgressFn progressLine(bool enabled) {
+    if (!enabled || !isatty(STDERR_FILENO)) return {};
+    auto last = std::make_shared<int>(-1);
+    return [last](double fraction, std::string_view stage) {
+        int pct = static_cast<int>(fraction * 100.0 + 0.5);
+        if (pct != *last) {
+            *last = pct;
+            std::fprintf(stderr, "\r[%.*s] %3d%%%s", int(stage.size()), stage.data(), pct, pct >= 100 ? "\n" : "");
+            std::fflush(stderr);
+        }
+        return true;
+    };
+}
+
+std::vector<std::string> splitList(const std::string& text, char sep) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (char c : text) {
+        if (c == sep) {
+            if (!cur.empty()) out.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    if (!cur.empty()) out.push_back(cur);
+    return out;
+}
+
+std::optional<std::vector<int>> parseIndexList(const std::string& text, int limit, const std::string& what,
+                                               std::string* error) {
+    std::vector<int> out;
+    for (const auto& part : splitList(text)) {
+        int a = 0, b = 0;
+        char dash = 0;
+        int n = std::sscanf(part.c_str(), "%d%c%d", &a, &dash, &b);
+        if (n == 1) b = a;
+        else if (!(n == 3 && dash == '-')) {
+            if (error) *error = what + ": cannot read '" + part + "' (expected N or N-M)";
+            return std::nullopt;
+        }
+        if (a < 0 || b < a || b >= limit) {
+            if (error) *error = what + ": '" + part + "' out of range 0.." + std::to_string(limit - 1);
+            return std::nullopt;
+        }
+        for (int i = a; i <= b; ++i) out.push_back(i);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+std::string demoTracePath() {
+    namespace fs = std::filesystem;
+    if (const char* env = std::getenv("ATTNSCOPE_DEMO"); env && *env) return env;
+    for (const fs::path dir : {fs::path(ATTNSCOPE_DATADIR) / "demo", fs::path(ATTNSCOPE_SOURCE_DIR) / "resources/demo"}) {
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) continue;
+        for (const auto& e : fs::directory_iterator(dir, ec)) {
+            const std::string n = e.path().filename().string();
+            if (n.size() > 17 && n.substr(n.size() - 17) == ".attn.safetensors") return e.path().string();
+        }
+    }
+    return {};
+}
+
+}  // namespace attnscope::cli

@@ -1,0 +1,84 @@
+#pragma once
+// attnscope-cli plumbing: a verb registry and a small argument parser with generated --help.
+// Each verb lives in its own verb_<name>.cpp and registers itself with ATTNSCOPE_CLI_VERB.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attnscope/progress.h"
+#include "attnscope/status.h"
+
+namespace attnscope::cli {
+
+class Args;
+using VerbFn = int (*)(Args& args);
+
+struct Verb {
+    std::string name;
+    std::string usage;    ///< one line, e.g. "info TRACE [--json]"
+    std::string summary;  ///< one sentence
+    VerbFn run;
+};
+
+bool registerVerb(Verb verb);
+const std::map<std::string, Verb>& verbs();
+
+/// Parses "--name value", "--name=value", boolean "--flag" and positionals. Options are declared
+/// before parse() so --help can list them and unknown options are refused.
+class Args {
+public:
+    Args(std::string verb, std::string usage, std::vector<std::string> argv);
+
+    /// Declare an option taking a value / a boolean flag / a positional.
+    Args& option(const std::string& name, const std::string& help, const std::string& defaultValue = "");
+    Args& flag(const std::string& name, const std::string& help);
+    Args& positional(const std::string& name, const std::string& help, bool required = true);
+    Args& description(const std::string& text);
+
+    /// Returns false when parsing failed or --help was printed; exitCode() says which.
+    bool parse();
+    int exitCode() const { return m_exitCode; }
+
+    bool has(const std::string& name) const;  ///< option given, flag set, or positional present
+    std::string get(const std::string& name) const;  ///< value, default, or ""
+    std::optional<long long> getInt(const std::string& name, std::string* error) const;
+    std::optional<double> getDouble(const std::string& name, std::string* error) const;
+
+    void printHelp() const;
+
+private:
+    struct Opt {
+        std::string name, help, defaultValue;
+        bool isFlag = false, isPositional = false, required = false;
+    };
+    std::string m_verb, m_usage, m_description;
+    std::vector<std::string> m_argv;
+    std::vector<Opt> m_opts;
+    std::map<std::string, std::string> m_values;
+    int m_exitCode = 0;
+};
+
+/// Prints "attnscope-cli VERB: message" to stderr and returns 1 (the one-line error rule).
+int fail(const std::string& verb, const std::string& message);
+int fail(const std::string& verb, const Status& status);
+
+/// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
+/// unless forced. Never cancels.
+ProgressFn progressLine(bool enabled = true);
+
+/// Splits "a,b,c" (empty parts dropped).
+std::vector<std::string> splitList(const std::string& text, char sep = ',');
+/// Parses "0,3,5" or "0-3,7" into sorted unique indices < limit; error names the option.
+std::optional<std::vector<int>> parseIndexList(const std::string& text, int limit, const std::string& what,
+                                               std::string* error);
+
+/// The bundled demo trace: $ATTNSCOPE_DEMO, then the installed data dir, then the source tree.
+std::string demoTracePath();
+
+}  // namespace attnscope::cli
+
+#define ATTNSCOPE_CLI_CAT2(a, b) a##b
+#define ATTNSCOPE_CLI_CAT(a, b) ATTNSCOPE_CLI_CAT2(a, b)
+#define ATTNSCOPE_CLI_VERB(NAME, USAGE, SUMMARY, FN) \
+    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN})

@@ -1,0 +1,110 @@
+#pragma once
+// CPU reference attention and the two-pass machinery every analysis builds on. Nothing here
+// holds T×T: pass 1 computes the row logsumexp L_i tile by tile, pass 2 recomputes score tiles
+// and turns them into probabilities p_ij = exp(s_ij - L_i) for the caller to accumulate.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "attnscope/matrix.h"
+#include "attnscope/progress.h"
+#include "attnscope/status.h"
+
+namespace attnscope {
+
+struct LayerConfig;
+
+/// Which (query, key) pairs may attend. All conditions are AND-ed.
+struct MaskSpec {
+    bool causal = false;
+    int64_t window = 0;   ///< > 0: |q - k| < window (with causal: 0 <= q - k < window)
+    int64_t prefix = 0;   ///< prefix-LM: keys < prefix are visible to every query, even when causal
+    std::vector<int32_t> documents;     ///< empty, or one id per token: doc[q] == doc[k] required
+    /// "Exclude sinks and renormalize" (ACT with beta = 0, analysis-metrics.md "Hidden sinks"):
+    /// zeroing a key column and renormalising each row is the same as masking the key out of
+    /// the softmax, so exclusion is a mask. Sorted ascending.
+    std::vector<int64_t> excludedKeys;
+
+    bool allows(int64_t q, int64_t k) const;
+};
+
+/// Scores s = scale·q·k, then ALiBi bias, then softcap; mask applied last.
+struct AttentionSpec {
+    float scale = 1.0f;
+    float softcap = 0.0f;     ///< 0 = off; else s <- c·tanh(s/c)
+    float alibiSlope = 0.0f;  ///< 0 = off; else s <- s + slope·(k - q)
+    MaskSpec mask;
+
+    float score(float dot, int64_t q, int64_t k) const;
+};
+
+/// The spec a layer's head natively uses (scale, causal, window, softcap, ALiBi slope).
+AttentionSpec specForLayer(const LayerConfig& layer, int head);
+/// Standard ALiBi slope of head h of H: 2^(-8(h+1)/H).
+float alibiSlope(int head, int heads);
+
+/// Output and row logsumexp of one head. Rows with no allowed key get O = 0 and lse = -inf.
+struct AttentionOutput {
+    MatrixRM out;             ///< [Tq, dv]
+    std::vector<float> lse;   ///< [Tq], natural log
+};
+
+/// Reference attention for one head, tile by tile (flash-style online softmax), multi-threaded.
+///   auto r = referenceAttention(q, k, v, spec); if (r) use(r->out);
+/// q: [Tq, d], k: [Tk, d], v: [Tk, dv]. Query i sits at position i + qOffset (decode: a short Q
+/// against a long KV uses qOffset = Tk - Tq).
+Result<AttentionOutput> referenceAttention(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v,
+                                           const AttentionSpec& spec, const ProgressFn& progress = {},
+                                           int64_t qOffset = 0);
+
+/// Pass 1 only: the row logsumexp of rows [q0, q1) (natural log; -inf for empty rows).
+Result<std::vector<float>> rowLogSumExp(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                        int64_t q0, int64_t q1, const ProgressFn& progress = {});
+
+/// Callback for pass 2. `P` holds probabilities for rows [qStart, qStart+P.rows()) and keys
+/// [kStart, kStart+P.cols()); masked entries are 0. `worker` is in [0, workerCount) and is
+/// stable for a whole row tile, so callers can keep one accumulator per worker.
+using ProbabilityTileFn =
+    std::function<void(int worker, int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P)>;
+
+struct TileOptions {
+    int64_t tileQ = 128;
+    int64_t tileK = 256;
+    bool skipEmptyTiles = true;  ///< skip tiles the mask rules out entirely (causal upper part)
+};
+
+/// Pass 2: visits probability tiles of the rectangle [q0,q1)×[k0,k1). `lse` covers rows [q0,q1)
+/// (lse[i - q0]). Row tiles run in parallel, one worker each; see workerCount().
+Status forEachProbabilityTile(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                              const std::vector<float>& lse, int64_t q0, int64_t q1, int64_t k0, int64_t k1,
+                              const ProbabilityTileFn& fn, const ProgressFn& progress = {},
+                              const TileOptions& options = {});
+
+/// Number of worker threads the engine uses (hardware threads, at least 1).
+int workerCount();
+
+/// A rectangle of the T×T map: queries [q0,q1) × keys [k0,k1).
+struct MapRect {
+    int64_t q0 = 0, q1 = 0, k0 = 0, k1 = 0;
+};
+
+/// Pooled probabilities of a rectangle at a given output size. Cell (y, x) covers queries
+/// [q0 + y·Hq/height, q0 + (y+1)·Hq/height) and likewise keys; values are row-major
+/// [height × width]. `mean` averages over every (q, k) in the cell (masked pairs count as 0);
+/// `max` is the largest probability in it. width/height are clamped to the rectangle.
+struct AttentionMap {
+    MapRect rect;
+    int width = 0, height = 0;
+    std::vector<float> mean;
+    std::vector<float> max;
+    std::vector<float> allowed;  ///< fraction of the cell's pairs that the mask allows
+};
+
+/// Multiscale map, two passes from Q/K, never T×T. Exact against brute force.
+///   auto m = attentionMap(q, k, spec, {0, T, 0, T}, 512, 512);
+/// `lse` (optional) is the full row logsumexp [T] from an earlier call, to skip pass 1.
+Result<AttentionMap> attentionMap(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, MapRect rect,
+                                  int width, int height, const ProgressFn& progress = {},
+                                  const std::vector<float>* lse = nullptr);
+
+}  // namespace attnscope

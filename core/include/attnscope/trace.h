@@ -1,0 +1,171 @@
+#pragma once
+// Trace format v1 (docs/trace-format.md): one safetensors file, *.attn.safetensors, with
+// Q/K/V per layer and an "attnscope.trace" __metadata__ block. The reader memory-maps the file,
+// validates everything before use, and converts to float only on access.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attnscope/matrix.h"
+#include "attnscope/progress.h"
+#include "attnscope/status.h"
+
+namespace attnscope {
+
+enum class DType { F32, F16, BF16 };
+const char* dtypeName(DType t);      ///< "F32", "F16", "BF16" (safetensors spelling)
+size_t dtypeSize(DType t);
+
+enum class TraceKind { CausalLM, Encoder, Vision };
+const char* traceKindName(TraceKind k);  ///< "causal-lm", "encoder", "vision"
+
+/// Per-layer attention settings, as recorded by the capture tool.
+struct LayerConfig {
+    int heads = 0;
+    int kvHeads = 0;        ///< GQA: heads % kvHeads == 0; query head h uses kv head h / (heads/kvHeads)
+    int headDim = 0;
+    double scale = 0;       ///< multiplier of q·k (usually 1/sqrt(headDim))
+    bool causal = true;
+    int64_t slidingWindow = 0;  ///< 0 = none; else key k visible from query q iff q - k < window
+    double softcap = 0;         ///< 0 = none; else s <- c * tanh(s / c)
+    bool alibi = false;         ///< ALiBi bias with the standard slopes 2^(-8(h+1)/H)
+    std::string positional = "rope-applied";  ///< "rope-applied", "learned", "alibi", "none", …
+};
+
+struct TraceMetadata {
+    std::string format = "attnscope.trace";
+    int version = 1;
+    std::string model;
+    std::string source;  ///< capture tool and version, e.g. "attnscope_capture 0.1"
+    TraceKind kind = TraceKind::CausalLM;
+    int patchRows = 0, patchCols = 0;  ///< vision only
+    std::string text;
+    std::vector<std::string> tokens;  ///< display strings, one per position
+    std::vector<int64_t> tokenIds;
+    std::vector<LayerConfig> layers;
+    std::vector<int32_t> documents;   ///< optional document id per token (synthetic traces)
+    std::string extraJson;            ///< optional "extra" metadata object, verbatim JSON
+};
+
+/// A tensor inside the mapped file. Zero-copy: `data` points into the mapping.
+struct TensorView {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+    uint64_t offset = 0;   ///< from the start of the data section
+    uint64_t bytes = 0;
+    const std::byte* data = nullptr;
+
+    int64_t numel() const;
+    /// Element `i` (flat, row-major) converted to float.
+    float at(int64_t i) const;
+    /// Converts `count` elements starting at flat index `first` into `out`.
+    void toFloat(int64_t first, int64_t count, float* out) const;
+};
+
+struct LayerTensors {
+    TensorView q;  ///< [heads, T, d]
+    TensorView k;  ///< [kvHeads, T, d]
+    TensorView v;  ///< [kvHeads, T, d]
+    std::optional<TensorView> attn;  ///< [heads, T, T] probabilities (weights-only traces)
+    std::optional<TensorView> out;   ///< [heads, T, d] attention output for validation
+};
+
+enum class Which { Q, K, V };
+
+/// One head's Q, K or V as floats, with a count of NaN/Inf values found while converting.
+struct HeadMatrix {
+    MatrixRM m;  ///< [T, d]
+    int64_t nonFinite = 0;
+};
+
+struct NonFiniteCount {
+    std::string tensor;
+    int64_t nan = 0;
+    int64_t inf = 0;
+};
+
+struct OpenOptions {
+    /// Scan every value for NaN/Inf at open (reads the whole file). Off by default so that
+    /// opening a multi-GB trace stays cheap; `attnscope-cli info` turns it on.
+    bool scanValues = false;
+    /// Refuse files whose tensors claim more than this many bytes (absurd sizes).
+    uint64_t maxTensorBytes = uint64_t(1) << 40;
+};
+
+class Trace {
+public:
+    ~Trace();
+    Trace(const Trace&) = delete;
+    Trace& operator=(const Trace&) = delete;
+
+    /// Memory-maps and validates `path`. Errors name the file, the tensor/field and what was
+    /// expected, e.g. "demo.attn.safetensors: tensor layers.3.k: shape [2,100,64] × F16 needs
+    /// 25600 bytes but data_offsets span 25598".
+    static Result<std::shared_ptr<const Trace>> open(const std::string& path, const OpenOptions& options = {},
+                                                     const ProgressFn& progress = {});
+
+    const std::string& path() const;
+    const TraceMetadata& metadata() const;
+    int64_t tokens() const;      ///< T
+    int numLayers() const;
+    const LayerConfig& config(int layer) const;
+    const LayerTensors& layer(int layer) const;
+    uint64_t fileSize() const;
+    DType dtype() const;         ///< dtype of layer 0's q
+    bool hasQK() const;          ///< false for weights-only traces (maps yes, variants no)
+    const std::vector<NonFiniteCount>& nonFinite() const;  ///< filled when scanValues was set
+    const std::vector<std::string>& warnings() const;
+
+    /// Query head `head` of `layer` as [T, d] floats. For K and V, `head` is the query head and
+    /// is mapped to its kv head (GQA).
+    Result<HeadMatrix> head(int layer, int head, Which which) const;
+    /// [T, T] probabilities of a weights-only trace, rows [q0, q1).
+    Result<MatrixRM> storedAttention(int layer, int head, int64_t q0, int64_t q1) const;
+
+    struct Impl;
+
+private:
+    explicit Trace(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+/// Builds a trace in memory and writes it atomically (temp file + rename). Used by the tests,
+/// the synthetic generator and the capture tool's tests.
+class TraceWriter {
+public:
+    explicit TraceWriter(TraceMetadata metadata);
+    /// Adds a tensor from floats, stored as `dtype`. Shape product must equal values.size().
+    void addTensor(std::string name, DType dtype, std::vector<int64_t> shape, const std::vector<float>& values);
+    /// Adds raw bytes as-is (for tests that build malformed files).
+    void addRawTensor(std::string name, DType dtype, std::vector<int64_t> shape, std::vector<std::byte> bytes);
+    /// Adds layer i's q/k/v from per-head matrices (q: heads × [T,d], k/v: kvHeads × [T,d]).
+    void addLayer(int layer, DType dtype, const std::vector<MatrixRM>& q, const std::vector<MatrixRM>& k,
+                  const std::vector<MatrixRM>& v);
+    /// The complete file image (header length, JSON header, data).
+    std::vector<std::byte> serialize() const;
+    /// Writes atomically: `path`.tmp-XXXX then rename.
+    Status write(const std::string& path) const;
+
+    /// JSON of the metadata, as stored under __metadata__ (string values).
+    static std::string metadataJson(const TraceMetadata& m);
+
+private:
+    struct Entry {
+        std::string name;
+        DType dtype;
+        std::vector<int64_t> shape;
+        std::vector<std::byte> bytes;
+    };
+    TraceMetadata m_meta;
+    std::vector<Entry> m_entries;
+};
+
+/// Writes bytes to `path` atomically (temp file in the same directory, fsync, rename).
+Status writeFileAtomic(const std::string& path, const void* data, size_t size);
+Status writeFileAtomic(const std::string& path, const std::string& text);
+
+}  // namespace attnscope
