@@ -4,6 +4,7 @@
 // and turns them into probabilities p_ij = exp(s_ij - L_i) for the caller to accumulate.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "attnscope/matrix.h"
@@ -19,20 +20,29 @@ struct MaskSpec {
     bool causal = false;
     int64_t window = 0;   ///< > 0: |q - k| < window (with causal: 0 <= q - k < window)
     int64_t prefix = 0;   ///< prefix-LM: keys < prefix are visible to every query, even when causal
+    int64_t dilation = 1; ///< dilated sliding window: additionally (q - k) % dilation == 0
     std::vector<int32_t> documents;     ///< empty, or one id per token: doc[q] == doc[k] required
     /// "Exclude sinks and renormalize" (ACT with beta = 0, analysis-metrics.md "Hidden sinks"):
     /// zeroing a key column and renormalising each row is the same as masking the key out of
     /// the softmax, so exclusion is a mask. Sorted ascending.
     std::vector<int64_t> excludedKeys;
+    /// Block-sparse mask from a block list (top-k, gamma coverage, vertical-slash): when set,
+    /// pair (q, k) is allowed only if block (q / blockSize, k / blockSize) is kept.
+    /// Row-major [ceil(Tq/blockSize) × ceil(Tk/blockSize)], 1 = kept.
+    std::shared_ptr<const std::vector<uint8_t>> blocks;
+    int64_t blockSize = 128;
+    int64_t blockCols = 0;
 
     bool allows(int64_t q, int64_t k) const;
 };
 
-/// Scores s = scale·q·k, then ALiBi bias, then softcap; mask applied last.
+/// Scores s = scale·q·k, then softcap, then ALiBi / relative bias (FlexAttention order: the
+/// score_mods compose on the capped score); mask applied last.
 struct AttentionSpec {
     float scale = 1.0f;
     float softcap = 0.0f;     ///< 0 = off; else s <- c·tanh(s/c)
     float alibiSlope = 0.0f;  ///< 0 = off; else s <- s + slope·(k - q)
+    float relativeBias = 0.0f; ///< 0 = off; else s <- s + relativeBias·(q - k) (attention-gym rel. bias)
     MaskSpec mask;
 
     float score(float dot, int64_t q, int64_t k) const;

@@ -1,0 +1,97 @@
+#pragma once
+// The GPU engine's interface, declared in core so nothing above includes CUDA headers.
+// Implemented in kernels/ (built when nvcc is found); without it, createGpuEngine() returns an
+// engine whose info().available is false with the reason.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attnscope/attention.h"
+#include "attnscope/status.h"
+#include "attnscope/trace.h"
+#include "attnscope/variants.h"
+
+namespace attnscope {
+
+struct GpuInfo {
+    bool available = false;
+    std::string reason;       ///< why not available ("built without CUDA", "no CUDA device: …")
+    std::string name;         ///< "NVIDIA H200"
+    int computeMajor = 0, computeMinor = 0;
+    int smCount = 0;
+    uint64_t memoryBytes = 0;
+    uint64_t l2Bytes = 0;
+    int driverVersion = 0, runtimeVersion = 0;
+    int smClockMHz = 0, memClockMHz = 0;
+};
+
+enum class GpuDType { BF16, F16 };
+
+/// Host-side batch of attention inputs: [B, H, T, D] for q and [B, Hkv, T, D] for k/v, floats.
+struct AttentionProblem {
+    int batch = 1, heads = 1, kvHeads = 1;
+    int64_t tokens = 0;    ///< T (for Decode: the KV length; q has one token)
+    int headDim = 128;
+    float scale = 0;       ///< 0 = 1/sqrt(headDim)
+    GpuDType dtype = GpuDType::BF16;
+};
+
+/// Device-resident inputs/outputs so the profiler can time kernels without host copies.
+class GpuBuffers {
+public:
+    virtual ~GpuBuffers() = default;
+    virtual const AttentionProblem& problem() const = 0;
+};
+
+struct KernelLaunchInfo {
+    std::string name;
+    int grid[3] = {1, 1, 1};
+    int block[3] = {1, 1, 1};
+    int registers = 0;
+    int sharedBytes = 0;
+};
+
+class GpuEngine {
+public:
+    virtual ~GpuEngine() = default;
+    virtual GpuInfo info() const = 0;
+
+    /// Uploads q/k/v (floats, converted to the problem's dtype). qHost is [B,H,Tq,D] row-major,
+    /// k/v [B,Hkv,T,D]. Fails with OutOfMemory (and the sizes) when the device cannot hold them.
+    virtual Result<std::unique_ptr<GpuBuffers>> upload(const AttentionProblem& p, const std::vector<float>& qHost,
+                                                       const std::vector<float>& kHost,
+                                                       const std::vector<float>& vHost) = 0;
+    /// Builds the variant's block mask and runs its forward kernel(s) asynchronously on the
+    /// engine's stream. Returns the launches made (for the profiler's records).
+    virtual Result<std::vector<KernelLaunchInfo>> run(const VariantSpec& v, GpuBuffers& buffers) = 0;
+    virtual Status synchronize() = 0;
+    /// Output O [B,H,Tq,D] and lse [B,H,Tq] as floats (after run + synchronize).
+    virtual Status download(GpuBuffers& buffers, std::vector<float>& out, std::vector<float>& lse) = 0;
+    /// Fills the output with NaN so unwritten elements fail checks.
+    virtual Status poisonOutput(GpuBuffers& buffers) = 0;
+    /// Flushes L2 by writing a buffer at least the L2 size (cold-mode timing).
+    virtual Status flushL2() = 0;
+    /// Times `v` with CUDA events: median milliseconds over `reps` runs after `warmup`.
+    virtual Result<double> timeVariant(const VariantSpec& v, GpuBuffers& buffers, int warmup, int reps) = 0;
+
+    /// GPU analysis passes: the multiscale map (pooled mean/max) and the block mass matrix of one
+    /// head, two-pass from Q/K (floats [T, d]).
+    virtual Result<AttentionMap> attentionMap(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                              MapRect rect, int width, int height) = 0;
+    virtual Result<std::vector<double>> blockMass(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                                  int64_t blockSize) = 0;
+};
+
+/// The engine of this build: CUDA when kernels/ was built and a device is present.
+std::unique_ptr<GpuEngine> createGpuEngine();
+
+/// Runs the GPU self-check (every variant × dtype × head dim vs the float64 CPU reference);
+/// prints one line per case to `log` when given. Fails with Unsupported when there is no GPU.
+struct SelfTestReport {
+    int cases = 0, failures = 0;
+    std::vector<std::string> lines;
+};
+Result<SelfTestReport> runGpuSelfTest(bool quick = false);
+
+}  // namespace attnscope

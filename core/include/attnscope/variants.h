@@ -1,0 +1,74 @@
+#pragma once
+// Attention variants (issue 5/6): what the profiler compares and the GPU kernels execute.
+// A variant is a mask_mod + score_mod (+ a block mask built from the mask), or one of the two
+// non-softmax algorithms (chunked linear attention, split-KV decode). The same VariantSpec maps
+// to the CPU reference (AttentionSpec) so every GPU result can be checked and every variant's
+// accuracy measured on a trace's own Q/K/V.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attnscope/attention.h"
+#include "attnscope/status.h"
+
+namespace attnscope {
+
+enum class VariantKind {
+    Full,            ///< no mask
+    Causal,
+    Sliding,         ///< causal, q - k < window
+    PrefixLM,        ///< k < prefix, or causal
+    Document,        ///< causal within jagged documents
+    DilatedSliding,  ///< causal, q - k < window·dilation and (q - k) % dilation == 0
+    Alibi,           ///< causal + ALiBi score_mod
+    Softcap,         ///< causal + tanh softcap score_mod (tanh.approx on the GPU)
+    RelativeBias,    ///< causal + s + bias·(q - k)
+    BlockSparse,     ///< causal ∧ a block list (top-k / gamma coverage / vertical-slash from a trace)
+    LinearAttention, ///< chunked causal linear attention (Lightning-2 style), optional decay
+    Decode,          ///< one query against the whole KV, split-KV (flash-decoding style)
+};
+const char* variantKindName(VariantKind k);
+
+/// How to combine the base mask with `extraMask` (compositions).
+enum class MaskCombine { None, And, Or };
+
+struct VariantSpec {
+    VariantKind kind = VariantKind::Causal;
+    std::string label;         ///< display label, e.g. "sliding:1024"
+    int64_t window = 1024;
+    int64_t dilation = 2;
+    int64_t prefix = 1024;
+    int documents = 8;          ///< number of documents (boundaries from documentIds or even split)
+    std::vector<int32_t> documentIds;  ///< optional explicit ids per token
+    float softcap = 30.0f;
+    float bias = 0.01f;         ///< relative bias slope
+    float decay = 0.0f;         ///< linear attention decay λ (0 = none): state ← exp(-λ)·state + kᵀv
+    int64_t blockSize = 128;
+    std::shared_ptr<const std::vector<uint8_t>> blocks;  ///< BlockSparse: [ceil(T/128)²] kept flags
+    std::string blockSource;    ///< "topk:8", "gamma:0.9", "vslash" (derived from the trace)
+    /// Optional composition: base mask AND/OR another variant's mask (score mods are not combined).
+    MaskCombine combine = MaskCombine::None;
+    std::shared_ptr<const VariantSpec> other;
+};
+
+/// Parses a CLI token: full, causal, sliding:W, prefix:P, document:N, dilated:W:D, alibi,
+/// softcap:C, relbias:B, topk:K, gamma:G, vslash, linear[:decay], decode, and compositions
+/// "A&B" / "A|B" of mask variants. Block-list variants need a trace (see deriveBlocks).
+Result<VariantSpec> parseVariant(const std::string& text);
+
+/// The CPU reference spec of a softmax variant at sequence length T for head h of H
+/// (scale = 1/sqrt(d) unless given). Errors for LinearAttention and Decode (not softmax maps).
+Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, int heads, float scale);
+
+/// Whether pair (q, k) is computed by the variant (the mask_mod, evaluated on the CPU).
+bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k);
+
+/// Fraction of the T×T blocks (block 128) the variant computes (1.0 for full).
+double blockDensity(const VariantSpec& v, int64_t T);
+
+/// CPU reference of chunked causal linear attention: O_i = Σ_{j≤i} exp(-λ(i-j)) (φ(q_i)·φ(k_j)) v_j
+/// with φ = identity (the Lightning-Attention formulation, no normalisation).
+Result<MatrixRM> linearAttentionReference(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, float decay);
+
+}  // namespace attnscope
