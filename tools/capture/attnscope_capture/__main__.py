@@ -1,0 +1,84 @@
+"""python -m attnscope_capture --model PATH_OR_NAME (--text "..." | --text-file F) -o out.attn.safetensors"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_layers(spec: str):
+    try:
+        layers = sorted({int(part) for part in spec.split(",") if part.strip() != ""})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers expects comma-separated integers, got {spec!r}")
+    if not layers or layers[0] < 0:
+        raise argparse.ArgumentTypeError(f"--layers expects non-negative integers, got {spec!r}")
+    return layers
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m attnscope_capture",
+        description="Capture Q/K/V (Q and K after RoPE, GQA kv heads kept) of a Hugging Face model "
+                    "on one text and write an attnscope trace (*.attn.safetensors).")
+    parser.add_argument("--model", required=True, help="local folder or hub name of the model")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="input text")
+    source.add_argument("--text-file", help="UTF-8 file holding the input text")
+    parser.add_argument("--layers", type=parse_layers,
+                        help="attention layers to keep, e.g. 0,3,5 (default: all)")
+    parser.add_argument("--max-tokens", type=positive_int, help="truncate the input to N tokens")
+    parser.add_argument("--dtype", choices=["bf16", "f16", "f32"], default="f16",
+                        help="stored tensor dtype (default f16)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    parser.add_argument("--compute-dtype", choices=["bf16", "f16", "f32"], default="f32",
+                        help="dtype the model runs in (default f32)")
+    parser.add_argument("--attn-implementation",
+                        help="eager, sdpa, flash_attention_2, flex_attention, ... (default: the "
+                             "model's own)")
+    parser.add_argument("--with-output", action="store_true",
+                        help="also store each layer's attention output as layers.{i}.out")
+    parser.add_argument("-o", "--output", required=True, help="output trace path")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.text_file is not None:
+        try:
+            with open(args.text_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"error: --text-file {args.text_file}: {error}", file=sys.stderr)
+            return 2
+    else:
+        text = args.text
+    try:
+        from .capture import capture_text
+        summary = capture_text(args.model, text, args.output, layers=args.layers,
+                               max_tokens=args.max_tokens, dtype=args.dtype, device=args.device,
+                               compute_dtype=args.compute_dtype,
+                               attn_implementation=args.attn_implementation,
+                               record_output=args.with_output)
+    except ImportError as error:
+        print(f"error: attnscope_capture needs torch, transformers and safetensors: {error}",
+              file=sys.stderr)
+        return 2
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}: {summary['tokens']} tokens, {summary['layers']} of "
+          f"{summary['attention_layers']} attention layers, kind {summary['kind']}, "
+          f"ran {','.join(summary['implementations'])}, {summary['bytes']} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

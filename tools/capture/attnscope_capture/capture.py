@@ -1,0 +1,142 @@
+"""Running a model on one sequence and turning what the recorder saw into a trace."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from .recorder import AttentionRecorder, LayerCapture
+from .trace_writer import DTYPES, write_trace
+
+REPLACEMENT_CHAR = "\ufffd"
+
+
+@dataclass
+class CaptureResult:
+    captures: List[LayerCapture]
+    attention_layers: int                 # attention calls in the forward pass (all layers)
+    implementations: List[str]            # which attention functions actually ran
+    positional: str
+    kind: str
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def detect_positional(model: torch.nn.Module) -> str:
+    """How positions enter Q/K: rotary (stored after rotation), learned absolute, or none."""
+    names = [type(m).__name__ for m in model.modules()]
+    if any("Rotary" in n for n in names):
+        return "rope-applied"
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(module, torch.nn.Embedding) and leaf in ("wpe", "position_embeddings",
+                                                               "embed_positions"):
+            return "learned"
+    return "none"
+
+
+def detect_kind(captures: Sequence[LayerCapture]) -> str:
+    return "causal-lm" if all(c.settings["causal"] for c in captures) else "encoder"
+
+
+def capture_ids(model: torch.nn.Module, input_ids: torch.Tensor,
+                layers: Optional[Sequence[int]] = None, store_dtype: torch.dtype = torch.float32,
+                record_output: bool = False,
+                attention_mask: Optional[torch.Tensor] = None) -> CaptureResult:
+    """Runs `model` once on input_ids [1, T] and returns the captured attention layers."""
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        raise ValueError(f"input_ids must be [1, T], got {tuple(input_ids.shape)}")
+    device = next(model.parameters()).device
+    input_ids = input_ids.to(device)
+    kwargs: Dict[str, Any] = {}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask.to(device)
+    if getattr(model.config, "use_cache", None) is not None:
+        kwargs["use_cache"] = False
+    recorder = AttentionRecorder(model, layers, store_dtype, record_output)
+    with torch.no_grad(), recorder:
+        model(input_ids=input_ids, **kwargs)
+    if recorder.calls == 0:
+        raise RuntimeError(f"attnscope_capture: {type(model).__name__} ran no hooked attention "
+                           "function; this architecture is not supported (see README coverage)")
+    if layers is not None:
+        missing = sorted(set(int(i) for i in layers) - {c.source_layer for c in recorder.captures})
+        if missing:
+            raise ValueError(f"--layers {missing}: the model has {recorder.calls} attention layers "
+                             f"(0..{recorder.calls - 1})")
+    implementation = getattr(model.config, "_attn_implementation", None)
+    return CaptureResult(captures=recorder.captures, attention_layers=recorder.calls,
+                         implementations=sorted(recorder.implementations_seen),
+                         positional=detect_positional(model), kind=detect_kind(recorder.captures),
+                         extra={"attn_implementation": implementation,
+                                "modules": [c.module_name for c in recorder.captures],
+                                "model_type": getattr(model.config, "model_type", None)})
+
+
+def display_tokens(tokenizer, ids: Sequence[int]) -> List[str]:
+    """One readable string per token: its decoded text, or the raw token when it is a partial
+    UTF-8 sequence (byte-level BPE splits multi-byte characters)."""
+    raw = tokenizer.convert_ids_to_tokens(list(ids))
+    shown = []
+    for token_id, token in zip(ids, raw):
+        text = tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
+        shown.append(token if (REPLACEMENT_CHAR in text or text == "") else text)
+    return shown
+
+
+def tokenize(tokenizer, text: str, max_tokens: Optional[int]):
+    """Token ids of `text` (with the tokenizer's special tokens) and the text they cover."""
+    try:
+        enc = tokenizer(text, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+    except (NotImplementedError, TypeError, ValueError):
+        enc, offsets = tokenizer(text), None
+    ids = list(enc["input_ids"])
+    if max_tokens is not None and len(ids) > max_tokens:
+        ids = ids[:max_tokens]
+        if offsets is not None:
+            end = max(e for _, e in offsets[:max_tokens])
+            text = text[:end]
+        else:
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+    return ids, text
+
+
+def load_model(name: str, device: str, compute_dtype: str, attn_implementation: Optional[str]):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(name)
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(f"{name}: encoder-decoder models are not supported (see README coverage)")
+    kwargs: Dict[str, Any] = {"dtype": DTYPES[compute_dtype]}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModel.from_pretrained(name, **kwargs).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    return model, tokenizer
+
+
+def capture_text(model_name: str, text: str, output: str, *, layers: Optional[Sequence[int]] = None,
+                 max_tokens: Optional[int] = None, dtype: str = "f16", device: str = "cpu",
+                 compute_dtype: str = "f32", attn_implementation: Optional[str] = None,
+                 record_output: bool = False) -> Dict[str, Any]:
+    """Loads model + tokenizer, captures `text`, writes the trace. Returns a short summary."""
+    model, tokenizer = load_model(model_name, device, compute_dtype, attn_implementation)
+    ids, covered = tokenize(tokenizer, text, max_tokens)
+    if not ids:
+        raise ValueError("the text produced no tokens")
+    result = capture_ids(model, torch.tensor([ids]), layers=layers,
+                         store_dtype=torch.float32, record_output=record_output)
+    display_name = os.path.basename(os.path.normpath(model_name)) if os.path.isdir(model_name) \
+        else model_name
+    extra = dict(result.extra)
+    extra["implementations_run"] = result.implementations
+    extra["compute_dtype"] = compute_dtype
+    write_trace(output, result.captures, model=display_name, kind=result.kind, text=covered,
+                tokens=display_tokens(tokenizer, ids), token_ids=ids,
+                positional=result.positional, dtype=dtype, extra=extra)
+    return {"tokens": len(ids), "layers": len(result.captures),
+            "attention_layers": result.attention_layers, "kind": result.kind,
+            "implementations": result.implementations, "bytes": os.path.getsize(output)}

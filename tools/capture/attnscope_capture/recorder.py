@@ -1,0 +1,217 @@
+"""Interception of the attention computation of transformers models.
+
+transformers (4.48+ and 5.x) routes every attention layer through one call,
+    attention_interface(module, query, key, value, attention_mask, scaling=..., dropout=...,
+                        sliding_window=..., softcap=..., **kwargs)
+where attention_interface is the modeling module's own `eager_attention_forward` for "eager" and an
+entry of the global registry ALL_ATTENTION_FUNCTIONS for "sdpa", "flash_attention_2",
+"flex_attention", ... At that point query is [batch, heads, T, d] with the positional rotation
+applied, and key/value are [batch, kv_heads, T, d] (GQA not yet expanded). Wrapping both the
+registry entries and the per-module eager function therefore captures the same tensors whatever
+implementation runs, without output_attentions (which SDPA/flash/flex cannot provide).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+EAGER_FUNCTION_NAME = "eager_attention_forward"
+
+
+@dataclass
+class LayerCapture:
+    """What one attention layer saw in one forward pass (batch row 0)."""
+
+    source_layer: int          # index among the model's attention layers, in call order
+    module_name: str           # qualified module name inside the model
+    q: torch.Tensor            # [heads, T, d], positional rotation applied
+    k: torch.Tensor            # [kv_heads, T, d]
+    v: torch.Tensor            # [kv_heads, T, dv]
+    out: Optional[torch.Tensor]  # [heads, T, dv] attention output before o_proj, when recorded
+    settings: Dict[str, Any] = field(default_factory=dict)
+
+
+def _registry():
+    """The global attention-function registry of the installed transformers, or None."""
+    try:
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    except ImportError:  # pragma: no cover - very old transformers
+        return None
+    return ALL_ATTENTION_FUNCTIONS
+
+
+def _layer_index_of(module) -> Optional[int]:
+    for name in ("layer_idx", "layer_id"):
+        value = getattr(module, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def resolve_scale(module, scaling: Optional[float], head_dim: int, call_index: int) -> float:
+    """The multiplier of q.k that the layer's eager implementation uses.
+
+    Most models pass `scaling` explicitly. GPT-2 style modules do not: their eager function
+    derives it from scale_attn_weights / scale_attn_by_inverse_layer_idx.
+    """
+    if scaling is not None:
+        return float(scaling)
+    if hasattr(module, "scale_attn_weights"):
+        scale = 1.0 / math.sqrt(head_dim) if module.scale_attn_weights else 1.0
+        if getattr(module, "scale_attn_by_inverse_layer_idx", False):
+            layer = _layer_index_of(module)
+            scale /= float((layer if layer is not None else call_index) + 1)
+        return scale
+    module_scaling = getattr(module, "scaling", None)
+    if isinstance(module_scaling, (int, float)):
+        return float(module_scaling)
+    return 1.0 / math.sqrt(head_dim)
+
+
+def resolve_causal(module, kwargs: Dict[str, Any]) -> bool:
+    """Causality of the layer: the module's own flag is authoritative.
+
+    kwargs["is_causal"] is not: some models pass False when they hand over an explicit (causal)
+    mask instead, which would record a wrong setting.
+    """
+    flag = getattr(module, "is_causal", None)
+    if isinstance(flag, bool):
+        return flag
+    flag = kwargs.get("is_causal")
+    if isinstance(flag, bool):
+        return flag
+    return True
+
+
+def resolve_sliding_window(module, kwargs: Dict[str, Any]) -> Optional[int]:
+    window = kwargs.get("sliding_window")
+    if window is None:
+        window = getattr(module, "sliding_window", None)
+    if isinstance(window, bool) or window is None:
+        return None
+    window = int(window)
+    return window if window > 0 else None
+
+
+def resolve_softcap(module, kwargs: Dict[str, Any]) -> Optional[float]:
+    cap = kwargs.get("softcap")
+    if cap is None:
+        config = getattr(module, "config", None)
+        cap = getattr(config, "attn_logit_softcapping", None) if config is not None else None
+    if cap is None or float(cap) <= 0:
+        return None
+    return float(cap)
+
+
+class AttentionRecorder:
+    """Context manager that records Q/K/V of the attention layers of `model`.
+
+    layers: indices (in call order) to keep, or None for all. Tensors are moved to the CPU in
+    `store_dtype` as soon as they are seen, so a long sequence does not hold GPU memory per layer.
+    """
+
+    def __init__(self, model: torch.nn.Module, layers: Optional[List[int]] = None,
+                 store_dtype: torch.dtype = torch.float32, record_output: bool = False):
+        self.model = model
+        self.layers = None if layers is None else set(int(i) for i in layers)
+        self.store_dtype = store_dtype
+        self.record_output = record_output
+        self.captures: List[LayerCapture] = []
+        self.calls = 0
+        self.implementations_seen: set = set()
+        self._module_names = {id(m): n for n, m in model.named_modules()}
+        self._patched_registry: Dict[str, Callable] = {}
+        self._patched_modules: Dict[str, Callable] = {}
+
+    # -- patching ------------------------------------------------------------------------------
+    def __enter__(self):
+        registry = _registry()
+        if registry is not None:
+            for key in list(registry.keys()):
+                original = registry[key]
+                self._patched_registry[key] = original
+                registry[key] = self._wrap(original, key)
+        for module in self.model.modules():
+            module_name = type(module).__module__
+            pymod = sys.modules.get(module_name)
+            if pymod is None or module_name in self._patched_modules:
+                continue
+            original = getattr(pymod, EAGER_FUNCTION_NAME, None)
+            if callable(original):
+                self._patched_modules[module_name] = original
+                setattr(pymod, EAGER_FUNCTION_NAME, self._wrap(original, "eager"))
+        if not self._patched_registry and not self._patched_modules:
+            raise RuntimeError("attnscope_capture: found no attention function to hook in this "
+                               "transformers installation (expected ALL_ATTENTION_FUNCTIONS or "
+                               f"a module-level {EAGER_FUNCTION_NAME})")
+        return self
+
+    def __exit__(self, *exc):
+        registry = _registry()
+        if registry is not None:
+            for key, original in self._patched_registry.items():
+                registry[key] = original
+        for module_name, original in self._patched_modules.items():
+            setattr(sys.modules[module_name], EAGER_FUNCTION_NAME, original)
+        self._patched_registry.clear()
+        self._patched_modules.clear()
+        return False
+
+    def _wrap(self, original: Callable, implementation: str) -> Callable:
+        recorder = self
+
+        def attnscope_recording_attention(module, query, key, value, attention_mask, *args, **kwargs):
+            result = original(module, query, key, value, attention_mask, *args, **kwargs)
+            recorder._record(module, query, key, value, result, implementation, kwargs)
+            return result
+
+        attnscope_recording_attention.__wrapped__ = original
+        return attnscope_recording_attention
+
+    # -- recording -----------------------------------------------------------------------------
+    def _record(self, module, query, key, value, result, implementation, kwargs):
+        index = self.calls
+        self.calls += 1
+        self.implementations_seen.add(implementation)
+        if self.layers is not None and index not in self.layers:
+            return
+        if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
+            raise RuntimeError(f"attnscope_capture: layer {index} ({type(module).__name__}): expected "
+                               f"4-D [batch, heads, T, d] query/key/value, got {tuple(query.shape)}, "
+                               f"{tuple(key.shape)}, {tuple(value.shape)}")
+        heads, kv_heads = query.shape[1], key.shape[1]
+        if heads % kv_heads != 0:
+            raise RuntimeError(f"attnscope_capture: layer {index}: {heads} query heads are not a "
+                               f"multiple of {kv_heads} kv heads")
+        if query.shape[2] != key.shape[2]:
+            raise RuntimeError(f"attnscope_capture: layer {index}: query length {query.shape[2]} != "
+                               f"key length {key.shape[2]} (run without a KV cache: use_cache=False)")
+        head_dim = query.shape[-1]
+        out = None
+        if self.record_output:
+            attn_output = result[0] if isinstance(result, tuple) else result
+            # Implementations return [batch, T, heads, dv].
+            out = self._store(attn_output[0].transpose(0, 1))
+        settings = {
+            "heads": int(heads),
+            "kv_heads": int(kv_heads),
+            "head_dim": int(head_dim),
+            "scale": resolve_scale(module, kwargs.get("scaling"), head_dim, index),
+            "causal": resolve_causal(module, kwargs),
+            "sliding_window": resolve_sliding_window(module, kwargs),
+            "softcap": resolve_softcap(module, kwargs),
+            "alibi": False,
+        }
+        self.captures.append(LayerCapture(
+            source_layer=index,
+            module_name=self._module_names.get(id(module), type(module).__name__),
+            q=self._store(query[0]), k=self._store(key[0]), v=self._store(value[0]),
+            out=out, settings=settings))
+
+    def _store(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().to(device="cpu", dtype=self.store_dtype).contiguous()

@@ -1,0 +1,103 @@
+"""Writer for attnscope trace files (docs/trace-format.md, format "attnscope.trace" v1).
+
+A trace is a safetensors file: tensors layers.{i}.q [heads,T,d], layers.{i}.k / .v [kv_heads,T,d],
+optional layers.{i}.out [heads,T,dv]; __metadata__ holds only strings (JSON for structured values).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+from . import SOURCE
+from .recorder import LayerCapture
+
+FORMAT = "attnscope.trace"
+VERSION = "1"
+KINDS = ("causal-lm", "encoder", "vision")
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+# Keys of a per-layer object, in the order the format lists them.
+LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_window", "softcap",
+              "alibi", "positional")
+
+
+def layer_object(capture: LayerCapture, positional: str) -> Dict[str, Any]:
+    obj = {key: capture.settings[key] for key in LAYER_KEYS if key != "positional"}
+    obj["positional"] = positional
+    obj["source_layer"] = capture.source_layer
+    return obj
+
+
+def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
+                   token_ids: Sequence[int], layers: List[Dict[str, Any]],
+                   extra: Optional[Dict[str, Any]] = None,
+                   documents: Optional[Sequence[int]] = None,
+                   patch_grid: Optional[Sequence[int]] = None) -> Dict[str, str]:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if len(tokens) != len(token_ids):
+        raise ValueError(f"{len(tokens)} token strings but {len(token_ids)} token ids")
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model,
+        "source": SOURCE,
+        "kind": kind,
+        "text": text,
+        "tokens": json.dumps(list(tokens), ensure_ascii=False),
+        "token_ids": json.dumps([int(t) for t in token_ids]),
+        "layers": json.dumps(layers),
+    }
+    if kind == "vision":
+        if patch_grid is None or len(patch_grid) != 2:
+            raise ValueError("a vision trace needs patch_grid [rows, cols]")
+        meta["patch_grid"] = json.dumps([int(patch_grid[0]), int(patch_grid[1])])
+    if documents is not None:
+        meta["documents"] = json.dumps([int(d) for d in documents])
+    if extra:
+        meta["extra"] = json.dumps(extra, ensure_ascii=False)
+    return meta
+
+
+def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: str, text: str,
+                tokens: Sequence[str], token_ids: Sequence[int], positional: str,
+                dtype: str = "f16", extra: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+    """Writes the trace atomically (temporary file in the same folder, then os.replace).
+
+    Returns the metadata written. Layers are numbered 0..n-1 in file order; each layer object
+    records the model's own layer index as "source_layer".
+    """
+    from safetensors.torch import save_file
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if not captures:
+        raise ValueError("no attention layer was captured: nothing to write")
+    length = len(token_ids)
+    tensors: Dict[str, torch.Tensor] = {}
+    for i, cap in enumerate(captures):
+        for name, tensor in (("q", cap.q), ("k", cap.k), ("v", cap.v), ("out", cap.out)):
+            if tensor is None:
+                continue
+            if tensor.dim() != 3 or tensor.shape[1] != length:
+                raise ValueError(f"layers.{i}.{name}: expected [heads, {length}, d], got "
+                                 f"{tuple(tensor.shape)}")
+            tensors[f"layers.{i}.{name}"] = tensor.to(DTYPES[dtype]).contiguous()
+    meta = build_metadata(model=model, kind=kind, text=text, tokens=tokens, token_ids=token_ids,
+                          layers=[layer_object(c, positional) for c in captures], extra=extra)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".attnscope-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return meta

@@ -1,0 +1,33 @@
+"""Shared fixtures of the capture tests: the package on sys.path and the summary table."""
+
+import os
+import sys
+
+import pytest
+
+CAPTURE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if CAPTURE_ROOT not in sys.path:
+    sys.path.insert(0, CAPTURE_ROOT)
+
+_ROWS_KEY = "_attnscope_summary_rows"
+
+
+@pytest.fixture(scope="session")
+def summary_rows(request):
+    """List that tests append (architecture, implementation, max |dp|, trace bytes) rows to."""
+    rows = getattr(request.config, _ROWS_KEY, None)
+    if rows is None:
+        rows = []
+        setattr(request.config, _ROWS_KEY, rows)
+    return rows
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = getattr(config, _ROWS_KEY, None)
+    if not rows:
+        return
+    terminalreporter.write_sep("=", "attnscope capture summary")
+    header = f"{'architecture':<14} {'attention':<10} {'max |dp| vs eager':>18} {'trace bytes':>12}"
+    terminalreporter.write_line(header)
+    for arch, impl, max_dp, size in rows:
+        terminalreporter.write_line(f"{arch:<14} {impl:<10} {max_dp:>18.3e} {size:>12}")
