@@ -1,0 +1,76 @@
+#pragma once
+// Private state of an open trace, shared by the reader (trace_reader.cpp, trace_validate.cpp)
+// and the accessors (trace_access.cpp).
+#include <string>
+#include <vector>
+
+#include "attnscope/json.h"
+#include "attnscope/trace.h"
+
+namespace attnscope {
+
+/// Fixed names of the trace format (docs/trace-format.md).
+namespace traceformat {
+inline constexpr const char* kFormat = "attnscope.trace";
+inline constexpr int kVersion = 1;
+inline constexpr const char* kMetadataKey = "__metadata__";
+inline constexpr uint64_t kHeaderLengthBytes = 8;
+/// safetensors' own reader refuses headers above 100 MB; so do we.
+inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+/// Writers pad the header with spaces so the data section starts 8-byte aligned.
+inline constexpr uint64_t kHeaderAlignment = 8;
+}  // namespace traceformat
+
+/// The memory mapping of a file, unmapped on destruction.
+class MappedFile {
+public:
+    MappedFile() = default;
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    /// Maps `path` read-only. Errors name the file.
+    Status open(const std::string& path);
+    const std::byte* data() const { return m_data; }
+    uint64_t size() const { return m_size; }
+
+private:
+    const std::byte* m_data = nullptr;
+    uint64_t m_size = 0;
+};
+
+struct Trace::Impl {
+    std::string path;
+    MappedFile file;
+    const std::byte* dataSection = nullptr;
+    uint64_t dataSize = 0;
+    TraceMetadata meta;
+    int64_t tokens = 0;
+    std::vector<LayerTensors> layers;
+    bool hasQK = false;
+    std::vector<NonFiniteCount> nonFinite;
+    std::vector<std::string> warnings;
+};
+
+/// Parses and checks __metadata__ (all string values). `where` prefixes messages (the file).
+Result<TraceMetadata> parseTraceMetadata(const Json& metadata, const std::string& where,
+                                         std::vector<std::string>& warnings);
+
+/// Parses one header entry (dtype, shape, data_offsets) into a view over the data section,
+/// checking dtype, overflow, offsets and the shape × dtype byte count.
+Result<TensorView> parseTensorEntry(const std::string& name, const Json& entry, const std::byte* dataSection,
+                                    uint64_t dataSize, uint64_t maxTensorBytes, const std::string& where);
+
+/// Checks offsets do not overlap, assigns tensors to layers, checks shapes against the metadata
+/// and against each other (T), and the token count.
+Status assembleLayers(std::vector<TensorView> tensors, Trace::Impl& impl);
+
+/// Counts NaN and Inf of every tensor (reads the whole data section).
+Status scanNonFinite(Trace::Impl& impl, const ProgressFn& progress);
+
+/// "[2,100,64]"
+std::string shapeString(const std::vector<int64_t>& shape);
+/// Multiplies with overflow detection; false on overflow or a negative operand.
+bool checkedMul(uint64_t a, uint64_t b, uint64_t& out);
+
+}  // namespace attnscope

@@ -1,0 +1,321 @@
+// The __metadata__ block of a trace: parsing with checks (reader) and serialising (writer).
+// safetensors allows only string values there, so lists and objects are JSON-encoded strings.
+#include <cmath>
+
+#include "trace_impl.h"
+
+namespace attnscope {
+
+namespace {
+
+namespace key {
+constexpr const char* kFormat = "format";
+constexpr const char* kVersion = "version";
+constexpr const char* kModel = "model";
+constexpr const char* kSource = "source";
+constexpr const char* kKind = "kind";
+constexpr const char* kPatchGrid = "patch_grid";
+constexpr const char* kText = "text";
+constexpr const char* kTokens = "tokens";
+constexpr const char* kTokenIds = "token_ids";
+constexpr const char* kLayers = "layers";
+constexpr const char* kDocuments = "documents";
+constexpr const char* kExtra = "extra";
+// Per-layer object keys.
+constexpr const char* kHeads = "heads";
+constexpr const char* kKvHeads = "kv_heads";
+constexpr const char* kHeadDim = "head_dim";
+constexpr const char* kScale = "scale";
+constexpr const char* kCausal = "causal";
+constexpr const char* kSlidingWindow = "sliding_window";
+constexpr const char* kSoftcap = "softcap";
+constexpr const char* kAlibi = "alibi";
+constexpr const char* kPositional = "positional";
+}  // namespace key
+
+/// Largest head count / head dim accepted; keeps every product in int range.
+constexpr double kMaxLayerDim = 1 << 24;
+/// Doubles hold integers exactly up to 2^53 (token ids, windows).
+constexpr double kMaxExactInteger = 9007199254740992.0;
+
+/// Reads __metadata__ fields, each error naming the file and the field.
+class MetaReader {
+public:
+    MetaReader(const Json& meta, const std::string& where) : m_meta(meta), m_where(where) {}
+
+    Status error(ErrorCode code, const std::string& field, const std::string& what) const {
+        return Status(code, m_where + ": __metadata__." + field + " " + what);
+    }
+
+    /// The raw string of `field`; nullptr with `status` set when absent (if required) or not a string.
+    const std::string* string(const char* field, bool required, Status& status) const {
+        const Json* v = m_meta.find(field);
+        if (!v) {
+            if (required) status = error(ErrorCode::Format, field, "is missing");
+            return nullptr;
+        }
+        if (!v->isString()) {
+            status = error(ErrorCode::Format, field, "must be a string (safetensors metadata holds strings only)");
+            return nullptr;
+        }
+        return &v->asString();
+    }
+
+    /// The JSON value encoded in the string `field`.
+    Result<Json> json(const char* field, bool required, bool& present) const {
+        Status st;
+        const std::string* s = string(field, required, st);
+        present = s != nullptr;
+        if (!s) return st.ok() ? Result<Json>(Json()) : Result<Json>(st);
+        return Json::parse(*s, m_where + ": __metadata__." + field);
+    }
+
+private:
+    const Json& m_meta;
+    std::string m_where;
+};
+
+bool integral(const Json& v, double lo, double hi) {
+    return v.isNumber() && std::isfinite(v.asNumber()) && v.asNumber() == std::floor(v.asNumber()) &&
+           v.asNumber() >= lo && v.asNumber() <= hi;
+}
+
+/// Parses one entry of the per-layer list.
+Status parseLayer(const Json& l, size_t index, const MetaReader& reader, LayerConfig& out) {
+    const std::string field = std::string(key::kLayers) + "[" + std::to_string(index) + "]";
+    if (!l.isObject()) return reader.error(ErrorCode::Format, field, "must be an object");
+    auto need = [&](const char* k) -> const Json* { return l.find(k); };
+    auto bad = [&](const char* k, const std::string& what, ErrorCode code = ErrorCode::Format) {
+        return reader.error(code, field + "." + k, what);
+    };
+    for (const char* k : {key::kHeads, key::kKvHeads, key::kHeadDim}) {
+        const Json* v = need(k);
+        if (!v) return bad(k, "is missing (expected a positive integer)");
+        if (!integral(*v, 1, kMaxLayerDim)) return bad(k, "is " + v->dump() + ", expected a positive integer");
+    }
+    out.heads = int(need(key::kHeads)->asNumber());
+    out.kvHeads = int(need(key::kKvHeads)->asNumber());
+    out.headDim = int(need(key::kHeadDim)->asNumber());
+    if (out.heads % out.kvHeads != 0)
+        return bad(key::kKvHeads,
+                   "is " + std::to_string(out.kvHeads) + ", which does not divide heads = " + std::to_string(out.heads) +
+                       " (GQA needs heads to be a multiple of kv_heads)",
+                   ErrorCode::Shape);
+
+    const Json* scale = need(key::kScale);
+    if (!scale) return bad(key::kScale, "is missing (expected a positive number, usually 1/sqrt(head_dim))");
+    if (!scale->isNumber() || !std::isfinite(scale->asNumber()) || scale->asNumber() <= 0)
+        return bad(key::kScale, "is " + scale->dump() + ", expected a positive finite number");
+    out.scale = scale->asNumber();
+
+    const Json* causal = need(key::kCausal);
+    if (!causal || !causal->isBool()) return bad(key::kCausal, "must be true or false");
+    out.causal = causal->asBool();
+
+    out.slidingWindow = 0;
+    if (const Json* w = need(key::kSlidingWindow); w && !w->isNull()) {
+        if (!integral(*w, 0, kMaxExactInteger))
+            return bad(key::kSlidingWindow, "is " + w->dump() + ", expected a non-negative integer or null");
+        out.slidingWindow = int64_t(w->asNumber());
+    }
+    out.softcap = 0;
+    if (const Json* c = need(key::kSoftcap); c && !c->isNull()) {
+        if (!c->isNumber() || !std::isfinite(c->asNumber()) || c->asNumber() < 0)
+            return bad(key::kSoftcap, "is " + c->dump() + ", expected a non-negative number or null");
+        out.softcap = c->asNumber();
+    }
+    out.alibi = false;
+    if (const Json* a = need(key::kAlibi); a && !a->isNull()) {
+        if (!a->isBool()) return bad(key::kAlibi, "must be true or false");
+        out.alibi = a->asBool();
+    }
+    out.positional = "unknown";
+    if (const Json* p = need(key::kPositional); p && !p->isNull()) {
+        if (!p->isString()) return bad(key::kPositional, "must be a string such as \"rope-applied\"");
+        out.positional = p->asString();
+    }
+    return Status::success();
+}
+
+Status parseKind(const MetaReader& reader, const std::string& kind, TraceMetadata& m) {
+    for (TraceKind k : {TraceKind::CausalLM, TraceKind::Encoder, TraceKind::Vision})
+        if (kind == traceKindName(k)) {
+            m.kind = k;
+            return Status::success();
+        }
+    return reader.error(ErrorCode::Format, key::kKind,
+                        "is '" + kind + "', expected one of causal-lm, encoder, vision");
+}
+
+Status parseIntArray(const MetaReader& reader, const char* field, const Json& v, double lo, double hi,
+                     auto&& append) {
+    if (!v.isArray()) return reader.error(ErrorCode::Format, field, "must be a JSON array of integers");
+    size_t i = 0;
+    for (const Json& e : v.asArray()) {
+        if (!integral(e, lo, hi))
+            return reader.error(ErrorCode::Format, std::string(field) + "[" + std::to_string(i) + "]",
+                                "is " + e.dump() + ", expected an integer");
+        append(e.asNumber());
+        ++i;
+    }
+    return Status::success();
+}
+
+Status parseLists(const MetaReader& reader, TraceMetadata& m) {
+    bool present = false;
+    auto tokens = reader.json(key::kTokens, true, present);
+    if (!tokens) return tokens.status();
+    if (!tokens->isArray()) return reader.error(ErrorCode::Format, key::kTokens, "must be a JSON array of strings");
+    for (const Json& t : tokens->asArray()) {
+        if (!t.isString())
+            return reader.error(ErrorCode::Format, key::kTokens + std::string("[") + std::to_string(m.tokens.size()) + "]",
+                                "is " + t.dump() + ", expected a string");
+        m.tokens.push_back(t.asString());
+    }
+
+    auto ids = reader.json(key::kTokenIds, false, present);
+    if (!ids) return ids.status();
+    if (present) {
+        Status st = parseIntArray(reader, key::kTokenIds, *ids, -kMaxExactInteger, kMaxExactInteger,
+                                  [&](double x) { m.tokenIds.push_back(int64_t(x)); });
+        if (!st) return st;
+    }
+
+    auto docs = reader.json(key::kDocuments, false, present);
+    if (!docs) return docs.status();
+    if (present) {
+        Status st = parseIntArray(reader, key::kDocuments, *docs, INT32_MIN, INT32_MAX,
+                                  [&](double x) { m.documents.push_back(int32_t(x)); });
+        if (!st) return st;
+    }
+
+    auto layers = reader.json(key::kLayers, true, present);
+    if (!layers) return layers.status();
+    if (!layers->isArray() || layers->asArray().empty())
+        return reader.error(ErrorCode::Format, key::kLayers, "must be a non-empty JSON array of layer objects");
+    for (const Json& l : layers->asArray()) {
+        LayerConfig c;
+        Status st = parseLayer(l, m.layers.size(), reader, c);
+        if (!st) return st;
+        m.layers.push_back(std::move(c));
+    }
+    return Status::success();
+}
+
+Status parseVisionGrid(const MetaReader& reader, TraceMetadata& m) {
+    bool present = false;
+    auto grid = reader.json(key::kPatchGrid, m.kind == TraceKind::Vision, present);
+    if (!grid) return grid.status();
+    if (!present) return Status::success();
+    const Json& g = *grid;
+    if (!g.isArray() || g.size() != 2 || !integral(g.asArray()[0], 1, kMaxLayerDim) ||
+        !integral(g.asArray()[1], 1, kMaxLayerDim))
+        return reader.error(ErrorCode::Format, key::kPatchGrid, "is " + g.dump() + ", expected [rows,cols] of positive integers");
+    m.patchRows = int(g.asArray()[0].asNumber());
+    m.patchCols = int(g.asArray()[1].asNumber());
+    return Status::success();
+}
+
+}  // namespace
+
+Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& where,
+                                         std::vector<std::string>& warnings) {
+    if (!meta.isObject())
+        return Status(ErrorCode::Format, where + ": header entry __metadata__ must be an object of strings");
+    const MetaReader reader(meta, where);
+    TraceMetadata m;
+    Status st;
+
+    const std::string* format = reader.string(key::kFormat, true, st);
+    if (!format) return st;
+    if (*format != traceformat::kFormat)
+        return reader.error(ErrorCode::Format, key::kFormat,
+                            "is '" + *format + "', expected '" + traceformat::kFormat + "' (not an attnscope trace)");
+    const std::string* version = reader.string(key::kVersion, true, st);
+    if (!version) return st;
+    if (*version != std::to_string(traceformat::kVersion))
+        return reader.error(ErrorCode::Unsupported, key::kVersion,
+                            "is '" + *version + "'; this reader supports version " +
+                                std::to_string(traceformat::kVersion));
+    m.format = *format;
+    m.version = traceformat::kVersion;
+
+    for (auto [field, target] : {std::pair{key::kModel, &m.model}, std::pair{key::kSource, &m.source}}) {
+        const std::string* s = reader.string(field, false, st);
+        if (!st) return st;
+        if (s) *target = *s;
+        else warnings.push_back(std::string("__metadata__.") + field + " is missing");
+    }
+    if (const std::string* text = reader.string(key::kText, false, st)) m.text = *text;
+    if (!st) return st;
+
+    const std::string* kind = reader.string(key::kKind, true, st);
+    if (!kind) return st;
+    if (st = parseKind(reader, *kind, m); !st) return st;
+    if (st = parseVisionGrid(reader, m); !st) return st;
+    if (st = parseLists(reader, m); !st) return st;
+
+    bool present = false;
+    auto extra = reader.json(key::kExtra, false, present);
+    if (!extra) return extra.status();
+    if (present) {
+        if (!extra->isObject()) return reader.error(ErrorCode::Format, key::kExtra, "must be a JSON object");
+        m.extraJson = meta.find(key::kExtra)->asString();
+    }
+    for (const auto& [k, v] : meta.asObject()) {
+        static const char* const kKnown[] = {key::kFormat, key::kVersion, key::kModel,    key::kSource,
+                                             key::kKind,   key::kPatchGrid, key::kText,   key::kTokens,
+                                             key::kTokenIds, key::kLayers, key::kDocuments, key::kExtra};
+        bool known = false;
+        for (const char* name : kKnown) known = known || k == name;
+        if (!known) warnings.push_back("__metadata__." + k + " is not part of trace format v1 (ignored)");
+    }
+    return m;
+}
+
+std::string TraceWriter::metadataJson(const TraceMetadata& m) {
+    Json meta = Json::object();
+    meta.set(key::kFormat, m.format);
+    meta.set(key::kVersion, std::to_string(m.version));
+    meta.set(key::kModel, m.model);
+    meta.set(key::kSource, m.source);
+    meta.set(key::kKind, traceKindName(m.kind));
+    if (m.kind == TraceKind::Vision)
+        meta.set(key::kPatchGrid, Json(Json::Array{Json(m.patchRows), Json(m.patchCols)}).dump());
+    meta.set(key::kText, m.text);
+
+    Json tokens = Json::array();
+    for (const auto& t : m.tokens) tokens.push(t);
+    meta.set(key::kTokens, tokens.dump());
+    if (!m.tokenIds.empty()) {
+        Json ids = Json::array();
+        for (int64_t id : m.tokenIds) ids.push(id);
+        meta.set(key::kTokenIds, ids.dump());
+    }
+
+    Json layers = Json::array();
+    for (const LayerConfig& c : m.layers) {
+        Json l = Json::object();
+        l.set(key::kHeads, c.heads);
+        l.set(key::kKvHeads, c.kvHeads);
+        l.set(key::kHeadDim, c.headDim);
+        l.set(key::kScale, c.scale);
+        l.set(key::kCausal, c.causal);
+        l.set(key::kSlidingWindow, c.slidingWindow > 0 ? Json(c.slidingWindow) : Json());
+        l.set(key::kSoftcap, c.softcap > 0 ? Json(c.softcap) : Json());
+        l.set(key::kAlibi, c.alibi);
+        l.set(key::kPositional, c.positional);
+        layers.push(std::move(l));
+    }
+    meta.set(key::kLayers, layers.dump());
+
+    if (!m.documents.empty()) {
+        Json docs = Json::array();
+        for (int32_t d : m.documents) docs.push(int(d));
+        meta.set(key::kDocuments, docs.dump());
+    }
+    if (!m.extraJson.empty()) meta.set(key::kExtra, m.extraJson);
+    return meta.dump();
+}
+
+}  // namespace attnscope

@@ -1,0 +1,179 @@
+// TraceWriter (safetensors layout) and atomic file writes.
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "half.h"
+#include "trace_impl.h"
+
+namespace attnscope {
+
+TraceWriter::TraceWriter(TraceMetadata metadata) : m_meta(std::move(metadata)) {}
+
+void TraceWriter::addTensor(std::string name, DType dtype, std::vector<int64_t> shape,
+                            const std::vector<float>& values) {
+    // A shape/values mismatch is written as given: the reader then rejects the file with the
+    // shape × dtype error, rather than the writer silently padding or truncating.
+    std::vector<std::byte> bytes(values.size() * dtypeSize(dtype));
+    std::byte* p = bytes.data();
+    switch (dtype) {
+    case DType::F32: std::memcpy(p, values.data(), bytes.size()); break;
+    case DType::F16:
+        for (size_t i = 0; i < values.size(); ++i) {
+            const uint16_t h = half::floatToF16(values[i]);
+            std::memcpy(p + 2 * i, &h, 2);
+        }
+        break;
+    case DType::BF16:
+        for (size_t i = 0; i < values.size(); ++i) {
+            const uint16_t b = half::floatToBf16(values[i]);
+            std::memcpy(p + 2 * i, &b, 2);
+        }
+        break;
+    }
+    m_entries.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
+}
+
+void TraceWriter::addRawTensor(std::string name, DType dtype, std::vector<int64_t> shape,
+                               std::vector<std::byte> bytes) {
+    m_entries.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
+}
+
+namespace {
+
+/// Stacks per-head [T,d] matrices into one [heads,T,d] buffer.
+std::vector<float> stackHeads(const std::vector<MatrixRM>& heads, std::vector<int64_t>& shape) {
+    const int64_t rows = heads.empty() ? 0 : heads.front().rows();
+    const int64_t cols = heads.empty() ? 0 : heads.front().cols();
+    shape = {int64_t(heads.size()), rows, cols};
+    std::vector<float> values;
+    values.reserve(size_t(heads.size() * rows * cols));
+    for (const MatrixRM& h : heads) values.insert(values.end(), h.data(), h.data() + h.size());
+    return values;
+}
+
+}  // namespace
+
+void TraceWriter::addLayer(int layer, DType dtype, const std::vector<MatrixRM>& q, const std::vector<MatrixRM>& k,
+                           const std::vector<MatrixRM>& v) {
+    const std::string prefix = "layers." + std::to_string(layer) + ".";
+    for (auto [slot, heads] : {std::pair{"q", &q}, std::pair{"k", &k}, std::pair{"v", &v}}) {
+        std::vector<int64_t> shape;
+        std::vector<float> values = stackHeads(*heads, shape);
+        addTensor(prefix + slot, dtype, std::move(shape), values);
+    }
+}
+
+std::vector<std::byte> TraceWriter::serialize() const {
+    using namespace traceformat;
+    Json header = Json::object();
+    // __metadata__ is stored as an object of strings; metadataJson gives it as text.
+    auto meta = Json::parse(metadataJson(m_meta), "metadata");
+    header.set(kMetadataKey, meta ? *meta : Json::object());
+    uint64_t offset = 0;
+    for (const Entry& e : m_entries) {
+        Json shape = Json::array();
+        for (int64_t d : e.shape) shape.push(d);
+        Json entry = Json::object();
+        entry.set("dtype", dtypeName(e.dtype));
+        entry.set("shape", std::move(shape));
+        entry.set("data_offsets", Json(Json::Array{Json(offset), Json(offset + e.bytes.size())}));
+        header.set(e.name, std::move(entry));
+        offset += e.bytes.size();
+    }
+    std::string text = header.dump();
+    // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
+    const uint64_t padded = (text.size() + kHeaderAlignment - 1) / kHeaderAlignment * kHeaderAlignment;
+    text.resize(padded, ' ');
+
+    std::vector<std::byte> out(kHeaderLengthBytes + text.size() + offset);
+    for (uint64_t i = 0; i < kHeaderLengthBytes; ++i) out[i] = std::byte((padded >> (8 * i)) & 0xFF);
+    std::memcpy(out.data() + kHeaderLengthBytes, text.data(), text.size());
+    std::byte* data = out.data() + kHeaderLengthBytes + text.size();
+    for (const Entry& e : m_entries) {
+        if (!e.bytes.empty()) std::memcpy(data, e.bytes.data(), e.bytes.size());
+        data += e.bytes.size();
+    }
+    return out;
+}
+
+Status TraceWriter::write(const std::string& path) const {
+    const std::vector<std::byte> bytes = serialize();
+    return writeFileAtomic(path, bytes.data(), bytes.size());
+}
+
+namespace {
+
+Status ioError(const std::string& path, const std::string& what, int err) {
+    return Status(ErrorCode::IoError, path + ": " + what + ": " + std::strerror(err));
+}
+
+bool writeAll(int fd, const char* p, size_t size) {
+    while (size > 0) {
+        const ssize_t n = ::write(fd, p, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += n;
+        size -= size_t(n);
+    }
+    return true;
+}
+
+}  // namespace
+
+Status writeFileAtomic(const std::string& path, const void* data, size_t size) {
+    namespace fs = std::filesystem;
+    constexpr int kMaxNameAttempts = 100;
+    constexpr mode_t kFileMode = 0666;  // reduced by the umask, like any new file
+    // The temporary lives in the target's directory so that rename() is atomic (same filesystem).
+    std::random_device rd;
+    std::string tmp;
+    int fd = -1;
+    for (int attempt = 0; attempt < kMaxNameAttempts && fd < 0; ++attempt) {
+        char suffix[16];
+        std::snprintf(suffix, sizeof suffix, ".tmp-%08x", unsigned(rd()));
+        tmp = path + suffix;
+        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+        if (fd < 0 && errno != EEXIST) return ioError(path, "cannot create temporary file " + tmp, errno);
+    }
+    if (fd < 0) return ioError(path, "cannot create a temporary file", EEXIST);
+
+    auto abandon = [&](const std::string& what) {
+        const int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return ioError(path, what, err);
+    };
+    if (!writeAll(fd, static_cast<const char*>(data), size)) return abandon("cannot write");
+    if (::fsync(fd) != 0) return abandon("cannot flush to disk");
+    if (::close(fd) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return ioError(path, "cannot close", err);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return ioError(path, "cannot rename " + tmp + " into place", err);
+    }
+    // Make the rename itself durable; failure here does not undo the write, so it is not an error.
+    const fs::path dir = fs::path(path).parent_path();
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+    return Status::success();
+}
+
+Status writeFileAtomic(const std::string& path, const std::string& text) {
+    return writeFileAtomic(path, text.data(), text.size());
+}
+
+}  // namespace attnscope
