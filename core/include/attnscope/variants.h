@@ -54,7 +54,8 @@ struct VariantSpec {
 
 /// Parses a CLI token: full, causal, sliding:W, prefix:P, document:N, dilated:W:D, alibi,
 /// softcap:C, relbias:B, topk:K, gamma:G, vslash, linear[:decay], decode, and compositions
-/// "A&B" / "A|B" of mask variants. Block-list variants need a trace (see deriveBlocks).
+/// "A&B" / "A|B" of mask variants (right-nested: "A&B|C" = A & (B|C); the score mod is the
+/// first one along the chain). Block-list variants need a trace (see deriveBlocks) or VariantSpec::blocks.
 Result<VariantSpec> parseVariant(const std::string& text);
 
 /// The CPU reference spec of a softmax variant at sequence length T for head h of H
@@ -63,6 +64,18 @@ Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, i
 
 /// Whether pair (q, k) is computed by the variant (the mask_mod, evaluated on the CPU).
 bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k);
+
+/// How a (query block, key block) tile relates to the mask: no pair allowed, all pairs allowed
+/// (no mask_mod call needed), or some (FlexAttention's partial blocks).
+enum class BlockState { Empty, Partial, Full };
+
+/// Classifies one block of the T×T map (keys/queries beyond T do not count). With
+/// distinguishFull = false, Full is reported as Partial (cheaper: existence only).
+BlockState variantBlockState(const VariantSpec& v, int64_t T, int64_t qBlock, int64_t kBlock, int64_t blockSize,
+                             bool distinguishFull = true);
+
+/// Document id of every token (explicit documentIds, else `documents` equal contiguous parts).
+std::vector<int32_t> variantDocumentIds(const VariantSpec& v, int64_t T);
 
 /// Fraction of the T×T blocks (block 128) the variant computes (1.0 for full).
 double blockDensity(const VariantSpec& v, int64_t T);

@@ -1,0 +1,159 @@
+// Variants on the CPU: parsing, mask_mod, block classification/density vs brute force, and the
+// linear-attention reference vs the O(T²) definition in float64.
+#include <QtTest>
+
+#include <cmath>
+#include <random>
+
+#include "attnscope/variants.h"
+
+using namespace attnscope;
+
+class TestVariants : public QObject {
+    Q_OBJECT
+private slots:
+    void parse_data();
+    void parse();
+    void parseErrors_data();
+    void parseErrors();
+    void blockStates_data();
+    void blockStates();
+    void linearReference_data();
+    void linearReference();
+};
+
+void TestVariants::parse_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<int>("kind");
+    QTest::addColumn<int>("combine");
+    QTest::newRow("full") << "full" << int(VariantKind::Full) << int(MaskCombine::None);
+    QTest::newRow("sliding") << "sliding:256" << int(VariantKind::Sliding) << int(MaskCombine::None);
+    QTest::newRow("dilated") << "dilated:64:3" << int(VariantKind::DilatedSliding) << int(MaskCombine::None);
+    QTest::newRow("softcap") << "softcap:20" << int(VariantKind::Softcap) << int(MaskCombine::None);
+    QTest::newRow("topk") << "topk:8" << int(VariantKind::BlockSparse) << int(MaskCombine::None);
+    QTest::newRow("linear") << "linear:0.05" << int(VariantKind::LinearAttention) << int(MaskCombine::None);
+    QTest::newRow("and") << "sliding:64&document:3" << int(VariantKind::Sliding) << int(MaskCombine::And);
+    QTest::newRow("or") << "prefix:16|sliding:8" << int(VariantKind::PrefixLM) << int(MaskCombine::Or);
+}
+
+void TestVariants::parse() {
+    QFETCH(QString, text);
+    QFETCH(int, kind);
+    QFETCH(int, combine);
+    auto v = parseVariant(text.toStdString());
+    QVERIFY2(v.ok(), v.message().c_str());
+    QCOMPARE(int(v->kind), kind);
+    QCOMPARE(int(v->combine), combine);
+    QCOMPARE(QString::fromStdString(v->label), text);
+    if (text == "dilated:64:3") {
+        QCOMPARE(v->window, int64_t(64));
+        QCOMPARE(v->dilation, int64_t(3));
+    }
+    if (text == "linear:0.05") QCOMPARE(v->decay, 0.05f);
+    if (combine != int(MaskCombine::None)) QVERIFY(v->other != nullptr);
+}
+
+void TestVariants::parseErrors_data() {
+    QTest::addColumn<QString>("text");
+    QTest::newRow("unknown") << "bogus";
+    QTest::newRow("bad window") << "sliding:-3";
+    QTest::newRow("too many") << "sliding:4:5";
+    QTest::newRow("dangling op") << "causal&";
+    QTest::newRow("linear in composition") << "causal&linear";
+    QTest::newRow("gamma range") << "gamma:1.5";
+    QTest::newRow("empty") << "";
+}
+
+void TestVariants::parseErrors() {
+    QFETCH(QString, text);
+    auto v = parseVariant(text.toStdString());
+    QVERIFY(!v.ok());
+    QCOMPARE(v.status().code(), ErrorCode::InvalidArgument);
+    QVERIFY(!v.message().empty());
+}
+
+void TestVariants::blockStates_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<qint64>("tokens");
+    QTest::addColumn<qint64>("blockSize");
+    for (const char* t : {"full", "causal", "sliding:40", "prefix:50", "document:5", "dilated:9:4", "alibi",
+                          "sliding:30&document:3", "prefix:20|sliding:10"})
+        for (qint64 T : {1, 97, 200}) QTest::newRow((std::string(t) + "/" + std::to_string(T)).c_str()) << t << T << qint64(32);
+}
+
+void TestVariants::blockStates() {
+    QFETCH(QString, text);
+    QFETCH(qint64, tokens);
+    QFETCH(qint64, blockSize);
+    const int64_t T = tokens, block = blockSize;
+    auto v = parseVariant(text.toStdString());
+    QVERIFY2(v.ok(), v.message().c_str());
+    const int64_t nb = (T + block - 1) / block;
+    for (int64_t qb = 0; qb < nb; ++qb)
+        for (int64_t kb = 0; kb < nb; ++kb) {
+            int64_t allowed = 0, pairs = 0;
+            for (int64_t q = qb * block; q < std::min(T, (qb + 1) * block); ++q)
+                for (int64_t k = kb * block; k < std::min(T, (kb + 1) * block); ++k) {
+                    allowed += variantAllows(*v, T, q, k);
+                    ++pairs;
+                }
+            BlockState expect = allowed == 0 ? BlockState::Empty
+                                : allowed == pairs ? BlockState::Full
+                                                   : BlockState::Partial;
+            QCOMPARE(int(variantBlockState(*v, T, qb, kb, block)), int(expect));
+        }
+    // The CPU reference spec encodes the same mask (OR compositions have no MaskSpec form).
+    auto spec = referenceSpec(*v, T, 0, 4, 0.125f);
+    QCOMPARE(spec.ok(), v->combine != MaskCombine::Or);
+    if (spec.ok())
+        for (int64_t q = 0; q < T; ++q)
+            for (int64_t k = 0; k < T; ++k) QCOMPARE(spec->mask.allows(q, k), variantAllows(*v, T, q, k));
+    // Density at block 128 vs a brute-force count.
+    const int64_t bs = 128, n = (T + bs - 1) / bs;
+    int64_t computed = 0;
+    for (int64_t qb = 0; qb < n; ++qb)
+        for (int64_t kb = 0; kb < n; ++kb) {
+            bool any = false;
+            for (int64_t q = qb * bs; q < std::min(T, (qb + 1) * bs) && !any; ++q)
+                for (int64_t k = kb * bs; k < std::min(T, (kb + 1) * bs) && !any; ++k) any = variantAllows(*v, T, q, k);
+            computed += any;
+        }
+    QCOMPARE(blockDensity(*v, T), double(computed) / double(n * n));
+}
+
+void TestVariants::linearReference_data() {
+    QTest::addColumn<int>("T");
+    QTest::addColumn<int>("d");
+    QTest::addColumn<float>("decay");
+    QTest::newRow("no decay") << 37 << 8 << 0.0f;
+    QTest::newRow("decay") << 64 << 16 << 0.1f;
+    QTest::newRow("T=1") << 1 << 4 << 0.5f;
+}
+
+void TestVariants::linearReference() {
+    QFETCH(int, T);
+    QFETCH(int, d);
+    QFETCH(float, decay);
+    std::mt19937 rng(std::random_device{}());
+    std::normal_distribution<float> nd;
+    MatrixRM q(T, d), k(T, d), v(T, d);
+    for (MatrixRM* m : {&q, &k, &v})
+        for (Eigen::Index i = 0; i < m->size(); ++i) m->data()[i] = nd(rng);
+    auto out = linearAttentionReference(q, k, v, decay);
+    QVERIFY2(out.ok(), out.message().c_str());
+    double err = 0, norm = 0;
+    for (int i = 0; i < T; ++i)
+        for (int c = 0; c < d; ++c) {
+            double acc = 0;
+            for (int j = 0; j <= i; ++j)
+                acc += std::exp(-double(decay) * (i - j)) * q.row(i).cast<double>().dot(k.row(j).cast<double>()) *
+                       double(v(j, c));
+            err += (acc - (*out)(i, c)) * (acc - (*out)(i, c));
+            norm += acc * acc;
+        }
+    QVERIFY2(std::sqrt(err / std::max(norm, 1e-30)) < 1e-6, "linear attention reference differs from brute force");
+    QVERIFY(!linearAttentionReference(q, k, MatrixRM(T + 1, d), decay).ok());
+}
+
+QTEST_GUILESS_MAIN(TestVariants)
+#include "tst_variants.moc"
