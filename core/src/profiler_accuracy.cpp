@@ -1,0 +1,96 @@
+// Accuracy of each variant on the profiled data: relative output error against the dense float32
+// reference and attention-mass recall (two passes over the dense probabilities, never T×T).
+#include <mutex>
+
+#include "profiler_internal.h"
+
+namespace attnscope::profiler_detail {
+namespace {
+/// The mask used for recall: decode reads the whole causal row; linear attention has no mask.
+bool hasMask(const VariantSpec& v) { return v.kind != VariantKind::LinearAttention; }
+
+VariantSpec recallMask(const VariantSpec& v) {
+    if (v.kind != VariantKind::Decode) return v;
+    VariantSpec causal;
+    causal.kind = VariantKind::Causal;
+    return causal;
+}
+}  // namespace
+
+Status scoreAccuracy(ProfilerBackend& backend, const ProfileInputs& in, const VariantSpec& dense,
+                     const std::vector<VariantSpec>& specs, std::vector<VariantResult>& results,
+                     const ProfileRequest& request) {
+    const auto& p = in.problem;
+    const int64_t T = p.tokens;
+    const int heads = std::max(1, std::min(request.accuracyHeads, p.heads));
+    const auto ranges = accuracyRowRanges(T, request.accuracyRows);
+    const size_t nv = specs.size();
+    std::vector<double> errSq(nv, 0.0), refSq(nv, 0.0), inside(nv, 0.0), total(nv, 0.0);
+    std::vector<VariantSpec> masks(nv);
+    for (size_t i = 0; i < nv; ++i) masks[i] = recallMask(specs[i]);
+
+    for (int h = 0; h < heads; ++h) {
+        auto denseSpec = cpuSpec(dense, in, h);
+        if (!denseSpec) return denseSpec.status();
+        const MatrixRM q = in.headMatrix(0, h, Which::Q), k = in.headMatrix(0, h, Which::K);
+        // Decode is compared with the dense row of its single query (T-1).
+        auto lastRow = referenceRows(dense, in, 0, h, T - 1, T);
+        if (!lastRow) return lastRow.status();
+        for (auto [q0, q1] : ranges) {
+            auto ref = referenceRows(dense, in, 0, h, q0, q1);
+            if (!ref) return ref.status();
+            for (size_t i = 0; i < nv; ++i) {
+                if (!results[i].error.empty()) continue;
+                const bool decode = specs[i].kind == VariantKind::Decode;
+                if (decode && q1 != ranges.back().second) continue;  // score the decode row once
+                auto out = backend.headOutput(specs[i], 0, h, q0, q1);
+                if (!out) {
+                    results[i].error = "accuracy: " + out.message();
+                    continue;
+                }
+                const MatrixRM& r = decode ? *lastRow : *ref;
+                if (out->rows() != r.rows() || out->cols() != r.cols()) {
+                    results[i].error = "accuracy: output has " + std::to_string(out->rows()) + "x" +
+                                       std::to_string(out->cols()) + ", expected " + std::to_string(r.rows()) + "x" +
+                                       std::to_string(r.cols());
+                    continue;
+                }
+                errSq[i] += (out->cast<double>() - r.cast<double>()).squaredNorm();
+                refSq[i] += r.cast<double>().squaredNorm();
+            }
+            // Recall: one pass over the dense probabilities of these rows for all variants.
+            auto lse = rowLogSumExp(q, k, *denseSpec, q0, q1);
+            if (!lse) return lse.status();
+            std::mutex merge;
+            Status st = forEachProbabilityTile(
+                q, k, *denseSpec, *lse, q0, q1, 0, T,
+                [&](int, int64_t qs, int64_t ks, const Eigen::Ref<const MatrixRM>& P) {
+                    std::vector<double> in(nv, 0.0);
+                    const double sum = double(P.sum());
+                    for (size_t i = 0; i < nv; ++i) {
+                        if (!hasMask(specs[i])) continue;
+                        double acc = 0;
+                        for (Eigen::Index r = 0; r < P.rows(); ++r)
+                            for (Eigen::Index c = 0; c < P.cols(); ++c)
+                                if (P(r, c) != 0.0f && variantAllows(masks[i], T, qs + r, ks + c)) acc += P(r, c);
+                        in[i] = acc;
+                    }
+                    std::lock_guard lock(merge);
+                    for (size_t i = 0; i < nv; ++i) {
+                        inside[i] += in[i];
+                        total[i] += sum;
+                    }
+                });
+            if (!st) return st;
+        }
+    }
+    for (size_t i = 0; i < nv; ++i) {
+        if (!results[i].error.empty()) continue;
+        results[i].relError = refSq[i] > 0 ? std::sqrt(errSq[i] / refSq[i]) : 0.0;
+        if (!std::isfinite(results[i].relError)) results[i].relError = std::numeric_limits<double>::infinity();
+        results[i].recall = hasMask(specs[i]) && total[i] > 0 ? inside[i] / total[i] : -1.0;
+    }
+    return Status::success();
+}
+
+}  // namespace attnscope::profiler_detail
