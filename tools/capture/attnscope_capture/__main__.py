@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -21,6 +22,16 @@ def positive_int(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return number
+
+
+def json_object(value: str):
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"--extra is not valid JSON: {error}")
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("--extra must be a JSON object")
+    return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "model's own)")
     parser.add_argument("--with-output", action="store_true",
                         help="also store each layer's attention output as layers.{i}.out")
+    parser.add_argument("--extra", type=json_object, default=None,
+                        help="JSON object merged into the trace's \"extra\" metadata")
     parser.add_argument("-o", "--output", required=True, help="output trace path")
     return parser
 
@@ -66,7 +79,7 @@ def main(argv=None) -> int:
                                max_tokens=args.max_tokens, dtype=args.dtype, device=args.device,
                                compute_dtype=args.compute_dtype,
                                attn_implementation=args.attn_implementation,
-                               record_output=args.with_output)
+                               record_output=args.with_output, extra=args.extra)
     except ImportError as error:
         print(f"error: attnscope_capture needs torch, transformers and safetensors: {error}",
               file=sys.stderr)

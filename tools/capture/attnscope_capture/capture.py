@@ -121,7 +121,8 @@ def load_model(name: str, device: str, compute_dtype: str, attn_implementation: 
 def capture_text(model_name: str, text: str, output: str, *, layers: Optional[Sequence[int]] = None,
                  max_tokens: Optional[int] = None, dtype: str = "f16", device: str = "cpu",
                  compute_dtype: str = "f32", attn_implementation: Optional[str] = None,
-                 record_output: bool = False) -> Dict[str, Any]:
+                 record_output: bool = False,
+                 extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Loads model + tokenizer, captures `text`, writes the trace. Returns a short summary."""
     model, tokenizer = load_model(model_name, device, compute_dtype, attn_implementation)
     ids, covered = tokenize(tokenizer, text, max_tokens)
@@ -131,7 +132,7 @@ def capture_text(model_name: str, text: str, output: str, *, layers: Optional[Se
                          store_dtype=torch.float32, record_output=record_output)
     display_name = os.path.basename(os.path.normpath(model_name)) if os.path.isdir(model_name) \
         else model_name
-    extra = dict(result.extra)
+    extra = dict(result.extra, **(extra or {}))
     extra["implementations_run"] = result.implementations
     extra["compute_dtype"] = compute_dtype
     write_trace(output, result.captures, model=display_name, kind=result.kind, text=covered,

@@ -30,4 +30,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     header = f"{'architecture':<14} {'attention':<10} {'max |dp| vs eager':>18} {'trace bytes':>12}"
     terminalreporter.write_line(header)
     for arch, impl, max_dp, size in rows:
-        terminalreporter.write_line(f"{arch:<14} {impl:<10} {max_dp:>18.3e} {size:>12}")
+        shown = "-" if size is None else str(size)
+        terminalreporter.write_line(f"{arch:<14} {impl:<10} {max_dp:>18.3e} {shown:>12}")

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The demo-model job of issue 3, in ONE run on the GPU machine (device tool), in the repo root:
+#   1. builds the Qt-free attnscope-cli (in the background, while the model trains);
+#   2. trains the demo model (tools/demo-model/train.py, time-budgeted);
+#   3. captures and checks the demo trace (tools/demo-model/make_demo.py);
+#   4. runs `attnscope-cli info` on it and the capture tests (tools/capture/run_tests.py).
+# Needs .device/corpus/{train,val}.txt (tools/demo-model/prepare_corpus.sh) and, without a
+# system Eigen, third_party/eigen: pass carry=[".device", "third_party"].
+# Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
+# MAX_STEPS (7000), WEIGHT_DECAY (0.5), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
+# (a short pipeline check: 0.5 min of training, no trace kept).
+# Results in $OUT: device.log, losses.csv, train_summary.json, demo_checks.json, and the trace
+# split in 15 MB parts (kjv-llama6.attn.safetensors.part-*: the device tool returns files of
+# at most 16 MiB); join them with `cat`.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+OUT=${OUT:-$PWD/out/device-demo}
+MINUTES=${MINUTES:-5.5}
+MAX_STEPS=${MAX_STEPS:-7000}
+WEIGHT_DECAY=${WEIGHT_DECAY:-0.5}
+SMOKE=${SMOKE:-0}
+CORPUS=.device/corpus
+WORK=$(mktemp -d)
+TRACE_NAME=kjv-llama6.attn.safetensors
+PART_BYTES=15000000
+mkdir -p "$OUT"
+LOG=$OUT/device.log
+exec > >(tee -a "$LOG") 2>&1
+
+echo "== $(date -u +%FT%TZ) device-demo: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
+python3 -c "import torch, transformers, tokenizers, safetensors; print('torch', torch.__version__, \
+'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, \
+'safetensors', safetensors.__version__)"
+
+# Background, at low priority so that the training loop keeps its CPU: build attnscope-cli, then
+# run the capture tests with ATTNSCOPE_CLI pointing at it (or skipping that check, with the reason).
+EIGEN_ARG=()
+[ -d third_party/eigen ] && EIGEN_ARG=(-DATTNSCOPE_EIGEN_DIR="$PWD/third_party/eigen")
+(
+    cmake -S . -B build-dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNSCOPE_GUI=OFF \
+        -DATTNSCOPE_TESTS=OFF -DATTNSCOPE_CUDA=OFF "${EIGEN_ARG[@]}" > "$WORK/build.log" 2>&1 \
+      && nice -n 10 cmake --build build-dev --target attnscope-cli -j6 >> "$WORK/build.log" 2>&1
+    BUILD_RC=$?
+    echo "build rc $BUILD_RC" >> "$WORK/build.log"
+    CLI=$(find build-dev -type f -name attnscope-cli -perm -u+x 2>/dev/null | head -n 1)
+    [ $BUILD_RC = 0 ] && [ -n "$CLI" ] && export ATTNSCOPE_CLI=$PWD/$CLI
+    OMP_NUM_THREADS=4 nice -n 10 python3 tools/capture/run_tests.py > "$WORK/tests.log" 2>&1
+    echo "tests rc $?" >> "$WORK/tests.log"
+) &
+BACKGROUND_PID=$!
+
+if [ "$SMOKE" = 1 ]; then MINUTES=0.5; MAX_STEPS=300; fi
+TOKENIZER_ARG=()
+[ -n "${TOKENIZER:-}" ] && TOKENIZER_ARG=(--tokenizer "$TOKENIZER")
+echo "== train: minutes $MINUTES, max steps $MAX_STEPS, weight decay $WEIGHT_DECAY"
+python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train" --minutes "$MINUTES" \
+    --max-steps "$MAX_STEPS" --weight-decay "$WEIGHT_DECAY" "${TOKENIZER_ARG[@]}"
+TRAIN_RC=$?
+cp "$WORK"/train/losses.csv "$WORK"/train/train_summary.json "$OUT"/ 2>/dev/null
+[ -f "$WORK/train/tokenizer.json" ] && cp "$WORK/train/tokenizer.json" "$OUT"/
+
+DEMO_RC=1
+if [ $TRAIN_RC = 0 ]; then
+    echo "== demo trace"
+    python3 tools/demo-model/make_demo.py --model "$WORK/train/kjv-llama6" --val "$CORPUS/val.txt" \
+        -o "$WORK/$TRACE_NAME" --checks-json "$OUT/demo_checks.json"
+    DEMO_RC=$?
+fi
+
+echo "== waiting for the attnscope-cli build and the capture tests"
+wait $BACKGROUND_PID
+echo "== attnscope-cli build (tail)"; tail -n 15 "$WORK/build.log"
+BUILD_OK=$(grep -c "^build rc 0" "$WORK/build.log")
+CLI=$(find build-dev -type f -name attnscope-cli -perm -u+x 2>/dev/null | head -n 1)
+if [ "$BUILD_OK" = 1 ] && [ -n "$CLI" ] && [ -f "$WORK/$TRACE_NAME" ]; then
+    echo "== attnscope-cli info"; "$CLI" info "$WORK/$TRACE_NAME"
+fi
+echo "== capture tests"; cat "$WORK/tests.log"
+TEST_RC=$(sed -n 's/^tests rc //p' "$WORK/tests.log")
+
+if [ "$SMOKE" != 1 ] && [ -f "$WORK/$TRACE_NAME" ]; then
+    sha256sum "$WORK/$TRACE_NAME"
+    split -b $PART_BYTES -d "$WORK/$TRACE_NAME" "$OUT/$TRACE_NAME.part-"
+fi
+echo "== done: train rc $TRAIN_RC, demo rc $DEMO_RC (3 = a bar missed), cli built $BUILD_OK, tests rc $TEST_RC"
+[ $TRAIN_RC = 0 ] && [ $TEST_RC = 0 ] && [ $DEMO_RC = 0 ]
