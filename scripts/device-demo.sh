@@ -57,7 +57,6 @@ python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train" --minut
     --max-steps "$MAX_STEPS" --weight-decay "$WEIGHT_DECAY" "${TOKENIZER_ARG[@]}"
 TRAIN_RC=$?
 cp "$WORK"/train/losses.csv "$WORK"/train/train_summary.json "$OUT"/ 2>/dev/null
-[ -f "$WORK/train/tokenizer.json" ] && cp "$WORK/train/tokenizer.json" "$OUT"/
 
 DEMO_RC=1
 if [ $TRAIN_RC = 0 ]; then
@@ -82,5 +81,7 @@ if [ "$SMOKE" != 1 ] && [ -f "$WORK/$TRACE_NAME" ]; then
     sha256sum "$WORK/$TRACE_NAME"
     split -b $PART_BYTES -d "$WORK/$TRACE_NAME" "$OUT/$TRACE_NAME.part-"
 fi
+# The tiny-architecture traces the tests wrote, to re-check with attnscope-cli elsewhere.
+find /tmp/pytest-of-* -name '*.attn.safetensors' 2>/dev/null | tar czf "$OUT/test-traces.tgz" -T - 2>/dev/null
 echo "== done: train rc $TRAIN_RC, demo rc $DEMO_RC (3 = a bar missed), cli built $BUILD_OK, tests rc $TEST_RC"
 [ $TRAIN_RC = 0 ] && [ $TEST_RC = 0 ] && [ $DEMO_RC = 0 ]

@@ -338,11 +338,21 @@ def test_cli_errors_are_clear(saved_llama, tmp_path):
     assert run.returncode != 0 and not out.exists()
 
 
-def test_attnscope_cli_info_opens_trace(saved_llama, tmp_path):
+def _cli_with_info():
+    """Path of attnscope-cli from ATTNSCOPE_CLI, or skip (with the reason) when it is unset or the
+    binary has no `info` verb."""
     cli = os.environ.get("ATTNSCOPE_CLI")
     if not cli or not os.path.exists(cli):
         pytest.skip("ATTNSCOPE_CLI does not name an attnscope-cli binary; set it to check "
                     "that the C++ reader opens the trace")
+    probe = subprocess.run([cli, "info", "--help"], capture_output=True, text=True, timeout=60)
+    if "unknown verb" in probe.stdout + probe.stderr:
+        pytest.skip(f"{cli} has no 'info' verb in this build")
+    return cli
+
+
+def test_attnscope_cli_info_opens_trace(saved_llama, tmp_path):
+    cli = _cli_with_info()
     path = tmp_path / "cli.attn.safetensors"
     run = _run_cli("--model", saved_llama, "--text", TEXT, "--dtype", "f16", "-o", str(path))
     assert run.returncode == 0, run.stderr
@@ -357,9 +367,7 @@ def test_attnscope_cli_info_opens_trace(saved_llama, tmp_path):
 
 @pytest.mark.parametrize("arch", ["gpt2", "bert", "mistral"])
 def test_attnscope_cli_info_other_architectures(arch, eager_runs, tmp_path):
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
-        pytest.skip("ATTNSCOPE_CLI does not name an attnscope-cli binary")
+    cli = _cli_with_info()
     model, config, ids, probs, result = eager_runs(arch)
     path = tmp_path / f"{arch}.attn.safetensors"
     write_trace(str(path), result.captures, model=f"tiny-{arch}", kind=result.kind, text="",
