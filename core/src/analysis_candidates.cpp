@@ -1,0 +1,204 @@
+// Candidate sparse masks (metrics: "Sinks" StreamingLLM, "Sparsity and coverage" MInference):
+// causal sliding window, sink + window, and vertical-slash estimated from the last queries.
+#include <algorithm>
+#include <numeric>
+
+#include "analysis_internal.h"
+
+namespace attnscope::detail {
+
+namespace {
+
+/// The n highest-scoring indices (ties by index), after the forced ones.
+std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector<uint8_t>& forced, int64_t n) {
+    std::vector<uint8_t> keep = forced;
+    int64_t count = std::accumulate(forced.begin(), forced.end(), int64_t(0));
+    std::vector<int64_t> order(score.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[size_t(a)] > score[size_t(b)]; });
+    for (int64_t idx : order) {
+        if (count >= n) break;
+        if (keep[size_t(idx)] || score[size_t(idx)] <= 0) continue;
+        keep[size_t(idx)] = 1;
+        ++count;
+    }
+    return keep;
+}
+
+}  // namespace
+
+bool TokenMask::contains(int64_t i, int64_t j) const {
+    const int64_t d = i - j;
+    switch (kind) {
+    case Kind::Window: return d < window && -d < window;
+    case Kind::SinkWindow: return j < sinks || (d < window && -d < window);
+    case Kind::VerticalSlash: {
+        const int64_t o = d + origin;
+        return vertical[size_t(j)] || (o >= 0 && o < int64_t(slash.size()) && slash[size_t(o)]);
+    }
+    }
+    return false;
+}
+
+std::pair<int64_t, int64_t> TokenMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
+                                            MatrixRM& out) const {
+    const int64_t r = P.rows(), c = P.cols(), kEnd = kStart + c;
+    out.setZero(r, c);
+    int64_t c0 = c, c1 = 0;
+    auto copy = [&](int64_t a, int64_t lo, int64_t hi) {  // keys [lo, hi)
+        lo = std::max(lo, kStart);
+        hi = std::min(hi, kEnd);
+        if (hi <= lo) return;
+        out.row(a).segment(lo - kStart, hi - lo) = P.row(a).segment(lo - kStart, hi - lo);
+        c0 = std::min(c0, lo - kStart);
+        c1 = std::max(c1, hi - kStart);
+    };
+    for (int64_t a = 0; a < r; ++a) {
+        const int64_t i = qStart + a;
+        if (kind == Kind::VerticalSlash) {
+            for (int64_t b = 0; b < c; ++b)
+                if (contains(i, kStart + b)) {
+                    out(a, b) = P(a, b);
+                    c0 = std::min(c0, b);
+                    c1 = std::max(c1, b + 1);
+                }
+            continue;
+        }
+        const int64_t wLo = i - window + 1, wHi = i + window;  // |i - j| < window
+        if (kind == Kind::SinkWindow) {
+            copy(a, 0, std::min(sinks, wLo));
+        }
+        copy(a, wLo, wHi);
+        if (kind == Kind::SinkWindow && sinks > wHi) copy(a, wHi, sinks);
+    }
+    if (c1 <= c0) return {0, 0};
+    return {c0, c1};
+}
+
+Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                               const std::vector<float>& lse, const CandidateMaskOptions& o,
+                                               const ProgressFn& progress) {
+    const int64_t T = q.rows();
+    std::vector<TokenMask> out;
+    TokenMask w;
+    w.kind = TokenMask::Kind::Window;
+    w.name = "window";
+    w.window = o.window;
+    w.params = "W=" + std::to_string(o.window);
+    out.push_back(w);
+    TokenMask sw;
+    sw.kind = TokenMask::Kind::SinkWindow;
+    sw.name = "sink+window";
+    sw.window = o.sinkWindow;
+    sw.sinks = o.sinkTokens;
+    sw.params = "sinks=" + std::to_string(o.sinkTokens) + " W=" + std::to_string(o.sinkWindow);
+    out.push_back(sw);
+
+    // MInference vertical-slash: column sums and diagonal sums of the last n queries' attention.
+    const int64_t n = std::min(T, std::max<int64_t>(1, o.estimateQueries));
+    const int64_t origin = spec.mask.causal ? 0 : T - 1;
+    const int workers = workerCount();
+    std::vector<std::vector<double>> vSum(size_t(workers), std::vector<double>(size_t(T), 0.0));
+    std::vector<std::vector<double>> sSum(size_t(workers), std::vector<double>(size_t(origin + T), 0.0));
+    const std::vector<float> lseTail(lse.end() - n, lse.end());
+    auto tile = [&](int wk, int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P) {
+        auto& vs = vSum[size_t(wk)];
+        auto& ss = sSum[size_t(wk)];
+        for (int64_t a = 0; a < P.rows(); ++a)
+            for (int64_t b = 0; b < P.cols(); ++b) {
+                const float p = P(a, b);
+                if (p == 0) continue;
+                const int64_t i = qStart + a, j = kStart + b;
+                vs[size_t(j)] += p;
+                ss[size_t(i - j + origin)] += p;
+            }
+    };
+    if (Status s = forEachProbabilityTile(q, k, spec, lseTail, T - n, T, 0, T, tile, progress); !s.ok()) return s;
+    for (int wk = 1; wk < workers; ++wk) {
+        for (size_t j = 0; j < vSum[0].size(); ++j) vSum[0][j] += vSum[size_t(wk)][j];
+        for (size_t x = 0; x < sSum[0].size(); ++x) sSum[0][x] += sSum[size_t(wk)][x];
+    }
+    TokenMask vsm;
+    vsm.kind = TokenMask::Kind::VerticalSlash;
+    vsm.name = "vertical-slash";
+    vsm.origin = origin;
+    std::vector<uint8_t> forcedV(size_t(T), 0), forcedS(size_t(origin + T), 0);
+    for (int64_t j = 0; j < std::min(T, o.forcedVertical); ++j) forcedV[size_t(j)] = 1;
+    for (int64_t d = 0; d < std::min(T, o.forcedSlash); ++d) {
+        forcedS[size_t(origin + d)] = 1;
+        if (origin - d >= 0) forcedS[size_t(origin - d)] = 1;  // non-causal: both sides of the diagonal
+    }
+    vsm.vertical = pickTop(vSum[0], forcedV, o.verticalCount);
+    vsm.slash = pickTop(sSum[0], forcedS, o.slashCount);
+    for (size_t x = 0; x < vsm.slash.size(); ++x)
+        if (vsm.slash[x]) vsm.slashOffsets.push_back(int64_t(x) - origin);
+    vsm.params = "last=" + std::to_string(n) + " v=" + std::to_string(o.verticalCount) + " s=" +
+                 std::to_string(o.slashCount);
+    out.push_back(std::move(vsm));
+    return out;
+}
+
+int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T) {
+    int64_t kept = 0;
+    if (!isSimpleMask(mask)) {
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j < T; ++j) kept += (mask.allows(i, j) && cand.contains(i, j)) ? 1 : 0;
+        return kept;
+    }
+    const auto& ex = mask.excludedKeys;
+    std::vector<int64_t> vPrefix;
+    if (cand.kind == TokenMask::Kind::VerticalSlash) {
+        vPrefix.assign(size_t(T + 1), 0);
+        for (int64_t j = 0; j < T; ++j) vPrefix[size_t(j + 1)] = vPrefix[size_t(j)] + cand.vertical[size_t(j)];
+    }
+    for (int64_t i = 0; i < T; ++i) {
+        int64_t lo = 0, hi = 0;
+        allowedInterval(mask, T, i, lo, hi);
+        if (lo > hi) continue;
+        int64_t n = 0;
+        if (cand.kind == TokenMask::Kind::VerticalSlash) {
+            n = vPrefix[size_t(hi + 1)] - vPrefix[size_t(lo)];
+            for (int64_t o : cand.slashOffsets) {
+                const int64_t j = i - o;
+                if (j >= lo && j <= hi && !cand.vertical[size_t(j)]) ++n;
+            }
+        } else {
+            const int64_t wLo = std::max(lo, i - cand.window + 1), wHi = std::min(hi, i + cand.window - 1);
+            const int64_t wN = std::max<int64_t>(0, wHi - wLo + 1);
+            n = wN;
+            if (cand.kind == TokenMask::Kind::SinkWindow) {
+                const int64_t sHi = std::min(hi, cand.sinks - 1);
+                const int64_t sN = std::max<int64_t>(0, sHi - lo + 1);
+                const int64_t both = std::max<int64_t>(0, std::min(sHi, wHi) - std::max(lo, wLo) + 1);
+                n = wN + sN - both;
+            }
+        }
+        for (int64_t e : ex)
+            if (e >= lo && e <= hi && cand.contains(i, e)) --n;
+        kept += n;
+    }
+    return kept;
+}
+
+int64_t keptAllowedPairs(const std::vector<uint8_t>& blocks, int64_t B, const MaskSpec& mask, int64_t T) {
+    const int64_t nb = (T + B - 1) / B;
+    int64_t kept = 0;
+    if (!isSimpleMask(mask)) {
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j < T; ++j) kept += (mask.allows(i, j) && blocks[size_t((i / B) * nb + j / B)]) ? 1 : 0;
+        return kept;
+    }
+    for (int64_t i = 0; i < T; ++i) {
+        int64_t lo = 0, hi = 0;
+        allowedInterval(mask, T, i, lo, hi);
+        const uint8_t* row = blocks.data() + (i / B) * nb;
+        for (int64_t J = lo / B; lo <= hi && J <= hi / B; ++J) {
+            if (!row[J]) continue;
+            const int64_t a = std::max(lo, J * B), b = std::min(hi, J * B + B - 1);
+            kept += (b - a + 1) - excludedIn(mask.excludedKeys, a, b);
+        }
+    }
+    return kept;
+}
+
+}  // namespace attnscope::detail
