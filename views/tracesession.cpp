@@ -1,0 +1,141 @@
+#include "tracesession.h"
+
+#include <QFileInfo>
+
+#include "computeservice.h"
+
+namespace attnscope {
+
+namespace {
+using TracePtr = std::shared_ptr<const Trace>;
+const QString kOpenTag = QStringLiteral("open");
+constexpr qint64 kScanLimitBytes = qint64(1) << 30;
+}  // namespace
+
+TraceSession::TraceSession(ComputeService* compute, QObject* parent) : QObject(parent), m_compute(compute)
+{
+    connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
+        if (!tag.startsWith(kOpenTag + QLatin1Char(':')))
+            return;
+        const QString path = tag.mid(kOpenTag.size() + 1);
+        if (r.canConvert<JobError>())
+            emit openFailed(path, r.value<JobError>().message);
+        else
+            setTrace(r.value<TracePtr>());
+    });
+}
+
+void TraceSession::open(const QString& path)
+{
+    OpenOptions options;
+    // Counting NaN/Inf reads the whole file: worth it for the validation panel unless it is huge.
+    options.scanValues = QFileInfo(path).size() <= kScanLimitBytes;
+    m_compute->submitCpu(kOpenTag + QLatin1Char(':') + path, [p = path.toStdString(), options](const CancelToken& cancel) {
+        auto t = Trace::open(p, options, cancelOnly(cancel));
+        if (!t)
+            return QVariant::fromValue(JobError{QString::fromStdString(t.message())});
+        return QVariant::fromValue(TracePtr(*t));
+    });
+}
+
+void TraceSession::setTrace(std::shared_ptr<const Trace> trace)
+{
+    if (m_trace)
+        close();
+    m_trace = std::move(trace);
+    if (!m_trace)
+        return;
+    m_cache = std::make_unique<HeadCache>(m_trace);
+    m_sinks.assign(size_t(m_trace->numLayers()), {});
+    for (int l = 0; l < m_trace->numLayers(); ++l)
+        m_sinks[size_t(l)].assign(size_t(m_trace->config(l).heads), {});
+    m_current = {};
+    m_compared.clear();
+    m_query = m_key = -1;
+    emit traceOpened(path());
+    emit currentChanged(m_current);
+    emit comparedChanged();
+}
+
+void TraceSession::close()
+{
+    if (!m_trace)
+        return;
+    m_compute->cancelAll(QStringLiteral("head:"));
+    m_trace.reset();
+    m_cache.reset();
+    m_sinks.clear();
+    m_compared.clear();
+    emit traceClosed();
+}
+
+QString TraceSession::path() const
+{
+    return m_trace ? QString::fromStdString(m_trace->path()) : QString();
+}
+
+void TraceSession::select(HeadId head)
+{
+    if (!m_trace || head.layer < 0 || head.layer >= m_trace->numLayers() || head.head < 0 ||
+        head.head >= m_trace->config(head.layer).heads || head == m_current)
+        return;
+    m_current = head;
+    emit currentChanged(head);
+}
+
+void TraceSession::toggleCompared(HeadId head)
+{
+    if (m_compared.removeOne(head)) {
+        emit comparedChanged();
+        return;
+    }
+    m_compared.append(head);
+    while (m_compared.size() > kMaxCompared)
+        m_compared.removeFirst();
+    emit comparedChanged();
+}
+
+void TraceSession::setCompared(const QList<HeadId>& heads)
+{
+    m_compared = heads.mid(0, kMaxCompared);
+    emit comparedChanged();
+}
+
+void TraceSession::setOptions(const ViewOptions& options)
+{
+    if (options == m_options)
+        return;
+    m_options = options;
+    emit optionsChanged();
+}
+
+std::vector<int64_t> TraceSession::sinkKeys(HeadId head) const
+{
+    if (head.layer < 0 || size_t(head.layer) >= m_sinks.size() || head.head < 0 ||
+        size_t(head.head) >= m_sinks[size_t(head.layer)].size())
+        return {};
+    return m_sinks[size_t(head.layer)][size_t(head.head)];
+}
+
+void TraceSession::setSinkKeys(HeadId head, std::vector<int64_t> keys)
+{
+    if (head.layer < 0 || size_t(head.layer) >= m_sinks.size() || head.head < 0 ||
+        size_t(head.head) >= m_sinks[size_t(head.layer)].size())
+        return;
+    m_sinks[size_t(head.layer)][size_t(head.head)] = std::move(keys);
+    emit sinksChanged();
+}
+
+std::vector<int64_t> TraceSession::excludedKeys(HeadId head) const
+{
+    return m_options.excludeSinks ? sinkKeys(head) : std::vector<int64_t>{};
+}
+
+void TraceSession::inspect(int64_t query, int64_t key)
+{
+    m_query = query;
+    m_key = key;
+    emit inspected(query, key);
+}
+
+}  // namespace attnscope
