@@ -1,0 +1,104 @@
+#pragma once
+// The multiscale attention map of one head: the whole-sequence overview down to single cells with
+// token labels. Wheel zooms about the cursor, drag pans; each view change asks the ComputeService
+// for the visible rectangle at screen resolution while the coarser overview stays on screen.
+#include <QElapsedTimer>
+#include <QImage>
+#include <QTimer>
+#include <QWidget>
+
+#include <memory>
+#include <optional>
+
+#include "figuremodel.h"
+#include "mapcoloring.h"
+#include "mapjobs.h"
+#include "mapviewport.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+class AttentionMapCanvas : public QWidget {
+    Q_OBJECT
+public:
+    explicit AttentionMapCanvas(TraceSession* session, QWidget* parent = nullptr);
+
+    /// Follow the session's current head (the main map) or show a fixed head (comparison).
+    void setFollowCurrent(bool follow);
+    void setHead(HeadId head);
+    HeadId head() const { return m_head; }
+
+    const MapViewport& viewport() const { return m_view; }
+    /// Adopts another canvas's zoom and pan (linked views); does not emit viewportChanged.
+    void setViewport(const MapViewport& view);
+    void zoomBy(double factor);
+    void fitAll();
+    /// Centres the view on (query, key) at the given pixels per token.
+    void zoomToToken(int64_t query, int64_t key, double pixelsPerToken);
+
+    /// True when an exact map at the current resolution is on screen (tests, benchmark).
+    bool isUpToDate() const;
+    bool hasOverview() const { return m_overview.has_value(); }
+    int tilesReceived() const { return m_tilesReceived; }
+    QString hoverText() const { return m_hoverText; }
+    MapColoring coloring() const;
+    /// The current view as a publication figure (the best map on screen, with token labels).
+    HeatmapFigure figure() const;
+
+    QSize sizeHint() const override { return {640, 560}; }
+
+signals:
+    void viewportChanged(const attnscope::MapViewport& view);
+    void hovered(const QString& text);
+    void tileArrived();
+    void computeFailed(const QString& message);
+
+protected:
+    void paintEvent(QPaintEvent*) override;
+    void resizeEvent(QResizeEvent*) override;
+    void wheelEvent(QWheelEvent*) override;
+    void mousePressEvent(QMouseEvent*) override;
+    void mouseMoveEvent(QMouseEvent*) override;
+    void mouseReleaseEvent(QMouseEvent*) override;
+    void mouseDoubleClickEvent(QMouseEvent*) override;
+    void leaveEvent(QEvent*) override;
+    void changeEvent(QEvent*) override;
+
+private:
+    struct Layer {
+        MapResult result;
+        QImage image;
+    };
+
+    QRectF plotRect() const;
+    void restart();             ///< head or mask changed: drop maps, request the overview
+    void viewChanged();         ///< zoom/pan: schedule a detail request
+    void requestDetail();
+    void submit(const QString& level, MapRequest request, bool gpu);
+    void onJobFinished(quint64 id, const QString& tag, const QVariant& result);
+    void recolor();
+    std::optional<float> valueAt(int64_t query, int64_t key) const;
+    void updateHover(QPointF pos);
+    void drawLayer(QPainter& p, const Layer& layer) const;
+    void drawOverlays(QPainter& p) const;
+    void drawAxes(QPainter& p) const;
+    void drawColorBar(QPainter& p) const;
+    QString tagPrefix() const;
+
+    TraceSession* m_session;
+    bool m_follow = true;
+    HeadId m_head;
+    MapViewport m_view;
+    std::optional<Layer> m_overview;
+    std::optional<Layer> m_detail;
+    std::vector<int64_t> m_excluded;  ///< keys excluded in the maps on screen
+    QTimer m_detailTimer;
+    int m_tilesReceived = 0;
+    bool m_computing = false;
+    QString m_hoverText;
+    QString m_error;
+    QPointF m_pressPos, m_lastPos;
+    bool m_dragging = false;
+};
+
+}  // namespace attnscope

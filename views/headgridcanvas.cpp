@@ -1,0 +1,209 @@
+#include "headgridcanvas.h"
+
+#include <QMouseEvent>
+#include <QPainter>
+#include <QToolTip>
+
+#include <algorithm>
+
+#include "analysisrunner.h"
+#include "colormap.h"
+#include "computeservice.h"
+#include "mapcoloring.h"
+#include "mapjobs.h"
+
+namespace attnscope {
+
+namespace {
+constexpr int kThumbCells = 48;             ///< thumbnail resolution (cells per side)
+constexpr double kLabelWidth = 28, kHeaderHeight = 16;
+constexpr double kMinCell = 28, kMaxCell = 96;
+constexpr double kFrame = 4;                ///< metric frame width
+constexpr int kThumbPriority = -1;          ///< below the visible map's jobs
+const QString kMetricColormap = QStringLiteral("magma");
+const QString kTagPrefix = QStringLiteral("head:thumb:");
+
+quint64 keyOf(HeadId h)
+{
+    return (quint64(uint32_t(h.layer)) << 32) | uint32_t(h.head);
+}
+}  // namespace
+
+HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
+    : QWidget(parent), m_session(session), m_analysis(analysis)
+{
+    setMouseTracking(true);
+    QSizePolicy policy(QSizePolicy::Preferred, QSizePolicy::Preferred);
+    policy.setHeightForWidth(true);
+    setSizePolicy(policy);
+    connect(session, &TraceSession::traceOpened, this, &HeadGridCanvas::requestThumbnails);
+    connect(session, &TraceSession::traceClosed, this, [this] {
+        m_thumbs.clear();
+        updateGeometry();
+        update();
+    });
+    connect(session, &TraceSession::currentChanged, this, qOverload<>(&QWidget::update));
+    connect(session, &TraceSession::comparedChanged, this, qOverload<>(&QWidget::update));
+    connect(session, &TraceSession::optionsChanged, this, qOverload<>(&QWidget::update));
+    connect(analysis, &AnalysisRunner::analysisFinished, this, qOverload<>(&QWidget::update));
+    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
+        if (!tag.startsWith(kTagPrefix) || !v.canConvert<MapResult>())
+            return;
+        const MapResult r = v.value<MapResult>();
+        MapColoring c;
+        c.vmax = pooledMaximum(r.map, false);
+        m_thumbs.insert(keyOf({r.request.layer, r.request.head}), colorizeMap(r.map, c, true, palette().color(QPalette::Mid)));
+        update(cellRect({r.request.layer, r.request.head}).toAlignedRect());
+    });
+}
+
+void HeadGridCanvas::requestThumbnails()
+{
+    m_thumbs.clear();
+    updateGeometry();
+    const auto trace = m_session->trace();
+    HeadCache* cache = m_session->cache();
+    const int64_t t = trace->tokens();
+    for (int l = 0; l < trace->numLayers(); ++l) {
+        for (int h = 0; h < trace->config(l).heads; ++h) {
+            MapRequest r;
+            r.layer = l;
+            r.head = h;
+            r.rect = {0, t, 0, t};
+            r.width = r.height = int(std::min<int64_t>(t, kThumbCells));
+            r.sampledRows = t > kExactOverviewTokens;  // thumbnails of long sequences: sampled rows
+            m_session->compute()->submitCpu(
+                kTagPrefix + QStringLiteral("%1:%2").arg(l).arg(h),
+                [cache, trace, r](const CancelToken& cancel) {
+                    auto m = computeMap(*cache, r, cancel);
+                    return m ? QVariant::fromValue(*m) : QVariant::fromValue(JobError{QString::fromStdString(m.message())});
+                },
+                kThumbPriority);
+        }
+    }
+    update();
+}
+
+int HeadGridCanvas::maxHeads() const
+{
+    if (!m_session->isOpen())
+        return 1;
+    int n = 1;
+    for (int l = 0; l < m_session->trace()->numLayers(); ++l)
+        n = std::max(n, m_session->trace()->config(l).heads);
+    return n;
+}
+
+double HeadGridCanvas::cellSize(int w) const
+{
+    return std::clamp((w - kLabelWidth) / maxHeads(), kMinCell, kMaxCell);
+}
+
+int HeadGridCanvas::heightForWidth(int w) const
+{
+    const int layers = m_session->isOpen() ? m_session->trace()->numLayers() : 1;
+    return int(kHeaderHeight + layers * cellSize(w)) + 2;
+}
+
+QSize HeadGridCanvas::sizeHint() const
+{
+    const int w = int(kLabelWidth + maxHeads() * kMinCell * 1.5);
+    return {w, heightForWidth(w)};
+}
+
+QRectF HeadGridCanvas::cellRect(HeadId h) const
+{
+    const double c = cellSize(width());
+    return {kLabelWidth + h.head * c, kHeaderHeight + h.layer * c, c, c};
+}
+
+std::optional<HeadId> HeadGridCanvas::headAt(QPointF pos) const
+{
+    if (!m_session->isOpen())
+        return std::nullopt;
+    const double c = cellSize(width());
+    const int head = int(std::floor((pos.x() - kLabelWidth) / c));
+    const int layer = int(std::floor((pos.y() - kHeaderHeight) / c));
+    if (layer < 0 || layer >= m_session->trace()->numLayers() || head < 0 || head >= m_session->trace()->config(layer).heads)
+        return std::nullopt;
+    return HeadId{layer, head};
+}
+
+void HeadGridCanvas::click(HeadId head, bool shift)
+{
+    if (shift)
+        m_session->toggleCompared(head);
+    else
+        m_session->select(head);
+}
+
+void HeadGridCanvas::mousePressEvent(QMouseEvent* e)
+{
+    if (const auto h = headAt(e->position()))
+        click(*h, e->modifiers() & Qt::ShiftModifier);
+}
+
+void HeadGridCanvas::mouseMoveEvent(QMouseEvent* e)
+{
+    const auto h = headAt(e->position());
+    if (!h) {
+        QToolTip::hideText();
+        return;
+    }
+    QString tip = tr("Layer %1, head %2").arg(h->layer).arg(h->head);
+    if (const HeadAnalysis* a = m_analysis->head(h->layer, h->head))
+        tip += QStringLiteral("\n%1: %2").arg(QString::fromStdString(a->role.label), QString::fromStdString(a->role.evidence));
+    tip += tr("\nClick: show · Shift-click: compare");
+    QToolTip::showText(e->globalPosition().toPoint(), tip, this);
+}
+
+void HeadGridCanvas::paintEvent(QPaintEvent*)
+{
+    QPainter p(this);
+    p.fillRect(rect(), palette().color(QPalette::Base));
+    if (!m_session->isOpen())
+        return;
+    const Trace& t = *m_session->trace();
+    const double c = cellSize(width());
+    QFont f = font();
+    f.setPointSizeF(f.pointSizeF() * 0.8);
+    p.setFont(f);
+    p.setPen(palette().color(QPalette::Text));
+    for (int h = 0; h < maxHeads(); ++h)
+        p.drawText(QRectF(kLabelWidth + h * c, 0, c, kHeaderHeight), Qt::AlignCenter, QStringLiteral("H%1").arg(h));
+    const ViewOptions& o = m_session->options();
+    const auto& compared = m_session->compared();
+    for (int l = 0; l < t.numLayers(); ++l) {
+        p.setPen(palette().color(QPalette::Text));
+        p.drawText(QRectF(0, kHeaderHeight + l * c, kLabelWidth - 2, c), Qt::AlignRight | Qt::AlignVCenter,
+                   QStringLiteral("L%1").arg(l));
+        for (int h = 0; h < t.config(l).heads; ++h) {
+            const HeadId id{l, h};
+            const QRectF cell = cellRect(id).adjusted(1, 1, -1, -1);
+            QString text;
+            const auto value = headMetric(*m_analysis, id, metric, o.gamma, o.blockSize, &text);
+            p.fillRect(cell, value ? colormapColor(kMetricColormap, *value) : palette().color(QPalette::Window));
+            const QRectF inner = value ? cell.adjusted(kFrame, kFrame, -kFrame, -kFrame) : cell;
+            if (auto it = m_thumbs.find(keyOf(id)); it != m_thumbs.end())
+                p.drawImage(inner, *it);
+            else
+                p.fillRect(inner, palette().color(QPalette::AlternateBase));
+            if (value && c >= 2 * kMinCell) {
+                p.setPen(Qt::white);
+                p.drawText(inner.adjusted(2, 0, -2, -1), Qt::AlignBottom | Qt::AlignLeft, text);
+            }
+            if (const int i = int(compared.indexOf(id)); i >= 0) {
+                p.setPen(QPen(palette().color(QPalette::Link), 2, Qt::DashLine));
+                p.drawRect(cell.adjusted(1, 1, -1, -1));
+                p.setPen(palette().color(QPalette::Link));
+                p.drawText(cell.adjusted(3, 1, -3, -1), Qt::AlignTop | Qt::AlignRight, QString::number(i + 1));
+            }
+            if (id == m_session->current()) {
+                p.setPen(QPen(palette().color(QPalette::Highlight), 3));
+                p.drawRect(cell);
+            }
+        }
+    }
+}
+
+}  // namespace attnscope

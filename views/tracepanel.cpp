@@ -1,0 +1,98 @@
+#include "tracepanel.h"
+
+#include <QFileInfo>
+#include <QHeaderView>
+#include <QLabel>
+#include <QListWidget>
+#include <QPlainTextEdit>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+constexpr double kMiB = 1024.0 * 1024.0;
+}
+
+TracePanel::TracePanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
+{
+    m_summary = new QLabel(this);
+    m_summary->setWordWrap(true);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_text = new QPlainTextEdit(this);
+    m_text->setReadOnly(true);
+    m_text->setPlaceholderText(tr("Input text"));
+    m_layers = new QTableWidget(this);
+    m_layers->setColumnCount(7);
+    m_layers->setHorizontalHeaderLabels({tr("Layer"), tr("Heads"), tr("KV"), tr("d"), tr("Mask"), tr("Softcap"), tr("Positional")});
+    m_layers->verticalHeader()->hide();
+    m_layers->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_layers->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_layers->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_warnings = new QListWidget(this);
+    m_warnings->setMaximumHeight(90);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(m_summary);
+    layout->addWidget(new QLabel(tr("Input text"), this));
+    layout->addWidget(m_text, 1);
+    layout->addWidget(new QLabel(tr("Layers"), this));
+    layout->addWidget(m_layers, 2);
+    layout->addWidget(new QLabel(tr("Validation"), this));
+    layout->addWidget(m_warnings);
+
+    connect(session, &TraceSession::traceOpened, this, &TracePanel::refresh);
+    connect(session, &TraceSession::traceClosed, this, &TracePanel::refresh);
+    connect(m_layers, &QTableWidget::cellDoubleClicked, this, [this](int row, int) {
+        m_session->select({row, 0});
+    });
+    refresh();
+}
+
+void TracePanel::refresh()
+{
+    m_layers->setRowCount(0);
+    m_warnings->clear();
+    if (!m_session->isOpen()) {
+        m_summary->setText(tr("No trace open. Use File ▸ Open, or drop a *.attn.safetensors file here."));
+        m_text->clear();
+        return;
+    }
+    const Trace& t = *m_session->trace();
+    const TraceMetadata& m = t.metadata();
+    m_summary->setText(tr("<b>%1</b><br>%2 · %3 tokens · %4 layers · %5 · %6 MiB<br><small>%7</small>")
+                           .arg(QString::fromStdString(m.model).toHtmlEscaped(), QString::fromLatin1(traceKindName(m.kind)))
+                           .arg(t.tokens()).arg(t.numLayers())
+                           .arg(QString::fromLatin1(dtypeName(t.dtype())))
+                           .arg(double(t.fileSize()) / kMiB, 0, 'f', 1)
+                           .arg(QFileInfo(QString::fromStdString(t.path())).fileName().toHtmlEscaped()));
+    m_text->setPlainText(QString::fromStdString(m.text));
+    m_layers->setRowCount(t.numLayers());
+    for (int l = 0; l < t.numLayers(); ++l) {
+        const LayerConfig& c = t.config(l);
+        QString mask = c.causal ? tr("causal") : tr("full");
+        if (c.slidingWindow > 0)
+            mask += tr(", window %1").arg(c.slidingWindow);
+        if (c.alibi)
+            mask += tr(", ALiBi");
+        const QStringList cells = {QString::number(l), QString::number(c.heads), QString::number(c.kvHeads),
+                                   QString::number(c.headDim), mask,
+                                   c.softcap > 0 ? QString::number(c.softcap) : QStringLiteral("–"),
+                                   QString::fromStdString(c.positional)};
+        for (int col = 0; col < cells.size(); ++col)
+            m_layers->setItem(l, col, new QTableWidgetItem(cells[col]));
+    }
+    for (const std::string& w : t.warnings())
+        m_warnings->addItem(QString::fromStdString(w));
+    for (const NonFiniteCount& n : t.nonFinite())
+        if (n.nan > 0 || n.inf > 0)
+            m_warnings->addItem(tr("%1: %2 NaN, %3 Inf").arg(QString::fromStdString(n.tensor)).arg(n.nan).arg(n.inf));
+    if (!t.hasQK())
+        m_warnings->addItem(tr("Weights-only trace: maps from stored probabilities; no variants or neuron view"));
+    if (m_warnings->count() == 0)
+        m_warnings->addItem(tr("No validation warnings"));
+}
+
+}  // namespace attnscope
