@@ -21,7 +21,9 @@ void TraceWriter::addTensor(std::string name, DType dtype, std::vector<int64_t> 
     std::vector<std::byte> bytes(values.size() * dtypeSize(dtype));
     std::byte* p = bytes.data();
     switch (dtype) {
-    case DType::F32: std::memcpy(p, values.data(), bytes.size()); break;
+    case DType::F32:
+        if (!bytes.empty()) std::memcpy(p, values.data(), bytes.size());
+        break;
     case DType::F16:
         for (size_t i = 0; i < values.size(); ++i) {
             const uint16_t h = half::floatToF16(values[i]);
