@@ -27,8 +27,7 @@ AnalysisRunner::AnalysisRunner(TraceSession* session, QObject* parent) : QObject
             return;
         }
         m_result = r.value<AnalysisPtr>();
-        for (const HeadAnalysis& h : m_result->heads)
-            m_session->setSinkKeys({h.layer, h.head}, h.sinks.keys());
+        m_session->setAnalysis(m_result);
         emit analysisFinished();
     });
     connect(session, &TraceSession::traceOpened, this, [this] { m_result.reset(); });

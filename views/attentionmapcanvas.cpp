@@ -78,6 +78,7 @@ AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) :
             update();
     });
     connect(session, &TraceSession::inspected, this, qOverload<>(&QWidget::update));
+    connect(session, &TraceSession::analysisChanged, this, qOverload<>(&QWidget::update));
     if (session->isOpen())
         m_view.reset(session->trace()->tokens(), plotRect().width(), plotRect().height());
 }
@@ -226,6 +227,13 @@ bool AttentionMapCanvas::isUpToDate() const
     const auto v = m_view.visible();
     const auto& r = m_detail->result.map.rect;
     return r.q0 == v.q0 && r.q1 == v.q1 && r.k0 == v.k0 && r.k1 == v.k1;
+}
+
+const MapResult* AttentionMapCanvas::shownMap() const
+{
+    if (m_detail && isUpToDate())
+        return &m_detail->result;
+    return m_overview && m_overview->result.exact ? &m_overview->result : nullptr;
 }
 
 void AttentionMapCanvas::requestDetail()
@@ -479,10 +487,53 @@ void AttentionMapCanvas::drawOverlays(QPainter& p) const
                 p.fillRect(col, kSinkColor);
         }
     }
+    if (o.showCoverage)
+        drawCoverage(p);
     if (m_session->inspectedQuery() >= 0) {
         const double y = plot.top() + m_view.queryToY(double(m_session->inspectedQuery()));
         p.setPen(QPen(kInspectColor, 1, Qt::DashLine));
         p.drawRect(QRectF(plot.left(), y, plot.width(), std::max(ppt, 1.0)));
+    }
+}
+
+const AttentionMapCanvas::CoverageCache& AttentionMapCanvas::coverage() const
+{
+    const ViewOptions& o = m_session->options();
+    const ModelAnalysis* model = m_session->analysis().get();
+    CoverageCache& c = m_coverage;
+    if (c.head == m_head && c.gamma == o.gamma && c.blockSize == o.blockSize && c.analysis == model)
+        return c;
+    c = {m_head, o.gamma, o.blockSize, model, {}, nullptr};
+    if (const HeadAnalysis* h = m_session->headAnalysis(m_head)) {
+        for (const BlockSparsity& b : h->blocks) {
+            if (b.blockSize == o.blockSize) {
+                c.blocks = &b;
+                c.kept = gammaBlockMask(b, o.gamma);
+            }
+        }
+    }
+    return c;
+}
+
+void AttentionMapCanvas::drawCoverage(QPainter& p) const
+{
+    // Blocks outside the gamma-coverage set are dimmed: what a block-sparse kernel would skip.
+    const CoverageCache& c = coverage();
+    if (!c.blocks || c.kept.size() != size_t(c.blocks->blockRows * c.blocks->blockCols))
+        return;
+    const QRectF plot = plotRect();
+    const auto v = m_view.visible();
+    const int64_t b = c.blocks->blockSize;
+    const QColor dim(0, 0, 0, 120);
+    for (int64_t r = v.q0 / b; r <= (v.q1 - 1) / b && r < c.blocks->blockRows; ++r) {
+        for (int64_t col = v.k0 / b; col <= (v.k1 - 1) / b && col < c.blocks->blockCols; ++col) {
+            const size_t i = size_t(r * c.blocks->blockCols + col);
+            if (c.kept[i] || !c.blocks->allowed[i])
+                continue;
+            const QPointF a(m_view.keyToX(double(col * b)), m_view.queryToY(double(r * b)));
+            const QPointF e(m_view.keyToX(double((col + 1) * b)), m_view.queryToY(double((r + 1) * b)));
+            p.fillRect(QRectF(a, e).translated(plot.topLeft()), dim);
+        }
     }
 }
 

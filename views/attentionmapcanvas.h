@@ -42,6 +42,8 @@ public:
     int tilesReceived() const { return m_tilesReceived; }
     QString hoverText() const { return m_hoverText; }
     MapColoring coloring() const;
+    /// The finest exact map on screen (the detail when it matches the view), or nullptr.
+    const MapResult* shownMap() const;
     /// The current view as a publication figure (the best map on screen, with token labels).
     HeatmapFigure figure() const;
 
@@ -97,6 +99,17 @@ private:
     bool m_computing = false;
     QString m_hoverText;
     QString m_error;
+    struct CoverageCache {
+        HeadId head{-1, -1};
+        double gamma = 0;
+        int blockSize = 0;
+        const ModelAnalysis* analysis = nullptr;
+        std::vector<uint8_t> kept;
+        const BlockSparsity* blocks = nullptr;
+    };
+    const CoverageCache& coverage() const;
+    void drawCoverage(QPainter& p) const;
+    mutable CoverageCache m_coverage;
     QPointF m_pressPos, m_lastPos;
     bool m_dragging = false;
 };

@@ -52,6 +52,7 @@ void TraceSession::setTrace(std::shared_ptr<const Trace> trace)
     m_current = {};
     m_compared.clear();
     m_query = m_key = -1;
+    m_analysis.reset();
     emit traceOpened(path());
     emit currentChanged(m_current);
     emit comparedChanged();
@@ -66,6 +67,7 @@ void TraceSession::close()
     m_cache.reset();
     m_sinks.clear();
     m_compared.clear();
+    m_analysis.reset();
     emit traceClosed();
 }
 
@@ -129,6 +131,27 @@ void TraceSession::setSinkKeys(HeadId head, std::vector<int64_t> keys)
 std::vector<int64_t> TraceSession::excludedKeys(HeadId head) const
 {
     return m_options.excludeSinks ? sinkKeys(head) : std::vector<int64_t>{};
+}
+
+void TraceSession::setAnalysis(std::shared_ptr<const ModelAnalysis> analysis)
+{
+    m_analysis = std::move(analysis);
+    if (m_analysis)
+        for (const HeadAnalysis& h : m_analysis->heads)
+            if (size_t(h.layer) < m_sinks.size() && size_t(h.head) < m_sinks[size_t(h.layer)].size())
+                m_sinks[size_t(h.layer)][size_t(h.head)] = h.sinks.keys();
+    emit sinksChanged();
+    emit analysisChanged();
+}
+
+const HeadAnalysis* TraceSession::headAnalysis(HeadId head) const
+{
+    if (!m_analysis)
+        return nullptr;
+    for (const HeadAnalysis& h : m_analysis->heads)
+        if (h.layer == head.layer && h.head == head.head)
+            return &h;
+    return nullptr;
 }
 
 void TraceSession::inspect(int64_t query, int64_t key)

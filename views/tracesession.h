@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "attnscope/analysis.h"
 #include "attnscope/trace.h"
 #include "headcache.h"
 
@@ -71,6 +72,12 @@ public:
     /// Keys excluded from the softmax for `head` under the current options.
     std::vector<int64_t> excludedKeys(HeadId head) const;
 
+    /// The latest analysis of this trace (set by AnalysisRunner), or null.
+    const std::shared_ptr<const ModelAnalysis>& analysis() const { return m_analysis; }
+    void setAnalysis(std::shared_ptr<const ModelAnalysis> analysis);
+    /// The analysed head, or nullptr.
+    const HeadAnalysis* headAnalysis(HeadId head) const;
+
     /// Inspected query row (clicked in a map), or -1.
     int64_t inspectedQuery() const { return m_query; }
     int64_t inspectedKey() const { return m_key; }
@@ -84,6 +91,7 @@ signals:
     void comparedChanged();
     void optionsChanged();
     void sinksChanged();
+    void analysisChanged();
     void inspected(qint64 query, qint64 key);
 
 private:
@@ -95,6 +103,7 @@ private:
     ViewOptions m_options;
     std::vector<std::vector<std::vector<int64_t>>> m_sinks;  ///< [layer][head] -> keys
     int64_t m_query = -1, m_key = -1;
+    std::shared_ptr<const ModelAnalysis> m_analysis;
 };
 
 }  // namespace attnscope

@@ -1,0 +1,174 @@
+#include "comparisonview.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSplitter>
+#include <QVBoxLayout>
+
+#include <cmath>
+
+#include "analysisrunner.h"
+#include "attentionmapcanvas.h"
+#include "computeservice.h"
+#include "figurebuilders.h"
+#include "figurewidget.h"
+#include "headcache.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+const QString kJsTag = QStringLiteral("head:compare:js");
+}
+
+ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
+    : QWidget(parent), m_session(session)
+{
+    Q_UNUSED(analysis);
+    m_hint = new QLabel(tr("Shift-click heads in the head grid to compare up to four of them."), this);
+    m_distance = new QLabel(this);
+    auto* maps = new QWidget(this);
+    m_row = new QHBoxLayout(maps);
+    m_row->setContentsMargins(0, 0, 0, 0);
+    m_difference = new FigureWidget(this);
+    m_difference->setPlaceholder(tr("The difference of the first two compared heads appears here."));
+    m_similarity = new FigureWidget(this);
+    m_similarity->setPlaceholder(tr("Head similarity (Jensen–Shannon) of the current layer: run the analysis."));
+    auto* bottom = new QSplitter(Qt::Horizontal, this);
+    bottom->addWidget(m_difference);
+    bottom->addWidget(m_similarity);
+    auto* split = new QSplitter(Qt::Vertical, this);
+    split->addWidget(maps);
+    split->addWidget(bottom);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
+    auto* top = new QHBoxLayout;
+    top->addWidget(m_hint, 1);
+    top->addWidget(m_distance);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(top);
+    layout->addWidget(split, 1);
+
+    connect(session, &TraceSession::comparedChanged, this, &ComparisonView::rebuild);
+    connect(session, &TraceSession::traceClosed, this, &ComparisonView::rebuild);
+    auto similarity = [this] {
+        const auto& model = m_session->analysis();
+        const HeadSimilarity* s = nullptr;
+        if (model)
+            for (const HeadSimilarity& x : model->similarity)
+                if (x.layer == m_session->current().layer)
+                    s = &x;
+        m_similarity->setFigure(s ? std::optional<Figure>(similarityFigure(*s)) : std::nullopt);
+    };
+    connect(session, &TraceSession::analysisChanged, this, similarity);
+    connect(session, &TraceSession::currentChanged, this, similarity);
+    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
+        if (tag != kJsTag)
+            return;
+        m_js = v.canConvert<double>() && !v.canConvert<JobError>() ? v.toDouble() : -1;
+        const auto& c = m_session->compared();
+        if (m_js >= 0 && c.size() >= 2)
+            m_distance->setText(tr("JS distance L%1H%2 ↔ L%3H%4 = %5")
+                                    .arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head).arg(m_js, 0, 'f', 3));
+        else if (v.canConvert<JobError>())
+            m_distance->setText(tr("JS distance failed: %1").arg(v.value<JobError>().message));
+    });
+}
+
+void ComparisonView::rebuild()
+{
+    for (AttentionMapCanvas* c : m_canvases)
+        delete c;
+    m_canvases.clear();
+    m_js = -1;
+    m_distance->clear();
+    m_difference->setFigure(std::nullopt);
+    if (!m_session->isOpen())
+        return;
+    for (const HeadId& h : m_session->compared()) {
+        auto* canvas = new AttentionMapCanvas(m_session, this);
+        canvas->setFollowCurrent(false);
+        canvas->setHead(h);
+        m_row->addWidget(canvas);
+        m_canvases.push_back(canvas);
+        connect(canvas, &AttentionMapCanvas::tileArrived, this, &ComparisonView::updateDifference);
+        // Linked zoom and pan: every canvas adopts the one the user moves.
+        connect(canvas, &AttentionMapCanvas::viewportChanged, this, [this, canvas](const MapViewport& v) {
+            for (AttentionMapCanvas* other : m_canvases)
+                if (other != canvas)
+                    other->setViewport(v);
+        });
+    }
+    m_hint->setVisible(m_canvases.size() < 2);
+    requestDistance();
+}
+
+bool ComparisonView::hasDifference() const
+{
+    return bool(m_difference->figure());
+}
+
+void ComparisonView::updateDifference()
+{
+    if (m_canvases.size() < 2)
+        return;
+    const MapResult* a = m_canvases[0]->shownMap();
+    const MapResult* b = m_canvases[1]->shownMap();
+    if (!a || !b)
+        return;
+    const AttentionMap& ma = a->map;
+    const AttentionMap& mb = b->map;
+    if (ma.width != mb.width || ma.height != mb.height || ma.rect.q0 != mb.rect.q0 || ma.rect.q1 != mb.rect.q1 ||
+        ma.rect.k0 != mb.rect.k0 || ma.rect.k1 != mb.rect.k1)
+        return;  // the linked views have not both refined yet
+    const bool maxPooling = m_session->options().maxPooling;
+    AttentionMap diff = ma;
+    const auto& va = maxPooling ? ma.max : ma.mean;
+    const auto& vb = maxPooling ? mb.max : mb.mean;
+    auto& out = maxPooling ? diff.max : diff.mean;
+    for (size_t i = 0; i < out.size() && i < vb.size(); ++i)
+        out[i] = std::abs(va[i] - vb[i]);
+    const auto& c = m_session->compared();
+    HeatmapFigure f = mapFigure(diff, traceTokens(m_session->trace()->metadata()), maxPooling,
+                                tr("|L%1H%2 − L%3H%4|").arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head));
+    f.colormap = QStringLiteral("magma");
+    f.colorBarLabel = tr("absolute difference");
+    m_difference->setFigure(Figure(f));
+}
+
+void ComparisonView::requestDistance()
+{
+    const auto& c = m_session->compared();
+    if (c.size() < 2)
+        return;
+    HeadCache* cache = m_session->cache();
+    auto trace = m_session->trace();
+    const HeadId a = c[0], b = c[1];
+    m_distance->setText(tr("JS distance: computing…"));
+    m_session->compute()->submitCpu(kJsTag, [cache, trace, a, b](const CancelToken& cancel) {
+        auto ha = cache->head(a.layer, a.head);
+        auto hb = cache->head(b.layer, b.head);
+        if (!ha || !hb)
+            return QVariant::fromValue(JobError{QString::fromStdString((ha ? hb : ha).message())});
+        std::vector<HeadInput> in(2);
+        in[0].q = &(*ha)->q;
+        in[0].k = &(*ha)->k;
+        in[0].spec = (*ha)->spec;
+        in[1].q = &(*hb)->q;
+        in[1].k = &(*hb)->k;
+        in[1].spec = (*hb)->spec;
+        auto s = headSimilarity(std::move(in), cancelOnly(cancel));
+        if (!s)
+            return QVariant::fromValue(JobError{QString::fromStdString(s.message())});
+        return QVariant(s->distance.size() >= 2 ? s->distance[1] : -1.0);
+    });
+}
+
+std::optional<Figure> ComparisonView::currentFigure() const
+{
+    if (m_difference->figure())
+        return m_difference->figure();
+    return m_similarity->figure();
+}
+
+}  // namespace attnscope

@@ -1,0 +1,46 @@
+#pragma once
+// Head comparison: 2–4 heads side by side with linked zoom and pan, the difference map of the
+// first two with their Jensen–Shannon distance, and the head-similarity matrix of the current
+// layer in clustering order.
+#include <QWidget>
+
+#include <vector>
+
+#include "figuresource.h"
+
+class QHBoxLayout;
+class QLabel;
+
+namespace attnscope {
+
+class AnalysisRunner;
+class AttentionMapCanvas;
+class FigureWidget;
+class TraceSession;
+
+class ComparisonView : public QWidget, public FigureSource {
+    Q_OBJECT
+public:
+    ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent = nullptr);
+    std::optional<Figure> currentFigure() const override;
+    const std::vector<AttentionMapCanvas*>& canvases() const { return m_canvases; }
+    bool hasDifference() const;
+    /// JS distance of the first two compared heads once computed, else a negative value.
+    double jsDistance() const { return m_js; }
+
+private:
+    void rebuild();
+    void updateDifference();
+    void requestDistance();
+
+    TraceSession* m_session;
+    QHBoxLayout* m_row;
+    QLabel* m_hint;
+    QLabel* m_distance;
+    std::vector<AttentionMapCanvas*> m_canvases;
+    FigureWidget* m_difference;
+    FigureWidget* m_similarity;
+    double m_js = -1;
+};
+
+}  // namespace attnscope

@@ -1,0 +1,166 @@
+#include "neuronview.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPainter>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
+
+#include "computeservice.h"
+#include "headcache.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+const QString kTag = QStringLiteral("head:neuron");
+constexpr double kTopBar = 64;          ///< controls and summary above the plots
+constexpr double kPanelGap = 14;
+const QColor kPositive(33, 102, 172);
+const QColor kNegative(178, 24, 43);
+}  // namespace
+
+NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
+{
+    m_query = new QSpinBox(this);
+    m_key = new QSpinBox(this);
+    m_summary = new QLabel(this);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto* bar = new QHBoxLayout;
+    bar->addWidget(new QLabel(tr("Query"), this));
+    bar->addWidget(m_query);
+    bar->addWidget(new QLabel(tr("Key"), this));
+    bar->addWidget(m_key);
+    bar->addWidget(m_summary, 1);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(bar);
+    layout->addStretch();
+
+    connect(session, &TraceSession::traceOpened, this, [this] {
+        const int last = int(m_session->trace()->tokens() - 1);
+        const QSignalBlocker b1(m_query), b2(m_key);
+        m_query->setRange(0, last);
+        m_key->setRange(0, last);
+        m_query->setValue(last);
+        m_key->setValue(0);
+        request();
+    });
+    connect(session, &TraceSession::inspected, this, [this](qint64 q, qint64 k) {
+        const QSignalBlocker b1(m_query), b2(m_key);
+        m_query->setValue(int(q));
+        m_key->setValue(int(k));
+        request();
+    });
+    connect(session, &TraceSession::currentChanged, this, &NeuronView::request);
+    connect(session, &TraceSession::optionsChanged, this, &NeuronView::request);
+    connect(m_query, &QSpinBox::valueChanged, this, &NeuronView::request);
+    connect(m_key, &QSpinBox::valueChanged, this, &NeuronView::request);
+    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
+        if (tag != kTag)
+            return;
+        if (v.canConvert<JobError>()) {
+            m_summary->setText(tr("error: %1").arg(v.value<JobError>().message));
+            return;
+        }
+        m_data = v.value<NeuronData>();
+        double dot = 0;
+        for (size_t i = 0; i < m_data.q.size(); ++i)
+            dot += double(m_data.q[i]) * m_data.k[i];
+        m_summary->setText(tr("L%1 H%2  q·k = %3   × scale %4 = %5   softmax p = %6")
+                               .arg(m_data.layer).arg(m_data.head).arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
+                               .arg(dot * m_data.scale, 0, 'g', 4).arg(m_data.probability, 0, 'g', 4));
+        update();
+    });
+}
+
+void NeuronView::request()
+{
+    if (!m_session->isOpen())
+        return;
+    const HeadId h = m_session->current();
+    const int64_t query = m_query->value(), key = m_key->value();
+    HeadCache* cache = m_session->cache();
+    auto trace = m_session->trace();
+    const std::vector<int64_t> excluded = m_session->excludedKeys(h);
+    m_session->compute()->submitCpu(kTag, [cache, trace, h, query, key, excluded](const CancelToken& cancel) {
+        auto head = cache->head(h.layer, h.head);
+        if (!head)
+            return QVariant::fromValue(JobError{QString::fromStdString(head.message())});
+        const HeadData& d = **head;
+        NeuronData n;
+        n.layer = h.layer;
+        n.head = h.head;
+        n.query = query;
+        n.key = key;
+        n.q.assign(d.q.row(query).data(), d.q.row(query).data() + d.q.cols());
+        n.k.assign(d.k.row(key).data(), d.k.row(key).data() + d.k.cols());
+        n.scale = d.spec.scale;
+        const AttentionSpec spec = HeadCache::specWithExclusions(d, excluded);
+        auto p = attentionMap(d.q, d.k, spec, {query, query + 1, key, key + 1}, 1, 1, cancelOnly(cancel));
+        if (!p)
+            return QVariant::fromValue(JobError{QString::fromStdString(p.message())});
+        n.probability = p->mean.empty() ? 0.0 : double(p->mean[0]);
+        return QVariant::fromValue(n);
+    });
+}
+
+QRectF NeuronView::plotArea() const
+{
+    return QRectF(48, kTopBar, width() - 60, height() - kTopBar - 8);
+}
+
+void NeuronView::paintEvent(QPaintEvent*)
+{
+    QPainter p(this);
+    p.fillRect(rect(), palette().color(QPalette::Base));
+    if (m_data.q.empty())
+        return;
+    const size_t d = m_data.q.size();
+    std::vector<float> prod(d);
+    for (size_t i = 0; i < d; ++i)
+        prod[i] = m_data.q[i] * m_data.k[i];
+    const QRectF area = plotArea();
+    const double panelH = (area.height() - 2 * kPanelGap) / 3;
+    const std::vector<float>* rows[] = {&m_data.q, &m_data.k, &prod};
+    const QString names[] = {tr("q"), tr("k"), tr("q ⊙ k")};
+    for (int r = 0; r < 3; ++r) {
+        const QRectF panel(area.left(), area.top() + r * (panelH + kPanelGap), area.width(), panelH);
+        const auto& v = *rows[r];
+        float m = 1e-6f;
+        for (float x : v)
+            m = std::max(m, std::abs(x));
+        const double mid = panel.center().y(), bw = panel.width() / double(d);
+        p.setPen(palette().color(QPalette::Mid));
+        p.drawLine(QPointF(panel.left(), mid), QPointF(panel.right(), mid));
+        for (size_t i = 0; i < d; ++i) {
+            const double h = double(v[i]) / m * panel.height() / 2;
+            p.fillRect(QRectF(panel.left() + i * bw, std::min(mid, mid - h), std::max(1.0, bw - 1), std::abs(h)),
+                       v[i] >= 0 ? kPositive : kNegative);
+        }
+        p.setPen(palette().color(QPalette::Text));
+        p.drawText(QRectF(0, panel.top(), area.left() - 6, panel.height()), Qt::AlignRight | Qt::AlignVCenter, names[r]);
+        p.drawText(panel.adjusted(2, 0, 0, 0), Qt::AlignTop | Qt::AlignLeft, QStringLiteral("±%1").arg(double(m), 0, 'g', 3));
+    }
+}
+
+std::optional<Figure> NeuronView::currentFigure() const
+{
+    if (m_data.q.empty())
+        return std::nullopt;
+    NeuronFigure f;
+    const auto& tokens = m_session->trace()->metadata().tokens;
+    auto tok = [&](int64_t i) { return size_t(i) < tokens.size() ? QString::fromStdString(tokens[size_t(i)]) : QString::number(i); };
+    f.title = tr("Layer %1, head %2: query %3 → key %4").arg(m_data.layer).arg(m_data.head).arg(m_data.query).arg(m_data.key);
+    f.queryToken = tok(m_data.query);
+    f.keyToken = tok(m_data.key);
+    f.q = m_data.q;
+    f.k = m_data.k;
+    f.scale = m_data.scale;
+    f.probability = m_data.probability;
+    return Figure(f);
+}
+
+}  // namespace attnscope

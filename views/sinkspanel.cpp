@@ -1,0 +1,133 @@
+#include "sinkspanel.h"
+
+#include <QHeaderView>
+#include <QLabel>
+#include <QPushButton>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include "analysisrunner.h"
+#include "figurebuilders.h"
+#include "figurewidget.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+constexpr int kMaxListedSinks = 6;
+}
+
+QString analysisPrompt()
+{
+    return QObject::tr("Run Analysis ▸ Run Analysis (Ctrl+R) to measure sinks, sparsity and head roles.");
+}
+
+SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
+    : QWidget(parent), m_session(session), m_analysis(analysis)
+{
+    m_summary = new QLabel(analysisPrompt(), this);
+    m_summary->setWordWrap(true);
+    auto* run = new QPushButton(tr("Run analysis"), this);
+    connect(run, &QPushButton::clicked, analysis, &AnalysisRunner::run);
+    m_table = new QTableWidget(this);
+    m_table->setColumnCount(6);
+    m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("First-token sink"), tr("Hidden sinks"), tr("Role")});
+    m_table->verticalHeader()->hide();
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_table->horizontalHeader()->setStretchLastSection(true);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_table->setSortingEnabled(true);
+    m_alpha = new FigureWidget(this);
+    m_alpha->setPlaceholder(analysisPrompt());
+    m_rate = new FigureWidget(this);
+    m_rate->setPlaceholder(analysisPrompt());
+
+    auto* plots = new QSplitter(Qt::Vertical, this);
+    plots->addWidget(m_alpha);
+    plots->addWidget(m_rate);
+    auto* split = new QSplitter(Qt::Horizontal, this);
+    split->addWidget(m_table);
+    split->addWidget(plots);
+    split->setStretchFactor(1, 1);
+    auto* top = new QHBoxLayout;
+    top->addWidget(m_summary, 1);
+    top->addWidget(run);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(top);
+    layout->addWidget(split, 1);
+
+    connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
+        m_session->select({m_table->item(row, 0)->data(Qt::DisplayRole).toInt(), m_table->item(row, 1)->data(Qt::DisplayRole).toInt()});
+    });
+    connect(session, &TraceSession::analysisChanged, this, &SinksPanel::refreshTable);
+    connect(session, &TraceSession::currentChanged, this, &SinksPanel::refreshPlots);
+    refreshTable();
+}
+
+int SinksPanel::rows() const
+{
+    return m_table->rowCount();
+}
+
+void SinksPanel::refreshTable()
+{
+    m_table->setSortingEnabled(false);
+    m_table->setRowCount(0);
+    const auto& model = m_session->analysis();
+    if (!model) {
+        m_summary->setText(analysisPrompt());
+        refreshPlots();
+        return;
+    }
+    int hidden = 0;
+    const QStringList tokens = traceTokens(m_session->trace()->metadata());
+    m_table->setRowCount(int(model->heads.size()));
+    for (int r = 0; r < int(model->heads.size()); ++r) {
+        const HeadAnalysis& h = model->heads[size_t(r)];
+        hidden += h.sinks.hiddenSinks.empty() ? 0 : 1;
+        QStringList keys;
+        for (size_t i = 0; i < h.sinks.hiddenSinks.size() && i < kMaxListedSinks; ++i) {
+            const int64_t k = h.sinks.hiddenSinks[i];
+            keys << QStringLiteral("%1 “%2” (%3)").arg(k).arg(tokens.value(int(k)).trimmed()).arg(double(h.sinks.alpha[size_t(k)]), 0, 'f', 2);
+        }
+        if (h.sinks.hiddenSinks.size() > kMaxListedSinks)
+            keys << QStringLiteral("…");
+        auto* layer = new QTableWidgetItem;
+        layer->setData(Qt::DisplayRole, h.layer);
+        auto* head = new QTableWidgetItem;
+        head->setData(Qt::DisplayRole, h.head);
+        auto* alpha = new QTableWidgetItem;
+        alpha->setData(Qt::DisplayRole, QString::number(h.sinks.alpha0, 'f', 3).toDouble());
+        m_table->setItem(r, 0, layer);
+        m_table->setItem(r, 1, head);
+        m_table->setItem(r, 2, alpha);
+        m_table->setItem(r, 3, new QTableWidgetItem(h.sinks.firstTokenSink ? tr("yes") : tr("no")));
+        m_table->setItem(r, 4, new QTableWidgetItem(keys.join(QStringLiteral(", "))));
+        m_table->setItem(r, 5, new QTableWidgetItem(QString::fromStdString(h.role.label)));
+    }
+    m_table->setSortingEnabled(true);
+    m_summary->setText(tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
+                           .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
+                           .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
+                           .arg(model->options.head.sinks.hiddenThreshold));
+    refreshPlots();
+}
+
+void SinksPanel::refreshPlots()
+{
+    const auto& model = m_session->analysis();
+    const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
+    m_alpha->setFigure(h ? std::optional<Figure>(sinkFigure(*h, traceTokens(m_session->trace()->metadata()),
+                                                            model->options.head.sinks))
+                         : std::nullopt);
+    m_rate->setFigure(model ? std::optional<Figure>(sinkRateFigure(*model)) : std::nullopt);
+}
+
+std::optional<Figure> SinksPanel::currentFigure() const
+{
+    return m_alpha->figure() ? m_alpha->figure() : m_rate->figure();
+}
+
+}  // namespace attnscope

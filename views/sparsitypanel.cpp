@@ -1,0 +1,164 @@
+#include "sparsitypanel.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+
+#include "analysisrunner.h"
+#include "figurebuilders.h"
+#include "figurewidget.h"
+#include "sinkspanel.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+const QList<double> kGammas = {0.5, 0.9, 0.95, 0.99};
+const QList<int> kBlockSizes = {64, 128};
+constexpr int kFixedColumns = 4;
+
+QTableWidgetItem* numberItem(double v, int decimals)
+{
+    auto* item = new QTableWidgetItem;
+    item->setData(Qt::DisplayRole, QString::number(v, 'f', decimals).toDouble());
+    return item;
+}
+}  // namespace
+
+SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
+    : QWidget(parent), m_session(session)
+{
+    m_gamma = new QComboBox(this);
+    for (double g : kGammas)
+        m_gamma->addItem(QStringLiteral("γ = %1").arg(g), g);
+    m_block = new QComboBox(this);
+    for (int b : kBlockSizes)
+        m_block->addItem(tr("block %1").arg(b), b);
+    m_overlay = new QCheckBox(tr("Show coverage blocks on the map"), this);
+    m_summary = new QLabel(analysisPrompt(), this);
+    m_summary->setWordWrap(true);
+    m_table = new QTableWidget(this);
+    m_table->verticalHeader()->hide();
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_density = new FigureWidget(this);
+    m_density->setPlaceholder(analysisPrompt());
+    m_recall = new FigureWidget(this);
+    m_recall->setPlaceholder(analysisPrompt());
+
+    auto* bar = new QHBoxLayout;
+    bar->addWidget(m_gamma);
+    bar->addWidget(m_block);
+    bar->addWidget(m_overlay);
+    bar->addWidget(m_summary, 1);
+    auto* plots = new QSplitter(Qt::Vertical, this);
+    plots->addWidget(m_density);
+    plots->addWidget(m_recall);
+    auto* split = new QSplitter(Qt::Horizontal, this);
+    split->addWidget(m_table);
+    split->addWidget(plots);
+    split->setStretchFactor(1, 1);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(bar);
+    layout->addWidget(split, 1);
+
+    auto sync = [this] {
+        const ViewOptions& o = m_session->options();
+        const QSignalBlocker b1(m_gamma), b2(m_block), b3(m_overlay);
+        m_gamma->setCurrentIndex(std::max(0, int(kGammas.indexOf(o.gamma))));
+        m_block->setCurrentIndex(std::max(0, int(kBlockSizes.indexOf(o.blockSize))));
+        m_overlay->setChecked(o.showCoverage);
+    };
+    sync();
+    connect(session, &TraceSession::optionsChanged, this, [this, sync] {
+        sync();
+        refreshTable();
+    });
+    connect(m_gamma, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
+    connect(m_block, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
+    connect(m_overlay, &QCheckBox::toggled, this, &SparsityPanel::pushOptions);
+    connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
+        m_session->select({m_table->item(row, 0)->data(Qt::DisplayRole).toInt(), m_table->item(row, 1)->data(Qt::DisplayRole).toInt()});
+    });
+    connect(session, &TraceSession::analysisChanged, this, &SparsityPanel::refreshTable);
+    connect(session, &TraceSession::currentChanged, this, &SparsityPanel::refreshPlots);
+    Q_UNUSED(analysis);
+    refreshTable();
+}
+
+void SparsityPanel::pushOptions()
+{
+    ViewOptions o = m_session->options();
+    o.gamma = m_gamma->currentData().toDouble();
+    o.blockSize = m_block->currentData().toInt();
+    o.showCoverage = m_overlay->isChecked();
+    m_session->setOptions(o);
+}
+
+int SparsityPanel::rows() const
+{
+    return m_table->rowCount();
+}
+
+void SparsityPanel::refreshTable()
+{
+    m_table->setSortingEnabled(false);
+    m_table->setRowCount(0);
+    const auto& model = m_session->analysis();
+    if (!model || model->heads.empty()) {
+        m_summary->setText(analysisPrompt());
+        refreshPlots();
+        return;
+    }
+    const ViewOptions& o = m_session->options();
+    QStringList headers = {tr("Layer"), tr("Head"), tr("Density"), tr("Recall")};
+    const auto& masks = model->heads.front().masks;
+    for (const CandidateMaskResult& m : masks)
+        headers << tr("%1 recall / err").arg(QString::fromStdString(m.name));
+    m_table->setColumnCount(int(headers.size()));
+    m_table->setHorizontalHeaderLabels(headers);
+    m_table->setRowCount(int(model->heads.size()));
+    double densitySum = 0;
+    for (int r = 0; r < int(model->heads.size()); ++r) {
+        const HeadAnalysis& h = model->heads[size_t(r)];
+        const GammaCoverage* c = h.coverage(o.blockSize, o.gamma);
+        auto* layer = new QTableWidgetItem;
+        layer->setData(Qt::DisplayRole, h.layer);
+        auto* head = new QTableWidgetItem;
+        head->setData(Qt::DisplayRole, h.head);
+        m_table->setItem(r, 0, layer);
+        m_table->setItem(r, 1, head);
+        m_table->setItem(r, 2, numberItem(c ? c->density : 0.0, 3));
+        m_table->setItem(r, 3, numberItem(c ? c->recall : 0.0, 3));
+        densitySum += c ? c->density : 0.0;
+        for (int m = 0; m < int(h.masks.size()) && kFixedColumns + m < headers.size(); ++m)
+            m_table->setItem(r, kFixedColumns + m, new QTableWidgetItem(QStringLiteral("%1 / %2")
+                                                                           .arg(h.masks[size_t(m)].recall, 0, 'f', 3)
+                                                                           .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
+    }
+    m_table->setSortingEnabled(true);
+    m_summary->setText(tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
+                           .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1).arg(o.blockSize).arg(o.gamma));
+    refreshPlots();
+}
+
+void SparsityPanel::refreshPlots()
+{
+    const auto& model = m_session->analysis();
+    const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
+    m_density->setFigure(h ? std::optional<Figure>(headDensityFigure(*h)) : std::nullopt);
+    m_recall->setFigure(model ? std::optional<Figure>(maskRecallFigure(*model)) : std::nullopt);
+}
+
+std::optional<Figure> SparsityPanel::currentFigure() const
+{
+    return m_density->figure() ? m_density->figure() : m_recall->figure();
+}
+
+}  // namespace attnscope
