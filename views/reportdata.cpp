@@ -1,0 +1,186 @@
+// Gathers what a report shows: the analysis of every head, the selected heads' maps at three
+// scales, and the optional profile.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "attnscope/trace.h"
+#include "reportdocument.h"
+
+namespace attnscope {
+
+namespace {
+// Shares of the report's progress bar given to each stage.
+constexpr double kOpenShare = 0.02, kAnalysisEnd = 0.7, kMapsEnd = 0.85, kProfileEnd = 1.0;
+// Profiles inside a report are a summary, not a benchmark: few samples, short timeouts.
+constexpr int kProfileWarmup = 1, kProfileMinSamples = 5, kProfileMaxSamples = 30;
+constexpr double kProfileTimeoutSeconds = 5;
+
+/// Maps a stage's [0, 1] onto [from, to] of the caller's progress.
+ProgressFn subProgress(const ProgressFn& progress, double from, double to) {
+    if (!progress) return {};
+    return [progress, from, to](double f, std::string_view stage) {
+        return progress(from + (to - from) * std::clamp(f, 0.0, 1.0), stage);
+    };
+}
+
+bool report(const ProgressFn& progress, double f, std::string_view stage) { return !progress || progress(f, stage); }
+
+Status cancelled() { return {ErrorCode::Cancelled, "report cancelled"}; }
+
+// The heads a reader looks at first: the clearest induction, previous-token, hidden-sink and
+// first-token-sink heads, then the most local and the broadest.
+std::vector<HeadRef> autoSelect(const ModelAnalysis& m, int count) {
+    using Score = std::function<double(const HeadAnalysis&)>;
+    const std::vector<Score> criteria = {
+        [](const HeadAnalysis& h) { return h.role.label == "induction" ? h.roles.inductionMatched : -1.0; },
+        [](const HeadAnalysis& h) { return h.role.label == "previous-token" ? h.roles.previousToken : -1.0; },
+        [](const HeadAnalysis& h) {
+            double best = -1;
+            for (int64_t k : h.sinks.hiddenSinks)
+                if (k >= 0 && size_t(k) < h.sinks.alpha.size()) best = std::max(best, double(h.sinks.alpha[size_t(k)]));
+            return best;
+        },
+        [](const HeadAnalysis& h) { return h.sinks.firstTokenSink ? h.sinks.alpha0 : -1.0; },
+        [](const HeadAnalysis& h) { return h.roles.localMass; },
+        [](const HeadAnalysis& h) { return h.stats.entropyNormalized; },
+    };
+    std::vector<HeadRef> out;
+    for (const auto& score : criteria) {
+        if (int(out.size()) >= count) break;
+        const HeadAnalysis* best = nullptr;
+        double bestScore = 0;
+        for (const auto& h : m.heads) {
+            const HeadRef ref{h.layer, h.head};
+            if (std::find(out.begin(), out.end(), ref) != out.end()) continue;
+            const double s = score(h);
+            if (s > bestScore) best = &h, bestScore = s;
+        }
+        if (best) out.push_back({best->layer, best->head});
+    }
+    return out;
+}
+
+Result<HeadMaps> headMaps(const Trace& trace, HeadRef ref, const ReportOptions& o) {
+    auto q = trace.head(ref.layer, ref.head, Which::Q);
+    if (!q) return q.status();
+    auto k = trace.head(ref.layer, ref.head, Which::K);
+    if (!k) return k.status();
+    const AttentionSpec spec = specForLayer(trace.config(ref.layer), ref.head);
+    const int64_t T = trace.tokens();
+    auto lse = rowLogSumExp(q->m, k->m, spec, 0, T);
+    if (!lse) return lse.status();
+    HeadMaps maps;
+    maps.ref = ref;
+    const int overviewCells = int(std::min<int64_t>(T, o.mapCells));
+    auto overview = attentionMap(q->m, k->m, spec, {0, T, 0, T}, overviewCells, overviewCells, {}, &*lse);
+    if (!overview) return overview.status();
+    maps.overview = std::move(*overview);
+    // The zoom: a diagonal block in the middle of the sequence, where local structure shows.
+    const int64_t z = std::min<int64_t>(T, o.zoomTokens);
+    const int64_t z0 = std::clamp<int64_t>(T / 2 - z / 2, 0, T - z);
+    const int zoomCells = int(std::min<int64_t>(z, o.mapCells));
+    auto zoom = attentionMap(q->m, k->m, spec, {z0, z0 + z, z0, z0 + z}, zoomCells, zoomCells, {}, &*lse);
+    if (!zoom) return zoom.status();
+    maps.zoom = std::move(*zoom);
+    // The token-level window: the last tokens, one cell per token.
+    const int64_t w = std::min<int64_t>(T, o.windowTokens);
+    auto window = attentionMap(q->m, k->m, spec, {T - w, T, T - w, T}, int(w), int(w), {}, &*lse);
+    if (!window) return window.status();
+    maps.window = std::move(*window);
+    return maps;
+}
+
+}  // namespace
+
+Json traceSummaryJson(const Trace& trace) {
+    const TraceMetadata& m = trace.metadata();
+    Json j = Json::object();
+    j.set("path", trace.path());
+    j.set("model", m.model);
+    j.set("source", m.source);
+    j.set("kind", traceKindName(m.kind));
+    j.set("tokens", trace.tokens());
+    j.set("layers", trace.numLayers());
+    j.set("dtype", dtypeName(trace.dtype()));
+    j.set("fileBytes", trace.fileSize());
+    j.set("hasQK", trace.hasQK());
+    Json layers = Json::array();
+    for (int l = 0; l < trace.numLayers(); ++l) {
+        const LayerConfig& c = trace.config(l);
+        Json lj = Json::object();
+        lj.set("heads", c.heads);
+        lj.set("kvHeads", c.kvHeads);
+        lj.set("headDim", c.headDim);
+        lj.set("scale", c.scale);
+        lj.set("causal", c.causal);
+        lj.set("slidingWindow", c.slidingWindow);
+        lj.set("softcap", c.softcap);
+        lj.set("alibi", c.alibi);
+        lj.set("positional", c.positional);
+        layers.push(std::move(lj));
+    }
+    j.set("layerConfigs", std::move(layers));
+    constexpr size_t kTextPreview = 2000;  // the JSON carries a preview, not a whole book
+    j.set("text", m.text.size() > kTextPreview ? m.text.substr(0, kTextPreview) : m.text);
+    Json warnings = Json::array();
+    for (const auto& w : trace.warnings()) warnings.push(w);
+    j.set("warnings", std::move(warnings));
+    return j;
+}
+
+Result<ReportData> collectReportData(const std::string& tracePath, const ReportOptions& o, const ProgressFn& progress) {
+    ReportData d;
+    if (!report(progress, 0, "open")) return cancelled();
+    auto trace = Trace::open(tracePath);
+    if (!trace) return trace.status();
+    d.trace = *trace;
+    if (!d.trace->hasQK())
+        return Status(ErrorCode::Unsupported, tracePath + ": weights-only trace (no Q/K); reports need Q/K to analyse heads");
+    if (!report(progress, kOpenShare, "analyse")) return cancelled();
+
+    auto analysis = analyzeTrace(*d.trace, o.analysis, subProgress(progress, kOpenShare, kAnalysisEnd));
+    if (!analysis) return analysis.status();
+    d.analysis = std::move(*analysis);
+
+    for (const HeadRef& h : o.heads) {
+        if (h.layer < 0 || h.layer >= d.trace->numLayers() || h.head < 0 || h.head >= d.trace->config(h.layer).heads)
+            return Status(ErrorCode::InvalidArgument, "--heads: " + std::to_string(h.layer) + ":" + std::to_string(h.head) +
+                                                          " is not a head of " + tracePath);
+    }
+    d.selected = o.heads.empty() ? autoSelect(d.analysis, o.autoHeads) : o.heads;
+    for (size_t i = 0; i < d.selected.size(); ++i) {
+        if (!report(progress, kAnalysisEnd + (kMapsEnd - kAnalysisEnd) * double(i) / d.selected.size(), "maps"))
+            return cancelled();
+        auto maps = headMaps(*d.trace, d.selected[i], o);
+        if (!maps) return maps.status();
+        d.maps.push_back(std::move(*maps));
+    }
+
+    if (!o.profileVariants.empty()) {
+        if (!report(progress, kMapsEnd, "profile")) return cancelled();
+        ProfileRequest req;
+        ShapeSource shape;
+        shape.trace = d.trace;
+        const HeadRef target = d.selected.empty() ? HeadRef{} : d.selected.front();
+        shape.layer = target.layer, shape.head = target.head;
+        req.shapes = {shape};
+        req.variants = o.profileVariants;
+        req.warmup = kProfileWarmup;
+        req.stop.minSamples = kProfileMinSamples;
+        req.stop.maxSamples = kProfileMaxSamples;
+        req.stop.timeoutSeconds = kProfileTimeoutSeconds;
+        auto profile = runProfile(req, subProgress(progress, kMapsEnd, kProfileEnd));
+        if (!profile) {
+            if (profile.status().code() == ErrorCode::Cancelled) return profile.status();
+            // A failed profile does not lose the analysis: the section says why.
+            d.profileNote = profile.message();
+        } else {
+            d.profile = std::move(*profile);
+        }
+    }
+    if (!report(progress, 1.0, "write")) return cancelled();
+    return d;
+}
+
+}  // namespace attnscope
