@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +50,10 @@ bool Args::parse() {
     for (const auto& o : m_opts)
         if (o.isPositional) positionals.push_back(&o);
     for (size_t i = 0; i < m_argv.size(); ++i) {
-        const std::string& a = m_argv[i];
+        // Short options: "-o FILE" is "--o FILE" (verbs declare "o" for the -o of their usage).
+        const bool isShort = m_argv[i].size() == 2 && m_argv[i][0] == '-' && m_argv[i][1] != 'h' &&
+                             std::isalpha(static_cast<unsigned char>(m_argv[i][1]));
+        const std::string a = isShort ? "-" + m_argv[i] : m_argv[i];
         if (a == "--help" || a == "-h") {
             printHelp();
             m_exitCode = 0;
@@ -142,7 +146,7 @@ void Args::printHelp() const {
     for (const auto& o : m_opts) {
         if (!any) std::printf("\n");
         any = true;
-        std::string left = o.isPositional ? o.name : "--" + o.name + (o.isFlag ? "" : " VALUE");
+        std::string left = o.isPositional ? o.name : (o.name.size() == 1 ? "-" : "--") + o.name + (o.isFlag ? "" : " VALUE");
         std::printf("  %-22s %s", left.c_str(), o.help.c_str());
         if (!o.defaultValue.empty()) std::printf(" (default %s)", o.defaultValue.c_str());
         std::printf("\n");
