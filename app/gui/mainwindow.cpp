@@ -1,0 +1,353 @@
+#include "mainwindow.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QSettings>
+#include <QStatusBar>
+#include <QTabWidget>
+
+#include "analysisrunner.h"
+#include "attentionmapcanvas.h"
+#include "comparisonview.h"
+#include "computeservice.h"
+#include "demotrace.h"
+#include "figure.h"
+#include "figuresource.h"
+#include "headgrid.h"
+#include "mappanel.h"
+#include "neuronview.h"
+#include "sinkspanel.h"
+#include "sparsitypanel.h"
+#include "tokenview.h"
+#include "tracepanel.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+constexpr int kMaxRecent = 8;
+constexpr int kStatusMessageMs = 8000;
+constexpr double kZoomStep = 2.0;
+const QString kTraceSuffix = QStringLiteral(".attn.safetensors");
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
+{
+    setWindowTitle(QStringLiteral("attnscope"));
+    setAcceptDrops(true);
+    setDockOptions(AnimatedDocks | AllowTabbedDocks | AllowNestedDocks);
+    m_compute = new ComputeService(this);
+    m_session = new TraceSession(m_compute, this);
+    m_analysis = new AnalysisRunner(m_session, this);
+    buildPanels();
+    buildMenus();
+    loadSettings();
+
+    connect(m_session, &TraceSession::traceOpened, this, [this](const QString& path) {
+        setWindowTitle(QStringLiteral("%1 — attnscope").arg(QFileInfo(path).fileName()));
+        addRecent(path);
+    });
+    connect(m_session, &TraceSession::openFailed, this, [this](const QString& path, const QString& message) {
+        showError(tr("Could not open %1").arg(QFileInfo(path).fileName()), message);
+    });
+    connect(m_analysis, &AnalysisRunner::analysisStarted, this, [this] {
+        m_progress->setValue(0);
+        m_progress->show();
+    });
+    connect(m_analysis, &AnalysisRunner::progressChanged, this, [this](double f, const QString& stage) {
+        m_progress->setValue(int(f * m_progress->maximum()));
+        m_progress->setFormat(QStringLiteral("%1 %p%").arg(stage));
+    });
+    connect(m_analysis, &AnalysisRunner::analysisFinished, this, [this] {
+        m_progress->hide();
+        statusBar()->showMessage(tr("Analysis finished"), kStatusMessageMs);
+    });
+    connect(m_analysis, &AnalysisRunner::analysisFailed, this, [this](const QString& message) {
+        m_progress->hide();
+        showError(tr("Analysis failed"), message);
+    });
+}
+
+MainWindow::~MainWindow() = default;
+
+AttentionMapCanvas* MainWindow::mapCanvas() const
+{
+    return m_map->canvas();
+}
+
+void MainWindow::buildPanels()
+{
+    m_tabs = new QTabWidget(this);
+    m_tabs->setDocumentMode(true);
+    m_map = new MapPanel(m_session, this);
+    m_tabs->addTab(m_map, tr("&Map"));
+    m_tabs->addTab(new TokenView(m_session, this), tr("&Tokens"));
+    m_tabs->addTab(new NeuronView(m_session, this), tr("&Neurons"));
+    m_tabs->addTab(new ComparisonView(m_session, m_analysis, this), tr("&Compare"));
+    m_tabs->addTab(new SinksPanel(m_session, m_analysis, this), tr("&Sinks"));
+    m_tabs->addTab(new SparsityPanel(m_session, m_analysis, this), tr("S&parsity"));
+    setCentralWidget(m_tabs);
+
+    auto addDock = [this](QWidget* w, const QString& title, const QString& name, Qt::DockWidgetArea area) {
+        auto* dock = new QDockWidget(title, this);
+        dock->setObjectName(name);  // saveState() needs names
+        dock->setWidget(w);
+        addDockWidget(area, dock);
+        return dock;
+    };
+    addDock(new TracePanel(m_session, this), tr("Trace"), QStringLiteral("traceDock"), Qt::LeftDockWidgetArea);
+    m_headGrid = new HeadGrid(m_session, m_analysis, this);
+    addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
+
+    m_hover = new QLabel(this);
+    m_backend = new QLabel(m_compute->gpuDescription(), this);
+    m_progress = new QProgressBar(this);
+    m_progress->setMaximum(1000);
+    m_progress->setMaximumWidth(260);
+    m_progress->setTextVisible(true);
+    m_progress->hide();
+    statusBar()->addWidget(m_hover, 1);
+    statusBar()->addPermanentWidget(m_progress);
+    statusBar()->addPermanentWidget(m_backend);
+    connect(m_map->canvas(), &AttentionMapCanvas::hovered, m_hover, &QLabel::setText);
+    connect(m_map->canvas(), &AttentionMapCanvas::computeFailed, this,
+            [this](const QString& message) { statusBar()->showMessage(tr("Map failed: %1").arg(message), kStatusMessageMs); });
+}
+
+void MainWindow::buildMenus()
+{
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->addAction(tr("&Open…"), QKeySequence::Open, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open trace"), {},
+                                                          tr("Attention traces (*.attn.safetensors);;All files (*)"));
+        if (!path.isEmpty())
+            openTrace(path);
+    });
+    m_recentMenu = file->addMenu(tr("Open &Recent"));
+    file->addAction(tr("Open &Demo Trace"), this, &MainWindow::openDemo);
+    file->addSeparator();
+    file->addAction(tr("&Export View…"), QKeySequence(tr("Ctrl+E")), this, &MainWindow::exportViewInteractive);
+    file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+Shift+E")), this, &MainWindow::exportReportInteractive);
+    file->addSeparator();
+    file->addAction(tr("&Close Trace"), QKeySequence::Close, m_session, &TraceSession::close);
+    file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    view->addAction(tr("Zoom &In"), QKeySequence::ZoomIn, this, [this] { mapCanvas()->zoomBy(kZoomStep); });
+    view->addAction(tr("Zoom &Out"), QKeySequence::ZoomOut, this, [this] { mapCanvas()->zoomBy(1 / kZoomStep); });
+    view->addAction(tr("&Whole Sequence"), QKeySequence(tr("Ctrl+0")), this, [this] { mapCanvas()->fitAll(); });
+    view->addSeparator();
+    auto toggle = [this, view](const QString& text, const QKeySequence& key, bool ViewOptions::*field) {
+        QAction* a = view->addAction(text);
+        a->setCheckable(true);
+        a->setShortcut(key);
+        a->setChecked(m_session->options().*field);
+        connect(a, &QAction::toggled, this, [this, field](bool on) {
+            ViewOptions o = m_session->options();
+            o.*field = on;
+            m_session->setOptions(o);
+        });
+        connect(m_session, &TraceSession::optionsChanged, a, [this, a, field] {
+            const QSignalBlocker block(a);
+            a->setChecked(m_session->options().*field);
+        });
+    };
+    toggle(tr("&Log Scale"), QKeySequence(tr("Ctrl+L")), &ViewOptions::logScale);
+    toggle(tr("&Max Pooling"), QKeySequence(tr("Ctrl+M")), &ViewOptions::maxPooling);
+    toggle(tr("E&xclude Sinks"), QKeySequence(tr("Ctrl+K")), &ViewOptions::excludeSinks);
+    toggle(tr("Show Ma&sk"), {}, &ViewOptions::showCausal);
+    toggle(tr("Show Sink &Columns"), {}, &ViewOptions::showSinks);
+    toggle(tr("Show &Coverage Blocks"), {}, &ViewOptions::showCoverage);
+    view->addSeparator();
+    auto step = [this](int dLayer, int dHead) {
+        if (!m_session->isOpen())
+            return;
+        HeadId h = m_session->current();
+        const int layers = m_session->trace()->numLayers();
+        h.layer = std::clamp(h.layer + dLayer, 0, layers - 1);
+        h.head = std::clamp(h.head + dHead, 0, m_session->trace()->config(h.layer).heads - 1);
+        m_session->select(h);
+    };
+    view->addAction(tr("Next Head"), QKeySequence(tr("Alt+Right")), this, [step] { step(0, 1); });
+    view->addAction(tr("Previous Head"), QKeySequence(tr("Alt+Left")), this, [step] { step(0, -1); });
+    view->addAction(tr("Next Layer"), QKeySequence(tr("Alt+Down")), this, [step] { step(1, 0); });
+    view->addAction(tr("Previous Layer"), QKeySequence(tr("Alt+Up")), this, [step] { step(-1, 0); });
+    view->addSeparator();
+    for (int i = 0; i < m_tabs->count(); ++i)
+        view->addAction(m_tabs->tabText(i).remove(QLatin1Char('&')), QKeySequence(QStringLiteral("Ctrl+%1").arg(i + 1)),
+                        this, [this, i] { m_tabs->setCurrentIndex(i); });
+    view->addSeparator();
+    for (QDockWidget* dock : findChildren<QDockWidget*>())
+        view->addAction(dock->toggleViewAction());
+
+    QMenu* analysis = menuBar()->addMenu(tr("&Analysis"));
+    analysis->addAction(tr("&Run Analysis"), QKeySequence(tr("Ctrl+R")), m_analysis, &AnalysisRunner::run);
+    analysis->addAction(tr("&Cancel"), m_analysis, &AnalysisRunner::cancel);
+
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&About attnscope"), this, [this] {
+        QMessageBox::about(this, tr("About attnscope"),
+                           tr("<b>attnscope</b> %1<br>Attention maps, sinks, sparsity and head roles from "
+                              "captured Q/K/V traces.<br>Compute: %2")
+                               .arg(QApplication::applicationVersion(), m_compute->gpuDescription()));
+    });
+}
+
+void MainWindow::openTrace(const QString& path)
+{
+    if (!QFileInfo(path).isFile()) {
+        showError(tr("Could not open %1").arg(path), tr("%1: no such file").arg(path));
+        m_recent.removeAll(path);
+        rebuildRecentMenu();
+        return;
+    }
+    statusBar()->showMessage(tr("Opening %1…").arg(path));
+    m_session->open(path);
+}
+
+void MainWindow::openDemo()
+{
+    const DemoTrace demo = locateDemoTrace();
+    if (demo.path.isEmpty()) {
+        showError(tr("No demo trace"), demo.message);
+        return;
+    }
+    openTrace(demo.path);
+    statusBar()->showMessage(demo.message, kStatusMessageMs * 2);
+}
+
+void MainWindow::showError(const QString& title, const QString& message)
+{
+    m_lastError = message;
+    statusBar()->showMessage(QStringLiteral("%1: %2").arg(title, message), kStatusMessageMs);
+    // Non-modal: the app keeps running (and tests never block on a dialog).
+    auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->setModal(false);
+    if (qEnvironmentVariableIsEmpty("ATTNSCOPE_NO_DIALOGS"))
+        box->show();
+    else
+        box->deleteLater();
+    emit errorShown(message);
+}
+
+void MainWindow::addRecent(const QString& path)
+{
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    m_recent.removeAll(abs);
+    m_recent.prepend(abs);
+    while (m_recent.size() > kMaxRecent)
+        m_recent.removeLast();
+    rebuildRecentMenu();
+    saveSettings();
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recentMenu->clear();
+    for (const QString& path : m_recent)
+        m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openTrace(path); })->setToolTip(path);
+    m_recentMenu->setEnabled(!m_recent.isEmpty());
+}
+
+QString MainWindow::exportCurrentView(const QString& path)
+{
+    const auto format = figureFormatFromPath(path);
+    if (!format)
+        return tr("%1: unknown figure format; expected .png, .svg or .pdf").arg(path);
+    auto* source = dynamic_cast<FigureSource*>(m_tabs->currentWidget());
+    const auto figure = source ? source->currentFigure() : std::nullopt;
+    if (!figure)
+        return tr("The %1 view has nothing to export yet").arg(m_tabs->tabText(m_tabs->currentIndex()).remove(QLatin1Char('&')));
+    const Status s = saveFigure(*figure, path, *format);
+    return s.ok() ? QString() : QString::fromStdString(s.message());
+}
+
+void MainWindow::exportViewInteractive()
+{
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export view"), QStringLiteral("attnscope-figure.pdf"),
+                                                      tr("PDF (*.pdf);;SVG (*.svg);;PNG (*.png)"));
+    if (path.isEmpty())
+        return;
+    if (const QString error = exportCurrentView(path); !error.isEmpty())
+        showError(tr("Export failed"), error);
+    else
+        statusBar()->showMessage(tr("Saved %1").arg(path), kStatusMessageMs);
+}
+
+void MainWindow::exportReportInteractive()
+{
+    showError(tr("Export report"), tr("The report generator is not part of this build yet."));
+}
+
+void MainWindow::closeEvent(QCloseEvent* e)
+{
+    saveSettings();
+    e->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e)
+{
+    if (e->mimeData()->hasUrls())
+        e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e)
+{
+    const auto urls = e->mimeData()->urls();
+    for (const QUrl& url : urls) {
+        if (url.isLocalFile()) {
+            openTrace(url.toLocalFile());  // the first local file; a session holds one trace
+            e->acceptProposedAction();
+            return;
+        }
+    }
+}
+
+void MainWindow::loadSettings()
+{
+    QSettings s;
+    restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray());
+    restoreState(s.value(QStringLiteral("window/state")).toByteArray());
+    m_recent = s.value(QStringLiteral("recentFiles")).toStringList();
+    rebuildRecentMenu();
+    ViewOptions o = m_session->options();
+    o.logScale = s.value(QStringLiteral("view/logScale"), o.logScale).toBool();
+    o.maxPooling = s.value(QStringLiteral("view/maxPooling"), o.maxPooling).toBool();
+    o.showCausal = s.value(QStringLiteral("view/showMask"), o.showCausal).toBool();
+    o.showSinks = s.value(QStringLiteral("view/showSinks"), o.showSinks).toBool();
+    o.showCoverage = s.value(QStringLiteral("view/showCoverage"), o.showCoverage).toBool();
+    o.gamma = s.value(QStringLiteral("view/gamma"), o.gamma).toDouble();
+    o.blockSize = s.value(QStringLiteral("view/blockSize"), o.blockSize).toInt();
+    m_session->setOptions(o);
+    m_tabs->setCurrentIndex(s.value(QStringLiteral("window/tab"), 0).toInt());
+}
+
+void MainWindow::saveSettings() const
+{
+    QSettings s;
+    s.setValue(QStringLiteral("window/geometry"), saveGeometry());
+    s.setValue(QStringLiteral("window/state"), saveState());
+    s.setValue(QStringLiteral("window/tab"), m_tabs->currentIndex());
+    s.setValue(QStringLiteral("recentFiles"), m_recent);
+    const ViewOptions& o = m_session->options();
+    s.setValue(QStringLiteral("view/logScale"), o.logScale);
+    s.setValue(QStringLiteral("view/maxPooling"), o.maxPooling);
+    s.setValue(QStringLiteral("view/showMask"), o.showCausal);
+    s.setValue(QStringLiteral("view/showSinks"), o.showSinks);
+    s.setValue(QStringLiteral("view/showCoverage"), o.showCoverage);
+    s.setValue(QStringLiteral("view/gamma"), o.gamma);
+    s.setValue(QStringLiteral("view/blockSize"), o.blockSize);
+}
+
+}  // namespace attnscope

@@ -1,0 +1,74 @@
+#pragma once
+// The main window only wires parts together: docks and tabs, menus and shortcuts, recent files,
+// drag-and-drop, settings. The views and the engine calls live in views/.
+#include <QMainWindow>
+#include <QStringList>
+
+class QLabel;
+class QProgressBar;
+class QTabWidget;
+
+namespace attnscope {
+
+class AnalysisRunner;
+class AttentionMapCanvas;
+class ComputeService;
+class HeadGrid;
+class MapPanel;
+class TraceSession;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    /// Opens a trace (asynchronously); errors are shown, the app keeps running.
+    void openTrace(const QString& path);
+    void openDemo();
+    /// Saves the current tab as PNG, SVG or PDF (by extension); returns an error message or "".
+    QString exportCurrentView(const QString& path);
+
+    TraceSession* session() const { return m_session; }
+    AnalysisRunner* analysis() const { return m_analysis; }
+    AttentionMapCanvas* mapCanvas() const;
+    HeadGrid* headGrid() const { return m_headGrid; }
+    QTabWidget* tabs() const { return m_tabs; }
+    QStringList recentFiles() const { return m_recent; }
+    /// The last error shown to the user (tests).
+    QString lastError() const { return m_lastError; }
+
+signals:
+    void errorShown(const QString& message);
+
+protected:
+    void closeEvent(QCloseEvent* e) override;
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+
+private:
+    void buildPanels();
+    void buildMenus();
+    void showError(const QString& title, const QString& message);
+    void addRecent(const QString& path);
+    void rebuildRecentMenu();
+    void exportViewInteractive();
+    void exportReportInteractive();
+    void loadSettings();
+    void saveSettings() const;
+
+    ComputeService* m_compute;
+    TraceSession* m_session;
+    AnalysisRunner* m_analysis;
+    QTabWidget* m_tabs = nullptr;
+    MapPanel* m_map = nullptr;
+    HeadGrid* m_headGrid = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QLabel* m_hover = nullptr;
+    QLabel* m_backend = nullptr;
+    QProgressBar* m_progress = nullptr;
+    QStringList m_recent;
+    QString m_lastError;
+};
+
+}  // namespace attnscope

@@ -1,0 +1,126 @@
+#include "screenshottour.h"
+
+#include <QDir>
+#include <QTabWidget>
+
+#include <cstdio>
+
+#include "analysisrunner.h"
+#include "attentionmapcanvas.h"
+#include "comparisonview.h"
+#include "eventwait.h"
+#include "headgrid.h"
+#include "mainwindow.h"
+#include "neuronview.h"
+#include "tokenview.h"
+#include "tracesession.h"
+
+namespace attnscope {
+
+namespace {
+constexpr int kWidth = 1600, kHeight = 1000;
+constexpr int kTimeoutMs = 120000;
+constexpr int kSettleMs = 400;
+constexpr double kTokenLevelPixels = 28;
+
+enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
+
+/// The head with the strongest planted or learned structure worth showing first: the highest
+/// role score among non-broad heads, else L0H0.
+HeadId interestingHead(const TraceSession& session)
+{
+    const auto& model = session.analysis();
+    HeadId best;
+    double bestScore = -1;
+    if (!model)
+        return best;
+    for (const HeadAnalysis& h : model->heads) {
+        const double s = std::max({h.roles.inductionMatched, h.roles.previousToken, h.sinks.alpha0});
+        if (s > bestScore && h.role.label != "broad") {
+            bestScore = s;
+            best = {h.layer, h.head};
+        }
+    }
+    return best;
+}
+}  // namespace
+
+int runScreenshotTour(MainWindow& window, const QString& dir, const QString& trace)
+{
+    QDir().mkpath(dir);
+    window.resize(kWidth, kHeight);
+    TraceSession* session = window.session();
+    if (trace.isEmpty())
+        window.openDemo();
+    else
+        window.openTrace(trace);
+    if (!waitFor([&] { return session->isOpen() || !window.lastError().isEmpty(); }, kTimeoutMs) || !session->isOpen()) {
+        std::fprintf(stderr, "error: could not open the trace: %s\n", qPrintable(window.lastError()));
+        return 2;
+    }
+    window.analysis()->run();
+    waitFor([&] { return !window.analysis()->isRunning(); }, kTimeoutMs);
+    if (!session->analysis())
+        std::fprintf(stderr, "warning: analysis unavailable: %s\n", qPrintable(window.lastError()));
+    window.headGrid()->setMetric(HeadMetric::RoleScore);
+    const HeadId head = interestingHead(*session);
+    session->select(head);
+
+    int saved = 0;
+    auto shot = [&](const QString& name) {
+        settle(kSettleMs);
+        const QString path = QDir(dir).filePath(name + QStringLiteral(".png"));
+        if (window.grab().save(path)) {
+            ++saved;
+            std::printf("saved %s\n", qPrintable(path));
+        } else {
+            std::fprintf(stderr, "error: could not save %s\n", qPrintable(path));
+        }
+    };
+    AttentionMapCanvas* map = window.mapCanvas();
+    window.tabs()->setCurrentIndex(MapTab);
+    waitFor([&] { return map->isUpToDate(); }, kTimeoutMs);
+    shot(QStringLiteral("01-map-overview"));
+
+    const int64_t t = session->trace()->tokens();
+    const int64_t q = t * 3 / 4;
+    map->zoomToToken(q, std::max<int64_t>(0, q - 6), kTokenLevelPixels);
+    waitFor([&] { return map->isUpToDate(); }, kTimeoutMs);
+    session->inspect(q, std::max<int64_t>(0, q - 1));
+    shot(QStringLiteral("02-map-token-level"));
+
+    map->fitAll();
+    ViewOptions o = session->options();
+    o.showCoverage = true;
+    session->setOptions(o);
+    waitFor([&] { return map->isUpToDate(); }, kTimeoutMs);
+    shot(QStringLiteral("03-map-coverage-overlay"));
+    o.showCoverage = false;
+    session->setOptions(o);
+
+    window.tabs()->setCurrentIndex(TokensTab);
+    auto* tokens = qobject_cast<TokenView*>(window.tabs()->widget(TokensTab));
+    waitFor([&] { return tokens && tokens->headsReady() > 0; }, kTimeoutMs);
+    shot(QStringLiteral("04-token-view"));
+
+    window.tabs()->setCurrentIndex(NeuronsTab);
+    auto* neurons = qobject_cast<NeuronView*>(window.tabs()->widget(NeuronsTab));
+    waitFor([&] { return neurons && neurons->hasData(); }, kTimeoutMs);
+    shot(QStringLiteral("05-neuron-view"));
+
+    const int heads = session->trace()->config(head.layer).heads;
+    session->setCompared({head, {head.layer, (head.head + 1) % heads}});
+    window.tabs()->setCurrentIndex(CompareTab);
+    auto* compare = qobject_cast<ComparisonView*>(window.tabs()->widget(CompareTab));
+    waitFor([&] { return compare && compare->hasDifference(); }, kTimeoutMs);
+    shot(QStringLiteral("06-compare"));
+
+    window.tabs()->setCurrentIndex(SinksTab);
+    shot(QStringLiteral("07-sinks"));
+    window.tabs()->setCurrentIndex(SparsityTab);
+    shot(QStringLiteral("08-sparsity"));
+    window.tabs()->setCurrentIndex(MapTab);
+    return saved == 8 ? 0 : 1;
+}
+
+}  // namespace attnscope
