@@ -11,6 +11,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPointer>
 #include <QProgressBar>
 #include <QSettings>
 #include <QStatusBar>
@@ -26,6 +27,7 @@
 #include "headgrid.h"
 #include "mappanel.h"
 #include "neuronview.h"
+#include "report.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
 #include "tokenview.h"
@@ -38,7 +40,7 @@ namespace {
 constexpr int kMaxRecent = 8;
 constexpr int kStatusMessageMs = 8000;
 constexpr double kZoomStep = 2.0;
-const QString kTraceSuffix = QStringLiteral(".attn.safetensors");
+const QString kReportTag = QStringLiteral("report");
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
@@ -59,6 +61,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     });
     connect(m_session, &TraceSession::openFailed, this, [this](const QString& path, const QString& message) {
         showError(tr("Could not open %1").arg(QFileInfo(path).fileName()), message);
+    });
+    connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
+        if (tag != kReportTag)
+            return;
+        m_progress->hide();
+        if (r.canConvert<JobError>())
+            showError(tr("Report failed"), r.value<JobError>().message);
+        else
+            statusBar()->showMessage(tr("Report written: %n file(s)", nullptr, int(r.toLongLong())), kStatusMessageMs);
+        emit reportFinished(!r.canConvert<JobError>());
     });
     connect(m_analysis, &AnalysisRunner::analysisStarted, this, [this] {
         m_progress->setValue(0);
@@ -287,7 +299,38 @@ void MainWindow::exportViewInteractive()
 
 void MainWindow::exportReportInteractive()
 {
-    showError(tr("Export report"), tr("The report generator is not part of this build yet."));
+    if (!m_session->isOpen()) {
+        showError(tr("Export report"), tr("Open a trace first."));
+        return;
+    }
+    const QString dir = QFileDialog::getExistingDirectory(this, tr("Write the report into"));
+    if (!dir.isEmpty())
+        exportReport(dir);
+}
+
+void MainWindow::exportReport(const QString& dir)
+{
+    const std::string trace = m_session->path().toStdString();
+    const std::string out = dir.toStdString();
+    QPointer<MainWindow> self(this);
+    m_progress->setValue(0);
+    m_progress->show();
+    auto progress = [self](double f, std::string_view stage) {
+        const QString s = QString::fromUtf8(stage.data(), qsizetype(stage.size()));
+        QMetaObject::invokeMethod(self.data(), [self, f, s] {
+            if (self) {
+                self->m_progress->setValue(int(f * self->m_progress->maximum()));
+                self->m_progress->setFormat(QStringLiteral("%1 %p%").arg(s));
+            }
+        });
+        return true;
+    };
+    m_compute->submitCpu(kReportTag, [trace, out, progress](const CancelToken& cancel) {
+        auto r = generateReport(trace, out, {}, [&](double f, std::string_view s) { return progress(f, s) && !cancel.cancelled(); });
+        if (!r)
+            return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
+        return QVariant(qsizetype(r->files.size()));
+    });
 }
 
 void MainWindow::closeEvent(QCloseEvent* e)

@@ -28,6 +28,8 @@ public:
     void openDemo();
     /// Saves the current tab as PNG, SVG or PDF (by extension); returns an error message or "".
     QString exportCurrentView(const QString& path);
+    /// Writes the report of the open trace into `dir` on a worker; emits reportFinished.
+    void exportReport(const QString& dir);
 
     TraceSession* session() const { return m_session; }
     AnalysisRunner* analysis() const { return m_analysis; }
@@ -40,6 +42,7 @@ public:
 
 signals:
     void errorShown(const QString& message);
+    void reportFinished(bool ok);
 
 protected:
     void closeEvent(QCloseEvent* e) override;

@@ -1,0 +1,286 @@
+// GUI test of the main window (offscreen): open a synthetic trace, select and compare heads, zoom
+// the map to token level and back, run the analyses, export every figure format, bad input.
+#include <QtTest>
+
+#include <QFile>
+#include <QImage>
+#include <QPainter>
+#include <QStandardPaths>
+#include <QSvgRenderer>
+#include <QTabWidget>
+#include <QTemporaryDir>
+#include <QWheelEvent>
+
+#include "analysisrunner.h"
+#include "attentionmapcanvas.h"
+#include "attnscope/synth.h"
+#include "comparisonview.h"
+#include "figure.h"
+#include "figuresource.h"
+#include "headgrid.h"
+#include "mainwindow.h"
+#include "neuronview.h"
+#include "sinkspanel.h"
+#include "sparsitypanel.h"
+#include "tokenview.h"
+#include "tracesession.h"
+
+using namespace attnscope;
+
+namespace {
+constexpr int64_t kTokens = 384;
+constexpr int kLayers = 2;
+constexpr int kHeads = 8;          // SynthOptions' default planted heads
+constexpr int kTimeoutMs = 60000;
+constexpr double kPngDpi = 150;    // FigureSaveOptions' default
+enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
+
+bool nonUniform(const QImage& image)
+{
+    const QRgb first = image.pixel(0, 0);
+    for (int y = 0; y < image.height(); y += 3)
+        for (int x = 0; x < image.width(); x += 3)
+            if (image.pixel(x, y) != first)
+                return true;
+    return false;
+}
+}  // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void openAndSelectHeads();
+    void badTraceKeepsRunning();
+    void zoomToTokenLevelAndBack();
+    void runAnalyses();
+    void exportEachFormat_data();
+    void exportEachFormat();
+    void settingsPersist();
+    void cleanupTestCase();
+
+private:
+    QTemporaryDir m_dir;
+    QString m_trace;
+    std::unique_ptr<MainWindow> m_window;
+};
+
+void TestMainWindow::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);
+    qputenv("ATTNSCOPE_NO_DIALOGS", "1");
+    QCoreApplication::setOrganizationName(QStringLiteral("attnscope-test"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_mainwindow"));
+    QVERIFY(m_dir.isValid());
+    m_trace = m_dir.filePath(QStringLiteral("synthetic.attn.safetensors"));
+    SynthOptions options;
+    options.tokens = kTokens;
+    options.layers = kLayers;
+    auto truth = writeSyntheticTrace(m_trace.toStdString(), options);
+    QVERIFY2(truth.ok(), truth.message().c_str());
+    m_window = std::make_unique<MainWindow>();
+    m_window->resize(1400, 900);
+    m_window->show();
+}
+
+void TestMainWindow::openAndSelectHeads()
+{
+    MainWindow& w = *m_window;
+    w.openTrace(m_trace);
+    QTRY_VERIFY_WITH_TIMEOUT(w.session()->isOpen(), kTimeoutMs);
+    QCOMPARE(w.session()->trace()->tokens(), kTokens);
+    QVERIFY(w.recentFiles().contains(QFileInfo(m_trace).absoluteFilePath()));
+    QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+    QTRY_COMPARE_WITH_TIMEOUT(w.headGrid()->thumbnailsReady(), kLayers * kHeads, kTimeoutMs);
+
+    w.headGrid()->clickHead({1, 3}, false);
+    QCOMPARE(w.session()->current(), (HeadId{1, 3}));
+    QCOMPARE(w.mapCanvas()->head(), (HeadId{1, 3}));
+    QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+
+    w.headGrid()->clickHead({0, 0}, true);
+    w.headGrid()->clickHead({0, 3}, true);
+    QCOMPARE(w.session()->compared().size(), 2);
+    QCOMPARE(w.session()->current(), (HeadId{1, 3}));  // shift-click does not change the selection
+    w.headGrid()->clickHead({0, 3}, true);              // shift-click again removes it
+    QCOMPARE(w.session()->compared().size(), 1);
+    w.headGrid()->clickHead({0, 3}, true);
+    auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
+    QVERIFY(compare);
+    QCOMPARE(int(compare->canvases().size()), 2);
+    QTRY_VERIFY_WITH_TIMEOUT(compare->jsDistance() >= 0, kTimeoutMs);
+    QVERIFY(compare->jsDistance() <= 1.0);
+}
+
+void TestMainWindow::badTraceKeepsRunning()
+{
+    MainWindow& w = *m_window;
+    const QString bad = m_dir.filePath(QStringLiteral("bad.attn.safetensors"));
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("this is not a safetensors file");
+    f.close();
+    QSignalSpy errors(&w, &MainWindow::errorShown);
+    w.openTrace(bad);
+    QTRY_COMPARE_WITH_TIMEOUT(errors.count(), 1, kTimeoutMs);
+    QVERIFY2(w.lastError().contains(QStringLiteral("bad.attn.safetensors")), qPrintable(w.lastError()));
+    w.openTrace(m_dir.filePath(QStringLiteral("missing.attn.safetensors")));
+    QCOMPARE(errors.count(), 2);
+    // The open trace is untouched and still usable.
+    QVERIFY(w.session()->isOpen());
+    QCOMPARE(w.session()->path(), QFileInfo(m_trace).absoluteFilePath());
+}
+
+void TestMainWindow::zoomToTokenLevelAndBack()
+{
+    MainWindow& w = *m_window;
+    w.tabs()->setCurrentIndex(MapTab);
+    AttentionMapCanvas* map = w.mapCanvas();
+    QTRY_VERIFY_WITH_TIMEOUT(map->isUpToDate(), kTimeoutMs);
+    QVERIFY(map->viewport().isOverview());
+
+    // One wheel notch zooms in about the cursor.
+    const double before = map->viewport().tokensPerPixel;
+    const QPointF at(map->width() / 2.0, map->height() / 2.0);
+    QWheelEvent wheel(at, map->mapToGlobal(at), {}, {0, 120}, Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+    QApplication::sendEvent(map, &wheel);
+    QVERIFY(map->viewport().tokensPerPixel < before);
+
+    map->zoomToToken(200, 190, MapViewport::kMaxPixelsPerToken / 2);
+    QTRY_VERIFY_WITH_TIMEOUT(map->isUpToDate(), kTimeoutMs);
+    const MapResult* shown = map->shownMap();
+    QVERIFY(shown);
+    const MapRect r = shown->map.rect;
+    QVERIFY(r.q0 <= 200 && 200 < r.q1 && r.k0 <= 190 && 190 < r.k1);
+    QVERIFY(r.k1 - r.k0 < 64);
+    QCOMPARE(int64_t(shown->map.width), r.k1 - r.k0);  // one cell per token
+    QCOMPARE(int64_t(shown->map.height), r.q1 - r.q0);
+
+    // Hover shows the query, the key and the probability.
+    const QPointF centre(map->width() / 2.0, map->height() / 2.0);
+    QTest::mouseMove(map, centre.toPoint());
+    QTRY_VERIFY(map->hoverText().contains(QStringLiteral("query")));
+    QVERIFY(map->hoverText().contains(QStringLiteral("key")));
+    QVERIFY(!map->hoverText().contains(QStringLiteral("…")));
+
+    // Drag pans; click inspects a query.
+    const MapViewport v0 = map->viewport();
+    QTest::mousePress(map, Qt::LeftButton, {}, centre.toPoint());
+    QTest::mouseMove(map, (centre + QPointF(60, 40)).toPoint());
+    QTest::mouseRelease(map, Qt::LeftButton, {}, (centre + QPointF(60, 40)).toPoint());
+    QVERIFY(map->viewport().keyOrigin < v0.keyOrigin);
+    QTest::mouseClick(map, Qt::LeftButton, {}, centre.toPoint());
+    QVERIFY(w.session()->inspectedQuery() >= 0);
+
+    map->fitAll();
+    QVERIFY(map->viewport().isOverview());
+    QTRY_VERIFY_WITH_TIMEOUT(map->isUpToDate(), kTimeoutMs);
+}
+
+void TestMainWindow::runAnalyses()
+{
+    MainWindow& w = *m_window;
+    QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
+    w.analysis()->run();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+    QVERIFY(w.session()->analysis());
+    auto* sinks = qobject_cast<SinksPanel*>(w.tabs()->widget(SinksTab));
+    auto* sparsity = qobject_cast<SparsityPanel*>(w.tabs()->widget(SparsityTab));
+    QCOMPARE(sinks->rows(), kLayers * kHeads);
+    QCOMPARE(sparsity->rows(), kLayers * kHeads);
+    // The planted first-token sink head (head 0) has key 0 as a sink; the noise heads have none.
+    const auto planted = w.session()->sinkKeys({0, 0});
+    QVERIFY(!planted.empty() && planted.front() == 0);
+    QVERIFY(w.session()->sinkKeys({0, 6}).empty());
+    // The grid colours by each metric once the analysis is there.
+    for (HeadMetric m : {HeadMetric::Entropy, HeadMetric::SinkScore, HeadMetric::Density, HeadMetric::RoleScore,
+                         HeadMetric::JsCluster})
+        QVERIFY(headMetric(*w.analysis(), {0, 0}, m, 0.9, 128).has_value());
+
+    // "Exclude sinks" recomputes the map of the sink head without key 0.
+    w.session()->select({0, 0});
+    ViewOptions o = w.session()->options();
+    o.excludeSinks = true;
+    w.session()->setOptions(o);
+    QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+    const MapResult* shown = w.mapCanvas()->shownMap();
+    QVERIFY(shown);
+    QCOMPARE(shown->request.excludedKeys, std::vector<int64_t>{0});
+    o.excludeSinks = false;
+    w.session()->setOptions(o);
+    QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+}
+
+void TestMainWindow::exportEachFormat_data()
+{
+    QTest::addColumn<int>("tab");
+    QTest::addColumn<QString>("extension");
+    const QStringList names = {QStringLiteral("map"), QStringLiteral("tokens"), QStringLiteral("neurons"),
+                               QStringLiteral("compare"), QStringLiteral("sinks"), QStringLiteral("sparsity")};
+    for (int tab = MapTab; tab <= SparsityTab; ++tab)
+        for (const char* ext : {"png", "svg", "pdf"})
+            QTest::addRow("%s.%s", qPrintable(names[tab]), ext) << tab << QString::fromLatin1(ext);
+}
+
+void TestMainWindow::exportEachFormat()
+{
+    QFETCH(int, tab);
+    QFETCH(QString, extension);
+    MainWindow& w = *m_window;
+    w.tabs()->setCurrentIndex(tab);
+    auto* source = dynamic_cast<FigureSource*>(w.tabs()->currentWidget());
+    QVERIFY(source);
+    QTRY_VERIFY_WITH_TIMEOUT(source->currentFigure().has_value(), kTimeoutMs);
+    const QString path = m_dir.filePath(QStringLiteral("view-%1.%2").arg(tab).arg(extension));
+    const QString error = w.exportCurrentView(path);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QFile file(path);
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    const QByteArray bytes = file.readAll();
+    QVERIFY(bytes.size() > 500);
+    const QSizeF points = preferredFigureSize(*source->currentFigure());
+    if (extension == QLatin1String("png")) {
+        QImage image;
+        QVERIFY(image.loadFromData(bytes, "PNG"));
+        QCOMPARE(image.width(), qRound(points.width() * kPngDpi / 72.0));
+        QCOMPARE(image.height(), qRound(points.height() * kPngDpi / 72.0));
+        QVERIFY(nonUniform(image));
+    } else if (extension == QLatin1String("svg")) {
+        QSvgRenderer svg(bytes);
+        QVERIFY(svg.isValid());
+        QVERIFY(qAbs(svg.viewBoxF().width() - points.width()) < 1.0);
+        QImage image(svg.defaultSize(), QImage::Format_RGB32);
+        image.fill(Qt::white);
+        QPainter painter(&image);
+        svg.render(&painter);
+        painter.end();
+        QVERIFY(nonUniform(image));
+    } else {
+        QVERIFY(bytes.startsWith("%PDF-"));
+        QVERIFY(bytes.contains("/MediaBox"));
+        QVERIFY(bytes.trimmed().endsWith("%%EOF"));
+    }
+    // An unknown extension is refused with a clear message, nothing written.
+    const QString refused = w.exportCurrentView(m_dir.filePath(QStringLiteral("view.bmp")));
+    QVERIFY(refused.contains(QStringLiteral(".png")));
+    QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("view.bmp"))));
+}
+
+void TestMainWindow::settingsPersist()
+{
+    m_window->close();
+    QSettings s;
+    QVERIFY(s.value(QStringLiteral("recentFiles")).toStringList().contains(QFileInfo(m_trace).absoluteFilePath()));
+    QVERIFY(!s.value(QStringLiteral("window/state")).toByteArray().isEmpty());
+    MainWindow second;
+    QVERIFY(second.recentFiles().contains(QFileInfo(m_trace).absoluteFilePath()));
+}
+
+void TestMainWindow::cleanupTestCase()
+{
+    m_window.reset();
+    QSettings().clear();
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_mainwindow.moc"
