@@ -7,7 +7,8 @@
 # Needs .device/corpus/{train,val}.txt (tools/demo-model/prepare_corpus.sh) and, without a
 # system Eigen, third_party/eigen: pass carry=[".device", "third_party"].
 # Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
-# MAX_STEPS (7000), WEIGHT_DECAY (0.5), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
+# MAX_STEPS (7000), WEIGHT_DECAY (0.5), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
+# checkpoint is a fallback candidate for the demo trace if the final model misses a bar), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
 # (a short pipeline check: 0.5 min of training, no trace kept).
 # Results in $OUT: device.log, losses.csv, train_summary.json, demo_checks.json, and the trace
 # split in 15 MB parts (kjv-llama6.attn.safetensors.part-*: the device tool returns files of
@@ -18,6 +19,7 @@ OUT=${OUT:-$PWD/out/device-demo}
 MINUTES=${MINUTES:-5.5}
 MAX_STEPS=${MAX_STEPS:-7000}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.5}
+SAVE_AT=${SAVE_AT:-}
 SMOKE=${SMOKE:-0}
 CORPUS=.device/corpus
 WORK=$(mktemp -d)
@@ -54,14 +56,20 @@ TOKENIZER_ARG=()
 [ -n "${TOKENIZER:-}" ] && TOKENIZER_ARG=(--tokenizer "$TOKENIZER")
 echo "== train: minutes $MINUTES, max steps $MAX_STEPS, weight decay $WEIGHT_DECAY"
 python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train" --minutes "$MINUTES" \
-    --max-steps "$MAX_STEPS" --weight-decay "$WEIGHT_DECAY" "${TOKENIZER_ARG[@]}"
+    --max-steps "$MAX_STEPS" --weight-decay "$WEIGHT_DECAY" --save-at "$SAVE_AT" "${TOKENIZER_ARG[@]}"
 TRAIN_RC=$?
 cp "$WORK"/train/losses.csv "$WORK"/train/train_summary.json "$OUT"/ 2>/dev/null
 
 DEMO_RC=1
 if [ $TRAIN_RC = 0 ]; then
     echo "== demo trace"
-    python3 tools/demo-model/make_demo.py --model "$WORK/train/kjv-llama6" --val "$CORPUS/val.txt" \
+    # Candidates: the final model, then the checkpoints from the latest back; the first that meets
+    # every bar is kept.
+    MODEL_ARGS=(--model "$WORK/train/kjv-llama6")
+    for dir in $(ls -d "$WORK"/train/step-*/kjv-llama6 2>/dev/null | sort -t- -k2 -n -r); do
+        MODEL_ARGS+=(--model "$dir")
+    done
+    python3 tools/demo-model/make_demo.py "${MODEL_ARGS[@]}" --val "$CORPUS/val.txt" \
         -o "$WORK/$TRACE_NAME" --checks-json "$OUT/demo_checks.json"
     DEMO_RC=$?
 fi

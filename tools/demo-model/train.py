@@ -57,6 +57,9 @@ def parse_args():
     p.add_argument("--batch", type=int, default=BATCH)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--model-name", default="kjv-llama6", help="folder name of the saved model")
+    p.add_argument("--save-at", default="",
+                   help="comma-separated steps at which to also save a checkpoint, as "
+                        "OUT/step-N/<model-name> (candidates for make_demo.py)")
     return p.parse_args()
 
 
@@ -177,6 +180,14 @@ def main():
         model.train()
         return torch.stack(losses).mean().item()
 
+    fast_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS,
+                                             clean_up_tokenization_spaces=False)
+
+    def save(folder):
+        model.save_pretrained(folder)
+        fast_tokenizer.save_pretrained(folder)
+
+    save_at = {int(x) for x in args.save_at.split(",") if x.strip()}
     budget = args.minutes * 60.0
     total = args.max_steps
     warmup = max(1, int(WARMUP_FRACTION * total))
@@ -212,6 +223,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         running += loss.detach().float()
         step += 1
+        if step in save_at and step < total:
+            save(os.path.join(args.out, f"step-{step}", args.model_name))
         if step % TRAIN_LOG_EVERY == 0 or step == total:
             count = TRAIN_LOG_EVERY if step % TRAIN_LOG_EVERY == 0 else step % TRAIN_LOG_EVERY
             row = {"step": step, "seconds": round(time.time() - t_start, 1),
@@ -232,11 +245,7 @@ def main():
             break
     train_seconds = time.time() - t_start
 
-    model_dir = os.path.join(args.out, args.model_name)
-    model.save_pretrained(model_dir)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS,
-                                   clean_up_tokenization_spaces=False)
-    fast.save_pretrained(model_dir)
+    save(os.path.join(args.out, args.model_name))
     with open(os.path.join(args.out, "losses.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["step", "seconds", "lr", "train_loss",
                                                     "val_loss"])
