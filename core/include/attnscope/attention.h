@@ -117,4 +117,11 @@ Result<AttentionMap> attentionMap(const MatrixRM& q, const MatrixRM& k, const At
                                   int width, int height, const ProgressFn& progress = {},
                                   const std::vector<float>* lse = nullptr);
 
+/// Keys whose sink score alpha_k (analysis-metrics.md "Sinks": the column sum of probabilities
+/// divided by the number of queries that can see k, T − k when causal, else T) exceeds
+/// `threshold`; two passes over tiles. Ascending. Used by `map --exclude-sinks` (threshold 0.3).
+///   auto sinks = sinkColumns(q, k, spec, 0.3); if (sinks) spec.mask.excludedKeys = *sinks;
+Result<std::vector<int64_t>> sinkColumns(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                         double threshold, const ProgressFn& progress = {});
+
 }  // namespace attnscope

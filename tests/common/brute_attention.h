@@ -1,0 +1,113 @@
+#pragma once
+// Float64 brute-force attention over the dense T×T matrix: the ground truth the tiled engine is
+// checked against (small T only).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "attnscope/attention.h"
+
+namespace attnscope::testing {
+
+/// Dense probabilities [Tq, Tk] (rows with no allowed key are all 0) and the row logsumexp.
+struct BruteAttention {
+    MatrixRMd p;
+    std::vector<double> lse;
+};
+
+inline BruteAttention bruteAttention(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                     int64_t qOffset = 0) {
+    const int64_t tq = q.rows(), tk = k.rows();
+    const double ninf = -std::numeric_limits<double>::infinity();
+    BruteAttention b;
+    b.p = MatrixRMd::Zero(tq, tk);
+    b.lse.assign(size_t(tq), ninf);
+    const MatrixRMd qd = q.cast<double>(), kd = k.cast<double>();
+    for (int64_t i = 0; i < tq; ++i) {
+        const int64_t pos = i + qOffset;
+        std::vector<double> s(size_t(tk), ninf);
+        double mx = ninf;
+        for (int64_t j = 0; j < tk; ++j) {
+            if (!spec.mask.allows(pos, j)) continue;
+            double x = double(spec.scale) * qd.row(i).dot(kd.row(j));
+            if (spec.softcap > 0) x = spec.softcap * std::tanh(x / spec.softcap);
+            x += double(spec.alibiSlope) * double(j - pos) + double(spec.relativeBias) * double(pos - j);
+            s[size_t(j)] = x;
+            mx = std::max(mx, x);
+        }
+        if (mx == ninf) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < tk; ++j) sum += std::exp(s[size_t(j)] - mx);
+        b.lse[size_t(i)] = mx + std::log(sum);
+        for (int64_t j = 0; j < tk; ++j) b.p(i, j) = std::exp(s[size_t(j)] - b.lse[size_t(i)]);
+    }
+    return b;
+}
+
+/// Standard normal matrix times `sigma`.
+inline MatrixRM randomMatrix(std::mt19937_64& rng, int64_t rows, int64_t cols, float sigma = 1.0f) {
+    std::normal_distribution<float> n(0.0f, sigma);
+    MatrixRM m(rows, cols);
+    for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng);
+    return m;
+}
+
+/// Relative Frobenius error ‖a − b‖ / ‖b‖ (0 when both are 0).
+inline double relativeError(const MatrixRMd& a, const MatrixRMd& b) {
+    const double nb = b.norm(), nd = (a - b).norm();
+    return nb > 0 ? nd / nb : nd;
+}
+
+/// A spec exercising one mask or score mod, with random parameters for sequence length T.
+/// Kinds: none, causal, window, window-bidir, prefix, documents, dilation, excluded, blocks,
+/// softcap, alibi, relbias, combo.
+inline AttentionSpec makeSpec(const std::string& kind, int64_t T, int d, std::mt19937_64& rng) {
+    AttentionSpec spec;
+    spec.scale = 1.0f / std::sqrt(float(d));
+    MaskSpec& m = spec.mask;
+    auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+    if (kind != "none" && kind != "window-bidir") m.causal = true;
+    if (kind == "window" || kind == "window-bidir") m.window = uniform(1, std::max<int64_t>(1, T / 3));
+    if (kind == "prefix") m.prefix = uniform(0, T);
+    if (kind == "documents" || kind == "combo") {
+        int32_t doc = 0;
+        for (int64_t i = 0; i < T; ++i) {
+            if (i > 0 && uniform(0, 40) == 0) ++doc;
+            m.documents.push_back(doc);
+        }
+    }
+    if (kind == "dilation") {
+        m.dilation = uniform(2, 4);
+        m.window = uniform(1, std::max<int64_t>(1, T / 2)) * m.dilation;
+    }
+    if (kind == "excluded" || kind == "combo") {
+        for (int64_t key = 0; key < T; ++key)
+            if (key == 0 || uniform(0, 9) == 0) m.excludedKeys.push_back(key);
+    }
+    if (kind == "blocks" || kind == "combo") {
+        m.blockSize = kind == "combo" ? 16 : 32;
+        const int64_t nb = (T + m.blockSize - 1) / m.blockSize;
+        auto blocks = std::make_shared<std::vector<uint8_t>>(size_t(nb * nb));
+        for (auto& b : *blocks) b = uniform(0, 2) != 0;
+        for (int64_t i = 0; i < nb; ++i) (*blocks)[size_t(i * nb + i)] = 1;  // diagonal kept
+        m.blocks = blocks;
+        m.blockCols = nb;
+    }
+    if (kind == "softcap" || kind == "combo") spec.softcap = 2.0f;
+    if (kind == "alibi" || kind == "combo") spec.alibiSlope = alibiSlope(int(uniform(0, 7)), 8);
+    if (kind == "relbias") spec.relativeBias = 0.01f;
+    return spec;
+}
+
+inline const std::vector<std::string>& specKinds() {
+    static const std::vector<std::string> kinds = {"none",     "causal",   "window",  "window-bidir", "prefix",
+                                                   "documents", "dilation", "excluded", "blocks",      "softcap",
+                                                   "alibi",    "relbias",  "combo"};
+    return kinds;
+}
+
+}  // namespace attnscope::testing
