@@ -32,6 +32,7 @@ enum class GpuDType { BF16, F16 };
 struct AttentionProblem {
     int batch = 1, heads = 1, kvHeads = 1;
     int64_t tokens = 0;    ///< T (for Decode: the KV length; q has one token)
+    int64_t queryTokens = 0;  ///< query rows per head: 0 = tokens; 1 for Decode
     int headDim = 128;
     float scale = 0;       ///< 0 = 1/sqrt(headDim)
     GpuDType dtype = GpuDType::BF16;

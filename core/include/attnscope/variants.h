@@ -84,4 +84,23 @@ double blockDensity(const VariantSpec& v, int64_t T);
 /// with φ = identity (the Lightning-Attention formulation, no normalisation).
 Result<MatrixRM> linearAttentionReference(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, float decay);
 
+/// Shape of a batched check problem: q [B, H, Tq, D] (Tq = 1 for Decode, else T), k/v [B, Hkv, T, D].
+struct VariantProblem {
+    int batch = 1, heads = 1, kvHeads = 1;
+    int64_t tokens = 0;
+    int headDim = 64;
+    float scale = 0;  ///< 0 = 1/sqrt(headDim)
+};
+
+/// Float64 brute force of any variant (mask from variantAllows, the chain's first score mod,
+/// decode = the last position against all keys, linear via linearAttentionReference). For checks:
+/// O(T²·d) per head. Rows with nothing allowed get O = 0 and lse = -inf; linear has no lse.
+struct VariantReference {
+    std::vector<double> out;  ///< [B, H, Tq, D]
+    std::vector<double> lse;  ///< [B, H, Tq] (empty for linear attention)
+};
+Result<VariantReference> variantReferenceAttention(const VariantSpec& v, const VariantProblem& p,
+                                                   const std::vector<float>& q, const std::vector<float>& k,
+                                                   const std::vector<float>& vv);
+
 }  // namespace attnscope

@@ -1,0 +1,57 @@
+#pragma once
+// Owning device allocations and host-side dtype conversion for the engine.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnscope/gpu.h"
+#include "cuda_check.h"
+
+namespace attnscope::gpu {
+
+/// A cudaMalloc'd block freed on destruction (move-only).
+class DeviceArray {
+public:
+    DeviceArray() = default;
+    DeviceArray(const DeviceArray&) = delete;
+    DeviceArray& operator=(const DeviceArray&) = delete;
+    DeviceArray(DeviceArray&& o) noexcept : m_ptr(o.m_ptr), m_bytes(o.m_bytes) { o.m_ptr = nullptr, o.m_bytes = 0; }
+    DeviceArray& operator=(DeviceArray&& o) noexcept {
+        if (this != &o) {
+            release();
+            m_ptr = o.m_ptr, m_bytes = o.m_bytes;
+            o.m_ptr = nullptr, o.m_bytes = 0;
+        }
+        return *this;
+    }
+    ~DeviceArray() { release(); }
+
+    /// Allocates `bytes` (reuses the block when it is already that large); the error names `what`.
+    Status allocate(size_t bytes, const std::string& what);
+    /// Allocates and copies host data (synchronous).
+    Status upload(const void* host, size_t bytes, const std::string& what);
+
+    void* get() const { return m_ptr; }
+    template <typename T>
+    T* as() const {
+        return static_cast<T*>(m_ptr);
+    }
+    size_t bytes() const { return m_bytes; }
+
+private:
+    void release();
+    void* m_ptr = nullptr;
+    size_t m_bytes = 0;
+};
+
+/// Rounds floats to the dtype (round to nearest even) and packs them as 16-bit words.
+std::vector<uint16_t> toDType(const std::vector<float>& x, GpuDType t);
+/// Widens 16-bit words of the dtype to floats.
+std::vector<float> fromDType(const std::vector<uint16_t>& x, GpuDType t);
+/// The float the dtype stores for x (what the GPU computes with).
+float roundToDType(float x, GpuDType t);
+const char* dtypeLabel(GpuDType t);
+
+}  // namespace attnscope::gpu

@@ -1,0 +1,30 @@
+#pragma once
+// A VariantSpec on the device: its mask program, score program and BlockMask, built once per
+// (variant, T) and cached by the buffers that use it.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attnscope/variants.h"
+#include "device_memory.h"
+#include "launch.h"
+
+namespace attnscope::gpu {
+
+struct DeviceVariant {
+    MaskFunctor functor = MaskFunctor::Full;
+    flex::MaskProgram program;
+    flex::ScoreProgram score;
+    flex::BlockMaskView view;
+    std::vector<DeviceArray> arrays;  ///< documents, block flags, block-mask lists (owned)
+    long long computedBlocks = 0;     ///< partial + full blocks (filled by countBlocks)
+};
+
+/// Cache key of a variant at T (label plus the identity of its block list / document ids).
+std::string deviceVariantKey(const VariantSpec& v, int64_t tokens);
+
+/// Translates a softmax variant to device programs and builds its BlockMask on `stream`.
+Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
+                                                          cudaStream_t stream, LaunchLog* log);
+
+}  // namespace attnscope::gpu

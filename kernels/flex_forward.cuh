@@ -1,0 +1,254 @@
+#pragma once
+// FlexAttention-style forward kernel (FlashAttention-2 structure, mma.sync m16n8k16) and the
+// block-mask builder, both templated on the mask_mod / score_mod functors (mods.cuh). Header
+// only, so a user-written mod can be JIT-compiled against it with NVRTC.
+//
+// One CTA owns 128 query rows (one mask block) of one (batch, head); its 8 warps own 16 rows
+// each. The CTA walks the partial key blocks (mask_mod evaluated per element) and then the full
+// ones (no mask call) from the BlockMask, 64 keys per step, with K/V double-buffered in shared
+// memory through cp.async. Scores live in registers in the log2 domain; the online softmax
+// keeps a running max m and sum l per row; O is normalised once at the end.
+#include "device_types.h"
+#include "mma.cuh"
+
+namespace attnscope::flex {
+
+struct ForwardConfig {
+    static constexpr int kBlockM = kMaskBlock;  ///< query rows per CTA
+    static constexpr int kBlockN = 64;          ///< keys per inner step
+    static constexpr int kWarps = 8;
+    static constexpr int kThreads = kWarps * 32;
+    static constexpr int kRowsPerWarp = kBlockM / kWarps;
+    static constexpr int kStepsPerBlock = kMaskBlock / kBlockN;
+    static_assert(kRowsPerWarp == 16, "one m16 MMA tile of rows per warp");
+};
+
+/// Dynamic shared memory of the forward kernel: Q tile + two stages of K and V.
+template <int D>
+constexpr int forwardSharedBytes() {
+    return (ForwardConfig::kBlockM + 4 * ForwardConfig::kBlockN) * D * 2;
+}
+
+/// Element offset of (row, col) in a [rows × D] tile whose 16-byte chunks are XOR-swizzled by
+/// row, so the 8 rows an ldmatrix reads at one column fall in different banks.
+template <int D>
+__device__ __forceinline__ int swizzle(int row, int col) {
+    return row * D + ((((col >> 3) ^ (row & 7)) << 3) | (col & 7));
+}
+
+/// Issues cp.async for rows [row0, row0 + ROWS) of a [T × D] head (zero rows past T).
+template <typename Elem, int D, int ROWS>
+__device__ __forceinline__ void loadTile(Elem* smem, const Elem* head, int row0, int tokens) {
+    constexpr int kChunks = D / 8;
+    for (int c = threadIdx.x; c < ROWS * kChunks; c += ForwardConfig::kThreads) {
+        const int r = c / kChunks, ch = c % kChunks;
+        const bool valid = row0 + r < tokens;
+        const Elem* src = head + static_cast<long long>(valid ? row0 + r : 0) * D + ch * 8;
+        cpAsync16(smem + swizzle<D>(r, ch * 8), src, valid);
+    }
+}
+
+template <typename Elem, int D, typename Mask, typename Score>
+__global__ void __launch_bounds__(ForwardConfig::kThreads, 1)
+    flexForwardKernel(FlexParams p, Mask mask, Score score) {
+    using C = ForwardConfig;
+    using Ops = ElemOps<Elem>;
+    constexpr int kDTiles = D / 8;    // n8 tiles of the output row
+    constexpr int kNTiles = C::kBlockN / 8;
+    extern __shared__ __align__(128) unsigned char sharedRaw[];
+    Elem* sQ = reinterpret_cast<Elem*>(sharedRaw);
+    Elem* sK = sQ + C::kBlockM * D;
+    Elem* sV = sK + 2 * C::kBlockN * D;
+
+    // Heaviest query blocks (the last ones under causal masks) start first.
+    const int qBlock = gridDim.x - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / (p.heads / p.kvHeads);
+    const long long qOffset = (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
+    const long long kvOffset = (static_cast<long long>(b) * p.kvHeads + hk) * p.tokens * D;
+    const Elem* gQ = static_cast<const Elem*>(p.q) + qOffset;
+    const Elem* gK = static_cast<const Elem*>(p.k) + kvOffset;
+    const Elem* gV = static_cast<const Elem*>(p.v) + kvOffset;
+
+    const int nPartial = p.mask.kvNum[qBlock];
+    const int nFull = p.mask.fullNum[qBlock];
+    const int* partialIdx = p.mask.kvIdx + static_cast<long long>(qBlock) * p.mask.numKvBlocks;
+    const int* fullIdx = p.mask.fullIdx + static_cast<long long>(qBlock) * p.mask.numKvBlocks;
+    const int nSteps = C::kStepsPerBlock * (nPartial + nFull);
+    auto stepKey0 = [&](int step) {
+        const int i = step / C::kStepsPerBlock;
+        const int kb = i < nPartial ? partialIdx[i] : fullIdx[i - nPartial];
+        return kb * kMaskBlock + (step % C::kStepsPerBlock) * C::kBlockN;
+    };
+
+    loadTile<Elem, D, C::kBlockM>(sQ, gQ, qBlock * C::kBlockM, p.tokens);
+    if (nSteps > 0) {
+        const int k0 = stepKey0(0);
+        loadTile<Elem, D, C::kBlockN>(sK, gK, k0, p.tokens);
+        loadTile<Elem, D, C::kBlockN>(sV, gV, k0, p.tokens);
+    }
+    cpAsyncCommit();
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    // This thread's two rows (MMA C-fragment layout): lane/4 and lane/4 + 8 of the warp's 16.
+    const int row0 = qBlock * C::kBlockM + warp * C::kRowsPerWarp + lane / 4;
+    const float scaleLog2 = p.scale * kLog2e;
+    float acc[kDTiles][4];
+#pragma unroll
+    for (int t = 0; t < kDTiles; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+    float rowMax[2] = {-INFINITY, -INFINITY};
+    float rowSum[2] = {0.0f, 0.0f};  // this thread's partial sums; reduced over the quad at the end
+
+    for (int step = 0; step < nSteps; ++step) {
+        const int stage = step & 1;
+        if (step + 1 < nSteps) {
+            const int k0 = stepKey0(step + 1);
+            loadTile<Elem, D, C::kBlockN>(sK + (stage ^ 1) * C::kBlockN * D, gK, k0, p.tokens);
+            loadTile<Elem, D, C::kBlockN>(sV + (stage ^ 1) * C::kBlockN * D, gV, k0, p.tokens);
+        }
+        cpAsyncCommit();
+        cpAsyncWait<1>();
+        __syncthreads();
+        const Elem* tK = sK + stage * C::kBlockN * D;
+        const Elem* tV = sV + stage * C::kBlockN * D;
+        const int key0 = stepKey0(step);
+        const bool partial = step / C::kStepsPerBlock < nPartial;
+
+        // S = Q Kᵀ (16 × 64 per warp)
+        float s[kNTiles][4];
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            unsigned a[4];
+            ldmatrixX4(a, sQ + swizzle<D>(warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8, kk * 16 + (lane / 16) * 8));
+#pragma unroll
+            for (int np = 0; np < kNTiles / 2; ++np) {
+                unsigned bk[4];
+                ldmatrixX4(bk, tK + swizzle<D>(np * 16 + (lane % 8) + (lane / 16) * 8, kk * 16 + ((lane / 8) % 2) * 8));
+                Ops::mma(s[2 * np], a, bk[0], bk[1]);
+                Ops::mma(s[2 * np + 1], a, bk[2], bk[3]);
+            }
+        }
+
+        // score_mod, then mask_mod on partial blocks; scores move to log2 units for exp2.
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int q = row0 + (e / 2) * 8;
+                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
+                float x;
+                if constexpr (Score::kIdentity)
+                    x = s[j][e] * scaleLog2;
+                else
+                    x = score(s[j][e] * p.scale, b, h, q, kv) * kLog2e;
+                if (partial && !(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
+                s[j][e] = x;
+            }
+
+        // online softmax: new running max, rescale what was accumulated, P = exp2(S - m)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = rowMax[r];
+#pragma unroll
+            for (int j = 0; j < kNTiles; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            // A row with nothing allowed yet keeps m = -inf; subtract 0 instead so no inf - inf.
+            const float ref = mx == -INFINITY ? 0.0f : mx;
+            const float alpha = fastExp2(rowMax[r] - ref);
+            rowMax[r] = mx;
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < kNTiles; ++j) {
+                s[j][2 * r] = fastExp2(s[j][2 * r] - ref);
+                s[j][2 * r + 1] = fastExp2(s[j][2 * r + 1] - ref);
+                sum += s[j][2 * r] + s[j][2 * r + 1];
+            }
+            rowSum[r] = rowSum[r] * alpha + sum;
+#pragma unroll
+            for (int t = 0; t < kDTiles; ++t) {
+                acc[t][2 * r] *= alpha;
+                acc[t][2 * r + 1] *= alpha;
+            }
+        }
+
+        // O += P V: the S accumulators of two n8 tiles form one k16 A fragment.
+#pragma unroll
+        for (int kk = 0; kk < C::kBlockN / 16; ++kk) {
+            unsigned a[4];
+            a[0] = Ops::pack(s[2 * kk][0], s[2 * kk][1]);
+            a[1] = Ops::pack(s[2 * kk][2], s[2 * kk][3]);
+            a[2] = Ops::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            a[3] = Ops::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < D / 16; ++dp) {
+                unsigned bv[4];
+                ldmatrixX4Trans(bv, tV + swizzle<D>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8, dp * 16 + (lane / 16) * 8));
+                Ops::mma(acc[2 * dp], a, bv[0], bv[1]);
+                Ops::mma(acc[2 * dp + 1], a, bv[2], bv[3]);
+            }
+        }
+        __syncthreads();  // the next step overwrites this stage
+    }
+
+    // Epilogue: O /= l, lse = (m + log2 l)·ln 2; rows with nothing allowed get O = 0, lse = -inf.
+    Elem* gO = static_cast<Elem*>(p.o) + qOffset;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = rowSum[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int q = row0 + r * 8;
+        if (q >= p.tokens) continue;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+        for (int t = 0; t < kDTiles; ++t) {
+            const unsigned packed = Ops::pack(acc[t][2 * r] * inv, acc[t][2 * r + 1] * inv);
+            *reinterpret_cast<unsigned*>(gO + static_cast<long long>(q) * D + t * 8 + (lane % 4) * 2) = packed;
+        }
+        if (lane % 4 == 0)
+            p.lse[(static_cast<long long>(b) * p.heads + h) * p.tokens + q] =
+                l > 0.0f ? (rowMax[r] + __log2f(l)) * kLn2 : -INFINITY;
+    }
+}
+
+// ---- block mask ----------------------------------------------------------------------------------
+enum BlockStateCode : unsigned char { kBlockEmpty = 0, kBlockPartial = 1, kBlockFull = 2 };
+
+/// One CTA per (key block, query block): evaluates the mask_mod on every in-range pair. A block
+/// is full only if every pair of its valid rows is allowed and no key lies past T.
+template <typename Mask>
+__global__ void classifyBlocksKernel(Mask mask, int tokens, int numKvBlocks, unsigned char* state) {
+    const int kb = blockIdx.x, qb = blockIdx.y;
+    bool any = false, all = true;
+    for (int i = threadIdx.x; i < kMaskBlock * kMaskBlock; i += blockDim.x) {
+        const int q = qb * kMaskBlock + i / kMaskBlock, kv = kb * kMaskBlock + i % kMaskBlock;
+        if (q >= tokens) continue;
+        const bool ok = kv < tokens && mask(0, 0, q, kv);
+        any = any || ok;
+        all = all && ok;
+    }
+    any = __syncthreads_or(any);
+    all = __syncthreads_and(all);
+    if (threadIdx.x == 0) state[qb * numKvBlocks + kb] = any ? (all ? kBlockFull : kBlockPartial) : kBlockEmpty;
+}
+
+/// Packs each query block's partial and full key blocks to the left of its index rows.
+template <int kUnused = 0>  // a template so the header stays includable from several units
+__global__ void packBlocksKernel(const unsigned char* state, int numQBlocks, int numKvBlocks, int* kvNum,
+                                        int* kvIdx, int* fullNum, int* fullIdx) {
+    const int qb = blockIdx.x * blockDim.x + threadIdx.x;
+    if (qb >= numQBlocks) return;
+    int np = 0, nf = 0;
+    for (int kb = 0; kb < numKvBlocks; ++kb) {
+        const unsigned char s = state[qb * numKvBlocks + kb];
+        if (s == kBlockPartial) kvIdx[qb * numKvBlocks + np++] = kb;
+        if (s == kBlockFull) fullIdx[qb * numKvBlocks + nf++] = kb;
+    }
+    kvNum[qb] = np;
+    fullNum[qb] = nf;
+}
+
+}  // namespace attnscope::flex

@@ -1,0 +1,106 @@
+#pragma once
+// Host-side entry points of the .cu files, free of Eigen and of core's GPU interface so nvcc
+// compiles only device code and parameter structs. The engine (cuda_engine.cpp) calls these.
+#include <cuda_runtime_api.h>
+
+#include <string>
+#include <vector>
+
+#include "attnscope/status.h"
+#include "device_types.h"
+
+namespace attnscope::gpu {
+
+enum class ElemType { BF16, F16 };
+
+/// What one launch was, for the profiler's records.
+struct LaunchRecord {
+    std::string name;
+    dim3 grid, block;
+    int registers = 0;
+    int sharedBytes = 0;
+};
+using LaunchLog = std::vector<LaunchRecord>;
+
+/// Which instantiation of the forward kernel: the mask functor (Full and Causal are compiled
+/// in; everything else runs the MaskProgram) and whether a score_mod is present.
+enum class MaskFunctor { Full, Causal, Program };
+
+struct ForwardArgs {
+    flex::FlexParams params;
+    MaskFunctor mask = MaskFunctor::Full;
+    flex::MaskProgram program;
+    flex::ScoreProgram score;  ///< kind == kScoreNone: the identity instantiation
+    int headDim = 128;
+    ElemType elem = ElemType::BF16;
+};
+
+/// Builds the BlockMask (view's pointers preallocated: numQBlocks and numQBlocks × numKvBlocks
+/// ints, `state` numQBlocks × numKvBlocks bytes) from the mask functor on the GPU.
+Status buildBlockMask(MaskFunctor mask, const flex::MaskProgram& program, int tokens, unsigned char* state,
+                      const flex::BlockMaskView& view, cudaStream_t stream, LaunchLog* log);
+
+/// The forward kernel: O and lse of every (batch, head) under the BlockMask in args.params.
+Status launchForward(const ForwardArgs& args, cudaStream_t stream, LaunchLog* log);
+
+/// Split-KV decode: one query per (batch, head) against `tokens` keys. `partial` holds
+/// splits × B × H × (headDim + 2) floats (see decodeWorkspaceFloats).
+struct DecodeArgs {
+    const void* q = nullptr;  ///< [B, H, 1, D]
+    const void* k = nullptr;  ///< [B, Hkv, T, D]
+    const void* v = nullptr;
+    void* o = nullptr;        ///< [B, H, 1, D]
+    float* lse = nullptr;     ///< [B, H]
+    int batch = 1, heads = 1, kvHeads = 1, tokens = 0, headDim = 128;
+    float scale = 1.0f;
+    ElemType elem = ElemType::BF16;
+    int splits = 1;
+    float* partial = nullptr;
+};
+/// Number of KV splits for a decode problem on a GPU with `smCount` SMs.
+int decodeSplits(int batch, int heads, int tokens, int smCount);
+size_t decodeWorkspaceFloats(const DecodeArgs& a);
+Status launchDecode(const DecodeArgs& args, cudaStream_t stream, LaunchLog* log);
+
+/// Chunked causal linear attention (Lightning-Attention-2 intra/inter chunks, optional decay).
+struct LinearArgs {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    const void* v = nullptr;
+    void* o = nullptr;
+    float* lse = nullptr;  ///< written as 0: linear attention has no softmax normaliser
+    int batch = 1, heads = 1, kvHeads = 1, tokens = 0, headDim = 128;
+    float decay = 0.0f;
+    ElemType elem = ElemType::BF16;
+    float* states = nullptr;  ///< linearWorkspaceFloats floats
+};
+size_t linearWorkspaceFloats(const LinearArgs& a);
+Status launchLinear(const LinearArgs& args, cudaStream_t stream, LaunchLog* log);
+
+/// Mask + score of one head for the analysis passes, with MaskSpec / AttentionSpec semantics.
+struct AnalysisSpec {
+    float scale = 1.0f, softcap = 0.0f, alibiSlope = 0.0f, relativeBias = 0.0f;
+    bool causal = false;
+    long long window = 0, prefix = 0, dilation = 1;
+    const int* documents = nullptr;          ///< device [T] or null
+    const long long* excluded = nullptr;     ///< device, sorted
+    int excludedCount = 0;
+    const unsigned char* blocks = nullptr;   ///< device block flags or null
+    long long blockSize = 128, blockCols = 0, blockRows = 0;
+};
+
+/// Pass 1: row logsumexp of all T rows of one head (q, k: device float [T, d]).
+Status launchRowLse(const float* q, const float* k, int tokens, int dim, const AnalysisSpec& spec, float* lse,
+                    cudaStream_t stream);
+
+/// How pass 2 bins (q, k) pairs into output cells.
+struct CellGrid {
+    long long q0 = 0, q1 = 0, k0 = 0, k1 = 0;
+    int rows = 0, cols = 0;
+    long long blockSize = 0;  ///< > 0: cell = (q - q0) / blockSize (block mass); else the map's floor split
+};
+/// Pass 2: per cell the sum of p, the max p and the count of allowed pairs.
+Status launchPool(const float* q, const float* k, int tokens, int dim, const AnalysisSpec& spec, const float* lse,
+                  const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed, cudaStream_t stream);
+
+}  // namespace attnscope::gpu

@@ -1,0 +1,169 @@
+// Chunked causal linear attention (Lightning Attention-2): O_i = Σ_{j≤i} λ^{i-j} (q_i·k_j) v_j
+// with λ = exp(-decay). Per chunk of C tokens the intra part is a masked, decayed C×C product and
+// the inter part q_i·S with the state S of all earlier chunks. Three passes: per-chunk state
+// increments ΔS_c = Σ_j λ^{end-1-j} k_jᵀ v_j, an exclusive scan S_c = λ^C S_{c-1} + ΔS_{c-1},
+// then the outputs. fp32 arithmetic throughout (bf16/fp16 inputs are widened on load).
+#include "cuda_check.h"
+#include "launch.h"
+#include "mma.cuh"
+
+namespace attnscope::gpu {
+namespace {
+
+constexpr int kChunk = 64;
+constexpr int kLinearThreads = 256;
+
+/// Loads rows [t0, t0 + kChunk) of a [T × D] head into a padded float tile, scaled by w(row).
+template <typename Elem, int D, typename Weight>
+__device__ void loadChunk(float* tile, const Elem* head, int t0, int tokens, Weight weight) {
+    constexpr int kStride = D + 1;
+    for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
+        const int r = e / D, c = e % D;
+        const int t = t0 + r;
+        tile[r * kStride + c] =
+            t < tokens ? flex::ElemOps<Elem>::toFloat(head[static_cast<long long>(t) * D + c]) * weight(r) : 0.0f;
+    }
+}
+
+struct LinearGeometry {
+    long long qHead, kvHead;
+    int chunks;
+    __device__ LinearGeometry(const LinearArgs& a, int D) {
+        const int h = blockIdx.y, b = blockIdx.z;
+        const int hk = h / (a.heads / a.kvHeads);
+        qHead = (static_cast<long long>(b) * a.heads + h) * a.tokens * D;
+        kvHead = (static_cast<long long>(b) * a.kvHeads + hk) * a.tokens * D;
+        chunks = (a.tokens + kChunk - 1) / kChunk;
+    }
+    __device__ float* states(const LinearArgs& a, int D) const {
+        const long long head = static_cast<long long>(blockIdx.z) * a.heads + blockIdx.y;
+        return a.states + head * chunks * D * D;
+    }
+};
+
+// ΔS_c = Σ_j λ^{C-1-j} k_jᵀ v_j over the chunk's rows j.
+template <typename Elem, int D>
+__global__ void __launch_bounds__(kLinearThreads) linearChunkStateKernel(LinearArgs a) {
+    extern __shared__ float shared[];
+    float* sK = shared;
+    float* sV = shared + kChunk * (D + 1);
+    const LinearGeometry g(a, D);
+    const int c = blockIdx.x;
+    const float logLambda = -a.decay;
+    loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, c * kChunk, a.tokens,
+                       [&](int r) { return __expf(logLambda * float(kChunk - 1 - r)); });
+    loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, c * kChunk, a.tokens, [](int) { return 1.0f; });
+    __syncthreads();
+    float* out = g.states(a, D) + static_cast<long long>(c) * D * D;
+    for (int e = threadIdx.x; e < D * D; e += kLinearThreads) {
+        const int i = e / D, j = e % D;
+        float s = 0.0f;
+#pragma unroll 8
+        for (int r = 0; r < kChunk; ++r) s += sK[r * (D + 1) + i] * sV[r * (D + 1) + j];
+        out[e] = s;
+    }
+}
+
+// In place: states[c] becomes S before chunk c (exclusive scan with decay λ^C per chunk).
+template <int D>
+__global__ void linearScanKernel(LinearArgs a) {
+    const LinearGeometry g(a, D);
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= D * D) return;
+    const float lambdaChunk = __expf(-a.decay * float(kChunk));
+    float* st = g.states(a, D);
+    float s = 0.0f;
+    for (int c = 0; c < g.chunks; ++c) {
+        const float delta = st[static_cast<long long>(c) * D * D + e];
+        st[static_cast<long long>(c) * D * D + e] = s;
+        s = lambdaChunk * s + delta;
+    }
+}
+
+// O_i = Σ_{j≤i in chunk} λ^{i-j} (q_i·k_j) v_j + λ^{i+1} q_i S_c   (i, j local to the chunk)
+template <typename Elem, int D>
+__global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs a) {
+    constexpr int kStride = D + 1;
+    extern __shared__ float shared[];
+    float* sQ = shared;
+    float* sK = sQ + kChunk * kStride;
+    float* sV = sK + kChunk * kStride;
+    float* sA = sV + kChunk * kStride;  // [kChunk][kChunk + 1]
+    const LinearGeometry g(a, D);
+    const int c = blockIdx.x, t0 = c * kChunk;
+    auto one = [](int) { return 1.0f; };
+    loadChunk<Elem, D>(sQ, static_cast<const Elem*>(a.q) + g.qHead, t0, a.tokens, one);
+    loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, t0, a.tokens, one);
+    loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, t0, a.tokens, one);
+    __syncthreads();
+    // intra-chunk scores, causal and decayed
+    for (int e = threadIdx.x; e < kChunk * kChunk; e += kLinearThreads) {
+        const int i = e / kChunk, j = e % kChunk;
+        float s = 0.0f;
+        if (j <= i) {
+#pragma unroll 8
+            for (int d = 0; d < D; ++d) s += sQ[i * kStride + d] * sK[j * kStride + d];
+            s *= __expf(-a.decay * float(i - j));
+        }
+        sA[i * (kChunk + 1) + j] = s;
+    }
+    __syncthreads();
+    const float* S = g.states(a, D) + static_cast<long long>(c) * D * D;
+    Elem* out = static_cast<Elem*>(a.o) + g.qHead;
+    for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
+        const int i = e / D, col = e % D;
+        if (t0 + i >= a.tokens) break;  // rows only grow with e
+        float intra = 0.0f, inter = 0.0f;
+        for (int j = 0; j <= i; ++j) intra += sA[i * (kChunk + 1) + j] * sV[j * kStride + col];
+#pragma unroll 8
+        for (int d = 0; d < D; ++d) inter += sQ[i * kStride + d] * S[d * D + col];
+        out[static_cast<long long>(t0 + i) * D + col] =
+            flex::ElemOps<Elem>::fromFloat(intra + __expf(-a.decay * float(i + 1)) * inter);
+        if (col == 0) a.lse[g.qHead / D + t0 + i] = 0.0f;
+    }
+}
+
+template <typename Elem, int D>
+Status linear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
+    const int chunks = (a.tokens + kChunk - 1) / kChunk;
+    const dim3 grid(chunks, a.heads, a.batch);
+    const int stateShared = 2 * kChunk * (D + 1) * int(sizeof(float));
+    const int outShared = (3 * kChunk * (D + 1) + kChunk * (kChunk + 1)) * int(sizeof(float));
+    ATTNSCOPE_CUDA_TRY(cudaFuncSetAttribute(linearChunkStateKernel<Elem, D>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, stateShared));
+    ATTNSCOPE_CUDA_TRY(
+        cudaFuncSetAttribute(linearOutputKernel<Elem, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, outShared));
+    linearChunkStateKernel<Elem, D><<<grid, kLinearThreads, stateShared, stream>>>(a);
+    ATTNSCOPE_CUDA_TRY_LAUNCH("linearChunkStateKernel");
+    const dim3 scanGrid((D * D + kLinearThreads - 1) / kLinearThreads, a.heads, a.batch);
+    linearScanKernel<D><<<scanGrid, kLinearThreads, 0, stream>>>(a);
+    ATTNSCOPE_CUDA_TRY_LAUNCH("linearScanKernel");
+    linearOutputKernel<Elem, D><<<grid, kLinearThreads, outShared, stream>>>(a);
+    ATTNSCOPE_CUDA_TRY_LAUNCH("linearOutputKernel");
+    if (log) {
+        log->push_back({"linear_chunk_state", grid, dim3(kLinearThreads), 0, stateShared});
+        log->push_back({"linear_state_scan", scanGrid, dim3(kLinearThreads), 0, 0});
+        log->push_back({"linear_output", grid, dim3(kLinearThreads), 0, outShared});
+    }
+    return {};
+}
+
+}  // namespace
+
+size_t linearWorkspaceFloats(const LinearArgs& a) {
+    const size_t chunks = (static_cast<size_t>(a.tokens) + kChunk - 1) / kChunk;
+    return static_cast<size_t>(a.batch) * a.heads * chunks * a.headDim * a.headDim;
+}
+
+Status launchLinear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
+    if (a.tokens <= 0 || !a.states) return {ErrorCode::InvalidArgument, "linear attention: tokens and workspace"};
+    if (a.heads % a.kvHeads != 0)
+        return {ErrorCode::InvalidArgument, "linear attention: heads must be a multiple of kvHeads"};
+    const bool bf16 = a.elem == ElemType::BF16;
+    if (a.headDim == 64) return bf16 ? linear<__nv_bfloat16, 64>(a, stream, log) : linear<__half, 64>(a, stream, log);
+    if (a.headDim == 128)
+        return bf16 ? linear<__nv_bfloat16, 128>(a, stream, log) : linear<__half, 128>(a, stream, log);
+    return {ErrorCode::Unsupported, "linear attention: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+}
+
+}  // namespace attnscope::gpu

@@ -1,0 +1,72 @@
+#pragma once
+// Built-in mask_mod / score_mod device functors. A mask_mod is any type with
+//   __device__ bool operator()(int b, int h, int q, int kv) const
+// and a score_mod any type with
+//   __device__ float operator()(float score, int b, int h, int q, int kv) const
+// plus `static constexpr bool kIdentity` (true lets the kernel fold the scale into exp2).
+// Masks are evaluated only for keys < T; queries may lie beyond T in the last block, so mods
+// that index per-token arrays must guard q themselves (MaskProgram::tokens does).
+#include "device_types.h"
+#include "mma.cuh"
+
+namespace attnscope::flex {
+
+struct FullMask {
+    __device__ __forceinline__ bool operator()(int, int, int, int) const { return true; }
+};
+
+struct CausalMask {
+    __device__ __forceinline__ bool operator()(int, int, int q, int kv) const { return kv <= q; }
+};
+
+/// Evaluates a MaskProgram (compositions of the built-in masks) at run time.
+struct ProgramMask {
+    MaskProgram program;
+
+    __device__ __forceinline__ bool term(const MaskTerm& t, int q, int kv) const {
+        const int d = q - kv;
+        switch (t.kind) {
+        case kTermFull: return true;
+        case kTermCausal: return d >= 0;
+        case kTermSliding: return d >= 0 && d < t.window;
+        case kTermPrefix: return kv < t.prefix || d >= 0;
+        case kTermDocument: return d >= 0 && q < program.tokens && t.docs[q] == t.docs[kv];
+        case kTermDilated: return d >= 0 && d < t.window && d % t.dilation == 0;
+        case kTermBlockSparse: {
+            const int qb = q / t.blockSize;
+            return d >= 0 && qb < t.blockCols && t.blocks[qb * t.blockCols + kv / t.blockSize] != 0;
+        }
+        default: return false;
+        }
+    }
+    __device__ __forceinline__ bool operator()(int, int, int q, int kv) const {
+        bool r = term(program.term[program.count - 1], q, kv);
+        for (int i = program.count - 2; i >= 0; --i) {
+            const bool a = term(program.term[i], q, kv);
+            r = program.combine[i] == kCombineAnd ? (a && r) : (a || r);
+        }
+        return r;
+    }
+};
+
+struct IdentityScore {
+    static constexpr bool kIdentity = true;
+    __device__ __forceinline__ float operator()(float s, int, int, int, int) const { return s; }
+};
+
+/// Softcap (tanh.approx), ALiBi or relative bias, chosen at run time.
+struct ProgramScore {
+    static constexpr bool kIdentity = false;
+    ScoreProgram program;
+
+    __device__ __forceinline__ float operator()(float s, int, int h, int q, int kv) const {
+        switch (program.kind) {
+        case kScoreSoftcap: return program.softcap * fastTanh(s / program.softcap);
+        case kScoreAlibi: return s + exp2f(-8.0f * float(h + 1) / float(program.heads)) * float(kv - q);
+        case kScoreRelativeBias: return s + program.bias * float(q - kv);
+        default: return s;
+        }
+    }
+};
+
+}  // namespace attnscope::flex
