@@ -9,4 +9,7 @@ else()
   find_package(Eigen3 3.4 REQUIRED NO_MODULE)
   target_link_libraries(attnscope_eigen INTERFACE Eigen3::Eigen)
 endif()
-target_compile_definitions(attnscope_eigen INTERFACE EIGEN_MPL2_ONLY)
+# core is built with -march=x86-64-v3 (AVX: 32-byte alignment) and the Qt side without it (16 bytes,
+# where glibc's malloc is used directly). Matrices allocated on one side and freed on the other then
+# corrupt the heap; one alignment everywhere keeps Eigen's allocator the same in every object file.
+target_compile_definitions(attnscope_eigen INTERFACE EIGEN_MPL2_ONLY EIGEN_MAX_ALIGN_BYTES=32)
