@@ -66,7 +66,7 @@ Status scoreAccuracy(ProfilerBackend& backend, const ProfileInputs& in, const Va
                 q, k, *denseSpec, *lse, q0, q1, 0, T,
                 [&](int, int64_t qs, int64_t ks, const Eigen::Ref<const MatrixRM>& P) {
                     std::vector<double> in(nv, 0.0);
-                    const double sum = double(P.sum());
+                    const double sum = P.cast<double>().sum();  // double: recall 1 must come out as 1
                     for (size_t i = 0; i < nv; ++i) {
                         if (!hasMask(specs[i])) continue;
                         double acc = 0;

@@ -53,8 +53,9 @@ public:
         r.externalId = externalId;
         r.startUs = t0;
         r.durationUs = t1 - t0;
-        r.block[0] = workerCount();  // threads, the CPU's "block"
-        r.grid[0] = p.batch * p.heads;
+        // The CPU's "launch": one item per head, run by the worker threads.
+        r.grid[0] = p.batch * p.heads, r.grid[1] = 1, r.grid[2] = 1;
+        r.block[0] = workerCount(), r.block[1] = 1, r.block[2] = 1;
         s.kernels.push_back(std::move(r));
         return s;
     }

@@ -192,9 +192,8 @@ Json profileToPerfetto(const ProfileReport& report) {
             tname.set("pid", pid);
             tname.set("tid", tid);
             Json targs = Json::object();
-            const std::string label = r.variantIndex >= 0 && size_t(r.variantIndex) < s.variants.size()
-                                          ? s.variants[size_t(r.variantIndex)].label
-                                          : std::string("?");
+            const bool known = r.variantIndex >= 0 && size_t(r.variantIndex) < s.variants.size();
+            const std::string label = known ? s.variants[size_t(r.variantIndex)].label : std::string("?");
             targs.set("name", label + " (stream " + std::to_string(r.streamId) + ")");
             tname.set("args", std::move(targs));
             events.push(std::move(tname));
@@ -218,7 +217,8 @@ Json profileToPerfetto(const ProfileReport& report) {
             e.set("ts", r.startUs);
             e.set("dur", r.durationUs);
             Json a = Json::object();
-            a.set("variant", tids.empty() || r.variantIndex < 0 ? Json() : Json(s.variants[size_t(r.variantIndex)].label));
+            const bool known = r.variantIndex >= 0 && size_t(r.variantIndex) < s.variants.size();
+            a.set("variant", known ? Json(s.variants[size_t(r.variantIndex)].label) : Json());
             a.set("sample", r.sample);
             a.set("correlation", int64_t(r.correlationId));
             a.set("external id", r.externalId);
@@ -257,7 +257,7 @@ std::string profileToText(const ProfileReport& report) {
             }
             const std::string err = v.relError >= 0 ? num(v.relError, 3) : "-";
             const std::string rec = v.recall >= 0 ? num(v.recall, 4) : "-";
-            std::snprintf(line, sizeof line, "%-16s %-4s %10.4f %10.4f %9.4f %6.2f%% %4d %8.1f %8.1f %7.3f %7.3f %9s %7s\n",
+            std::snprintf(line, sizeof line, "%-16s %-4s %10.4f %10.4f %9.4f %6.2f%% %4d %8.3g %8.4g %7.3f %7.3f %9s %7s\n",
                           v.label.c_str(), v.backend.c_str(), v.stats.median, v.stats.min, v.stats.iqr,
                           v.stats.relStdDev * 100, v.stats.n, v.tflops, v.gbps, v.ratioToDense, v.density,
                           err.c_str(), rec.c_str());

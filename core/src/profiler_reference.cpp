@@ -92,7 +92,7 @@ Status deriveBlockList(VariantSpec& v, const std::vector<double>& mass, int64_t 
                                       std::to_string(mass.size())};
     auto blocks = std::make_shared<std::vector<uint8_t>>(size_t(nb * nb), uint8_t(0));
     auto keep = [&](int64_t qb, int64_t kb) {
-        if (kb <= qb) (*blocks)[size_t(qb * nb + kb)] = 1;
+        if (kb >= 0 && kb <= qb) (*blocks)[size_t(qb * nb + kb)] = 1;
     };
     const std::string& src = v.blockSource;
     const std::string name = src.substr(0, src.find(':'));
