@@ -140,3 +140,40 @@ inline HeadAnalysisOptions smallOptions() {
 }
 
 }  // namespace attnscope::test
+
+#include "attnscope/trace.h"
+
+namespace attnscope::test {
+
+/// Writes a random F32 trace (GQA when kvHeads < heads) and returns its path's status.
+inline Status writeRandomTrace(const std::string& path, int64_t T, int layers, int heads, int kvHeads, int d,
+                               uint64_t seed, bool causal = true) {
+    std::mt19937_64 rng(seed);
+    TraceMetadata meta;
+    meta.model = "random";
+    meta.source = "tst_analysis";
+    std::uniform_int_distribution<int64_t> tok(0, 9);
+    for (int64_t i = 0; i < T; ++i) {
+        meta.tokenIds.push_back(tok(rng));
+        meta.tokens.push_back("t" + std::to_string(meta.tokenIds.back()));
+    }
+    for (int l = 0; l < layers; ++l) {
+        LayerConfig c;
+        c.heads = heads;
+        c.kvHeads = kvHeads;
+        c.headDim = d;
+        c.scale = 1.0 / std::sqrt(double(d));
+        c.causal = causal;
+        meta.layers.push_back(c);
+    }
+    TraceWriter w(meta);
+    for (int l = 0; l < layers; ++l) {
+        std::vector<MatrixRM> q, k, v;
+        for (int h = 0; h < heads; ++h) q.push_back(randomMatrix(T, d, rng, 1.5f));
+        for (int h = 0; h < kvHeads; ++h) k.push_back(randomMatrix(T, d, rng, 1.5f)), v.push_back(randomMatrix(T, d, rng, 1.0f));
+        w.addLayer(l, DType::F32, q, k, v);
+    }
+    return w.write(path);
+}
+
+}  // namespace attnscope::test
