@@ -20,6 +20,7 @@ constexpr double kMarkerRadius = 2.2;
 constexpr double kLineWidth = 1.3;
 constexpr double kRightPad = 10;        // room for the last x tick label
 constexpr double kEndPad = 0.015;       // share of the x range added at both ends
+constexpr double kTopPad = 0.08;        // share of the y range added above the data
 constexpr double kBarFill = 0.8;        // share of a category band taken by its bars
 constexpr double kMaxBarThickness = 16;
 constexpr double kMaxCategoryLabel = 110;
@@ -61,6 +62,7 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
         return;
     }
     for (const auto& r : f.references) extend(r.y, f.logY, ylo, yhi);
+    if (!f.logY) yhi += (yhi - ylo) * kTopPad;  // headroom for reference labels and point labels
     if (std::isfinite(f.yMin)) ylo = f.yMin;
     if (std::isfinite(f.yMax)) yhi = f.yMax;
     const bool discrete = std::any_of(f.series.begin(), f.series.end(), [](const LineSeries& s) { return s.stems || s.markers; });
@@ -158,7 +160,10 @@ void render(QPainter& p, const QRectF& rect, const BarChartFigure& f) {
     QRectF plot;
     if (f.horizontal) {
         const double left = catW + kTickLength + 2 * kGap;
-        plot = QRectF(area.left() + left, area.top(), area.width() - left - kRightPad - 2 * kRightPad,
+        double valueW = 0;  // the value printed after each bar
+        if (ng == 1)
+            for (double v : f.groups.front().values) valueW = std::max(valueW, textWidth(tf, formatNumber(v)) + 2 * kGap);
+        plot = QRectF(area.left() + left, area.top(), area.width() - left - kRightPad - valueW,
                       area.height() - xAxisHeight(f.valueLabel));
         drawGrid(p, plot, &va, nullptr, kMaxTicksX, 0);
     } else {
@@ -199,7 +204,10 @@ void render(QPainter& p, const QRectF& rect, const BarChartFigure& f) {
             if (f.horizontal && ng == 1) {  // value at the bar's end: exact numbers for the reader
                 p.setPen(Qt::black);
                 const QString t = formatNumber(v);
-                const double x = bar.normalized().right() + kGap;
+                double end = bar.normalized().right();
+                if (hasErr && std::isfinite(grp.errHigh[size_t(c)]))  // past the whisker, not over it
+                    end = std::max(end, plot.left() + std::clamp(va.unit(grp.errHigh[size_t(c)]), 0.0, 1.0) * plot.width());
+                const double x = end + kGap;
                 p.drawText(QRectF(x, s, textWidth(tf, t) + 1, thick), Qt::AlignLeft | Qt::AlignVCenter, t);
             }
         }
@@ -247,8 +255,11 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
     }
     // Pad linear axes so markers and labels at the extremes are not cut by the frame.
     constexpr double kPad = 0.08;
-    if (!f.logX) { const double d = (xhi - xlo) * kPad; xlo -= d, xhi += d; }
-    if (!f.logY) { const double d = (yhi - ylo) * kPad; ylo -= d, yhi += d; }
+    constexpr double kLogPad = 1.6;  // a fifth of a decade on log axes
+    if (f.logX) xlo /= kLogPad, xhi *= kLogPad;
+    else { const double d = std::max((xhi - xlo) * kPad, std::abs(xhi) * kPad); xlo -= d, xhi += d; }
+    if (f.logY) ylo /= kLogPad, yhi *= kLogPad;
+    else { const double d = std::max((yhi - ylo) * kPad, std::abs(yhi) * kPad); ylo -= d, yhi += d; }
     const Axis xa = makeAxis(xlo, xhi, f.logX), ya = makeAxis(ylo, yhi, f.logY);
     const QRectF plot = numericPlotRect(area, ya, f.xLabel, f.yLabel);
     drawGrid(p, plot, &xa, &ya, kMaxTicksX, kMaxTicksY);

@@ -137,17 +137,17 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
     d.trace = *trace;
     if (!d.trace->hasQK())
         return Status(ErrorCode::Unsupported, tracePath + ": weights-only trace (no Q/K); reports need Q/K to analyse heads");
+    for (const HeadRef& h : o.heads) {
+        if (h.layer < 0 || h.layer >= d.trace->numLayers() || h.head < 0 || h.head >= d.trace->config(h.layer).heads)
+            return Status(ErrorCode::InvalidArgument, "--heads: " + std::to_string(h.layer) + ":" + std::to_string(h.head) +
+                                                          " is not a head of " + tracePath);
+    }
     if (!report(progress, kOpenShare, "analyse")) return cancelled();
 
     auto analysis = analyzeTrace(*d.trace, o.analysis, subProgress(progress, kOpenShare, kAnalysisEnd));
     if (!analysis) return analysis.status();
     d.analysis = std::move(*analysis);
 
-    for (const HeadRef& h : o.heads) {
-        if (h.layer < 0 || h.layer >= d.trace->numLayers() || h.head < 0 || h.head >= d.trace->config(h.layer).heads)
-            return Status(ErrorCode::InvalidArgument, "--heads: " + std::to_string(h.layer) + ":" + std::to_string(h.head) +
-                                                          " is not a head of " + tracePath);
-    }
     d.selected = o.heads.empty() ? autoSelect(d.analysis, o.autoHeads) : o.heads;
     for (size_t i = 0; i < d.selected.size(); ++i) {
         if (!report(progress, kAnalysisEnd + (kMapsEnd - kAnalysisEnd) * double(i) / d.selected.size(), "maps"))

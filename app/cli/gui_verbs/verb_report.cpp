@@ -1,0 +1,71 @@
+// attnscope-cli report: the whole report of a trace (HTML, Markdown, JSON, CSV) in one command.
+#include <cstdio>
+
+#include "attnscope/variants.h"
+#include "cli.h"
+#include "guiapp.h"
+#include "report.h"
+
+namespace attnscope::cli {
+namespace {
+constexpr const char* kVerb = "report";
+
+int runReport(Args& args) {
+    args.description("Analyses every head of TRACE and writes a self-contained report to DIR: report.html (figures\n"
+                     "embedded, opens offline), report.md with figures/*.png, report.json (docs/report-schema.md),\n"
+                     "csv/*.csv and report-figures.pdf (every figure as a vector page).")
+        .positional("TRACE", "the trace (*.attn.safetensors)")
+        .option("o", "output directory (created when missing)")
+        .option("format", "formats to write: html, md, json, csv (comma-separated)", "html,md,json,csv")
+        .option("heads", "heads shown at three scales, LAYER:HEAD,… (default: chosen from the analysis)")
+        .option("layers", "layers to analyse, e.g. 0-3,7 (default: all)")
+        .option("profile", "variants to profile on the first selected head, e.g. causal,sliding:256,topk:8")
+        .option("dpi", "resolution of the PNG figures", "150")
+        .flag("exclude-sinks", "measure every metric with the sink keys excluded and renormalised")
+        .flag("quiet", "no progress line");
+    if (!args.parse()) return args.exitCode();
+    if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
+
+    ReportOptions options;
+    auto formats = parseReportFormats(args.get("format"));
+    if (!formats) return fail(kVerb, formats.status());
+    options.formats = *formats;
+    if (args.has("heads")) {
+        auto heads = parseHeadRefs(args.get("heads"));
+        if (!heads) return fail(kVerb, heads.status());
+        options.heads = *heads;
+    }
+    std::string error;
+    const auto dpi = args.getDouble("dpi", &error);
+    if (!dpi) return fail(kVerb, error);
+    if (*dpi < 36 || *dpi > 1200) return fail(kVerb, "--dpi must be within 36..1200");
+    options.dpi = *dpi;
+    if (args.has("layers")) {
+        // Layer bounds are checked against the trace by the analysis; here only the syntax.
+        constexpr int kAnyLayer = 1 << 20;
+        auto layers = parseIndexList(args.get("layers"), kAnyLayer, "--layers", &error);
+        if (!layers) return fail(kVerb, error);
+        options.analysis.layers = *layers;
+    }
+    options.analysis.excludeSinks = args.has("exclude-sinks");
+    if (args.has("profile")) {
+        options.profileVariants = splitList(args.get("profile"));
+        for (const auto& v : options.profileVariants)
+            if (auto parsed = parseVariant(v); !parsed) return fail(kVerb, "--profile: " + parsed.message());
+    }
+
+    auto app = makeGuiApp();
+    auto result = generateReport(args.get("TRACE"), args.get("o"), options, progressLine(!args.has("quiet")));
+    if (!result) return fail(kVerb, result.status());
+    std::printf("report of %s written to %s:\n", args.get("TRACE").c_str(), args.get("o").c_str());
+    for (const auto& f : result->files)
+        if (f.rfind("figures/", 0) != 0) std::printf("  %s\n", f.c_str());
+    return 0;
+}
+
+}  // namespace
+
+ATTNSCOPE_CLI_VERB("report", "report TRACE -o DIR [--profile VARIANTS] [--format html,md,json,csv] [--heads L:H,...]",
+                   "write an HTML/Markdown/JSON/CSV report of a trace", runReport);
+
+}  // namespace attnscope::cli
