@@ -40,14 +40,20 @@ __global__ void __launch_bounds__(kDecodeThreads) decodePartialKernel(DecodeArgs
         o[i] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int key = kBegin + group; key < kEnd; key += kGroups) {
+    // Every lane of a warp runs the same trip count (the shuffles need the whole warp).
+    for (int base = kBegin; base < kEnd; base += kGroups) {
+        const int key = base + group;
+        const bool valid = key < kEnd;
         // s = scale · q·k, summed over the 8 lanes of this key
-        flex::loadFloats<Elem, kSlice>(x, kp + static_cast<long long>(key) * D);
         float s = 0.0f;
+        if (valid) {
+            flex::loadFloats<Elem, kSlice>(x, kp + static_cast<long long>(key) * D);
 #pragma unroll
-        for (int i = 0; i < kSlice; ++i) s += qf[i] * x[i];
+            for (int i = 0; i < kSlice; ++i) s += qf[i] * x[i];
+        }
 #pragma unroll
         for (int off = kLanesPerKey / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (!valid) continue;
         const float mNew = fmaxf(m, s);
         const float alpha = __expf(m - mNew), p = __expf(s - mNew);
         flex::loadFloats<Elem, kSlice>(x, vp + static_cast<long long>(key) * D);

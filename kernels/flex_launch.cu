@@ -1,58 +1,12 @@
-// Instantiations of the forward kernel and the block-mask builder for the built-in mods:
-// {bf16, fp16} × {64, 128} × {(full, identity), (causal, identity), (program, identity),
-// (program, program score)}. Anything else composes through the run-time programs.
-#include "cuda_check.h"
-#include "flex_forward.cuh"
-#include "launch.h"
-#include "mods.cuh"
+// The block-mask builder for the built-in mask functors and the forward entry point. Forward
+// instantiations: {bf16, fp16} × {64, 128} × {(full, identity), (causal, identity), (program,
+// identity), (program, program score)} (flex_forward_*.cu); other mods compose through programs.
+#include "flex_dispatch.cuh"
 
 namespace attnscope::gpu {
 namespace {
 
 using namespace attnscope::flex;
-
-template <typename Kernel>
-Status recordLaunch(Kernel kernel, const char* name, dim3 grid, dim3 block, int shared, LaunchLog* log) {
-    if (!log) return {};
-    cudaFuncAttributes attr{};
-    ATTNSCOPE_CUDA_TRY(cudaFuncGetAttributes(&attr, kernel));
-    log->push_back({name, grid, block, attr.numRegs, shared + static_cast<int>(attr.sharedSizeBytes)});
-    return {};
-}
-
-template <typename Elem, int D, typename Mask, typename Score>
-Status forward(const ForwardArgs& a, Mask mask, Score score, const char* name, cudaStream_t stream, LaunchLog* log) {
-    auto kernel = flexForwardKernel<Elem, D, Mask, Score>;
-    constexpr int kShared = forwardSharedBytes<D>();
-    ATTNSCOPE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared));
-    const dim3 grid(a.params.mask.numQBlocks, a.params.heads, a.params.batch);
-    const dim3 block(ForwardConfig::kThreads);
-    kernel<<<grid, block, kShared, stream>>>(a.params, mask, score);
-    ATTNSCOPE_CUDA_TRY_LAUNCH("flexForwardKernel");
-    return recordLaunch(kernel, name, grid, block, kShared, log);
-}
-
-template <typename Elem, int D>
-Status forwardDispatch(const ForwardArgs& a, cudaStream_t stream, LaunchLog* log) {
-    const bool hasScore = a.score.kind != kScoreNone;
-    if (hasScore) {
-        if (a.mask == MaskFunctor::Full || a.mask == MaskFunctor::Causal) {
-            // Compiled-in masks with a score mod run the program mask (full blocks skip it).
-            ProgramMask m{a.program};
-            return forward<Elem, D>(a, m, ProgramScore{a.score}, "flex_forward<program,score>", stream, log);
-        }
-        return forward<Elem, D>(a, ProgramMask{a.program}, ProgramScore{a.score}, "flex_forward<program,score>",
-                                stream, log);
-    }
-    switch (a.mask) {
-    case MaskFunctor::Full: return forward<Elem, D>(a, FullMask{}, IdentityScore{}, "flex_forward<full>", stream, log);
-    case MaskFunctor::Causal:
-        return forward<Elem, D>(a, CausalMask{}, IdentityScore{}, "flex_forward<causal>", stream, log);
-    case MaskFunctor::Program:
-        return forward<Elem, D>(a, ProgramMask{a.program}, IdentityScore{}, "flex_forward<program>", stream, log);
-    }
-    return {ErrorCode::Internal, "flex_launch.cu: unknown mask functor"};
-}
 
 template <typename Mask>
 Status classify(Mask mask, int tokens, int nq, int nk, unsigned char* state, cudaStream_t stream, LaunchLog* log) {
@@ -88,12 +42,9 @@ Status buildBlockMask(MaskFunctor mask, const MaskProgram& program, int tokens, 
 Status launchForward(const ForwardArgs& a, cudaStream_t stream, LaunchLog* log) {
     if (a.params.heads % a.params.kvHeads != 0)
         return {ErrorCode::InvalidArgument, "flex forward: heads must be a multiple of kvHeads"};
-    const bool bf16 = a.elem == ElemType::BF16;
-    if (a.headDim == 64) return bf16 ? forwardDispatch<__nv_bfloat16, 64>(a, stream, log)
-                                     : forwardDispatch<__half, 64>(a, stream, log);
-    if (a.headDim == 128) return bf16 ? forwardDispatch<__nv_bfloat16, 128>(a, stream, log)
-                                      : forwardDispatch<__half, 128>(a, stream, log);
-    return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+    if (a.headDim != 64 && a.headDim != 128)
+        return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+    return a.elem == ElemType::BF16 ? forwardBf16(a, stream, log) : forwardF16(a, stream, log);
 }
 
 }  // namespace attnscope::gpu
