@@ -65,11 +65,17 @@ HeadRole classifyHead(const HeadAnalysis& h, const RoleOptions& o) {
     else if (r.nextToken >= o.positionalThreshold) role.label = "next-token";
     else if (document) role.label = "document", ev += " " + fmt("doc", r.documentMass) + " " + fmt("spread", r.documentSpread);
     else if (r.localMass >= o.localThreshold) role.label = "local", ev += " " + fmt("local", r.localMass);
-    else if (s.firstTokenSink) role.label = "sink";
-    else if (!s.hiddenSinks.empty()) {
-        role.label = "hidden-sink";
-        ev += " at=" + std::to_string(s.hiddenSinks.front()) + " " +
-              fmt("alpha", s.alpha[size_t(s.hiddenSinks.front())]);
+    else if (s.firstTokenSink || !s.hiddenSinks.empty()) {
+        // The strongest sink names the head: a hidden sink often sits behind a weaker first-token one.
+        int64_t strongest = 0;
+        for (int64_t k : s.hiddenSinks)
+            if (s.alpha[size_t(k)] > s.alpha[size_t(strongest)]) strongest = k;
+        if (strongest > 0) {
+            role.label = "hidden-sink";
+            ev += " at=" + std::to_string(strongest) + " " + fmt("alpha", s.alpha[size_t(strongest)]);
+        } else {
+            role.label = "sink";
+        }
     } else if (r.verticalScore >= o.verticalThreshold) role.label = "vertical", ev += " " + fmt("vert", r.verticalScore);
     else if (r.slashScore >= o.slashThreshold) role.label = "slash", ev += " " + fmt("slash", r.slashScore);
     else if (h.stats.entropyNormalized >= o.broadNormalizedEntropy) role.label = "broad";

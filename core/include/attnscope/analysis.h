@@ -211,8 +211,8 @@ AttentionSpec specWithoutSinks(const AttentionSpec& spec, const SinkInfo& sinks)
 AttentionSpec specWithoutKeys(const AttentionSpec& spec, const std::vector<int64_t>& keys);
 
 /// The role label with its evidence (thresholds in RoleOptions; first match wins in the order
-/// induction, duplicate-token, previous-token, next-token, document, local, sink, hidden-sink,
-/// vertical, slash, then broad or mixed).
+/// induction, duplicate-token, previous-token, next-token, document, local, sink / hidden-sink
+/// (whichever sink has the larger alpha), vertical, slash, then broad or mixed).
 HeadRole classifyHead(const HeadAnalysis& head, const RoleOptions& options = {});
 
 /// Block-sparse masks from a block mass matrix, as MaskSpec::blocks (row-major, 1 = kept):
