@@ -1,0 +1,76 @@
+// ProfilerPanel: a CPU run on a small synthetic shape fills the table, the chart and the
+// timeline from a worker thread, and the panel labels the results CPU.
+#include <QtTest>
+
+#include <QLabel>
+#include <QTableWidget>
+
+#include "kerneltimelinecanvas.h"
+#include "profilerpanel.h"
+
+using namespace attnscope;
+
+class TestProfilerPanel : public QObject {
+    Q_OBJECT
+
+private slots:
+    void cpuRunFillsResults() {
+        ProfilerPanel panel;
+        panel.setSyntheticShape(1, 2, 256, 32);
+        panel.setVariants({"causal", "sliding:64", "linear"});
+        panel.setBackendChoice(BackendChoice::Cpu);
+        panel.setMaxSamples(3);
+        const ProfileRequest req = panel.request();
+        QCOMPARE(req.variants.size(), size_t(3));
+        QCOMPARE(req.shapes.front().tokens, int64_t(256));
+        QSignalSpy finished(&panel, &ProfilerPanel::profileFinished);
+        panel.run();
+        QVERIFY(panel.isRunning() || finished.count() == 1);  // the GUI thread did not block
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        QVERIFY(panel.report().has_value());
+        QCOMPARE(panel.report()->backend, std::string("CPU"));
+        auto* table = panel.findChild<QTableWidget*>();
+        QVERIFY(table);
+        QCOMPARE(table->rowCount(), 3);
+        QCOMPARE(table->item(0, 1)->text(), QString("CPU"));
+        QVERIFY(table->item(0, 0)->text().contains("dense"));
+        auto* timeline = panel.findChild<KernelTimelineCanvas*>();
+        QVERIFY(timeline);
+        QCOMPARE(timeline->trackCount(), 3);
+        // Hovering the first kernel of the first track shows its details.
+        const auto& rec = panel.report()->shapes[0].records;
+        QVERIFY(!rec.empty());
+        const double x = KernelTimelineCanvas::kLabelWidth + timeline->viewport().timeToX(rec[0].startUs + rec[0].durationUs / 2);
+        const QString details = timeline->detailsAt(QPointF(x, KernelTimelineCanvas::kAxisHeight + 5));
+        QVERIFY2(details.contains("cpu::") || details.contains("folded"), qPrintable(details));
+    }
+
+    void cpuFallbackLabelWithoutGpu() {
+        if (createGpuProfilerBackend()) QSKIP("a GPU is present: no fallback to show");
+        ProfilerPanel panel;
+        panel.setSyntheticShape(1, 1, 128, 16);
+        panel.setVariants({"causal"});
+        panel.setBackendChoice(BackendChoice::Auto);
+        panel.setMaxSamples(2);
+        QSignalSpy finished(&panel, &ProfilerPanel::profileFinished);
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        bool labelled = false;
+        for (auto* l : panel.findChildren<QLabel*>()) labelled |= l->text().contains("CPU fallback");
+        QVERIFY(labelled);
+    }
+
+    void badVariantReportsFailure() {
+        ProfilerPanel panel;
+        panel.setSyntheticShape(1, 1, 128, 16);
+        panel.setVariants({"causal", "nonsense"});
+        panel.setBackendChoice(BackendChoice::Cpu);
+        QSignalSpy failed(&panel, &ProfilerPanel::profilingFailed);
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
+        QVERIFY(failed.first().first().toString().contains("nonsense"));
+    }
+};
+
+QTEST_MAIN(TestProfilerPanel)
+#include "tst_profilerpanel.moc"

@@ -1,0 +1,100 @@
+#pragma once
+// The profiler panel (issue 7): pick variants and the shape source (the current trace's layer/head
+// or a synthetic B,H,T,D), run on a worker thread with progress, then read the results table, the
+// median-time bar chart and the kernel timeline. Without a GPU the results are labelled CPU and
+// the panel says why.
+#include <QFutureWatcher>
+#include <QWidget>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+
+#include "attnscope/profiler.h"
+#include "attnscope/trace.h"
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QProgressBar;
+class QPushButton;
+class QRadioButton;
+class QSpinBox;
+class QTableWidget;
+
+namespace attnscope {
+
+class FigureWidget;
+class KernelTimelineCanvas;
+
+class ProfilerPanel : public QWidget {
+    Q_OBJECT
+public:
+    /// `trace` may be null (synthetic shapes only).
+    explicit ProfilerPanel(std::shared_ptr<const Trace> trace = {}, QWidget* parent = nullptr);
+    ~ProfilerPanel() override;
+
+    /// Follows the main window's current trace (null: synthetic only).
+    void setTrace(std::shared_ptr<const Trace> trace);
+    /// The request the controls describe (tests, the CLI-equivalent line).
+    ProfileRequest request() const;
+    /// The last finished report.
+    const std::optional<ProfileReport>& report() const { return m_report; }
+    bool isRunning() const;
+
+    // Controls, for tests and the main window's shortcuts.
+    void setVariants(const QStringList& tokens);
+    void setSyntheticShape(int batch, int heads, int tokens, int headDim);
+    void setBackendChoice(BackendChoice choice);
+    void setMaxSamples(int samples);
+
+public slots:
+    void run();
+    void cancel();
+
+signals:
+    void profileFinished();
+    void profilingFailed(const QString& message);
+
+private:
+    void buildUi();
+    void showReport();
+    void fillTable(const ShapeProfile& shape, const std::string& backend);
+    void updateSourceControls();
+    void exportReport(const QString& format);
+    void onProgress(double fraction, const QString& stage);
+
+    std::shared_ptr<const Trace> m_trace;
+    std::optional<ProfileReport> m_report;
+    QFutureWatcher<Result<ProfileReport>> m_watcher;
+    std::shared_ptr<std::atomic<bool>> m_cancel;
+
+    QRadioButton* m_fromTrace = nullptr;
+    QRadioButton* m_synthetic = nullptr;
+    QSpinBox* m_layer = nullptr;
+    QSpinBox* m_head = nullptr;
+    QSpinBox* m_batch = nullptr;
+    QSpinBox* m_heads = nullptr;
+    QSpinBox* m_tokens = nullptr;
+    QSpinBox* m_headDim = nullptr;
+    QComboBox* m_dtype = nullptr;
+    QListWidget* m_variantList = nullptr;
+    QLineEdit* m_extraVariants = nullptr;
+    QComboBox* m_backend = nullptr;
+    QCheckBox* m_cold = nullptr;
+    QCheckBox* m_metrics = nullptr;
+    QSpinBox* m_maxSamples = nullptr;
+    QPushButton* m_runButton = nullptr;
+    QPushButton* m_cancelButton = nullptr;
+    QProgressBar* m_progress = nullptr;
+    QLabel* m_status = nullptr;
+    QLabel* m_backendLabel = nullptr;
+    QTableWidget* m_table = nullptr;
+    FigureWidget* m_chart = nullptr;
+    KernelTimelineCanvas* m_timeline = nullptr;
+    QList<QPushButton*> m_exportButtons;
+};
+
+}  // namespace attnscope
