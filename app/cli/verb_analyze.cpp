@@ -1,0 +1,126 @@
+// attnscope-cli analyze: sinks, sparsity, head roles and head similarity for every head of a trace
+// (core/include/attnscope/analysis.h; definitions in shared/docs/analysis-metrics.md).
+#include <chrono>
+#include <cstdio>
+
+#include "attnscope/analysis.h"
+#include "attnscope/trace.h"
+#include "cli.h"
+
+namespace attnscope::cli {
+namespace {
+constexpr const char* kVerb = "analyze";
+constexpr size_t kMaxListedSinks = 4;  // hidden-sink positions shown per head in the table
+
+std::string rolesText(const LayerSummary& s) {
+    std::string out;
+    for (const auto& [label, n] : s.roles) out += (out.empty() ? "" : " ") + label + ":" + std::to_string(n);
+    return out;
+}
+
+std::string sinksText(const SinkInfo& s) {
+    std::string out;
+    for (size_t i = 0; i < s.hiddenSinks.size() && i < kMaxListedSinks; ++i)
+        out += (i ? "," : "") + std::to_string(s.hiddenSinks[i]);
+    if (s.hiddenSinks.size() > kMaxListedSinks) out += ",…";
+    return out.empty() ? "-" : out;
+}
+
+void printSummary(const ModelAnalysis& m, const AnalyzeOptions& o, double seconds) {
+    int sinkHeads = 0;
+    for (const auto& h : m.heads) sinkHeads += h.sinks.firstTokenSink;
+    std::printf("trace %s (model %s, T=%lld): %zu heads in %zu layers analysed in %.2f s%s\n", m.tracePath.c_str(),
+                m.model.empty() ? "?" : m.model.c_str(), static_cast<long long>(m.tokens), m.heads.size(),
+                m.layers.size(), seconds, o.excludeSinks ? " (sinks excluded and renormalized)" : "");
+    std::printf("model sink rate %.1f%% (%d of %zu heads with alpha_0 > %.2f)\n\n", m.sinkRate, sinkHeads,
+                m.heads.size(), o.head.sinks.firstTokenEps);
+    std::printf("%5s %5s %7s %6s %9s %7s %9s  %s\n", "layer", "heads", "sink%", "hidden", "H_median", "H_norm",
+                "density", "heads by role");
+    for (const auto& s : m.layers)
+        std::printf("%5d %5d %7.1f %6d %9.3f %7.3f %9.3f  %s\n", s.layer, s.heads, s.sinkRate, s.hiddenSinkHeads,
+                    s.medianEntropy, s.medianEntropyNormalized, s.density, rolesText(s).c_str());
+    std::printf("(H_median: median over heads of the mean entropy in nats; density: kept/allowed blocks at "
+                "gamma %.2f, block %lld)\n",
+                o.summaryGamma, static_cast<long long>(o.summaryBlockSize));
+}
+
+void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
+    std::printf("\n%5s %4s %-15s %6s %5s %-12s %7s %5s %5s %5s %7s  %s\n", "layer", "head", "role", "alpha0", "sink",
+                "hidden", "entropy", "prev", "ind", "dup", "density", "evidence");
+    for (const auto& h : m.heads) {
+        const GammaCoverage* c = h.coverage(o.summaryBlockSize, o.summaryGamma);
+        std::printf("%5d %4d %-15s %6.3f %5s %-12s %7.3f %5.2f %5.2f %5.2f %7.3f  %s\n", h.layer, h.head,
+                    h.role.label.c_str(), h.sinks.alpha0, h.sinks.firstTokenSink ? "yes" : "no",
+                    sinksText(h.sinks).c_str(), h.stats.entropy, h.roles.previousToken, h.roles.inductionMatched,
+                    h.roles.duplicateMatched, c ? c->density : 0.0, h.role.evidence.c_str());
+    }
+}
+
+int analyzeVerb(Args& a) {
+    a.description("Measures every head of TRACE two-pass from Q/K/V (never T x T): entropy, attention "
+                  "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
+                  "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
+                  "error, previous-token / duplicate / induction scores, a role label per head and head "
+                  "similarity. Prints a per-layer summary and a per-head table.")
+        .positional("TRACE", "*.attn.safetensors trace with Q/K/V")
+        .option("layers", "layers to analyse, e.g. 0,3-5 (default: all)")
+        .option("json", "write every result (vectors and block matrices included) to this JSON file")
+        .flag("exclude-sinks", "detect sinks, then measure everything with them masked out and rows renormalized")
+        .option("gamma", "coverage reported in the summary", "0.9")
+        .option("block", "block size of the summary density", "128")
+        .option("window", "sliding window W of the candidate masks", "512")
+        .flag("exclude-bos", "TransformerLens exclude_bos for the role scores")
+        .flag("exclude-current-token", "TransformerLens exclude_current_token for the role scores")
+        .flag("no-similarity", "skip the per-layer head similarity pass")
+        .flag("no-heads", "print only the per-layer summary")
+        .flag("no-progress", "no progress line on stderr");
+    if (!a.parse()) return a.exitCode();
+    auto trace = Trace::open(a.get("TRACE"));
+    if (!trace) return fail(kVerb, trace.status());
+    const Trace& t = **trace;
+
+    AnalyzeOptions o;
+    std::string err;
+    if (a.has("layers")) {
+        auto layers = parseIndexList(a.get("layers"), t.numLayers(), "--layers", &err);
+        if (!layers) return fail(kVerb, err);
+        o.layers = *layers;
+    }
+    auto gamma = a.getDouble("gamma", &err);
+    if (!gamma) return fail(kVerb, err);
+    if (!(*gamma > 0 && *gamma <= 1)) return fail(kVerb, "--gamma must be in (0, 1], got " + a.get("gamma"));
+    o.summaryGamma = *gamma;
+    auto block = a.getInt("block", &err);
+    if (!block) return fail(kVerb, err);
+    if (*block <= 0) return fail(kVerb, "--block must be > 0, got " + a.get("block"));
+    o.summaryBlockSize = *block;
+    auto window = a.getInt("window", &err);
+    if (!window) return fail(kVerb, err);
+    if (*window <= 0) return fail(kVerb, "--window must be > 0, got " + a.get("window"));
+    o.head.masks.window = *window;
+    o.head.masks.sinkWindow = *window;
+    o.excludeSinks = a.has("exclude-sinks");
+    o.similarity = !a.has("no-similarity");
+    o.head.roles.excludeBos = a.has("exclude-bos");
+    o.head.roles.excludeCurrentToken = a.has("exclude-current-token");
+
+    const auto start = std::chrono::steady_clock::now();
+    auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));
+    if (!model) return fail(kVerb, model.status());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    printSummary(*model, model->options, seconds);
+    if (!a.has("no-heads")) printHeads(*model, model->options);
+    if (a.has("json")) {
+        if (Status s = writeFileAtomic(a.get("json"), toJson(*model).dump(1)); !s.ok()) return fail(kVerb, s);
+        std::printf("\nwrote %s\n", a.get("json").c_str());
+    }
+    return 0;
+}
+}  // namespace
+
+ATTNSCOPE_CLI_VERB("analyze",
+                   "analyze TRACE [--layers 0,3-5] [--json FILE] [--exclude-sinks] [--gamma 0.9] [--block 128] "
+                   "[--window 512] [--exclude-bos] [--exclude-current-token] [--no-similarity] [--no-heads]",
+                   "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
+                   analyzeVerb);
+}  // namespace attnscope::cli
