@@ -57,6 +57,12 @@ AxisLabels categoryLabels(const QStringList& cats, double pitch) {
     return a;
 }
 
+// Fixed decimals keep a grid of annotations aligned and uncluttered (0.00425 reads as noise).
+QString cellText(float v) {
+    const float a = std::abs(v);
+    return QString::number(double(v), 'f', a < 10 ? 2 : a < 100 ? 1 : 0);
+}
+
 QImage mapImage(const HeatmapFigure& f, const Axis& axis) {
     QImage img(f.cols, f.rows, QImage::Format_RGB32);
     for (int r = 0; r < f.rows; ++r) {
@@ -98,7 +104,7 @@ void drawCells(QPainter& p, const QRectF& plot, const HeatmapFigure& f, const Ax
             if (!std::isfinite(v)) continue;
             const QColor bg = colormapColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0));
             p.setPen(bg.lightnessF() < 0.5 ? Qt::white : Qt::black);
-            p.drawText(QRectF(plot.left() + c * cw, plot.top() + r * ch, cw, ch), Qt::AlignCenter, formatNumber(v));
+            p.drawText(QRectF(plot.left() + c * cw, plot.top() + r * ch, cw, ch), Qt::AlignCenter, cellText(v));
         }
 }
 

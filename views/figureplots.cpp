@@ -23,7 +23,7 @@ constexpr double kEndPad = 0.015;       // share of the x range added at both en
 constexpr double kTopPad = 0.08;        // share of the y range added above the data
 constexpr double kBarFill = 0.8;        // share of a category band taken by its bars
 constexpr double kMaxBarThickness = 16;
-constexpr double kMaxCategoryLabel = 110;
+constexpr double kMaxCategoryLabel = 170;
 const QColor kReferenceColor(150, 60, 60);
 const QColor kFrontierColor(60, 60, 60);
 
@@ -67,7 +67,7 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
     if (std::isfinite(f.yMax)) yhi = f.yMax;
     const bool discrete = std::any_of(f.series.begin(), f.series.end(), [](const LineSeries& s) { return s.stems || s.markers; });
     if (discrete && !f.logX) {  // stems and markers at the ends must not hide under the axes
-        const double pad = std::max(0.5, (xhi - xlo) * kEndPad);
+        const double pad = (xhi - xlo) * kEndPad;
         xlo -= pad, xhi += pad;
     }
     const Axis xa = makeAxis(xlo, xhi, f.logX), ya = makeAxis(ylo, yhi, f.logY);
@@ -300,7 +300,8 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
         p.setPen(Qt::black);
         const double w = textWidth(tf, pt.label);
         const double x = c.x() + kGap * 2 + w > plot.right() ? c.x() - kGap * 2 - w : c.x() + kGap * 2;
-        p.drawText(QRectF(x, c.y() - lineHeight(tf) / 2, w + 1, lineHeight(tf)), Qt::AlignLeft | Qt::AlignVCenter, pt.label);
+        // Above the point: the frontier's horizontal runs pass through the point's own height.
+        p.drawText(QRectF(x, c.y() - lineHeight(tf) - 1, w + 1, lineHeight(tf)), Qt::AlignLeft | Qt::AlignVCenter, pt.label);
     }
     drawXAxis(p, plot, xa, f.xLabel, kMaxTicksX);
     drawYAxis(p, plot, ya, f.yLabel, kMaxTicksY);

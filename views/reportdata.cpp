@@ -28,13 +28,15 @@ bool report(const ProgressFn& progress, double f, std::string_view stage) { retu
 
 Status cancelled() { return {ErrorCode::Cancelled, "report cancelled"}; }
 
-// The heads a reader looks at first: the clearest induction, previous-token, hidden-sink and
+// The heads a reader looks at first: the strongest induction, previous-token, hidden-sink and
 // first-token-sink heads, then the most local and the broadest.
 std::vector<HeadRef> autoSelect(const ModelAnalysis& m, int count) {
     using Score = std::function<double(const HeadAnalysis&)>;
     const std::vector<Score> criteria = {
-        [](const HeadAnalysis& h) { return h.role.label == "induction" ? h.roles.inductionMatched : -1.0; },
-        [](const HeadAnalysis& h) { return h.role.label == "previous-token" ? h.roles.previousToken : -1.0; },
+        // Scores rather than labels: the strongest induction head is worth showing even when its
+        // label went to another role that fired first (a sink, say).
+        [](const HeadAnalysis& h) { return h.roles.inductionMatched; },
+        [](const HeadAnalysis& h) { return h.roles.previousToken; },
         [](const HeadAnalysis& h) {
             double best = -1;
             for (int64_t k : h.sinks.hiddenSinks)
