@@ -23,6 +23,7 @@ constexpr double kDragThreshold = 4;        ///< pixels before a press becomes a
 constexpr int kTargetTicks = 8;
 constexpr int kMaxLabelChars = 10;
 const QColor kSinkColor(230, 60, 60, 150);
+constexpr int kCoverageAlpha = 170;  ///< dropped blocks stay faintly visible under the shade
 const QColor kInspectColor(255, 255, 255, 170);
 
 QString shortToken(const std::string& s)
@@ -524,7 +525,8 @@ void AttentionMapCanvas::drawCoverage(QPainter& p) const
     const QRectF plot = plotRect();
     const auto v = m_view.visible();
     const int64_t b = c.blocks->blockSize;
-    const QColor dim(0, 0, 0, 120);
+    QColor dim = palette().color(QPalette::Mid);
+    dim.setAlpha(kCoverageAlpha);
     for (int64_t r = v.q0 / b; r <= (v.q1 - 1) / b && r < c.blocks->blockRows; ++r) {
         for (int64_t col = v.k0 / b; col <= (v.k1 - 1) / b && col < c.blocks->blockCols; ++col) {
             const size_t i = size_t(r * c.blocks->blockCols + col);
@@ -557,6 +559,8 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     const double half = labels ? 0.5 : 0.0;  // labels sit on cell centres, ticks on boundaries
     for (double k = std::ceil(v.k0 / step) * step; k < v.k1; k += step) {
         const double x = plot.left() + m_view.keyToX(k + half);
+        if (x < plot.left() || x > plot.right())
+            continue;  // a partly visible first/last token: its label would spill past the plot
         p.drawLine(QPointF(x, plot.bottom()), QPointF(x, plot.bottom() + 4));
         p.save();
         p.translate(x + fm.ascent() / 2 - 1, plot.bottom() + 6);
@@ -567,6 +571,8 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     const double qStep = labels ? step : niceStep((v.q1 - v.q0) / double(kTargetTicks));
     for (double q = std::ceil(v.q0 / qStep) * qStep; q < v.q1; q += qStep) {
         const double y = plot.top() + m_view.queryToY(q + half);
+        if (y < plot.top() || y > plot.bottom())
+            continue;
         p.drawLine(QPointF(plot.left() - 4, y), QPointF(plot.left(), y));
         p.drawText(QRectF(0, y - fm.height() / 2, plot.left() - 6, fm.height()), Qt::AlignRight | Qt::AlignVCenter,
                    label(int64_t(q)));

@@ -69,8 +69,13 @@ NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent)
         double dot = 0;
         for (size_t i = 0; i < m_data.q.size(); ++i)
             dot += double(m_data.q[i]) * m_data.k[i];
-        m_summary->setText(tr("L%1 H%2  q·k = %3   × scale %4 = %5   softmax p = %6")
-                               .arg(m_data.layer).arg(m_data.head).arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
+        const auto& tokens = m_session->trace()->metadata().tokens;
+        auto tok = [&](int64_t i) {
+            return size_t(i) < tokens.size() ? QString::fromStdString(tokens[size_t(i)]).trimmed() : QString();
+        };
+        m_summary->setText(tr("L%1 H%2  “%3” → “%4”   Σ q⊙k = q·k = %5   × scale %6 = %7   softmax p = %8")
+                               .arg(m_data.layer).arg(m_data.head).arg(tok(m_data.query), tok(m_data.key))
+                               .arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
                                .arg(dot * m_data.scale, 0, 'g', 4).arg(m_data.probability, 0, 'g', 4));
         update();
     });

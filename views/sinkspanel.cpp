@@ -16,6 +16,8 @@ namespace attnscope {
 
 namespace {
 constexpr int kMaxListedSinks = 6;
+constexpr int kTableWidth = 460;
+constexpr int kRowPadding = 6;
 }
 
 QString analysisPrompt()
@@ -34,6 +36,7 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     m_table->setColumnCount(6);
     m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("First-token sink"), tr("Hidden sinks"), tr("Role")});
     m_table->verticalHeader()->hide();
+    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + kRowPadding);
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->horizontalHeader()->setStretchLastSection(true);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -50,7 +53,7 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     auto* split = new QSplitter(Qt::Horizontal, this);
     split->addWidget(m_table);
     split->addWidget(plots);
-    split->setStretchFactor(1, 1);
+    split->setSizes({kTableWidth, 2 * kTableWidth});
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
     top->addWidget(run);

@@ -21,6 +21,8 @@ namespace {
 const QList<double> kGammas = {0.5, 0.9, 0.95, 0.99};
 const QList<int> kBlockSizes = {64, 128};
 constexpr int kFixedColumns = 4;
+constexpr int kTableWidth = 460;
+constexpr int kRowPadding = 6;
 
 QTableWidgetItem* numberItem(double v, int decimals)
 {
@@ -44,6 +46,7 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     m_summary->setWordWrap(true);
     m_table = new QTableWidget(this);
     m_table->verticalHeader()->hide();
+    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + kRowPadding);
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -63,7 +66,7 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     auto* split = new QSplitter(Qt::Horizontal, this);
     split->addWidget(m_table);
     split->addWidget(plots);
-    split->setStretchFactor(1, 1);
+    split->setSizes({kTableWidth, 2 * kTableWidth});
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(bar);
     layout->addWidget(split, 1);

@@ -21,6 +21,7 @@ namespace {
 constexpr int kMaxWindow = 256;
 constexpr double kMaxRowHeight = 22;
 constexpr double kMinColumnWidth = 80;
+constexpr double kMinGap = 160, kMaxGap = 420;  ///< room for the lines between the two columns
 constexpr double kLineMaxWidth = 3.0;
 constexpr int kMaxDefaultHeads = 4;
 const QString kTagPrefix = QStringLiteral("head:tokens:");
@@ -57,6 +58,7 @@ TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), 
     layout->addLayout(m_headBoxes);
     layout->addWidget(m_canvas, 1);
 
+    m_headBoxes->addStretch();
     connect(session, &TraceSession::traceOpened, this, [this] {
         const QSignalBlocker b1(m_layer), b2(m_start);
         m_layer->setRange(0, m_session->trace()->numLayers() - 1);
@@ -112,7 +114,7 @@ void TokenView::rebuildHeadBoxes()
         box->setPalette(pal);
         box->setChecked(h < kMaxDefaultHeads);
         connect(box, &QCheckBox::toggled, this, &TokenView::request);
-        m_headBoxes->addWidget(box);
+        m_headBoxes->insertWidget(m_headBoxes->count() - 1, box);  // before the stretch
         m_heads.push_back(box);
     }
 }
@@ -182,7 +184,22 @@ double TokenLinesCanvas::rowHeight() const
 
 double TokenLinesCanvas::columnWidth() const
 {
-    return std::max(kMinColumnWidth, width() * 0.22);
+    return std::max(kMinColumnWidth, width() * 0.15);
+}
+
+double TokenLinesCanvas::gap() const
+{
+    return std::clamp(width() * 0.3, kMinGap, kMaxGap);
+}
+
+double TokenLinesCanvas::gapLeft() const
+{
+    return (width() - gap()) / 2;
+}
+
+double TokenLinesCanvas::gapRight() const
+{
+    return (width() + gap()) / 2;
 }
 
 void TokenLinesCanvas::paintEvent(QPaintEvent*)
@@ -191,7 +208,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
     p.fillRect(rect(), palette().color(QPalette::Base));
     p.setRenderHint(QPainter::Antialiasing);
     const double rh = rowHeight(), cw = columnWidth();
-    const double xl = cw, xr = width() - cw;
+    const double xl = gapLeft(), xr = gapRight();
     const int n = int(tokens.size());
     for (const auto& [head, w] : weights) {
         QColor c = fig::seriesColor(head);
@@ -214,7 +231,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
     f.setPixelSize(int(std::clamp(rh - 4, 7.0, 13.0)));
     p.setFont(f);
     for (int i = 0; i < n; ++i) {
-        const QRectF left(4, 4 + i * rh, cw - 8, rh), right(xr + 4, 4 + i * rh, cw - 8, rh);
+        const QRectF left(xl - cw + 4, 4 + i * rh, cw - 8, rh), right(xr + 4, 4 + i * rh, cw - 8, rh);
         const QString label = QString(tokens[i]).replace(QLatin1Char('\n'), QStringLiteral("⏎"));
         p.setPen(palette().color(QPalette::Text));
         if (i == focusQuery)
@@ -232,11 +249,11 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
 
 void TokenLinesCanvas::mouseMoveEvent(QMouseEvent* e)
 {
-    const double rh = rowHeight(), cw = columnWidth();
+    const double rh = rowHeight();
     const int row = int((e->position().y() - 4) / rh);
     const bool valid = row >= 0 && row < tokens.size();
-    focusQuery = valid && e->position().x() < cw ? row : -1;
-    focusKey = valid && e->position().x() > width() - cw ? row : -1;
+    focusQuery = valid && e->position().x() < gapLeft() ? row : -1;
+    focusKey = valid && e->position().x() > gapRight() ? row : -1;
     update();
 }
 

@@ -67,6 +67,9 @@ protected:
 private:
     double rowHeight() const;
     double columnWidth() const;
+    double gap() const;
+    double gapLeft() const;   ///< x where the query column's lines start
+    double gapRight() const;  ///< x where the key column's lines end
 };
 
 }  // namespace attnscope

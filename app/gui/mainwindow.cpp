@@ -1,6 +1,7 @@
 #include "mainwindow.h"
 
 #include <QAction>
+#include <QGuiApplication>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDockWidget>
@@ -11,6 +12,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QOpenGLContext>
 #include <QPointer>
 #include <QProgressBar>
 #include <QSettings>
@@ -27,6 +29,7 @@
 #include "headgrid.h"
 #include "mappanel.h"
 #include "neuronview.h"
+#include "profilerpanel.h"
 #include "report.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
@@ -38,6 +41,7 @@ namespace attnscope {
 
 namespace {
 constexpr int kMaxRecent = 8;
+constexpr int kDockWidth = 380;
 constexpr int kStatusMessageMs = 8000;
 constexpr double kZoomStep = 2.0;
 const QString kReportTag = QStringLiteral("report");
@@ -108,6 +112,24 @@ void MainWindow::buildPanels()
     m_tabs->addTab(new ComparisonView(m_session, m_analysis, this), tr("&Compare"));
     m_tabs->addTab(new SinksPanel(m_session, m_analysis, this), tr("&Sinks"));
     m_tabs->addTab(new SparsityPanel(m_session, m_analysis, this), tr("S&parsity"));
+    // The profiler's kernel timeline is a QOpenGLWidget; a window holding one cannot be drawn
+    // where there is no OpenGL (the offscreen platform), so the tab then says why instead.
+    if (QOpenGLContext probe; probe.create()) {
+        m_profiler = new ProfilerPanel({}, this);
+        m_tabs->addTab(m_profiler, tr("P&rofiler"));
+        connect(m_session, &TraceSession::traceOpened, m_profiler, [this] { m_profiler->setTrace(m_session->trace()); });
+        connect(m_session, &TraceSession::traceClosed, m_profiler, [this] { m_profiler->setTrace({}); });
+        connect(m_profiler, &ProfilerPanel::profilingFailed, this,
+                [this](const QString& message) { showError(tr("Profiling failed"), message); });
+    } else {
+        auto* label = new QLabel(tr("The profiler needs OpenGL for its kernel timeline, and none is available on "
+                                    "this display (platform “%1”). Use attnscope-cli profile instead.")
+                                     .arg(QGuiApplication::platformName()),
+                                 this);
+        label->setAlignment(Qt::AlignCenter);
+        label->setWordWrap(true);
+        m_tabs->addTab(label, tr("P&rofiler"));
+    }
     setCentralWidget(m_tabs);
 
     auto addDock = [this](QWidget* w, const QString& title, const QString& name, Qt::DockWidgetArea area) {
@@ -117,9 +139,13 @@ void MainWindow::buildPanels()
         addDockWidget(area, dock);
         return dock;
     };
-    addDock(new TracePanel(m_session, this), tr("Trace"), QStringLiteral("traceDock"), Qt::LeftDockWidgetArea);
+    QDockWidget* traceDock =
+        addDock(new TracePanel(m_session, this), tr("Trace"), QStringLiteral("traceDock"), Qt::LeftDockWidgetArea);
     m_headGrid = new HeadGrid(m_session, m_analysis, this);
-    addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
+    QDockWidget* headsDock = addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
+    // Defaults before any saved state: a readable layer table and a grid with room per head.
+    resizeDocks({traceDock}, {kDockWidth}, Qt::Horizontal);
+    resizeDocks({traceDock, headsDock}, {2, 3}, Qt::Vertical);
 
     m_hover = new QLabel(this);
     m_backend = new QLabel(m_compute->gpuDescription(), this);

@@ -15,6 +15,7 @@ class AttentionMapCanvas;
 class ComputeService;
 class HeadGrid;
 class MapPanel;
+class ProfilerPanel;
 class TraceSession;
 
 class MainWindow : public QMainWindow {
@@ -35,6 +36,8 @@ public:
     AnalysisRunner* analysis() const { return m_analysis; }
     AttentionMapCanvas* mapCanvas() const;
     HeadGrid* headGrid() const { return m_headGrid; }
+    /// The profiler tab, or null where OpenGL is unavailable (it then explains why).
+    ProfilerPanel* profiler() const { return m_profiler; }
     QTabWidget* tabs() const { return m_tabs; }
     QStringList recentFiles() const { return m_recent; }
     /// The last error shown to the user (tests).
@@ -66,6 +69,7 @@ private:
     QTabWidget* m_tabs = nullptr;
     MapPanel* m_map = nullptr;
     HeadGrid* m_headGrid = nullptr;
+    ProfilerPanel* m_profiler = nullptr;
     QMenu* m_recentMenu = nullptr;
     QLabel* m_hover = nullptr;
     QLabel* m_backend = nullptr;

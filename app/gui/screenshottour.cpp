@@ -62,6 +62,10 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     waitFor([&] { return !window.analysis()->isRunning(); }, kTimeoutMs);
     if (!session->analysis())
         std::fprintf(stderr, "warning: analysis unavailable: %s\n", qPrintable(window.lastError()));
+    int heads = 0;
+    for (int l = 0; l < session->trace()->numLayers(); ++l)
+        heads += session->trace()->config(l).heads;
+    waitFor([&] { return window.headGrid()->thumbnailsReady() == heads; }, kTimeoutMs);
     window.headGrid()->setMetric(HeadMetric::RoleScore);
     const HeadId head = interestingHead(*session);
     session->select(head);
@@ -108,8 +112,8 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     waitFor([&] { return neurons && neurons->hasData(); }, kTimeoutMs);
     shot(QStringLiteral("05-neuron-view"));
 
-    const int heads = session->trace()->config(head.layer).heads;
-    session->setCompared({head, {head.layer, (head.head + 1) % heads}});
+    const int layerHeads = session->trace()->config(head.layer).heads;
+    session->setCompared({head, {head.layer, (head.head + 1) % layerHeads}});
     window.tabs()->setCurrentIndex(CompareTab);
     auto* compare = qobject_cast<ComparisonView*>(window.tabs()->widget(CompareTab));
     waitFor([&] { return compare && compare->hasDifference(); }, kTimeoutMs);

@@ -21,6 +21,7 @@
 #include "headgrid.h"
 #include "mainwindow.h"
 #include "neuronview.h"
+#include "profilerpanel.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
 #include "tokenview.h"
@@ -56,6 +57,7 @@ private slots:
     void badTraceKeepsRunning();
     void zoomToTokenLevelAndBack();
     void runAnalyses();
+    void runCpuProfile();
     void exportEachFormat_data();
     void exportEachFormat();
     void settingsPersist();
@@ -214,6 +216,31 @@ void TestMainWindow::runAnalyses()
     o.excludeSinks = false;
     w.session()->setOptions(o);
     QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+}
+
+void TestMainWindow::runCpuProfile()
+{
+    // Without OpenGL (offscreen) the window has no profiler tab; the panel still profiles when
+    // it is not drawn, on the window's trace.
+    std::unique_ptr<ProfilerPanel> standalone;
+    ProfilerPanel* profiler = m_window->profiler();
+    if (profiler) {
+        m_window->tabs()->setCurrentWidget(profiler);
+    } else {
+        QCOMPARE(m_window->tabs()->tabText(m_window->tabs()->count() - 1).remove(QLatin1Char('&')), QStringLiteral("Profiler"));
+        standalone = std::make_unique<ProfilerPanel>(m_window->session()->trace());
+        profiler = standalone.get();
+    }
+    profiler->setVariants({QStringLiteral("causal"), QStringLiteral("sliding:64")});
+    profiler->setSyntheticShape(1, 2, 256, 64);
+    profiler->setBackendChoice(BackendChoice::Cpu);
+    profiler->setMaxSamples(3);
+    QSignalSpy finished(profiler, &ProfilerPanel::profileFinished);
+    profiler->run();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+    QVERIFY(profiler->report().has_value());
+    QCOMPARE(profiler->report()->shapes.size(), size_t(1));
+    QVERIFY(profiler->report()->shapes.front().variants.size() >= 2);  // both variants (and the dense baseline)
 }
 
 void TestMainWindow::exportEachFormat_data()
