@@ -53,10 +53,9 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Shared-library dependencies (libqt6widgets6, libqt6svg6, libqt6opengl6, libstdc++6, …) come
 # from dpkg-shlibdeps on the built binaries, so they match what was linked.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# Qt's run-time plugins are not seen by dpkg-shlibdeps, but the ones used come with libraries it
-# does find: platforms xcb and offscreen (headless reports) with libqt6gui6, the SVG icon engine
-# with libqt6svg6. Named here so the dependency survives a build that stops linking them directly.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libqt6gui6, libqt6svg6")
+# Qt's run-time plugins are not seen by dpkg-shlibdeps, but the ones used ship in libraries it does
+# find: the xcb and offscreen platforms (headless reports) in libqt6gui6, the SVG icon engine in
+# libqt6svg6; so no explicit Depends is needed.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "shared-mime-info, desktop-file-utils, hicolor-icon-theme, fonts-dejavu-core")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "poppler-utils")
 
