@@ -15,8 +15,11 @@ namespace {
 constexpr size_t kBufferBytes = size_t(4) << 20;
 constexpr size_t kRecordAlignment = 8;  // CUPTI requires 8-byte aligned buffers
 constexpr CUpti_ExternalCorrelationKind kExternalKind = CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0;
-constexpr CUpti_ActivityKind kKinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_RUNTIME,
-                                         CUPTI_ACTIVITY_KIND_DRIVER, CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION};
+// Kernel and external-correlation records are required; runtime/driver API records only help
+// CUPTI correlate launches, so failing to enable them is not fatal.
+constexpr CUpti_ActivityKind kRequiredKinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL,
+                                                 CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION};
+constexpr CUpti_ActivityKind kOptionalKinds[] = {CUPTI_ACTIVITY_KIND_RUNTIME, CUPTI_ACTIVITY_KIND_DRIVER};
 
 Status cuptiStatus(CUptiResult r, const char* what) {
     if (r == CUPTI_SUCCESS) return Status::success();
@@ -104,10 +107,11 @@ Status CuptiActivity::enable() {
         if (!st) return st;
         m_registered = true;
     }
-    for (CUpti_ActivityKind k : kKinds) {
+    for (CUpti_ActivityKind k : kRequiredKinds) {
         Status st = cuptiStatus(cuptiActivityEnable(k), "cuptiActivityEnable");
         if (!st) return {st.code(), st.message() + " (kind " + std::to_string(int(k)) + ")"};
     }
+    for (CUpti_ActivityKind k : kOptionalKinds) (void)cuptiActivityEnable(k);
     m_enabled = true;
     return Status::success();
 }
@@ -115,7 +119,8 @@ Status CuptiActivity::enable() {
 Status CuptiActivity::disable() {
     if (Status st = flush(); !st) return st;
     std::lock_guard lock(m_mutex);
-    for (CUpti_ActivityKind k : kKinds) cuptiActivityDisable(k);
+    for (CUpti_ActivityKind k : kRequiredKinds) cuptiActivityDisable(k);
+    for (CUpti_ActivityKind k : kOptionalKinds) cuptiActivityDisable(k);
     m_enabled = false;
     return Status::success();
 }

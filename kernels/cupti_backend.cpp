@@ -45,6 +45,7 @@ public:
         e.set("timing", "CUPTI CONCURRENT_KERNEL records (CUpti_ActivityKernel10): first start to last end of the "
                         "variant run's kernels");
         e.set("droppedRecords", uint64_t(CuptiActivity::instance().droppedRecords()));
+        e.set("samplesWithoutExternalCorrelation", m_uncorrelatedSamples);
         return e;
     }
 
@@ -74,8 +75,15 @@ public:
         m_outputOf = v.label;  // the buffers now hold this variant's output
         BackendSample s;
         double first = 0, last = 0;
-        for (auto& r : act.take()) {
-            if (r.externalId != externalId) continue;  // the L2 flush and other work
+        std::vector<KernelRecord> taken = act.take();
+        // Normally the external id picks this run's kernels out of the flush and other work; if
+        // CUPTI delivered no correlation records at all, every kernel of this sample is the run's
+        // (the store is emptied after each sample).
+        const bool joined = std::any_of(taken.begin(), taken.end(), [](const KernelRecord& r) { return r.externalId != 0; });
+        if (!joined) m_uncorrelatedSamples++;
+        for (auto& r : taken) {
+            if (joined && r.externalId != externalId) continue;
+            r.externalId = externalId;
             if (s.kernels.empty()) first = r.startUs, last = r.startUs + r.durationUs;
             first = std::min(first, r.startUs);
             last = std::max(last, r.startUs + r.durationUs);
@@ -163,6 +171,7 @@ private:
     std::unique_ptr<GpuBuffers> m_buffers, m_decode;
     std::string m_outputOf;
     std::vector<float> m_out, m_lse;
+    int m_uncorrelatedSamples = 0;
 };
 }  // namespace
 

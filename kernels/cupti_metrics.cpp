@@ -108,6 +108,37 @@ MetricsResult measureRangeMetrics(int deviceIndex, const std::vector<std::string
     avail.pCounterAvailabilityImage = availability.data();
     ATTNSCOPE_CUPTI_STEP(cuptiProfilerGetCounterAvailability, avail);
 
+    // Keep the metrics this chip knows: one unknown name would otherwise fail them all.
+    auto addable = [&](std::vector<const char*> list) {  // by value: CUPTI takes a non-const array
+        Session probe;
+        CUpti_Profiler_Host_Initialize_Params hi{CUpti_Profiler_Host_Initialize_Params_STRUCT_SIZE};
+        hi.profilerType = CUPTI_PROFILER_TYPE_RANGE_PROFILER;
+        hi.pChipName = chip.pChipName;
+        hi.pCounterAvailabilityImage = availability.data();
+        if (cuptiProfilerHostInitialize(&hi) != CUPTI_SUCCESS) return false;
+        probe.host = hi.pHostObject;
+        CUpti_Profiler_Host_ConfigAddMetrics_Params a{CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE};
+        a.pHostObject = probe.host;
+        a.ppMetricNames = list.data();
+        a.numMetrics = list.size();
+        return cuptiProfilerHostConfigAddMetrics(&a) == CUPTI_SUCCESS;
+    };
+    std::vector<std::string> usable;
+    std::string unsupported;
+    if (addable(metricNames)) {
+        usable = names;
+    } else {
+        for (const auto& n : names) {
+            if (addable({n.c_str()})) usable.push_back(n);
+            else unsupported += (unsupported.empty() ? "" : ", ") + n;
+        }
+    }
+    if (usable.empty())
+        return fail("none of the requested metrics is known on " + std::string(chip.pChipName ? chip.pChipName : "this chip") +
+                    " (" + unsupported + ")");
+    metricNames.clear();
+    for (const auto& n : usable) metricNames.push_back(n.c_str());
+
     Session session;
     CUpti_Profiler_Host_Initialize_Params hostInit{CUpti_Profiler_Host_Initialize_Params_STRUCT_SIZE};
     hostInit.profilerType = CUPTI_PROFILER_TYPE_RANGE_PROFILER;
@@ -192,10 +223,10 @@ MetricsResult measureRangeMetrics(int deviceIndex, const std::vector<std::string
     if (info.numTotalRanges == 0) return fail("the range profiler recorded no kernel ranges");
 
     // Sums add over the variant's kernels; percentages are weighted by each kernel's duration.
-    std::vector<double> total(names.size(), 0.0), weighted(names.size(), 0.0);
+    std::vector<double> total(usable.size(), 0.0), weighted(usable.size(), 0.0);
     double totalTime = 0;
-    const auto timeIt = std::find(names.begin(), names.end(), std::string(kTimeMetric));
-    std::vector<double> values(names.size());
+    const auto timeIt = std::find(usable.begin(), usable.end(), std::string(kTimeMetric));
+    std::vector<double> values(usable.size());
     for (size_t range = 0; range < info.numTotalRanges; ++range) {
         CUpti_Profiler_Host_EvaluateToGpuValues_Params eval{CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE};
         eval.pHostObject = session.host;
@@ -206,22 +237,23 @@ MetricsResult measureRangeMetrics(int deviceIndex, const std::vector<std::string
         eval.numMetrics = metricNames.size();
         eval.pMetricValues = values.data();
         ATTNSCOPE_CUPTI_STEP(cuptiProfilerHostEvaluateToGpuValues, eval);
-        const double t = timeIt != names.end() ? values[size_t(timeIt - names.begin())] : 1.0;
+        const double t = timeIt != usable.end() ? values[size_t(timeIt - usable.begin())] : 1.0;
         totalTime += t;
-        for (size_t i = 0; i < names.size(); ++i) {
+        for (size_t i = 0; i < usable.size(); ++i) {
             total[i] += values[i];
             weighted[i] += values[i] * t;
         }
     }
 #undef ATTNSCOPE_CUPTI_STEP
-    for (size_t i = 0; i < names.size(); ++i) {
+    for (size_t i = 0; i < usable.size(); ++i) {
         MetricValue m;
-        m.name = names[i];
-        m.unit = unitOf(names[i]);
-        m.value = isSum(names[i]) ? total[i] : (totalTime > 0 ? weighted[i] / totalTime : 0.0);
+        m.name = usable[i];
+        m.unit = unitOf(usable[i]);
+        m.value = isSum(usable[i]) ? total[i] : (totalTime > 0 ? weighted[i] / totalTime : 0.0);
         out.values.push_back(std::move(m));
     }
     out.collected = true;
+    if (!unsupported.empty()) out.reason = "not available on this chip: " + unsupported;
     return out;
 }
 

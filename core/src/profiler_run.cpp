@@ -223,7 +223,6 @@ Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequ
     report.backendDescription = backend.description();
     report.mode = request.cold ? "cold" : "hot";
     report.environment = Json::object();
-    report.environment.set("backend", backend.environment());
     report.environment.set("request", requestJson(request));
     report.environment.set("attnscopeVersion", ATTNSCOPE_VERSION);
     uint64_t nextExternalId = 1;
@@ -248,6 +247,7 @@ Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequ
         for (const auto& v : s.variants)
             if (request.metrics && !v.metrics.collected && report.metricsNote.empty() && v.error.empty())
                 report.metricsNote = v.metrics.reason;
+    report.environment.set("backend", backend.environment());  // after the run: it counts dropped records
     report.wallSeconds = (steadyMicros() - t0) * 1e-6;
     return report;
 }
