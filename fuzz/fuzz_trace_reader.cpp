@@ -1,7 +1,10 @@
 // libFuzzer target for the trace reader: any byte string must give a trace or a clean error,
 // never a crash, a hang or an out-of-bounds read. Build with the "fuzz" preset (see README.md):
 //   cmake --preset fuzz && cmake --build --preset fuzz
-//   build/fuzz/fuzz/fuzz_trace_reader -max_total_time=60 fuzz/corpus
+//   mkdir -p build/fuzz/corpus
+//   build/fuzz/fuzz/fuzz_trace_reader -max_total_time=60 build/fuzz/corpus fuzz/corpus
+// (libFuzzer adds new inputs to the first directory; keep the committed seeds in fuzz/corpus clean.
+// Regenerate the seeds with fuzz/make_corpus.py.)
 #include <cstdint>
 #include <cstdio>
 #include <string>
