@@ -124,6 +124,13 @@ double meanOver(const std::vector<double>& v, const std::vector<uint8_t>& rowOk,
 Result<HeadAnalysis> analyzeHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
                                  const HeadContext& context, const HeadAnalysisOptions& options,
                                  const ProgressFn& progress) {
+    return detail::analyzeHeadKeepLse(q, k, v, spec, context, options, progress, nullptr);
+}
+
+Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v,
+                                                const AttentionSpec& spec, const HeadContext& context,
+                                                const HeadAnalysisOptions& options, const ProgressFn& progress,
+                                                std::vector<float>* lseOut) {
     if (Status s = validate(q, k, v, options); !s.ok()) return s;
     const int64_t T = q.rows();
     const RoleOptions& ro = options.roles;
@@ -396,6 +403,7 @@ Result<HeadAnalysis> analyzeHead(const MatrixRM& q, const MatrixRM& k, const Mat
     }
     h.role = classifyHead(h, ro);
     if (progress && !progress(1.0, "analyze head")) return detail::cancelledStatus("analyzeHead");
+    if (lseOut) *lseOut = lse;
     return h;
 }
 

@@ -81,6 +81,12 @@ void computeCoverage(BlockSparsity& b, const std::vector<double>& gammas);
 /// Final role scores and profiles from the accumulated sums (analysis_roles.cpp).
 void finishProfiles(HeadAnalysis& h, const RoleOptions& options);
 
+/// analyzeHead that also hands back the row logsumexp (so later passes can skip pass 1).
+Result<HeadAnalysis> analyzeHeadKeepLse(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v,
+                                        const AttentionSpec& spec, const HeadContext& context,
+                                        const HeadAnalysisOptions& options, const ProgressFn& progress,
+                                        std::vector<float>* lseOut);
+
 /// Sinks from the normalized column means (analysis_sinks.cpp).
 SinkInfo findSinks(std::vector<float> alpha, const SinkOptions& options, const std::vector<int64_t>& colAllowed);
 

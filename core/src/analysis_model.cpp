@@ -103,6 +103,7 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
         const LayerConfig& cfg = trace.config(l);
         std::vector<MatrixRM> qs, ks;
         std::vector<AttentionSpec> specs;
+        std::vector<std::vector<float>> lses;
         const size_t firstHead = out.heads.size();
         for (int h = 0; h < cfg.heads; ++h) {
             auto q = loadHead(trace, l, h, Which::Q);
@@ -112,13 +113,14 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
             auto v = loadHead(trace, l, h, Which::V);
             if (!v) return v.status();
             AttentionSpec spec = specForLayer(cfg, h);
-            auto r = analyzeHead(*q, *k, *v, spec, ctx, options.head, step(1.0));
+            std::vector<float> lse;
+            auto r = detail::analyzeHeadKeepLse(*q, *k, *v, spec, ctx, options.head, step(1.0), &lse);
             if (!r) return r.status();
             if (options.excludeSinks) {
                 // Sinks from the dense map, every other metric without them (ACT beta = 0).
                 const SinkInfo sinks = r->sinks;
                 spec = specWithoutSinks(spec, sinks);
-                r = analyzeHead(*q, *k, *v, spec, ctx, options.head, step(1.0));
+                r = detail::analyzeHeadKeepLse(*q, *k, *v, spec, ctx, options.head, step(1.0), &lse);
                 if (!r) return r.status();
                 r->sinks = sinks;
                 r->role = classifyHead(*r, options.head.roles);
@@ -130,11 +132,12 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
                 qs.push_back(std::move(*q));
                 ks.push_back(std::move(*k));
                 specs.push_back(spec);
+                lses.push_back(std::move(lse));
             }
         }
         if (options.similarity) {
             std::vector<HeadInput> inputs;
-            for (int h = 0; h < cfg.heads; ++h) inputs.push_back({&qs[size_t(h)], &ks[size_t(h)], specs[size_t(h)], {}});
+            for (int h = 0; h < cfg.heads; ++h) inputs.push_back({&qs[size_t(h)], &ks[size_t(h)], specs[size_t(h)], std::move(lses[size_t(h)])});
             auto sim = headSimilarity(std::move(inputs), step(cfg.heads));
             if (!sim) return sim.status();
             sim->layer = l;
