@@ -45,6 +45,34 @@ private slots:
         QVERIFY2(details.contains("cpu::") || details.contains("folded"), qPrintable(details));
     }
 
+    // Draws through ImGui when the platform has OpenGL (run under Xvfb with QT_QPA_PLATFORM=xcb):
+    // kernel boxes in the track colours appear where the viewport puts them.
+    void timelineDrawsKernels() {
+        if (QGuiApplication::platformName() == "offscreen" || QGuiApplication::platformName() == "minimal")
+            QSKIP("no OpenGL on this Qt platform (run under Xvfb with QT_QPA_PLATFORM=xcb)");
+        KernelTimelineCanvas canvas;
+        canvas.resize(600, 120);
+        std::vector<KernelRecord> records(2);
+        records[0].name = "flash_fwd";
+        records[0].variantIndex = 0;
+        records[0].startUs = 0;
+        records[0].durationUs = 40;
+        records[1] = records[0];
+        records[1].variantIndex = 1;
+        records[1].startUs = 60;
+        canvas.setRecords(records, {"causal", "sliding:64"});
+        canvas.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&canvas));
+        const QImage img = canvas.grabFramebuffer();
+        QVERIFY2(canvas.renderError().isEmpty(), qPrintable(canvas.renderError()));
+        const double x = KernelTimelineCanvas::kLabelWidth + canvas.viewport().timeToX(20);
+        const QColor inside = img.pixelColor(int(x), int(KernelTimelineCanvas::kAxisHeight + 11));
+        QVERIFY2(inside.blue() > inside.red() + 40, qPrintable(inside.name()));  // the first track's blue
+        const QColor gap = img.pixelColor(int(KernelTimelineCanvas::kLabelWidth + canvas.viewport().timeToX(50)),
+                                          int(KernelTimelineCanvas::kAxisHeight + 11));
+        QVERIFY2(gap.lightness() > 200, qPrintable(gap.name()));  // no kernel between the two
+    }
+
     void cpuFallbackLabelWithoutGpu() {
         if (createGpuProfilerBackend()) QSKIP("a GPU is present: no fallback to show");
         ProfilerPanel panel;
