@@ -13,10 +13,19 @@
 
 namespace attnscope::flex {
 
+template <bool B>
+struct BoolTag {
+    static constexpr bool value = B;
+};
+
 struct ForwardConfig {
     static constexpr int kBlockM = kMaskBlock;  ///< query rows per CTA
     static constexpr int kBlockN = 64;          ///< keys per inner step
     static constexpr int kWarps = 8;
+    /// CTAs per SM the register budget is capped for: two at D = 64 (fits in 128 registers), so
+    /// one CTA's softmax overlaps the other's MMAs; one at D = 128.
+    template <int D>
+    static constexpr int kMinBlocks = D <= 64 ? 2 : 1;
     static constexpr int kThreads = kWarps * 32;
     static constexpr int kRowsPerWarp = kBlockM / kWarps;
     static constexpr int kStepsPerBlock = kMaskBlock / kBlockN;
@@ -49,8 +58,8 @@ __device__ __forceinline__ void loadTile(Elem* smem, const Elem* head, int row0,
 }
 
 template <typename Elem, int D, typename Mask, typename Score>
-__global__ void __launch_bounds__(ForwardConfig::kThreads, 1)
-    flexForwardKernel(FlexParams p, Mask mask, Score score) {
+__global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBlocks<D>)
+    flexForwardKernel(FlexParams p, Mask mask, Score unboundScore) {
     using C = ForwardConfig;
     using Ops = ElemOps<Elem>;
     constexpr int kDTiles = D / 8;    // n8 tiles of the output row
@@ -64,6 +73,7 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, 1)
     const int qBlock = gridDim.x - 1 - blockIdx.x;
     const int h = blockIdx.y, b = blockIdx.z;
     const int hk = h / (p.heads / p.kvHeads);
+    const Score score = unboundScore.bind(b, h);
     const long long qOffset = (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
     const long long kvOffset = (static_cast<long long>(b) * p.kvHeads + hk) * p.tokens * D;
     const Elem* gQ = static_cast<const Elem*>(p.q) + qOffset;
@@ -131,21 +141,29 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, 1)
             }
         }
 
-        // score_mod, then mask_mod on partial blocks; scores move to log2 units for exp2.
+        // score_mod, then mask_mod on partial blocks only (two code paths, so full blocks carry
+        // no mask code); scores move to log2 units for exp2.
+        auto scoreAndMask = [&](auto isPartial) {
 #pragma unroll
-        for (int j = 0; j < kNTiles; ++j)
+            for (int j = 0; j < kNTiles; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int q = row0 + (e / 2) * 8;
-                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                float x;
-                if constexpr (Score::kIdentity)
-                    x = s[j][e] * scaleLog2;
-                else
-                    x = score(s[j][e] * p.scale, b, h, q, kv) * kLog2e;
-                if (partial && !(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
-                s[j][e] = x;
-            }
+                for (int e = 0; e < 4; ++e) {
+                    const int q = row0 + (e / 2) * 8;
+                    const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
+                    float x;
+                    if constexpr (Score::kIdentity)
+                        x = s[j][e] * scaleLog2;
+                    else
+                        x = score(s[j][e] * p.scale, b, h, q, kv) * kLog2e;
+                    if constexpr (decltype(isPartial)::value)
+                        if (!(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
+                    s[j][e] = x;
+                }
+        };
+        if (partial)
+            scoreAndMask(BoolTag<true>{});
+        else
+            scoreAndMask(BoolTag<false>{});
 
         // online softmax: new running max, rescale what was accumulated, P = exp2(S - m)
 #pragma unroll

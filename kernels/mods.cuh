@@ -3,7 +3,9 @@
 //   __device__ bool operator()(int b, int h, int q, int kv) const
 // and a score_mod any type with
 //   __device__ float operator()(float score, int b, int h, int q, int kv) const
-// plus `static constexpr bool kIdentity` (true lets the kernel fold the scale into exp2).
+// plus `static constexpr bool kIdentity` (true lets the kernel fold the scale into exp2) and
+//   __device__ ScoreMod bind(int b, int h) const
+// which the kernel calls once per CTA, so per-head constants (an ALiBi slope) leave the loop.
 // Masks are evaluated only for keys < T; queries may lie beyond T in the last block, so mods
 // that index per-token arrays must guard q themselves (MaskProgram::tokens does).
 #include "device_types.h"
@@ -51,19 +53,31 @@ struct ProgramMask {
 
 struct IdentityScore {
     static constexpr bool kIdentity = true;
+    __device__ __forceinline__ IdentityScore bind(int, int) const { return *this; }
     __device__ __forceinline__ float operator()(float s, int, int, int, int) const { return s; }
 };
+
+/// Exponent span of the standard ALiBi slopes 2^(-span·(h+1)/H).
+constexpr float kAlibiSpan = 8.0f;
 
 /// Softcap (tanh.approx), ALiBi or relative bias, chosen at run time.
 struct ProgramScore {
     static constexpr bool kIdentity = false;
     ScoreProgram program;
+    float slope = 0.0f;       ///< ALiBi slope of the bound head
+    float invSoftcap = 0.0f;  ///< 1/c, so the loop multiplies instead of dividing
 
-    __device__ __forceinline__ float operator()(float s, int, int h, int q, int kv) const {
+    __device__ __forceinline__ ProgramScore bind(int, int h) const {
+        ProgramScore bound = *this;
+        bound.slope = exp2f(-kAlibiSpan * float(h + 1) / float(program.heads));
+        bound.invSoftcap = program.softcap > 0.0f ? 1.0f / program.softcap : 0.0f;
+        return bound;
+    }
+    __device__ __forceinline__ float operator()(float s, int, int, int q, int kv) const {
         switch (program.kind) {
-        case kScoreSoftcap: return program.softcap * fastTanh(s / program.softcap);
-        case kScoreAlibi: return s + exp2f(-8.0f * float(h + 1) / float(program.heads)) * float(kv - q);
-        case kScoreRelativeBias: return s + program.bias * float(q - kv);
+        case kScoreSoftcap: return program.softcap * fastTanh(s * invSoftcap);
+        case kScoreAlibi: return fmaf(slope, float(kv - q), s);
+        case kScoreRelativeBias: return fmaf(program.bias, float(q - kv), s);
         default: return s;
         }
     }

@@ -4,6 +4,7 @@
 #   device run, carry ["third_party", ".device"]:  bash scripts/device-kernels.sh [all|selftest|bench]
 # Needs third_party/eigen (cp -r /usr/include/eigen3 third_party/eigen) and
 # .device/anchors/torch_anchors.py (a copy of ../shared/bench/torch_anchors.py) in the tree.
+# Environment: SELFTEST_FLAGS (default --quick), BENCH_FLAGS, ANCHORS_JSONL, ANCHOR_TIMEOUT, OUT.
 set -uo pipefail
 MODE=${1:-all}
 OUT=${OUT:-$PWD/out/device}
@@ -32,6 +33,8 @@ if [[ $MODE == all || $MODE == selftest ]]; then
     grep -E "^FAIL|error" "$OUT/selftest.log" | head -40
 fi
 if [[ $MODE == all || $MODE == bench ]]; then
+    # Anchors from an earlier run on the same machine kind can be reused (ANCHORS_JSONL=file).
+    [[ -n ${ANCHORS_JSONL:-} && -s ${ANCHORS_JSONL:-} ]] && cp "$ANCHORS_JSONL" "$OUT/anchors.jsonl"
     if [[ -f $ANCHORS_PY && ! -s $OUT/anchors.jsonl ]]; then
         # Flex variants for the first shape (each needs a torch.compile); cuDNN/FA2 for all shapes.
         timeout "$ANCHOR_TIMEOUT" python3 "$ANCHORS_PY" --shape 2,16,8192,128 >"$OUT/anchors.jsonl" 2>"$OUT/anchors.err"
