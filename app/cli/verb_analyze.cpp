@@ -51,7 +51,8 @@ void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
         const GammaCoverage* c = h.coverage(o.summaryBlockSize, o.summaryGamma);
         std::printf("%5d %4d %-15s %6.3f %5s %-12s %7.3f %5.2f %5.2f %5.2f %7.3f  %s\n", h.layer, h.head,
                     h.role.label.c_str(), h.sinks.alpha0, h.sinks.firstTokenSink ? "yes" : "no",
-                    sinksText(h.sinks).c_str(), h.stats.entropy, h.roles.previousToken, h.roles.inductionMatched,
+                    sinksText(h.sinks).c_str(), h.stats.entropy, h.roles.previousToken,
+                    h.roles.repeatRows >= o.head.roles.minRepeatRows ? h.roles.inductionRepeat : h.roles.inductionMatched,
                     h.roles.duplicateMatched, c ? c->density : 0.0, h.role.evidence.c_str());
     }
 }

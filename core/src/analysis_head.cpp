@@ -20,8 +20,8 @@ using detail::TokenMask;
 struct RowSums {
     explicit RowSums(int64_t n)
         : mass(n, 0), plogp(n, 0), distance(n, 0), first(n, 0), self(n, 0), recent(n, 0), prev(n, 0), next(n, 0),
-          duplicate(n, 0), induction(n, 0), document(n, 0) {}
-    std::vector<double> mass, plogp, distance, first, self, recent, prev, next, duplicate, induction, document;
+          duplicate(n, 0), induction(n, 0), repeat(n, 0), document(n, 0) {}
+    std::vector<double> mass, plogp, distance, first, self, recent, prev, next, duplicate, induction, repeat, document;
 };
 
 /// Per-worker sums over keys, offsets and blocks.
@@ -57,6 +57,39 @@ TokenTemplates buildTemplates(const std::vector<int64_t>& ids, int64_t tokens) {
     t.positions.resize(size_t(tokens));
     for (int64_t i = 0; i < tokens; ++i) t.positions[size_t(i)] = &t.storage[slot[ids[size_t(i)]]];
     return t;
+}
+
+/// Induction entries on repeated text: for row i, keys j = p + 1 where the `context` tokens
+/// ending at p < i equal those ending at i (CSR, entries ascending per row).
+struct RepeatEntries {
+    std::vector<int64_t> rowStart;  ///< [T + 1]
+    std::vector<int64_t> keys;
+};
+
+RepeatEntries buildRepeats(const std::vector<int64_t>& ids, int64_t tokens, int64_t context) {
+    RepeatEntries r;
+    r.rowStart.assign(size_t(tokens + 1), 0);
+    if (int64_t(ids.size()) != tokens || context < 1) return r;
+    // Polynomial hash of the n-gram ending at i, verified on lookup (collisions are only a speed cost).
+    constexpr uint64_t kHashBase = 1000003;
+    std::unordered_map<uint64_t, std::vector<int64_t>> seen;
+    auto same = [&](int64_t a, int64_t b) {
+        for (int64_t x = 0; x < context; ++x)
+            if (ids[size_t(a - x)] != ids[size_t(b - x)]) return false;
+        return true;
+    };
+    for (int64_t i = 0; i < tokens; ++i) {
+        if (i + 1 >= context) {
+            uint64_t h = 0;
+            for (int64_t x = context - 1; x >= 0; --x) h = h * kHashBase + uint64_t(ids[size_t(i - x)]);
+            auto& list = seen[h];
+            for (int64_t p : list)
+                if (same(p, i)) r.keys.push_back(p + 1);
+            list.push_back(i);
+        }
+        r.rowStart[size_t(i + 1)] = int64_t(r.keys.size());
+    }
+    return r;
 }
 
 /// Document ranges when every document is one contiguous run (the common, fast case).
@@ -172,6 +205,7 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
 
     const TokenTemplates templ = buildTemplates(context.tokenIds, T);
     const DocumentRuns runs = buildRuns(context.documents, T);
+    const RepeatEntries repeats = buildRepeats(context.tokenIds, T, ro.repeatContext);
     const bool haveDocs = int64_t(context.documents.size()) == T;
     const int64_t recentN = std::max<int64_t>(1, ro.recentTokens);
 
@@ -217,6 +251,11 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
                     if (j < kStart || (ro.excludeCurrentToken && j == i)) continue;
                     rows.induction[si] += row(j - kStart);
                 }
+            }
+            if (!repeats.keys.empty()) {
+                const auto b0 = repeats.keys.begin() + repeats.rowStart[si], b1 = repeats.keys.begin() + repeats.rowStart[si + 1];
+                for (auto it = std::lower_bound(b0, b1, kStart); it != b1 && *it < kEnd; ++it)
+                    if (!(ro.excludeCurrentToken && *it == i)) rows.repeat[si] += row(*it - kStart);
             }
             if (haveDocs) {
                 if (runs.enabled) {
@@ -305,6 +344,7 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     // the diagonal (exclude_current_token) zeroed.
     RoleScores& rs = h.roles;
     double denom = 0, dupRowsMass = 0, indRowsMass = 0, prevNum = 0, dupNum = 0, indNum = 0, docDist = 0;
+    double repNum = 0, repRowsMass = 0;
     for (int64_t i = 0; i < T; ++i) {
         const size_t si = size_t(i);
         if (!rowOk[si]) continue;
@@ -324,6 +364,11 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
             const int64_t jMax = ro.excludeCurrentToken ? i - 1 : i;
             if (!pos.empty() && pos.front() + 1 <= jMax) indRowsMass += rowMass, ++rs.inductionRows;
         }
+        if (!repeats.keys.empty() && repeats.rowStart[si + 1] > repeats.rowStart[si]) {
+            repNum += rows.repeat[si];
+            repRowsMass += rowMass;
+            ++rs.repeatRows;
+        }
         if (runs.enabled) {
             // Mean |i - j| of uniform attention over the row's document keys [s, e].
             const double s = double(runs.start[si]), e = spec.mask.causal ? double(i) : double(runs.end[si] - 1);
@@ -337,6 +382,7 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     rs.induction = denom > 0 ? indNum / denom : 0;
     rs.duplicateMatched = dupRowsMass > 0 ? dupNum / dupRowsMass : 0;
     rs.inductionMatched = indRowsMass > 0 ? indNum / indRowsMass : 0;
+    rs.inductionRepeat = repRowsMass > 0 ? repNum / repRowsMass : 0;
     if (haveDocs) rs.documentMass = meanOver(rows.document, rowOk, nRows);
     if (runs.enabled && nRows > 0) {
         const double uniform = docDist / double(nRows);

@@ -110,6 +110,8 @@ Json toJson(const HeadAnalysis& h) {
     rs.set("induction", num(r.induction));
     rs.set("duplicateMatched", num(r.duplicateMatched));
     rs.set("inductionMatched", num(r.inductionMatched));
+    rs.set("inductionRepeat", num(r.inductionRepeat));
+    rs.set("repeatRows", Json(r.repeatRows));
     rs.set("duplicateRows", Json(r.duplicateRows));
     rs.set("inductionRows", Json(r.inductionRows));
     rs.set("localMass", num(r.localMass));

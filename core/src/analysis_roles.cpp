@@ -53,13 +53,16 @@ HeadRole classifyHead(const HeadAnalysis& h, const RoleOptions& o) {
     const SinkInfo& s = h.sinks;
     HeadRole role;
     // Evidence always lists the main scores, so a reader can judge the label.
-    std::string ev = fmt("ind", r.inductionMatched) + " " + fmt("dup", r.duplicateMatched) + " " +
+    // Induction: on repeated text when there is enough of it, else on every template row.
+    const bool useRepeat = r.repeatRows >= o.minRepeatRows;
+    const double induction = useRepeat ? r.inductionRepeat : r.inductionMatched;
+    std::string ev = fmt(useRepeat ? "ind(rep)" : "ind", induction) + " " + fmt("dup", r.duplicateMatched) + " " +
                      fmt("prev", r.previousToken) + " " + fmt("alpha0", s.alpha0) + " " +
                      fmt("Hn", h.stats.entropyNormalized);
     // A "document" head keeps its mass in its own document and spreads over it (a local head also
     // stays in its document, but only near the diagonal).
     const bool document = r.documentMass >= o.documentThreshold && r.documentSpread >= 0.5;
-    if (r.inductionRows > 0 && r.inductionMatched >= o.inductionThreshold) role.label = "induction";
+    if (r.inductionRows > 0 && induction >= o.inductionThreshold) role.label = "induction";
     else if (r.duplicateRows > 0 && r.duplicateMatched >= o.duplicateThreshold) role.label = "duplicate-token";
     else if (r.previousToken >= o.positionalThreshold) role.label = "previous-token";
     else if (r.nextToken >= o.positionalThreshold) role.label = "next-token";

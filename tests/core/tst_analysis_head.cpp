@@ -116,6 +116,27 @@ void TestAnalysisHead::matchesBruteForce() {
     QVERIFY(close(h.roles.induction, ind / sumA, kTol));
     QVERIFY(close(h.roles.duplicateMatched, dupRowsA > 0 ? dup / dupRowsA : 0.0, kTol));
     QVERIFY(close(h.roles.inductionMatched, indRowsA > 0 ? ind / indRowsA : 0.0, kTol));
+    // Induction on repeated text: rows whose last 3 tokens occurred before (ending at p < i),
+    // entries j = p + 1.
+    const int64_t n = opt.roles.repeatContext;
+    double rep = 0, repA = 0;
+    int64_t repRows = 0;
+    for (int64_t i = n - 1; i < T; ++i) {
+        bool any = false;
+        for (int64_t p = n - 1; p < i; ++p) {
+            bool same = true;
+            for (int64_t x = 0; x < n; ++x) same = same && ids[size_t(i - x)] == ids[size_t(p - x)];
+            if (!same) continue;
+            any = true;
+            rep += d.at(i, p + 1);
+        }
+        if (any && d.rowAllowed(i)) {
+            ++repRows;
+            for (int64_t j = 0; j < T; ++j) repA += d.at(i, j);
+        }
+    }
+    QCOMPARE(h.roles.repeatRows, repRows);
+    QVERIFY(close(h.roles.inductionRepeat, repA > 0 ? rep / repA : 0.0, kTol));
 
     // Profiles: column and offset mass, local band.
     double local = 0;

@@ -48,6 +48,8 @@ struct RoleOptions {
     int64_t recentTokens = 4;          ///< "attention to the last tokens": the n most recent keys
     int64_t localWidth = 16;           ///< local band: |i - j| < localWidth
     int64_t profileTop = 16;           ///< vertical/slash scores: mass in the top-n columns/offsets
+    int64_t repeatContext = 3;         ///< tokens of context that must repeat (RoleScores::inductionRepeat)
+    int64_t minRepeatRows = 8;         ///< fewer repeated rows: the label falls back to inductionMatched
     // Label thresholds (first match wins, in the order below; see classifyHead).
     double inductionThreshold = 0.3;   ///< on rows where the template has an entry
     double duplicateThreshold = 0.3;   ///< idem
@@ -156,6 +158,12 @@ struct RoleScores {
     double duplicateMatched = 0;   ///< same numerator, over rows whose template has an entry
     double inductionMatched = 0;   ///< idem (label uses these: robust to how much text repeats)
     int64_t duplicateRows = 0, inductionRows = 0;  ///< rows with a template entry
+    /// Induction on repeated text: the induction template restricted to rows whose last
+    /// `repeatContext` tokens occurred earlier, with entries only after those earlier occurrences.
+    /// On a verbatim repeat this is metrics' "mean of A[i, i − n + 1] over the second copy", found
+    /// without being told where the copy is; natural one-token repeats no longer dilute it.
+    double inductionRepeat = 0;
+    int64_t repeatRows = 0;
     double localMass = 0;          ///< mean_i Σ_{|i-j|<localWidth} p_ij
     double documentMass = -1;      ///< mean_i Σ_{doc j = doc i} p_ij; -1 without document ids
     double documentSpread = -1;    ///< mean distance / that of uniform in-document attention
