@@ -35,7 +35,11 @@ inline float f16ToFloat(uint16_t h) {
     const uint32_t normal = ((exp + kExpBiasDelta) << kF32MantBits) | mantShift;
     const uint32_t special = kF32ExpMask | mantShift;  // Inf / NaN keep their payload
     const uint32_t subnormal = floatBits(float(mant) * kF16SubnormalUnit);
-    const uint32_t magnitude = exp == 0 ? subnormal : (exp == kF16ExpMask ? special : normal);
+    // Select with masks rather than branches so that conversion loops vectorise.
+    const uint32_t isSubnormal = 0u - uint32_t(exp == 0);
+    const uint32_t isSpecial = 0u - uint32_t(exp == kF16ExpMask);
+    const uint32_t magnitude =
+        (subnormal & isSubnormal) | (special & isSpecial) | (normal & ~(isSubnormal | isSpecial));
     return bitsFloat(sign | magnitude);
 }
 
