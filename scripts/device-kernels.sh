@@ -13,7 +13,7 @@ JOBS=$(nproc)
 EIGEN=${ATTNSCOPE_EIGEN_DIR:-$PWD/third_party/eigen}
 ANCHORS_PY=${ANCHORS_PY:-$PWD/.device/anchors/torch_anchors.py}
 BUILD=${BUILD:-build/engine}
-SELFTEST_FLAGS=${SELFTEST_FLAGS:---quick}
+SELFTEST_FLAGS=${SELFTEST_FLAGS---quick}  # set to "" for every shape
 ANCHOR_TIMEOUT=${ANCHOR_TIMEOUT:-240}
 export PYTHONUNBUFFERED=1
 
