@@ -20,6 +20,7 @@ private slots:
     void blockStates();
     void linearReference_data();
     void linearReference();
+    void variantReference();
 };
 
 void TestVariants::parse_data() {
@@ -153,6 +154,46 @@ void TestVariants::linearReference() {
         }
     QVERIFY2(std::sqrt(err / std::max(norm, 1e-30)) < 1e-6, "linear attention reference differs from brute force");
     QVERIFY(!linearAttentionReference(q, k, MatrixRM(T + 1, d), decay).ok());
+}
+
+void TestVariants::variantReference() {
+    // Decode = the last row of causal attention; GQA maps query head h to kv head h / (H / Hkv);
+    // linear attention = linearAttentionReference per head; bad sizes are refused.
+    std::mt19937 rng(std::random_device{}());
+    std::normal_distribution<float> nd;
+    VariantProblem p;
+    p.batch = 2, p.heads = 4, p.kvHeads = 2, p.tokens = 37, p.headDim = 8;
+    auto random = [&](size_t n) {
+        std::vector<float> x(n);
+        for (auto& e : x) e = nd(rng);
+        return x;
+    };
+    const size_t headSize = size_t(p.tokens) * p.headDim;
+    const auto q = random(p.batch * p.heads * headSize), k = random(p.batch * p.kvHeads * headSize),
+               v = random(p.batch * p.kvHeads * headSize);
+    auto causal = variantReferenceAttention(*parseVariant("causal"), p, q, k, v);
+    QVERIFY2(causal.ok(), causal.message().c_str());
+    std::vector<float> qLast;
+    for (int bh = 0; bh < p.batch * p.heads; ++bh)
+        qLast.insert(qLast.end(), q.begin() + (bh + 1) * headSize - p.headDim, q.begin() + (bh + 1) * headSize);
+    auto decode = variantReferenceAttention(*parseVariant("decode"), p, qLast, k, v);
+    QVERIFY2(decode.ok(), decode.message().c_str());
+    for (int bh = 0; bh < p.batch * p.heads; ++bh) {
+        for (int c = 0; c < p.headDim; ++c)
+            QVERIFY(std::fabs(decode->out[bh * p.headDim + c] - causal->out[(bh + 1) * headSize - p.headDim + c]) < 1e-12);
+        QVERIFY(std::fabs(decode->lse[bh] - causal->lse[(bh + 1) * p.tokens - 1]) < 1e-12);
+    }
+    auto linear = variantReferenceAttention(*parseVariant("linear:0.1"), p, q, k, v);
+    QVERIFY2(linear.ok(), linear.message().c_str());
+    const int b = 1, h = 3, hk = h / (p.heads / p.kvHeads);
+    auto view = [&](const std::vector<float>& x, size_t head) {
+        return MatrixRM(Eigen::Map<const MatrixRM>(x.data() + head * headSize, p.tokens, p.headDim));
+    };
+    auto one = linearAttentionReference(view(q, b * p.heads + h), view(k, b * p.kvHeads + hk), view(v, b * p.kvHeads + hk), 0.1f);
+    QVERIFY(one.ok());
+    for (int64_t i = 0; i < p.tokens * p.headDim; ++i)
+        QCOMPARE(float(linear->out[(b * p.heads + h) * headSize + size_t(i)]), one->data()[i]);
+    QCOMPARE(variantReferenceAttention(*parseVariant("causal"), p, qLast, k, v).status().code(), ErrorCode::Shape);
 }
 
 QTEST_GUILESS_MAIN(TestVariants)
