@@ -3,6 +3,7 @@
 // The input file is never modified.
 #include <QtTest>
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 
@@ -430,6 +431,27 @@ private slots:
         QVERIFY(!t.ok());
         QCOMPARE(t.status().code(), ErrorCode::Cancelled);
         QVERIFY(QString::fromStdString(t.message()).startsWith(path));
+    }
+
+    void unknownNamesAreWarnings() {
+        // Forward compatibility: names a later version may add are reported, not refused.
+        const Bytes b = editImage(baseImage(), [](Json& h, Bytes& d) {
+            metadata(h).set("future_key", "x");
+            h.set("model.extra_tensor", Json(Json::Object{{"dtype", "F32"}, {"shape", shape({2})},
+                                                          {"data_offsets", offsets(d.size(), d.size() + 8)}}));
+            d.resize(d.size() + 8 + 16);  // 8 bytes for the tensor, 16 that belong to nothing
+        });
+        const QString path = writeBytes("warn.attn.safetensors", b);
+        auto t = Trace::open(path.toStdString());
+        QVERIFY2(t.ok(), t.message().c_str());
+        const auto& w = (*t)->warnings();
+        auto has = [&](const char* s) {
+            return std::any_of(w.begin(), w.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; });
+        };
+        QCOMPARE(w.size(), size_t(3));
+        QVERIFY(has("__metadata__.future_key is not part of trace format v1"));
+        QVERIFY(has("tensor model.extra_tensor is not part of trace format v1"));
+        QVERIFY(has("16 bytes of the data section belong to no tensor"));
     }
 
     void garbageNeverCrashes() {
