@@ -117,8 +117,16 @@ MapColoring AttentionMapCanvas::coloring() const
     c.maxPooling = m_session->options().maxPooling;
     // The finest map on screen sets the range, so zooming in does not saturate.
     const Layer* top = m_detail ? &*m_detail : (m_overview ? &*m_overview : nullptr);
-    c.vmax = top ? pooledMaximum(top->result.map, c.maxPooling) : 1.0f;
+    if (top && coloringMatches(top->result))
+        c.vmax = top->result.coloring.vmax;
     return c;
+}
+
+bool AttentionMapCanvas::coloringMatches(const MapResult& r) const
+{
+    const ViewOptions& o = m_session->options();
+    return !r.image.isNull() && r.coloring.logScale == o.logScale && r.coloring.maxPooling == o.maxPooling &&
+           r.shadeMasked == o.showCausal;
 }
 
 void AttentionMapCanvas::restart()
@@ -157,9 +165,17 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     HeadCache* cache = m_session->cache();
     const auto trace = m_session->trace();  // keeps the cache's trace alive in the job
     const QString tag = tagPrefix() + level;
-    auto run = [cache, trace, request](GpuEngine* engine, const CancelToken& cancel) {
+    MapColoring coloring;
+    coloring.logScale = m_session->options().logScale;
+    coloring.maxPooling = m_session->options().maxPooling;
+    const bool shade = m_session->options().showCausal;
+    const QColor mask = palette().color(QPalette::Mid);
+    auto run = [cache, trace, request, coloring, shade, mask](GpuEngine* engine, const CancelToken& cancel) {
         auto r = computeMap(*cache, request, cancel, engine);
-        return r ? QVariant::fromValue(*r) : QVariant::fromValue(JobError{QString::fromStdString(r.message())});
+        if (!r)
+            return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
+        colorizeResult(*r, coloring, shade, mask);
+        return QVariant::fromValue(*r);
     };
     if (gpu && m_session->compute()->gpuAvailable())
         m_session->compute()->submitGpu(tag, run);
@@ -186,7 +202,9 @@ void AttentionMapCanvas::onJobFinished(quint64, const QString& tag, const QVaria
     if (result.request.layer != m_head.layer || result.request.head != m_head.head ||
         result.request.excludedKeys != m_excluded)
         return;  // a map of a head or mask no longer shown
-    Layer layer{std::move(result), {}};
+    if (!coloringMatches(result))  // the options changed while it computed
+        colorizeResult(result, coloring(), m_session->options().showCausal, palette().color(QPalette::Mid));
+    Layer layer{std::move(result)};
     if (level == QLatin1String("detail"))
         m_detail = std::move(layer);
     else if (level == QLatin1String("overview") || !m_overview || !m_overview->result.exact)
@@ -194,18 +212,20 @@ void AttentionMapCanvas::onJobFinished(quint64, const QString& tag, const QVaria
     ++m_tilesReceived;
     if (level != QLatin1String("detail"))
         m_detailTimer.start();  // the overview may be too coarse for the current zoom
-    recolor();
+    update();
     emit tileArrived();
 }
 
 void AttentionMapCanvas::recolor()
 {
-    const MapColoring c = coloring();
+    MapColoring c;
+    c.logScale = m_session->options().logScale;
+    c.maxPooling = m_session->options().maxPooling;
     const bool shade = m_session->options().showCausal;
     const QColor mask = palette().color(QPalette::Mid);
     for (auto* layer : {&m_overview, &m_detail})
         if (*layer)
-            (*layer)->image = colorizeMap((*layer)->result.map, c, shade, mask);
+            colorizeResult((*layer)->result, c, shade, mask);
     update();
 }
 
@@ -455,7 +475,7 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*)
 void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const
 {
     const AttentionMap& m = layer.result.map;
-    if (layer.image.isNull() || m.width <= 0 || m.height <= 0)
+    if (layer.image().isNull() || m.width <= 0 || m.height <= 0)
         return;
     const auto v = m_view.visible();
     const double kPerCell = double(m.rect.k1 - m.rect.k0) / m.width;
@@ -470,7 +490,7 @@ void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const
     const QRectF plot = plotRect();
     const QPointF a(m_view.keyToX(m.rect.k0 + cx0 * kPerCell), m_view.queryToY(m.rect.q0 + cy0 * qPerCell));
     const QPointF b(m_view.keyToX(m.rect.k0 + cx1 * kPerCell), m_view.queryToY(m.rect.q0 + cy1 * qPerCell));
-    p.drawImage(QRectF(a, b).translated(plot.topLeft()), layer.image, QRectF(cx0, cy0, cx1 - cx0, cy1 - cy0));
+    p.drawImage(QRectF(a, b).translated(plot.topLeft()), layer.image(), QRectF(cx0, cy0, cx1 - cx0, cy1 - cy0));
 }
 
 void AttentionMapCanvas::drawOverlays(QPainter& p) const

@@ -68,8 +68,8 @@ protected:
 
 private:
     struct Layer {
-        MapResult result;
-        QImage image;
+        MapResult result;  ///< with its image, coloured on the worker
+        const QImage& image() const { return result.image; }
     };
 
     QRectF plotRect() const;
@@ -78,7 +78,8 @@ private:
     void requestDetail();
     void submit(const QString& level, MapRequest request, bool gpu);
     void onJobFinished(quint64 id, const QString& tag, const QVariant& result);
-    void recolor();
+    void recolor();            ///< options or palette changed: recolour the layers on screen
+    bool coloringMatches(const MapResult& r) const;
     std::optional<float> valueAt(int64_t query, int64_t key) const;
     void updateHover(QPointF pos);
     void drawLayer(QPainter& p, const Layer& layer) const;

@@ -6,7 +6,30 @@
 
 #include "attnscope/gpu.h"
 
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace attnscope {
+
+namespace {
+/// Niceness of compute threads: below the GUI thread, so on a loaded machine the event loop is
+/// scheduled first. The engine's own fork-join threads, created from these, inherit it.
+constexpr int kWorkerNice = 10;
+
+void lowerCurrentThreadPriority()
+{
+#ifdef __linux__
+    thread_local bool done = false;
+    if (!done) {
+        setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), kWorkerNice);  // per thread on Linux
+        done = true;
+    }
+#endif
+}
+}  // namespace
 
 /// Lives on the GPU thread; creates and owns the engine there so the CUDA context is bound to it.
 class GpuWorker : public QObject {
@@ -105,7 +128,12 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
             },
             Qt::QueuedConnection);
     } else {
-        m_pool->start([job = std::move(p->cpu), token, deliver] { deliver(job(token)); }, p->priority);
+        m_pool->start(
+            [job = std::move(p->cpu), token, deliver] {
+                lowerCurrentThreadPriority();
+                deliver(job(token));
+            },
+            p->priority);
     }
 }
 

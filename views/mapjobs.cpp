@@ -51,6 +51,14 @@ Result<AttentionMap> sampledMap(const HeadData& data, const AttentionSpec& spec,
 
 }  // namespace
 
+void colorizeResult(MapResult& result, MapColoring coloring, bool shadeMasked, QColor maskColor)
+{
+    coloring.vmax = pooledMaximum(result.map, coloring.maxPooling);
+    result.image = colorizeMap(result.map, coloring, shadeMasked, maskColor);
+    result.coloring = coloring;
+    result.shadeMasked = shadeMasked;
+}
+
 Result<MapResult> computeMap(HeadCache& cache, const MapRequest& request, const CancelToken& cancel, GpuEngine* gpu)
 {
     QElapsedTimer timer;

@@ -2,6 +2,7 @@
 // The map computations the views submit to the ComputeService: exact pooled tiles (GPU when
 // present, else CPU two-pass reusing the cached lse) and a fast row-sampled preview for the first
 // overview of long sequences and for grid thumbnails.
+#include <QImage>
 #include <QMetaType>
 #include <QString>
 
@@ -9,6 +10,7 @@
 
 #include "attnscope/attention.h"
 #include "headcache.h"
+#include "mapcoloring.h"
 
 namespace attnscope {
 
@@ -30,7 +32,15 @@ struct MapResult {
     bool exact = true;
     QString backend;   ///< "GPU", "CPU", "CPU, sampled rows"
     double seconds = 0;
+    /// The map coloured on the worker (so the GUI thread does no per-cell work), with the
+    /// coloring used; its vmax is this map's own maximum.
+    QImage image;
+    MapColoring coloring;
+    bool shadeMasked = false;
 };
+
+/// Colours `result` into result.image with `coloring` (vmax replaced by the map's maximum).
+void colorizeResult(MapResult& result, MapColoring coloring, bool shadeMasked, QColor maskColor);
 
 /// Computes one map; thread-safe (runs on pool threads or the GPU worker).
 Result<MapResult> computeMap(HeadCache& cache, const MapRequest& request, const CancelToken& cancel,
