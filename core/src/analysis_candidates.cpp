@@ -40,39 +40,54 @@ bool TokenMask::contains(int64_t i, int64_t j) const {
     return false;
 }
 
-std::pair<int64_t, int64_t> TokenMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
-                                            MatrixRM& out) const {
+TokenMask::Ranges TokenMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
+                                  MatrixRM& out) const {
     const int64_t r = P.rows(), c = P.cols(), kEnd = kStart + c;
     out.setZero(r, c);
-    int64_t c0 = c, c1 = 0;
-    auto copy = [&](int64_t a, int64_t lo, int64_t hi) {  // keys [lo, hi)
-        lo = std::max(lo, kStart);
-        hi = std::min(hi, kEnd);
-        if (hi <= lo) return;
-        out.row(a).segment(lo - kStart, hi - lo) = P.row(a).segment(lo - kStart, hi - lo);
-        c0 = std::min(c0, lo - kStart);
-        c1 = std::max(c1, hi - kStart);
+    // Two column ranges: [0] the sink columns, [1] everything else (window / vertical-slash).
+    int64_t lo[2] = {c, c}, hi[2] = {0, 0};
+    auto copy = [&](int slot, int64_t a, int64_t from, int64_t to) {  // keys [from, to)
+        from = std::max(from, kStart);
+        to = std::min(to, kEnd);
+        if (to <= from) return;
+        out.row(a).segment(from - kStart, to - from) = P.row(a).segment(from - kStart, to - from);
+        lo[slot] = std::min(lo[slot], from - kStart);
+        hi[slot] = std::max(hi[slot], to - kStart);
     };
     for (int64_t a = 0; a < r; ++a) {
         const int64_t i = qStart + a;
         if (kind == Kind::VerticalSlash) {
-            for (int64_t b = 0; b < c; ++b)
-                if (contains(i, kStart + b)) {
-                    out(a, b) = P(a, b);
-                    c0 = std::min(c0, b);
-                    c1 = std::max(c1, b + 1);
-                }
+            // Column b is kept if its key is vertical or its offset i - j is a kept slash; along the
+            // row the offset index runs backwards through `slash`.
+            const uint8_t* vrow = vertical.data() + kStart;
+            const int64_t sTop = i - kStart + origin;  // offset index of column 0
+            const int64_t sCols = std::min(c, sTop + 1);
+            const uint8_t* srow = slash.data() + sTop;
+            for (int64_t b = 0; b < c; ++b) {
+                const bool keep = vrow[b] || (b < sCols && srow[-b]);
+                if (!keep) continue;
+                out(a, b) = P(a, b);
+                lo[1] = std::min(lo[1], b);
+                hi[1] = std::max(hi[1], b + 1);
+            }
             continue;
         }
         const int64_t wLo = i - window + 1, wHi = i + window;  // |i - j| < window
         if (kind == Kind::SinkWindow) {
-            copy(a, 0, std::min(sinks, wLo));
+            copy(0, a, 0, std::min(sinks, wLo));
+            if (sinks > wHi) copy(0, a, wHi, sinks);
         }
-        copy(a, wLo, wHi);
-        if (kind == Kind::SinkWindow && sinks > wHi) copy(a, wHi, sinks);
+        copy(1, a, wLo, wHi);
     }
-    if (c1 <= c0) return {0, 0};
-    return {c0, c1};
+    Ranges out2;
+    for (int s = 0; s < 2; ++s)
+        if (hi[s] > lo[s]) out2.r[out2.count++] = {lo[s], hi[s]};
+    // Overlapping ranges would add a product twice: merge them.
+    if (out2.count == 2 && out2.r[0].second > out2.r[1].first && out2.r[1].second > out2.r[0].first) {
+        out2.r[0] = {std::min(out2.r[0].first, out2.r[1].first), std::max(out2.r[0].second, out2.r[1].second)};
+        out2.count = 1;
+    }
+    return out2;
 }
 
 Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,

@@ -279,11 +279,13 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
         Eigen::Map<Eigen::VectorXd>(w.column.data() + kStart, c) += P.colwise().sum().transpose().cast<double>();
         dense.middleRows(qStart, r).noalias() += P * v.middleRows(kStart, c);
         for (size_t m = 0; m < tokenMasks.size(); ++m) {
-            const auto [c0, c1] = tokenMasks[m].fill(qStart, kStart, P, w.scratch);
-            if (c1 <= c0) continue;
-            const auto part = w.scratch.block(0, c0, r, c1 - c0);
-            masked[m].numerator.middleRows(qStart, r).noalias() += part * v.middleRows(kStart + c0, c1 - c0);
-            for (int64_t a = 0; a < r; ++a) masked[m].mass[size_t(qStart + a)] += part.row(a).sum();
+            const TokenMask::Ranges ranges = tokenMasks[m].fill(qStart, kStart, P, w.scratch);
+            for (int x = 0; x < ranges.count; ++x) {
+                const auto [c0, c1] = ranges.r[x];
+                const auto part = w.scratch.block(0, c0, r, c1 - c0);
+                masked[m].numerator.middleRows(qStart, r).noalias() += part * v.middleRows(kStart + c0, c1 - c0);
+                for (int64_t a = 0; a < r; ++a) masked[m].mass[size_t(qStart + a)] += part.row(a).sum();
+            }
         }
     };
     if (Status s = forEachProbabilityTile(q, k, spec, lse, 0, T, 0, T, tile, detail::subProgress(progress, 0.35, 0.85));

@@ -58,10 +58,14 @@ struct TokenMask {
     int64_t origin = 0;
 
     bool contains(int64_t i, int64_t j) const;
+    /// Column ranges [c0, c1) of a tile (at most two: the sink columns and the window).
+    struct Ranges {
+        std::pair<int64_t, int64_t> r[2] = {{0, 0}, {0, 0}};
+        int count = 0;
+    };
     /// Copies P's entries inside the mask into `out` (resized to P, zero elsewhere) and returns
-    /// the column range [c0, c1) holding them (c0 == c1: none).
-    std::pair<int64_t, int64_t> fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
-                                     MatrixRM& out) const;
+    /// the column ranges holding them, so products with V skip the empty columns in between.
+    Ranges fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P, MatrixRM& out) const;
 };
 
 /// Window, sink+window and vertical-slash masks; the vertical-slash one is estimated from the
