@@ -1,0 +1,104 @@
+// End-to-end checks of `attnscope-cli analyze` on a synthetic trace: the summary and per-head
+// tables, --layers, --json (valid, atomically written), --exclude-sinks, and one-line errors.
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "attnscope/json.h"
+#include "attnscope/synth.h"
+
+using namespace attnscope;
+
+namespace {
+struct Run {
+    int code = -1;
+    QString out, err;
+};
+
+Run cli(const QStringList& args) {
+    QProcess p;
+    p.start(QStringLiteral(ATTNSCOPE_CLI), args);
+    Run r;
+    if (!p.waitForFinished(300000)) return r;
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
+    r.out = QString::fromUtf8(p.readAllStandardOutput());
+    r.err = QString::fromUtf8(p.readAllStandardError());
+    return r;
+}
+}  // namespace
+
+class TestAnalyze : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void summaryAndJson();
+    void excludeSinks();
+    void refusesBadInput_data();
+    void refusesBadInput();
+
+private:
+    QTemporaryDir m_dir;
+    QString m_trace;
+};
+
+void TestAnalyze::initTestCase() {
+    QVERIFY(m_dir.isValid());
+    m_trace = m_dir.filePath(QStringLiteral("s.attn.safetensors"));
+    SynthOptions o;
+    o.tokens = 512;
+    o.layers = 3;
+    QVERIFY(writeSyntheticTrace(m_trace.toStdString(), o).ok());
+}
+
+void TestAnalyze::summaryAndJson() {
+    const QString json = m_dir.filePath(QStringLiteral("a.json"));
+    const Run r = cli({"analyze", m_trace, "--layers", "0,2", "--json", json, "--no-progress"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(r.out.contains(QLatin1String("sink%")));
+    QVERIFY(r.out.contains(QLatin1String("heads by role")));
+    QVERIFY(r.out.contains(QLatin1String("previous-token")));
+    QVERIFY(r.out.contains(QLatin1String("induction")));
+    QVERIFY(r.out.contains(QLatin1String("evidence")));
+    QFile f(json);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    auto parsed = Json::parse(f.readAll().toStdString());
+    QVERIFY2(parsed.ok(), parsed.message().c_str());
+    QCOMPARE(parsed->find("layers")->size(), size_t(2));
+    QCOMPARE(parsed->find("heads")->size(), size_t(16));
+    QCOMPARE(parsed->find("similarity")->size(), size_t(2));
+    QCOMPARE(parsed->find("layers")->asArray()[1].find("layer")->asNumber(), 2.0);
+    // Nothing left behind by the atomic write.
+    QCOMPARE(QDir(m_dir.path()).entryList({"a.json*"}, QDir::Files).size(), 1);
+}
+
+void TestAnalyze::excludeSinks() {
+    const Run r = cli({"analyze", m_trace, "--layers", "1", "--exclude-sinks", "--no-similarity", "--no-heads"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(r.out.contains(QLatin1String("sinks excluded")));
+    QVERIFY(!r.out.contains(QLatin1String("evidence")));
+}
+
+void TestAnalyze::refusesBadInput_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("no trace") << QStringList{"analyze"} << "missing TRACE";
+    QTest::newRow("missing file") << QStringList{"analyze", "/nonexistent/x.attn.safetensors"} << "x.attn.safetensors";
+    QTest::newRow("layer out of range") << QStringList{"analyze", "TRACE", "--layers", "7"} << "--layers";
+    QTest::newRow("bad gamma") << QStringList{"analyze", "TRACE", "--gamma", "1.5"} << "--gamma";
+    QTest::newRow("bad block") << QStringList{"analyze", "TRACE", "--block", "0"} << "--block";
+}
+
+void TestAnalyze::refusesBadInput() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, message);
+    args.replaceInStrings(QStringLiteral("TRACE"), m_trace);
+    const Run r = cli(args);
+    QVERIFY(r.code != 0);
+    QVERIFY2(r.err.contains(message), qPrintable(r.err));
+    QCOMPARE(r.err.trimmed().count(QLatin1Char('\n')), 0);  // one line
+}
+
+QTEST_GUILESS_MAIN(TestAnalyze)
+#include "tst_analyze.moc"
