@@ -1,6 +1,7 @@
 // Head roles (metrics: "Head roles"): local band, vertical and slash scores from the O(T)
 // profiles, and one label per head with the evidence behind it.
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 

@@ -2,6 +2,7 @@
 // mass gamma, density = kept / allowed blocks, recall = Σ_kept M / Σ M, and block masks built
 // from the block mass (top-k per block-row, gamma coverage).
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "analysis_internal.h"
