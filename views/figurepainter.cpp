@@ -254,7 +254,8 @@ QColor seriesColor(int index) {
     return kPalette[((index % n) + n) % n];
 }
 
-void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors) {
+void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors,
+                const std::vector<QPointF>& avoid) {
     if (names.size() < 2) return;
     const QFont tf = font(FontRole::Tick);
     p.setFont(tf);
@@ -266,8 +267,16 @@ void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const
     const QString more = hidden > 0 ? QStringLiteral("+%1 more").arg(hidden) : QString();
     w = std::max(w, textWidth(tf, more));
     const int lines = shown + (hidden > 0 ? 1 : 0);
-    const QRectF box(plot.right() - w - kLegendSwatch - 4 * kGap, plot.top() + kGap, w + kLegendSwatch + 3 * kGap,
-                     lines * th + 2 * kGap);
+    const QSizeF size(w + kLegendSwatch + 3 * kGap, lines * th + 2 * kGap);
+    const double left = plot.left() + kGap, right = plot.right() - size.width() - kGap;
+    const double top = plot.top() + kGap, bottom = plot.bottom() - size.height() - kGap;
+    QRectF box;
+    int fewest = -1;
+    for (const QPointF corner : {QPointF(right, top), QPointF(left, top), QPointF(right, bottom), QPointF(left, bottom)}) {
+        const QRectF candidate(corner, size);
+        const int covered = int(std::count_if(avoid.begin(), avoid.end(), [&](const QPointF& pt) { return candidate.contains(pt); }));
+        if (fewest < 0 || covered < fewest) box = candidate, fewest = covered;
+    }
     p.setPen(QPen(kGridColor.darker(120), 0.5));
     p.setBrush(QColor(255, 255, 255, 230));
     p.drawRect(box);

@@ -67,8 +67,10 @@ double colorBarWidth(const Axis& axis, const QString& label);
 /// Categorical colours (Okabe–Ito, readable by colour-blind readers); cycles.
 QColor seriesColor(int index);
 
-/// A legend box of coloured swatches at the top-right corner inside `plot`.
-void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors);
+/// A legend box of coloured swatches in the corner of `plot` that covers the fewest of `avoid`
+/// (the plotted points), top-right when none is given.
+void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors,
+                const std::vector<QPointF>& avoid = {});
 
 /// Token text for display: control characters and spaces made visible, elided to `maxWidth`.
 QString displayToken(const QString& token, const QFont& font, double maxWidth = kMaxTokenLabelWidth);

@@ -79,12 +79,22 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
     p.setClipRect(plot.adjusted(-kMarkerRadius, -kMarkerRadius, kMarkerRadius, kMarkerRadius));
     QStringList names;
     std::vector<QColor> colors;
+    std::vector<QPointF> drawn;  // where the data is, so the legend can avoid it
     for (size_t si = 0; si < f.series.size(); ++si) {
         const auto& s = f.series[si];
         const QColor c = seriesColor(int(si));
         names << s.name;
         colors.push_back(c);
         const size_t n = std::min(s.x.size(), s.y.size());
+        constexpr int kSegmentSamples = 8;  // lines between sparse points count too
+        for (size_t i = 0; i < n; ++i) {
+            if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+            const QPointF pt = toPlot(plot, xa, ya, s.x[i], s.y[i]);
+            drawn.push_back(pt);
+            if (s.stems || i + 1 >= n || !std::isfinite(s.x[i + 1]) || !std::isfinite(s.y[i + 1])) continue;
+            const QPointF next = toPlot(plot, xa, ya, s.x[i + 1], s.y[i + 1]);
+            for (int k = 1; k < kSegmentSamples; ++k) drawn.push_back(pt + (next - pt) * (double(k) / kSegmentSamples));
+        }
         if (s.stems) {
             p.setPen(QPen(c, 0.8));
             const double base = f.logY ? ya.min : std::max(0.0, ya.min);
@@ -132,7 +142,7 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
     }
     drawXAxis(p, plot, xa, f.xLabel, kMaxTicksX);
     drawYAxis(p, plot, ya, f.yLabel, kMaxTicksY);
-    drawLegend(p, plot, names, colors);
+    drawLegend(p, plot, names, colors, drawn);
     p.restore();
 }
 
