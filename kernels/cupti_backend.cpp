@@ -52,7 +52,7 @@ public:
     Status prepare(const ProfileInputs& inputs) override {
         m_inputs = &inputs;
         m_decode.reset();
-        m_outputOf.clear();
+        m_downloadedOf.clear();
         auto b = m_engine->upload(inputs.problem, inputs.q, inputs.k, inputs.v);
         if (!b) return b.status();
         m_buffers = std::move(*b);
@@ -72,7 +72,6 @@ public:
         if (!launches) return launches.status();
         if (Status st = m_engine->synchronize(); !st) return st;
         if (Status st = act.flush(); !st) return st;
-        m_outputOf = v.label;  // the buffers now hold this variant's output
         BackendSample s;
         double first = 0, last = 0;
         std::vector<KernelRecord> taken = act.take();
@@ -101,7 +100,7 @@ public:
     Result<MatrixRM> headOutput(const VariantSpec& v, int b, int h, int64_t q0, int64_t q1) override {
         auto buf = buffersFor(v);
         if (!buf) return buf.status();
-        if (m_outputOf != v.label || m_out.empty()) {
+        if (m_downloadedOf != v.label || m_out.empty()) {
             // Poison first so rows the kernel skipped show up as NaN instead of stale values.
             if (Status st = m_engine->poisonOutput(**buf); !st) return st;
             auto launches = m_engine->run(v, **buf);
@@ -110,7 +109,7 @@ public:
             if (Status st = m_engine->download(**buf, m_out, m_lse); !st) return st;
             (void)CuptiActivity::instance().flush();
             (void)CuptiActivity::instance().take();  // these runs are not samples
-            m_outputOf = v.label;
+            m_downloadedOf = v.label;
         }
         const auto& p = m_inputs->problem;
         if (v.kind == VariantKind::Decode) return sliceHead(m_out, p, 1, b, h, 0, 1);
@@ -139,7 +138,6 @@ public:
         });
         (void)act.take();
         if (Status st = act.enable(); !st && m.reason.empty()) m.reason = st.message();
-        m_outputOf = v.label;
         return m;
     }
 
@@ -169,7 +167,7 @@ private:
     GpuInfo m_info;
     const ProfileInputs* m_inputs = nullptr;
     std::unique_ptr<GpuBuffers> m_buffers, m_decode;
-    std::string m_outputOf;
+    std::string m_downloadedOf;  // the variant whose output m_out holds
     std::vector<float> m_out, m_lse;
     int m_uncorrelatedSamples = 0;
 };

@@ -33,32 +33,38 @@ Status scoreAccuracy(ProfilerBackend& backend, const ProfileInputs& in, const Va
         auto denseSpec = cpuSpec(dense, in, h);
         if (!denseSpec) return denseSpec.status();
         const MatrixRM q = in.headMatrix(0, h, Which::Q), k = in.headMatrix(0, h, Which::K);
-        // Decode is compared with the dense row of its single query (T-1).
-        auto lastRow = referenceRows(dense, in, 0, h, T - 1, T);
-        if (!lastRow) return lastRow.status();
+        // Dense references of every row range, plus the last row (what decode computes).
+        std::vector<MatrixRM> refs;
         for (auto [q0, q1] : ranges) {
             auto ref = referenceRows(dense, in, 0, h, q0, q1);
             if (!ref) return ref.status();
-            for (size_t i = 0; i < nv; ++i) {
-                if (!results[i].error.empty()) continue;
-                const bool decode = specs[i].kind == VariantKind::Decode;
-                if (decode && q1 != ranges.back().second) continue;  // score the decode row once
-                auto out = backend.headOutput(specs[i], 0, h, q0, q1);
+            refs.push_back(std::move(*ref));
+        }
+        auto lastRow = referenceRows(dense, in, 0, h, T - 1, T);
+        if (!lastRow) return lastRow.status();
+        // Variants outer, ranges inner: a GPU backend downloads each variant's output once.
+        for (size_t i = 0; i < nv; ++i) {
+            const bool decode = specs[i].kind == VariantKind::Decode;
+            for (size_t c = 0; c < ranges.size() && results[i].error.empty(); ++c) {
+                if (decode && c + 1 != ranges.size()) continue;  // one row: score it once
+                auto out = backend.headOutput(specs[i], 0, h, ranges[c].first, ranges[c].second);
                 if (!out) {
                     results[i].error = "accuracy: " + out.message();
-                    continue;
+                    break;
                 }
-                const MatrixRM& r = decode ? *lastRow : *ref;
+                const MatrixRM& r = decode ? *lastRow : refs[c];
                 if (out->rows() != r.rows() || out->cols() != r.cols()) {
                     results[i].error = "accuracy: output has " + std::to_string(out->rows()) + "x" +
                                        std::to_string(out->cols()) + ", expected " + std::to_string(r.rows()) + "x" +
                                        std::to_string(r.cols());
-                    continue;
+                    break;
                 }
                 errSq[i] += (out->cast<double>() - r.cast<double>()).squaredNorm();
                 refSq[i] += r.cast<double>().squaredNorm();
             }
-            // Recall: one pass over the dense probabilities of these rows for all variants.
+        }
+        // Recall: one pass over the dense probabilities of each range for all variants.
+        for (auto [q0, q1] : ranges) {
             auto lse = rowLogSumExp(q, k, *denseSpec, q0, q1);
             if (!lse) return lse.status();
             std::mutex merge;

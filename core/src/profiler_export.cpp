@@ -263,6 +263,15 @@ std::string profileToText(const ProfileReport& report) {
                           err.c_str(), rec.c_str());
             o << line;
         }
+        o << "kernels (demangled; grid, block, registers/thread, shared memory):\n";
+        for (const auto& v : s.variants)
+            for (const auto& k : v.kernels) {
+                std::string name = k.name.size() > 90 ? k.name.substr(0, 87) + "..." : k.name;
+                std::snprintf(line, sizeof line, "  %-14s %s  grid [%d,%d,%d] block [%d,%d,%d] regs %d smem %d B, %d launches, median %.2f us\n",
+                              v.label.c_str(), name.c_str(), k.grid[0], k.grid[1], k.grid[2], k.block[0], k.block[1],
+                              k.block[2], k.registers, k.staticSharedBytes + k.dynamicSharedBytes, k.launches, k.medianUs);
+                o << line;
+            }
         bool anyMetrics = false;
         for (const auto& v : s.variants) anyMetrics |= v.metrics.collected;
         if (anyMetrics) {
