@@ -72,6 +72,20 @@ private:
         }
     }
 
+    /// After a member or item: consumes ',' (more follow) or `close` (sets `closed`).
+    bool separator(char close, const char* container, bool& closed) {
+        skipSpace();
+        if (m_pos >= m_text.size() || (m_text[m_pos] != ',' && m_text[m_pos] != close)) {
+            const std::string expected = std::string("',' or '") + close + "'";
+            if (m_pos >= m_text.size())
+                return fail("unexpected end of input inside " + std::string(container) + ", expected " + expected);
+            return fail("expected " + expected + " in " + container);
+        }
+        closed = m_text[m_pos] == close;
+        ++m_pos;
+        return true;
+    }
+
     bool parseObject(Json& out, int depth) {
         ++m_pos;  // '{'
         Json::Object members;
@@ -93,17 +107,9 @@ private:
             Json value;
             if (!parseValue(value, depth + 1)) return false;
             members.emplace_back(std::move(key), std::move(value));
-            skipSpace();
-            if (m_pos >= m_text.size()) return fail("unexpected end of input inside object, expected ',' or '}'");
-            if (m_text[m_pos] == ',') {
-                ++m_pos;
-                continue;
-            }
-            if (m_text[m_pos] == '}') {
-                ++m_pos;
-                break;
-            }
-            return fail("expected ',' or '}' in object");
+            bool closed = false;
+            if (!separator('}', "object", closed)) return false;
+            if (closed) break;
         }
         out = Json(std::move(members));
         return true;
@@ -123,17 +129,9 @@ private:
             Json value;
             if (!parseValue(value, depth + 1)) return false;
             items.push_back(std::move(value));
-            skipSpace();
-            if (m_pos >= m_text.size()) return fail("unexpected end of input inside array, expected ',' or ']'");
-            if (m_text[m_pos] == ',') {
-                ++m_pos;
-                continue;
-            }
-            if (m_text[m_pos] == ']') {
-                ++m_pos;
-                break;
-            }
-            return fail("expected ',' or ']' in array");
+            bool closed = false;
+            if (!separator(']', "array", closed)) return false;
+            if (closed) break;
         }
         out = Json(std::move(items));
         return true;
