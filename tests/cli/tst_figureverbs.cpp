@@ -17,8 +17,9 @@ struct Run {
     QString out, err;
 };
 
-Run cli(const QStringList& args) {
+Run cli(const QStringList& args, const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment()) {
     QProcess p;
+    p.setProcessEnvironment(env);
     p.start(QStringLiteral(ATTNSCOPE_CLI), args);
     Run r;
     if (!p.waitForFinished(300000)) return r;
@@ -45,6 +46,7 @@ private slots:
     void exportRefusesBadInput();
     void reportWritesRequestedFormats();
     void reportRefusesBadInput();
+    void reportDefaultsToTheDemoTrace();
 
 private:
     QTemporaryDir m_dir;
@@ -141,6 +143,20 @@ void TestFigureVerbs::reportRefusesBadInput() {
     const Run missing = cli({QStringLiteral("report"), m_dir.filePath(QStringLiteral("none.attn.safetensors")), QStringLiteral("-o"), out});
     QCOMPARE(missing.code, 1);
     QVERIFY(missing.err.contains(QLatin1String("none.attn.safetensors")));
+}
+
+void TestFigureVerbs::reportDefaultsToTheDemoTrace() {
+    // The headless "run" job: `attnscope-cli report -o DIR` reports on the bundled demo trace,
+    // found through $ATTNSCOPE_DEMO first (here the synthetic trace).
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("ATTNSCOPE_DEMO"), m_trace);
+    const QString out = m_dir.filePath(QStringLiteral("demo"));
+    const Run r = cli({QStringLiteral("report"), QStringLiteral("-o"), out, QStringLiteral("--format"), QStringLiteral("json"),
+                       QStringLiteral("--quiet")},
+                      env);
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY(r.out.contains(m_trace));
+    QVERIFY(readAll(out + QStringLiteral("/report.json")).contains(QFileInfo(m_trace).fileName().toUtf8()));
 }
 
 QTEST_GUILESS_MAIN(TestFigureVerbs)

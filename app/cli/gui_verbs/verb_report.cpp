@@ -14,7 +14,7 @@ int runReport(Args& args) {
     args.description("Analyses every head of TRACE and writes a self-contained report to DIR: report.html (figures\n"
                      "embedded, opens offline), report.md with figures/*.png, report.json (docs/report-schema.md),\n"
                      "csv/*.csv and report-figures.pdf (every figure as a vector page).")
-        .positional("TRACE", "the trace (*.attn.safetensors)")
+        .positional("TRACE", "the trace (*.attn.safetensors); default: the bundled demo trace", false)
         .option("o", "output directory (created when missing)")
         .option("format", "formats to write: html, md, json, csv (comma-separated)", "html,md,json,csv")
         .option("heads", "heads shown at three scales, LAYER:HEAD,… (default: chosen from the analysis)")
@@ -25,6 +25,8 @@ int runReport(Args& args) {
         .flag("quiet", "no progress line");
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
+    const std::string trace = args.has("TRACE") ? args.get("TRACE") : demoTracePath();
+    if (trace.empty()) return fail(kVerb, "no TRACE given and no demo trace found (set ATTNSCOPE_DEMO or pass a trace)");
 
     ReportOptions options;
     auto formats = parseReportFormats(args.get("format"));
@@ -55,9 +57,9 @@ int runReport(Args& args) {
     }
 
     auto app = makeGuiApp();
-    auto result = generateReport(args.get("TRACE"), args.get("o"), options, progressLine(!args.has("quiet")));
+    auto result = generateReport(trace, args.get("o"), options, progressLine(!args.has("quiet")));
     if (!result) return fail(kVerb, result.status());
-    std::printf("report of %s written to %s:\n", args.get("TRACE").c_str(), args.get("o").c_str());
+    std::printf("report of %s written to %s:\n", trace.c_str(), args.get("o").c_str());
     for (const auto& f : result->files)
         if (f.rfind("figures/", 0) != 0) std::printf("  %s\n", f.c_str());
     return 0;
@@ -65,7 +67,7 @@ int runReport(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("report", "report TRACE -o DIR [--profile VARIANTS] [--format html,md,json,csv] [--heads L:H,...]",
+ATTNSCOPE_CLI_VERB("report", "report [TRACE] -o DIR [--profile VARIANTS] [--format html,md,json,csv] [--heads L:H,...]",
                    "write an HTML/Markdown/JSON/CSV report of a trace", runReport);
 
 }  // namespace attnscope::cli
