@@ -5,6 +5,7 @@
 
 #include <QTemporaryDir>
 
+#include "analysis_bruteforce.h"
 #include "attnscope/analysis.h"
 #include "attnscope/synth.h"
 #include "attnscope/trace.h"
@@ -18,6 +19,7 @@ private slots:
     void plantedPatterns();
     void excludeSinks();
     void jsonAndErrors();
+    void gqaTraceMatchesBruteForce();
 
 private:
     QTemporaryDir m_dir;
@@ -174,6 +176,52 @@ void TestAnalysisSynthetic::jsonAndErrors() {
     auto cancelled = analyzeTrace(**trace, {}, [](double f, std::string_view) { return f < 0.3; });
     QVERIFY(!cancelled.ok());
     QCOMPARE(cancelled.status().code(), ErrorCode::Cancelled);
+}
+
+void TestAnalysisSynthetic::gqaTraceMatchesBruteForce() {
+    // analyzeTrace on a random GQA trace (4 query heads, 2 kv heads) against a float64 brute force
+    // built from the raw tensors with the GQA mapping written out here: kv head = h / (H / kv).
+    const int64_t T = 150;
+    const int L = 2, H = 4, KV = 2, d = 16;
+    const std::string path = m_dir.filePath("gqa.attn.safetensors").toStdString();
+    QVERIFY(test::writeRandomTrace(path, T, L, H, KV, d, 2024).ok());
+    auto trace = Trace::open(path);
+    QVERIFY2(trace.ok(), trace.message().c_str());
+    const Trace& t = **trace;
+    AnalyzeOptions opt;
+    opt.similarity = false;
+    auto model = analyzeTrace(t, opt);
+    QVERIFY2(model.ok(), model.message().c_str());
+    QCOMPARE(model->heads.size(), size_t(L * H));
+    auto raw = [&](const TensorView& view, int head) {
+        MatrixRM m(T, d);
+        view.toFloat(int64_t(head) * T * d, T * d, m.data());
+        return m;
+    };
+    const auto& ids = t.metadata().tokenIds;
+    for (const HeadAnalysis& h : model->heads) {
+        const LayerTensors& lt = t.layer(h.layer);
+        const int kv = h.head / (H / KV);
+        const MatrixRM q = raw(lt.q, h.head), k = raw(lt.k, kv);
+        const test::Dense dense = test::denseAttention(q, k, specForLayer(t.config(h.layer), h.head));
+        double H_ = 0, prev = 0, dup = 0, sum = 0;
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j <= i; ++j) {
+                const double p = dense.at(i, j);
+                if (p > 0) H_ -= p * std::log(p);
+                sum += p;
+                if (j == i - 1) prev += p;
+                if (j < i && ids[size_t(j)] == ids[size_t(i)]) dup += p;
+            }
+        QVERIFY(test::close(h.stats.entropy, H_ / T, 1e-4));
+        QVERIFY(test::close(h.roles.previousToken, prev / sum, 1e-4));
+        QVERIFY(test::close(h.roles.duplicateToken, dup / sum, 1e-4));
+        for (int64_t j = 0; j < T; j += 7) {
+            double col = 0;
+            for (int64_t i = j; i < T; ++i) col += dense.at(i, j);
+            QVERIFY(test::close(h.sinks.alpha[size_t(j)], col / double(T - j), 1e-4));
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestAnalysisSynthetic)
