@@ -117,13 +117,17 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
             auto r = detail::analyzeHeadKeepLse(*q, *k, *v, spec, ctx, options.head, step(1.0), &lse);
             if (!r) return r.status();
             if (options.excludeSinks) {
-                // Sinks from the dense map, every other metric without them (ACT beta = 0).
+                // Sinks from the dense map, every other metric without them (ACT beta = 0); a head
+                // without sinks keeps its dense results.
                 const SinkInfo sinks = r->sinks;
-                spec = specWithoutSinks(spec, sinks);
-                r = detail::analyzeHeadKeepLse(*q, *k, *v, spec, ctx, options.head, step(1.0), &lse);
-                if (!r) return r.status();
-                r->sinks = sinks;
-                r->role = classifyHead(*r, options.head.roles);
+                auto second = step(1.0);
+                if (!sinks.keys().empty()) {
+                    spec = specWithoutSinks(spec, sinks);
+                    r = detail::analyzeHeadKeepLse(*q, *k, *v, spec, ctx, options.head, second, &lse);
+                    if (!r) return r.status();
+                    r->sinks = sinks;
+                    r->role = classifyHead(*r, options.head.roles);
+                }
             }
             r->layer = l;
             r->head = h;
