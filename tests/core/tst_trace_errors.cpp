@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <sys/stat.h>
 
 #include "attnscope/trace.h"
 #include "trace_fixture.h"
@@ -344,6 +345,9 @@ private slots:
         QTest::addColumn<QString>("fragment");
         QTest::newRow("missing file") << m_dir.filePath("nope.attn.safetensors") << "cannot open";
         QTest::newRow("directory") << m_dir.path() << "not a regular file";
+        const QString fifo = m_dir.filePath("fifo.attn.safetensors");
+        if (mkfifo(fifo.toLocal8Bit().constData(), 0600) == 0)  // must not block waiting for a writer
+            QTest::newRow("fifo") << fifo << "not a regular file";
     }
     void ioErrors() {
         QFETCH(QString, path);
