@@ -16,23 +16,30 @@ namespace {
 // Shares of the progress bar: computing dominates, writing (figure encoding) follows.
 constexpr double kCollectEnd = 0.8, kHtmlEnd = 0.88, kMarkdownEnd = 0.96;
 
-ProgressFn stage(const ProgressFn& progress, double from, double to) {
+bool wants(const ReportOptions& o, ReportFormat f) { return std::find(o.formats.begin(), o.formats.end(), f) != o.formats.end(); }
+
+/// "a,,b" -> {"a", "b"}.
+std::vector<std::string> commaList(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t end = std::min(text.find(',', start), text.size());
+        if (end > start) out.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+ProgressFn progressRange(const ProgressFn& progress, double from, double to) {
     if (!progress) return {};
     return [progress, from, to](double f, std::string_view s) { return progress(from + (to - from) * std::clamp(f, 0.0, 1.0), s); };
 }
 
-bool wants(const ReportOptions& o, ReportFormat f) { return std::find(o.formats.begin(), o.formats.end(), f) != o.formats.end(); }
-
-}  // namespace
-
 Result<std::vector<ReportFormat>> parseReportFormats(const std::string& text) {
     std::vector<ReportFormat> out;
-    size_t start = 0;
-    while (start <= text.size()) {
-        const size_t end = std::min(text.find(',', start), text.size());
-        const std::string f = text.substr(start, end - start);
-        start = end + 1;
-        if (f.empty()) continue;
+    for (const std::string& f : commaList(text)) {
         ReportFormat rf;
         if (f == "html") rf = ReportFormat::Html;
         else if (f == "md" || f == "markdown") rf = ReportFormat::Markdown;
@@ -47,12 +54,7 @@ Result<std::vector<ReportFormat>> parseReportFormats(const std::string& text) {
 
 Result<std::vector<HeadRef>> parseHeadRefs(const std::string& text) {
     std::vector<HeadRef> out;
-    size_t start = 0;
-    while (start <= text.size()) {
-        const size_t end = std::min(text.find(',', start), text.size());
-        const std::string part = text.substr(start, end - start);
-        start = end + 1;
-        if (part.empty()) continue;
+    for (const std::string& part : commaList(text)) {
         HeadRef h;
         char colon = 0;
         int consumed = 0;
@@ -74,7 +76,7 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
     if (!ec && wants(options, ReportFormat::Markdown)) fs::create_directories(fs::path(outDir) / "figures", ec);
     if (ec) return Status(ErrorCode::IoError, outDir + ": cannot create the report directory: " + ec.message());
 
-    auto data = collectReportData(tracePath, options, stage(progress, 0, kCollectEnd));
+    auto data = collectReportData(tracePath, options, progressRange(progress, 0, kCollectEnd));
     if (!data) return data.status();
     const ReportDocument doc = buildReportDocument(*data);
 
@@ -86,13 +88,13 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
     };
 
     if (wants(options, ReportFormat::Html)) {
-        auto html = reportToHtml(doc, options.dpi, stage(progress, kCollectEnd, kHtmlEnd));
+        auto html = reportToHtml(doc, options.dpi, progressRange(progress, kCollectEnd, kHtmlEnd));
         if (!html) return html.status();
         if (Status s = write("report.html", html->constData(), size_t(html->size())); !s.ok()) return s;
     }
     if (wants(options, ReportFormat::Markdown)) {
         std::vector<std::pair<QString, QByteArray>> figures;
-        auto md = reportToMarkdown(doc, options.dpi, figures, stage(progress, kHtmlEnd, kMarkdownEnd));
+        auto md = reportToMarkdown(doc, options.dpi, figures, progressRange(progress, kHtmlEnd, kMarkdownEnd));
         if (!md) return md.status();
         for (const auto& [name, png] : figures)
             if (Status s = write(name.toStdString(), png.constData(), size_t(png.size())); !s.ok()) return s;

@@ -16,14 +16,6 @@ constexpr double kOpenShare = 0.02, kAnalysisEnd = 0.7, kMapsEnd = 0.85, kProfil
 constexpr int kProfileWarmup = 1, kProfileMinSamples = 5, kProfileMaxSamples = 30;
 constexpr double kProfileTimeoutSeconds = 5;
 
-/// Maps a stage's [0, 1] onto [from, to] of the caller's progress.
-ProgressFn subProgress(const ProgressFn& progress, double from, double to) {
-    if (!progress) return {};
-    return [progress, from, to](double f, std::string_view stage) {
-        return progress(from + (to - from) * std::clamp(f, 0.0, 1.0), stage);
-    };
-}
-
 bool report(const ProgressFn& progress, double f, std::string_view stage) { return !progress || progress(f, stage); }
 
 Status cancelled() { return {ErrorCode::Cancelled, "report cancelled"}; }
@@ -146,7 +138,7 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
     }
     if (!report(progress, kOpenShare, "analyse")) return cancelled();
 
-    auto analysis = analyzeTrace(*d.trace, o.analysis, subProgress(progress, kOpenShare, kAnalysisEnd));
+    auto analysis = analyzeTrace(*d.trace, o.analysis, progressRange(progress, kOpenShare, kAnalysisEnd));
     if (!analysis) return analysis.status();
     d.analysis = std::move(*analysis);
 
@@ -172,7 +164,7 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
         req.stop.minSamples = kProfileMinSamples;
         req.stop.maxSamples = kProfileMaxSamples;
         req.stop.timeoutSeconds = kProfileTimeoutSeconds;
-        auto profile = runProfile(req, subProgress(progress, kMapsEnd, kProfileEnd));
+        auto profile = runProfile(req, progressRange(progress, kMapsEnd, kProfileEnd));
         if (!profile) {
             if (profile.status().code() == ErrorCode::Cancelled) return profile.status();
             // A failed profile does not lose the analysis: the section says why.

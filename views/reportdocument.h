@@ -64,6 +64,9 @@ struct ReportData {
     std::string profileNote;  ///< why there is no profile section, when one was asked for
 };
 
+/// Maps a stage's progress [0, 1] onto [from, to] of `progress` (empty stays empty).
+ProgressFn progressRange(const ProgressFn& progress, double from, double to);
+
 /// Opens the trace, analyses it, picks heads, computes their maps and runs the profile.
 /// Progress spans [0, 1] of its own work.
 Result<ReportData> collectReportData(const std::string& tracePath, const ReportOptions& options,
