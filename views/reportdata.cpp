@@ -15,6 +15,7 @@ constexpr double kOpenShare = 0.02, kAnalysisEnd = 0.7, kMapsEnd = 0.85, kProfil
 // Profiles inside a report are a summary, not a benchmark: few samples, short timeouts.
 constexpr int kProfileWarmup = 1, kProfileMinSamples = 5, kProfileMaxSamples = 30;
 constexpr double kProfileTimeoutSeconds = 5;
+constexpr int64_t kWindowLead = 4;  // the most-attended key sits a quarter into the key window
 
 bool report(const ProgressFn& progress, double f, std::string_view stage) { return !progress || progress(f, stage); }
 
@@ -77,9 +78,14 @@ Result<HeadMaps> headMaps(const Trace& trace, HeadRef ref, const ReportOptions& 
     auto zoom = attentionMap(q->m, k->m, spec, {z0, z0 + z, z0, z0 + z}, zoomCells, zoomCells, {}, &*lse);
     if (!zoom) return zoom.status();
     maps.zoom = std::move(*zoom);
-    // The token-level window: the last tokens, one cell per token.
+    // The token-level window: the last queries, one cell per token, against the keys where the
+    // last query looks most (the sink for a sink head, the earlier copy for an induction head,
+    // the diagonal for a local head), so the window shows what the head does.
     const int64_t w = std::min<int64_t>(T, o.windowTokens);
-    auto window = attentionMap(q->m, k->m, spec, {T - w, T, T - w, T}, int(w), int(w), {}, &*lse);
+    int64_t k0 = T - w;
+    if (auto row = attentionRow(q->m, k->m, spec, T - 1, 1); row && !row->top.empty() && row->top.front().first < T - w)
+        k0 = std::clamp<int64_t>(row->top.front().first - w / kWindowLead, 0, T - w);
+    auto window = attentionMap(q->m, k->m, spec, {T - w, T, k0, k0 + w}, int(w), int(w), {}, &*lse);
     if (!window) return window.status();
     maps.window = std::move(*window);
     return maps;

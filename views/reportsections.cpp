@@ -231,8 +231,11 @@ ReportSection headsSection(const ReportData& d) {
                  QStringLiteral("%1, overview of all %2 tokens (mean pooling, log scale).").arg(name).arg(d.analysis.tokens));
         s.figure(mapFigure(m.zoom, tokens, true, name + QStringLiteral(": zoom")), stem + QStringLiteral("-zoom"),
                  QStringLiteral("%1, a diagonal window in the middle of the sequence (max pooling).").arg(name));
+        const MapRect& wr = m.window.rect;
         s.figure(mapFigure(m.window, tokens, false, name + QStringLiteral(": token level")), stem + QStringLiteral("-tokens"),
-                 QStringLiteral("%1, the last %2 tokens, one cell per token.").arg(name).arg(m.window.width));
+                 QStringLiteral("%1, the last %2 queries against keys %3–%4 (around the key the last query attends to most), "
+                                "one cell per token.")
+                     .arg(name).arg(wr.q1 - wr.q0).arg(wr.k0).arg(wr.k1 - 1));
         s.figure(tokenFigure({m.window}, {name}, tokens, name + QStringLiteral(": token view")), stem + QStringLiteral("-lines"),
                  QStringLiteral("%1, the same window as lines from queries (left) to keys (right).").arg(name));
     }
