@@ -62,6 +62,25 @@ inline double relativeError(const MatrixRMd& a, const MatrixRMd& b) {
     return nb > 0 ? nd / nb : nd;
 }
 
+/// Relative error of computed (pooled) probabilities against the float64 reference: the
+/// Frobenius ‖(a − b)/w‖ / ‖b‖ with w = max(1, |ln b| / kExponentNats). Why w: float32 evaluates
+/// p = exp(s − L) from an exponent x = s − L that carries |x|·2⁻²⁴ relative error per rounding,
+/// so a cell with p = e⁻²⁴ cannot be closer than ~3e-6; each cell is held to 1e-6 scaled by how far
+/// its exponent is beyond 8 nats (p < 3e-4), which is what float32 arithmetic allows. Reference
+/// values below kBelowFloat (100× float's least normal: results there flush to 0) count as 0.
+constexpr double kExponentNats = 8.0;
+constexpr double kBelowFloat = 1e-36;
+inline double probabilityError(const MatrixRMd& a, const MatrixRMd& b) {
+    double num = 0, den = 0;
+    for (Eigen::Index i = 0; i < b.size(); ++i) {
+        const double x = a.data()[i], y = b.data()[i] < kBelowFloat ? 0.0 : b.data()[i];
+        const double w = y > 0 ? std::max(1.0, std::abs(std::log(y)) / kExponentNats) : 1.0;
+        num += (x - y) * (x - y) / (w * w);
+        den += y * y;
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 /// A spec exercising one mask or score mod, with random parameters for sequence length T.
 /// Kinds: none, causal, window, window-bidir, prefix, documents, dilation, excluded, blocks,
 /// softcap, alibi, relbias, combo.
