@@ -14,7 +14,7 @@ namespace attnscope {
 
 namespace {
 // Shares of the progress bar: computing dominates, writing (figure encoding) follows.
-constexpr double kCollectEnd = 0.8, kHtmlEnd = 0.88, kMarkdownEnd = 0.96;
+constexpr double kCollectEnd = 0.8, kFiguresEnd = 0.95;
 
 bool wants(const ReportOptions& o, ReportFormat f) { return std::find(o.formats.begin(), o.formats.end(), f) != o.formats.end(); }
 
@@ -87,18 +87,21 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
         return s;
     };
 
+    ReportPngs pngs;
+    if (wants(options, ReportFormat::Html) || wants(options, ReportFormat::Markdown)) {
+        auto encoded = encodeReportFigures(doc, options.dpi, progressRange(progress, kCollectEnd, kFiguresEnd));
+        if (!encoded) return encoded.status();
+        pngs = std::move(*encoded);
+    }
     if (wants(options, ReportFormat::Html)) {
-        auto html = reportToHtml(doc, options.dpi, progressRange(progress, kCollectEnd, kHtmlEnd));
-        if (!html) return html.status();
-        if (Status s = write("report.html", html->constData(), size_t(html->size())); !s.ok()) return s;
+        const QByteArray html = reportToHtml(doc, pngs);
+        if (Status s = write("report.html", html.constData(), size_t(html.size())); !s.ok()) return s;
     }
     if (wants(options, ReportFormat::Markdown)) {
-        std::vector<std::pair<QString, QByteArray>> figures;
-        auto md = reportToMarkdown(doc, options.dpi, figures, progressRange(progress, kHtmlEnd, kMarkdownEnd));
-        if (!md) return md.status();
-        for (const auto& [name, png] : figures)
-            if (Status s = write(name.toStdString(), png.constData(), size_t(png.size())); !s.ok()) return s;
-        if (Status s = write("report.md", md->constData(), size_t(md->size())); !s.ok()) return s;
+        for (const auto& [name, png] : pngs)
+            if (Status s = write("figures/" + name.toStdString() + ".png", png.constData(), size_t(png.size())); !s.ok()) return s;
+        const QByteArray md = reportToMarkdown(doc);
+        if (Status s = write("report.md", md.constData(), size_t(md.size())); !s.ok()) return s;
     }
     if (wants(options, ReportFormat::Html) || wants(options, ReportFormat::Markdown)) {
         // Every figure as vector pages too, for papers.
@@ -106,7 +109,7 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
         for (const auto& s : doc.sections)
             for (const auto& b : s.blocks)
                 if (b.figure) figures.push_back(*b.figure);
-        if (progress && !progress(kMarkdownEnd, "pdf")) return Status(ErrorCode::Cancelled, "report cancelled");
+        if (progress && !progress(kFiguresEnd, "pdf")) return Status(ErrorCode::Cancelled, "report cancelled");
         auto pdf = encodeFiguresPdf(figures);
         if (!pdf) return pdf.status();
         if (Status s = write("report-figures.pdf", pdf->constData(), size_t(pdf->size())); !s.ok()) return s;

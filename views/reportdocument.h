@@ -4,6 +4,7 @@
 #include <QString>
 #include <QStringList>
 
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -78,11 +79,15 @@ ReportDocument buildReportDocument(const ReportData& data);
 /// Trace summary (model, kind, T, layers, heads, dtype, size, warnings) as JSON.
 Json traceSummaryJson(const Trace& trace);
 
-/// Writers. Figures are encoded with `dpi`; HTML embeds them as data: URIs.
-Result<QByteArray> reportToHtml(const ReportDocument& doc, double dpi, const ProgressFn& progress);
-/// Markdown referencing figures/<name>.png; `figureFiles` receives the PNG bytes per file name.
-Result<QByteArray> reportToMarkdown(const ReportDocument& doc, double dpi,
-                                    std::vector<std::pair<QString, QByteArray>>& figureFiles, const ProgressFn& progress);
+/// Every figure of the document as PNG at `dpi`, keyed by its file stem (encoded once for all
+/// writers).
+using ReportPngs = std::map<QString, QByteArray>;
+Result<ReportPngs> encodeReportFigures(const ReportDocument& doc, double dpi, const ProgressFn& progress);
+
+/// HTML embedding the figures as data: URIs.
+QByteArray reportToHtml(const ReportDocument& doc, const ReportPngs& pngs);
+/// Markdown referencing figures/<name>.png (the files to write next to it are the PNGs).
+QByteArray reportToMarkdown(const ReportDocument& doc);
 /// JSON with every metric (docs/report-schema.md).
 Json reportToJson(const ReportData& data, const std::vector<std::string>& files);
 /// CSV tables: file name -> contents (heads, layers, sinks, sparsity, masks, profile).

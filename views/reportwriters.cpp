@@ -3,8 +3,7 @@
 #include <QByteArray>
 
 #include <cmath>
-#include <functional>
-#include <map>
+#include <algorithm>
 
 #include "reportdocument.h"
 
@@ -31,32 +30,6 @@ p.caption { color: #444; font-size: 0.85em; margin-top: 0.2em; }
 
 QString escapeHtml(const QString& s) { return s.toHtmlEscaped(); }
 
-int countFigures(const ReportDocument& doc) {
-    int n = 0;
-    for (const auto& s : doc.sections)
-        for (const auto& b : s.blocks) n += b.kind == ReportBlock::Kind::Figure ? 1 : 0;
-    return n;
-}
-
-// Encodes every figure once, in document order, reporting progress per figure.
-Status forEachFigure(const ReportDocument& doc, double dpi, const ProgressFn& progress,
-                     const std::function<void(const ReportBlock&, const QByteArray&)>& fn) {
-    const int total = std::max(1, countFigures(doc));
-    int done = 0;
-    for (const auto& s : doc.sections)
-        for (const auto& b : s.blocks) {
-            if (b.kind != ReportBlock::Kind::Figure || !b.figure) continue;
-            if (progress && !progress(double(done) / total, "figures")) return {ErrorCode::Cancelled, "report cancelled"};
-            FigureSaveOptions o;
-            o.dpi = dpi;
-            auto png = encodeFigure(*b.figure, FigureFormat::Png, o);
-            if (!png) return Status(png.status().code(), "figure " + b.name.toStdString() + ": " + png.message());
-            fn(b, *png);
-            ++done;
-        }
-    return {};
-}
-
 QString markdownCell(const QString& s) {
     QString out = s;
     out.replace(QLatin1Char('\\'), QStringLiteral("\\\\"));
@@ -67,10 +40,26 @@ QString markdownCell(const QString& s) {
 
 }  // namespace
 
-Result<QByteArray> reportToHtml(const ReportDocument& doc, double dpi, const ProgressFn& progress) {
-    std::map<const ReportBlock*, QByteArray> pngs;
-    if (Status st = forEachFigure(doc, dpi, progress, [&](const ReportBlock& b, const QByteArray& png) { pngs[&b] = png; }); !st.ok())
-        return st;
+Result<ReportPngs> encodeReportFigures(const ReportDocument& doc, double dpi, const ProgressFn& progress) {
+    int total = 0;
+    for (const auto& s : doc.sections)
+        for (const auto& b : s.blocks) total += b.figure ? 1 : 0;
+    ReportPngs out;
+    for (const auto& s : doc.sections)
+        for (const auto& b : s.blocks) {
+            if (!b.figure) continue;
+            if (progress && !progress(double(out.size()) / std::max(1, total), "figures"))
+                return Status(ErrorCode::Cancelled, "report cancelled");
+            FigureSaveOptions o;
+            o.dpi = dpi;
+            auto png = encodeFigure(*b.figure, FigureFormat::Png, o);
+            if (!png) return Status(png.status().code(), "figure " + b.name.toStdString() + ": " + png.message());
+            out[b.name] = std::move(*png);
+        }
+    return out;
+}
+
+QByteArray reportToHtml(const ReportDocument& doc, const ReportPngs& pngs) {
     QString h;
     h += QStringLiteral("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>%1</title>\n<style>%2</style>\n</head>\n<body>\n")
              .arg(escapeHtml(doc.title), QString::fromLatin1(kStyle));
@@ -101,7 +90,7 @@ Result<QByteArray> reportToHtml(const ReportDocument& doc, double dpi, const Pro
                          .arg(b.name, escapeHtml(b.text))
                          .arg(std::lround(pt.width() * kCssPxPerPoint))
                          .arg(std::lround(pt.height() * kCssPxPerPoint))
-                         .arg(QString::fromLatin1(pngs[&b].toBase64()));
+                         .arg(QString::fromLatin1(pngs.count(b.name) ? pngs.at(b.name).toBase64() : QByteArray()));
                 break;
             }
             }
@@ -112,14 +101,7 @@ Result<QByteArray> reportToHtml(const ReportDocument& doc, double dpi, const Pro
     return h.toUtf8();
 }
 
-Result<QByteArray> reportToMarkdown(const ReportDocument& doc, double dpi,
-                                    std::vector<std::pair<QString, QByteArray>>& figureFiles, const ProgressFn& progress) {
-    if (Status st = forEachFigure(doc, dpi, progress,
-                                  [&](const ReportBlock& b, const QByteArray& png) {
-                                      figureFiles.push_back({QStringLiteral("figures/%1.png").arg(b.name), png});
-                                  });
-        !st.ok())
-        return st;
+QByteArray reportToMarkdown(const ReportDocument& doc) {
     QString md = QStringLiteral("# %1\n\n%2\n\n").arg(doc.title, doc.subtitle);
     for (const auto& s : doc.sections) {
         md += QStringLiteral("## %1\n\n").arg(s.title);
