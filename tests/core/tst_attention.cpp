@@ -3,11 +3,13 @@
 // Tolerance: 1e-6 relative (‖O − Oref‖/‖Oref‖, max |lse − ref| / max(1, |ref|)).
 #include <QtTest>
 
+#include <QTemporaryDir>
 #include <chrono>
 
 #include "attnscope/attention.h"
 #include "attnscope/trace.h"
 #include "brute_attention.h"
+#include "trace_fixture.h"
 
 using namespace attnscope;
 using namespace attnscope::testing;
@@ -39,6 +41,8 @@ private slots:
     void referenceMatchesBruteForce();
     void rowLogSumExpMatches_data() { referenceMatchesBruteForce_data(); }
     void rowLogSumExpMatches();
+    void gqaHeadsOfATrace_data();
+    void gqaHeadsOfATrace();
     void emptyRowsGiveZero();
     void maskSemantics();
     void specForLayerUsesLayerSettings();
@@ -103,6 +107,54 @@ void TestAttention::rowLogSumExpMatches() {
     const BruteAttention ref = bruteAttention(q, k, spec);
     const double err = lseError(*lse, ref.lse, size_t(q0));
     QVERIFY2(err <= kTolerance, QString("seed %1 rows [%2,%3): lse error %4").arg(seed).arg(q0).arg(q1).arg(err).toUtf8());
+}
+
+void TestAttention::gqaHeadsOfATrace_data() {
+    QTest::addColumn<int>("heads");
+    QTest::addColumn<int>("kvHeads");
+    QTest::addColumn<int>("tokens");
+    QTest::addColumn<bool>("alibi");
+    QTest::newRow("MHA 2/2 T=130") << 2 << 2 << 130 << false;
+    QTest::newRow("GQA 4/2 T=257") << 4 << 2 << 257 << false;
+    QTest::newRow("GQA 8/2 T=200 alibi window") << 8 << 2 << 200 << true;
+    QTest::newRow("MQA 3/1 T=64") << 3 << 1 << 64 << false;
+}
+
+void TestAttention::gqaHeadsOfATrace() {
+    // Heads of a written-and-read trace with the layer's native settings (specForLayer): query head
+    // h uses kv head h / (heads / kvHeads).
+    QFETCH(int, heads);
+    QFETCH(int, kvHeads);
+    QFETCH(int, tokens);
+    QFETCH(bool, alibi);
+    const int d = 32;
+    TraceMetadata meta = testfixture::smallMetadata(1, heads, kvHeads, d, tokens);
+    meta.layers[0].alibi = alibi;
+    meta.layers[0].slidingWindow = alibi ? tokens / 3 : 0;
+    const uint32_t seed = uint32_t(freshSeed());
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("gqa.attn.safetensors").toStdString();
+    QVERIFY(testfixture::randomTrace(meta, DType::F32, seed).write(path).ok());
+    auto trace = Trace::open(path);
+    QVERIFY2(trace.ok(), trace.message().c_str());
+    const int group = heads / kvHeads;
+    for (int h = 0; h < heads; ++h) {
+        auto q = (*trace)->head(0, h, Which::Q), k = (*trace)->head(0, h, Which::K), v = (*trace)->head(0, h, Which::V);
+        QVERIFY(q.ok() && k.ok() && v.ok());
+        auto kvFirst = (*trace)->head(0, (h / group) * group, Which::K);  // first query head of the group
+        QVERIFY(kvFirst.ok());
+        QCOMPARE(k->m, kvFirst->m);
+        if (h >= group) {  // another group: another kv head
+            auto k0 = (*trace)->head(0, 0, Which::K);
+            QVERIFY(k0.ok() && k0->m != k->m);
+        }
+        const AttentionSpec spec = specForLayer((*trace)->config(0), h);
+        auto r = referenceAttention(q->m, k->m, v->m, spec);
+        QVERIFY2(r.ok(), r.message().c_str());
+        const BruteAttention ref = bruteAttention(q->m, k->m, spec);
+        const double err = relativeError(r->out.cast<double>(), ref.p * v->m.cast<double>());
+        QVERIFY2(err <= kTolerance, QString("seed %1 head %2: O error %3").arg(seed).arg(h).arg(err).toUtf8());
+    }
 }
 
 void TestAttention::emptyRowsGiveZero() {
