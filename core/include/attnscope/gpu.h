@@ -86,6 +86,8 @@ public:
 
 /// The engine of this build: CUDA when kernels/ was built and a device is present.
 std::unique_ptr<GpuEngine> createGpuEngine();
+/// An engine that runs nothing: info().reason says why, every call fails with Unsupported.
+std::unique_ptr<GpuEngine> createUnavailableGpuEngine(std::string reason);
 
 /// Runs the GPU self-check (every variant × dtype × head dim vs the float64 CPU reference);
 /// prints one line per case to `log` when given. Fails with Unsupported when there is no GPU.
