@@ -17,7 +17,7 @@ namespace attnscope {
 namespace {
 /// Niceness of compute threads: below the GUI thread, so on a loaded machine the event loop is
 /// scheduled first. The engine's own fork-join threads, created from these, inherit it.
-constexpr int kWorkerNice = 10;
+constexpr int kWorkerNice = 5;
 
 void lowerCurrentThreadPriority()
 {

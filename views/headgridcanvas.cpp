@@ -17,7 +17,7 @@ namespace attnscope {
 namespace {
 constexpr int kThumbCells = 48;             ///< thumbnail resolution (cells per side)
 constexpr double kLabelWidth = 28, kHeaderHeight = 16;
-constexpr double kMinCell = 28, kMaxCell = 96;
+constexpr double kMinCell = 20, kMaxCell = 96;
 constexpr double kFrame = 4;                ///< metric frame width
 constexpr int kThumbPriority = -1;          ///< below the visible map's jobs
 const QString kMetricColormap = QStringLiteral("magma");

@@ -112,7 +112,8 @@ void TokenView::rebuildHeadBoxes()
         QPalette pal = box->palette();
         pal.setColor(QPalette::WindowText, fig::seriesColor(h));
         box->setPalette(pal);
-        box->setChecked(h < kMaxDefaultHeads);
+        // The selected head and the first others, so the view opens on what the map shows.
+        box->setChecked(h == m_session->current().head || h < kMaxDefaultHeads - 1);
         connect(box, &QCheckBox::toggled, this, &TokenView::request);
         m_headBoxes->insertWidget(m_headBoxes->count() - 1, box);  // before the stretch
         m_heads.push_back(box);

@@ -18,6 +18,7 @@
 #include <QSettings>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <QTimer>
 
 #include "analysisrunner.h"
 #include "attentionmapcanvas.h"
@@ -139,13 +140,9 @@ void MainWindow::buildPanels()
         addDockWidget(area, dock);
         return dock;
     };
-    QDockWidget* traceDock =
-        addDock(new TracePanel(m_session, this), tr("Trace"), QStringLiteral("traceDock"), Qt::LeftDockWidgetArea);
+    addDock(new TracePanel(m_session, this), tr("Trace"), QStringLiteral("traceDock"), Qt::LeftDockWidgetArea);
     m_headGrid = new HeadGrid(m_session, m_analysis, this);
-    QDockWidget* headsDock = addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
-    // Defaults before any saved state: a readable layer table and a grid with room per head.
-    resizeDocks({traceDock}, {kDockWidth}, Qt::Horizontal);
-    resizeDocks({traceDock, headsDock}, {2, 3}, Qt::Vertical);
+    addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
 
     m_hover = new QLabel(this);
     m_backend = new QLabel(m_compute->gpuDescription(), this);
@@ -387,7 +384,16 @@ void MainWindow::loadSettings()
 {
     QSettings s;
     restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray());
-    restoreState(s.value(QStringLiteral("window/state")).toByteArray());
+    if (!restoreState(s.value(QStringLiteral("window/state")).toByteArray())) {
+        // First start: a readable layer table and a head grid with room per head. Dock sizes
+        // only take once the window is laid out, hence after the event loop starts.
+        QTimer::singleShot(0, this, [this] {
+            auto* traceDock = findChild<QDockWidget*>(QStringLiteral("traceDock"));
+            auto* headsDock = findChild<QDockWidget*>(QStringLiteral("headsDock"));
+            resizeDocks({traceDock}, {kDockWidth}, Qt::Horizontal);
+            resizeDocks({traceDock, headsDock}, {3, 2}, Qt::Vertical);
+        });
+    }
     m_recent = s.value(QStringLiteral("recentFiles")).toStringList();
     rebuildRecentMenu();
     ViewOptions o = m_session->options();

@@ -12,6 +12,7 @@
 #include "headgrid.h"
 #include "mainwindow.h"
 #include "neuronview.h"
+#include "profilerpanel.h"
 #include "tokenview.h"
 #include "tracesession.h"
 
@@ -22,6 +23,7 @@ constexpr int kWidth = 1600, kHeight = 1000;
 constexpr int kTimeoutMs = 120000;
 constexpr int kSettleMs = 400;
 constexpr double kTokenLevelPixels = 28;
+constexpr int kProfileSamples = 5;
 
 enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
 
@@ -123,8 +125,21 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     shot(QStringLiteral("07-sinks"));
     window.tabs()->setCurrentIndex(SparsityTab);
     shot(QStringLiteral("08-sparsity"));
+
+    int expected = 8;
+    if (ProfilerPanel* profiler = window.profiler()) {
+        // A CPU profile of the current head's shape: a few variants, few samples, so it is quick.
+        window.tabs()->setCurrentWidget(profiler);
+        profiler->setVariants({QStringLiteral("causal"), QStringLiteral("sliding:256"), QStringLiteral("gamma:0.9")});
+        profiler->setBackendChoice(BackendChoice::Auto);
+        profiler->setMaxSamples(kProfileSamples);
+        profiler->run();
+        waitFor([&] { return !profiler->isRunning(); }, kTimeoutMs);
+        shot(QStringLiteral("09-profiler"));
+        ++expected;
+    }
     window.tabs()->setCurrentIndex(MapTab);
-    return saved == 8 ? 0 : 1;
+    return saved == expected ? 0 : 1;
 }
 
 }  // namespace attnscope

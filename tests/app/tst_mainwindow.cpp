@@ -4,6 +4,7 @@
 
 #include <QFile>
 #include <QImage>
+#include <QMimeData>
 #include <QtMath>
 #include <QPainter>
 #include <QStandardPaths>
@@ -60,6 +61,7 @@ private slots:
     void runCpuProfile();
     void exportEachFormat_data();
     void exportEachFormat();
+    void dropOpensTrace();
     void settingsPersist();
     void cleanupTestCase();
 
@@ -296,6 +298,31 @@ void TestMainWindow::exportEachFormat()
     const QString refused = w.exportCurrentView(m_dir.filePath(QStringLiteral("view.bmp")));
     QVERIFY(refused.contains(QStringLiteral(".png")));
     QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("view.bmp"))));
+}
+
+void TestMainWindow::dropOpensTrace()
+{
+    MainWindow& w = *m_window;
+    const QString other = m_dir.filePath(QStringLiteral("dropped.attn.safetensors"));
+    SynthOptions options;
+    options.tokens = 64;
+    options.layers = 1;
+    QVERIFY(writeSyntheticTrace(other.toStdString(), options).ok());
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(other)});
+    // As a drag from the file manager arrives: enter (accepted for files), then the drop.
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &drop);
+    QVERIFY(drop.isAccepted());
+    QTRY_VERIFY2_WITH_TIMEOUT(w.session()->path() == other, qPrintable(w.lastError()), kTimeoutMs);
+    QCOMPARE(w.session()->trace()->tokens(), 64);
+    QCOMPARE(w.recentFiles().first(), other);
+    QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
+    w.openTrace(m_trace);  // back to the main trace for the settings check
+    QTRY_COMPARE_WITH_TIMEOUT(w.session()->path(), m_trace, kTimeoutMs);
 }
 
 void TestMainWindow::settingsPersist()
