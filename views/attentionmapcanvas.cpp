@@ -9,6 +9,7 @@
 
 #include "computeservice.h"
 #include "colormap.h"
+#include "figurebuilders.h"
 
 namespace attnscope {
 
@@ -629,43 +630,25 @@ void AttentionMapCanvas::drawColorBar(QPainter& p) const
 
 HeatmapFigure AttentionMapCanvas::figure() const
 {
-    HeatmapFigure f;
-    const auto& meta = m_session->isOpen() ? m_session->trace()->metadata() : TraceMetadata{};
-    const bool maxPooling = m_session->options().maxPooling;
-    f.title = tr("Layer %1, head %2").arg(m_head.layer).arg(m_head.head);
-    const Layer* layer = m_detail && isUpToDate() ? &*m_detail : (m_overview ? &*m_overview : nullptr);
-    if (!layer)
-        return f;
-    const AttentionMap& m = layer->result.map;
-    f.subtitle = tr("%1 · %2 pooling · queries %3–%4 × keys %5–%6%7")
-                     .arg(QString::fromStdString(meta.model), maxPooling ? tr("max") : tr("mean"))
-                     .arg(m.rect.q0).arg(m.rect.q1 - 1).arg(m.rect.k0).arg(m.rect.k1 - 1)
-                     .arg(m_excluded.empty() ? QString() : tr(" · sinks excluded"));
-    f.rows = m.height;
-    f.cols = m.width;
-    f.values = pooledValues(m, maxPooling);
-    if (m_session->options().showCausal && m.allowed.size() == f.values.size())
-        for (size_t i = 0; i < f.values.size(); ++i)
-            if (m.allowed[i] <= 0.f)
-                f.values[i] = std::numeric_limits<float>::quiet_NaN();
-    const MapColoring c = coloring();
-    f.scale = c.logScale ? ColorScale::Log : ColorScale::Linear;
-    f.vmax = c.vmax;
-    f.vmin = c.vmin();
-    f.colorBarLabel = maxPooling ? tr("max attention") : tr("mean attention");
-    f.xLabel = tr("key");
-    f.yLabel = tr("query");
-    f.x0 = m.rect.k0;
-    f.x1 = m.rect.k1;
-    f.y0 = m.rect.q0;
-    f.y1 = m.rect.q1;
-    const bool perToken = m.width == m.rect.k1 - m.rect.k0 && m.height == m.rect.q1 - m.rect.q0;
-    if (perToken && size_t(m.rect.k1) <= meta.tokens.size() && m.width <= kOverviewCells / 8) {
-        for (int64_t k = m.rect.k0; k < m.rect.k1; ++k)
-            f.xCategories << QString::fromStdString(meta.tokens[size_t(k)]);
-        for (int64_t q = m.rect.q0; q < m.rect.q1; ++q)
-            f.yCategories << QString::fromStdString(meta.tokens[size_t(q)]);
+    const MapResult* shown = m_detail && isUpToDate() ? &m_detail->result : (m_overview ? &m_overview->result : nullptr);
+    const QString title = tr("Layer %1, head %2").arg(m_head.layer).arg(m_head.head);
+    if (!shown || !m_session->isOpen()) {
+        HeatmapFigure empty;
+        empty.title = title;
+        return empty;
     }
+    const ViewOptions& o = m_session->options();
+    HeatmapFigure f = mapFigure(shown->map, traceTokens(m_session->trace()->metadata()), o.maxPooling, title);
+    f.subtitle = QStringLiteral("%1 · %2%3").arg(QString::fromStdString(m_session->trace()->metadata().model), f.subtitle,
+                                                  m_excluded.empty() ? QString() : tr(" · sinks excluded"));
+    if (!o.logScale) {
+        f.scale = ColorScale::Linear;
+        f.vmin = 0;
+    }
+    if (!o.showCausal)  // masked cells drawn as zero, as on screen
+        for (float& v : f.values)
+            if (std::isnan(v))
+                v = 0;
     return f;
 }
 
