@@ -1,0 +1,92 @@
+// End-to-end checks of `attnscope-cli profile` with the CPU backend: the table, the three exports
+// (JSON parses, CSV rows, Perfetto events), a synthetic trace's own Q/K/V, and one-line errors.
+#include <QFile>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "attnscope/json.h"
+#include "attnscope/synth.h"
+
+using namespace attnscope;
+
+namespace {
+struct Run {
+    int code = -1;
+    QString out, err;
+};
+
+Run cli(const QStringList& args) {
+    QProcess p;
+    p.start(QStringLiteral(ATTNSCOPE_CLI), args);
+    Run r;
+    if (!p.waitForFinished(300000)) return r;
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
+    r.out = QString::fromUtf8(p.readAllStandardOutput());
+    r.err = QString::fromUtf8(p.readAllStandardError());
+    return r;
+}
+
+const QStringList kQuick = {"--cpu", "--warmup", "0", "--min-samples", "2", "--max-samples", "3"};
+}  // namespace
+
+class TestProfile : public QObject {
+    Q_OBJECT
+private slots:
+    void syntheticWithExports() {
+        QTemporaryDir dir;
+        const QString json = dir.filePath("p.json"), csv = dir.filePath("p.csv"), perfetto = dir.filePath("p.trace.json");
+        const Run r = cli(QStringList{"profile", "--shape", "1,2,256,32", "--variants", "causal,sliding:64,linear",
+                                      "--json", json, "--csv", csv, "--perfetto", perfetto} + kQuick);
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY(r.out.contains("backend: CPU"));
+        for (const char* v : {"causal", "sliding:64", "linear"}) QVERIFY(r.out.contains(QString(v) + " "));
+        QFile j(json), c(csv), p(perfetto);
+        QVERIFY(j.open(QIODevice::ReadOnly) && c.open(QIODevice::ReadOnly) && p.open(QIODevice::ReadOnly));
+        auto report = Json::parse(j.readAll().toStdString());
+        QVERIFY2(report.ok(), report.message().c_str());
+        QCOMPARE(report->find("shapes")->asArray()[0].find("variants")->size(), size_t(3));
+        QCOMPARE(QString(c.readAll()).split('\n', Qt::SkipEmptyParts).size(), 4);  // header + 3 variants
+        auto trace = Json::parse(p.readAll().toStdString());
+        QVERIFY(trace.ok());
+        int slices = 0;
+        for (const Json& e : trace->find("traceEvents")->asArray()) slices += e.find("ph")->asString() == "X";
+        QVERIFY(slices >= 3 * 2);  // at least minSamples records per variant
+    }
+
+    void traceHead() {
+        QTemporaryDir dir;
+        const QString path = dir.filePath("s.attn.safetensors");
+        SynthOptions o;
+        o.tokens = 256;
+        o.layers = 1;
+        o.headDim = 32;
+        QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
+        const Run r = cli(QStringList{"profile", path, "--layer", "0", "--head", "2", "--variants", "causal,topk:1"} + kQuick);
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY(r.out.contains("layer 0 head 2"));
+        QVERIFY(r.out.contains("topk:1"));
+    }
+
+    void refusesBadInput_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("expect");
+        QTest::newRow("no shape") << QStringList{"profile", "--variants", "causal"} << "either TRACE";
+        QTest::newRow("bad shape") << QStringList{"profile", "--shape", "1,2,x,4"} << "shape";
+        QTest::newRow("bad variant") << QStringList{"profile", "--shape", "1,1,64,16", "--variants", "zap"} << "zap";
+        QTest::newRow("bad dtype") << QStringList{"profile", "--shape", "1,1,64,16", "--dtype", "f8"} << "--dtype";
+        QTest::newRow("missing trace") << QStringList{"profile", "/nonexistent.attn.safetensors"} << "nonexistent";
+        QTest::newRow("cold and hot") << QStringList{"profile", "--shape", "1,1,64,16", "--cold", "--hot"} << "exclude";
+    }
+    void refusesBadInput() {
+        QFETCH(QStringList, args);
+        QFETCH(QString, expect);
+        const Run r = cli(args + kQuick);
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains(expect), qPrintable(r.err));
+        QCOMPARE(r.err.count('\n'), 1);  // the one-line error rule
+    }
+};
+
+QTEST_GUILESS_MAIN(TestProfile)
+#include "tst_profile.moc"
