@@ -10,19 +10,13 @@
 #include "analysisrunner.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
+#include "headtable.h"
 #include "tracesession.h"
 
 namespace attnscope {
 
 namespace {
 constexpr int kMaxListedSinks = 6;
-constexpr int kTableWidth = 460;
-constexpr int kRowPadding = 6;
-}
-
-QString analysisPrompt()
-{
-    return QObject::tr("Run Analysis ▸ Run Analysis (Ctrl+R) to measure sinks, sparsity and head roles.");
 }
 
 SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
@@ -32,28 +26,12 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     m_summary->setWordWrap(true);
     auto* run = new QPushButton(tr("Run analysis"), this);
     connect(run, &QPushButton::clicked, analysis, &AnalysisRunner::run);
-    m_table = new QTableWidget(this);
+    m_table = createHeadTable(session, this);
     m_table->setColumnCount(6);
     m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("First-token sink"), tr("Hidden sinks"), tr("Role")});
-    m_table->verticalHeader()->hide();
-    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + kRowPadding);
-    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    m_table->horizontalHeader()->setStretchLastSection(true);
-    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
-    m_table->setSortingEnabled(true);
     m_alpha = new FigureWidget(this);
-    m_alpha->setPlaceholder(analysisPrompt());
     m_rate = new FigureWidget(this);
-    m_rate->setPlaceholder(analysisPrompt());
-
-    auto* plots = new QSplitter(Qt::Vertical, this);
-    plots->addWidget(m_alpha);
-    plots->addWidget(m_rate);
-    auto* split = new QSplitter(Qt::Horizontal, this);
-    split->addWidget(m_table);
-    split->addWidget(plots);
-    split->setSizes({kTableWidth, 2 * kTableWidth});
+    QSplitter* split = tableBesidePlots(m_table, m_alpha, m_rate, this);
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
     top->addWidget(run);
@@ -61,9 +39,6 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     layout->addLayout(top);
     layout->addWidget(split, 1);
 
-    connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
-        m_session->select({m_table->item(row, 0)->data(Qt::DisplayRole).toInt(), m_table->item(row, 1)->data(Qt::DisplayRole).toInt()});
-    });
     connect(session, &TraceSession::analysisChanged, this, &SinksPanel::refreshTable);
     connect(session, &TraceSession::currentChanged, this, &SinksPanel::refreshPlots);
     refreshTable();
@@ -97,14 +72,9 @@ void SinksPanel::refreshTable()
         }
         if (h.sinks.hiddenSinks.size() > kMaxListedSinks)
             keys << QStringLiteral("…");
-        auto* layer = new QTableWidgetItem;
-        layer->setData(Qt::DisplayRole, h.layer);
-        auto* head = new QTableWidgetItem;
-        head->setData(Qt::DisplayRole, h.head);
+        setHeadCells(m_table, r, h.layer, h.head);
         auto* alpha = new QTableWidgetItem;
         alpha->setData(Qt::DisplayRole, QString::number(h.sinks.alpha0, 'f', 3).toDouble());
-        m_table->setItem(r, 0, layer);
-        m_table->setItem(r, 1, head);
         m_table->setItem(r, 2, alpha);
         m_table->setItem(r, 3, new QTableWidgetItem(h.sinks.firstTokenSink ? tr("yes") : tr("no")));
         m_table->setItem(r, 4, new QTableWidgetItem(keys.join(QStringLiteral(", "))));

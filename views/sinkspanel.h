@@ -33,7 +33,4 @@ private:
     FigureWidget* m_rate;
 };
 
-/// "Run the analysis" prompt shared by the analysis panels.
-QString analysisPrompt();
-
 }  // namespace attnscope

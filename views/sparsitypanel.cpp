@@ -12,7 +12,7 @@
 #include "analysisrunner.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
-#include "sinkspanel.h"
+#include "headtable.h"
 #include "tracesession.h"
 
 namespace attnscope {
@@ -21,8 +21,6 @@ namespace {
 const QList<double> kGammas = {0.5, 0.9, 0.95, 0.99};
 const QList<int> kBlockSizes = {64, 128};
 constexpr int kFixedColumns = 4;
-constexpr int kTableWidth = 460;
-constexpr int kRowPadding = 6;
 
 QTableWidgetItem* numberItem(double v, int decimals)
 {
@@ -44,29 +42,16 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     m_overlay = new QCheckBox(tr("Show coverage blocks on the map"), this);
     m_summary = new QLabel(analysisPrompt(), this);
     m_summary->setWordWrap(true);
-    m_table = new QTableWidget(this);
-    m_table->verticalHeader()->hide();
-    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + kRowPadding);
-    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_table = createHeadTable(session, this);
     m_density = new FigureWidget(this);
-    m_density->setPlaceholder(analysisPrompt());
     m_recall = new FigureWidget(this);
-    m_recall->setPlaceholder(analysisPrompt());
 
     auto* bar = new QHBoxLayout;
     bar->addWidget(m_gamma);
     bar->addWidget(m_block);
     bar->addWidget(m_overlay);
     bar->addWidget(m_summary, 1);
-    auto* plots = new QSplitter(Qt::Vertical, this);
-    plots->addWidget(m_density);
-    plots->addWidget(m_recall);
-    auto* split = new QSplitter(Qt::Horizontal, this);
-    split->addWidget(m_table);
-    split->addWidget(plots);
-    split->setSizes({kTableWidth, 2 * kTableWidth});
+    QSplitter* split = tableBesidePlots(m_table, m_density, m_recall, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(bar);
     layout->addWidget(split, 1);
@@ -86,9 +71,6 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     connect(m_gamma, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
     connect(m_block, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
     connect(m_overlay, &QCheckBox::toggled, this, &SparsityPanel::pushOptions);
-    connect(m_table, &QTableWidget::cellClicked, this, [this](int row, int) {
-        m_session->select({m_table->item(row, 0)->data(Qt::DisplayRole).toInt(), m_table->item(row, 1)->data(Qt::DisplayRole).toInt()});
-    });
     connect(session, &TraceSession::analysisChanged, this, &SparsityPanel::refreshTable);
     connect(session, &TraceSession::currentChanged, this, &SparsityPanel::refreshPlots);
     Q_UNUSED(analysis);
@@ -131,12 +113,7 @@ void SparsityPanel::refreshTable()
     for (int r = 0; r < int(model->heads.size()); ++r) {
         const HeadAnalysis& h = model->heads[size_t(r)];
         const GammaCoverage* c = h.coverage(o.blockSize, o.gamma);
-        auto* layer = new QTableWidgetItem;
-        layer->setData(Qt::DisplayRole, h.layer);
-        auto* head = new QTableWidgetItem;
-        head->setData(Qt::DisplayRole, h.head);
-        m_table->setItem(r, 0, layer);
-        m_table->setItem(r, 1, head);
+        setHeadCells(m_table, r, h.layer, h.head);
         m_table->setItem(r, 2, numberItem(c ? c->density : 0.0, 3));
         m_table->setItem(r, 3, numberItem(c ? c->recall : 0.0, 3));
         densitySum += c ? c->density : 0.0;

@@ -1,0 +1,25 @@
+#pragma once
+// Shared parts of the analysis panels (sinks, sparsity): a sortable per-head table whose rows
+// select their head, laid out beside two stacked figures.
+#include <QString>
+
+class QSplitter;
+class QTableWidget;
+class QWidget;
+
+namespace attnscope {
+
+class FigureWidget;
+class TraceSession;
+
+/// "Run the analysis" prompt shown until the analysis exists.
+QString analysisPrompt();
+/// A read-only, sortable table; columns 0 and 1 hold the layer and head, and clicking a row
+/// selects that head in the session.
+QTableWidget* createHeadTable(TraceSession* session, QWidget* parent);
+/// Fills the layer and head cells of `row` (numbers, so sorting is numeric).
+void setHeadCells(QTableWidget* table, int row, int layer, int head);
+/// The table on the left, `top` above `bottom` on the right.
+QSplitter* tableBesidePlots(QTableWidget* table, FigureWidget* top, FigureWidget* bottom, QWidget* parent);
+
+}  // namespace attnscope
