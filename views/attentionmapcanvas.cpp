@@ -9,6 +9,7 @@
 
 #include "computeservice.h"
 #include "colormap.h"
+#include "attnscope/variants.h"
 #include "figurebuilders.h"
 
 namespace attnscope {
@@ -24,7 +25,9 @@ constexpr double kDragThreshold = 4;        ///< pixels before a press becomes a
 constexpr int kTargetTicks = 8;
 constexpr int kMaxLabelChars = 10;
 const QColor kSinkColor(230, 60, 60, 150);
-constexpr int kCoverageAlpha = 170;  ///< dropped blocks stay faintly visible under the shade
+constexpr int kCoverageAlpha = 170;
+constexpr int kVariantCellPixels = 4;  ///< screen cell per mask evaluation
+constexpr int kVariantAlpha = 140;  ///< dropped blocks stay faintly visible under the shade
 const QColor kInspectColor(255, 255, 255, 170);
 
 QString shortToken(const std::string& s)
@@ -511,6 +514,8 @@ void AttentionMapCanvas::drawOverlays(QPainter& p) const
     }
     if (o.showCoverage)
         drawCoverage(p);
+    if (!o.variantOverlay.isEmpty())
+        drawVariantMask(p);
     if (m_session->inspectedQuery() >= 0) {
         const double y = plot.top() + m_view.queryToY(double(m_session->inspectedQuery()));
         p.setPen(QPen(kInspectColor, 1, Qt::DashLine));
@@ -556,6 +561,30 @@ void AttentionMapCanvas::drawCoverage(QPainter& p) const
             const QPointF a(m_view.keyToX(double(col * b)), m_view.queryToY(double(r * b)));
             const QPointF e(m_view.keyToX(double((col + 1) * b)), m_view.queryToY(double((r + 1) * b)));
             p.fillRect(QRectF(a, e).translated(plot.topLeft()), dim);
+        }
+    }
+}
+
+void AttentionMapCanvas::drawVariantMask(QPainter& p) const
+{
+    // The variant's mask_mod is evaluated at one (query, key) per few-pixel cell of the screen:
+    // cheap at any zoom, and exact per token once a token spans more than the cell.
+    auto variant = parseVariant(m_session->options().variantOverlay.toStdString());
+    if (!variant)
+        return;
+    const QRectF plot = plotRect();
+    const int64_t t = m_session->trace()->tokens();
+    const double step = std::max(double(kVariantCellPixels), m_view.pixelsPerToken());
+    QColor shade = palette().color(QPalette::Dark);
+    shade.setAlpha(kVariantAlpha);
+    for (double y = 0; y < plot.height(); y += step) {
+        const int64_t q = m_view.queryAt(y + step / 2);
+        if (q < 0)
+            continue;
+        for (double x = 0; x < plot.width(); x += step) {
+            const int64_t k = m_view.keyAt(x + step / 2);
+            if (k >= 0 && !variantAllows(*variant, t, q, k))
+                p.fillRect(QRectF(plot.left() + x, plot.top() + y, step, step), shade);
         }
     }
 }

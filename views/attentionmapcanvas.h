@@ -110,6 +110,7 @@ private:
     };
     const CoverageCache& coverage() const;
     void drawCoverage(QPainter& p) const;
+    void drawVariantMask(QPainter& p) const;
     mutable CoverageCache m_coverage;
     QPointF m_pressPos, m_lastPos;
     bool m_dragging = false;

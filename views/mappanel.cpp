@@ -14,6 +14,9 @@ namespace attnscope {
 
 namespace {
 constexpr double kZoomStep = 2.0;
+/// Mask variants offered as overlays (block-list variants need the analysis, see the coverage overlay).
+constexpr const char* kVariantOverlays[] = {"sliding:64", "sliding:256", "sliding:1024", "prefix:256", "dilated:256:2",
+                                            "document:4"};
 }
 
 MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
@@ -30,12 +33,18 @@ MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_
     m_mask = new QCheckBox(tr("Mask"), this);
     m_mask->setToolTip(tr("Shade the pairs the causal / window mask rules out"));
     m_sinks = new QCheckBox(tr("Sink columns"), this);
+    m_variant = new QComboBox(this);
+    m_variant->setToolTip(tr("Shade the pairs a sparse attention variant would skip"));
+    m_variant->addItem(tr("No variant mask"), QString());
+    for (const char* v : kVariantOverlays)
+        m_variant->addItem(QString::fromLatin1(v), QString::fromLatin1(v));
 
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(4, 2, 4, 2);
     bar->addWidget(m_pooling);
     for (QCheckBox* c : {m_log, m_mask, m_sinks, m_excludeSinks})
         bar->addWidget(c);
+    bar->addWidget(m_variant);
     bar->addStretch();
     auto addButton = [&](const QString& text, const QString& tip, auto fn) {
         auto* b = new QToolButton(this);
@@ -57,6 +66,7 @@ MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_
     syncFromOptions();
     connect(session, &TraceSession::optionsChanged, this, &MapPanel::syncFromOptions);
     connect(m_pooling, &QComboBox::currentIndexChanged, this, &MapPanel::pushOptions);
+    connect(m_variant, &QComboBox::currentIndexChanged, this, &MapPanel::pushOptions);
     for (QCheckBox* c : {m_log, m_mask, m_sinks, m_excludeSinks})
         connect(c, &QCheckBox::toggled, this, &MapPanel::pushOptions);
 }
@@ -64,7 +74,8 @@ MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_
 void MapPanel::syncFromOptions()
 {
     const ViewOptions& o = m_session->options();
-    const QSignalBlocker b1(m_pooling), b2(m_log), b3(m_mask), b4(m_sinks), b5(m_excludeSinks);
+    const QSignalBlocker b1(m_pooling), b2(m_log), b3(m_mask), b4(m_sinks), b5(m_excludeSinks), b6(m_variant);
+    m_variant->setCurrentIndex(std::max(0, m_variant->findData(o.variantOverlay)));
     m_pooling->setCurrentIndex(o.maxPooling ? 1 : 0);
     m_log->setChecked(o.logScale);
     m_mask->setChecked(o.showCausal);
@@ -80,6 +91,7 @@ void MapPanel::pushOptions()
     o.showCausal = m_mask->isChecked();
     o.showSinks = m_sinks->isChecked();
     o.excludeSinks = m_excludeSinks->isChecked();
+    o.variantOverlay = m_variant->currentData().toString();
     m_session->setOptions(o);
 }
 

@@ -31,6 +31,7 @@ private:
     QCheckBox* m_excludeSinks;
     QCheckBox* m_mask;
     QCheckBox* m_sinks;
+    QComboBox* m_variant;
 };
 
 }  // namespace attnscope

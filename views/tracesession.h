@@ -33,6 +33,7 @@ struct ViewOptions {
     bool showCoverage = false; ///< outline blocks outside the gamma-coverage set
     double gamma = 0.9;
     int blockSize = 128;
+    QString variantOverlay;    ///< a mask variant ("sliding:256", …) whose dropped pairs are shaded; "" = none
     bool operator==(const ViewOptions&) const = default;
 };
 

@@ -184,6 +184,17 @@ void TestMainWindow::zoomToTokenLevelAndBack()
     map->fitAll();
     QVERIFY(map->viewport().isOverview());
     QTRY_VERIFY_WITH_TIMEOUT(map->isUpToDate(), kTimeoutMs);
+
+    // A variant-mask overlay shades what the variant skips (far-from-diagonal pairs here).
+    const QImage plain = map->grab().toImage();
+    ViewOptions o = w.session()->options();
+    o.variantOverlay = QStringLiteral("sliding:64");
+    w.session()->setOptions(o);
+    const QImage shaded = map->grab().toImage();
+    QVERIFY(plain != shaded);
+    o.variantOverlay.clear();
+    w.session()->setOptions(o);
+    QCOMPARE(map->grab().toImage(), plain);
 }
 
 void TestMainWindow::runAnalyses()
