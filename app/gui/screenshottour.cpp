@@ -98,10 +98,12 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     map->fitAll();
     ViewOptions o = session->options();
     o.showCoverage = true;
+    o.variantOverlay = QStringLiteral("sliding:256");
     session->setOptions(o);
     waitFor([&] { return map->isUpToDate(); }, kTimeoutMs);
-    shot(QStringLiteral("03-map-coverage-overlay"));
+    shot(QStringLiteral("03-map-overlays"));
     o.showCoverage = false;
+    o.variantOverlay.clear();
     session->setOptions(o);
 
     window.tabs()->setCurrentIndex(TokensTab);
