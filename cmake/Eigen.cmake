@@ -9,7 +9,7 @@ else()
   find_package(Eigen3 3.4 REQUIRED NO_MODULE)
   target_link_libraries(attnscope_eigen INTERFACE Eigen3::Eigen)
 endif()
-# core is built with -march=x86-64-v3 (AVX: 32-byte alignment) and the Qt side without it (16 bytes,
-# where glibc's malloc is used directly). Matrices allocated on one side and freed on the other then
-# corrupt the heap; one alignment everywhere keeps Eigen's allocator the same in every object file.
-target_compile_definitions(attnscope_eigen INTERFACE EIGEN_MPL2_ONLY EIGEN_MAX_ALIGN_BYTES=32)
+# Every C++ object is built for the same instruction set (top-level CMakeLists.txt); the alignment
+# is pinned too, so a matrix allocated in one library and freed in another always agrees on it.
+target_compile_definitions(attnscope_eigen INTERFACE EIGEN_MPL2_ONLY EIGEN_MAX_ALIGN_BYTES=32
+                           EIGEN_MAX_STATIC_ALIGN_BYTES=32)
