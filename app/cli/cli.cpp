@@ -219,7 +219,14 @@ std::optional<std::vector<int>> parseIndexList(const std::string& text, int limi
 std::string demoTracePath() {
     namespace fs = std::filesystem;
     if (const char* env = std::getenv("ATTNSCOPE_DEMO"); env && *env) return env;
-    for (const fs::path dir : {fs::path(ATTNSCOPE_DATADIR) / "demo", fs::path(ATTNSCOPE_SOURCE_DIR) / "resources/demo"}) {
+    // Next to the executable first (PREFIX/bin -> PREFIX/share/attnscope/demo), so an installed
+    // copy finds its data whatever prefix it was configured with; then the configured data dir,
+    // then the source tree of a development build.
+    std::error_code exeError;
+    const fs::path exeDir = fs::read_symlink("/proc/self/exe", exeError).parent_path();
+    const fs::path relocated = exeError ? fs::path() : exeDir / ".." / "share" / "attnscope" / "demo";
+    for (const fs::path& dir : {relocated, fs::path(ATTNSCOPE_DATADIR) / "demo", fs::path(ATTNSCOPE_SOURCE_DIR) / "resources/demo"}) {
+        if (dir.empty()) continue;
         std::error_code ec;
         if (!fs::is_directory(dir, ec)) continue;
         for (const auto& e : fs::directory_iterator(dir, ec)) {

@@ -1,5 +1,6 @@
 #include "demotrace.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
 #include <QStandardPaths>
@@ -27,7 +28,10 @@ QString firstTrace(const QString& location)
 
 DemoTrace locateDemoTrace()
 {
+    // Next to the executable first (PREFIX/bin -> PREFIX/share/attnscope/demo), so an installed
+    // copy finds its data whatever prefix it was configured with.
     const QStringList candidates = {qEnvironmentVariable("ATTNSCOPE_DEMO"),
+                                    QCoreApplication::applicationDirPath() + QStringLiteral("/../share/attnscope/demo"),
                                     QStringLiteral(ATTNSCOPE_DATADIR "/demo"),
                                     QStringLiteral(ATTNSCOPE_SOURCE_DIR "/resources/demo")};
     for (const QString& c : candidates) {
