@@ -28,6 +28,10 @@ install(FILES ${ATTNSCOPE_PACKAGING_DIR}/attnscope-mime.xml DESTINATION ${CMAKE_
 install(FILES ${PROJECT_SOURCE_DIR}/resources/icons/attnscope.svg
         DESTINATION ${CMAKE_INSTALL_DATADIR}/icons/hicolor/scalable/apps)
 
+if(ATTNSCOPE_HAVE_CUDA)
+  message(STATUS "packaging: this build links libcupti.so.13 from the CUDA toolkit, which Debian does not "
+                 "ship; configure the .deb with -DATTNSCOPE_CUDA=OFF (docs/packaging.md)")
+endif()
 if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   message(STATUS "packaging: CMAKE_INSTALL_PREFIX is ${CMAKE_INSTALL_PREFIX}; configure with "
                  "-DCMAKE_INSTALL_PREFIX=/usr before `cpack -G DEB` (docs/packaging.md)")
