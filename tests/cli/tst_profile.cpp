@@ -8,24 +8,13 @@
 #include "attnscope/json.h"
 #include "attnscope/synth.h"
 
+#include "cli_run.h"
+
 using namespace attnscope;
 
 namespace {
-struct Run {
-    int code = -1;
-    QString out, err;
-};
-
-Run cli(const QStringList& args) {
-    QProcess p;
-    p.start(QStringLiteral(ATTNSCOPE_CLI), args);
-    Run r;
-    if (!p.waitForFinished(300000)) return r;
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
-    r.out = QString::fromUtf8(p.readAllStandardOutput());
-    r.err = QString::fromUtf8(p.readAllStandardError());
-    return r;
-}
+using cliTest::Run;
+using cliTest::cli;
 
 const QStringList kQuick = {"--cpu", "--warmup", "0", "--min-samples", "2", "--max-samples", "3"};
 }  // namespace

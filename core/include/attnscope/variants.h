@@ -55,7 +55,8 @@ struct VariantSpec {
 /// Parses a CLI token: full, causal, sliding:W, prefix:P, document:N, dilated:W:D, alibi,
 /// softcap:C, relbias:B, topk:K, gamma:G, vslash, linear[:decay], decode, and compositions
 /// "A&B" / "A|B" of mask variants (right-nested: "A&B|C" = A & (B|C); the score mod is the
-/// first one along the chain). Block-list variants need a trace (see deriveBlocks) or VariantSpec::blocks.
+/// first one along the chain). Block-list variants (topk, gamma, vslash) need VariantSpec::blocks: the profiler derives
+/// them from the data's block mass before running (runProfile, profiler.h).
 Result<VariantSpec> parseVariant(const std::string& text);
 
 /// The CPU reference spec of a softmax variant at sequence length T for head h of H
