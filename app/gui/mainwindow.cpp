@@ -15,6 +15,7 @@
 #include <QOpenGLContext>
 #include <QPointer>
 #include <QProgressBar>
+#include <QProgressDialog>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -70,7 +71,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
         if (tag != kReportTag)
             return;
-        m_progress->hide();
+        if (m_reportDialog)
+            m_reportDialog->deleteLater();
         if (r.canConvert<JobError>())
             showError(tr("Report failed"), r.value<JobError>().message);
         else
@@ -335,15 +337,31 @@ void MainWindow::exportReport(const QString& dir)
 {
     const std::string trace = m_session->path().toStdString();
     const std::string out = dir.toStdString();
-    QPointer<MainWindow> self(this);
-    m_progress->setValue(0);
-    m_progress->show();
-    auto progress = [self](double f, std::string_view stage) {
+    // A window-modal progress dialog: the event loop keeps running (the report is written on the
+    // CPU pool), and Cancel forgets the job, whose cancel token stops generateReport.
+    constexpr int kSteps = 1000;
+    if (m_reportDialog)
+        m_reportDialog->deleteLater();
+    m_reportDialog = new QProgressDialog(tr("Writing the report to %1").arg(dir), tr("Cancel"), 0, kSteps, this);
+    m_reportDialog->setWindowTitle(tr("Export report"));
+    m_reportDialog->setWindowModality(Qt::WindowModal);
+    m_reportDialog->setAutoClose(false);
+    m_reportDialog->setAutoReset(false);
+    m_reportDialog->setMinimumDuration(0);
+    connect(m_reportDialog, &QProgressDialog::canceled, this, [this] {
+        m_compute->cancelAll(kReportTag);
+        if (m_reportDialog)
+            m_reportDialog->deleteLater();
+        statusBar()->showMessage(tr("Report cancelled"), kStatusMessageMs);
+        emit reportFinished(false);
+    });
+    QPointer<QProgressDialog> dialog(m_reportDialog);
+    auto progress = [dialog](double f, std::string_view stage) {
         const QString s = QString::fromUtf8(stage.data(), qsizetype(stage.size()));
-        QMetaObject::invokeMethod(self.data(), [self, f, s] {
-            if (self) {
-                self->m_progress->setValue(int(f * self->m_progress->maximum()));
-                self->m_progress->setFormat(QStringLiteral("%1 %p%").arg(s));
+        QMetaObject::invokeMethod(qApp, [dialog, f, s] {
+            if (dialog) {
+                dialog->setValue(int(f * kSteps));
+                dialog->setLabelText(s);
             }
         });
         return true;

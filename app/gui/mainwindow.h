@@ -2,10 +2,12 @@
 // The main window only wires parts together: docks and tabs, menus and shortcuts, recent files,
 // drag-and-drop, settings. The views and the engine calls live in views/.
 #include <QMainWindow>
+#include <QPointer>
 #include <QStringList>
 
 class QLabel;
 class QProgressBar;
+class QProgressDialog;
 class QTabWidget;
 
 namespace attnscope {
@@ -74,6 +76,7 @@ private:
     QLabel* m_hover = nullptr;
     QLabel* m_backend = nullptr;
     QProgressBar* m_progress = nullptr;
+    QPointer<QProgressDialog> m_reportDialog;  ///< while a report is being written
     QStringList m_recent;
     QString m_lastError;
 };

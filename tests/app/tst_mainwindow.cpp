@@ -7,6 +7,8 @@
 #include <QMimeData>
 #include <QtMath>
 #include <QPainter>
+#include <QProgressDialog>
+#include <QPushButton>
 #include <QStandardPaths>
 #include <QSvgRenderer>
 #include <QTabWidget>
@@ -59,6 +61,8 @@ private slots:
     void zoomToTokenLevelAndBack();
     void runAnalyses();
     void runCpuProfile();
+    void exportReportWithProgress();
+    void cancelReport();
     void exportEachFormat_data();
     void exportEachFormat();
     void dropOpensTrace();
@@ -254,6 +258,39 @@ void TestMainWindow::runCpuProfile()
     QVERIFY(profiler->report().has_value());
     QCOMPARE(profiler->report()->shapes.size(), size_t(1));
     QVERIFY(profiler->report()->shapes.front().variants.size() >= 2);  // both variants (and the dense baseline)
+}
+
+void TestMainWindow::exportReportWithProgress()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QSignalSpy finished(m_window.get(), &MainWindow::reportFinished);
+    m_window->exportReport(dir.path());
+    QVERIFY(m_window->findChild<QProgressDialog*>() != nullptr);  // the GUI progress dialog
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+    QCOMPARE(finished.first().first().toBool(), true);
+    QVERIFY(QFile::exists(dir.filePath(QStringLiteral("report.html"))));
+    QVERIFY(QFile::exists(dir.filePath(QStringLiteral("report.json"))));
+    QTRY_VERIFY_WITH_TIMEOUT(m_window->findChild<QProgressDialog*>() == nullptr, kTimeoutMs);
+}
+
+void TestMainWindow::cancelReport()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QSignalSpy finished(m_window.get(), &MainWindow::reportFinished);
+    m_window->exportReport(dir.path());
+    auto* dialog = m_window->findChild<QProgressDialog*>();
+    QVERIFY(dialog != nullptr);
+    auto* cancelButton = dialog->findChild<QPushButton*>();
+    QVERIFY(cancelButton != nullptr);
+    cancelButton->click();  // what the user does; QProgressDialog::cancel() alone emits nothing
+    QCOMPARE(finished.count(), 1);
+    QCOMPARE(finished.first().first().toBool(), false);
+    // The cancelled job's result is dropped: no second reportFinished, and the dialog goes away.
+    QTRY_VERIFY_WITH_TIMEOUT(m_window->findChild<QProgressDialog*>() == nullptr, kTimeoutMs);
+    QTest::qWait(200);
+    QCOMPARE(finished.count(), 1);
 }
 
 void TestMainWindow::exportEachFormat_data()
