@@ -41,7 +41,8 @@ QString cell(double v, int precision = 4) { return v >= 0 ? QString::number(v, '
 ProfilerPanel::ProfilerPanel(std::shared_ptr<const Trace> trace, QWidget* parent) : QWidget(parent) {
     buildUi();
     setTrace(std::move(trace));
-    connect(&m_watcher, &QFutureWatcher<Result<ProfileReport>>::finished, this, &ProfilerPanel::showReport);
+    connect(&m_watcher, &QFutureWatcher<Result<ProfileReport>>::finished, this,
+            [this] { showResult(m_watcher.result()); });
 }
 
 ProfilerPanel::~ProfilerPanel() {
@@ -241,7 +242,13 @@ ProfileRequest ProfilerPanel::request() const {
     return r;
 }
 
-bool ProfilerPanel::isRunning() const { return m_watcher.isRunning(); }
+bool ProfilerPanel::isRunning() const { return m_watcher.isRunning() || m_runnerBusy; }
+
+void ProfilerPanel::deliver(Result<ProfileReport> result) {
+    if (!m_runnerBusy) return;  // not ours (or already delivered)
+    m_runnerBusy = false;
+    showResult(std::move(result));
+}
 
 void ProfilerPanel::run() {
     if (isRunning()) return;
@@ -263,7 +270,13 @@ void ProfilerPanel::run() {
             Qt::QueuedConnection);
         return !cancel->load();
     };
-    m_watcher.setFuture(QtConcurrent::run([req, progress] { return runProfile(req, progress); }));
+    Work work = [req, progress] { return runProfile(req, progress); };
+    if (m_runner) {
+        m_runnerBusy = true;
+        m_runner(std::move(work));
+    } else {
+        m_watcher.setFuture(QtConcurrent::run(std::move(work)));
+    }
 }
 
 void ProfilerPanel::cancel() {
@@ -277,10 +290,9 @@ void ProfilerPanel::onProgress(double fraction, const QString& stage) {
     m_status->setText(stage);
 }
 
-void ProfilerPanel::showReport() {
+void ProfilerPanel::showResult(Result<ProfileReport> result) {
     m_runButton->setEnabled(true);
     m_cancelButton->setEnabled(false);
-    Result<ProfileReport> result = m_watcher.result();
     if (!result) {
         const QString msg = QString::fromStdString(result.message());
         m_status->setText(result.status().code() == ErrorCode::Cancelled ? tr("cancelled") : tr("failed: %1").arg(msg));

@@ -7,6 +7,7 @@
 #include <QWidget>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -44,6 +45,14 @@ public:
     const std::optional<ProfileReport>& report() const { return m_report; }
     bool isRunning() const;
 
+    /// Where runs execute. By default a QtConcurrent thread; the main window hands them to
+    /// ComputeService's GPU worker, the one thread that owns the CUDA context and the CUPTI
+    /// session. A runner must call deliver() on the GUI thread with the work's result.
+    using Work = std::function<Result<ProfileReport>()>;
+    using Runner = std::function<void(Work work)>;
+    void setRunner(Runner runner) { m_runner = std::move(runner); }
+    void deliver(Result<ProfileReport> result);
+
     // Controls, for tests and the main window's shortcuts.
     void setVariants(const QStringList& tokens);
     void setSyntheticShape(int batch, int heads, int tokens, int headDim);
@@ -60,7 +69,7 @@ signals:
 
 private:
     void buildUi();
-    void showReport();
+    void showResult(Result<ProfileReport> result);
     void fillTable(const ShapeProfile& shape, const std::string& backend);
     void updateSourceControls();
     void exportReport(const QString& format);
@@ -69,6 +78,8 @@ private:
     std::shared_ptr<const Trace> m_trace;
     std::optional<ProfileReport> m_report;
     QFutureWatcher<Result<ProfileReport>> m_watcher;
+    Runner m_runner;
+    bool m_runnerBusy = false;
     std::shared_ptr<std::atomic<bool>> m_cancel;
 
     QRadioButton* m_fromTrace = nullptr;
@@ -98,3 +109,7 @@ private:
 };
 
 }  // namespace attnscope
+
+/// A profile result crossing threads inside a QVariant (ComputeService jobs).
+using ProfileResultPtr = std::shared_ptr<attnscope::Result<attnscope::ProfileReport>>;
+Q_DECLARE_METATYPE(ProfileResultPtr)

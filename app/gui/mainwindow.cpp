@@ -47,6 +47,7 @@ constexpr int kDockWidth = 380;
 constexpr int kStatusMessageMs = 8000;
 constexpr double kZoomStep = 2.0;
 const QString kReportTag = QStringLiteral("report");
+const QString kProfileTag = QStringLiteral("profile");
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
@@ -69,6 +70,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         showError(tr("Could not open %1").arg(QFileInfo(path).fileName()), message);
     });
     connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
+        if (tag == kProfileTag && m_profiler) {
+            if (r.canConvert<ProfileResultPtr>() && r.value<ProfileResultPtr>())
+                m_profiler->deliver(std::move(*r.value<ProfileResultPtr>()));
+            else
+                m_profiler->deliver(Status{ErrorCode::Internal, "the profile job returned no result"});
+            return;
+        }
         if (tag != kReportTag)
             return;
         if (m_reportDialog)
@@ -119,6 +127,12 @@ void MainWindow::buildPanels()
     // where there is no OpenGL (the offscreen platform), so the tab then says why instead.
     if (QOpenGLContext probe; probe.create()) {
         m_profiler = new ProfilerPanel({}, this);
+        // Profiles run on ComputeService's GPU worker: one thread owns CUDA and CUPTI.
+        m_profiler->setRunner([this](ProfilerPanel::Work work) {
+            m_compute->submitGpu(kProfileTag, [work = std::move(work)](GpuEngine*, const CancelToken&) {
+                return QVariant::fromValue(std::make_shared<Result<ProfileReport>>(work()));
+            });
+        });
         m_tabs->addTab(m_profiler, tr("P&rofiler"));
         connect(m_session, &TraceSession::traceOpened, m_profiler, [this] { m_profiler->setTrace(m_session->trace()); });
         connect(m_session, &TraceSession::traceClosed, m_profiler, [this] { m_profiler->setTrace({}); });

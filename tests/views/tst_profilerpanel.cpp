@@ -4,6 +4,9 @@
 
 #include <QLabel>
 #include <QTableWidget>
+#include <QThread>
+
+#include <atomic>
 
 #include "kerneltimelinecanvas.h"
 #include "profilerpanel.h"
@@ -43,6 +46,38 @@ private slots:
         const double x = KernelTimelineCanvas::kLabelWidth + timeline->viewport().timeToX(rec[0].startUs + rec[0].durationUs / 2);
         const QString details = timeline->detailsAt(QPointF(x, KernelTimelineCanvas::kAxisHeight + 5));
         QVERIFY2(details.contains("cpu::") || details.contains("folded"), qPrintable(details));
+    }
+
+    // With a runner set (the main window's: ComputeService's GPU worker), runs go through it
+    // and come back through deliver(); here the runner is a thread of its own.
+    void runnerCarriesTheRun() {
+        ProfilerPanel panel;
+        panel.setSyntheticShape(1, 2, 128, 32);
+        panel.setVariants({"causal", "sliding:32"});
+        panel.setBackendChoice(BackendChoice::Cpu);
+        panel.setMaxSamples(2);
+        std::atomic<int> calls{0};
+        QThread* worker = nullptr;
+        panel.setRunner([&](ProfilerPanel::Work work) {
+            ++calls;
+            worker = QThread::create([&panel, work] {
+                Result<ProfileReport> r = work();
+                QMetaObject::invokeMethod(&panel, [&panel, r] { panel.deliver(r); }, Qt::QueuedConnection);
+            });
+            worker->start();
+        });
+        QSignalSpy finished(&panel, &ProfilerPanel::profileFinished);
+        panel.run();
+        QVERIFY(panel.isRunning());
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        QVERIFY(!panel.isRunning());
+        QCOMPARE(calls.load(), 1);
+        QVERIFY(panel.report().has_value());
+        QCOMPARE(panel.report()->backend, std::string("CPU"));
+        worker->wait();
+        delete worker;
+        panel.deliver(Status{ErrorCode::Internal, "late"});  // a stray delivery is ignored
+        QVERIFY(panel.report().has_value());
     }
 
     // Draws through ImGui when the platform has OpenGL (run under Xvfb with QT_QPA_PLATFORM=xcb):
