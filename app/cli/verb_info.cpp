@@ -73,15 +73,8 @@ Json toJson(const Trace& t, bool scanned) {
         const LayerConfig& c = t.config(i);
         Json l = Json::object();
         l.set("index", i);
-        l.set("heads", c.heads);
-        l.set("kv_heads", c.kvHeads);
-        l.set("head_dim", c.headDim);
-        l.set("scale", c.scale);
-        l.set("causal", c.causal);
-        l.set("sliding_window", c.slidingWindow > 0 ? Json(c.slidingWindow) : Json());
-        l.set("softcap", c.softcap > 0 ? Json(c.softcap) : Json());
-        l.set("alibi", c.alibi);
-        l.set("positional", c.positional);
+        Json settings = layerConfigJson(c);  // a named object: the loop must not outlive a temporary
+        for (auto& [k, v] : settings.asObject()) l.set(k, std::move(v));
         Json tensors = Json::object();
         for (const auto& [role, view] : roles(t, i)) {
             Json v = Json::object();

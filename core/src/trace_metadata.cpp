@@ -273,6 +273,21 @@ Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& wh
     return m;
 }
 
+Json layerConfigJson(const LayerConfig& c) {
+    Json l = Json::object();
+    l.set(key::kHeads, c.heads);
+    l.set(key::kKvHeads, c.kvHeads);
+    l.set(key::kHeadDim, c.headDim);
+    l.set(key::kScale, c.scale);
+    l.set(key::kCausal, c.causal);
+    l.set(key::kSlidingWindow, c.slidingWindow > 0 ? Json(c.slidingWindow) : Json());
+    l.set(key::kSoftcap, c.softcap > 0 ? Json(c.softcap) : Json());
+    l.set(key::kAlibi, c.alibi);
+    l.set(key::kPositional, c.positional);
+    return l;
+}
+
+
 std::string TraceWriter::metadataJson(const TraceMetadata& m) {
     Json meta = Json::object();
     meta.set(key::kFormat, m.format);
@@ -294,19 +309,7 @@ std::string TraceWriter::metadataJson(const TraceMetadata& m) {
     }
 
     Json layers = Json::array();
-    for (const LayerConfig& c : m.layers) {
-        Json l = Json::object();
-        l.set(key::kHeads, c.heads);
-        l.set(key::kKvHeads, c.kvHeads);
-        l.set(key::kHeadDim, c.headDim);
-        l.set(key::kScale, c.scale);
-        l.set(key::kCausal, c.causal);
-        l.set(key::kSlidingWindow, c.slidingWindow > 0 ? Json(c.slidingWindow) : Json());
-        l.set(key::kSoftcap, c.softcap > 0 ? Json(c.softcap) : Json());
-        l.set(key::kAlibi, c.alibi);
-        l.set(key::kPositional, c.positional);
-        layers.push(std::move(l));
-    }
+    for (const LayerConfig& c : m.layers) layers.push(layerConfigJson(c));
     meta.set(key::kLayers, layers.dump());
 
     if (!m.documents.empty()) {

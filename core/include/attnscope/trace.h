@@ -35,6 +35,12 @@ struct LayerConfig {
     std::string positional = "rope-applied";  ///< "rope-applied", "learned", "alibi", "none", …
 };
 
+class Json;
+/// One layer's settings as the trace format stores them (docs/trace-format.md "layers": heads,
+/// kv_heads, head_dim, scale, causal, sliding_window (null = none), softcap (null = none), alibi,
+/// positional). The writer and `attnscope-cli info --json` share it.
+Json layerConfigJson(const LayerConfig& c);
+
 struct TraceMetadata {
     std::string format = "attnscope.trace";
     int version = 1;
