@@ -4,7 +4,8 @@
 #   2. trains the demo model (tools/demo-model/train.py, time-budgeted);
 #   3. captures and checks the demo trace (tools/demo-model/make_demo.py);
 #   4. runs `attnscope-cli info` on it and the capture tests (tools/capture/run_tests.py).
-# Needs .device/corpus/{train,val}.txt (tools/demo-model/prepare_corpus.sh) and, without a
+# Needs .device/corpus/{train,val}.txt (tools/demo-model/prepare_corpus.sh; train.txt may be
+# carried as train.txt.gz) and, without a
 # system Eigen, third_party/eigen: pass carry=[".device", "third_party"].
 # Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
 # MAX_STEPS (7000), WEIGHT_DECAY (0.5), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
@@ -26,6 +27,11 @@ WORK=$(mktemp -d)
 TRACE_NAME=kjv-llama6.attn.safetensors
 PART_BYTES=15000000
 mkdir -p "$OUT"
+# The full corpus (44 MB) and the tracked tree do not fit together in the 64 MiB a call carries:
+# carry train.txt gzipped (13 MB) and unpack it here.
+if [ ! -f "$CORPUS/train.txt" ] && [ -f "$CORPUS/train.txt.gz" ]; then
+    gzip -dc "$CORPUS/train.txt.gz" > "$CORPUS/train.txt"
+fi
 LOG=$OUT/device.log
 exec > >(tee -a "$LOG") 2>&1
 
