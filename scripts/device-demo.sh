@@ -8,10 +8,12 @@
 # carried as train.txt.gz) and, without a
 # system Eigen, third_party/eigen: pass carry=[".device", "third_party"].
 # Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
-# MAX_STEPS (7000), WEIGHT_DECAY (0.5), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
+# MAX_STEPS (7000), WEIGHT_DECAY (0.5), CONFIGS ("WD:LR WD:LR": configs trained side by side;
+# default "$WEIGHT_DECAY:0.001"), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
 # checkpoint is a fallback candidate for the demo trace if the final model misses a bar), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
 # (a short pipeline check: 0.5 min of training, no trace kept).
-# Results in $OUT: device.log, losses.csv, train_summary.json, demo_checks.json, and the trace
+# Results in $OUT: device.log, train-N.log, train-results.tgz (losses-N.csv, train_summary-N.json),
+# demo_checks.json, test-traces.tgz, and the trace
 # split in 15 MB parts (kjv-llama6.attn.safetensors.part-*: the device tool returns files of
 # at most 16 MiB); join them with `cat`.
 set -uo pipefail
@@ -58,22 +60,51 @@ EIGEN_ARG=()
 BACKGROUND_PID=$!
 
 if [ "$SMOKE" = 1 ]; then MINUTES=0.5; MAX_STEPS=300; fi
-TOKENIZER_ARG=()
-[ -n "${TOKENIZER:-}" ] && TOKENIZER_ARG=(--tokenizer "$TOKENIZER")
-echo "== train: minutes $MINUTES, max steps $MAX_STEPS, weight decay $WEIGHT_DECAY"
-python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train" --minutes "$MINUTES" \
-    --max-steps "$MAX_STEPS" --weight-decay "$WEIGHT_DECAY" --save-at "$SAVE_AT" "${TOKENIZER_ARG[@]}"
-TRAIN_RC=$?
-cp "$WORK"/train/losses.csv "$WORK"/train/train_summary.json "$OUT"/ 2>/dev/null
+# CONFIGS: space-separated WEIGHT_DECAY:LR pairs, trained side by side on the one GPU (each gets
+# the whole time budget; every final model and checkpoint becomes a demo-trace candidate).
+CONFIGS=${CONFIGS:-"$WEIGHT_DECAY:0.001"}
+read -r -a CONFIG_LIST <<< "$CONFIGS"
+# One tokenizer for all configs (make_demo.py tokenizes the demo text with the first candidate's
+# tokenizer and requires every candidate's trace to hold the same token ids).
+if [ -z "${TOKENIZER:-}" ]; then
+    python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/tokenizer" --tokenizer-only
+    TOKENIZER=$WORK/tokenizer/tokenizer.json
+fi
+TOKENIZER_ARG=(--tokenizer "$TOKENIZER")
+echo "== train: minutes $MINUTES, max steps $MAX_STEPS, configs (weight decay:lr) $CONFIGS"
+TRAIN_PIDS=()
+index=0
+for config in "${CONFIG_LIST[@]}"; do
+    python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train-$index" --minutes "$MINUTES" \
+        --max-steps "$MAX_STEPS" --weight-decay "${config%%:*}" --lr "${config##*:}" --save-at "$SAVE_AT" \
+        "${TOKENIZER_ARG[@]}" > "$OUT/train-$index.log" 2>&1 &
+    TRAIN_PIDS+=($!)
+    index=$((index + 1))
+done
+TRAIN_RC=0
+for pid in "${TRAIN_PIDS[@]}"; do wait "$pid" || TRAIN_RC=1; done
+TRAIN_DIRS=()
+for ((i = 0; i < index; ++i)); do
+    echo "== train $i (weight decay:lr ${CONFIG_LIST[$i]}): last lines"; tail -n 4 "$OUT/train-$i.log"
+    mkdir -p "$WORK/results"
+    cp "$WORK/train-$i/losses.csv" "$WORK/results/losses-$i.csv" 2>/dev/null
+    cp "$WORK/train-$i/train_summary.json" "$WORK/results/train_summary-$i.json" 2>/dev/null
+    TRAIN_DIRS+=("$WORK/train-$i")
+done
+# The device tool returns at most 8 files: the per-config losses and summaries travel as one archive.
+tar czf "$OUT/train-results.tgz" -C "$WORK/results" . 2>/dev/null
 
 DEMO_RC=1
 if [ $TRAIN_RC = 0 ]; then
     echo "== demo trace"
-    # Candidates: the final model, then the checkpoints from the latest back; the first that meets
+    # Candidates: the final models, then the checkpoints from the latest back; the first that meets
     # every bar is kept.
-    MODEL_ARGS=(--model "$WORK/train/kjv-llama6")
-    for dir in $(ls -d "$WORK"/train/step-*/kjv-llama6 2>/dev/null | sort -t- -k2 -n -r); do
-        MODEL_ARGS+=(--model "$dir")
+    MODEL_ARGS=()
+    for train in "${TRAIN_DIRS[@]}"; do MODEL_ARGS+=(--model "$train/kjv-llama6"); done
+    for train in "${TRAIN_DIRS[@]}"; do
+        for dir in $(ls -d "$train"/step-*/kjv-llama6 2>/dev/null | sort -t- -k3 -n -r); do
+            MODEL_ARGS+=(--model "$dir")
+        done
     done
     python3 tools/demo-model/make_demo.py "${MODEL_ARGS[@]}" --val "$CORPUS/val.txt" \
         -o "$WORK/$TRACE_NAME" --checks-json "$OUT/demo_checks.json"
