@@ -2,7 +2,9 @@
 // the variant kernels, times them with events, and runs the GPU analysis passes.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <string>
 
 #include "attnscope/gpu.h"
 #include "cuda_engine.h"
@@ -65,6 +67,13 @@ CudaEngine::CudaEngine(int device) : m_device(device) {
         m_info.reason = std::string(prop.name) + " is compute capability " + std::to_string(prop.major) + "." +
                         std::to_string(prop.minor) + "; the kernels need 8.0 or newer (mma.sync bf16, cp.async)";
     }
+    // The wgmma kernels are built for sm_90a, which runs on compute capability 9.0 only.
+    // ATTNSCOPE_FLEX_PATH=mma forces the mma.sync kernels (to compare the two).
+    const char* forced = std::getenv("ATTNSCOPE_FLEX_PATH");
+    const bool hopper = prop.major == 9 && prop.minor == 0;
+    m_forwardPath = hopper && !(forced && std::string(forced) == "mma") ? ForwardPath::Wgmma : ForwardPath::MmaSync;
+    m_info.forwardKernel = m_forwardPath == ForwardPath::Wgmma ? "wgmma (sm_90a)" : "mma.sync";
+    if (std::getenv("ATTNSCOPE_WGMMA_V_SWAP")) m_debugFlags |= 1;
 }
 
 CudaEngine::~CudaEngine() {
@@ -163,6 +172,8 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.score = (*dv)->score;
         a.headDim = p.headDim;
         a.elem = elemOf(p.dtype);
+        a.path = m_forwardPath;
+        a.params.debugFlags = m_debugFlags;
         ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
     }
     std::vector<KernelLaunchInfo> out;

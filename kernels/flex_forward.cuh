@@ -9,14 +9,10 @@
 // memory through cp.async. Scores live in registers in the log2 domain; the online softmax
 // keeps a running max m and sum l per row; O is normalised once at the end.
 #include "device_types.h"
+#include "flex_common.cuh"
 #include "mma.cuh"
 
 namespace attnscope::flex {
-
-template <bool B>
-struct BoolTag {
-    static constexpr bool value = B;
-};
 
 struct ForwardConfig {
     static constexpr int kBlockM = kMaskBlock;  ///< query rows per CTA
@@ -57,6 +53,11 @@ __device__ __forceinline__ void loadTile(Elem* smem, const Elem* head, int row0,
     }
 }
 
+/// Reinterprets four consecutive accumulators as one m16n8 fragment.
+__device__ __forceinline__ float (&fragment(float* x, int tile))[4] {
+    return *reinterpret_cast<float(*)[4]>(x + 4 * tile);
+}
+
 template <typename Elem, int D, typename Mask, typename Score>
 __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBlocks<D>)
     flexForwardKernel(FlexParams p, Mask mask, Score unboundScore) {
@@ -80,20 +81,12 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
     const Elem* gK = static_cast<const Elem*>(p.k) + kvOffset;
     const Elem* gV = static_cast<const Elem*>(p.v) + kvOffset;
 
-    const int nPartial = p.mask.kvNum[qBlock];
-    const int nFull = p.mask.fullNum[qBlock];
-    const int* partialIdx = p.mask.kvIdx + static_cast<long long>(qBlock) * p.mask.numKvBlocks;
-    const int* fullIdx = p.mask.fullIdx + static_cast<long long>(qBlock) * p.mask.numKvBlocks;
-    const int nSteps = C::kStepsPerBlock * (nPartial + nFull);
-    auto stepKey0 = [&](int step) {
-        const int i = step / C::kStepsPerBlock;
-        const int kb = i < nPartial ? partialIdx[i] : fullIdx[i - nPartial];
-        return kb * kMaskBlock + (step % C::kStepsPerBlock) * C::kBlockN;
-    };
+    const KeySchedule<C::kStepsPerBlock> schedule(p.mask, qBlock);
+    const int nSteps = schedule.steps();
 
     loadTile<Elem, D, C::kBlockM>(sQ, gQ, qBlock * C::kBlockM, p.tokens);
     if (nSteps > 0) {
-        const int k0 = stepKey0(0);
+        const int k0 = schedule.key0(0);
         loadTile<Elem, D, C::kBlockN>(sK, gK, k0, p.tokens);
         loadTile<Elem, D, C::kBlockN>(sV, gV, k0, p.tokens);
     }
@@ -102,17 +95,16 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     // This thread's two rows (MMA C-fragment layout): lane/4 and lane/4 + 8 of the warp's 16.
     const int row0 = qBlock * C::kBlockM + warp * C::kRowsPerWarp + lane / 4;
-    const float scaleLog2 = p.scale * kLog2e;
-    float acc[kDTiles][4];
+    float acc[kDTiles * 4];
 #pragma unroll
-    for (int t = 0; t < kDTiles; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+    for (int i = 0; i < kDTiles * 4; ++i) acc[i] = 0.0f;
     float rowMax[2] = {-INFINITY, -INFINITY};
     float rowSum[2] = {0.0f, 0.0f};  // this thread's partial sums; reduced over the quad at the end
 
     for (int step = 0; step < nSteps; ++step) {
         const int stage = step & 1;
         if (step + 1 < nSteps) {
-            const int k0 = stepKey0(step + 1);
+            const int k0 = schedule.key0(step + 1);
             loadTile<Elem, D, C::kBlockN>(sK + (stage ^ 1) * C::kBlockN * D, gK, k0, p.tokens);
             loadTile<Elem, D, C::kBlockN>(sV + (stage ^ 1) * C::kBlockN * D, gV, k0, p.tokens);
         }
@@ -121,13 +113,12 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
         __syncthreads();
         const Elem* tK = sK + stage * C::kBlockN * D;
         const Elem* tV = sV + stage * C::kBlockN * D;
-        const int key0 = stepKey0(step);
-        const bool partial = step / C::kStepsPerBlock < nPartial;
+        const int key0 = schedule.key0(step);
 
         // S = Q Kᵀ (16 × 64 per warp)
-        float s[kNTiles][4];
+        float s[kNTiles * 4];
 #pragma unroll
-        for (int j = 0; j < kNTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int i = 0; i < kNTiles * 4; ++i) s[i] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
             unsigned a[4];
@@ -136,100 +127,35 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
             for (int np = 0; np < kNTiles / 2; ++np) {
                 unsigned bk[4];
                 ldmatrixX4(bk, tK + swizzle<D>(np * 16 + (lane % 8) + (lane / 16) * 8, kk * 16 + ((lane / 8) % 2) * 8));
-                Ops::mma(s[2 * np], a, bk[0], bk[1]);
-                Ops::mma(s[2 * np + 1], a, bk[2], bk[3]);
+                Ops::mma(fragment(s, 2 * np), a, bk[0], bk[1]);
+                Ops::mma(fragment(s, 2 * np + 1), a, bk[2], bk[3]);
             }
         }
 
         // score_mod, then mask_mod on partial blocks only (two code paths, so full blocks carry
-        // no mask code); scores move to log2 units for exp2.
-        auto scoreAndMask = [&](auto isPartial) {
-#pragma unroll
-            for (int j = 0; j < kNTiles; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int q = row0 + (e / 2) * 8;
-                    const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                    float x;
-                    if constexpr (Score::kIdentity)
-                        x = s[j][e] * scaleLog2;
-                    else
-                        x = score(s[j][e] * p.scale, b, h, q, kv) * kLog2e;
-                    if constexpr (decltype(isPartial)::value)
-                        if (!(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
-                    s[j][e] = x;
-                }
-        };
-        if (partial)
-            scoreAndMask(BoolTag<true>{});
+        // no mask code); then the online softmax.
+        if (schedule.partial(step))
+            scoreAndMask<kNTiles, true>(s, mask, score, p, b, h, row0, key0, lane);
         else
-            scoreAndMask(BoolTag<false>{});
-
-        // online softmax: new running max, rescale what was accumulated, P = exp2(S - m)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float mx = rowMax[r];
-#pragma unroll
-            for (int j = 0; j < kNTiles; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            // A row with nothing allowed yet keeps m = -inf; subtract 0 instead so no inf - inf.
-            const float ref = mx == -INFINITY ? 0.0f : mx;
-            const float alpha = fastExp2(rowMax[r] - ref);
-            rowMax[r] = mx;
-            float sum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < kNTiles; ++j) {
-                s[j][2 * r] = fastExp2(s[j][2 * r] - ref);
-                s[j][2 * r + 1] = fastExp2(s[j][2 * r + 1] - ref);
-                sum += s[j][2 * r] + s[j][2 * r + 1];
-            }
-            rowSum[r] = rowSum[r] * alpha + sum;
-#pragma unroll
-            for (int t = 0; t < kDTiles; ++t) {
-                acc[t][2 * r] *= alpha;
-                acc[t][2 * r + 1] *= alpha;
-            }
-        }
+            scoreAndMask<kNTiles, false>(s, mask, score, p, b, h, row0, key0, lane);
+        onlineSoftmax<kNTiles, kDTiles>(s, acc, rowMax, rowSum);
 
         // O += P V: the S accumulators of two n8 tiles form one k16 A fragment.
 #pragma unroll
         for (int kk = 0; kk < C::kBlockN / 16; ++kk) {
             unsigned a[4];
-            a[0] = Ops::pack(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = Ops::pack(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = Ops::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = Ops::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            probabilityFragment<Elem, kNTiles>(a, s, kk);
 #pragma unroll
             for (int dp = 0; dp < D / 16; ++dp) {
                 unsigned bv[4];
                 ldmatrixX4Trans(bv, tV + swizzle<D>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8, dp * 16 + (lane / 16) * 8));
-                Ops::mma(acc[2 * dp], a, bv[0], bv[1]);
-                Ops::mma(acc[2 * dp + 1], a, bv[2], bv[3]);
+                Ops::mma(fragment(acc, 2 * dp), a, bv[0], bv[1]);
+                Ops::mma(fragment(acc, 2 * dp + 1), a, bv[2], bv[3]);
             }
         }
         __syncthreads();  // the next step overwrites this stage
     }
-
-    // Epilogue: O /= l, lse = (m + log2 l)·ln 2; rows with nothing allowed get O = 0, lse = -inf.
-    Elem* gO = static_cast<Elem*>(p.o) + qOffset;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = rowSum[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const int q = row0 + r * 8;
-        if (q >= p.tokens) continue;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#pragma unroll
-        for (int t = 0; t < kDTiles; ++t) {
-            const unsigned packed = Ops::pack(acc[t][2 * r] * inv, acc[t][2 * r + 1] * inv);
-            *reinterpret_cast<unsigned*>(gO + static_cast<long long>(q) * D + t * 8 + (lane % 4) * 2) = packed;
-        }
-        if (lane % 4 == 0)
-            p.lse[(static_cast<long long>(b) * p.heads + h) * p.tokens + q] =
-                l > 0.0f ? (rowMax[r] + __log2f(l)) * kLn2 : -INFINITY;
-    }
+    storeRows<Elem, D>(p, acc, rowMax, rowSum, b, h, row0, lane);
 }
 
 // ---- block mask ----------------------------------------------------------------------------------
@@ -270,3 +196,21 @@ __global__ void packBlocksKernel(const unsigned char* state, int numQBlocks, int
 }
 
 }  // namespace attnscope::flex
+
+#ifndef __CUDACC_RTC__
+namespace attnscope::gpu {
+/// The mma.sync kernel for the host dispatch (flex_dispatch.cuh).
+struct MmaSyncFamily {
+    static constexpr const char* kName = "flex_forward";
+    static constexpr int kThreads = flex::ForwardConfig::kThreads;
+    template <int D>
+    static constexpr int sharedBytes() {
+        return flex::forwardSharedBytes<D>();
+    }
+    template <typename Elem, int D, typename Mask, typename Score>
+    static auto kernel() {
+        return flex::flexForwardKernel<Elem, D, Mask, Score>;
+    }
+};
+}  // namespace attnscope::gpu
+#endif

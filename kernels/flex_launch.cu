@@ -2,6 +2,7 @@
 // instantiations: {bf16, fp16} × {64, 128} × {(full, identity), (causal, identity), (program,
 // identity), (program, program score)} (flex_forward_*.cu); other mods compose through programs.
 #include "flex_dispatch.cuh"
+#include "flex_forward.cuh"
 
 namespace attnscope::gpu {
 namespace {
@@ -44,6 +45,8 @@ Status launchForward(const ForwardArgs& a, cudaStream_t stream, LaunchLog* log) 
         return {ErrorCode::InvalidArgument, "flex forward: heads must be a multiple of kvHeads"};
     if (a.headDim != 64 && a.headDim != 128)
         return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+    if (a.path == ForwardPath::Wgmma)
+        return a.elem == ElemType::BF16 ? forwardSm90Bf16(a, stream, log) : forwardSm90F16(a, stream, log);
     return a.elem == ElemType::BF16 ? forwardBf16(a, stream, log) : forwardF16(a, stream, log);
 }
 

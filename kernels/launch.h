@@ -26,6 +26,10 @@ using LaunchLog = std::vector<LaunchRecord>;
 /// in; everything else runs the MaskProgram) and whether a score_mod is present.
 enum class MaskFunctor { Full, Causal, Program };
 
+/// Which forward kernel runs: wgmma needs an sm_90 device (the kernels are built for sm_90a);
+/// mma.sync runs on any sm_80+ device (and through PTX on newer ones).
+enum class ForwardPath { MmaSync, Wgmma };
+
 struct ForwardArgs {
     flex::FlexParams params;
     MaskFunctor mask = MaskFunctor::Full;
@@ -33,6 +37,7 @@ struct ForwardArgs {
     flex::ScoreProgram score;  ///< kind == kScoreNone: the identity instantiation
     int headDim = 128;
     ElemType elem = ElemType::BF16;
+    ForwardPath path = ForwardPath::MmaSync;
 };
 
 /// Builds the BlockMask (view's pointers preallocated: numQBlocks and numQBlocks × numKvBlocks

@@ -4,7 +4,12 @@
 #   device run, carry ["third_party", ".device"]:  bash scripts/device-kernels.sh [all|selftest|bench]
 # Needs third_party/eigen (cp -r /usr/include/eigen3 third_party/eigen) and
 # .device/anchors/torch_anchors.py (a copy of ../shared/bench/torch_anchors.py) in the tree.
-# Environment: SELFTEST_FLAGS (default --quick), BENCH_FLAGS, ANCHORS_JSONL, ANCHOR_TIMEOUT, OUT.
+# Environment: SELFTEST_FLAGS (default --quick), BENCH_FLAGS, ANCHORS_JSONL, ANCHOR_TIMEOUT, OUT,
+# PREBUILT=1 (use attnscope-cli and attnscope-bench already in $BUILD, e.g. built on the development
+# machine with `cmake --preset engine` and carried: saves the GPU machine's build minutes),
+# MMA_BENCH_FLAGS (when set, attnscope-bench also runs on the mma.sync kernels with these flags).
+# On an sm_90 device the wgmma kernels run by default; the self-test also checks the mma.sync
+# kernels (ATTNSCOPE_FLEX_PATH=mma).
 set -uo pipefail
 MODE=${1:-all}
 OUT=${OUT:-$PWD/out/device}
@@ -19,18 +24,30 @@ export PYTHONUNBUFFERED=1
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
 t0=$(date +%s)
-# The `engine` preset's settings, with the carried Eigen.
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNSCOPE_GUI=OFF -DATTNSCOPE_TESTS=OFF \
-      -DATTNSCOPE_CUDA=ON -DATTNSCOPE_EIGEN_DIR="$EIGEN" >"$OUT/configure.log" 2>&1 \
-    || { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build "$BUILD" --target attnscope-cli attnscope-bench -j "$JOBS" >"$OUT/build.log" 2>&1 \
-    || { grep -E "error|FAILED|undefined" "$OUT/build.log" | head -40; exit 1; }
-echo "build: $(( $(date +%s) - t0 )) s"
+if [[ ${PREBUILT:-0} == 1 && -x $BUILD/app/attnscope-cli && -x $BUILD/bench/attnscope-bench ]]; then
+    echo "build: prebuilt binaries in $BUILD"
+else
+    # The `engine` preset's settings, with the carried Eigen.
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DATTNSCOPE_GUI=OFF -DATTNSCOPE_TESTS=OFF \
+          -DATTNSCOPE_CUDA=ON -DATTNSCOPE_EIGEN_DIR="$EIGEN" >"$OUT/configure.log" 2>&1 \
+        || { tail -30 "$OUT/configure.log"; exit 1; }
+    cmake --build "$BUILD" --target attnscope-cli attnscope-bench -j "$JOBS" >"$OUT/build.log" 2>&1 \
+        || { grep -E "error|FAILED|undefined" "$OUT/build.log" | head -40; exit 1; }
+    echo "build: $(( $(date +%s) - t0 )) s"
+fi
 
 status=0
 if [[ $MODE == all || $MODE == selftest ]]; then
     "$BUILD/app/attnscope-cli" selftest --gpu $SELFTEST_FLAGS >"$OUT/selftest.log" 2>&1 || status=1
     grep -E "^FAIL|error" "$OUT/selftest.log" | head -40
+    ATTNSCOPE_FLEX_PATH=mma "$BUILD/app/attnscope-cli" selftest --gpu $SELFTEST_FLAGS >"$OUT/selftest-mma.log" 2>&1 \
+        || status=1
+    grep -E "^FAIL|error" "$OUT/selftest-mma.log" | head -20 | sed 's/^/mma.sync: /'
+    if grep -q "^FAIL" "$OUT/selftest.log" && grep -q "wgmma" "$OUT/selftest.log"; then
+        # Layout probe: V's descriptor offsets swapped (FlexParams::debugFlags bit 0).
+        ATTNSCOPE_WGMMA_V_SWAP=1 "$BUILD/app/attnscope-cli" selftest --gpu --quick >"$OUT/selftest-vswap.log" 2>&1
+        echo "V-swap probe: $(grep -c '^PASS' "$OUT/selftest-vswap.log") PASS, $(grep -c '^FAIL' "$OUT/selftest-vswap.log") FAIL"
+    fi
 fi
 if [[ $MODE == all || $MODE == bench ]]; then
     # Anchors from an earlier run on the same machine kind can be reused (ANCHORS_JSONL=file).
@@ -43,6 +60,10 @@ if [[ $MODE == all || $MODE == bench ]]; then
     fi
     "$BUILD/bench/attnscope-bench" --anchors "$OUT/anchors.jsonl" --json "$OUT/bench.json" ${BENCH_FLAGS:-} \
         >"$OUT/bench.log" 2>&1 || status=1
+    if [[ -n ${MMA_BENCH_FLAGS:-} ]]; then
+        ATTNSCOPE_FLEX_PATH=mma "$BUILD/bench/attnscope-bench" --anchors "$OUT/anchors.jsonl" \
+            --json "$OUT/bench-mma.json" $MMA_BENCH_FLAGS >"$OUT/bench-mma.log" 2>&1 || status=1
+    fi
 fi
 
 echo "---- summary ($(( $(date +%s) - t0 )) s) ----"
@@ -54,5 +75,7 @@ for line in open(sys.argv[1]):
         r = json.loads(line)
         if "ms" in r: print(f"anchor {r['impl']:<15} {r['variant']:<9} {r['B']},{r['H']},{r['T']},{r['D']:<4} {r['ms']:8.3f} ms {r['tflops']:6.1f} TF/s")
 PY
+[[ -f $OUT/selftest-mma.log ]] && tail -1 "$OUT/selftest-mma.log" | sed 's/^/mma.sync: /'
 [[ -f $OUT/bench.log ]] && cat "$OUT/bench.log"
+[[ -f $OUT/bench-mma.log ]] && { echo "---- mma.sync kernels ----"; cat "$OUT/bench-mma.log"; }
 exit $status

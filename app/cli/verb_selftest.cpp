@@ -77,8 +77,9 @@ int run(Args& args) {
             return kExitNoGpu;
         }
         engine.reset();
-        std::printf("GPU: %s (sm_%d%d, %d SMs, %.0f GiB)\n", info.name.c_str(), info.computeMajor, info.computeMinor,
-                    info.smCount, double(info.memoryBytes) / double(1ull << 30));
+        std::printf("GPU: %s (sm_%d%d, %d SMs, %.0f GiB), forward kernel %s\n", info.name.c_str(), info.computeMajor,
+                    info.computeMinor, info.smCount, double(info.memoryBytes) / double(1ull << 30),
+                    info.forwardKernel.c_str());
         auto report = runGpuSelfTest(args.has("quick"));
         if (!report) {
             if (report.status().code() == ErrorCode::Unsupported) {

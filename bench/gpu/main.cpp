@@ -168,8 +168,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "attnscope-bench: no GPU: %s\n", info.reason.c_str());
         return kExitUsage;
     }
-    std::printf("GPU %s, %d SMs, SM clock %d MHz; median of %d runs after %d warm-ups, %s\n", info.name.c_str(),
-                info.smCount, info.smClockMHz, o.reps, o.warmup, o.dtype == GpuDType::BF16 ? "bf16" : "f16");
+    std::printf("GPU %s, %d SMs, SM clock %d MHz, forward kernel %s; median of %d runs after %d warm-ups, %s\n",
+                info.name.c_str(), info.smCount, info.smClockMHz, info.forwardKernel.c_str(), o.reps, o.warmup,
+                o.dtype == GpuDType::BF16 ? "bf16" : "f16");
     std::printf("%-16s %-24s %9s %9s %8s %9s %9s %9s\n", "B,H,T,D", "variant", "ms", "TFLOP/s", "density",
                 "x cuDNN", "x FA2", "x flex");
     Json rows = Json::array();
@@ -248,6 +249,7 @@ int main(int argc, char** argv) {
     if (!o.json.empty()) {
         Json doc = Json::object();
         doc.set("gpu", info.name);
+        doc.set("forward_kernel", info.forwardKernel);
         doc.set("dtype", o.dtype == GpuDType::BF16 ? "bf16" : "f16");
         doc.set("reps", o.reps);
         doc.set("rows", rows);

@@ -11,6 +11,7 @@ class TestGpuEngine : public QObject {
 private slots:
     void unavailableSaysWhy();
     void rejectsBadProblems();
+    void selfTest_data();
     void selfTest();
 };
 
@@ -46,9 +47,22 @@ void TestGpuEngine::rejectsBadProblems() {
     QVERIFY(r.message().find("q holds 10") != std::string::npos);
 }
 
+void TestGpuEngine::selfTest_data() {
+    QTest::addColumn<QByteArray>("path");
+    QTest::newRow("default kernels (wgmma on sm_90)") << QByteArray();
+    QTest::newRow("mma.sync kernels") << QByteArray("mma");
+}
+
 void TestGpuEngine::selfTest() {
+    QFETCH(QByteArray, path);
+    // The engine reads ATTNSCOPE_FLEX_PATH when it is created (runGpuSelfTest creates its own).
+    if (path.isEmpty())
+        qunsetenv("ATTNSCOPE_FLEX_PATH");
+    else
+        qputenv("ATTNSCOPE_FLEX_PATH", path);
     auto engine = createGpuEngine();
     if (!engine->info().available) QSKIP(("no GPU: " + engine->info().reason).c_str());
+    qInfo("forward kernel: %s", engine->info().forwardKernel.c_str());
     auto report = runGpuSelfTest(true);
     QVERIFY2(report.ok(), report.message().c_str());
     for (const auto& line : report->lines)

@@ -24,6 +24,7 @@ struct GpuInfo {
     uint64_t l2Bytes = 0;
     int driverVersion = 0, runtimeVersion = 0;
     int smClockMHz = 0, memClockMHz = 0;
+    std::string forwardKernel;  ///< the attention forward kernel family in use: "wgmma (sm_90a)" or "mma.sync"
 };
 
 enum class GpuDType { BF16, F16 };

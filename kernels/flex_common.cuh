@@ -1,0 +1,149 @@
+#pragma once
+// Per-thread pieces both forward kernels share (mma.sync for sm_80+, wgmma for sm_90a). Both keep
+// scores and outputs in the same accumulator layout: a warp owns 16 query rows, a thread two of
+// them (lane / 4 and lane / 4 + 8), and for every n8 column tile j four values
+//   x[4j + 0], x[4j + 1]: row lane / 4,     columns 8j + 2(lane % 4) + {0, 1}
+//   x[4j + 2], x[4j + 3]: row lane / 4 + 8, the same columns.
+// A row's values are spread over the four lanes of a quad, so row reductions use two shuffles.
+#include "device_types.h"
+#include "mma.cuh"
+
+namespace attnscope::flex {
+
+template <bool B>
+struct BoolTag {
+    static constexpr bool value = B;
+};
+
+/// score_mod, then (partial blocks only) mask_mod, on NT score tiles; the result is in log2 units
+/// for exp2. `row0` is the thread's first row, `key0` the first key of the tile.
+template <int NT, bool PARTIAL, typename Mask, typename Score>
+__device__ __forceinline__ void scoreAndMask(float (&s)[NT * 4], const Mask& mask, const Score& score,
+                                             const FlexParams& p, int b, int h, int row0, int key0, int lane) {
+    const float scaleLog2 = p.scale * kLog2e;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int q = row0 + (e / 2) * 8;
+            const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
+            float x;
+            if constexpr (Score::kIdentity)
+                x = s[4 * j + e] * scaleLog2;
+            else
+                x = score(s[4 * j + e] * p.scale, b, h, q, kv) * kLog2e;
+            if constexpr (PARTIAL)
+                if (!(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
+            s[4 * j + e] = x;
+        }
+}
+
+/// Online softmax step on the scores: updates the running max and sum of the thread's two rows,
+/// turns the scores into unnormalised probabilities P = exp2(S - m) and returns in `alpha` the
+/// factor exp2(m_old - m_new) by which what was accumulated so far must be rescaled.
+template <int NT>
+__device__ __forceinline__ void softmaxRows(float (&s)[NT * 4], float (&rowMax)[2], float (&rowSum)[2],
+                                            float (&alpha)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float mx = rowMax[r];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        // A row with nothing allowed yet keeps m = -inf; subtract 0 instead so no inf - inf.
+        const float ref = mx == -INFINITY ? 0.0f : mx;
+        alpha[r] = fastExp2(rowMax[r] - ref);
+        rowMax[r] = mx;
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            s[4 * j + 2 * r] = fastExp2(s[4 * j + 2 * r] - ref);
+            s[4 * j + 2 * r + 1] = fastExp2(s[4 * j + 2 * r + 1] - ref);
+            sum += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+        }
+        rowSum[r] = rowSum[r] * alpha[r] + sum;
+    }
+}
+
+/// Rescales the OT output tiles of the thread's two rows.
+template <int OT>
+__device__ __forceinline__ void rescaleRows(float (&o)[OT * 4], const float (&alpha)[2]) {
+#pragma unroll
+    for (int t = 0; t < OT; ++t) {
+        o[4 * t + 0] *= alpha[0];
+        o[4 * t + 1] *= alpha[0];
+        o[4 * t + 2] *= alpha[1];
+        o[4 * t + 3] *= alpha[1];
+    }
+}
+
+/// Both steps at once, for kernels that rescale right away.
+template <int NT, int OT>
+__device__ __forceinline__ void onlineSoftmax(float (&s)[NT * 4], float (&o)[OT * 4], float (&rowMax)[2],
+                                              float (&rowSum)[2]) {
+    float alpha[2];
+    softmaxRows<NT>(s, rowMax, rowSum, alpha);
+    rescaleRows<OT>(o, alpha);
+}
+
+/// The A fragment (16 rows × 16 keys) of P·V for keys [16kk, 16kk + 16): two n8 score tiles.
+template <typename Elem, int NT>
+__device__ __forceinline__ void probabilityFragment(unsigned (&a)[4], const float (&s)[NT * 4], int kk) {
+    using Ops = ElemOps<Elem>;
+    a[0] = Ops::pack(s[8 * kk + 0], s[8 * kk + 1]);
+    a[1] = Ops::pack(s[8 * kk + 2], s[8 * kk + 3]);
+    a[2] = Ops::pack(s[8 * kk + 4], s[8 * kk + 5]);
+    a[3] = Ops::pack(s[8 * kk + 6], s[8 * kk + 7]);
+}
+
+/// Epilogue: O /= l, lse = (m + log2 l)·ln 2; rows past T are skipped; rows with nothing allowed
+/// get O = 0, lse = -inf.
+template <typename Elem, int D>
+__device__ __forceinline__ void storeRows(const FlexParams& p, const float (&o)[D / 2], const float (&rowMax)[2],
+                                          const float (&rowSum)[2], int b, int h, int row0, int lane) {
+    using Ops = ElemOps<Elem>;
+    const long long qOffset = (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
+    Elem* gO = static_cast<Elem*>(p.o) + qOffset;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = rowSum[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int q = row0 + r * 8;
+        if (q >= p.tokens) continue;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t) {
+            const unsigned packed = Ops::pack(o[4 * t + 2 * r] * inv, o[4 * t + 2 * r + 1] * inv);
+            *reinterpret_cast<unsigned*>(gO + static_cast<long long>(q) * D + t * 8 + (lane % 4) * 2) = packed;
+        }
+        if (lane % 4 == 0)
+            p.lse[(static_cast<long long>(b) * p.heads + h) * p.tokens + q] =
+                l > 0.0f ? (rowMax[r] + __log2f(l)) * kLn2 : -INFINITY;
+    }
+}
+
+/// The query block's key steps from the BlockMask: partial blocks first (mask_mod evaluated), then
+/// full ones; STEPS steps of kMaskBlock / STEPS keys per block.
+template <int STEPS>
+struct KeySchedule {
+    const int* partialIdx;
+    const int* fullIdx;
+    int nPartial, nFull;
+
+    __device__ __forceinline__ KeySchedule(const BlockMaskView& m, int qBlock)
+        : partialIdx(m.kvIdx + static_cast<long long>(qBlock) * m.numKvBlocks),
+          fullIdx(m.fullIdx + static_cast<long long>(qBlock) * m.numKvBlocks),
+          nPartial(m.kvNum[qBlock]),
+          nFull(m.fullNum[qBlock]) {}
+    __device__ __forceinline__ int steps() const { return STEPS * (nPartial + nFull); }
+    __device__ __forceinline__ bool partial(int step) const { return step / STEPS < nPartial; }
+    __device__ __forceinline__ int key0(int step) const {
+        const int i = step / STEPS;
+        const int kb = i < nPartial ? partialIdx[i] : fullIdx[i - nPartial];
+        return kb * kMaskBlock + (step % STEPS) * (kMaskBlock / STEPS);
+    }
+};
+
+}  // namespace attnscope::flex
