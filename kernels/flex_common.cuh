@@ -7,6 +7,7 @@
 // A row's values are spread over the four lanes of a quad, so row reductions use two shuffles.
 #include "device_types.h"
 #include "mma.cuh"
+#include "mods.cuh"
 
 namespace attnscope::flex {
 
@@ -15,42 +16,156 @@ struct BoolTag {
     static constexpr bool value = B;
 };
 
-/// score_mod, then (partial blocks only) mask_mod, on NT score tiles; the result is in log2 units
-/// for exp2. `row0` is the thread's first row, `key0` the first key of the tile.
-template <int NT, bool PARTIAL, typename Mask, typename Score>
-__device__ __forceinline__ void scoreAndMask(float (&s)[NT * 4], const Mask& mask, const Score& score,
-                                             const FlexParams& p, int b, int h, int row0, int key0, int lane) {
-    const float scaleLog2 = p.scale * kLog2e;
+/// Sets the scores of the (q, kv) pairs that `allowed(q, kv)` rejects, or whose key lies past T,
+/// to -inf.
+template <int NT, typename Allowed>
+__device__ __forceinline__ void maskWhere(float (&s)[NT * 4], int tokens, int row0, int key0, int lane,
+                                          Allowed allowed) {
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int q = row0 + (e / 2) * 8;
             const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-            float x;
-            if constexpr (Score::kIdentity)
-                x = s[4 * j + e] * scaleLog2;
-            else
-                x = score(s[4 * j + e] * p.scale, b, h, q, kv) * kLog2e;
-            if constexpr (PARTIAL)
-                if (!(kv < p.tokens && mask(b, h, q, kv))) x = -INFINITY;
-            s[4 * j + e] = x;
+            if (!(kv < tokens && allowed(q, kv))) s[4 * j + e] = -INFINITY;
         }
 }
 
-/// Online softmax step on the scores: updates the running max and sum of the thread's two rows,
-/// turns the scores into unnormalised probabilities P = exp2(S - m) and returns in `alpha` the
-/// factor exp2(m_old - m_new) by which what was accumulated so far must be rescaled.
+/// mask_mod on a tile: any functor, one call per element. ProgramMask has its own overload
+/// (mods.cuh) that resolves the program once per tile.
+template <int NT, typename Mask>
+__device__ __forceinline__ void applyMask(const Mask& mask, float (&s)[NT * 4], int tokens, int b, int h, int row0,
+                                          int key0, int lane) {
+    maskWhere<NT>(s, tokens, row0, key0, lane, [&](int q, int kv) { return mask(b, h, q, kv); });
+}
+
+/// One mask term on a tile, as a bit set (bit 4j + e: element e of n8 tile j allowed). Each kind
+/// has its own element loop, with per-row and per-column values (document ids, residues mod the
+/// dilation) computed once, so no loop holds a switch or a division.
+template <int NT>
+__device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int docTokens, int tokens, int row0,
+                                                       int key0, int lane) {
+    static_assert(NT * 4 <= 64, "one bit per element");
+    unsigned long long bits = 0;
+    auto collect = [&](auto allowed) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int q = row0 + (e / 2) * 8;
+                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
+                if (kv < tokens && allowed(q, kv, e / 2, 2 * j + e % 2)) bits |= 1ull << (4 * j + e);
+            }
+    };
+    // Per-row (r) and per-column (c) values of the thread's 2 rows and 2·NT columns.
+    int rowValue[2], colValue[2 * NT];
+    auto perRowAndColumn = [&](auto value) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) rowValue[r] = value(row0 + 8 * r, -1);
+#pragma unroll
+        for (int c = 0; c < 2 * NT; ++c) colValue[c] = value(key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2, -2);
+    };
+    switch (t.kind) {
+    case kTermFull: collect([](int, int, int, int) { return true; }); break;
+    case kTermCausal: collect([](int q, int kv, int, int) { return kv <= q; }); break;
+    case kTermSliding: {
+        const int window = t.window;
+        collect([window](int q, int kv, int, int) { return kv <= q && q - kv < window; });
+        break;
+    }
+    case kTermPrefix: {
+        const int prefix = t.prefix;
+        collect([prefix](int q, int kv, int, int) { return kv < prefix || kv <= q; });
+        break;
+    }
+    case kTermDocument: {  // ids past T never match (-1 for rows, -2 for columns)
+        const int* docs = t.docs;
+        perRowAndColumn([&](int i, int past) { return i < docTokens && i < tokens ? docs[i] : past; });
+        collect([&](int q, int kv, int r, int c) { return kv <= q && rowValue[r] == colValue[c]; });
+        break;
+    }
+    case kTermDilated: {  // (q − kv) % dilation == 0  ⟺  q and kv have the same residue
+        const int window = t.window, dilation = t.dilation;
+        perRowAndColumn([dilation](int i, int) { return i % dilation; });
+        collect([&](int q, int kv, int r, int c) {
+            return kv <= q && q - kv < window && rowValue[r] == colValue[c];
+        });
+        break;
+    }
+    case kTermBlockSparse: {
+        const int blockSize = t.blockSize, cols = t.blockCols;
+        const unsigned char* blocks = t.blocks;
+        collect([=](int q, int kv, int, int) {
+            const int qb = q / blockSize;
+            return kv <= q && qb < cols && blocks[qb * cols + kv / blockSize] != 0;
+        });
+        break;
+    }
+    default: break;  // unknown kinds allow nothing
+    }
+    return bits;
+}
+
+/// ProgramMask on a tile: each term once per tile (termTile), combined right to left like
+/// ProgramMask::operator(), then applied.
+template <int NT>
+__device__ __forceinline__ void applyMask(const ProgramMask& mask, float (&s)[NT * 4], int tokens, int, int,
+                                          int row0, int key0, int lane) {
+    const MaskProgram& program = mask.program;
+    const int last = program.count - 1;
+    unsigned long long allowed = termTile<NT>(program.term[last], program.tokens, tokens, row0, key0, lane);
+#pragma unroll 1
+    for (int i = last - 1; i >= 0; --i) {
+        const unsigned long long a = termTile<NT>(program.term[i], program.tokens, tokens, row0, key0, lane);
+        allowed = program.combine[i] == kCombineAnd ? (a & allowed) : (a | allowed);
+    }
+#pragma unroll
+    for (int i = 0; i < NT * 4; ++i)
+        if (!((allowed >> i) & 1ull)) s[i] = -INFINITY;
+}
+
+/// score_mod, then (partial blocks only) mask_mod, on NT score tiles. With a score_mod the result
+/// is in log2 units for exp2; without one the raw Q·K products stay (the softmax folds the scale
+/// into its exp2 argument: softmaxScale). `row0` is the thread's first row, `key0` the first key of
+/// the tile.
+template <int NT, bool PARTIAL, typename Mask, typename Score>
+__device__ __forceinline__ void scoreAndMask(float (&s)[NT * 4], const Mask& mask, const Score& score,
+                                             const FlexParams& p, int b, int h, int row0, int key0, int lane) {
+    if constexpr (!Score::kIdentity) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int q = row0 + (e / 2) * 8;
+                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
+                s[4 * j + e] = score(s[4 * j + e] * p.scale, b, h, q, kv) * kLog2e;
+            }
+    }
+    if constexpr (PARTIAL) applyMask<NT>(mask, s, p.tokens, b, h, row0, key0, lane);
+}
+
+/// The factor softmaxRows applies to what scoreAndMask leaves: scale·log2 e for raw products
+/// (the host requires scale > 0, so the row max commutes with it), 1 for log2-unit scores.
+template <typename Score>
+__device__ __forceinline__ float softmaxScale(const FlexParams& p) {
+    return Score::kIdentity ? p.scale * kLog2e : 1.0f;
+}
+
+/// Online softmax step on the scores x (log2 units after multiplying by `scale`, > 0): updates the
+/// running max m (log2 units) and sum of the thread's two rows, turns the scores into unnormalised
+/// probabilities P = exp2(scale·x - m) (one FFMA and one ex2 each) and returns in `alpha` the factor
+/// exp2(m_old - m_new) by which what was accumulated so far must be rescaled.
 template <int NT>
 __device__ __forceinline__ void softmaxRows(float (&s)[NT * 4], float (&rowMax)[2], float (&rowSum)[2],
-                                            float (&alpha)[2]) {
+                                            float (&alpha)[2], float scale) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-        float mx = rowMax[r];
+        float mx = -INFINITY;
 #pragma unroll
         for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mx = fmaxf(rowMax[r], mx * scale);
         // A row with nothing allowed yet keeps m = -inf; subtract 0 instead so no inf - inf.
         const float ref = mx == -INFINITY ? 0.0f : mx;
         alpha[r] = fastExp2(rowMax[r] - ref);
@@ -58,8 +173,8 @@ __device__ __forceinline__ void softmaxRows(float (&s)[NT * 4], float (&rowMax)[
         float sum = 0.0f;
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            s[4 * j + 2 * r] = fastExp2(s[4 * j + 2 * r] - ref);
-            s[4 * j + 2 * r + 1] = fastExp2(s[4 * j + 2 * r + 1] - ref);
+            s[4 * j + 2 * r] = fastExp2(fmaf(s[4 * j + 2 * r], scale, -ref));
+            s[4 * j + 2 * r + 1] = fastExp2(fmaf(s[4 * j + 2 * r + 1], scale, -ref));
             sum += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
         }
         rowSum[r] = rowSum[r] * alpha[r] + sum;
@@ -81,9 +196,9 @@ __device__ __forceinline__ void rescaleRows(float (&o)[OT * 4], const float (&al
 /// Both steps at once, for kernels that rescale right away.
 template <int NT, int OT>
 __device__ __forceinline__ void onlineSoftmax(float (&s)[NT * 4], float (&o)[OT * 4], float (&rowMax)[2],
-                                              float (&rowSum)[2]) {
+                                              float (&rowSum)[2], float scale) {
     float alpha[2];
-    softmaxRows<NT>(s, rowMax, rowSum, alpha);
+    softmaxRows<NT>(s, rowMax, rowSum, alpha, scale);
     rescaleRows<OT>(o, alpha);
 }
 

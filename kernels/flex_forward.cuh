@@ -60,7 +60,8 @@ __device__ __forceinline__ float (&fragment(float* x, int tile))[4] {
 
 template <typename Elem, int D, typename Mask, typename Score>
 __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBlocks<D>)
-    flexForwardKernel(FlexParams p, Mask mask, Score unboundScore) {
+    flexForwardKernel(const __grid_constant__ FlexParams p, const __grid_constant__ Mask mask,
+                      const __grid_constant__ Score unboundScore) {
     using C = ForwardConfig;
     using Ops = ElemOps<Elem>;
     constexpr int kDTiles = D / 8;    // n8 tiles of the output row
@@ -138,7 +139,7 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
             scoreAndMask<kNTiles, true>(s, mask, score, p, b, h, row0, key0, lane);
         else
             scoreAndMask<kNTiles, false>(s, mask, score, p, b, h, row0, key0, lane);
-        onlineSoftmax<kNTiles, kDTiles>(s, acc, rowMax, rowSum);
+        onlineSoftmax<kNTiles, kDTiles>(s, acc, rowMax, rowSum, softmaxScale<Score>(p));
 
         // O += P V: the S accumulators of two n8 tiles form one k16 A fragment.
 #pragma unroll

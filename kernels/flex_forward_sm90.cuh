@@ -9,6 +9,8 @@
 //   softmax           registers (flex_common.cuh), log2 domain
 //   O += P V          wgmma m64nDk16, A = P from registers, B = V from shared memory (transposed)
 // K and V are double-buffered through cp.async; the next block loads while this one computes.
+// The two warpgroups take turns issuing S = Q Kᵀ (ping-pong through two named barriers), so one
+// warpgroup's softmax runs while the other's MMAs occupy the tensor cores.
 // Header only, like the mma.sync kernel, so NVRTC can compile user mods against it.
 #include "flex_common.cuh"
 #include "wgmma.cuh"
@@ -20,9 +22,11 @@ struct HopperConfig {
     static constexpr int kBlockN = kMaskBlock;  ///< keys per step: one mask block
     static constexpr int kWarpgroups = 2;       ///< 64 query rows each
     static constexpr int kThreads = kWarpgroups * 128;
-    /// Two CTAs per SM at D = 64 (80 KiB of shared memory each), one at D = 128 (161 KiB).
-    template <int D>
-    static constexpr int kMinBlocks = D <= 64 ? 2 : 1;
+    /// Two CTAs per SM at D = 64 (80 KiB of shared memory each) for the built-in full and causal
+    /// masks without a score mod, whose registers fit 128; mask or score programs need more
+    /// (capped at 128, ptxas serialises the wgmmas), so they run one CTA per SM, as D = 128 does.
+    template <int D, typename Mask, typename Score>
+    static constexpr int kMinBlocks = D <= 64 && Score::kIdentity && !MaskTraits<Mask>::kProgram ? 2 : 1;
     static_assert(kBlockM == kWarpgroups * 64, "a warpgroup MMA covers 64 rows");
 };
 
@@ -52,8 +56,9 @@ __device__ __forceinline__ void loadSwizzledTile(unsigned char* tile, const Elem
 }
 
 template <typename Elem, int D, typename Mask, typename Score>
-__global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBlocks<D>)
-    flexForwardSm90Kernel(FlexParams p, Mask mask, Score unboundScore) {
+__global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBlocks<D, Mask, Score>)
+    flexForwardSm90Kernel(const __grid_constant__ FlexParams p, const __grid_constant__ Mask mask,
+                          const __grid_constant__ Score unboundScore) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using C = HopperConfig;
     constexpr int kTile = hopperTileBytes<D>();
@@ -101,6 +106,12 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
     float rowMax[2] = {-INFINITY, -INFINITY};
     float rowSum[2] = {0.0f, 0.0f};  // this thread's partial sums; reduced over the quad at the end
 
+    // Ping-pong: warpgroup g issues its S MMAs after barrier 1 + g, then releases the other one.
+    // Warpgroup 1 primes barrier 1 so that warpgroup 0 goes first, and skips its last release so
+    // arrivals and waits balance.
+    constexpr int kPair = C::kThreads;
+    if (group == 1 && nSteps > 0) namedBarrierArrive(1, kPair);
+
     for (int step = 0; step < nSteps; ++step) {
         const int stage = step & 1;
         cpAsyncWait<0>();
@@ -116,17 +127,17 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
         const unsigned char* tV = sV + stage * kTile;
 
         // S = Q Kᵀ (64 × 128 per warpgroup); k16 steps walk 32 bytes inside a 128-byte row.
-        float s[kNTiles * 4];
-#pragma unroll
-        for (int i = 0; i < kNTiles * 4; ++i) s[i] = 0.0f;
+        float s[kNTiles * 4];  // the first k16 step overwrites (scale-d = 0), so no zeroing
+        namedBarrierSync(1 + group, kPair);  // my turn
         wgmmaFence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
             const unsigned offset = (kk / 4) * kPanel + (kk % 4) * 32;
             WgmmaSS<Elem, C::kBlockN>::run(s, smemDescriptor(sQ + offset + group * 64 * 128, 16, 1024),
-                                           smemDescriptor(tK + offset, 16, 1024), 1);
+                                           smemDescriptor(tK + offset, 16, 1024), kk > 0);
         }
         wgmmaCommit();
+        if (group == 0 || step + 1 < nSteps) namedBarrierArrive(2 - group, kPair);  // the other's turn
         wgmmaWait<0>();
         fenceRegisters(s);
 
@@ -135,7 +146,7 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
             scoreAndMask<kNTiles, true>(s, mask, score, p, b, h, row0, key0, lane);
         else
             scoreAndMask<kNTiles, false>(s, mask, score, p, b, h, row0, key0, lane);
-        onlineSoftmax<kNTiles, kDTiles>(s, o, rowMax, rowSum);
+        onlineSoftmax<kNTiles, kDTiles>(s, o, rowMax, rowSum, softmaxScale<Score>(p));
 
         // O += P V; k16 steps walk 16 keys = 2 KiB of the V tile.
         unsigned pa[C::kBlockN / 16][4];

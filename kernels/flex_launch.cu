@@ -1,6 +1,9 @@
 // The block-mask builder for the built-in mask functors and the forward entry point. Forward
 // instantiations: {bf16, fp16} × {64, 128} × {(full, identity), (causal, identity), (program,
 // identity), (program, program score)} (flex_forward_*.cu); other mods compose through programs.
+#include <cmath>
+#include <string>
+
 #include "flex_dispatch.cuh"
 #include "flex_forward.cuh"
 
@@ -43,6 +46,9 @@ Status buildBlockMask(MaskFunctor mask, const MaskProgram& program, int tokens, 
 Status launchForward(const ForwardArgs& a, cudaStream_t stream, LaunchLog* log) {
     if (a.params.heads % a.params.kvHeads != 0)
         return {ErrorCode::InvalidArgument, "flex forward: heads must be a multiple of kvHeads"};
+    if (!(a.params.scale > 0.0f) || !std::isfinite(a.params.scale))
+        return {ErrorCode::InvalidArgument, "flex forward: softmax scale " + std::to_string(a.params.scale) +
+                                                " (expected a finite value > 0)"};
     if (a.headDim != 64 && a.headDim != 128)
         return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
     if (a.path == ForwardPath::Wgmma)

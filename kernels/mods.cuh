@@ -42,13 +42,28 @@ struct ProgramMask {
         }
     }
     __device__ __forceinline__ bool operator()(int, int, int q, int kv) const {
-        bool r = term(program.term[program.count - 1], q, kv);
-        for (int i = program.count - 2; i >= 0; --i) {
+        // Unrolled over every slot, so each term is addressed statically (a dynamic index would
+        // copy the program to local memory, which the kernels' large shared-memory carve-out
+        // leaves to L2).
+        bool r = false;
+#pragma unroll
+        for (int i = kMaxMaskTerms - 1; i >= 0; --i) {
+            if (i >= program.count) continue;
             const bool a = term(program.term[i], q, kv);
-            r = program.combine[i] == kCombineAnd ? (a && r) : (a || r);
+            r = i == program.count - 1 ? a : (program.combine[i] == kCombineAnd ? (a && r) : (a || r));
         }
         return r;
     }
+};
+
+/// Whether a mask functor is the run-time program (large) or a small built-in one.
+template <typename Mask>
+struct MaskTraits {
+    static constexpr bool kProgram = false;
+};
+template <>
+struct MaskTraits<ProgramMask> {
+    static constexpr bool kProgram = true;
 };
 
 struct IdentityScore {
@@ -60,26 +75,26 @@ struct IdentityScore {
 /// Exponent span of the standard ALiBi slopes 2^(-span·(h+1)/H).
 constexpr float kAlibiSpan = 8.0f;
 
-/// Softcap (tanh.approx), ALiBi or relative bias, chosen at run time.
+/// Softcap (tanh.approx), ALiBi or relative bias, chosen at run time. bind() folds the kind into
+/// two per-head constants, so the per-element code is one (uniform) softcap test and one FMA:
+///   softcap:  c·tanh(s/c)        ALiBi: s + slope·(kv − q)        relative bias: s + bias·(q − kv)
 struct ProgramScore {
     static constexpr bool kIdentity = false;
     ScoreProgram program;
-    float slope = 0.0f;       ///< ALiBi slope of the bound head
-    float invSoftcap = 0.0f;  ///< 1/c, so the loop multiplies instead of dividing
+    float distance = 0.0f;    ///< coefficient of (kv − q): the ALiBi slope of the bound head, or −bias
+    float invSoftcap = 0.0f;  ///< 1/c (0: no softcap), so the loop multiplies instead of dividing
 
     __device__ __forceinline__ ProgramScore bind(int, int h) const {
         ProgramScore bound = *this;
-        bound.slope = exp2f(-kAlibiSpan * float(h + 1) / float(program.heads));
-        bound.invSoftcap = program.softcap > 0.0f ? 1.0f / program.softcap : 0.0f;
+        bound.distance = program.kind == kScoreAlibi          ? exp2f(-kAlibiSpan * float(h + 1) / float(program.heads))
+                         : program.kind == kScoreRelativeBias ? -program.bias
+                                                              : 0.0f;
+        bound.invSoftcap = program.kind == kScoreSoftcap && program.softcap > 0.0f ? 1.0f / program.softcap : 0.0f;
         return bound;
     }
     __device__ __forceinline__ float operator()(float s, int, int, int q, int kv) const {
-        switch (program.kind) {
-        case kScoreSoftcap: return program.softcap * fastTanh(s * invSoftcap);
-        case kScoreAlibi: return fmaf(slope, float(kv - q), s);
-        case kScoreRelativeBias: return fmaf(program.bias, float(q - kv), s);
-        default: return s;
-        }
+        if (invSoftcap != 0.0f) s = program.softcap * fastTanh(s * invSoftcap);
+        return fmaf(distance, float(kv - q), s);
     }
 };
 

@@ -43,11 +43,20 @@ __device__ __forceinline__ void wgmmaWait() {}
 __device__ __forceinline__ void fenceProxyAsync() {}
 #endif
 
+/// Named barriers (ids 1..15; 0 is __syncthreads) over `threads` threads: sync waits, arrive
+/// only signals. Two warpgroups take turns with them (ping-pong scheduling).
+__device__ __forceinline__ void namedBarrierSync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void namedBarrierArrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 /// Keeps the compiler from moving reads of wgmma accumulators above the wait that completes them.
 template <int N>
 __device__ __forceinline__ void fenceRegisters(float (&r)[N]) {
 #pragma unroll
-    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i]));
 }
 
 /// The same for A fragments an asynchronous MMA reads from registers.
@@ -56,7 +65,7 @@ __device__ __forceinline__ void fenceRegisters(unsigned (&r)[N][4]) {
 #pragma unroll
     for (int i = 0; i < N; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+        for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j]));
 }
 
 }  // namespace attnscope::flex
