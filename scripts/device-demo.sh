@@ -8,6 +8,7 @@
 # carried as train.txt.gz) and, without a
 # system Eigen, third_party/eigen: pass carry=[".device", "third_party"].
 # Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
+# TRAIN_ARGS (extra train.py arguments, e.g. "--heads 16 --kv-heads 4"),
 # MAX_STEPS (7000), WEIGHT_DECAY (0.5), CONFIGS ("WD:LR WD:LR": configs trained side by side;
 # default "$WEIGHT_DECAY:0.001"), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
 # checkpoint is a fallback candidate for the demo trace if the final model misses a bar), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
@@ -77,7 +78,7 @@ index=0
 for config in "${CONFIG_LIST[@]}"; do
     python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train-$index" --minutes "$MINUTES" \
         --max-steps "$MAX_STEPS" --weight-decay "${config%%:*}" --lr "${config##*:}" --save-at "$SAVE_AT" \
-        "${TOKENIZER_ARG[@]}" > "$OUT/train-$index.log" 2>&1 &
+        "${TOKENIZER_ARG[@]}" ${TRAIN_ARGS:-} > "$OUT/train-$index.log" 2>&1 &
     TRAIN_PIDS+=($!)
     index=$((index + 1))
 done
