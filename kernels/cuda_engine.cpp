@@ -73,7 +73,6 @@ CudaEngine::CudaEngine(int device) : m_device(device) {
     const bool hopper = prop.major == 9 && prop.minor == 0;
     m_forwardPath = hopper && !(forced && std::string(forced) == "mma") ? ForwardPath::Wgmma : ForwardPath::MmaSync;
     m_info.forwardKernel = m_forwardPath == ForwardPath::Wgmma ? "wgmma (sm_90a)" : "mma.sync";
-    if (std::getenv("ATTNSCOPE_WGMMA_V_SWAP")) m_debugFlags |= 1;
 }
 
 CudaEngine::~CudaEngine() {
@@ -173,7 +172,6 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.headDim = p.headDim;
         a.elem = elemOf(p.dtype);
         a.path = m_forwardPath;
-        a.params.debugFlags = m_debugFlags;
         ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
     }
     std::vector<KernelLaunchInfo> out;

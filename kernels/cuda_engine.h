@@ -50,7 +50,6 @@ private:
     int m_device = 0;
     GpuInfo m_info;
     ForwardPath m_forwardPath = ForwardPath::MmaSync;
-    int m_debugFlags = 0;  ///< FlexParams::debugFlags (ATTNSCOPE_WGMMA_V_SWAP)
     cudaStream_t m_stream = nullptr;
     DeviceArray m_flush;
 };

@@ -71,7 +71,6 @@ struct FlexParams {
     int batch = 1, heads = 1, kvHeads = 1, tokens = 0;
     float scale = 1.0f;
     BlockMaskView mask;
-    int debugFlags = 0;  ///< bit 0: the sm_90a kernel swaps V's descriptor offsets (a layout probe)
 };
 
 }  // namespace attnscope::flex

@@ -67,40 +67,30 @@ __device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int do
     };
     switch (t.kind) {
     case kTermFull: collect([](int, int, int, int) { return true; }); break;
-    case kTermCausal: collect([](int q, int kv, int, int) { return kv <= q; }); break;
+    case kTermCausal: collect([](int q, int kv, int, int) { return causalRule(q, kv); }); break;
     case kTermSliding: {
         const int window = t.window;
-        collect([window](int q, int kv, int, int) { return kv <= q && q - kv < window; });
+        collect([window](int q, int kv, int, int) { return slidingRule(q, kv, window); });
         break;
     }
     case kTermPrefix: {
         const int prefix = t.prefix;
-        collect([prefix](int q, int kv, int, int) { return kv < prefix || kv <= q; });
+        collect([prefix](int q, int kv, int, int) { return prefixRule(q, kv, prefix); });
         break;
     }
     case kTermDocument: {  // ids past T never match (-1 for rows, -2 for columns)
         const int* docs = t.docs;
         perRowAndColumn([&](int i, int past) { return i < docTokens && i < tokens ? docs[i] : past; });
-        collect([&](int q, int kv, int r, int c) { return kv <= q && rowValue[r] == colValue[c]; });
+        collect([&](int q, int kv, int r, int c) { return causalRule(q, kv) && rowValue[r] == colValue[c]; });
         break;
     }
     case kTermDilated: {  // (q − kv) % dilation == 0  ⟺  q and kv have the same residue
         const int window = t.window, dilation = t.dilation;
         perRowAndColumn([dilation](int i, int) { return i % dilation; });
-        collect([&](int q, int kv, int r, int c) {
-            return kv <= q && q - kv < window && rowValue[r] == colValue[c];
-        });
+        collect([&](int q, int kv, int r, int c) { return slidingRule(q, kv, window) && rowValue[r] == colValue[c]; });
         break;
     }
-    case kTermBlockSparse: {
-        const int blockSize = t.blockSize, cols = t.blockCols;
-        const unsigned char* blocks = t.blocks;
-        collect([=](int q, int kv, int, int) {
-            const int qb = q / blockSize;
-            return kv <= q && qb < cols && blocks[qb * cols + kv / blockSize] != 0;
-        });
-        break;
-    }
+    case kTermBlockSparse: collect([&t](int q, int kv, int, int) { return blockSparseRule(t, q, kv); }); break;
     default: break;  // unknown kinds allow nothing
     }
     return bits;
@@ -238,6 +228,25 @@ __device__ __forceinline__ void storeRows(const FlexParams& p, const float (&o)[
                 l > 0.0f ? (rowMax[r] + __log2f(l)) * kLn2 : -INFINITY;
     }
 }
+
+/// The CTA's query block, batch and head (heaviest query blocks, the last ones under causal
+/// masks, start first), and its Q head and shared K / V heads (GQA) in global memory.
+template <typename Elem, int D>
+struct CtaHeads {
+    int qBlock, h, b;
+    const Elem* q;
+    const Elem* k;
+    const Elem* v;
+
+    __device__ __forceinline__ explicit CtaHeads(const FlexParams& p)
+        : qBlock(gridDim.x - 1 - blockIdx.x), h(blockIdx.y), b(blockIdx.z) {
+        const int hk = h / (p.heads / p.kvHeads);
+        const long long kvOffset = (static_cast<long long>(b) * p.kvHeads + hk) * p.tokens * D;
+        q = static_cast<const Elem*>(p.q) + (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
+        k = static_cast<const Elem*>(p.k) + kvOffset;
+        v = static_cast<const Elem*>(p.v) + kvOffset;
+    }
+};
 
 /// The query block's key steps from the BlockMask: partial blocks first (mask_mod evaluated), then
 /// full ones; STEPS steps of kMaskBlock / STEPS keys per block.

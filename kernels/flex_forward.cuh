@@ -71,16 +71,10 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
     Elem* sK = sQ + C::kBlockM * D;
     Elem* sV = sK + 2 * C::kBlockN * D;
 
-    // Heaviest query blocks (the last ones under causal masks) start first.
-    const int qBlock = gridDim.x - 1 - blockIdx.x;
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int hk = h / (p.heads / p.kvHeads);
+    const CtaHeads<Elem, D> heads(p);
+    const int qBlock = heads.qBlock, h = heads.h, b = heads.b;
+    const Elem *gQ = heads.q, *gK = heads.k, *gV = heads.v;
     const Score score = unboundScore.bind(b, h);
-    const long long qOffset = (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
-    const long long kvOffset = (static_cast<long long>(b) * p.kvHeads + hk) * p.tokens * D;
-    const Elem* gQ = static_cast<const Elem*>(p.q) + qOffset;
-    const Elem* gK = static_cast<const Elem*>(p.k) + kvOffset;
-    const Elem* gV = static_cast<const Elem*>(p.v) + kvOffset;
 
     const KeySchedule<C::kStepsPerBlock> schedule(p.mask, qBlock);
     const int nSteps = schedule.steps();

@@ -71,16 +71,10 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
     unsigned char* sK = sQ + kTile;      // two stages
     unsigned char* sV = sK + 2 * kTile;  // two stages
 
-    // Heaviest query blocks (the last ones under causal masks) start first.
-    const int qBlock = gridDim.x - 1 - blockIdx.x;
-    const int h = blockIdx.y, b = blockIdx.z;
-    const int hk = h / (p.heads / p.kvHeads);
+    const CtaHeads<Elem, D> heads(p);
+    const int qBlock = heads.qBlock, h = heads.h, b = heads.b;
+    const Elem *gQ = heads.q, *gK = heads.k, *gV = heads.v;
     const Score score = unboundScore.bind(b, h);
-    const long long qOffset = (static_cast<long long>(b) * p.heads + h) * p.tokens * D;
-    const long long kvOffset = (static_cast<long long>(b) * p.kvHeads + hk) * p.tokens * D;
-    const Elem* gQ = static_cast<const Elem*>(p.q) + qOffset;
-    const Elem* gK = static_cast<const Elem*>(p.k) + kvOffset;
-    const Elem* gV = static_cast<const Elem*>(p.v) + kvOffset;
 
     const KeySchedule<1> schedule(p.mask, qBlock);
     const int nSteps = schedule.steps();
@@ -96,10 +90,6 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
     const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
     // This thread's two rows (accumulator layout): lane/4 and lane/4 + 8 of its warp's 16.
     const int row0 = qBlock * C::kBlockM + group * 64 + warp * 16 + lane / 4;
-    // V is read transposed (MN-major): the leading offset steps between 64-column panels, the
-    // stride between groups of 8 keys. Bit 0 of p.debugFlags swaps them (a layout probe).
-    const bool swapV = (p.debugFlags & 1) != 0;
-    const unsigned vLeading = swapV ? 1024u : kPanel, vStride = swapV ? kPanel : 1024u;
     float o[kDTiles * 4];
 #pragma unroll
     for (int i = 0; i < kDTiles * 4; ++i) o[i] = 0.0f;
@@ -148,14 +138,15 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
             scoreAndMask<kNTiles, false>(s, mask, score, p, b, h, row0, key0, lane);
         onlineSoftmax<kNTiles, kDTiles>(s, o, rowMax, rowSum, softmaxScale<Score>(p));
 
-        // O += P V; k16 steps walk 16 keys = 2 KiB of the V tile.
+        // O += P V; k16 steps walk 16 keys = 2 KiB of the V tile. V is read transposed (MN-major):
+        // the leading offset steps between 64-column panels, the stride between groups of 8 keys.
         unsigned pa[C::kBlockN / 16][4];
 #pragma unroll
         for (int kk = 0; kk < C::kBlockN / 16; ++kk) probabilityFragment<Elem, kNTiles>(pa[kk], s, kk);
         wgmmaFence();
 #pragma unroll
         for (int kk = 0; kk < C::kBlockN / 16; ++kk)
-            WgmmaRS<Elem, D>::run(o, pa[kk], smemDescriptor(tV + kk * 16 * 128, vLeading, vStride));
+            WgmmaRS<Elem, D>::run(o, pa[kk], smemDescriptor(tV + kk * 16 * 128, kPanel, 1024));
         wgmmaCommit();
         wgmmaWait<0>();
         fenceRegisters(o);

@@ -13,12 +13,22 @@
 
 namespace attnscope::flex {
 
+// The built-in mask kinds' rules, shared by the functors below (one pair at a time) and by
+// termTile (flex_common.cuh: a whole tile, with per-row and per-column values hoisted).
+__device__ __forceinline__ bool causalRule(int q, int kv) { return kv <= q; }
+__device__ __forceinline__ bool slidingRule(int q, int kv, int window) { return kv <= q && q - kv < window; }
+__device__ __forceinline__ bool prefixRule(int q, int kv, int prefix) { return kv < prefix || kv <= q; }
+__device__ __forceinline__ bool blockSparseRule(const MaskTerm& t, int q, int kv) {
+    const int qb = q / t.blockSize;
+    return kv <= q && qb < t.blockCols && t.blocks[qb * t.blockCols + kv / t.blockSize] != 0;
+}
+
 struct FullMask {
     __device__ __forceinline__ bool operator()(int, int, int, int) const { return true; }
 };
 
 struct CausalMask {
-    __device__ __forceinline__ bool operator()(int, int, int q, int kv) const { return kv <= q; }
+    __device__ __forceinline__ bool operator()(int, int, int q, int kv) const { return causalRule(q, kv); }
 };
 
 /// Evaluates a MaskProgram (compositions of the built-in masks) at run time.
@@ -26,18 +36,14 @@ struct ProgramMask {
     MaskProgram program;
 
     __device__ __forceinline__ bool term(const MaskTerm& t, int q, int kv) const {
-        const int d = q - kv;
         switch (t.kind) {
         case kTermFull: return true;
-        case kTermCausal: return d >= 0;
-        case kTermSliding: return d >= 0 && d < t.window;
-        case kTermPrefix: return kv < t.prefix || d >= 0;
-        case kTermDocument: return d >= 0 && q < program.tokens && t.docs[q] == t.docs[kv];
-        case kTermDilated: return d >= 0 && d < t.window && d % t.dilation == 0;
-        case kTermBlockSparse: {
-            const int qb = q / t.blockSize;
-            return d >= 0 && qb < t.blockCols && t.blocks[qb * t.blockCols + kv / t.blockSize] != 0;
-        }
+        case kTermCausal: return causalRule(q, kv);
+        case kTermSliding: return slidingRule(q, kv, t.window);
+        case kTermPrefix: return prefixRule(q, kv, t.prefix);
+        case kTermDocument: return causalRule(q, kv) && q < program.tokens && t.docs[q] == t.docs[kv];
+        case kTermDilated: return slidingRule(q, kv, t.window) && (q - kv) % t.dilation == 0;
+        case kTermBlockSparse: return blockSparseRule(t, q, kv);
         default: return false;
         }
     }

@@ -43,11 +43,6 @@ if [[ $MODE == all || $MODE == selftest ]]; then
     ATTNSCOPE_FLEX_PATH=mma "$BUILD/app/attnscope-cli" selftest --gpu $SELFTEST_FLAGS >"$OUT/selftest-mma.log" 2>&1 \
         || status=1
     grep -E "^FAIL|error" "$OUT/selftest-mma.log" | head -20 | sed 's/^/mma.sync: /'
-    if grep -q "^FAIL" "$OUT/selftest.log" && grep -q "wgmma" "$OUT/selftest.log"; then
-        # Layout probe: V's descriptor offsets swapped (FlexParams::debugFlags bit 0).
-        ATTNSCOPE_WGMMA_V_SWAP=1 "$BUILD/app/attnscope-cli" selftest --gpu --quick >"$OUT/selftest-vswap.log" 2>&1
-        echo "V-swap probe: $(grep -c '^PASS' "$OUT/selftest-vswap.log") PASS, $(grep -c '^FAIL' "$OUT/selftest-vswap.log") FAIL"
-    fi
 fi
 if [[ $MODE == all || $MODE == bench ]]; then
     # Anchors from an earlier run on the same machine kind can be reused (ANCHORS_JSONL=file).
