@@ -10,10 +10,13 @@
 # Environment: OUT (results folder; the device tool sets it), MINUTES (training budget, 5.5),
 # TRAIN_ARGS (extra train.py arguments, e.g. "--heads 16 --kv-heads 4"),
 # MAX_STEPS (7000), WEIGHT_DECAY (0.5), CONFIGS ("WD:LR WD:LR": configs trained side by side;
-# default "$WEIGHT_DECAY:0.001"), SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
-# checkpoint is a fallback candidate for the demo trace if the final model misses a bar), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
+# default "$WEIGHT_DECAY:0.001"), RUNS (instead of CONFIGS: train.py argument lists separated by
+# ";", e.g. "--rope-theta 500000;--rope-theta 500000 --lr 0.002"; added after TRAIN_ARGS),
+# SAVE_AT (steps to checkpoint, e.g. 5000,6000: each
+# checkpoint is a fallback candidate for the demo trace if the final model misses a bar), PICK_BEST=1
+# (score every candidate and keep the best, not the first that meets every bar), TOKENIZER (an existing tokenizer.json to reuse), SMOKE=1
 # (a short pipeline check: 0.5 min of training, no trace kept).
-# Results in $OUT: device.log, train-N.log, train-results.tgz (losses-N.csv, train_summary-N.json),
+# Results in $OUT: device.log, train-results.tgz (train-N.log, losses-N.csv, train_summary-N.json),
 # demo_checks.json, test-traces.tgz, and the trace
 # split in 15 MB parts (kjv-llama6.attn.safetensors.part-*: the device tool returns files of
 # at most 16 MiB); join them with `cat`.
@@ -61,24 +64,40 @@ EIGEN_ARG=()
 BACKGROUND_PID=$!
 
 if [ "$SMOKE" = 1 ]; then MINUTES=0.5; MAX_STEPS=300; fi
-# CONFIGS: space-separated WEIGHT_DECAY:LR pairs, trained side by side on the one GPU (each gets
-# the whole time budget; every final model and checkpoint becomes a demo-trace candidate).
-CONFIGS=${CONFIGS:-"$WEIGHT_DECAY:0.001"}
-read -r -a CONFIG_LIST <<< "$CONFIGS"
-# One tokenizer for all configs (make_demo.py tokenizes the demo text with the first candidate's
+# One training run per entry of RUNS (";"-separated train.py arguments) or, without RUNS, per
+# WEIGHT_DECAY:LR pair of CONFIGS. Each run gets the whole time budget and every final model and
+# checkpoint becomes a demo-trace candidate. Runs go round-robin over the GPUs the machine has
+# (on one GPU they share it and each runs at about half speed).
+RUN_ARGS=()
+if [ -n "${RUNS:-}" ]; then
+    IFS=';' read -r -a RUN_ARGS <<< "$RUNS"
+else
+    CONFIGS=${CONFIGS:-"$WEIGHT_DECAY:0.001"}
+    read -r -a CONFIG_LIST <<< "$CONFIGS"
+    for config in "${CONFIG_LIST[@]}"; do
+        RUN_ARGS+=("--weight-decay ${config%%:*} --lr ${config##*:}")
+    done
+fi
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+[ "$GPUS" -ge 1 ] || GPUS=1
+# One tokenizer for all runs (make_demo.py tokenizes the demo text with the first candidate's
 # tokenizer and requires every candidate's trace to hold the same token ids).
 if [ -z "${TOKENIZER:-}" ]; then
     python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/tokenizer" --tokenizer-only
     TOKENIZER=$WORK/tokenizer/tokenizer.json
 fi
 TOKENIZER_ARG=(--tokenizer "$TOKENIZER")
-echo "== train: minutes $MINUTES, max steps $MAX_STEPS, configs (weight decay:lr) $CONFIGS"
+echo "== train: minutes $MINUTES, max steps $MAX_STEPS, $GPUS GPU(s), ${#RUN_ARGS[@]} run(s)"
 TRAIN_PIDS=()
 index=0
-for config in "${CONFIG_LIST[@]}"; do
-    python3 tools/demo-model/train.py --corpus "$CORPUS" --out "$WORK/train-$index" --minutes "$MINUTES" \
-        --max-steps "$MAX_STEPS" --weight-decay "${config%%:*}" --lr "${config##*:}" --save-at "$SAVE_AT" \
-        "${TOKENIZER_ARG[@]}" ${TRAIN_ARGS:-} > "$OUT/train-$index.log" 2>&1 &
+mkdir -p "$WORK/results"
+for run in "${RUN_ARGS[@]}"; do
+    echo "   run $index on GPU $((index % GPUS)): --weight-decay $WEIGHT_DECAY ${TRAIN_ARGS:-} $run"
+    # shellcheck disable=SC2086  # the argument lists are meant to split on spaces
+    CUDA_VISIBLE_DEVICES=$((index % GPUS)) python3 tools/demo-model/train.py --corpus "$CORPUS" \
+        --out "$WORK/train-$index" --minutes "$MINUTES" --max-steps "$MAX_STEPS" \
+        --weight-decay "$WEIGHT_DECAY" --save-at "$SAVE_AT" "${TOKENIZER_ARG[@]}" ${TRAIN_ARGS:-} $run \
+        > "$WORK/results/train-$index.log" 2>&1 &
     TRAIN_PIDS+=($!)
     index=$((index + 1))
 done
@@ -86,13 +105,14 @@ TRAIN_RC=0
 for pid in "${TRAIN_PIDS[@]}"; do wait "$pid" || TRAIN_RC=1; done
 TRAIN_DIRS=()
 for ((i = 0; i < index; ++i)); do
-    echo "== train $i (weight decay:lr ${CONFIG_LIST[$i]}): last lines"; tail -n 4 "$OUT/train-$i.log"
-    mkdir -p "$WORK/results"
+    echo "== train $i (${RUN_ARGS[$i]}): validation losses and last lines"
+    grep -E ' val [0-9]' "$WORK/results/train-$i.log"; tail -n 2 "$WORK/results/train-$i.log"
     cp "$WORK/train-$i/losses.csv" "$WORK/results/losses-$i.csv" 2>/dev/null
     cp "$WORK/train-$i/train_summary.json" "$WORK/results/train_summary-$i.json" 2>/dev/null
     TRAIN_DIRS+=("$WORK/train-$i")
 done
-# The device tool returns at most 8 files: the per-config losses and summaries travel as one archive.
+# The device tool returns at most 8 files: the per-run logs, losses and summaries travel as one
+# archive.
 tar czf "$OUT/train-results.tgz" -C "$WORK/results" . 2>/dev/null
 
 DEMO_RC=1
@@ -107,7 +127,9 @@ if [ $TRAIN_RC = 0 ]; then
             MODEL_ARGS+=(--model "$dir")
         done
     done
-    python3 tools/demo-model/make_demo.py "${MODEL_ARGS[@]}" --val "$CORPUS/val.txt" \
+    ALL_ARG=()
+    [ "${PICK_BEST:-0}" = 1 ] && ALL_ARG=(--all)
+    python3 tools/demo-model/make_demo.py "${MODEL_ARGS[@]}" "${ALL_ARG[@]}" --val "$CORPUS/val.txt" \
         -o "$WORK/$TRACE_NAME" --checks-json "$OUT/demo_checks.json"
     DEMO_RC=$?
 fi

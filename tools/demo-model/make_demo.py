@@ -12,7 +12,8 @@ Checks (shared/docs/analysis-metrics.md, computed from the stored f16 Q/K as the
   previous mean over i >= 1 of A[i, i-1]                      bar: > 0.4 in >= 1 head
   induction mean over the second copy of A[i, i - L + 1]      bar: > 0.3 in >= 1 head
 Several --model candidates (e.g. checkpoints of one run) are tried in order; the first that meets
-every bar is kept, else the best ranked. `--check TRACE` only scores an existing demo trace.
+every bar is kept, else the best ranked; with --all every candidate is scored and the best ranked
+kept (bars met, then the number of sink heads, then the strongest sink). `--check TRACE` only scores an existing demo trace.
 Exit code 0 when every bar is met, 3 when the trace was written but a bar was missed.
 """
 
@@ -50,6 +51,9 @@ def parse_args():
     p.add_argument("--device", default="cuda")
     p.add_argument("-o", "--output")
     p.add_argument("--checks-json", help="where to write the check results")
+    p.add_argument("--all", action="store_true",
+                   help="score every candidate and keep the best ranked (default: stop at the "
+                        "first that meets every bar)")
     return p.parse_args()
 
 
@@ -235,7 +239,7 @@ def main():
         result["model_dir"] = model
         report(path, result)
         candidates.append((path, result))
-        if result["ok"]:
+        if result["ok"] and not args.all:
             break
     best_index = max(range(len(candidates)), key=lambda i: (candidates[i][1]["rank"], -i))
     best_path, best = candidates[best_index]

@@ -59,11 +59,26 @@ def parse_args():
     p.add_argument("--layers", type=int, default=6, help="transformer layers (the issue asks for >= 6)")
     p.add_argument("--heads", type=int, default=8, help="query heads (head dim = 512 / heads)")
     p.add_argument("--kv-heads", type=int, default=2, help="key/value heads (GQA)")
+    p.add_argument("--rope-theta", type=float, default=10000.0,
+                   help="RoPE base (Llama 2: 1e4, Llama 3: 5e5); a larger base leaves more "
+                        "slowly rotating dimensions, in which a query can match <bos> at any distance")
     p.add_argument("--model-name", default="kjv-llama6", help="folder name of the saved model")
     p.add_argument("--save-at", default="",
                    help="comma-separated steps at which to also save a checkpoint, as "
                         "OUT/step-N/<model-name> (candidates for make_demo.py)")
     return p.parse_args()
+
+
+def check_rope_theta(model, theta, head_dim):
+    """Fails unless the model's rotary embedding really uses base theta (transformers moved the
+    setting into rope_parameters; an ignored keyword would silently train with the default)."""
+    inv_freq = model.model.rotary_emb.inv_freq.float().cpu()
+    expected = theta ** (-(head_dim - 2) / head_dim)
+    got = float(inv_freq[-1])
+    if abs(got - expected) > 1e-3 * expected:
+        raise SystemExit(f"train.py: rope theta {theta} not applied: the slowest rotary frequency is "
+                         f"{got:.3e}, expected {expected:.3e}")
+    print(f"rope theta {theta:g}: slowest rotary frequency {got:.3e} rad/token", flush=True)
 
 
 def read_text(path):
@@ -163,10 +178,11 @@ def main():
 
     config = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=512, intermediate_size=1408,
                          num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
-                         max_position_embeddings=SEQ_LEN, rope_theta=10000.0,
+                         max_position_embeddings=SEQ_LEN, rope_theta=args.rope_theta,
                          bos_token_id=bos, eos_token_id=bos, pad_token_id=None,
                          tie_word_embeddings=False)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").to(device)
+    check_rope_theta(model, args.rope_theta, 512 // args.heads)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.1f}M parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95),
