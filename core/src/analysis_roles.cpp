@@ -71,9 +71,11 @@ HeadRole classifyHead(const HeadAnalysis& h, const RoleOptions& o) {
     else if (r.localMass >= o.localThreshold) role.label = "local", ev += " " + fmt("local", r.localMass);
     else if (s.firstTokenSink || !s.hiddenSinks.empty()) {
         // The strongest sink names the head: a hidden sink often sits behind a weaker first-token one.
-        int64_t strongest = 0;
+        // Key 0 competes only when it is a first-token sink (alpha_0 > eps): a head whose alpha_0
+        // is below eps but above its hidden sinks' alpha is still a hidden-sink head, not a "sink".
+        int64_t strongest = s.firstTokenSink ? 0 : -1;
         for (int64_t k : s.hiddenSinks)
-            if (s.alpha[size_t(k)] > s.alpha[size_t(strongest)]) strongest = k;
+            if (strongest < 0 || s.alpha[size_t(k)] > s.alpha[size_t(strongest)]) strongest = k;
         if (strongest > 0) {
             role.label = "hidden-sink";
             ev += " at=" + std::to_string(strongest) + " " + fmt("alpha", s.alpha[size_t(strongest)]);

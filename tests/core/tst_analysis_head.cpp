@@ -23,6 +23,8 @@ private slots:
     void templateOptions();
     void excludeSinksIsMasking();
     void rejectsBadInput();
+    void sinkLabels_data();
+    void sinkLabels();
 };
 
 void TestAnalysisHead::matchesBruteForce_data() {
@@ -251,6 +253,39 @@ void TestAnalysisHead::rejectsBadInput() {
     r = analyzeHead(c.q, c.k, c.v, c.spec, {}, {}, [](double, std::string_view) { return false; });
     QVERIFY(!r.ok());
     QCOMPARE(r.status().code(), ErrorCode::Cancelled);
+}
+
+// classifyHead's sink branch on hand-built sink scores (no other role applies: every role score 0,
+// entropy low): the label names the strongest sink among the first-token sink (only when
+// alpha_0 > eps) and the hidden sinks. Seen on the demo trace: a head with alpha_0 = 0.17 and one
+// hidden sink at 0.10 was labelled "sink", as if it had a first-token sink.
+void TestAnalysisHead::sinkLabels_data() {
+    QTest::addColumn<double>("alpha0");
+    QTest::addColumn<double>("hiddenAlpha");  // alpha of key 5; <= 0.1 means no hidden sink
+    QTest::addColumn<QString>("label");
+    QTest::newRow("first-token sink only") << 0.8 << 0.0 << "sink";
+    QTest::newRow("first-token sink beats a hidden one") << 0.5 << 0.2 << "sink";
+    QTest::newRow("hidden sink beats the first-token one") << 0.35 << 0.6 << "hidden-sink";
+    QTest::newRow("alpha_0 below eps, above the hidden sink") << 0.17 << 0.12 << "hidden-sink";
+    QTest::newRow("no sink at all") << 0.2 << 0.05 << "mixed";
+}
+
+void TestAnalysisHead::sinkLabels() {
+    QFETCH(double, alpha0);
+    QFETCH(double, hiddenAlpha);
+    QFETCH(QString, label);
+    const SinkOptions so;
+    HeadAnalysis h;
+    h.sinks.alpha.assign(64, 0.01f);
+    h.sinks.alpha[0] = float(alpha0);
+    h.sinks.alpha[5] = float(hiddenAlpha);
+    h.sinks.alpha0 = alpha0;
+    h.sinks.firstTokenSink = alpha0 > so.firstTokenEps;
+    if (hiddenAlpha > so.hiddenThreshold) h.sinks.hiddenSinks = {5};
+    h.stats.entropyNormalized = 0.1;
+    const HeadRole role = classifyHead(h);
+    QCOMPARE(QString::fromStdString(role.label), label);
+    QVERIFY2(role.evidence.find("alpha0") != std::string::npos, role.evidence.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestAnalysisHead)
