@@ -67,7 +67,10 @@ inline double relativeError(const MatrixRMd& a, const MatrixRMd& b) {
 /// p = exp(s − L) from an exponent x = s − L that carries |x|·2⁻²⁴ relative error per rounding,
 /// so a cell with p = e⁻²⁴ cannot be closer than ~3e-6; each cell is held to 1e-6 scaled by how far
 /// its exponent is beyond 8 nats (p < 3e-4), which is what float32 arithmetic allows. Reference
-/// values below kBelowFloat (100× float's least normal: results there flush to 0) count as 0.
+/// values below kBelowFloat (100× float's least normal: results there flush to 0) count as 0, and
+/// a cell's difference counts only beyond kBelowFloat: a pooled cell (a mean over many p_ij) near
+/// float's floor loses its terms below the least normal, up to ~1e-38 each (seen on ALiBi rects
+/// far from the diagonal, where every cell is ~1e-37 and the float32 means differ by 1%).
 constexpr double kExponentNats = 8.0;
 constexpr double kBelowFloat = 1e-36;
 inline double probabilityError(const MatrixRMd& a, const MatrixRMd& b) {
@@ -75,7 +78,8 @@ inline double probabilityError(const MatrixRMd& a, const MatrixRMd& b) {
     for (Eigen::Index i = 0; i < b.size(); ++i) {
         const double x = a.data()[i], y = b.data()[i] < kBelowFloat ? 0.0 : b.data()[i];
         const double w = y > 0 ? std::max(1.0, std::abs(std::log(y)) / kExponentNats) : 1.0;
-        num += (x - y) * (x - y) / (w * w);
+        const double diff = std::max(0.0, std::abs(x - y) - kBelowFloat);
+        num += diff * diff / (w * w);
         den += y * y;
     }
     return den > 0 ? std::sqrt(num / den) : std::sqrt(num);

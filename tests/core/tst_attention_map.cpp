@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 
 #include "attnscope/attention.h"
@@ -17,7 +18,11 @@ using namespace attnscope::testing;
 namespace {
 constexpr double kTolerance = 1e-6;
 
-uint64_t freshSeed() { return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()); }
+// A fresh seed per run; ATTNSCOPE_TEST_SEED replays the one a failure message printed.
+uint64_t freshSeed() {
+    if (const char* env = std::getenv("ATTNSCOPE_TEST_SEED")) return std::strtoull(env, nullptr, 10);
+    return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+}
 
 struct BruteMap {
     MatrixRMd mean, max, allowed;
