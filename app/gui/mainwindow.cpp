@@ -373,10 +373,12 @@ void MainWindow::exportReport(const QString& dir)
     auto progress = [dialog](double f, std::string_view stage) {
         const QString s = QString::fromUtf8(stage.data(), qsizetype(stage.size()));
         QMetaObject::invokeMethod(qApp, [dialog, f, s] {
-            if (dialog) {
-                dialog->setValue(int(f * kSteps));
-                dialog->setLabelText(s);
-            }
+            // setValue() of a modal progress dialog processes events, which may run the deferred
+            // delete of a cancelled dialog: it goes last, after the only other use of the pointer.
+            if (!dialog)
+                return;
+            dialog->setLabelText(s);
+            dialog->setValue(int(f * kSteps));
         });
         return true;
     };
