@@ -1,7 +1,9 @@
 #pragma once
 // Float64 brute-force attention over the dense T×T matrix: the ground truth the tiled engine is
 // checked against (small T only).
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -12,6 +14,13 @@
 #include "attnscope/attention.h"
 
 namespace attnscope::testing {
+
+/// A fresh seed per run (random inputs differ every time); ATTNSCOPE_TEST_SEED=N replays the seed
+/// a failure message printed.
+inline uint64_t freshSeed() {
+    if (const char* env = std::getenv("ATTNSCOPE_TEST_SEED")) return std::strtoull(env, nullptr, 10);
+    return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+}
 
 /// Dense probabilities [Tq, Tk] (rows with no allowed key are all 0) and the row logsumexp.
 struct BruteAttention {

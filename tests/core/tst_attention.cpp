@@ -17,8 +17,6 @@ using namespace attnscope::testing;
 namespace {
 constexpr double kTolerance = 1e-6;
 
-uint64_t freshSeed() { return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()); }
-
 /// Worst lse error relative to max(1, |ref|); -inf must match exactly.
 double lseError(const std::vector<float>& got, const std::vector<double>& ref, size_t refOffset = 0) {
     double worst = 0;

@@ -18,12 +18,6 @@ using namespace attnscope::testing;
 namespace {
 constexpr double kTolerance = 1e-6;
 
-// A fresh seed per run; ATTNSCOPE_TEST_SEED replays the one a failure message printed.
-uint64_t freshSeed() {
-    if (const char* env = std::getenv("ATTNSCOPE_TEST_SEED")) return std::strtoull(env, nullptr, 10);
-    return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-}
-
 struct BruteMap {
     MatrixRMd mean, max, allowed;
 };

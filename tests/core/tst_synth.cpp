@@ -14,8 +14,6 @@ using namespace attnscope;
 using namespace attnscope::testing;
 
 namespace {
-uint64_t freshSeed() { return uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()); }
-
 constexpr int64_t kBand = 16;  ///< "local" means within this many tokens behind the query
 
 /// Pattern scores of one head's dense probabilities (definitions of analysis-metrics.md).
