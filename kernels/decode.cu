@@ -15,7 +15,29 @@ constexpr int kDecodeThreads = kDecodeWarps * 32;
 constexpr int kLanesPerKey = 8;                       ///< lanes sharing one key's dot product
 constexpr int kKeysPerWarp = 32 / kLanesPerKey;       ///< keys a warp handles per step
 constexpr int kGroups = kDecodeWarps * kKeysPerWarp;  ///< independent (m, l, o) accumulators per CTA
+/// Keys each group takes per step. Their K and V rows are all loaded before any is used, so a
+/// warp keeps 2·kUnroll 16-to-32-byte loads per lane in flight: decode is a pure HBM stream and
+/// one key's load → reduce → load V chain per step left the bandwidth mostly idle.
+constexpr int kUnroll = 4;
 constexpr int kMinKeysPerSplit = 256;
+
+/// A lane's share of one K or V row, as loaded (16-byte vectors of Elem).
+template <int Slice>
+struct RawSlice {
+    static_assert(Slice % 8 == 0, "whole 16-byte vectors");
+    uint4 v[Slice / 8];
+};
+
+template <int Slice, typename Elem>
+__device__ __forceinline__ void loadRaw(RawSlice<Slice>& r, const Elem* src) {
+#pragma unroll
+    for (int i = 0; i < Slice / 8; ++i) r.v[i] = __ldcs(reinterpret_cast<const uint4*>(src) + i);  // streamed once
+}
+
+template <typename Elem, int Slice>
+__device__ __forceinline__ float toFloat(const RawSlice<Slice>& r, int i) {
+    return flex::ElemOps<Elem>::toFloat(reinterpret_cast<const Elem*>(r.v)[i]);
+}
 
 template <typename Elem, int D>
 __global__ void __launch_bounds__(kDecodeThreads) decodePartialKernel(DecodeArgs a) {
@@ -32,7 +54,7 @@ __global__ void __launch_bounds__(kDecodeThreads) decodePartialKernel(DecodeArgs
     const long long kvHead = (static_cast<long long>(b) * a.kvHeads + hk) * a.tokens * D;
     const Elem* kp = static_cast<const Elem*>(a.k) + kvHead + sub * kSlice;
     const Elem* vp = static_cast<const Elem*>(a.v) + kvHead + sub * kSlice;
-    float qf[kSlice], o[kSlice], x[kSlice];
+    float qf[kSlice], o[kSlice];
     flex::loadFloats<Elem, kSlice>(qf, q);
 #pragma unroll
     for (int i = 0; i < kSlice; ++i) {
@@ -40,26 +62,52 @@ __global__ void __launch_bounds__(kDecodeThreads) decodePartialKernel(DecodeArgs
         o[i] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    // Every lane of a warp runs the same trip count (the shuffles need the whole warp).
-    for (int base = kBegin; base < kEnd; base += kGroups) {
-        const int key = base + group;
-        const bool valid = key < kEnd;
-        // s = scale · q·k, summed over the 8 lanes of this key
-        float s = 0.0f;
-        if (valid) {
-            flex::loadFloats<Elem, kSlice>(x, kp + static_cast<long long>(key) * D);
+    // Every lane of a warp runs the same trip count (the shuffles need the whole warp). Step keys:
+    // base + u·kGroups + group, so the groups of a warp read consecutive rows for each u.
+    for (int base = kBegin; base < kEnd; base += kGroups * kUnroll) {
+        RawSlice<kSlice> kr[kUnroll], vr[kUnroll];
+        bool valid[kUnroll];
 #pragma unroll
-            for (int i = 0; i < kSlice; ++i) s += qf[i] * x[i];
+        for (int u = 0; u < kUnroll; ++u) {
+            const int key = base + u * kGroups + group;
+            valid[u] = key < kEnd;
+            if (valid[u]) {
+                loadRaw(kr[u], kp + static_cast<long long>(key) * D);
+                loadRaw(vr[u], vp + static_cast<long long>(key) * D);
+            }
+        }
+        // s_u = scale · q·k_u, summed over the 8 lanes of each key
+        float s[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            s[u] = 0.0f;
+            if (valid[u]) {
+#pragma unroll
+                for (int i = 0; i < kSlice; ++i) s[u] += qf[i] * toFloat<Elem>(kr[u], i);
+            }
         }
 #pragma unroll
-        for (int off = kLanesPerKey / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-        if (!valid) continue;
-        const float mNew = fmaxf(m, s);
-        const float alpha = __expf(m - mNew), p = __expf(s - mNew);
-        flex::loadFloats<Elem, kSlice>(x, vp + static_cast<long long>(key) * D);
-        l = l * alpha + p;
+        for (int off = kLanesPerKey / 2; off > 0; off /= 2) {
 #pragma unroll
-        for (int i = 0; i < kSlice; ++i) o[i] = o[i] * alpha + p * x[i];
+            for (int u = 0; u < kUnroll; ++u) s[u] += __shfl_xor_sync(0xffffffffu, s[u], off);
+        }
+        float mNew = m;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (valid[u]) mNew = fmaxf(mNew, s[u]);
+        if (mNew == -INFINITY) continue;  // no valid key in this step for this group
+        const float alpha = __expf(m - mNew);
+        l *= alpha;
+#pragma unroll
+        for (int i = 0; i < kSlice; ++i) o[i] *= alpha;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            if (!valid[u]) continue;
+            const float p = __expf(s[u] - mNew);
+            l += p;
+#pragma unroll
+            for (int i = 0; i < kSlice; ++i) o[i] += p * toFloat<Elem>(vr[u], i);
+        }
         m = mNew;
     }
     // Combine the CTA's groups through shared memory, then write this split's partial.
@@ -127,8 +175,9 @@ Status decode(const DecodeArgs& a, cudaStream_t stream, LaunchLog* log) {
 }  // namespace
 
 int decodeSplits(int batch, int heads, int tokens, int smCount) {
-    // Enough CTAs for two waves over the SMs, but no slice shorter than kMinKeysPerSplit keys.
-    const int wanted = std::max(1, 2 * smCount / std::max(1, batch * heads));
+    // About eight 128-thread CTAs per SM (enough loads in flight to stream K and V at HBM speed),
+    // but no slice shorter than kMinKeysPerSplit keys.
+    const int wanted = std::max(1, 8 * smCount / std::max(1, batch * heads));
     const int maxByLength = std::max(1, tokens / kMinKeysPerSplit);
     return std::min(wanted, maxByLength);
 }
