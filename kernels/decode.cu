@@ -42,8 +42,11 @@ __device__ __forceinline__ float toFloat(const RawSlice<Slice>& r, int i) {
 template <typename Elem, int D>
 __global__ void __launch_bounds__(kDecodeThreads) decodePartialKernel(DecodeArgs a) {
     constexpr int kSlice = D / kLanesPerKey;  // elements of q, k, v this lane owns
-    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int hk = h / (a.heads / a.kvHeads);
+    // blockIdx.x = split · group + member: the query heads sharing a kv head run side by side on
+    // the same key slice, so with GQA their K/V reads after the first come from L2.
+    const int groupSize = a.heads / a.kvHeads;
+    const int split = blockIdx.x / groupSize, hk = blockIdx.y, b = blockIdx.z;
+    const int h = hk * groupSize + blockIdx.x % groupSize;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int group = warp * kKeysPerWarp + lane / kLanesPerKey;
     const int sub = lane % kLanesPerKey;
@@ -156,7 +159,7 @@ __global__ void decodeMergeKernel(DecodeArgs a) {
 
 template <typename Elem, int D>
 Status decode(const DecodeArgs& a, cudaStream_t stream, LaunchLog* log) {
-    const dim3 grid(a.splits, a.heads, a.batch);
+    const dim3 grid(a.splits * (a.heads / a.kvHeads), a.kvHeads, a.batch);
     decodePartialKernel<Elem, D><<<grid, kDecodeThreads, 0, stream>>>(a);
     ATTNSCOPE_CUDA_TRY_LAUNCH("decodePartialKernel");
     const dim3 mergeGrid(a.heads, a.batch);
