@@ -2,7 +2,8 @@
 // with λ = exp(-decay). Per chunk of C tokens the intra part is a masked, decayed C×C product and
 // the inter part q_i·S with the state S of all earlier chunks. Three passes: per-chunk state
 // increments ΔS_c = Σ_j λ^{end-1-j} k_jᵀ v_j, an exclusive scan S_c = λ^C S_{c-1} + ΔS_{c-1},
-// then the outputs. fp32 arithmetic throughout (bf16/fp16 inputs are widened on load).
+// then the outputs. fp32 arithmetic throughout (bf16/fp16 inputs are widened on load); the
+// chunk-sized products run as shared-memory GEMMs with a register tile per thread (blockGemm).
 #include "cuda_check.h"
 #include "launch.h"
 #include "mma.cuh"
@@ -23,6 +24,38 @@ __device__ void loadChunk(float* tile, const Elem* head, int t0, int tokens, Wei
         tile[r * kStride + c] =
             t < tokens ? flex::ElemOps<Elem>::toFloat(head[static_cast<long long>(t) * D + c]) * weight(r) : 0.0f;
     }
+}
+
+/// C += A·B for a block of kLinearThreads threads as a 16 × 16 grid: thread (ty, tx) owns rows
+/// ty + 16·i (i < TM) and columns tx + 16·j (j < TN) of C, so each k step loads TM + TN values
+/// and does TM·TN FMAs. Element (m, k) of A is A[m·aRow + k·aCol], (k, n) of B is B[k·bRow + n·bCol]
+/// (shared memory; with the padded row stride D + 1 every access pattern used here is free of
+/// bank conflicts).
+template <int TM, int TN>
+__device__ __forceinline__ void blockGemm(float (&acc)[TM][TN], const float* A, int aRow, int aCol, const float* B,
+                                          int bRow, int bCol, int K) {
+    static_assert(kLinearThreads == 256, "a 16 x 16 thread grid");
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll 4
+    for (int k = 0; k < K; ++k) {
+        float a[TM], b[TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i) a[i] = A[(ty + 16 * i) * aRow + k * aCol];
+#pragma unroll
+        for (int j = 0; j < TN; ++j) b[j] = B[k * bRow + (tx + 16 * j) * bCol];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
+    }
+}
+
+template <int TM, int TN>
+__device__ __forceinline__ void zero(float (&acc)[TM][TN]) {
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 }
 
 struct LinearGeometry {
@@ -54,14 +87,17 @@ __global__ void __launch_bounds__(kLinearThreads) linearChunkStateKernel(LinearA
                        [&](int r) { return __expf(logLambda * float(kChunk - 1 - r)); });
     loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, c * kChunk, a.tokens, [](int) { return 1.0f; });
     __syncthreads();
+    // ΔS (D × D) = sKᵀ · sV: A(i, r) = sK[r][i], B(r, j) = sV[r][j]
+    constexpr int kT = D / 16;
+    float acc[kT][kT];
+    zero(acc);
+    blockGemm(acc, sK, 1, D + 1, sV, D + 1, 1, kChunk);
     float* out = g.states(a, D) + static_cast<long long>(c) * D * D;
-    for (int e = threadIdx.x; e < D * D; e += kLinearThreads) {
-        const int i = e / D, j = e % D;
-        float s = 0.0f;
-#pragma unroll 8
-        for (int r = 0; r < kChunk; ++r) s += sK[r * (D + 1) + i] * sV[r * (D + 1) + j];
-        out[e] = s;
-    }
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+    for (int i = 0; i < kT; ++i)
+#pragma unroll
+        for (int j = 0; j < kT; ++j) out[(ty + 16 * i) * D + tx + 16 * j] = acc[i][j];
 }
 
 // In place: states[c] becomes S before chunk c (exclusive scan with decay λ^C per chunk).
@@ -96,30 +132,50 @@ __global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs 
     loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, t0, a.tokens, one);
     loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, t0, a.tokens, one);
     __syncthreads();
-    // intra-chunk scores, causal and decayed
-    for (int e = threadIdx.x; e < kChunk * kChunk; e += kLinearThreads) {
-        const int i = e / kChunk, j = e % kChunk;
-        float s = 0.0f;
-        if (j <= i) {
-#pragma unroll 8
-            for (int d = 0; d < D; ++d) s += sQ[i * kStride + d] * sK[j * kStride + d];
-            s *= __expf(-a.decay * float(i - j));
-        }
-        sA[i * (kChunk + 1) + j] = s;
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    // intra-chunk scores A = Q·Kᵀ (64 × 64), causal and decayed: A_ij = λ^{i-j} q_i·k_j for j ≤ i
+    {
+        float acc[kChunk / 16][kChunk / 16];
+        zero(acc);
+        blockGemm(acc, sQ, kStride, 1, sK, 1, kStride, D);
+#pragma unroll
+        for (int i = 0; i < kChunk / 16; ++i)
+#pragma unroll
+            for (int j = 0; j < kChunk / 16; ++j) {
+                const int r = ty + 16 * i, col = tx + 16 * j;
+                sA[r * (kChunk + 1) + col] = col <= r ? acc[i][j] * __expf(-a.decay * float(r - col)) : 0.0f;
+            }
     }
     __syncthreads();
-    const float* S = g.states(a, D) + static_cast<long long>(c) * D * D;
-    Elem* out = static_cast<Elem*>(a.o) + g.qHead;
+    // O = A·V + diag(λ^{i+1}) Q·S_c: the decay of the inter part is folded into Q's rows (Q is not
+    // needed unscaled any more), and S_c (D × D, global) is staged through sK 64 rows at a time.
     for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
-        const int i = e / D, col = e % D;
-        if (t0 + i >= a.tokens) break;  // rows only grow with e
-        float intra = 0.0f, inter = 0.0f;
-        for (int j = 0; j <= i; ++j) intra += sA[i * (kChunk + 1) + j] * sV[j * kStride + col];
-#pragma unroll 8
-        for (int d = 0; d < D; ++d) inter += sQ[i * kStride + d] * S[d * D + col];
-        out[static_cast<long long>(t0 + i) * D + col] =
-            flex::ElemOps<Elem>::fromFloat(intra + __expf(-a.decay * float(i + 1)) * inter);
-        if (col == 0) a.lse[g.qHead / D + t0 + i] = 0.0f;
+        const int r = e / D, col = e % D;
+        sQ[r * kStride + col] *= __expf(-a.decay * float(r + 1));
+    }
+    constexpr int kTN = D / 16;
+    float acc[kChunk / 16][kTN];
+    zero(acc);
+    blockGemm(acc, sA, kChunk + 1, 1, sV, kStride, 1, kChunk);
+    const float* S = g.states(a, D) + static_cast<long long>(c) * D * D;
+    for (int d0 = 0; d0 < D; d0 += kChunk) {
+        __syncthreads();  // sQ scaled / the previous slice of S consumed
+        for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
+            const int r = e / D, col = e % D;
+            sK[r * kStride + col] = S[static_cast<long long>(d0 + r) * D + col];
+        }
+        __syncthreads();
+        blockGemm(acc, sQ + d0, kStride, 1, sK, kStride, 1, kChunk);
+    }
+    Elem* out = static_cast<Elem*>(a.o) + g.qHead;
+#pragma unroll
+    for (int i = 0; i < kChunk / 16; ++i) {
+        const int r = ty + 16 * i;
+        if (t0 + r >= a.tokens) continue;
+#pragma unroll
+        for (int j = 0; j < kTN; ++j)
+            out[static_cast<long long>(t0 + r) * D + tx + 16 * j] = flex::ElemOps<Elem>::fromFloat(acc[i][j]);
+        if (tx == 0) a.lse[g.qHead / D + t0 + r] = 0.0f;
     }
 }
 
