@@ -28,6 +28,11 @@ bool ProgressReporter::report(double fraction, std::string_view stage) {
     // advisory), but cancellation is never lost because the flag is sticky.
     bool expected = false;
     if (!m_busy.compare_exchange_strong(expected, true, std::memory_order_acquire)) return true;
+    if (fraction < m_last) {
+        m_busy.store(false, std::memory_order_release);
+        return true;
+    }
+    m_last = fraction;
     const bool keepGoing = m_fn(fraction, stage);
     m_busy.store(false, std::memory_order_release);
     if (!keepGoing) m_cancelled.store(true, std::memory_order_relaxed);
