@@ -166,7 +166,7 @@ void AttentionMapCanvas::restart()
 void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu)
 {
     m_computing = true;
-    HeadCache* cache = m_session->cache();
+    std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     const auto trace = m_session->trace();  // keeps the cache's trace alive in the job
     const QString tag = tagPrefix() + level;
     MapColoring coloring;

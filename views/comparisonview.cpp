@@ -141,7 +141,7 @@ void ComparisonView::requestDistance()
     const auto& c = m_session->compared();
     if (c.size() < 2)
         return;
-    HeadCache* cache = m_session->cache();
+    std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     const HeadId a = c[0], b = c[1];
     m_distance->setText(tr("JS distance: computing…"));

@@ -62,7 +62,7 @@ void HeadGridCanvas::requestThumbnails()
     m_thumbs.clear();
     updateGeometry();
     const auto trace = m_session->trace();
-    HeadCache* cache = m_session->cache();
+    std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     const int64_t t = trace->tokens();
     for (int l = 0; l < trace->numLayers(); ++l) {
         for (int h = 0; h < trace->config(l).heads; ++h) {

@@ -87,7 +87,7 @@ void NeuronView::request()
         return;
     const HeadId h = m_session->current();
     const int64_t query = m_query->value(), key = m_key->value();
-    HeadCache* cache = m_session->cache();
+    std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     const std::vector<int64_t> excluded = m_session->excludedKeys(h);
     m_session->compute()->submitCpu(kTag, [cache, trace, h, query, key, excluded](const CancelToken& cancel) {

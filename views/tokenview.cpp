@@ -134,7 +134,7 @@ void TokenView::request()
     for (int64_t i = w0; i < w1; ++i)
         m_canvas->tokens << (size_t(i) < t.metadata().tokens.size() ? QString::fromStdString(t.metadata().tokens[size_t(i)])
                                                                     : QString::number(i));
-    HeadCache* cache = m_session->cache();
+    std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     for (int h = 0; h < int(m_heads.size()); ++h) {
         if (!m_heads[size_t(h)]->isChecked())

@@ -45,7 +45,7 @@ void TraceSession::setTrace(std::shared_ptr<const Trace> trace)
     m_trace = std::move(trace);
     if (!m_trace)
         return;
-    m_cache = std::make_unique<HeadCache>(m_trace);
+    m_cache = std::make_shared<HeadCache>(m_trace);
     m_sinks.assign(size_t(m_trace->numLayers()), {});
     for (int l = 0; l < m_trace->numLayers(); ++l)
         m_sinks[size_t(l)].assign(size_t(m_trace->config(l).heads), {});

@@ -53,7 +53,9 @@ public:
     void close();
 
     const std::shared_ptr<const Trace>& trace() const { return m_trace; }
-    HeadCache* cache() const { return m_cache.get(); }
+    /// Shared so that a job still running on the pool keeps the cache alive after the session
+    /// moved on to another trace (capture the pointer by value in the job).
+    const std::shared_ptr<HeadCache>& cache() const { return m_cache; }
     QString path() const;
     bool isOpen() const { return bool(m_trace); }
 
@@ -98,7 +100,7 @@ signals:
 private:
     ComputeService* m_compute;
     std::shared_ptr<const Trace> m_trace;
-    std::unique_ptr<HeadCache> m_cache;
+    std::shared_ptr<HeadCache> m_cache;
     HeadId m_current;
     QList<HeadId> m_compared;
     ViewOptions m_options;
