@@ -16,19 +16,32 @@ struct BoolTag {
     static constexpr bool value = B;
 };
 
+/// Key of column slot c (0 .. 2·NT) of a thread's m16n8 accumulator tiles: n8 tile c/2, element
+/// c%2 of the lane's pair.
+__device__ __forceinline__ int fragmentKey(int key0, int lane, int c) { return key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2; }
+
+/// Calls f(i, q, kv, r, c) for each of the thread's NT·4 accumulator elements: i = 4j + e, its
+/// index in the score array; q and kv, its query row and key; r (0, 1) and c (0 .. 2·NT), its row
+/// and column slot.
+template <int NT, typename F>
+__device__ __forceinline__ void forEachElement(int row0, int key0, int lane, F f) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int r = e / 2, c = 2 * j + e % 2;
+            f(4 * j + e, row0 + 8 * r, fragmentKey(key0, lane, c), r, c);
+        }
+}
+
 /// Sets the scores of the (q, kv) pairs that `allowed(q, kv)` rejects, or whose key lies past T,
 /// to -inf.
 template <int NT, typename Allowed>
 __device__ __forceinline__ void maskWhere(float (&s)[NT * 4], int tokens, int row0, int key0, int lane,
                                           Allowed allowed) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int q = row0 + (e / 2) * 8;
-            const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-            if (!(kv < tokens && allowed(q, kv))) s[4 * j + e] = -INFINITY;
-        }
+    forEachElement<NT>(row0, key0, lane, [&](int i, int q, int kv, int, int) {
+        if (!(kv < tokens && allowed(q, kv))) s[i] = -INFINITY;
+    });
 }
 
 /// mask_mod on a tile: any functor, one call per element. ProgramMask has its own overload
@@ -48,14 +61,9 @@ __device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int do
     static_assert(NT * 4 <= 64, "one bit per element");
     unsigned long long bits = 0;
     auto collect = [&](auto allowed) {
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int q = row0 + (e / 2) * 8;
-                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                if (kv < tokens && allowed(q, kv, e / 2, 2 * j + e % 2)) bits |= 1ull << (4 * j + e);
-            }
+        forEachElement<NT>(row0, key0, lane, [&](int i, int q, int kv, int r, int c) {
+            if (kv < tokens && allowed(q, kv, r, c)) bits |= 1ull << i;
+        });
     };
     // Per-row (r) and per-column (c) values of the thread's 2 rows and 2·NT columns.
     int rowValue[2], colValue[2 * NT];
@@ -63,7 +71,7 @@ __device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int do
 #pragma unroll
         for (int r = 0; r < 2; ++r) rowValue[r] = value(row0 + 8 * r, -1);
 #pragma unroll
-        for (int c = 0; c < 2 * NT; ++c) colValue[c] = value(key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2, -2);
+        for (int c = 0; c < 2 * NT; ++c) colValue[c] = value(fragmentKey(key0, lane, c), -2);
     };
     switch (t.kind) {
     case kTermFull: collect([](int, int, int, int) { return true; }); break;
@@ -122,14 +130,9 @@ template <int NT, bool PARTIAL, typename Mask, typename Score>
 __device__ __forceinline__ void scoreAndMask(float (&s)[NT * 4], const Mask& mask, const Score& score,
                                              const FlexParams& p, int b, int h, int row0, int key0, int lane) {
     if constexpr (!Score::kIdentity) {
-#pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int q = row0 + (e / 2) * 8;
-                const int kv = key0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                s[4 * j + e] = score(s[4 * j + e] * p.scale, b, h, q, kv) * kLog2e;
-            }
+        forEachElement<NT>(row0, key0, lane, [&](int i, int q, int kv, int, int) {
+            s[i] = score(s[i] * p.scale, b, h, q, kv) * kLog2e;
+        });
     }
     if constexpr (PARTIAL) applyMask<NT>(mask, s, p.tokens, b, h, row0, key0, lane);
 }

@@ -26,8 +26,12 @@ __device__ void loadChunk(float* tile, const Elem* head, int t0, int tokens, Wei
     }
 }
 
-/// C += A·B for a block of kLinearThreads threads as a 16 × 16 grid: thread (ty, tx) owns rows
-/// ty + 16·i (i < TM) and columns tx + 16·j (j < TN) of C, so each k step loads TM + TN values
+/// Row i and column j of this thread's register tile in blockGemm's 16 × 16 thread grid.
+__device__ __forceinline__ int gemmRow(int i) { return int(threadIdx.x / 16) + 16 * i; }
+__device__ __forceinline__ int gemmCol(int j) { return int(threadIdx.x % 16) + 16 * j; }
+
+/// C += A·B for a block of kLinearThreads threads as a 16 × 16 grid: the thread owns rows
+/// gemmRow(i) (i < TM) and columns gemmCol(j) (j < TN) of C, so each k step loads TM + TN values
 /// and does TM·TN FMAs. Element (m, k) of A is A[m·aRow + k·aCol], (k, n) of B is B[k·bRow + n·bCol]
 /// (shared memory; with the padded row stride D + 1 every access pattern used here is free of
 /// bank conflicts).
@@ -35,14 +39,13 @@ template <int TM, int TN>
 __device__ __forceinline__ void blockGemm(float (&acc)[TM][TN], const float* A, int aRow, int aCol, const float* B,
                                           int bRow, int bCol, int K) {
     static_assert(kLinearThreads == 256, "a 16 x 16 thread grid");
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll 4
     for (int k = 0; k < K; ++k) {
         float a[TM], b[TN];
 #pragma unroll
-        for (int i = 0; i < TM; ++i) a[i] = A[(ty + 16 * i) * aRow + k * aCol];
+        for (int i = 0; i < TM; ++i) a[i] = A[gemmRow(i) * aRow + k * aCol];
 #pragma unroll
-        for (int j = 0; j < TN; ++j) b[j] = B[k * bRow + (tx + 16 * j) * bCol];
+        for (int j = 0; j < TN; ++j) b[j] = B[k * bRow + gemmCol(j) * bCol];
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -93,11 +96,10 @@ __global__ void __launch_bounds__(kLinearThreads) linearChunkStateKernel(LinearA
     zero(acc);
     blockGemm(acc, sK, 1, D + 1, sV, D + 1, 1, kChunk);
     float* out = g.states(a, D) + static_cast<long long>(c) * D * D;
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
     for (int i = 0; i < kT; ++i)
 #pragma unroll
-        for (int j = 0; j < kT; ++j) out[(ty + 16 * i) * D + tx + 16 * j] = acc[i][j];
+        for (int j = 0; j < kT; ++j) out[gemmRow(i) * D + gemmCol(j)] = acc[i][j];
 }
 
 // In place: states[c] becomes S before chunk c (exclusive scan with decay λ^C per chunk).
@@ -132,7 +134,6 @@ __global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs 
     loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, t0, a.tokens, one);
     loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, t0, a.tokens, one);
     __syncthreads();
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     // intra-chunk scores A = Q·Kᵀ (64 × 64), causal and decayed: A_ij = λ^{i-j} q_i·k_j for j ≤ i
     {
         float acc[kChunk / 16][kChunk / 16];
@@ -142,7 +143,7 @@ __global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs 
         for (int i = 0; i < kChunk / 16; ++i)
 #pragma unroll
             for (int j = 0; j < kChunk / 16; ++j) {
-                const int r = ty + 16 * i, col = tx + 16 * j;
+                const int r = gemmRow(i), col = gemmCol(j);
                 sA[r * (kChunk + 1) + col] = col <= r ? acc[i][j] * __expf(-a.decay * float(r - col)) : 0.0f;
             }
     }
@@ -170,12 +171,12 @@ __global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs 
     Elem* out = static_cast<Elem*>(a.o) + g.qHead;
 #pragma unroll
     for (int i = 0; i < kChunk / 16; ++i) {
-        const int r = ty + 16 * i;
+        const int r = gemmRow(i);
         if (t0 + r >= a.tokens) continue;
 #pragma unroll
         for (int j = 0; j < kTN; ++j)
-            out[static_cast<long long>(t0 + r) * D + tx + 16 * j] = flex::ElemOps<Elem>::fromFloat(acc[i][j]);
-        if (tx == 0) a.lse[g.qHead / D + t0 + r] = 0.0f;
+            out[static_cast<long long>(t0 + r) * D + gemmCol(j)] = flex::ElemOps<Elem>::fromFloat(acc[i][j]);
+        if (gemmCol(0) == 0) a.lse[g.qHead / D + t0 + r] = 0.0f;  // one thread per row
     }
 }
 

@@ -5,8 +5,6 @@
 #include <QtTest>
 
 #include <atomic>
-#include <chrono>
-#include <cstdlib>
 #include <mutex>
 
 #include "attnscope/attention.h"

@@ -4,7 +4,6 @@
 #include <QtTest>
 
 #include <QTemporaryDir>
-#include <chrono>
 
 #include "attnscope/synth.h"
 #include "attnscope/trace.h"
