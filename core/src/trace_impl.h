@@ -73,4 +73,22 @@ std::string shapeString(const std::vector<int64_t>& shape);
 /// Multiplies with overflow detection; false on overflow or a negative operand.
 bool checkedMul(uint64_t a, uint64_t b, uint64_t& out);
 
+/// Stores `count` floats as `dtype` (round-to-nearest-even for F16/BF16) into `out`.
+void encodeValues(DType dtype, const float* values, size_t count, std::byte* out);
+/// The JSON header (padded to kHeaderAlignment) listing `tensors` in order, tensor i taking
+/// bytes[i] bytes of the data section.
+std::string headerText(const TraceMetadata& metadata, const std::vector<TensorSpec>& tensors,
+                       const std::vector<uint64_t>& bytes);
+/// The little-endian header length that starts the file (kHeaderLengthBytes).
+void putHeaderLength(uint64_t length, std::byte* out);
+
+/// "PATH: what: strerror(err)" as an IoError.
+Status ioError(const std::string& path, const std::string& what, int err);
+/// Creates a fresh `path`.tmp-XXXXXXXX in the target's directory (so rename is atomic) for
+/// writing; returns its descriptor and sets `tmp` to its name.
+Result<int> createTempBeside(const std::string& path, std::string& tmp);
+/// fsync, close and rename `tmp` over `path`, then fsync the directory; on failure `tmp` is
+/// removed. Closes `fd` in every case.
+Status commitTemp(int fd, const std::string& tmp, const std::string& path);
+
 }  // namespace attnscope

@@ -12,6 +12,56 @@
 
 namespace attnscope {
 
+void encodeValues(DType dtype, const float* values, size_t count, std::byte* out) {
+    switch (dtype) {
+    case DType::F32:
+        if (count) std::memcpy(out, values, count * sizeof(float));
+        break;
+    case DType::F16:
+        for (size_t i = 0; i < count; ++i) {
+            const uint16_t h = half::floatToF16(values[i]);
+            std::memcpy(out + 2 * i, &h, 2);
+        }
+        break;
+    case DType::BF16:
+        for (size_t i = 0; i < count; ++i) {
+            const uint16_t b = half::floatToBf16(values[i]);
+            std::memcpy(out + 2 * i, &b, 2);
+        }
+        break;
+    }
+}
+
+std::string headerText(const TraceMetadata& metadata, const std::vector<TensorSpec>& tensors,
+                       const std::vector<uint64_t>& bytes) {
+    using namespace traceformat;
+    Json header = Json::object();
+    // __metadata__ is stored as an object of strings; metadataJson gives it as text.
+    auto meta = Json::parse(TraceWriter::metadataJson(metadata), "metadata");
+    header.set(kMetadataKey, meta ? *meta : Json::object());
+    uint64_t offset = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const TensorSpec& t = tensors[i];
+        Json shape = Json::array();
+        for (int64_t d : t.shape) shape.push(d);
+        Json entry = Json::object();
+        entry.set("dtype", dtypeName(t.dtype));
+        entry.set("shape", std::move(shape));
+        entry.set("data_offsets", Json(Json::Array{Json(offset), Json(offset + bytes[i])}));
+        header.set(t.name, std::move(entry));
+        offset += bytes[i];
+    }
+    std::string text = header.dump();
+    // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
+    const uint64_t padded = (text.size() + kHeaderAlignment - 1) / kHeaderAlignment * kHeaderAlignment;
+    text.resize(padded, ' ');
+    return text;
+}
+
+void putHeaderLength(uint64_t length, std::byte* out) {
+    for (uint64_t i = 0; i < traceformat::kHeaderLengthBytes; ++i) out[i] = std::byte((length >> (8 * i)) & 0xFF);
+}
+
 TraceWriter::TraceWriter(TraceMetadata metadata) : m_meta(std::move(metadata)) {}
 
 void TraceWriter::addTensor(std::string name, DType dtype, std::vector<int64_t> shape,
@@ -19,24 +69,7 @@ void TraceWriter::addTensor(std::string name, DType dtype, std::vector<int64_t> 
     // A shape/values mismatch is written as given: the reader then rejects the file with the
     // shape × dtype error, rather than the writer silently padding or truncating.
     std::vector<std::byte> bytes(values.size() * dtypeSize(dtype));
-    std::byte* p = bytes.data();
-    switch (dtype) {
-    case DType::F32:
-        if (!bytes.empty()) std::memcpy(p, values.data(), bytes.size());
-        break;
-    case DType::F16:
-        for (size_t i = 0; i < values.size(); ++i) {
-            const uint16_t h = half::floatToF16(values[i]);
-            std::memcpy(p + 2 * i, &h, 2);
-        }
-        break;
-    case DType::BF16:
-        for (size_t i = 0; i < values.size(); ++i) {
-            const uint16_t b = half::floatToBf16(values[i]);
-            std::memcpy(p + 2 * i, &b, 2);
-        }
-        break;
-    }
+    encodeValues(dtype, values.data(), values.size(), bytes.data());
     m_entries.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
 }
 
@@ -72,28 +105,17 @@ void TraceWriter::addLayer(int layer, DType dtype, const std::vector<MatrixRM>& 
 
 std::vector<std::byte> TraceWriter::serialize() const {
     using namespace traceformat;
-    Json header = Json::object();
-    // __metadata__ is stored as an object of strings; metadataJson gives it as text.
-    auto meta = Json::parse(metadataJson(m_meta), "metadata");
-    header.set(kMetadataKey, meta ? *meta : Json::object());
-    uint64_t offset = 0;
+    std::vector<TensorSpec> specs;
+    std::vector<uint64_t> sizes;
+    uint64_t dataBytes = 0;
     for (const Entry& e : m_entries) {
-        Json shape = Json::array();
-        for (int64_t d : e.shape) shape.push(d);
-        Json entry = Json::object();
-        entry.set("dtype", dtypeName(e.dtype));
-        entry.set("shape", std::move(shape));
-        entry.set("data_offsets", Json(Json::Array{Json(offset), Json(offset + e.bytes.size())}));
-        header.set(e.name, std::move(entry));
-        offset += e.bytes.size();
+        specs.push_back({e.name, e.dtype, e.shape});
+        sizes.push_back(e.bytes.size());
+        dataBytes += e.bytes.size();
     }
-    std::string text = header.dump();
-    // Pad with spaces (valid JSON whitespace) so the data section starts 8-byte aligned.
-    const uint64_t padded = (text.size() + kHeaderAlignment - 1) / kHeaderAlignment * kHeaderAlignment;
-    text.resize(padded, ' ');
-
-    std::vector<std::byte> out(kHeaderLengthBytes + text.size() + offset);
-    for (uint64_t i = 0; i < kHeaderLengthBytes; ++i) out[i] = std::byte((padded >> (8 * i)) & 0xFF);
+    const std::string text = headerText(m_meta, specs, sizes);
+    std::vector<std::byte> out(kHeaderLengthBytes + text.size() + dataBytes);
+    putHeaderLength(text.size(), out.data());
     std::memcpy(out.data() + kHeaderLengthBytes, text.data(), text.size());
     std::byte* data = out.data() + kHeaderLengthBytes + text.size();
     for (const Entry& e : m_entries) {
@@ -108,11 +130,11 @@ Status TraceWriter::write(const std::string& path) const {
     return writeFileAtomic(path, bytes.data(), bytes.size());
 }
 
-namespace {
-
 Status ioError(const std::string& path, const std::string& what, int err) {
     return Status(ErrorCode::IoError, path + ": " + what + ": " + std::strerror(err));
 }
+
+namespace {
 
 bool writeAll(int fd, const char* p, size_t size) {
     while (size > 0) {
@@ -129,31 +151,30 @@ bool writeAll(int fd, const char* p, size_t size) {
 
 }  // namespace
 
-Status writeFileAtomic(const std::string& path, const void* data, size_t size) {
-    namespace fs = std::filesystem;
+Result<int> createTempBeside(const std::string& path, std::string& tmp) {
     constexpr int kMaxNameAttempts = 100;
     constexpr mode_t kFileMode = 0666;  // reduced by the umask, like any new file
     // The temporary lives in the target's directory so that rename() is atomic (same filesystem).
     std::random_device rd;
-    std::string tmp;
-    int fd = -1;
-    for (int attempt = 0; attempt < kMaxNameAttempts && fd < 0; ++attempt) {
+    for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
         char suffix[16];
         std::snprintf(suffix, sizeof suffix, ".tmp-%08x", unsigned(rd()));
         tmp = path + suffix;
-        fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
-        if (fd < 0 && errno != EEXIST) return ioError(path, "cannot create temporary file " + tmp, errno);
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+        if (fd >= 0) return fd;
+        if (errno != EEXIST) return ioError(path, "cannot create temporary file " + tmp, errno);
     }
-    if (fd < 0) return ioError(path, "cannot create a temporary file", EEXIST);
+    return ioError(path, "cannot create a temporary file", EEXIST);
+}
 
-    auto abandon = [&](const std::string& what) {
+Status commitTemp(int fd, const std::string& tmp, const std::string& path) {
+    namespace fs = std::filesystem;
+    if (::fsync(fd) != 0) {
         const int err = errno;
         ::close(fd);
         ::unlink(tmp.c_str());
-        return ioError(path, what, err);
-    };
-    if (!writeAll(fd, static_cast<const char*>(data), size)) return abandon("cannot write");
-    if (::fsync(fd) != 0) return abandon("cannot flush to disk");
+        return ioError(path, "cannot flush to disk", err);
+    }
     if (::close(fd) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
@@ -172,6 +193,19 @@ Status writeFileAtomic(const std::string& path, const void* data, size_t size) {
         ::close(dfd);
     }
     return Status::success();
+}
+
+Status writeFileAtomic(const std::string& path, const void* data, size_t size) {
+    std::string tmp;
+    auto fd = createTempBeside(path, tmp);
+    if (!fd) return fd.status();
+    if (!writeAll(*fd, static_cast<const char*>(data), size)) {
+        const int err = errno;
+        ::close(*fd);
+        ::unlink(tmp.c_str());
+        return ioError(path, "cannot write", err);
+    }
+    return commitTemp(*fd, tmp, path);
 }
 
 Status writeFileAtomic(const std::string& path, const std::string& text) {

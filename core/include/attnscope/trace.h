@@ -170,6 +170,45 @@ private:
     std::vector<Entry> m_entries;
 };
 
+/// A tensor as the safetensors header lists it; its data offsets follow from the order.
+struct TensorSpec {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+};
+
+/// Writes a trace too large to build in memory. The header goes first (every tensor's offsets
+/// follow from the shapes), then the tensors' data is written in place, in any order and from any
+/// number of threads, into a temporary file beside `path`; commit() flushes it and renames it into
+/// place. The file is byte for byte what TraceWriter writes for the same tensors. Destroying an
+/// uncommitted writer removes the temporary file.
+class TraceStreamWriter {
+public:
+    /// Creates the temporary file, sized for the whole trace, with its header. Fails, naming
+    /// `path`, when a byte count overflows, a tensor exceeds the reader's default limit
+    /// (OpenOptions::maxTensorBytes), the header exceeds the reader's limit, or the file would not
+    /// fit in the free space of the target's filesystem.
+    static Result<std::unique_ptr<TraceStreamWriter>> create(const std::string& path, const TraceMetadata& metadata,
+                                                             std::vector<TensorSpec> tensors);
+    ~TraceStreamWriter();
+    TraceStreamWriter(const TraceStreamWriter&) = delete;
+    TraceStreamWriter& operator=(const TraceStreamWriter&) = delete;
+
+    /// Total file size (header and data).
+    uint64_t fileSize() const;
+    /// Converts `count` floats to tensor `tensor`'s dtype (as TraceWriter::addTensor does) and
+    /// writes them from flat element `first`. Thread-safe for disjoint ranges.
+    Status write(size_t tensor, int64_t first, const float* values, int64_t count);
+    /// Flushes to disk and renames into place (atomic). The writer is finished afterwards.
+    Status commit();
+
+    struct Impl;
+
+private:
+    explicit TraceStreamWriter(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
 /// Writes bytes to `path` atomically (temp file in the same directory, fsync, rename).
 Status writeFileAtomic(const std::string& path, const void* data, size_t size);
 Status writeFileAtomic(const std::string& path, const std::string& text);
