@@ -1,6 +1,11 @@
 // attnscope-cli synth: writes a synthetic trace with planted patterns and says where they are.
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "attnscope/synth.h"
 #include "cli.h"
@@ -8,6 +13,7 @@
 namespace attnscope::cli {
 namespace {
 constexpr const char* kVerb = "synth";
+constexpr long long kMaxHeads = 65536;  ///< per layer, query or kv (as core's SynthOptions allows)
 
 std::optional<DType> parseDType(const std::string& s) {
     if (s == "f32") return DType::F32;
@@ -16,18 +22,39 @@ std::optional<DType> parseDType(const std::string& s) {
     return std::nullopt;
 }
 
+/// "12.9 GB" / "805.3 MB" / "1.2 kB": a file size a person can read.
+std::string humanBytes(uintmax_t bytes) {
+    const char* units[] = {"bytes", "kB", "MB", "GB", "TB"};
+    double v = double(bytes);
+    size_t u = 0;
+    for (; v >= 1000.0 && u + 1 < std::size(units); ++u) v /= 1000.0;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+    return buf;
+}
+
 int synthVerb(Args& a) {
     a.description("Writes a synthetic causal-LM trace whose heads carry planted, known patterns (first-token sink, "
-                  "hidden sink, local band, previous-token, induction on a repeated segment, documents, noise), one kv "
-                  "head per pattern and --kv-groups query heads per kv head, and prints where each pattern is.")
+                  "hidden sink, local band, previous-token, induction on a repeated segment, documents, noise, noise), "
+                  "and prints where each pattern is. The kv heads take the 8 patterns in turn (any count works), each "
+                  "shared by a GQA group of query heads. Give the GQA shape as --heads H --kv-heads K (H a multiple of "
+                  "K; --heads alone means K = H), or as --kv-groups G (with --kv-heads K, or with the default of one kv "
+                  "head per pattern); --heads with --kv-groups is refused. The file is streamed to disk a layer at a "
+                  "time (at most tens of MB of memory per thread at any size), into a temporary file renamed into place when "
+                  "complete, so real model shapes need no model weights, e.g. a Llama-3-8B shape (12.9 GB): --layers "
+                  "32 --heads 32 --kv-heads 8 --head-dim 128 --tokens 32768 --dtype bf16. Sizes that overflow, exceed "
+                  "the reader's limits or the free disk space are refused before anything is written.")
         .option("o", "output trace file (*.attn.safetensors)")
         .option("tokens", "sequence length T (2 .. 4194304)", "1024")
         .option("layers", "number of layers", "2")
+        .option("heads", "query heads per layer, a multiple of --kv-heads (default: kv heads × kv groups)")
+        .option("kv-heads", "kv heads per layer, taking the patterns in turn (default: --heads, else 8, one per pattern)")
         .option("head-dim", "head dim d (at least 32 for T up to 128k)", "64")
-        .option("kv-groups", "query heads per kv head (GQA ratio)", "1")
+        .option("kv-groups", "query heads per kv head (GQA ratio); not with --heads", "1")
         .option("dtype", "f32, f16 or bf16", "f16")
         .option("documents", "number of documents", "4")
-        .option("seed", "random seed", "1");
+        .option("seed", "random seed", "1")
+        .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
     const std::string out = a.get("o");
     if (out.empty()) return fail(kVerb, "missing -o FILE");
@@ -38,10 +65,13 @@ int synthVerb(Args& a) {
         long long lo, hi;
         long long* value;
     };
-    long long tokens = 0, layers = 0, dim = 0, groups = 0, docs = 0, seed = 0;
-    for (const IntOpt& opt : {IntOpt{"tokens", 2, 1LL << 22, &tokens}, IntOpt{"layers", 1, 1024, &layers},
-                              IntOpt{"head-dim", 1, 4096, &dim}, IntOpt{"kv-groups", 1, 64, &groups},
-                              IntOpt{"documents", 1, 1LL << 22, &docs}, IntOpt{"seed", 0, INT64_MAX, &seed}}) {
+    long long tokens = 0, layers = 0, dim = 0, groups = 0, docs = 0, seed = 0, heads = 0, kvHeads = 0;
+    std::vector<IntOpt> intOpts = {IntOpt{"tokens", 2, 1LL << 22, &tokens},     IntOpt{"layers", 1, 1024, &layers},
+                                   IntOpt{"head-dim", 1, 4096, &dim},          IntOpt{"kv-groups", 1, 64, &groups},
+                                   IntOpt{"documents", 1, 1LL << 22, &docs},   IntOpt{"seed", 0, INT64_MAX, &seed}};
+    if (a.has("heads")) intOpts.push_back({"heads", 1, kMaxHeads, &heads});
+    if (a.has("kv-heads")) intOpts.push_back({"kv-heads", 1, kMaxHeads, &kvHeads});
+    for (const IntOpt& opt : intOpts) {
         auto v = a.getInt(opt.name, &err);
         if (!v) return fail(kVerb, err);
         if (*v < opt.lo || *v > opt.hi)
@@ -49,21 +79,36 @@ int synthVerb(Args& a) {
                                    std::to_string(opt.lo) + ", " + std::to_string(opt.hi) + "]");
         *opt.value = *v;
     }
+    if (a.has("heads") && a.has("kv-groups"))
+        return fail(kVerb, "--heads and --kv-groups both set the query heads: give --heads H --kv-heads K, or "
+                           "--kv-groups G (with or without --kv-heads)");
+    if (heads > 0 && kvHeads == 0) kvHeads = heads;  // --heads alone: one kv head per query head
+    if (heads > 0 && heads % kvHeads != 0)
+        return fail(kVerb, "--heads " + std::to_string(heads) + " must be a multiple of --kv-heads " +
+                               std::to_string(kvHeads));
     const auto dtype = parseDType(a.get("dtype"));
     if (!dtype) return fail(kVerb, "--dtype " + a.get("dtype") + ": expected f32, f16 or bf16");
     o.tokens = tokens;
     o.layers = int(layers);
     o.headDim = int(dim);
     o.kvGroups = int(groups);
+    o.kvHeads = int(kvHeads);
+    o.queryHeads = int(heads);
     o.documents = int(docs);
     o.seed = uint64_t(seed);
     o.dtype = *dtype;
-    auto truth = writeSyntheticTrace(out, o);
+    const auto started = std::chrono::steady_clock::now();
+    auto truth = writeSyntheticTrace(out, o, progressLine(!a.has("no-progress")));
     if (!truth) return fail(kVerb, truth.status());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-    std::printf("wrote %s: T=%lld, %d layer(s), %zu heads (%zu kv heads), d=%d, %s, seed %llu\n", out.c_str(), tokens,
-                o.layers, truth->heads.size(), o.heads.size(), o.headDim, dtypeName(o.dtype),
+    std::printf("wrote %s: T=%lld, %d layer(s), %zu heads (%d kv heads), d=%d, %s, seed %llu\n", out.c_str(), tokens,
+                o.layers, truth->heads.size(), truth->kvHeads, o.headDim, dtypeName(o.dtype),
                 static_cast<unsigned long long>(o.seed));
+    std::error_code ec;
+    const uintmax_t bytes = std::filesystem::file_size(out, ec);
+    if (!ec)
+        std::printf("size: %s (%ju bytes) in %.1f s\n", humanBytes(bytes).c_str(), bytes, seconds);
     std::printf("planted (every layer):\n");
     for (size_t h = 0; h < truth->heads.size(); ++h) {
         const SynthHead kind = truth->heads[h];
@@ -99,8 +144,8 @@ int synthVerb(Args& a) {
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("synth",
-                   "synth -o FILE [--tokens T] [--layers N] [--head-dim D] [--kv-groups G] [--dtype f32|f16|bf16] "
-                   "[--documents N] [--seed S]",
+                   "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
+                   "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
                    "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb);
 
 }  // namespace attnscope::cli

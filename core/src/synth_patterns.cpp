@@ -9,6 +9,7 @@
 // aliasing up to twice the sequence length.
 #include "synth_patterns.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -36,12 +37,12 @@ int bandFrequencies(int64_t tokens) {
     return f;
 }
 
-/// Writes the digit code of `value` (2·digits columns from `col`) times `weight`.
-void writeCode(MatrixRM& m, int64_t row, int col, int64_t value, int digits, double weight) {
+/// Writes the digit code of `value` (2·digits columns from `row`) times `weight`.
+void writeCode(float* row, int64_t value, int digits, double weight) {
     for (int l = 0; l < digits; ++l) {
         const double angle = kTwoPi * double(value % kCodeBase) / kCodeBase;
-        m(row, col + 2 * l) = float(weight * std::cos(angle));
-        m(row, col + 2 * l + 1) = float(weight * std::sin(angle));
+        row[2 * l] = float(weight * std::cos(angle));
+        row[2 * l + 1] = float(weight * std::sin(angle));
         value /= kCodeBase;
     }
 }
@@ -63,87 +64,107 @@ int columnsNeeded(SynthHead pattern, int64_t tokens, int64_t vocabulary, int doc
     return 0;
 }
 
-Result<HeadCodes> buildHead(SynthHead pattern, const Sequence& seq, int headDim, std::mt19937_64& rng) {
-    const int64_t t = seq.tokens;
-    int docCount = 1;
-    for (int32_t d : seq.documents) docCount = std::max(docCount, int(d) + 1);
-    const int needed = columnsNeeded(pattern, t, seq.vocabulary, docCount);
+Status checkHeadDim(SynthHead pattern, const Sequence& seq, int headDim) {
+    const int needed = columnsNeeded(pattern, seq.tokens, seq.vocabulary, seq.documentCount);
     if (needed > headDim)
         return Status(ErrorCode::InvalidArgument, std::string("synth: head ") + synthHeadName(pattern) + " needs " +
                                                       std::to_string(needed) + " of the head dim's columns at T=" +
-                                                      std::to_string(t) + " but head dim is " + std::to_string(headDim));
-    HeadCodes h{MatrixRM::Zero(t, headDim), MatrixRM::Zero(t, headDim)};
+                                                      std::to_string(seq.tokens) + " but head dim is " +
+                                                      std::to_string(headDim));
+    return Status::success();
+}
+
+Result<HeadCodeStream> HeadCodeStream::start(SynthHead pattern, const Sequence& seq, int headDim,
+                                             const std::mt19937_64& rng) {
+    if (Status s = checkHeadDim(pattern, seq, headDim); !s) return s;
+    return HeadCodeStream(pattern, seq, headDim, columnsNeeded(pattern, seq.tokens, seq.vocabulary, seq.documentCount),
+                          rng);
+}
+
+HeadCodeStream::HeadCodeStream(SynthHead pattern, const Sequence& seq, int headDim, int needed,
+                               const std::mt19937_64& rng)
+    : m_pattern(pattern), m_seq(&seq), m_dim(headDim), m_needed(needed), m_engine(rng) {
+    const int64_t t = seq.tokens;
     const double amplitude = (logTokens(t) + kMarginNats) / kCodeGap;  // score A·D on a match
-    const double w = std::sqrt(amplitude);
-    const double sink = logTokens(t) + kSinkNats;
-    switch (pattern) {
+    m_weight = std::sqrt(amplitude);
+    m_sink = logTokens(t) + kSinkNats;
+    // Score c·Σ_f cos θ_f (i − j): at offsets ≥ 32 it is at least 2c below the diagonal.
+    m_bandWeight = std::sqrt((logTokens(t) + kMarginNats) / 2.0);
+    if (pattern == SynthHead::Noise) {
+        // Unit-variance scores: q̂, k̂ entries with variance 1/√d each. k̂'s draws follow all of q̂'s.
+        m_dist = std::normal_distribution<float>(0.0f, float(std::pow(double(headDim), -0.25)));
+        m_kEngine = m_engine;
+        m_kDist = m_dist;
+        for (int64_t i = 0, n = t * headDim; i < n; ++i) (void)m_kDist(m_kEngine);
+    } else {
+        m_dist = std::normal_distribution<float>(0.0f, float(kFillerSigma));
+    }
+}
+
+void HeadCodeStream::codeRow(int64_t i, float* q, float* k) const {
+    const Sequence& seq = *m_seq;
+    switch (m_pattern) {
     case SynthHead::FirstTokenSink:
-        h.q.col(0).setOnes();
-        h.k(0, 0) = float(sink);
+        q[0] = 1.0f;
+        if (i == 0) k[0] = float(m_sink);
         break;
     case SynthHead::HiddenSink:
         // A first-token sink one nat weaker keeps the later sink "hidden" behind the usual one.
-        h.q.col(0).setOnes();
-        h.k(0, 0) = float(sink - 1.0);
-        h.k(seq.hiddenSink, 0) = float(sink);
+        q[0] = 1.0f;
+        if (i == 0) k[0] = float(m_sink - 1.0);
+        if (i == seq.hiddenSink) k[0] = float(m_sink);
         break;
-    case SynthHead::LocalBand: {
-        // Score c·Σ_f cos θ_f (i − j): at offsets ≥ 32 it is at least 2c below the diagonal.
-        const double c = std::sqrt((logTokens(t) + kMarginNats) / 2.0);
-        for (int f = 0; f < needed / 2; ++f) {
+    case SynthHead::LocalBand:
+        for (int f = 0; f < m_needed / 2; ++f) {
             const double theta = M_PI / (kBandHalfPeriod * std::ldexp(1.0, f));
-            for (int64_t i = 0; i < t; ++i) {
-                const float cs = float(c * std::cos(theta * double(i))), sn = float(c * std::sin(theta * double(i)));
-                h.q(i, 2 * f) = h.k(i, 2 * f) = cs;
-                h.q(i, 2 * f + 1) = h.k(i, 2 * f + 1) = sn;
-            }
+            const float cs = float(m_bandWeight * std::cos(theta * double(i)));
+            const float sn = float(m_bandWeight * std::sin(theta * double(i)));
+            q[2 * f] = k[2 * f] = cs;
+            q[2 * f + 1] = k[2 * f + 1] = sn;
         }
         break;
-    }
-    case SynthHead::PreviousToken: {
-        const int digits = needed / 2;
-        for (int64_t i = 0; i < t; ++i) {
-            writeCode(h.q, i, 0, std::max<int64_t>(i - 1, 0), digits, w);
-            writeCode(h.k, i, 0, i, digits, w);
-        }
+    case SynthHead::PreviousToken:
+        writeCode(q, std::max<int64_t>(i - 1, 0), m_needed / 2, m_weight);
+        writeCode(k, i, m_needed / 2, m_weight);
         break;
-    }
     case SynthHead::Induction: {
         // Query i carries (tok i, tok i−1); key j carries (tok j−1, tok j−2): a full match is the
         // token after an earlier occurrence of the same bigram.
-        const int digits = needed / 4;
-        auto tok = [&](int64_t i) { return i >= 0 ? seq.tokenIds[size_t(i)] : seq.vocabulary; };
-        for (int64_t i = 0; i < t; ++i) {
-            writeCode(h.q, i, 0, tok(i), digits, w);
-            writeCode(h.q, i, 2 * digits, tok(i - 1), digits, w);
-            writeCode(h.k, i, 0, tok(i - 1), digits, w);
-            writeCode(h.k, i, 2 * digits, tok(i - 2), digits, w);
-        }
+        const int digits = m_needed / 4;
+        auto tok = [&](int64_t j) { return j >= 0 ? seq.tokenIds[size_t(j)] : seq.vocabulary; };
+        writeCode(q, tok(i), digits, m_weight);
+        writeCode(q + 2 * digits, tok(i - 1), digits, m_weight);
+        writeCode(k, tok(i - 1), digits, m_weight);
+        writeCode(k + 2 * digits, tok(i - 2), digits, m_weight);
         break;
     }
-    case SynthHead::Documents: {
-        const int digits = needed / 2;
-        for (int64_t i = 0; i < t; ++i) {
-            writeCode(h.q, i, 0, seq.documents[size_t(i)], digits, w);
-            writeCode(h.k, i, 0, seq.documents[size_t(i)], digits, w);
-        }
+    case SynthHead::Documents:
+        writeCode(q, seq.documents[size_t(i)], m_needed / 2, m_weight);
+        writeCode(k, seq.documents[size_t(i)], m_needed / 2, m_weight);
         break;
+    case SynthHead::Noise: break;
     }
-    case SynthHead::Noise: {
-        // Unit-variance scores: q̂, k̂ entries with variance 1/√d each.
-        std::normal_distribution<float> n(0.0f, float(std::pow(double(headDim), -0.25)));
-        for (Eigen::Index i = 0; i < h.q.size(); ++i) h.q.data()[i] = n(rng);
-        for (Eigen::Index i = 0; i < h.k.size(); ++i) h.k.data()[i] = n(rng);
-        return h;
+}
+
+void HeadCodeStream::next(int64_t rows, float* q, float* k) {
+    const int64_t n = rows * m_dim;
+    if (m_pattern == SynthHead::Noise) {
+        for (int64_t e = 0; e < n; ++e) q[e] = m_dist(m_engine);
+        for (int64_t e = 0; e < n; ++e) k[e] = m_kDist(m_kEngine);
+        m_row += rows;
+        return;
     }
-    }
-    std::normal_distribution<float> filler(0.0f, float(kFillerSigma));
-    for (int64_t i = 0; i < t; ++i)
-        for (int c = needed; c < headDim; ++c) {
-            h.q(i, c) = filler(rng);
-            h.k(i, c) = filler(rng);
+    std::fill(q, q + n, 0.0f);
+    std::fill(k, k + n, 0.0f);
+    for (int64_t r = 0; r < rows; ++r, ++m_row) {
+        float* qRow = q + r * m_dim;
+        float* kRow = k + r * m_dim;
+        codeRow(m_row, qRow, kRow);
+        for (int c = m_needed; c < m_dim; ++c) {
+            qRow[c] = m_dist(m_engine);
+            kRow[c] = m_dist(m_engine);
         }
-    return h;
+    }
 }
 
 }  // namespace attnscope::synth
