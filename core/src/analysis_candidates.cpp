@@ -7,27 +7,30 @@
 
 namespace attnscope::detail {
 
-namespace {
-
 /// The n highest-scoring indices (ties by index), after the forced ones.
 std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector<uint8_t>& forced, int64_t n) {
     std::vector<uint8_t> keep = forced;
-    int64_t count = std::accumulate(forced.begin(), forced.end(), int64_t(0));
-    std::vector<int64_t> order(score.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[size_t(a)] > score[size_t(b)]; });
-    for (int64_t idx : order) {
-        if (count >= n) break;
-        if (keep[size_t(idx)] || score[size_t(idx)] <= 0) continue;
-        keep[size_t(idx)] = 1;
-        ++count;
-    }
+    const int64_t count = std::accumulate(forced.begin(), forced.end(), int64_t(0));
+    if (count >= n) return keep;
+    // The (n - count) highest positive scores among the rest, ties by index: the same set as a
+    // stable sort by score, found by selection (O(T) instead of a sort of all T).
+    std::vector<int64_t> candidates;
+    for (size_t x = 0; x < score.size(); ++x)
+        if (!keep[x] && score[x] > 0) candidates.push_back(int64_t(x));
+    const size_t take = std::min(candidates.size(), size_t(n - count));
+    auto before = [&](int64_t a, int64_t b) {
+        return score[size_t(a)] > score[size_t(b)] || (score[size_t(a)] == score[size_t(b)] && a < b);
+    };
+    if (take < candidates.size()) std::nth_element(candidates.begin(), candidates.begin() + std::ptrdiff_t(take), candidates.end(), before);
+    for (size_t x = 0; x < take; ++x) keep[size_t(candidates[x])] = 1;
     return keep;
 }
 
-}  // namespace
+}  // namespace attnscope::detail
 
-bool TokenMask::contains(int64_t i, int64_t j) const {
+namespace attnscope {
+
+bool CandidateMask::contains(int64_t i, int64_t j) const {
     const int64_t d = i - j;
     switch (kind) {
     case Kind::Window: return d < window && -d < window;
@@ -40,7 +43,7 @@ bool TokenMask::contains(int64_t i, int64_t j) const {
     return false;
 }
 
-TokenMask::Ranges TokenMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
+CandidateMask::Ranges CandidateMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
                                   MatrixRM& out) const {
     const int64_t r = P.rows(), c = P.cols(), kEnd = kStart + c;
     out.setZero(r, c);
@@ -90,25 +93,14 @@ TokenMask::Ranges TokenMask::fill(int64_t qStart, int64_t kStart, const Eigen::R
     return out2;
 }
 
+}  // namespace attnscope
+
+namespace attnscope::detail {
+
 Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                                const std::vector<float>& lse, const CandidateMaskOptions& o,
                                                const ProgressFn& progress) {
     const int64_t T = q.rows();
-    std::vector<TokenMask> out;
-    TokenMask w;
-    w.kind = TokenMask::Kind::Window;
-    w.name = "window";
-    w.window = o.window;
-    w.params = "W=" + std::to_string(o.window);
-    out.push_back(w);
-    TokenMask sw;
-    sw.kind = TokenMask::Kind::SinkWindow;
-    sw.name = "sink+window";
-    sw.window = o.sinkWindow;
-    sw.sinks = o.sinkTokens;
-    sw.params = "sinks=" + std::to_string(o.sinkTokens) + " W=" + std::to_string(o.sinkWindow);
-    out.push_back(sw);
-
     // MInference vertical-slash: column sums and diagonal sums of the last n queries' attention.
     const int64_t n = std::min(T, std::max<int64_t>(1, o.estimateQueries));
     const int64_t origin = spec.mask.causal ? 0 : T - 1;
@@ -133,8 +125,33 @@ Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM
         for (size_t j = 0; j < vSum[0].size(); ++j) vSum[0][j] += vSum[size_t(wk)][j];
         for (size_t x = 0; x < sSum[0].size(); ++x) sSum[0][x] += sSum[size_t(wk)][x];
     }
-    TokenMask vsm;
-    vsm.kind = TokenMask::Kind::VerticalSlash;
+    return candidateMasks(vSum[0], sSum[0], T, spec.mask.causal, o);
+}
+
+}  // namespace attnscope::detail
+
+namespace attnscope {
+
+std::vector<CandidateMask> candidateMasks(const std::vector<double>& vSum, const std::vector<double>& sSum,
+                                          int64_t T, bool causal, const CandidateMaskOptions& o) {
+    std::vector<CandidateMask> out;
+    CandidateMask w;
+    w.kind = CandidateMask::Kind::Window;
+    w.name = "window";
+    w.window = o.window;
+    w.params = "W=" + std::to_string(o.window);
+    out.push_back(w);
+    CandidateMask sw;
+    sw.kind = CandidateMask::Kind::SinkWindow;
+    sw.name = "sink+window";
+    sw.window = o.sinkWindow;
+    sw.sinks = o.sinkTokens;
+    sw.params = "sinks=" + std::to_string(o.sinkTokens) + " W=" + std::to_string(o.sinkWindow);
+    out.push_back(sw);
+    const int64_t n = std::min(T, std::max<int64_t>(1, o.estimateQueries));
+    const int64_t origin = causal ? 0 : T - 1;
+    CandidateMask vsm;
+    vsm.kind = CandidateMask::Kind::VerticalSlash;
     vsm.name = "vertical-slash";
     vsm.origin = origin;
     std::vector<uint8_t> forcedV(size_t(T), 0), forcedS(size_t(origin + T), 0);
@@ -143,8 +160,8 @@ Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM
         forcedS[size_t(origin + d)] = 1;
         if (origin - d >= 0) forcedS[size_t(origin - d)] = 1;  // non-causal: both sides of the diagonal
     }
-    vsm.vertical = pickTop(vSum[0], forcedV, o.verticalCount);
-    vsm.slash = pickTop(sSum[0], forcedS, o.slashCount);
+    vsm.vertical = detail::pickTop(vSum, forcedV, o.verticalCount);
+    vsm.slash = detail::pickTop(sSum, forcedS, o.slashCount);
     for (size_t x = 0; x < vsm.slash.size(); ++x)
         if (vsm.slash[x]) vsm.slashOffsets.push_back(int64_t(x) - origin);
     vsm.params = "last=" + std::to_string(n) + " v=" + std::to_string(o.verticalCount) + " s=" +
@@ -152,6 +169,10 @@ Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM
     out.push_back(std::move(vsm));
     return out;
 }
+
+}  // namespace attnscope
+
+namespace attnscope::detail {
 
 int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T) {
     int64_t kept = 0;
@@ -166,17 +187,23 @@ int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T)
         vPrefix.assign(size_t(T + 1), 0);
         for (int64_t j = 0; j < T; ++j) vPrefix[size_t(j + 1)] = vPrefix[size_t(j)] + cand.vertical[size_t(j)];
     }
+    if (cand.kind == TokenMask::Kind::VerticalSlash) {
+        // A simple mask allows (i, i - o) by the offset alone (causal: o >= 0; window: |o| < W),
+        // for every i with both ends in [0, T): each kept offset adds its rows' non-vertical keys.
+        for (int64_t o : cand.slashOffsets) {
+            if ((mask.causal && o < 0) || (mask.window > 0 && (o >= mask.window || -o >= mask.window))) continue;
+            const int64_t jLo = std::max<int64_t>(0, -o), jHi = T - 1 - std::max<int64_t>(0, o);  // keys j = i - o
+            if (jHi < jLo) continue;
+            kept += (jHi - jLo + 1) - (vPrefix[size_t(jHi + 1)] - vPrefix[size_t(jLo)]);
+        }
+    }
     for (int64_t i = 0; i < T; ++i) {
         int64_t lo = 0, hi = 0;
         allowedInterval(mask, T, i, lo, hi);
         if (lo > hi) continue;
         int64_t n = 0;
         if (cand.kind == TokenMask::Kind::VerticalSlash) {
-            n = vPrefix[size_t(hi + 1)] - vPrefix[size_t(lo)];
-            for (int64_t o : cand.slashOffsets) {
-                const int64_t j = i - o;
-                if (j >= lo && j <= hi && !cand.vertical[size_t(j)]) ++n;
-            }
+            n = vPrefix[size_t(hi + 1)] - vPrefix[size_t(lo)];  // the slash keys are counted per offset above
         } else {
             const int64_t wLo = std::max(lo, i - cand.window + 1), wHi = std::min(hi, i + cand.window - 1);
             const int64_t wN = std::max<int64_t>(0, wHi - wLo + 1);
@@ -203,12 +230,16 @@ int64_t keptAllowedPairs(const std::vector<uint8_t>& blocks, int64_t B, const Ma
             for (int64_t j = 0; j < T; ++j) kept += (mask.allows(i, j) && blocks[size_t((i / B) * nb + j / B)]) ? 1 : 0;
         return kept;
     }
+    // Kept blocks per block-row, listed once (top-k keeps a few of each row).
+    std::vector<std::vector<int64_t>> keptCols(static_cast<size_t>(nb));
+    for (int64_t I = 0; I < nb; ++I)
+        for (int64_t J = 0; J < nb; ++J)
+            if (blocks[size_t(I * nb + J)]) keptCols[size_t(I)].push_back(J);
     for (int64_t i = 0; i < T; ++i) {
         int64_t lo = 0, hi = 0;
         allowedInterval(mask, T, i, lo, hi);
-        const uint8_t* row = blocks.data() + (i / B) * nb;
-        for (int64_t J = lo / B; lo <= hi && J <= hi / B; ++J) {
-            if (!row[J]) continue;
+        for (int64_t J : keptCols[size_t(i / B)]) {
+            if (lo > hi || J < lo / B || J > hi / B) continue;
             const int64_t a = std::max(lo, J * B), b = std::min(hi, J * B + B - 1);
             kept += (b - a + 1) - excludedIn(mask.excludedKeys, a, b);
         }

@@ -3,26 +3,22 @@
 //   pass 2: probability tiles p_ij = exp(s_ij - L_i), accumulated into O(T) row/column vectors,
 //           block mass matrices and the candidate masks' partial outputs;
 //   pass 3: the same tiles restricted to the top-k block mask (its output error).
+// accumulateHead runs the passes into HeadSums (the CPU backend); finishHead turns HeadSums from
+// either backend into the metrics.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <unordered_map>
 
 #include "analysis_internal.h"
+#include "attnscope/analysis_limits.h"
+#include "attnscope/analysis_sums.h"
 
 namespace attnscope {
 
 namespace {
 
 using detail::TokenMask;
-
-/// Per-row sums; row tiles belong to one worker at a time, so rows are written without locks.
-struct RowSums {
-    explicit RowSums(int64_t n)
-        : mass(n, 0), plogp(n, 0), distance(n, 0), first(n, 0), self(n, 0), recent(n, 0), prev(n, 0), next(n, 0),
-          duplicate(n, 0), induction(n, 0), repeat(n, 0), document(n, 0) {}
-    std::vector<double> mass, plogp, distance, first, self, recent, prev, next, duplicate, induction, repeat, document;
-};
 
 /// Per-worker sums over keys, offsets and blocks.
 struct WorkerSums {
@@ -70,21 +66,12 @@ RepeatEntries buildRepeats(const std::vector<int64_t>& ids, int64_t tokens, int6
     RepeatEntries r;
     r.rowStart.assign(size_t(tokens + 1), 0);
     if (int64_t(ids.size()) != tokens || context < 1) return r;
-    // Polynomial hash of the n-gram ending at i, verified on lookup (collisions are only a speed cost).
-    constexpr uint64_t kHashBase = 1000003;
-    std::unordered_map<uint64_t, std::vector<int64_t>> seen;
-    auto same = [&](int64_t a, int64_t b) {
-        for (int64_t x = 0; x < context; ++x)
-            if (ids[size_t(a - x)] != ids[size_t(b - x)]) return false;
-        return true;
-    };
+    const std::vector<int64_t> ngram = ngramIds(ids, context);
+    std::unordered_map<int64_t, std::vector<int64_t>> seen;  // n-gram id -> positions so far
     for (int64_t i = 0; i < tokens; ++i) {
-        if (i + 1 >= context) {
-            uint64_t h = 0;
-            for (int64_t x = context - 1; x >= 0; --x) h = h * kHashBase + uint64_t(ids[size_t(i - x)]);
-            auto& list = seen[h];
-            for (int64_t p : list)
-                if (same(p, i)) r.keys.push_back(p + 1);
+        if (ngram[size_t(i)] >= 0) {
+            auto& list = seen[ngram[size_t(i)]];
+            for (int64_t p : list) r.keys.push_back(p + 1);
             list.push_back(i);
         }
         r.rowStart[size_t(i + 1)] = int64_t(r.keys.size());
@@ -132,19 +119,6 @@ Status validate(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const H
     return {};
 }
 
-double relativeError(const MaskedOutput& m, const MatrixRM& dense, const std::vector<double>& denseMass) {
-    double diff = 0, ref = 0;
-    for (int64_t i = 0; i < dense.rows(); ++i) {
-        if (denseMass[size_t(i)] <= 0) continue;
-        const Eigen::RowVectorXd o = dense.row(i).cast<double>() / denseMass[size_t(i)];
-        Eigen::RowVectorXd om = Eigen::RowVectorXd::Zero(o.size());
-        if (m.mass[size_t(i)] > 0) om = m.numerator.row(i).cast<double>() / m.mass[size_t(i)];
-        diff += (om - o).squaredNorm();
-        ref += o.squaredNorm();
-    }
-    return ref > 0 ? std::sqrt(diff / ref) : 0.0;
-}
-
 double meanOver(const std::vector<double>& v, const std::vector<uint8_t>& rowOk, int64_t rows) {
     double s = 0;
     for (size_t i = 0; i < v.size(); ++i)
@@ -152,7 +126,63 @@ double meanOver(const std::vector<double>& v, const std::vector<uint8_t>& rowOk,
     return rows > 0 ? s / double(rows) : 0.0;
 }
 
+
+/// Σ_i ‖O_mask,i − O_i‖² and Σ_i ‖O_i‖² (rows normalised by their masses).
+void errorTerms(const MaskedOutput& m, const MatrixRM& dense, const std::vector<double>& denseMass, double& diff,
+                double& ref) {
+    diff = 0, ref = 0;
+    for (int64_t i = 0; i < dense.rows(); ++i) {
+        if (denseMass[size_t(i)] <= 0) continue;
+        const Eigen::RowVectorXd o = dense.row(i).cast<double>() / denseMass[size_t(i)];
+        Eigen::RowVectorXd om = Eigen::RowVectorXd::Zero(o.size());
+        if (m.mass[size_t(i)] > kMinMaskedMass) om = m.numerator.row(i).cast<double>() / m.mass[size_t(i)];
+        diff += (om - o).squaredNorm();
+        ref += o.squaredNorm();
+    }
+}
+
 }  // namespace
+
+std::vector<uint8_t> allowedBlockFlags(const MaskSpec& mask, int64_t tokens, int64_t blockSize) {
+    return detail::allowedBlocks(mask, tokens, blockSize);
+}
+
+std::vector<int64_t> accumulatedBlockSizes(const HeadAnalysisOptions& options) {
+    std::vector<int64_t> sizes = options.blockSizes;
+    if (options.masks.enabled && std::find(sizes.begin(), sizes.end(), options.masks.topKBlockSize) == sizes.end())
+        sizes.push_back(options.masks.topKBlockSize);
+    return sizes;
+}
+
+std::vector<int64_t> ngramIds(const std::vector<int64_t>& ids, int64_t context) {
+    const int64_t T = int64_t(ids.size());
+    std::vector<int64_t> out(size_t(T), -1);
+    if (context < 1) return out;
+    // Polynomial hash of the n-gram ending at i, verified on lookup (collisions cost only time).
+    constexpr uint64_t kHashBase = 1000003;
+    std::unordered_map<uint64_t, std::vector<int64_t>> seen;  // hash -> first position of each distinct n-gram
+    auto same = [&](int64_t a, int64_t b) {
+        for (int64_t x = 0; x < context; ++x)
+            if (ids[size_t(a - x)] != ids[size_t(b - x)]) return false;
+        return true;
+    };
+    int64_t next = 0;
+    for (int64_t i = context - 1; i < T; ++i) {
+        uint64_t h = 0;
+        for (int64_t x = context - 1; x >= 0; --x) h = h * kHashBase + uint64_t(ids[size_t(i - x)]);
+        auto& firsts = seen[h];
+        for (int64_t p : firsts)
+            if (same(p, i)) {
+                out[size_t(i)] = out[size_t(p)];
+                break;
+            }
+        if (out[size_t(i)] < 0) {
+            out[size_t(i)] = next++;
+            firsts.push_back(i);
+        }
+    }
+    return out;
+}
 
 Result<HeadAnalysis> analyzeHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
                                  const HeadContext& context, const HeadAnalysisOptions& options,
@@ -164,6 +194,18 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
                                                 const AttentionSpec& spec, const HeadContext& context,
                                                 const HeadAnalysisOptions& options, const ProgressFn& progress,
                                                 std::vector<float>* lseOut) {
+    auto sums = accumulateHead(q, k, v, spec, context, options, progress);
+    if (!sums) return sums.status();
+    auto h = finishHead(*sums, spec, context, options);
+    if (!h) return h.status();
+    if (progress && !progress(1.0, "analyze head")) return detail::cancelledStatus("analyzeHead");
+    if (lseOut) *lseOut = std::move(sums->lse);
+    return h;
+}
+
+Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
+                                const HeadContext& context, const HeadAnalysisOptions& options,
+                                const ProgressFn& progress) {
     if (Status s = validate(q, k, v, options); !s.ok()) return s;
     const int64_t T = q.rows();
     const RoleOptions& ro = options.roles;
@@ -173,7 +215,6 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     if (!lseR) return lseR.status();
     const std::vector<float>& lse = *lseR;
 
-    const detail::MaskCounts counts = detail::countAllowed(spec.mask, T);
     std::vector<TokenMask> tokenMasks;
     if (options.masks.enabled) {
         auto m = detail::buildTokenMasks(q, k, spec, lse, options.masks, detail::subProgress(progress, 0.3, 0.35));
@@ -182,10 +223,7 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     }
 
     // Block sizes to accumulate: the requested ones plus the top-k mask's.
-    std::vector<int64_t> blockSizes = options.blockSizes;
-    if (options.masks.enabled &&
-        std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) == blockSizes.end())
-        blockSizes.push_back(options.masks.topKBlockSize);
+    const std::vector<int64_t> blockSizes = accumulatedBlockSizes(options);
     std::vector<int64_t> blockCounts;
     for (int64_t b : blockSizes) blockCounts.push_back((T + b - 1) / b);
 
@@ -197,7 +235,11 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
         w.offset.assign(size_t(origin + T), 0);
         for (int64_t nb : blockCounts) w.blocks.emplace_back(size_t(nb * nb), 0.0);
     }
-    RowSums rows(T);
+    HeadSums rows;
+    rows.tokens = T;
+    for (auto* vec : {&rows.mass, &rows.plogp, &rows.distance, &rows.first, &rows.self, &rows.recent, &rows.prev,
+                      &rows.next, &rows.duplicate, &rows.induction, &rows.repeat, &rows.document})
+        vec->assign(size_t(T), 0.0);
     const int64_t dv = v.cols();
     MatrixRM dense = MatrixRM::Zero(T, dv);
     std::vector<MaskedOutput> masked(tokenMasks.size());
@@ -208,7 +250,6 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     const RepeatEntries repeats = buildRepeats(context.tokenIds, T, ro.repeatContext);
     const bool haveDocs = int64_t(context.documents.size()) == T;
     const int64_t recentN = std::max<int64_t>(1, ro.recentTokens);
-
     auto tile = [&](int worker, int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P) {
         WorkerSums& w = ws[size_t(worker)];
         const int64_t r = P.rows(), c = P.cols(), kEnd = kStart + c;
@@ -299,8 +340,72 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
         for (size_t bs = 0; bs < blockSizes.size(); ++bs)
             for (size_t x = 0; x < ws[0].blocks[bs].size(); ++x) ws[0].blocks[bs][x] += ws[size_t(w)].blocks[bs][x];
     }
-    const WorkerSums& sum = ws[0];
 
+    rows.lse = lse;
+    rows.column = std::move(ws[0].column);
+    rows.offset = std::move(ws[0].offset);
+    rows.blockSizes = blockSizes;
+    rows.blocks = std::move(ws[0].blocks);
+    if (options.masks.enabled) {
+        for (size_t m = 0; m < tokenMasks.size(); ++m) {
+            HeadSums::Masked out;
+            out.mask = tokenMasks[m];
+            errorTerms(masked[m], dense, rows.mass, out.errorDiff2, out.errorRef2);
+            out.mass = std::move(masked[m].mass);
+            rows.masked.push_back(std::move(out));
+        }
+        // Pass 3: top-k blocks (oracle, from this head's own block mass at topKBlockSize).
+        const size_t bs = size_t(std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) -
+                                 blockSizes.begin());
+        BlockSparsity tb;
+        tb.blockSize = blockSizes[bs];
+        tb.blockRows = tb.blockCols = blockCounts[bs];
+        tb.mass.assign(rows.blocks[bs].begin(), rows.blocks[bs].end());
+        tb.allowed = detail::allowedBlocks(spec.mask, T, tb.blockSize);
+        auto kept = std::make_shared<const std::vector<uint8_t>>(topKBlockMask(tb, options.masks.topKBlocks));
+        AttentionSpec sparse = spec;
+        sparse.mask.blocks = kept;
+        sparse.mask.blockSize = tb.blockSize;
+        sparse.mask.blockCols = tb.blockCols;
+        MaskedOutput top;
+        top.numerator = MatrixRM::Zero(T, dv);
+        top.mass.assign(size_t(T), 0);
+        auto topTile = [&](int, int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P) {
+            top.numerator.middleRows(qStart, P.rows()).noalias() += P * v.middleRows(kStart, P.cols());
+            for (int64_t a = 0; a < P.rows(); ++a) top.mass[size_t(qStart + a)] += P.row(a).sum();
+        };
+        if (Status s = forEachProbabilityTile(q, k, sparse, lse, 0, T, 0, T, topTile,
+                                              detail::subProgress(progress, 0.85, 1.0));
+            !s.ok())
+            return s;
+        HeadSums::Masked out;
+        out.keptBlocks = *kept;
+        errorTerms(top, dense, rows.mass, out.errorDiff2, out.errorRef2);
+        out.mass = std::move(top.mass);
+        rows.masked.push_back(std::move(out));
+    }
+    return rows;
+}
+
+Result<HeadAnalysis> finishHead(const HeadSums& sum, const AttentionSpec& spec, const HeadContext& context,
+                                const HeadAnalysisOptions& options) {
+    const int64_t T = sum.tokens;
+    const RoleOptions& ro = options.roles;
+    const std::vector<float>& lse = sum.lse;
+    if (int64_t(lse.size()) != T || int64_t(sum.mass.size()) != T || int64_t(sum.column.size()) != T)
+        return Status{ErrorCode::Shape, "finishHead: sums hold " + std::to_string(lse.size()) + " rows, expected T=" +
+                                            std::to_string(T)};
+    const detail::MaskCounts counts = detail::countAllowed(spec.mask, T);
+    const TokenTemplates templ = buildTemplates(context.tokenIds, T);
+    const DocumentRuns runs = buildRuns(context.documents, T);
+    const std::vector<int64_t> ngram = int64_t(context.tokenIds.size()) == T ? ngramIds(context.tokenIds, ro.repeatContext)
+                                                                            : std::vector<int64_t>();
+    const bool haveDocs = int64_t(context.documents.size()) == T;
+    const HeadSums& rows = sum;
+    const int64_t origin = spec.mask.causal ? 0 : T - 1;
+    std::vector<int64_t> firstOfNgram;  // first position of each n-gram id: rows after it have entries
+    for (int64_t i = 0; i < int64_t(ngram.size()); ++i)
+        if (ngram[size_t(i)] >= 0 && ngram[size_t(i)] >= int64_t(firstOfNgram.size())) firstOfNgram.push_back(i);
     HeadAnalysis h;
     h.tokens = T;
     h.excludedKeys = spec.mask.excludedKeys;
@@ -366,7 +471,7 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
             const int64_t jMax = ro.excludeCurrentToken ? i - 1 : i;
             if (!pos.empty() && pos.front() + 1 <= jMax) indRowsMass += rowMass, ++rs.inductionRows;
         }
-        if (!repeats.keys.empty() && repeats.rowStart[si + 1] > repeats.rowStart[si]) {
+        if (!ngram.empty() && ngram[si] >= 0 && firstOfNgram[size_t(ngram[si])] < i) {
             repNum += rows.repeat[si];
             repRowsMass += rowMass;
             ++rs.repeatRows;
@@ -394,9 +499,13 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
 
     // Sparsity per requested block size.
     for (size_t bs = 0; bs < options.blockSizes.size(); ++bs) {
+        const int64_t B = options.blockSizes[bs], nb = (T + B - 1) / B;
+        if (bs >= sum.blocks.size() || sum.blockSizes[bs] != B || int64_t(sum.blocks[bs].size()) != nb * nb)
+            return Status{ErrorCode::Shape, "finishHead: no block mass at block size " + std::to_string(B) +
+                                                " in the sums (expected accumulatedBlockSizes order)"};
         BlockSparsity b;
-        b.blockSize = blockSizes[bs];
-        b.blockRows = b.blockCols = blockCounts[bs];
+        b.blockSize = B;
+        b.blockRows = b.blockCols = nb;
         b.mass.assign(sum.blocks[bs].begin(), sum.blocks[bs].end());
         b.allowed = detail::allowedBlocks(spec.mask, T, b.blockSize);
         b.allowedBlocks = std::accumulate(b.allowed.begin(), b.allowed.end(), int64_t(0));
@@ -408,50 +517,24 @@ Result<HeadAnalysis> detail::analyzeHeadKeepLse(const MatrixRM& q, const MatrixR
     if (options.masks.enabled) {
         const double allowedPairs =
             double(std::accumulate(counts.rowAllowed.begin(), counts.rowAllowed.end(), int64_t(0)));
-        for (size_t m = 0; m < tokenMasks.size(); ++m) {
+        const int64_t topB = options.masks.topKBlockSize;
+        for (const HeadSums::Masked& m : sum.masked) {
+            if (int64_t(m.mass.size()) != T)
+                return Status{ErrorCode::Shape, "finishHead: a candidate mask's mass holds " + std::to_string(m.mass.size()) +
+                                                    " rows, expected T=" + std::to_string(T)};
             CandidateMaskResult c;
-            c.name = tokenMasks[m].name;
-            c.params = tokenMasks[m].params;
-            c.recall = meanOver(masked[m].mass, rowOk, nRows);
-            c.outputError = relativeError(masked[m], dense, rows.mass);
-            c.keptFraction = allowedPairs > 0 ? double(detail::keptAllowedPairs(tokenMasks[m], spec.mask, T)) / allowedPairs : 0;
+            const bool topK = !m.keptBlocks.empty();
+            c.name = topK ? "top-k blocks" : m.mask.name;
+            c.params = topK ? "k=" + std::to_string(options.masks.topKBlocks) + " B=" + std::to_string(topB) : m.mask.params;
+            c.recall = meanOver(m.mass, rowOk, nRows);
+            c.outputError = m.errorRef2 > 0 ? std::sqrt(m.errorDiff2 / m.errorRef2) : 0.0;
+            const int64_t kept = topK ? detail::keptAllowedPairs(m.keptBlocks, topB, spec.mask, T)
+                                      : detail::keptAllowedPairs(m.mask, spec.mask, T);
+            c.keptFraction = allowedPairs > 0 ? double(kept) / allowedPairs : 0;
             h.masks.push_back(std::move(c));
         }
-        // Pass 3: top-k blocks (oracle, from this head's own block mass at topKBlockSize).
-        const size_t bs = size_t(std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) -
-                                 blockSizes.begin());
-        BlockSparsity tb;
-        tb.blockSize = blockSizes[bs];
-        tb.blockRows = tb.blockCols = blockCounts[bs];
-        tb.mass.assign(sum.blocks[bs].begin(), sum.blocks[bs].end());
-        tb.allowed = detail::allowedBlocks(spec.mask, T, tb.blockSize);
-        auto kept = std::make_shared<const std::vector<uint8_t>>(topKBlockMask(tb, options.masks.topKBlocks));
-        AttentionSpec sparse = spec;
-        sparse.mask.blocks = kept;
-        sparse.mask.blockSize = tb.blockSize;
-        sparse.mask.blockCols = tb.blockCols;
-        MaskedOutput top;
-        top.numerator = MatrixRM::Zero(T, dv);
-        top.mass.assign(size_t(T), 0);
-        auto topTile = [&](int, int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P) {
-            top.numerator.middleRows(qStart, P.rows()).noalias() += P * v.middleRows(kStart, P.cols());
-            for (int64_t a = 0; a < P.rows(); ++a) top.mass[size_t(qStart + a)] += P.row(a).sum();
-        };
-        if (Status s = forEachProbabilityTile(q, k, sparse, lse, 0, T, 0, T, topTile,
-                                              detail::subProgress(progress, 0.85, 1.0));
-            !s.ok())
-            return s;
-        CandidateMaskResult c;
-        c.name = "top-k blocks";
-        c.params = "k=" + std::to_string(options.masks.topKBlocks) + " B=" + std::to_string(tb.blockSize);
-        c.recall = meanOver(top.mass, rowOk, nRows);
-        c.outputError = relativeError(top, dense, rows.mass);
-        c.keptFraction = allowedPairs > 0 ? double(detail::keptAllowedPairs(*kept, tb.blockSize, spec.mask, T)) / allowedPairs : 0;
-        h.masks.push_back(std::move(c));
     }
     h.role = classifyHead(h, ro);
-    if (progress && !progress(1.0, "analyze head")) return detail::cancelledStatus("analyzeHead");
-    if (lseOut) *lseOut = lse;
     return h;
 }
 

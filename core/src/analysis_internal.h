@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "attnscope/analysis.h"
+#include "attnscope/analysis_sums.h"
 
 namespace attnscope::detail {
 
@@ -44,29 +45,11 @@ double median(std::vector<double> values);
 
 namespace attnscope::detail {
 
-/// A token-level candidate mask (metrics: StreamingLLM, MInference vertical-slash). Membership
-/// of (i, j) is tested per tile row, so no mask is ever materialised at T×T.
-struct TokenMask {
-    enum class Kind { Window, SinkWindow, VerticalSlash };
-    Kind kind = Kind::Window;
-    std::string name, params;
-    int64_t window = 0;                ///< |i - j| < window
-    int64_t sinks = 0;                 ///< keys < sinks (SinkWindow)
-    std::vector<uint8_t> vertical;     ///< per key (VerticalSlash)
-    std::vector<uint8_t> slash;        ///< per offset index (i - j) + origin (VerticalSlash)
-    std::vector<int64_t> slashOffsets; ///< the kept offsets i - j
-    int64_t origin = 0;
+/// The candidate masks of the CPU passes (attnscope/analysis_sums.h).
+using TokenMask = CandidateMask;
 
-    bool contains(int64_t i, int64_t j) const;
-    /// Column ranges [c0, c1) of a tile (at most two: the sink columns and the window).
-    struct Ranges {
-        std::pair<int64_t, int64_t> r[2] = {{0, 0}, {0, 0}};
-        int count = 0;
-    };
-    /// Copies P's entries inside the mask into `out` (resized to P, zero elsewhere) and returns
-    /// the column ranges holding them, so products with V skip the empty columns in between.
-    Ranges fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P, MatrixRM& out) const;
-};
+/// The n highest-scoring indices (ties by index), after the forced ones.
+std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector<uint8_t>& forced, int64_t n);
 
 /// Window, sink+window and vertical-slash masks; the vertical-slash one is estimated from the
 /// probabilities of the last `estimateQueries` rows (one small pass 2 over those rows).

@@ -17,7 +17,8 @@ std::vector<int64_t> sortedRow(const BlockSparsity& b, int64_t I) {
     for (int64_t J = 0; J < b.blockCols; ++J)
         if (b.allowed.empty() || b.allowed[size_t(I * b.blockCols + J)]) cols.push_back(J);
     const float* m = b.mass.data() + I * b.blockCols;
-    std::stable_sort(cols.begin(), cols.end(), [m](int64_t x, int64_t y) { return m[x] > m[y]; });
+    // Same order as a stable sort by mass: ties broken by column (std::sort needs no buffer).
+    std::sort(cols.begin(), cols.end(), [m](int64_t x, int64_t y) { return m[x] > m[y] || (m[x] == m[y] && x < y); });
     return cols;
 }
 
