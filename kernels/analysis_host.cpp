@@ -1,27 +1,133 @@
 // Host side of the GPU analysis passes: the multiscale map and the block mass matrix of one head.
 #include <algorithm>
+#include <atomic>
 
+#include "attnscope/parallel.h"
+
+#include "analysis_tc.h"
+#include "forward_lse.h"
 #include "cuda_engine.h"
 
 namespace attnscope::gpu {
 
-Result<CudaEngine::PoolResult> CudaEngine::pool(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                                                const CellGrid& grid) {
+namespace {
+
+/// Q/K of one head on the device in a 16-bit dtype: F16 when every value is exactly an f16
+/// (traces stored as F16 are), else BF16 (exact for BF16 traces; rounds F32 ones). It also keeps
+/// the map's device and pinned buffers, so a zoom allocates nothing.
+class DeviceHead final : public GpuHead {
+public:
+    ~DeviceHead() override {
+        if (m_pinned) cudaFreeHost(m_pinned);
+    }
+    int64_t tokens() const override { return m_tokens; }
+    int dim() const override { return m_dim; }
+
+    /// Pinned host memory of at least `bytes` (reused).
+    Result<void*> pinned(size_t bytes) {
+        if (m_pinnedBytes < bytes) {
+            if (m_pinned) cudaFreeHost(m_pinned);
+            m_pinned = nullptr, m_pinnedBytes = 0;
+            ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_pinned, bytes, cudaHostAllocDefault));
+            m_pinnedBytes = bytes;
+        }
+        return m_pinned;
+    }
+
+    int64_t m_tokens = 0;
+    int m_dim = 0;
+    ElemType m_elem = ElemType::BF16;
+    DeviceArray m_q, m_k, m_lse, m_scratch;
+    DeviceArray m_sums, m_max, m_count, m_out;  ///< cells of the last map (reused)
+    void* m_pinned = nullptr;
+    size_t m_pinnedBytes = 0;
+};
+
+/// Packs q and k into 16-bit words in `out` ([q | k]), as f16 when every value is exact in f16,
+/// else as bf16; in parallel chunks. Returns the dtype used.
+GpuDType packHead(const MatrixRM& q, const MatrixRM& k, uint16_t* out) {
+    const int64_t nq = q.size(), n = nq + k.size();
+    constexpr int64_t kChunk = int64_t(1) << 18;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    auto value = [&](int64_t e) { return e < nq ? q.data()[e] : k.data()[e - nq]; };
+    std::atomic<bool> exact{true};
+    auto pass = [&](GpuDType t, bool check) {
+        parallelFor(chunks, [&](int64_t c, int) {
+            const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
+            for (int64_t e = e0; e < e1; ++e) {
+                const float x = value(e);
+                out[e] = toDTypeBits(x, t);
+                if (check && fromDTypeBits(out[e], t) != x) {
+                    exact = false;
+                    return;
+                }
+            }
+        });
+    };
+    pass(GpuDType::F16, true);
+    if (exact) return GpuDType::F16;
+    pass(GpuDType::BF16, false);
+    return GpuDType::BF16;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<GpuHead>> CudaEngine::uploadHead(const MatrixRM& q, const MatrixRM& k) {
+    auto head = std::make_shared<DeviceHead>();
+    ATTNSCOPE_TRY_STATUS(fillHead(*head, q, k));
+    return std::shared_ptr<GpuHead>(std::move(head));
+}
+
+Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
     ATTNSCOPE_TRY_STATUS(requireDevice());
+    auto* head = dynamic_cast<DeviceHead*>(&gh);
+    if (!head) return Status{ErrorCode::InvalidArgument, "GPU map: the head was made by another engine"};
     const int64_t T = q.rows();
     if (k.rows() != T || k.cols() != q.cols() || T <= 0 || q.cols() <= 0)
         return Status{ErrorCode::Shape, "GPU analysis: q [" + std::to_string(q.rows()) + "x" +
                                             std::to_string(q.cols()) + "] and k [" + std::to_string(k.rows()) + "x" +
                                             std::to_string(k.cols()) + "] must both be [T x d], T > 0"};
     if (T > (int64_t(1) << 30)) return Status{ErrorCode::Unsupported, "GPU analysis: T above 2^30"};
+    if (q.cols() > kMaxPassDim)
+        return Status{ErrorCode::Unsupported, "GPU analysis: head dim " + std::to_string(q.cols()) + " above " +
+                                                  std::to_string(kMaxPassDim)};
+    head->m_tokens = T;
+    head->m_dim = int(q.cols());
+    const size_t elems = size_t(q.size()) + size_t(k.size());
+    auto staging = head->pinned(elems * 2);
+    if (!staging) return staging.status();
+    uint16_t* packed = static_cast<uint16_t*>(*staging);
+    const GpuDType t = packHead(q, k, packed);
+    head->m_elem = t == GpuDType::BF16 ? ElemType::BF16 : ElemType::F16;
+    ATTNSCOPE_TRY_STATUS(head->m_q.allocate(size_t(q.size()) * 2, "map q"));
+    ATTNSCOPE_TRY_STATUS(head->m_k.allocate(size_t(k.size()) * 2, "map k"));
+    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(head->m_q.get(), packed, size_t(q.size()) * 2, cudaMemcpyHostToDevice, m_stream));
+    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(head->m_k.get(), packed + q.size(), size_t(k.size()) * 2, cudaMemcpyHostToDevice,
+                                       m_stream));
+    ATTNSCOPE_TRY_STATUS(head->m_lse.allocate(size_t(T) * sizeof(float), "map lse"));
+    ATTNSCOPE_TRY_STATUS(head->m_scratch.allocate(sizeof(HeadPassArgs), "map pass arguments"));
+    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));  // the staging buffer is reused by the map
+    return {};
+}
+
+Result<std::shared_ptr<GpuHead>> CudaEngine::scratchHead(const MatrixRM& q, const MatrixRM& k) {
+    if (!m_scratchHead) m_scratchHead = std::make_shared<DeviceHead>();
+    ATTNSCOPE_TRY_STATUS(fillHead(*m_scratchHead, q, k));
+    return m_scratchHead;
+}
+
+Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& grid) {
+    ATTNSCOPE_TRY_STATUS(requireDevice());
+    auto* head = dynamic_cast<DeviceHead*>(&gh);
+    if (!head) return Status{ErrorCode::InvalidArgument, "GPU map: the head was uploaded by another engine"};
+    const int64_t T = head->m_tokens;
     const MaskSpec& m = spec.mask;
     if (!m.documents.empty() && static_cast<int64_t>(m.documents.size()) < T)
         return Status{ErrorCode::Shape, "GPU analysis: MaskSpec.documents holds " +
                                             std::to_string(m.documents.size()) + " ids, expected T=" +
                                             std::to_string(T)};
-    DeviceArray dq, dk, dDocs, dExcluded, dBlocks, dLse, dSums, dMax, dCount;
-    ATTNSCOPE_TRY_STATUS(dq.upload(q.data(), size_t(q.size()) * sizeof(float), "analysis q"));
-    ATTNSCOPE_TRY_STATUS(dk.upload(k.data(), size_t(k.size()) * sizeof(float), "analysis k"));
+    DeviceArray dDocs, dExcluded, dBlocks;
+    DeviceArray &dSums = head->m_sums, &dMax = head->m_max, &dCount = head->m_count;
     AnalysisSpec s;
     s.scale = spec.scale, s.softcap = spec.softcap, s.alibiSlope = spec.alibiSlope, s.relativeBias = spec.relativeBias;
     s.causal = m.causal, s.window = m.window, s.prefix = m.prefix, s.dilation = m.dilation;
@@ -45,32 +151,43 @@ Result<CudaEngine::PoolResult> CudaEngine::pool(const MatrixRM& q, const MatrixR
         s.blockRows = static_cast<long long>(m.blocks->size()) / m.blockCols;
     }
     const size_t cells = size_t(grid.rows) * grid.cols;
-    ATTNSCOPE_TRY_STATUS(dLse.allocate(size_t(T) * sizeof(float), "analysis lse"));
     ATTNSCOPE_TRY_STATUS(dSums.allocate(cells * sizeof(double), "cell sums"));
     ATTNSCOPE_TRY_STATUS(dMax.allocate(cells * sizeof(float), "cell maxima"));
     ATTNSCOPE_TRY_STATUS(dCount.allocate(cells * sizeof(unsigned long long), "cell counts"));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dSums.get(), 0, cells * sizeof(double), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dMax.get(), 0, cells * sizeof(float), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dCount.get(), 0, cells * sizeof(unsigned long long), m_stream));
-    const int dim = static_cast<int>(q.cols());
-    ATTNSCOPE_TRY_STATUS(launchRowLse(dq.as<float>(), dk.as<float>(), int(T), dim, s, dLse.as<float>(), m_stream));
-    ATTNSCOPE_TRY_STATUS(launchPool(dq.as<float>(), dk.as<float>(), int(T), dim, s, dLse.as<float>(), grid,
-                                    dSums.as<double>(), dMax.as<float>(), dCount.as<unsigned long long>(), m_stream));
-    PoolResult r;
-    r.sums.resize(cells);
-    r.maxima.resize(cells);
-    r.allowed.resize(cells);
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(r.sums.data(), dSums.get(), cells * sizeof(double), cudaMemcpyDeviceToHost, m_stream));
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(r.maxima.data(), dMax.get(), cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(r.allowed.data(), dCount.get(), cells * sizeof(unsigned long long),
-                                       cudaMemcpyDeviceToHost, m_stream));
-    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
-    return r;
+    // Pass 1 on the forward kernel when the mask is one it compiles in and the rect holds at
+    // least half of the rows (it computes every row); else on the pass kernel, the rect's rows only.
+    bool lseReady = false;
+    if (ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
+        if (!m_mapLse) m_mapLse = std::make_unique<ForwardLse>(m_forwardPath);
+        ATTNSCOPE_TRY_STATUS(m_mapLse->run(head->m_q.get(), head->m_k.get(), head->m_k.get(), head->m_elem, 1, 1, int(T),
+                                           head->m_dim, spec, head->m_lse.as<float>(), m_stream));
+        lseReady = true;
+    }
+    ATTNSCOPE_TRY_STATUS(launchMapPasses(head->m_q.get(), head->m_k.get(), head->m_elem, int(T), head->m_dim, s,
+                                         head->m_lse.as<float>(), grid, dSums.as<double>(), dMax.as<float>(),
+                                         dCount.as<unsigned long long>(), head->m_scratch.get(), lseReady, m_stream));
+    return {};
 }
 
 Result<AttentionMap> CudaEngine::attentionMap(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                               MapRect rect, int width, int height) {
-    const int64_t T = q.rows();
+    // Host Q/K in: the engine's scratch head is refilled (its device and pinned buffers stay).
+    auto head = scratchHead(q, k);
+    if (!head) return head.status();
+    return mapFromPool(**head, spec, rect, width, height);
+}
+
+Result<AttentionMap> CudaEngine::attentionMap(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width,
+                                              int height) {
+    return mapFromPool(head, spec, rect, width, height);
+}
+
+Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width,
+                                             int height) {
+    const int64_t T = head.tokens();
     if (rect.q0 < 0 || rect.k0 < 0 || rect.q1 > T || rect.k1 > T || rect.q0 >= rect.q1 || rect.k0 >= rect.k1)
         return Status{ErrorCode::InvalidArgument, "attentionMap: rect [" + std::to_string(rect.q0) + "," +
                                                       std::to_string(rect.q1) + ")x[" + std::to_string(rect.k0) + "," +
@@ -83,39 +200,61 @@ Result<AttentionMap> CudaEngine::attentionMap(const MatrixRM& q, const MatrixRM&
     g.q0 = rect.q0, g.q1 = rect.q1, g.k0 = rect.k0, g.k1 = rect.k1;
     g.rows = static_cast<int>(std::min<int64_t>(height, hq));
     g.cols = static_cast<int>(std::min<int64_t>(width, hk));
-    auto r = pool(q, k, spec, g);
-    if (!r) return r.status();
+    ATTNSCOPE_TRY_STATUS(pool(head, spec, g));
+    // Mean, max and allowed fraction per cell, on the device; one pinned download.
+    auto* dh = static_cast<DeviceHead*>(&head);
+    const size_t cells = size_t(g.rows) * g.cols;
+    ATTNSCOPE_TRY_STATUS(dh->m_out.allocate(3 * cells * sizeof(float), "map cells"));
+    ATTNSCOPE_TRY_STATUS(launchMapFinalize(g, dh->m_sums.as<double>(), dh->m_max.as<float>(),
+                                           dh->m_count.as<unsigned long long>(), dh->m_out.as<float>(), m_stream));
+    auto host = dh->pinned(3 * cells * sizeof(float));
+    if (!host) return host.status();
+    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
+    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
+    const float* out = static_cast<const float*>(*host);
     AttentionMap map;
     map.rect = rect;
     map.width = g.cols, map.height = g.rows;
-    const size_t cells = size_t(g.rows) * g.cols;
-    map.mean.resize(cells), map.max.resize(cells), map.allowed.resize(cells);
-    for (int y = 0; y < g.rows; ++y) {
-        const int64_t rows = (y + 1) * hq / g.rows - y * hq / g.rows;
-        for (int x = 0; x < g.cols; ++x) {
-            const int64_t cols = (x + 1) * hk / g.cols - x * hk / g.cols;
-            const double area = double(rows) * double(cols);
-            const size_t c = size_t(y) * g.cols + x;
-            map.mean[c] = static_cast<float>(r->sums[c] / area);
-            map.max[c] = r->maxima[c];
-            map.allowed[c] = static_cast<float>(double(r->allowed[c]) / area);
-        }
-    }
+    map.mean.assign(out, out + cells);
+    map.max.assign(out + cells, out + 2 * cells);
+    map.allowed.assign(out + 2 * cells, out + 3 * cells);
     return map;
 }
 
 Result<std::vector<double>> CudaEngine::blockMass(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                                   int64_t blockSize) {
     if (blockSize <= 0) return Status{ErrorCode::InvalidArgument, "blockMass: blockSize must be > 0"};
+    auto head = scratchHead(q, k);
+    if (!head) return head.status();
     const int64_t T = q.rows();
     const int64_t nb = (T + blockSize - 1) / blockSize;
     CellGrid g;
     g.q1 = T, g.k1 = T;
     g.rows = g.cols = static_cast<int>(nb);
     g.blockSize = blockSize;
-    auto r = pool(q, k, spec, g);
-    if (!r) return r.status();
-    return std::move(r->sums);
+    ATTNSCOPE_TRY_STATUS(pool(**head, spec, g));
+    std::vector<double> sums(size_t(g.rows) * g.cols);
+    auto* dh = static_cast<DeviceHead*>(head->get());
+    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(sums.data(), dh->m_sums.get(), sums.size() * sizeof(double), cudaMemcpyDeviceToHost,
+                                       m_stream));
+    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
+    return sums;
 }
+
+}  // namespace attnscope::gpu
+
+namespace attnscope::gpu {
+
+Result<std::vector<HeadSums>> CudaEngine::analyzeLayerSums(const Trace& trace, int layer,
+                                                           const std::vector<AttentionSpec>& specs,
+                                                           const HeadContext& context,
+                                                           const HeadAnalysisOptions& options, int nextLayer,
+                                                           const ProgressFn& progress) {
+    ATTNSCOPE_TRY_STATUS(requireDevice());
+    if (!m_layers) m_layers = std::make_unique<LayerAnalyzer>(m_stream, m_info.smCount, m_forwardPath);
+    return m_layers->run(trace, layer, specs, context, options, nextLayer, progress);
+}
+
+GpuEngine::LayerTimes CudaEngine::lastLayerTimes() const { return m_layers ? m_layers->times() : LayerTimes{}; }
 
 }  // namespace attnscope::gpu

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "attnscope/gpu.h"
+#include "analysis_layer.h"
 #include "device_memory.h"
+#include "forward_lse.h"
 #include "launch.h"
 
 namespace attnscope::gpu {
@@ -33,25 +35,36 @@ public:
     Result<std::vector<double>> blockMass(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                           int64_t blockSize) override;
 
+    Result<std::shared_ptr<GpuHead>> uploadHead(const MatrixRM& q, const MatrixRM& k) override;
+    Result<AttentionMap> attentionMap(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width,
+                                      int height) override;
+    Result<std::vector<HeadSums>> analyzeLayerSums(const Trace& trace, int layer, const std::vector<AttentionSpec>& specs,
+                                                   const HeadContext& context, const HeadAnalysisOptions& options,
+                                                   int nextLayer, const ProgressFn& progress) override;
+    LayerTimes lastLayerTimes() const override;
+
     /// Partial + full key blocks of the variant's BlockMask at the buffers' T (builds it if needed).
     Result<long long> computedBlocks(const VariantSpec& v, GpuBuffers& buffers);
 
 private:
     Status requireDevice() const;
     Result<const DeviceVariant*> variantFor(GpuBuffers& buffers, const VariantSpec& v, LaunchLog* log);
-    /// Shared by attentionMap and blockMass: uploads q/k and the mask data, runs both passes.
-    struct PoolResult {
-        std::vector<double> sums;
-        std::vector<float> maxima;
-        std::vector<unsigned long long> allowed;
-    };
-    Result<PoolResult> pool(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, const CellGrid& grid);
+    /// Shared by attentionMap and blockMass: both passes into the head's cell buffers (sums,
+    /// maxima, allowed counts stay on the device).
+    Status pool(GpuHead& head, const AttentionSpec& spec, const CellGrid& grid);
+    /// Packs q/k into the head's buffers (reused when large enough) and uploads them.
+    Status fillHead(GpuHead& head, const MatrixRM& q, const MatrixRM& k);
+    Result<std::shared_ptr<GpuHead>> scratchHead(const MatrixRM& q, const MatrixRM& k);
+    Result<AttentionMap> mapFromPool(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width, int height);
 
     int m_device = 0;
     GpuInfo m_info;
     ForwardPath m_forwardPath = ForwardPath::MmaSync;
     cudaStream_t m_stream = nullptr;
     DeviceArray m_flush;
+    std::unique_ptr<LayerAnalyzer> m_layers;
+    std::unique_ptr<ForwardLse> m_mapLse;          ///< the map's pass 1 on the forward kernel
+    std::shared_ptr<GpuHead> m_scratchHead;        ///< host-in maps reuse its buffers
 };
 
 /// A CUDA engine for device 0, or nullptr with the reason when there is no usable device.

@@ -75,6 +75,8 @@ std::vector<float> fromDType(const std::vector<uint16_t>& x, GpuDType t) {
 }
 
 float roundToDType(float x, GpuDType t) { return widen(bits(x, t), t); }
+uint16_t toDTypeBits(float x, GpuDType t) { return bits(x, t); }
+float fromDTypeBits(uint16_t b, GpuDType t) { return widen(b, t); }
 
 const char* dtypeLabel(GpuDType t) { return t == GpuDType::BF16 ? "bf16" : "f16"; }
 

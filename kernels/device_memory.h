@@ -52,6 +52,9 @@ std::vector<uint16_t> toDType(const std::vector<float>& x, GpuDType t);
 std::vector<float> fromDType(const std::vector<uint16_t>& x, GpuDType t);
 /// The float the dtype stores for x (what the GPU computes with).
 float roundToDType(float x, GpuDType t);
+/// One value: the dtype's 16-bit word for x (round to nearest even) and back.
+uint16_t toDTypeBits(float x, GpuDType t);
+float fromDTypeBits(uint16_t bits, GpuDType t);
 const char* dtypeLabel(GpuDType t);
 
 }  // namespace attnscope::gpu

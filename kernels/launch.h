@@ -94,18 +94,10 @@ struct AnalysisSpec {
     long long blockSize = 128, blockCols = 0, blockRows = 0;
 };
 
-/// Pass 1: row logsumexp of all T rows of one head (q, k: device float [T, d]).
-Status launchRowLse(const float* q, const float* k, int tokens, int dim, const AnalysisSpec& spec, float* lse,
-                    cudaStream_t stream);
-
 /// How pass 2 bins (q, k) pairs into output cells.
 struct CellGrid {
     long long q0 = 0, q1 = 0, k0 = 0, k1 = 0;
     int rows = 0, cols = 0;
     long long blockSize = 0;  ///< > 0: cell = (q - q0) / blockSize (block mass); else the map's floor split
 };
-/// Pass 2: per cell the sum of p, the max p and the count of allowed pairs.
-Status launchPool(const float* q, const float* k, int tokens, int dim, const AnalysisSpec& spec, const float* lse,
-                  const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed, cudaStream_t stream);
-
 }  // namespace attnscope::gpu

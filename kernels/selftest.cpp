@@ -7,6 +7,12 @@
 #include <limits>
 #include <random>
 
+#include <unistd.h>
+
+#include "attnscope/analysis_sums.h"
+#include "attnscope/synth.h"
+#include "attnscope/trace.h"
+
 #include "cuda_engine.h"
 #include "selftest_reference.h"
 
@@ -169,9 +175,10 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     auto spec = referenceSpec(*v, T, 1, 4, scale);
     if (!spec) return spec.status();
     if (name == "causal") spec->mask.excludedKeys = {0, 3};  // sinks excluded and renormalised
-    std::normal_distribution<float> nd(0.0f, kInputSigma);
-    MatrixRM q(T, d), k(T, d);
-    for (Eigen::Index i = 0; i < q.size(); ++i) q.data()[i] = nd(rng), k.data()[i] = nd(rng);
+    // Inputs rounded to a 16-bit dtype, as every trace the map reads is (the GPU computes on them as they are).
+    const GpuDType dtype = (T + d) % 2 == 0 ? GpuDType::BF16 : GpuDType::F16;
+    const std::vector<float> qv = randomRounded(size_t(T) * d, dtype, rng), kv = randomRounded(size_t(T) * d, dtype, rng);
+    const MatrixRM q = Eigen::Map<const MatrixRM>(qv.data(), T, d), k = Eigen::Map<const MatrixRM>(kv.data(), T, d);
     auto map = engine.attentionMap(q, k, *spec, rect, width, height);
     auto mass = engine.blockMass(q, k, *spec, 64);
     char desc[160];
@@ -193,6 +200,142 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     std::snprintf(tail, sizeof tail, "  mean %.1e max %.1e allowed %.1e blockmass %.1e (tol %.0e)", meanErr, maxErr,
                   allowedErr, massErr, kMapTolerance);
     addLine(report, ok, std::string(desc) + tail);
+    return {};
+}
+
+/// Worst error of one GPU-analysed head against the CPU analysis, over the reported metrics.
+struct HeadErrors {
+    double stats = 0;     ///< entropy, distance, first/recent mass, role scores: absolute
+    double alpha = 0;     ///< sink scores, absolute
+    double blocks = 0;    ///< block mass, relative to max(1, mass) (a block holds up to B rows' mass)
+    double density = 0;   ///< gamma coverage density, absolute
+    double recall = 0;    ///< candidate mask recall, absolute
+    double outputError = 0;  ///< candidate mask output error, absolute
+    int masksCompared = 0, masksTied = 0;  ///< a mask chosen differently on a near-tie is not compared
+    std::string worst;
+};
+
+void note(double& slot, double value, const char* name, HeadErrors& e, double& worstScaled, double tol) {
+    value = std::isfinite(value) ? value : std::numeric_limits<double>::infinity();
+    slot = std::max(slot, value);
+    if (value / tol > worstScaled) worstScaled = value / tol, e.worst = name;
+}
+
+constexpr double kStatsTolerance = 2e-4;     ///< fp32 sums in another order, tensor-core S
+constexpr double kDensityTolerance = 2e-2;   ///< a block on a near-tie may flip
+constexpr double kOutputErrorTolerance = 2e-2;  ///< P rounded to 16 bits before P·V (FlashAttention does too)
+
+HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
+    HeadErrors e;
+    double w = 0;
+    auto d = [](double a, double b) { return std::fabs(a - b); };
+    note(e.stats, d(g.stats.entropy, c.stats.entropy) / std::max(1.0, std::fabs(c.stats.entropy)), "entropy", e, w, kStatsTolerance);
+    note(e.stats, d(g.stats.meanDistance, c.stats.meanDistance) / std::max(1.0, c.stats.meanDistance), "distance", e, w, kStatsTolerance);
+    note(e.stats, d(g.stats.firstTokenMass, c.stats.firstTokenMass), "first", e, w, kStatsTolerance);
+    note(e.stats, d(g.stats.recentMass, c.stats.recentMass), "recent", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.previousToken, c.roles.previousToken), "prev", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.nextToken, c.roles.nextToken), "next", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.duplicateToken, c.roles.duplicateToken), "duplicate", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.induction, c.roles.induction), "induction", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.inductionRepeat, c.roles.inductionRepeat), "repeat", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.documentMass, c.roles.documentMass), "document", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.localMass, c.roles.localMass), "local", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.slashScore, c.roles.slashScore), "slash", e, w, kStatsTolerance);
+    note(e.stats, d(g.roles.verticalScore, c.roles.verticalScore), "vertical", e, w, kStatsTolerance);
+    for (size_t j = 0; j < c.sinks.alpha.size() && j < g.sinks.alpha.size(); ++j)
+        note(e.alpha, d(g.sinks.alpha[j], c.sinks.alpha[j]), "alpha", e, w, kStatsTolerance);
+    if (g.sinks.alpha.size() != c.sinks.alpha.size()) note(e.alpha, 1.0, "alpha size", e, w, kStatsTolerance);
+    for (size_t b = 0; b < c.blocks.size() && b < g.blocks.size(); ++b) {
+        for (size_t x = 0; x < c.blocks[b].mass.size() && x < g.blocks[b].mass.size(); ++x)
+            note(e.blocks, d(g.blocks[b].mass[x], c.blocks[b].mass[x]) / std::max(1.0, double(c.blocks[b].mass[x])),
+                 "block mass", e, w, kStatsTolerance);
+        for (size_t x = 0; x < c.blocks[b].coverage.size() && x < g.blocks[b].coverage.size(); ++x)
+            note(e.density, d(g.blocks[b].coverage[x].density, c.blocks[b].coverage[x].density), "density", e, w,
+                 kDensityTolerance);
+    }
+    if (g.masks.size() != c.masks.size()) note(e.recall, 1.0, "mask count", e, w, kStatsTolerance);
+    for (size_t m = 0; m < c.masks.size() && m < g.masks.size(); ++m) {
+        // Vertical-slash and top-k pick keys / blocks by mass: equal masses (uniform heads) can
+        // pick differently on the two backends. The same number of kept pairs = the same pick
+        // here (the picks are prefixes of the same order); otherwise the mask is not compared.
+        if (g.masks[m].keptFraction != c.masks[m].keptFraction) {
+            ++e.masksTied;
+            continue;
+        }
+        ++e.masksCompared;
+        note(e.recall, d(g.masks[m].recall, c.masks[m].recall), "recall", e, w, 10 * kStatsTolerance);
+        note(e.outputError, d(g.masks[m].outputError, c.masks[m].outputError), "output error", e, w,
+             kOutputErrorTolerance);
+    }
+    return e;
+}
+
+/// analyzeLayerSums + finishHead on a synthetic trace (planted sinks, previous-token, induction,
+/// documents) vs the CPU analysis of every head, on the trace's own rounded values.
+Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dtype, bool excludeSinks,
+                    uint64_t seed, SelfTestReport& report) {
+    SynthOptions so;
+    so.tokens = T, so.layers = 1, so.headDim = d, so.kvGroups = kvGroups, so.dtype = dtype, so.seed = seed;
+    auto made = makeSyntheticTrace(so);
+    if (!made) return made.status();
+    char path[] = "/tmp/attnscope-selftest-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return Status{ErrorCode::IoError, "self-test: cannot create a temporary trace file in /tmp"};
+    close(fd);
+    const std::string file = std::string(path) + ".attn.safetensors";
+    std::remove(path);
+    ATTNSCOPE_TRY_STATUS(made->first.write(file));
+    auto opened = Trace::open(file);
+    std::remove(file.c_str());
+    if (!opened) return opened.status();
+    const Trace& trace = **opened;
+    const LayerConfig& cfg = trace.config(0);
+    HeadContext ctx;
+    ctx.tokenIds = trace.metadata().tokenIds;
+    ctx.documents = trace.metadata().documents;
+    HeadAnalysisOptions options;
+    options.masks.window = 32, options.masks.sinkWindow = 32, options.masks.verticalCount = 16;
+    options.masks.slashCount = 16, options.masks.forcedVertical = 2, options.masks.forcedSlash = 4;
+    options.masks.estimateQueries = 16, options.masks.topKBlocks = 2;
+    std::vector<AttentionSpec> specs;
+    for (int h = 0; h < cfg.heads; ++h) {
+        AttentionSpec spec = specForLayer(cfg, h);
+        if (excludeSinks) spec = specWithoutKeys(spec, {0, T / 3});
+        specs.push_back(spec);
+    }
+    auto sums = engine.analyzeLayerSums(trace, 0, specs, ctx, options, -1, {});
+    char desc[160];
+    std::snprintf(desc, sizeof desc, "analysis layer %s T=%-4lld d=%-3d H=%d group=%d%s", dtypeName(dtype),
+                  static_cast<long long>(T), d, cfg.heads, kvGroups, excludeSinks ? " sinks excluded" : "");
+    if (!sums) {
+        addLine(report, false, std::string(desc) + "  error: " + sums.message());
+        return sums.status().code() == ErrorCode::Device ? sums.status() : Status{};
+    }
+    HeadErrors worst;
+    std::string worstAt;
+    double worstScaled = -1;
+    int compared = 0, tied = 0;
+    for (int h = 0; h < cfg.heads; ++h) {
+        auto g = finishHead((*sums)[size_t(h)], specs[size_t(h)], ctx, options);
+        auto q = trace.head(0, h, Which::Q), k = trace.head(0, h, Which::K), v = trace.head(0, h, Which::V);
+        if (!g || !q || !k || !v) return !g ? g.status() : !q ? q.status() : !k ? k.status() : v.status();
+        auto c = analyzeHead(q->m, k->m, v->m, specs[size_t(h)], ctx, options);
+        if (!c) return c.status();
+        const HeadErrors e = compareHeads(*g, *c);
+        compared += e.masksCompared, tied += e.masksTied;
+        const double scaled = std::max({e.stats / kStatsTolerance, e.alpha / kStatsTolerance, e.blocks / kStatsTolerance,
+                                        e.density / kDensityTolerance, e.recall / (10 * kStatsTolerance),
+                                        e.outputError / kOutputErrorTolerance});
+        if (scaled > worstScaled) worstScaled = scaled, worst = e, worstAt = "head " + std::to_string(h) + " " + e.worst;
+    }
+    char tail[256];
+    std::snprintf(tail, sizeof tail, "  stats %.1e alpha %.1e blocks %.1e (tol %.0e) density %.1e (tol %.0e) "
+                  "recall %.1e outErr %.1e (tol %.0e), masks compared %d (tied %d)  worst: %s",
+                  worst.stats, worst.alpha, worst.blocks, kStatsTolerance, worst.density, kDensityTolerance,
+                  worst.recall, worst.outputError, kOutputErrorTolerance, compared, tied, worstAt.c_str());
+    // Most masks must be compared (window and sink+window never tie): a backend that always
+    // picked differently would fail here.
+    addLine(report, worstScaled <= 1.0 && compared >= 2 * tied, std::string(desc) + tail);
     return {};
 }
 
@@ -225,6 +368,22 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 64, {0, 300, 0, 300}, 37, 23, rng, report));
         if (!quick)
             ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 128, {100, 260, 40, 300}, 160, 300, rng, report));
+    }
+    // Whole-layer analysis (tensor-core passes + finishHead) against the CPU analysis: T not a
+    // multiple of 64, GQA, a head dim that is padded (80), sinks excluded.
+    struct LayerCase {
+        int64_t T;
+        int d, groups;
+        DType dtype;
+        bool excludeSinks;
+    };
+    const LayerCase layerCases[] = {{300, 64, 1, DType::F16, false}, {257, 128, 2, DType::BF16, false},
+                                    {200, 80, 1, DType::BF16, true},  {640, 64, 4, DType::F16, false},
+                                    {1000, 128, 1, DType::BF16, true}};
+    const int nLayerCases = quick ? 2 : int(sizeof layerCases / sizeof layerCases[0]);
+    for (int c = 0; c < nLayerCases; ++c) {
+        const LayerCase& lc = layerCases[c];
+        ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, lc.T, lc.d, lc.groups, lc.dtype, lc.excludeSinks, rng(), report));
     }
     return report;
 }

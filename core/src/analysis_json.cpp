@@ -149,6 +149,10 @@ Json toJson(const ModelAnalysis& a) {
     j.set("trace", Json(a.tracePath));
     j.set("model", Json(a.model));
     j.set("tokens", Json(a.tokens));
+    j.set("backend", Json(a.backend));
+    Json notes = Json::array();
+    for (const auto& n : a.notes) notes.push(Json(n));
+    j.set("notes", std::move(notes));
     Json opt = Json::object();
     std::vector<int64_t> layers(a.options.layers.begin(), a.options.layers.end());
     opt.set("layers", ints(layers));

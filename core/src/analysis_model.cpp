@@ -1,9 +1,15 @@
 // analyzeTrace: every head of the chosen layers with the layer's native spec, then role labels,
 // per-layer summaries and head similarity.
 #include <algorithm>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <optional>
 #include <cmath>
 
 #include "analysis_internal.h"
+#include "attnscope/gpu.h"
+#include "attnscope/parallel.h"
 #include "attnscope/trace.h"
 
 namespace attnscope {
@@ -74,6 +80,139 @@ LayerSummary summarizeLayer(int layer, const std::vector<const HeadAnalysis*>& h
     return s;
 }
 
+namespace {
+
+/// What one layer contributes to ModelAnalysis, in layer order.
+struct LayerResult {
+    std::vector<HeadAnalysis> heads;
+    LayerSummary summary;
+    std::optional<HeadSimilarity> similarity;
+    ModelAnalysis::LayerTiming timing;
+    std::vector<std::string> notes;
+};
+using FinishJob = std::function<Result<LayerResult>()>;
+
+/// One layer on the GPU: the passes there (on this thread, which owns the engine), then a job
+/// that finishes the metrics on the CPU (one head per worker) and may run while the GPU computes
+/// the next layer. Returns no job (and a note) when the engine cannot take this layer, so the
+/// caller runs it on the CPU.
+template <typename StepFn>
+Result<std::optional<FinishJob>> analyzeLayerOnGpu(const Trace& trace, int l, int next, const HeadContext& ctx,
+                                                   const AnalyzeOptions& options, std::vector<std::string>& notes,
+                                                   StepFn& step) {
+    using Clock = std::chrono::steady_clock;
+    const LayerConfig& cfg = trace.config(l);
+    auto specs = std::make_shared<std::vector<AttentionSpec>>();
+    for (int h = 0; h < cfg.heads; ++h) specs->push_back(specForLayer(cfg, h));
+    const double units = cfg.heads * ((options.excludeSinks ? 2.0 : 1.0) + (options.similarity ? 1.0 : 0.0));
+    auto progress = step(units);
+    const double passShare = options.excludeSinks ? 0.45 : 0.9;
+    auto sums = options.gpu->analyzeLayerSums(trace, l, *specs, ctx, options.head, next,
+                                              detail::subProgress(progress, 0.0, passShare));
+    if (!sums) {
+        if (sums.status().code() != ErrorCode::Unsupported) return sums.status();
+        notes.push_back("layer " + std::to_string(l) + " on the CPU: " + sums.status().message());
+        return std::optional<FinishJob>();
+    }
+    auto timing = std::make_shared<ModelAnalysis::LayerTiming>();
+    timing->layer = l;
+    timing->gpu = true;
+    const GpuEngine::LayerTimes gt = options.gpu->lastLayerTimes();
+    timing->readMs = gt.readMs, timing->uploadMs = gt.uploadMs, timing->computeMs = gt.computeMs;
+    timing->passes = gt.passes;
+    auto heads = std::make_shared<std::vector<HeadAnalysis>>(static_cast<size_t>(cfg.heads));
+    auto finishAll = [heads, specs, &ctx, &options, l](const std::vector<HeadSums>& all, const std::vector<int>& which) {
+        std::vector<Status> errors(which.size());
+        parallelFor(int64_t(which.size()), [&](int64_t x, int) {
+            const int h = which[size_t(x)];
+            auto r = finishHead(all[size_t(h)], (*specs)[size_t(h)], ctx, options.head);
+            if (!r) {
+                errors[size_t(x)] = r.status();
+                return;
+            }
+            if (options.excludeSinks && !(*heads)[size_t(h)].sinks.alpha.empty()) {
+                r->sinks = (*heads)[size_t(h)].sinks;  // sinks from the dense pass
+                r->role = classifyHead(*r, options.head.roles);
+            }
+            r->layer = l;
+            r->head = h;
+            (*heads)[size_t(h)] = std::move(*r);
+        });
+        for (const Status& e : errors)
+            if (!e.ok()) return e;
+        return Status{};
+    };
+    std::vector<int> all(static_cast<size_t>(cfg.heads));
+    for (int h = 0; h < cfg.heads; ++h) all[size_t(h)] = h;
+    auto dense = std::make_shared<std::vector<HeadSums>>(std::move(*sums));
+    double finishedMs = 0;
+    if (options.excludeSinks) {
+        // Sinks from the dense pass, every other metric without them (ACT beta = 0): the second
+        // GPU pass needs the first one's sinks, so this layer finishes here.
+        const auto t0 = Clock::now();
+        if (Status s = finishAll(*dense, all); !s.ok()) return s;
+        std::vector<int> withSinks;
+        for (int h = 0; h < cfg.heads; ++h) {
+            if ((*heads)[size_t(h)].sinks.keys().empty()) continue;
+            (*specs)[size_t(h)] = specWithoutSinks((*specs)[size_t(h)], (*heads)[size_t(h)].sinks);
+            withSinks.push_back(h);
+        }
+        finishedMs += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        if (!withSinks.empty()) {
+            auto second = options.gpu->analyzeLayerSums(trace, l, *specs, ctx, options.head, next,
+                                                        detail::subProgress(progress, passShare, 0.9));
+            if (!second) return second.status();
+            timing->computeMs += options.gpu->lastLayerTimes().computeMs;
+            const auto t1 = Clock::now();
+            if (Status s = finishAll(*second, withSinks); !s.ok()) return s;
+            finishedMs += std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+        }
+    }
+    const bool finishLater = !options.excludeSinks;
+    FinishJob job = [=, &trace, &ctx, &options]() -> Result<LayerResult> {
+        const auto t0 = Clock::now();
+        if (finishLater)
+            if (Status s = finishAll(*dense, all); !s.ok()) return s;
+        LayerResult out;
+        out.timing = *timing;
+        if (options.similarity) {
+            if (trace.tokens() > options.gpuSimilarityMaxTokens) {
+                out.notes.push_back("head similarity skipped above T=" + std::to_string(options.gpuSimilarityMaxTokens) +
+                                    " on the GPU path (its H² joint passes run on the CPU)");
+            } else {
+                std::vector<MatrixRM> qs, ks;
+                for (int h = 0; h < cfg.heads; ++h) {
+                    auto q = loadHead(trace, l, h, Which::Q);
+                    if (!q) return q.status();
+                    auto k = loadHead(trace, l, h, Which::K);
+                    if (!k) return k.status();
+                    qs.push_back(std::move(*q));
+                    ks.push_back(std::move(*k));
+                }
+                std::vector<HeadInput> inputs;
+                for (int h = 0; h < cfg.heads; ++h) {
+                    // With sinks excluded the stored lse is the dense one: the similarity recomputes it.
+                    inputs.push_back({&qs[size_t(h)], &ks[size_t(h)], (*specs)[size_t(h)],
+                                      options.excludeSinks ? std::vector<float>() : (*dense)[size_t(h)].lse});
+                }
+                auto sim = headSimilarity(std::move(inputs));
+                if (!sim) return sim.status();
+                sim->layer = l;
+                out.similarity = std::move(*sim);
+            }
+        }
+        out.heads = std::move(*heads);
+        std::vector<const HeadAnalysis*> layerHeads;
+        for (const auto& h : out.heads) layerHeads.push_back(&h);
+        out.summary = summarizeLayer(l, layerHeads, options);
+        out.timing.finishMs = finishedMs + std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        return out;
+    };
+    return std::optional<FinishJob>(std::move(job));
+}
+
+}  // namespace
+
 Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& optionsIn, const ProgressFn& progress) {
     AnalyzeOptions options = optionsIn;
     if (Status s = validateOptions(trace, options); !s.ok()) return s;
@@ -99,8 +238,48 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     out.model = meta.model;
     out.tokens = T;
     out.options = options;
-    for (int l : options.layers) {
+    const bool gpuAvailable = options.gpu && options.gpu->info().available;
+    if (options.gpu && !gpuAvailable) out.notes.push_back("GPU not used: " + options.gpu->info().reason);
+    int gpuLayers = 0, cpuLayers = 0;
+    // A GPU layer's metrics are finished on the CPU while the GPU computes the next layer; results
+    // are appended in layer order.
+    std::future<Result<LayerResult>> pending;
+    auto flushPending = [&]() -> Status {
+        if (!pending.valid()) return {};
+        auto r = pending.get();
+        if (!r) return r.status();
+        for (auto& h : r->heads) out.heads.push_back(std::move(h));
+        out.layers.push_back(std::move(r->summary));
+        if (r->similarity) out.similarity.push_back(std::move(*r->similarity));
+        out.timings.push_back(r->timing);
+        for (auto& n : r->notes)
+            if (std::find(out.notes.begin(), out.notes.end(), n) == out.notes.end()) out.notes.push_back(std::move(n));
+        return {};
+    };
+    for (size_t li = 0; li < options.layers.size(); ++li) {
+        const int l = options.layers[li];
         const LayerConfig& cfg = trace.config(l);
+        if (gpuAvailable) {
+            const int next = li + 1 < options.layers.size() ? options.layers[li + 1] : -1;
+            auto job = analyzeLayerOnGpu(trace, l, next, ctx, options, out.notes, step);
+            if (!job) {
+                (void)flushPending();
+                return job.status();
+            }
+            if (*job) {
+                ++gpuLayers;
+                if (Status s = flushPending(); !s.ok()) return s;
+                pending = std::async(std::launch::async, std::move(**job));
+                if (progress && !progress(done / total, "analyze")) {
+                    (void)flushPending();
+                    return detail::cancelledStatus("analyzeTrace");
+                }
+                continue;
+            }
+        }
+        if (Status s = flushPending(); !s.ok()) return s;
+        ++cpuLayers;
+        const auto layerStart = std::chrono::steady_clock::now();
         std::vector<MatrixRM> qs, ks;
         std::vector<AttentionSpec> specs;
         std::vector<std::vector<float>> lses;
@@ -150,6 +329,17 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
         std::vector<const HeadAnalysis*> layerHeads;
         for (size_t x = firstHead; x < out.heads.size(); ++x) layerHeads.push_back(&out.heads[x]);
         out.layers.push_back(summarizeLayer(l, layerHeads, options));
+        ModelAnalysis::LayerTiming t;
+        t.layer = l;
+        t.computeMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - layerStart).count();
+        out.timings.push_back(t);
+    }
+    if (Status s = flushPending(); !s.ok()) return s;
+    if (gpuLayers > 0) {
+        const std::string name = "GPU " + options.gpu->info().name + " (tensor cores)";
+        out.backend = cpuLayers == 0 ? name
+                                     : name + " for " + std::to_string(gpuLayers) + " layers, CPU for " +
+                                           std::to_string(cpuLayers);
     }
     int sinks = 0;
     for (const auto& h : out.heads) sinks += h.sinks.firstTokenSink ? 1 : 0;

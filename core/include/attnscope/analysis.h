@@ -308,8 +308,16 @@ Result<std::vector<double>> rolloutRow(const Trace& trace, int64_t query, const 
 // Model level
 // ---------------------------------------------------------------------------------------------
 
+class GpuEngine;
+
 struct AnalyzeOptions {
     std::vector<int> layers;           ///< empty: every layer
+    /// The backend the caller picked: a GPU engine runs every layer it can (GpuEngine::
+    /// analyzeLayerSums, the tensor-core passes) and the CPU the rest; null = the CPU only.
+    GpuEngine* gpu = nullptr;
+    /// On the GPU path head similarity (H² joint passes per layer, on the CPU) runs up to this T;
+    /// above it the result says it was skipped.
+    int64_t gpuSimilarityMaxTokens = 8192;
     HeadAnalysisOptions head;
     bool excludeSinks = false;         ///< detect sinks densely, then measure everything without them
     bool similarity = true;            ///< per-layer head similarity (one more pass per head)
@@ -337,6 +345,17 @@ struct ModelAnalysis {
     std::vector<LayerSummary> layers;
     std::vector<HeadSimilarity> similarity;   ///< one per analysed layer (when enabled)
     double sinkRate = 0;                      ///< % over every analysed head
+    std::string backend = "CPU";              ///< "GPU <name> (tensor cores)", "CPU", or both with layer counts
+    std::vector<std::string> notes;           ///< fallbacks and skipped parts, one sentence each
+    /// Per analysed layer: milliseconds reading the trace and uploading (overlapping the previous
+    /// layer on the GPU path), computing the passes, and finishing the metrics on the CPU.
+    struct LayerTiming {
+        int layer = 0;
+        bool gpu = false;
+        double readMs = 0, uploadMs = 0, computeMs = 0, finishMs = 0;
+        std::vector<std::pair<std::string, double>> passes;  ///< GPU: kernel ms per pass, then host time
+    };
+    std::vector<LayerTiming> timings;
 };
 
 /// Analyses the chosen layers of a trace: every head (analyzeHead with the layer's native spec,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attnscope/analysis_sums.h"
 #include "attnscope/attention.h"
 #include "attnscope/status.h"
 #include "attnscope/trace.h"
@@ -54,6 +55,14 @@ struct KernelLaunchInfo {
     int sharedBytes = 0;
 };
 
+/// One head's Q/K resident on the device (GpuEngine::uploadHead).
+class GpuHead {
+public:
+    virtual ~GpuHead() = default;
+    virtual int64_t tokens() const = 0;
+    virtual int dim() const = 0;
+};
+
 class GpuEngine {
 public:
     virtual ~GpuEngine() = default;
@@ -83,6 +92,38 @@ public:
                                               MapRect rect, int width, int height) = 0;
     virtual Result<std::vector<double>> blockMass(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                                   int64_t blockSize) = 0;
+
+    /// Q/K of one head kept on the device, so zooming into its map uploads nothing.
+    ///   auto head = gpu->uploadHead(q, k); auto map = gpu->attentionMap(**head, spec, rect, 512, 512);
+    virtual Result<std::shared_ptr<GpuHead>> uploadHead(const MatrixRM& q, const MatrixRM& k) {
+        (void)q, (void)k;
+        return Status{ErrorCode::Unsupported, "this GPU engine keeps no heads on the device"};
+    }
+    virtual Result<AttentionMap> attentionMap(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width,
+                                              int height) {
+        (void)head, (void)spec, (void)rect, (void)width, (void)height;
+        return Status{ErrorCode::Unsupported, "this GPU engine keeps no heads on the device"};
+    }
+
+    /// Pass sums of every query head of `layer` for analyzeTrace (finishHead turns them into the
+    /// metrics): Q/K/V are read from the mapped trace in its own dtype and uploaded while the
+    /// previous layer computes; `nextLayer` (or -1) is prefetched the same way. Fails with
+    /// Unsupported when the layer cannot run here (the caller then uses the CPU) and with
+    /// NumericValues when Q/K/V hold NaN/Inf.
+    virtual Result<std::vector<HeadSums>> analyzeLayerSums(const Trace& trace, int layer,
+                                                           const std::vector<AttentionSpec>& specs,
+                                                           const HeadContext& context,
+                                                           const HeadAnalysisOptions& options, int nextLayer,
+                                                           const ProgressFn& progress) {
+        (void)trace, (void)layer, (void)specs, (void)context, (void)options, (void)nextLayer, (void)progress;
+        return Status{ErrorCode::Unsupported, info().reason.empty() ? "this GPU engine has no analysis passes" : info().reason};
+    }
+    /// Split of the last analyzeLayerSums call: host reading + upload vs kernels, milliseconds.
+    struct LayerTimes {
+        double readMs = 0, uploadMs = 0, computeMs = 0;  ///< read + upload overlap the previous layer's compute
+        std::vector<std::pair<std::string, double>> passes;  ///< kernel milliseconds per pass, then host time
+    };
+    virtual LayerTimes lastLayerTimes() const { return {}; }
 };
 
 /// The engine of this build: CUDA when kernels/ was built and a device is present.

@@ -1,0 +1,542 @@
+// Whole-layer GPU analysis: upload (double-buffered, from the mapped trace), the tensor-core
+// passes per group of query heads, and the host steps between them (candidate masks from the
+// estimate pass, top-k blocks from the block mass).
+#include "analysis_layer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "analysis_tc.h"
+#include "attnscope/parallel.h"
+#include "attnscope/trace.h"
+#include "cuda_check.h"
+
+namespace attnscope::gpu {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+constexpr int64_t kTile = 64;  ///< the passes' row / key tile; block sizes must be multiples of it
+
+}  // namespace
+
+/// Everything one head of a group needs on the device.
+struct LayerAnalyzer::HeadBuffers {
+    DeviceArray rowStats, column, offset, estColumn, estOffset, numerator;
+    DeviceArray blocks[kMaxPassBlockSizes];
+    DeviceArray vertical, slash, slashPrefix, verticalTiles, keptBlocks;
+    DeviceArray maskOut[4];  ///< mass, diff, ref per candidate mask ([3][T])
+};
+
+namespace {
+
+AnalysisSpec toDeviceSpec(const AttentionSpec& spec) {
+    AnalysisSpec s;
+    s.scale = spec.scale, s.softcap = spec.softcap, s.alibiSlope = spec.alibiSlope, s.relativeBias = spec.relativeBias;
+    s.causal = spec.mask.causal, s.window = spec.mask.window, s.prefix = spec.mask.prefix, s.dilation = spec.mask.dilation;
+    return s;
+}
+
+template <typename T>
+Status download(std::vector<T>& out, const DeviceArray& a, size_t count, cudaStream_t stream) {
+    out.resize(count);
+    if (count) ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(out.data(), a.get(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+    return {};
+}
+
+std::vector<double> widen(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
+
+const char* whichName(int w) { return w == 0 ? "q" : w == 1 ? "k" : "v"; }
+
+/// fn(0..n-1) on short-lived threads. Not core's pool: analyzeTrace finishes the previous layer
+/// on that pool while this thread drives the GPU, and waiting for it would stall the GPU.
+void runSpread(int64_t n, const std::function<void(int64_t)>& fn) {
+    const int64_t threads = std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    std::atomic<int64_t> next{0};
+    for (int64_t t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            for (int64_t x = next++; x < n; x = next++) fn(x);
+        });
+    for (auto& t : pool) t.join();
+}
+
+}  // namespace
+
+LayerAnalyzer::LayerAnalyzer(cudaStream_t compute, int smCount, ForwardPath forwardPath)
+    : m_compute(compute), m_smCount(smCount), m_forwardLse(forwardPath) {
+    cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking);
+}
+
+LayerAnalyzer::~LayerAnalyzer() {
+    for (Slot& s : m_slots)
+        if (s.ready.valid()) s.ready.wait();
+    if (m_pinned) cudaFreeHost(m_pinned);
+    if (m_copy) cudaStreamDestroy(m_copy);
+}
+
+Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
+    if (slot.ready.valid()) slot.ready.wait();
+    const LayerTensors& t = trace.layer(layer);
+    ATTNSCOPE_TRY_STATUS(slot.q.allocate(t.q.bytes, trace.path() + ": layers." + std::to_string(layer) + ".q"));
+    ATTNSCOPE_TRY_STATUS(slot.k.allocate(t.k.bytes, trace.path() + ": layers." + std::to_string(layer) + ".k"));
+    ATTNSCOPE_TRY_STATUS(slot.v.allocate(t.v.bytes, trace.path() + ": layers." + std::to_string(layer) + ".v"));
+    const size_t biggest = std::max({t.q.bytes, t.k.bytes, t.v.bytes});
+    if (m_pinnedBytes < biggest) {
+        // Both slots share one staging buffer; wait for any upload that still reads it.
+        for (Slot& s : m_slots)
+            if (s.ready.valid()) s.ready.wait();
+        if (m_pinned) cudaFreeHost(m_pinned);
+        m_pinned = nullptr, m_pinnedBytes = 0;
+        ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_pinned, biggest, cudaHostAllocDefault));
+        m_pinnedBytes = biggest;
+    }
+    slot.trace = &trace;
+    slot.layer = layer;
+    slot.qData = t.q.data;
+    const TensorView views[3] = {t.q, t.k, t.v};
+    DeviceArray* dst[3] = {&slot.q, &slot.k, &slot.v};
+    slot.ready = std::async(std::launch::async, [this, views, dst, &slot]() -> Status {
+        std::lock_guard<std::mutex> staging(m_stagingMutex);  // one upload at a time through the staging buffer
+        slot.readMs = slot.uploadMs = 0;
+        // Chunks through the staging buffer: read (parallel memcpy from the mapping), then copy.
+        for (int w = 0; w < 3; ++w) {
+            const std::byte* src = views[w].data;
+            const size_t bytes = views[w].bytes;
+            const auto t0 = Clock::now();
+            constexpr int64_t kChunk = int64_t(8) << 20;
+            const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
+            runSpread(chunks, [&](int64_t c) {
+                const size_t off = size_t(c) * kChunk, n = std::min<size_t>(kChunk, bytes - off);
+                std::memcpy(static_cast<std::byte*>(m_pinned) + off, src + off, n);
+            });
+            slot.readMs += msSince(t0);
+            const auto t1 = Clock::now();
+            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst[w]->get(), m_pinned, bytes, cudaMemcpyHostToDevice, m_copy));
+            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_copy));
+            slot.uploadMs += msSince(t1);
+        }
+        return Status{};
+    });
+    return {};
+}
+
+LayerAnalyzer::Slot* LayerAnalyzer::slotFor(const Trace& trace, int layer) {
+    for (Slot& s : m_slots)
+        if (s.trace == &trace && s.layer == layer && s.qData == trace.layer(layer).q.data) return &s;
+    return nullptr;
+}
+
+Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, const std::vector<AttentionSpec>& specs,
+                                                 const HeadContext& context, const HeadAnalysisOptions& options,
+                                                 int nextLayer, const ProgressFn& progress) {
+    const LayerConfig& cfg = trace.config(layer);
+    const LayerTensors& lt = trace.layer(layer);
+    const int64_t T = trace.tokens();
+    const std::string where = trace.path() + ": layer " + std::to_string(layer);
+    if (lt.q.dtype != lt.k.dtype || lt.q.dtype != lt.v.dtype || lt.q.dtype == DType::F32)
+        return Status{ErrorCode::Unsupported, where + ": the GPU analysis reads F16/BF16 Q/K/V as stored; this layer is " +
+                                                  std::string(dtypeName(lt.q.dtype)) + " (analysed on the CPU)"};
+    if (cfg.headDim > kMaxPassDim)
+        return Status{ErrorCode::Unsupported, where + ": head dim " + std::to_string(cfg.headDim) + " above " +
+                                                  std::to_string(kMaxPassDim) + " (analysed on the CPU)"};
+    if (T > (int64_t(1) << 30)) return Status{ErrorCode::Unsupported, where + ": T above 2^30"};
+    const std::vector<int64_t> blockSizes = accumulatedBlockSizes(options);
+    if (int(blockSizes.size()) > kMaxPassBlockSizes)
+        return Status{ErrorCode::Unsupported, "GPU analysis: at most " + std::to_string(kMaxPassBlockSizes) +
+                                                  " block sizes (analysed on the CPU)"};
+    for (int64_t b : blockSizes)
+        if (b % kTile != 0)
+            return Status{ErrorCode::Unsupported, "GPU analysis: block size " + std::to_string(b) +
+                                                      " is not a multiple of 64 (analysed on the CPU)"};
+    if (int(specs.size()) != cfg.heads)
+        return Status{ErrorCode::InvalidArgument, where + ": " + std::to_string(specs.size()) + " specs for " +
+                                                      std::to_string(cfg.heads) + " heads"};
+    for (const AttentionSpec& s : specs)
+        if (!s.mask.documents.empty() || s.mask.blocks)
+            return Status{ErrorCode::Unsupported, where + ": document / block masks in the head spec (analysed on the CPU)"};
+    const ElemType elem = lt.q.dtype == DType::BF16 ? ElemType::BF16 : ElemType::F16;
+    const int dim = cfg.headDim, dimPad = passDimPad(dim);
+    const int group = cfg.heads / std::max(1, cfg.kvHeads);
+    const size_t headElems = size_t(T) * size_t(dim);
+    const int64_t Tpad = (T + kTile - 1) / kTile * kTile;
+
+    // This layer's Q/K/V: prefetched by the previous call, or uploaded now.
+    const auto tRead = Clock::now();
+    Slot* slot = slotFor(trace, layer);
+    if (!slot) {
+        slot = &m_slots[0];
+        if (m_slots[0].trace == &trace && m_slots[0].layer >= 0 && m_slots[0].layer != layer) slot = &m_slots[1];
+        ATTNSCOPE_TRY_STATUS(startUpload(*slot, trace, layer));
+    }
+    if (Status s = slot->ready.get(); !s.ok()) {
+        slot->trace = nullptr, slot->layer = -1;
+        return s;
+    }
+    const double waitMs = msSince(tRead);
+    m_times = {};
+    m_times.readMs = slot->readMs;
+    m_times.uploadMs = slot->uploadMs;
+    (void)waitMs;
+    // Start the next layer's upload into the other slot while this one computes.
+    if (nextLayer >= 0 && nextLayer < trace.numLayers() && nextLayer != layer) {
+        Slot& other = slot == &m_slots[0] ? m_slots[1] : m_slots[0];
+        if (!slotFor(trace, nextLayer)) {
+            const LayerTensors& nt = trace.layer(nextLayer);
+            if (nt.q.dtype == lt.q.dtype && nt.k.dtype == lt.k.dtype && nt.v.dtype == lt.v.dtype)
+                ATTNSCOPE_TRY_STATUS(startUpload(other, trace, nextLayer));
+        }
+    }
+    const auto tCompute = Clock::now();
+
+    // NaN/Inf per head and tensor (the CPU path refuses them the same way).
+    DeviceArray& counts = m_counts;
+    const int kvHeads = cfg.kvHeads;
+    const int countSlots = cfg.heads + 2 * kvHeads;
+    ATTNSCOPE_TRY_STATUS(counts.allocate(size_t(countSlots) * sizeof(unsigned long long), "NaN counts"));
+    ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(counts.get(), 0, size_t(countSlots) * sizeof(unsigned long long), m_compute));
+    {
+        int at = 0;
+        const DeviceArray* tensors[3] = {&slot->q, &slot->k, &slot->v};
+        for (int w = 0; w < 3; ++w) {
+            const int n = w == 0 ? cfg.heads : kvHeads;
+            for (int h = 0; h < n; ++h, ++at)
+                ATTNSCOPE_TRY_STATUS(launchCountNonFinite(static_cast<const uint16_t*>(tensors[w]->get()) + h * headElems,
+                                                          (long long)headElems, elem,
+                                                          counts.as<unsigned long long>() + at, m_compute));
+        }
+    }
+
+    // V in bf16 for P·V (P is bf16: no underflow where the CPU's float32 has none).
+    const void* vBf16 = slot->v.get();
+    if (elem == ElemType::F16) {
+        ATTNSCOPE_TRY_STATUS(m_vBf16.allocate(lt.v.bytes, where + ": V as bf16"));
+        ATTNSCOPE_TRY_STATUS(launchF16ToBf16(slot->v.get(), m_vBf16.get(), (long long)(lt.v.bytes / 2), m_compute));
+        vBf16 = m_vBf16.get();
+    }
+
+    // Role templates, shared by every head.
+    DeviceArray &dIds = m_ids, &dNgram = m_ngram, &dDocs = m_docs;
+    LayerPassArgs base;
+    base.tokens = int(T), base.dim = dim, base.elem = elem;
+    base.excludeBos = options.roles.excludeBos, base.excludeCurrentToken = options.roles.excludeCurrentToken;
+    base.recentTokens = std::max<int64_t>(1, options.roles.recentTokens);
+    base.blockSizeCount = int(blockSizes.size());
+    for (size_t b = 0; b < blockSizes.size(); ++b) base.blockSizes[b] = blockSizes[b];
+    if (int64_t(context.tokenIds.size()) == T) {
+        // Dense ranks: 32-bit on the device, equal exactly where the 64-bit ids are equal.
+        std::unordered_map<int64_t, int32_t> rank;
+        std::vector<int32_t> ids(static_cast<size_t>(T));
+        for (int64_t i = 0; i < T; ++i)
+            ids[size_t(i)] = rank.emplace(context.tokenIds[size_t(i)], int32_t(rank.size())).first->second;
+        const std::vector<int64_t> ngram64 = ngramIds(context.tokenIds, options.roles.repeatContext);
+        const std::vector<int32_t> ngram(ngram64.begin(), ngram64.end());  // ids < T
+        ATTNSCOPE_TRY_STATUS(dIds.upload(ids.data(), size_t(T) * 4, "token ids"));
+        ATTNSCOPE_TRY_STATUS(dNgram.upload(ngram.data(), size_t(T) * 4, "repeated-context ids"));
+        base.tokenIds = dIds.as<int>();
+        base.ngram = dNgram.as<int>();
+    }
+    if (int64_t(context.documents.size()) == T) {
+        ATTNSCOPE_TRY_STATUS(dDocs.upload(context.documents.data(), size_t(T) * 4, "document ids"));
+        base.documents = dDocs.as<int>();
+    }
+    std::vector<DeviceArray> excluded(static_cast<size_t>(cfg.heads));
+
+    // Group size: what the free device memory holds (per head about 20·T floats, the numerator
+    // and the block matrices), at most every head of the layer.
+    size_t freeBytes = 0, totalBytes = 0;
+    cudaMemGetInfo(&freeBytes, &totalBytes);
+    size_t perHead = size_t(T) * 4 * 32 + size_t(Tpad) * size_t(dimPad) * 4;
+    for (int64_t b : blockSizes) perHead += size_t((T + b - 1) / b) * size_t((T + b - 1) / b) * 4;
+    perHead += size_t((T + 63) / 64) * size_t((T + 63) / 64);  // top-k flags
+    // Groups hold whole kv groups (the forward kernel's lse takes heads h0.. with their kv heads).
+    int groupHeads = int(std::clamp<size_t>((freeBytes * 6 / 10) / std::max<size_t>(perHead, 1), 1, size_t(cfg.heads)));
+    groupHeads = std::max(group, groupHeads / group * group);
+
+    std::vector<HeadSums> out(static_cast<size_t>(cfg.heads));
+    struct PassEvents {
+        const char* name = "";
+        cudaEvent_t start = nullptr, stop = nullptr;
+    };
+    std::vector<PassEvents> events;
+    struct EventsGuard {
+        std::vector<PassEvents>& e;
+        ~EventsGuard() {
+            for (auto& x : e) cudaEventDestroy(x.start), cudaEventDestroy(x.stop);
+        }
+    } eventsGuard{events};
+    while (int(m_heads.size()) < groupHeads) m_heads.push_back(std::make_unique<HeadBuffers>());
+    auto bufAt = [&](int x) -> HeadBuffers& { return *m_heads[size_t(x)]; };
+    ATTNSCOPE_TRY_STATUS(m_lse.allocate(size_t(groupHeads) * size_t(T) * 4, "lse"));
+    DeviceArray& dHeads = m_args;
+    ATTNSCOPE_TRY_STATUS(dHeads.allocate(sizeof(HeadPassArgs) * size_t(groupHeads), "head pass arguments"));
+    const int64_t estimateRows = std::min(T, std::max<int64_t>(1, options.masks.estimateQueries));
+    const bool masks = options.masks.enabled;
+    for (int h0 = 0; h0 < cfg.heads; h0 += groupHeads) {
+        const int n = std::min(groupHeads, cfg.heads - h0);
+        std::vector<HeadPassArgs> args(static_cast<size_t>(n));
+        for (int x = 0; x < n; ++x) {
+            const int h = h0 + x;
+            const AttentionSpec& spec = specs[size_t(h)];
+            HeadBuffers& b = bufAt(x);
+            HeadPassArgs& a = args[size_t(x)];
+            const int64_t origin = spec.mask.causal ? 0 : T - 1;
+            a.q = static_cast<const uint16_t*>(slot->q.get()) + size_t(h) * headElems;
+            a.k = static_cast<const uint16_t*>(slot->k.get()) + size_t(h / group) * headElems;
+            a.v = static_cast<const uint16_t*>(vBf16) + size_t(h / group) * headElems;
+            a.spec = toDeviceSpec(spec);
+            if (!spec.mask.excludedKeys.empty()) {
+                ATTNSCOPE_TRY_STATUS(excluded[size_t(h)].upload(spec.mask.excludedKeys.data(),
+                                                                spec.mask.excludedKeys.size() * 8, "excluded keys"));
+                a.spec.excluded = excluded[size_t(h)].as<long long>();
+                a.spec.excludedCount = int(spec.mask.excludedKeys.size());
+            }
+            a.origin = origin;
+            ATTNSCOPE_TRY_STATUS(b.rowStats.allocate(size_t(kRowStatCount) * size_t(T) * 4, "row sums"));
+            ATTNSCOPE_TRY_STATUS(b.column.allocate(size_t(T) * 4, "column sums"));
+            ATTNSCOPE_TRY_STATUS(b.offset.allocate(size_t(origin + T) * 4, "offset sums"));
+            ATTNSCOPE_TRY_STATUS(b.estColumn.allocate(size_t(T) * 4, "estimate column sums"));
+            ATTNSCOPE_TRY_STATUS(b.estOffset.allocate(size_t(origin + T) * 4, "estimate offset sums"));
+            ATTNSCOPE_TRY_STATUS(b.numerator.allocate(size_t(Tpad) * size_t(dimPad) * 4, "dense output"));
+            ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.column.get(), 0, size_t(T) * 4, m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.offset.get(), 0, size_t(origin + T) * 4, m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.estColumn.get(), 0, size_t(T) * 4, m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.estOffset.get(), 0, size_t(origin + T) * 4, m_compute));
+            for (size_t s = 0; s < blockSizes.size(); ++s) {
+                const size_t nb = size_t((T + blockSizes[s] - 1) / blockSizes[s]);
+                ATTNSCOPE_TRY_STATUS(b.blocks[s].allocate(nb * nb * 4, "block mass"));
+                ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.blocks[s].get(), 0, nb * nb * 4, m_compute));
+                a.blocks[s] = b.blocks[s].as<float>();
+            }
+            for (auto& m : b.maskOut) ATTNSCOPE_TRY_STATUS(m.allocate(size_t(3) * size_t(T) * 4, "candidate mask sums"));
+            a.lse = m_lse.as<float>() + size_t(x) * size_t(T);
+            a.rowStats = b.rowStats.as<float>();
+            a.numerator = b.numerator.as<float>();
+        }
+        auto launch = [&](PassKind kind, int64_t rowBegin, int64_t rowEnd) -> Status {
+            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dHeads.get(), args.data(), sizeof(HeadPassArgs) * size_t(n),
+                                               cudaMemcpyHostToDevice, m_compute));
+            LayerPassArgs la = base;
+            la.heads = dHeads.as<HeadPassArgs>();
+            la.heads_ = n;
+            la.rowBegin = rowBegin, la.rowEnd = rowEnd;
+            // Each pass is timed with events (GpuEngine::LayerTimes::passes, `analyze --timing`).
+            PassEvents ev;
+            ev.name = kind == PassKind::Lse ? "lse" : kind == PassKind::Estimate ? "estimate" : kind == PassKind::Stats ? "stats"
+                      : args[0].maskKind == kPassMaskWindow ? "window" : args[0].maskKind == kPassMaskSinkWindow ? "sink+window"
+                      : args[0].maskKind == kPassMaskVerticalSlash ? "vertical-slash" : "top-k";
+            ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.start));
+            ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.stop));
+            events.push_back(ev);
+            ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.start, m_compute));
+            // dHeads is rewritten by the next pass's copy, ordered after this kernel on the stream.
+            ATTNSCOPE_TRY_STATUS(launchAnalysisPass(kind, la, m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.stop, m_compute));
+            return {};
+        };
+        // Pass 1 on the forward kernel when every head of the group has a mask it compiles in.
+        bool forward = true;
+        for (int x = 0; x < n; ++x) forward = forward && ForwardLse::takes(specs[size_t(h0 + x)], dim);
+        forward = forward && n % group == 0 && specs[size_t(h0)].mask.causal == specs[size_t(h0 + n - 1)].mask.causal;
+        for (int x = 1; x < n && forward; ++x)
+            forward = specs[size_t(h0 + x)].mask.window == specs[size_t(h0)].mask.window &&
+                      specs[size_t(h0 + x)].mask.causal == specs[size_t(h0)].mask.causal &&
+                      specs[size_t(h0 + x)].scale == specs[size_t(h0)].scale;
+        if (forward) {
+            PassEvents ev;
+            ev.name = "lse (forward kernel)";
+            ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.start));
+            ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.stop));
+            events.push_back(ev);
+            ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.start, m_compute));
+            const void* v16 = static_cast<const uint16_t*>(slot->v.get()) + size_t(h0 / group) * headElems;
+            ATTNSCOPE_TRY_STATUS(m_forwardLse.run(args[0].q, args[0].k, v16, elem, n, n / group, int(T), dim,
+                                                  specs[size_t(h0)], m_lse.as<float>(), m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.stop, m_compute));
+        } else {
+            ATTNSCOPE_TRY_STATUS(launch(PassKind::Lse, 0, T));
+        }
+        std::vector<std::vector<CandidateMask>> cands(static_cast<size_t>(n));
+        if (masks) {
+            for (int x = 0; x < n; ++x) {
+                args[size_t(x)].column = bufAt(x).estColumn.as<float>();
+                args[size_t(x)].offset = bufAt(x).estOffset.as<float>();
+            }
+            ATTNSCOPE_TRY_STATUS(launch(PassKind::Estimate, T - estimateRows, T));
+        }
+        // NaN/Inf: checked before any sums are used.
+        if (h0 == 0) {
+            std::vector<unsigned long long> bad;
+            ATTNSCOPE_TRY_STATUS(download(bad, counts, size_t(countSlots), m_compute));
+            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+            for (int at = 0; at < countSlots; ++at) {
+                if (bad[size_t(at)] == 0) continue;
+                const int w = at < cfg.heads ? 0 : at < cfg.heads + kvHeads ? 1 : 2;
+                const int h = w == 0 ? at : w == 1 ? at - cfg.heads : at - cfg.heads - kvHeads;
+                return Status{ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) + "." +
+                                                            whichName(w) + " head " + std::to_string(h) + " has " +
+                                                            std::to_string(bad[size_t(at)]) +
+                                                            " NaN/Inf values, expected finite values for the analysis"};
+            }
+        }
+        if (masks) {
+            std::vector<std::vector<float>> ec(static_cast<size_t>(n)), eo(static_cast<size_t>(n));
+            for (int x = 0; x < n; ++x) {
+                ATTNSCOPE_TRY_STATUS(download(ec[size_t(x)], bufAt(x).estColumn, size_t(T), m_compute));
+                ATTNSCOPE_TRY_STATUS(download(eo[size_t(x)], bufAt(x).estOffset, size_t(args[size_t(x)].origin + T), m_compute));
+            }
+            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+            runSpread(n, [&](int64_t x) {
+                cands[size_t(x)] = candidateMasks(widen(ec[size_t(x)]), widen(eo[size_t(x)]), T,
+                                                  specs[size_t(h0 + x)].mask.causal, options.masks);
+            });
+            for (int x = 0; x < n; ++x) {
+                const CandidateMask& vs = cands[size_t(x)][2];
+                HeadBuffers& b = bufAt(x);
+                std::vector<int32_t> prefix(vs.slash.size() + 1, 0);
+                for (size_t o = 0; o < vs.slash.size(); ++o) prefix[o + 1] = prefix[o] + vs.slash[o];
+                std::vector<uint8_t> tiles(size_t((T + kTile - 1) / kTile), 0);
+                for (int64_t j = 0; j < T; ++j) tiles[size_t(j / kTile)] |= vs.vertical[size_t(j)];
+                ATTNSCOPE_TRY_STATUS(b.vertical.upload(vs.vertical.data(), vs.vertical.size(), "vertical keys"));
+                ATTNSCOPE_TRY_STATUS(b.slash.upload(vs.slash.data(), vs.slash.size(), "slash offsets"));
+                ATTNSCOPE_TRY_STATUS(b.slashPrefix.upload(prefix.data(), prefix.size() * 4, "slash prefix"));
+                ATTNSCOPE_TRY_STATUS(b.verticalTiles.upload(tiles.data(), tiles.size(), "vertical tiles"));
+            }
+        }
+        for (int x = 0; x < n; ++x) {
+            args[size_t(x)].column = bufAt(x).column.as<float>();
+            args[size_t(x)].offset = bufAt(x).offset.as<float>();
+        }
+        ATTNSCOPE_TRY_STATUS(launch(PassKind::Stats, 0, T));
+        auto maskedPass = [&](int which) -> Status {
+            for (int x = 0; x < n; ++x) {
+                HeadPassArgs& a = args[size_t(x)];
+                HeadBuffers& b = bufAt(x);
+                a.maskMass = b.maskOut[which].as<float>();
+                a.maskDiff = a.maskMass + T;
+                a.maskRef = a.maskMass + 2 * T;
+                if (which < 3) {
+                    const CandidateMask& c = cands[size_t(x)][size_t(which)];
+                    a.maskKind = c.kind == CandidateMask::Kind::Window       ? kPassMaskWindow
+                                 : c.kind == CandidateMask::Kind::SinkWindow ? kPassMaskSinkWindow
+                                                                             : kPassMaskVerticalSlash;
+                    a.maskWindow = c.window, a.maskSinks = c.sinks;
+                    a.vertical = b.vertical.as<unsigned char>();
+                    a.slash = b.slash.as<unsigned char>();
+                    a.slashPrefix = b.slashPrefix.as<int>();
+                    a.verticalTiles = b.verticalTiles.as<unsigned char>();
+                } else {
+                    a.maskKind = kPassMaskBlocks;
+                    a.keptBlocks = b.keptBlocks.as<unsigned char>();
+                    a.maskBlockSize = options.masks.topKBlockSize;
+                    a.maskBlockCols = (T + options.masks.topKBlockSize - 1) / options.masks.topKBlockSize;
+                }
+            }
+            return launch(PassKind::Masked, 0, T);
+        };
+        if (masks)
+            for (int which = 0; which < 3; ++which) ATTNSCOPE_TRY_STATUS(maskedPass(which));
+
+        // Everything back to the host.
+        struct Host {
+            std::vector<float> lse, rows, column, offset;
+            std::vector<std::vector<float>> blocks, maskOut;
+        };
+        std::vector<Host> host(static_cast<size_t>(n));
+        for (int x = 0; x < n; ++x) {
+            Host& hh = host[size_t(x)];
+            HeadBuffers& b = bufAt(x);
+            hh.lse.resize(size_t(T));
+            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hh.lse.data(), m_lse.as<float>() + size_t(x) * size_t(T), size_t(T) * 4,
+                                               cudaMemcpyDeviceToHost, m_compute));
+            ATTNSCOPE_TRY_STATUS(download(hh.rows, b.rowStats, size_t(kRowStatCount) * size_t(T), m_compute));
+            ATTNSCOPE_TRY_STATUS(download(hh.column, b.column, size_t(T), m_compute));
+            ATTNSCOPE_TRY_STATUS(download(hh.offset, b.offset, size_t(args[size_t(x)].origin + T), m_compute));
+            hh.blocks.resize(blockSizes.size());
+            for (size_t s = 0; s < blockSizes.size(); ++s) {
+                const size_t nb = size_t((T + blockSizes[s] - 1) / blockSizes[s]);
+                ATTNSCOPE_TRY_STATUS(download(hh.blocks[s], b.blocks[s], nb * nb, m_compute));
+            }
+        }
+        ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+        if (masks) {
+            // Top-k blocks from each head's own block mass at the top-k block size.
+            const size_t topIdx = size_t(std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) -
+                                         blockSizes.begin());
+            const int64_t B = options.masks.topKBlockSize, nb = (T + B - 1) / B;
+            std::vector<std::vector<uint8_t>> kept(static_cast<size_t>(n));
+            runSpread(n, [&](int64_t x) {
+                BlockSparsity tb;
+                tb.blockSize = B;
+                tb.blockRows = tb.blockCols = nb;
+                tb.mass = host[size_t(x)].blocks[topIdx];
+                tb.allowed = allowedBlockFlags(specs[size_t(h0 + x)].mask, T, B);
+                kept[size_t(x)] = topKBlockMask(tb, options.masks.topKBlocks);
+            });
+            for (int x = 0; x < n; ++x)
+                ATTNSCOPE_TRY_STATUS(bufAt(x).keptBlocks.upload(kept[size_t(x)].data(), kept[size_t(x)].size(),
+                                                                      "top-k blocks"));
+            ATTNSCOPE_TRY_STATUS(maskedPass(3));
+            for (int x = 0; x < n; ++x) {
+                host[size_t(x)].maskOut.resize(4);
+                for (int m = 0; m < 4; ++m)
+                    ATTNSCOPE_TRY_STATUS(download(host[size_t(x)].maskOut[size_t(m)], bufAt(x).maskOut[m],
+                                                  size_t(3) * size_t(T), m_compute));
+            }
+            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+            for (int x = 0; x < n; ++x) {
+                HeadSums& hs = out[size_t(h0 + x)];
+                for (int m = 0; m < 4; ++m) {
+                    const std::vector<float>& mo = host[size_t(x)].maskOut[size_t(m)];
+                    HeadSums::Masked r;
+                    if (m < 3) r.mask = std::move(cands[size_t(x)][size_t(m)]);
+                    else r.keptBlocks = std::move(kept[size_t(x)]);
+                    r.mass.assign(mo.begin(), mo.begin() + T);
+                    for (int64_t i = 0; i < T; ++i) r.errorDiff2 += mo[size_t(T + i)], r.errorRef2 += mo[size_t(2 * T + i)];
+                    hs.masked.push_back(std::move(r));
+                }
+            }
+        }
+        runSpread(n, [&](int64_t x) {
+            Host& hh = host[size_t(x)];
+            HeadSums& hs = out[size_t(h0 + x)];
+            hs.tokens = T;
+            hs.lse = std::move(hh.lse);
+            std::vector<double>* rows[kRowStatCount] = {&hs.mass,     &hs.plogp,     &hs.distance,  &hs.first,
+                                                        &hs.self,     &hs.recent,    &hs.prev,      &hs.next,
+                                                        &hs.duplicate, &hs.induction, &hs.repeat,   &hs.document};
+            for (int r = 0; r < kRowStatCount; ++r)
+                rows[r]->assign(hh.rows.begin() + r * T, hh.rows.begin() + (r + 1) * T);
+            hs.column = widen(hh.column);
+            hs.offset = widen(hh.offset);
+            hs.blockSizes = blockSizes;
+            for (auto& b : hh.blocks) hs.blocks.push_back(widen(b));
+        });
+        if (progress && !progress(double(h0 + n) / cfg.heads, "GPU analysis"))
+            return Status{ErrorCode::Cancelled, "GPU analysis cancelled"};
+    }
+    m_times.computeMs = msSince(tCompute);
+    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+    double kernelMs = 0;
+    for (const PassEvents& ev : events) {
+        float ms = 0;
+        cudaEventElapsedTime(&ms, ev.start, ev.stop);
+        kernelMs += ms;
+        auto it = std::find_if(m_times.passes.begin(), m_times.passes.end(), [&](auto& p) { return p.first == ev.name; });
+        if (it == m_times.passes.end()) m_times.passes.emplace_back(ev.name, double(ms));
+        else it->second += ms;
+    }
+    m_times.passes.emplace_back("host and copies", std::max(0.0, m_times.computeMs - kernelMs));
+    return out;
+}
+
+}  // namespace attnscope::gpu

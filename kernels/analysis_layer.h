@@ -1,0 +1,61 @@
+#pragma once
+// Whole-layer analysis on the GPU (GpuEngine::analyzeLayerSums): streams a layer's Q/K/V from
+// the mapped trace through pinned memory to the device (the next layer's upload runs on its own
+// thread and copy stream while this one computes), runs the tensor-core passes for groups of
+// query heads sized to the free device memory, and hands the sums back as HeadSums.
+#include <cuda_runtime_api.h>
+
+#include <future>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "attnscope/gpu.h"
+#include "device_memory.h"
+#include "forward_lse.h"
+
+namespace attnscope::gpu {
+
+class LayerAnalyzer {
+public:
+    LayerAnalyzer(cudaStream_t compute, int smCount, ForwardPath forwardPath);
+    ~LayerAnalyzer();
+    LayerAnalyzer(const LayerAnalyzer&) = delete;
+    LayerAnalyzer& operator=(const LayerAnalyzer&) = delete;
+
+    Result<std::vector<HeadSums>> run(const Trace& trace, int layer, const std::vector<AttentionSpec>& specs,
+                                      const HeadContext& context, const HeadAnalysisOptions& options, int nextLayer,
+                                      const ProgressFn& progress);
+    GpuEngine::LayerTimes times() const { return m_times; }
+
+private:
+    /// A layer's raw Q/K/V on the device (one of two slots).
+    struct Slot {
+        const Trace* trace = nullptr;
+        int layer = -1;
+        const std::byte* qData = nullptr;  ///< the mapping it came from (a reopened trace differs)
+        DeviceArray q, k, v;
+        std::future<Status> ready;  ///< the upload (host read + copy) of this slot
+        double readMs = 0, uploadMs = 0;
+    };
+    Status startUpload(Slot& slot, const Trace& trace, int layer);
+    Slot* slotFor(const Trace& trace, int layer);
+
+    struct HeadBuffers;  ///< one query head's device sums (kept between layers: no allocation per layer)
+
+    cudaStream_t m_compute = nullptr;
+    cudaStream_t m_copy = nullptr;
+    int m_smCount = 0;
+    Slot m_slots[2];
+    void* m_pinned = nullptr;  ///< staging for host → device copies
+    size_t m_pinnedBytes = 0;
+    std::mutex m_stagingMutex;
+    DeviceArray m_vBf16;  ///< V of an f16 layer converted for P·V
+    std::vector<std::unique_ptr<HeadBuffers>> m_heads;
+    DeviceArray m_lse;    ///< [group heads × T], contiguous for the forward kernel's lse
+    DeviceArray m_args, m_counts, m_ids, m_ngram, m_docs;
+    ForwardLse m_forwardLse;
+    GpuEngine::LayerTimes m_times;
+};
+
+}  // namespace attnscope::gpu
