@@ -1,9 +1,12 @@
 // attnscope-cli analyze: sinks, sparsity, head roles and head similarity for every head of a trace
 // (core/include/attnscope/analysis.h; definitions in shared/docs/analysis-metrics.md).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "attnscope/analysis.h"
+#include "attnscope/gpu.h"
 #include "attnscope/trace.h"
 #include "cli.h"
 
@@ -57,6 +60,21 @@ void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
     }
 }
 
+void printTimings(const ModelAnalysis& m) {
+    double read = 0, upload = 0, compute = 0, finish = 0;
+    std::printf("%5s %4s %9s %9s %10s %9s\n", "layer", "on", "read ms", "upload ms", "compute ms", "finish ms");
+    for (const auto& t : m.timings) {
+        std::printf("%5d %4s %9.1f %9.1f %10.1f %9.1f", t.layer, t.gpu ? "GPU" : "CPU", t.readMs, t.uploadMs,
+                    t.computeMs, t.finishMs);
+        for (const auto& [name, ms] : t.passes) std::printf("  %s %.1f", name.c_str(), ms);
+        std::printf("\n");
+        read += t.readMs, upload += t.uploadMs, compute += t.computeMs, finish += t.finishMs;
+    }
+    std::printf("total: read %.1f ms, upload %.1f ms (both overlap the previous layer's compute on the GPU), "
+                "compute %.1f ms, finish %.1f ms\n\n",
+                read, upload, compute, finish);
+}
+
 int analyzeVerb(Args& a) {
     a.description("Measures every head of TRACE two-pass from Q/K/V (never T x T): entropy, attention "
                   "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
@@ -70,11 +88,14 @@ int analyzeVerb(Args& a) {
         .option("gamma", "coverage reported in the summary", "0.9")
         .option("block", "block size of the summary density", "128")
         .option("window", "sliding window W of the candidate masks", "512")
+        .option("block-sizes", "block sizes of the block mass matrices (the first is also the top-k mask's)", "64,128")
         .flag("exclude-bos", "TransformerLens exclude_bos for the role scores")
         .flag("exclude-current-token", "TransformerLens exclude_current_token for the role scores")
         .flag("all", "also measure the candidate masks and head similarity without --json")
         .flag("no-similarity", "skip the per-layer head similarity pass")
         .flag("no-heads", "print only the per-layer summary")
+        .flag("cpu", "run on the CPU even when a GPU is present (default: the GPU's tensor cores when one is)")
+        .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
     auto trace = Trace::open(a.get("TRACE"));
@@ -100,6 +121,23 @@ int analyzeVerb(Args& a) {
     if (!window) return fail(kVerb, err);
     if (*window <= 0) return fail(kVerb, "--window must be > 0, got " + a.get("window"));
     o.head.masks.window = *window;
+    {
+        std::vector<int64_t> sizes;
+        const std::string list = a.get("block-sizes");
+        size_t p = 0;
+        while (p <= list.size()) {
+            const size_t e = std::min(list.find(',', p), list.size());
+            const std::string item = list.substr(p, e - p);
+            char* end = nullptr;
+            const long long b = std::strtoll(item.c_str(), &end, 10);
+            if (item.empty() || *end != '\0' || b <= 0 || b > (1LL << 30))
+                return fail(kVerb, "--block-sizes " + list + ": expected positive integers separated by commas");
+            sizes.push_back(b);
+            p = e + 1;
+        }
+        o.head.blockSizes = sizes;
+        o.head.masks.topKBlockSize = sizes.front();
+    }
     o.head.masks.sinkWindow = *window;
     o.excludeSinks = a.has("exclude-sinks");
     // The tables print sinks, entropy, roles and density; candidate masks and head similarity
@@ -110,10 +148,19 @@ int analyzeVerb(Args& a) {
     o.head.roles.excludeBos = a.has("exclude-bos");
     o.head.roles.excludeCurrentToken = a.has("exclude-current-token");
 
+    std::unique_ptr<GpuEngine> gpu;
+    if (!a.has("cpu")) {
+        gpu = createGpuEngine();
+        if (gpu->info().available) o.gpu = gpu.get();
+    }
     const auto start = std::chrono::steady_clock::now();
     auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));
     if (!model) return fail(kVerb, model.status());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("backend: %s%s\n", model->backend.c_str(),
+                a.has("cpu") ? " (--cpu)" : (gpu && !gpu->info().available ? (" (no GPU: " + gpu->info().reason + ")").c_str() : ""));
+    for (const auto& n : model->notes) std::printf("note: %s\n", n.c_str());
+    if (a.has("timing")) printTimings(*model);
     printSummary(*model, model->options, seconds);
     if (!everything) std::printf("(candidate masks and head similarity: with --json FILE or --all)\n");
     if (!a.has("no-heads")) printHeads(*model, model->options);
@@ -127,7 +174,8 @@ int analyzeVerb(Args& a) {
 
 ATTNSCOPE_CLI_VERB("analyze",
                    "analyze TRACE [--layers 0,3-5] [--json FILE] [--exclude-sinks] [--gamma 0.9] [--block 128] "
-                   "[--window 512] [--exclude-bos] [--exclude-current-token] [--no-similarity] [--no-heads]",
+                   "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] [--no-similarity] [--no-heads] [--cpu] "
+                   "[--timing]",
                    "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
                    analyzeVerb);
 }  // namespace attnscope::cli

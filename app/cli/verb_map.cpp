@@ -7,6 +7,7 @@
 #include "attnscope/attention.h"
 #include "attnscope/image.h"
 #include "attnscope/trace.h"
+#include "attnscope/gpu.h"
 #include "cli.h"
 
 namespace attnscope::cli {
@@ -121,6 +122,7 @@ int mapVerb(Args& a) {
         .option("scale", "colour scale: log or linear", "log")
         .option("colormap", "viridis or magma", "viridis")
         .flag("exclude-sinks", "mask keys with normalized column mean alpha_k > 0.3 and renormalize rows")
+        .flag("cpu", "compute on the CPU even when a GPU is present (default: the GPU when one is)")
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
     std::string path = a.get("trace");
@@ -167,6 +169,7 @@ int mapVerb(Args& a) {
 
     const int L = int(*layer), H = int(*head);
     std::vector<int64_t> sinks;
+    std::string backend = "stored probabilities";
     Result<AttentionMap> map = Status(ErrorCode::Internal, "map: not computed");
     if (t.hasQK()) {
         auto q = t.head(L, H, Which::Q);
@@ -183,7 +186,15 @@ int mapVerb(Args& a) {
             sinks = *found;
             spec.mask.excludedKeys = sinks;
         }
-        map = attentionMap(q->m, k->m, spec, rect, width, height, progressLine());
+        std::unique_ptr<GpuEngine> gpu;
+        if (!a.has("cpu") && q->nonFinite + k->nonFinite == 0) gpu = createGpuEngine();
+        if (gpu && gpu->info().available) {
+            map = gpu->attentionMap(q->m, k->m, spec, rect, width, height);
+            backend = "GPU " + gpu->info().name;
+        } else {
+            map = attentionMap(q->m, k->m, spec, rect, width, height, progressLine());
+            backend = a.has("cpu") ? "CPU (--cpu)" : gpu ? "CPU (no GPU: " + gpu->info().reason + ")" : "CPU (NaN/Inf in Q/K)";
+        }
     } else {
         map = storedMap(t, L, H, rect, width, height, a.has("exclude-sinks"), sinks);
     }
@@ -204,17 +215,17 @@ int mapVerb(Args& a) {
         written = writePng(out, colorize(values, map->width, map->height, c));
     }
     if (!written) return fail(kVerb, written);
-    std::printf("wrote %s (%dx%d cells, layer %d head %d, queries [%lld,%lld) x keys [%lld,%lld), %s pooling%s)\n",
+    std::printf("wrote %s (%dx%d cells, layer %d head %d, queries [%lld,%lld) x keys [%lld,%lld), %s pooling%s) on %s\n",
                 out.c_str(), map->width, map->height, L, H, static_cast<long long>(rect.q0),
                 static_cast<long long>(rect.q1), static_cast<long long>(rect.k0), static_cast<long long>(rect.k1),
-                pool.c_str(), csv ? "" : (", " + scale + " scale").c_str());
+                pool.c_str(), csv ? "" : (", " + scale + " scale").c_str(), backend.c_str());
     return 0;
 }
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("map",
                    "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size WxH] [--pool mean|max] "
-                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] -o map.png|map.csv",
+                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] -o map.png|map.csv",
                    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb);
 
 }  // namespace attnscope::cli

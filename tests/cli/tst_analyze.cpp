@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFile>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -24,6 +25,8 @@ private slots:
     void initTestCase();
     void summaryAndJson();
     void excludeSinks();
+    void backendAndTiming();
+    void blockSizes();
     void refusesBadInput_data();
     void refusesBadInput();
 
@@ -69,6 +72,37 @@ void TestAnalyze::excludeSinks() {
     QVERIFY(!r.out.contains(QLatin1String("evidence")));
 }
 
+void TestAnalyze::backendAndTiming() {
+    // Which backend ran is always printed; --cpu forces the CPU; --timing prints one row per layer.
+    const Run r = cli({"analyze", m_trace, "--layers", "0,2", "--cpu", "--timing", "--no-heads", "--no-progress"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains(QLatin1String("backend: CPU (--cpu)")), qPrintable(r.out));
+    QVERIFY(r.out.contains(QLatin1String("compute ms")));
+    QVERIFY(QRegularExpression(QStringLiteral("\\n\\s+0\\s+CPU\\s")).match(r.out).hasMatch());
+    QVERIFY(QRegularExpression(QStringLiteral("\\n\\s+2\\s+CPU\\s")).match(r.out).hasMatch());
+    const Run d = cli({"analyze", m_trace, "--layers", "0", "--no-heads", "--no-progress"});
+    QVERIFY2(d.code == 0, qPrintable(d.err));
+    QVERIFY(d.out.contains(QLatin1String("backend: ")));
+}
+
+void TestAnalyze::blockSizes() {
+    // --block-sizes sets the block mass matrices (and the top-k mask's block size).
+    const QString json = m_dir.filePath(QStringLiteral("b.json"));
+    const Run r = cli({"analyze", m_trace, "--layers", "1", "--block-sizes", "32,256", "--block", "256", "--json", json,
+                       "--no-similarity", "--no-progress", "--cpu"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QFile f(json);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    auto parsed = Json::parse(f.readAll().toStdString());
+    QVERIFY2(parsed.ok(), parsed.message().c_str());
+    const Json* sizes = parsed->find("options")->find("blockSizes");
+    QVERIFY(sizes);
+    QCOMPARE(sizes->size(), size_t(2));
+    QCOMPARE(sizes->asArray()[0].asNumber(), 32.0);
+    QCOMPARE(sizes->asArray()[1].asNumber(), 256.0);
+    QCOMPARE(parsed->find("backend")->asString(), std::string("CPU"));
+}
+
 void TestAnalyze::refusesBadInput_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QString>("message");
@@ -77,6 +111,8 @@ void TestAnalyze::refusesBadInput_data() {
     QTest::newRow("layer out of range") << QStringList{"analyze", "TRACE", "--layers", "7"} << "--layers";
     QTest::newRow("bad gamma") << QStringList{"analyze", "TRACE", "--gamma", "1.5"} << "--gamma";
     QTest::newRow("bad block") << QStringList{"analyze", "TRACE", "--block", "0"} << "--block";
+    QTest::newRow("bad block sizes") << QStringList{"analyze", "TRACE", "--block-sizes", "64,x"} << "--block-sizes";
+    QTest::newRow("zero block size") << QStringList{"analyze", "TRACE", "--block-sizes", "0"} << "--block-sizes";
 }
 
 void TestAnalyze::refusesBadInput() {

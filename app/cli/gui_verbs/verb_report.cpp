@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "attnscope/variants.h"
+#include "attnscope/gpu.h"
 #include "cli.h"
 #include "guiapp.h"
 #include "report.h"
@@ -22,6 +23,7 @@ int runReport(Args& args) {
         .option("profile", "variants to profile on the first selected head, e.g. causal,sliding:256,topk:8")
         .option("dpi", "resolution of the PNG figures", "150")
         .flag("exclude-sinks", "measure every metric with the sink keys excluded and renormalised")
+        .flag("cpu", "analyse on the CPU even when a GPU is present")
         .flag("quiet", "no progress line");
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
@@ -50,6 +52,13 @@ int runReport(Args& args) {
         options.analysis.layers = *layers;
     }
     options.analysis.excludeSinks = args.has("exclude-sinks");
+    // The analysis runs on the GPU's tensor cores when one is present (the same service as
+    // `analyze`); the profile section picks its own backend.
+    std::unique_ptr<GpuEngine> gpu;
+    if (!args.has("cpu")) {
+        gpu = createGpuEngine();
+        if (gpu->info().available) options.analysis.gpu = gpu.get();
+    }
     if (args.has("profile")) {
         options.profileVariants = splitList(args.get("profile"));
         for (const auto& v : options.profileVariants)

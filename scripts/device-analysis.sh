@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# On the GPU machine: the real-model-scale checks and benchmarks of the GPU analysis engine, in
+# one run, with the PyTorch anchors measured in the same call.
+#   device run, carry ["build/carry-a.tar.xz", ".device/anchors"]:
+#     cd build && tar xJf carry-a.tar.xz && cd .. && BIN=build/carry-a bash scripts/device-analysis.sh [steps]
+# Binaries (attnscope-cli, attnscope-bench-gpu-map) are built on the development machine
+# (`cmake --preset engine`, stripped, tarred: DEVELOPERS.md "Running prebuilt binaries").
+# .device/anchors holds copies of ../shared/bench/{map,analysis}_anchor.py.
+# Steps (default all): selftest map model long
+#   selftest  attnscope-cli selftest --gpu (SELFTEST_FLAGS, default --quick)
+#   map       attnscope-bench-gpu-map at 8k/32k/128k, d = 64, and map_anchor.py; ratios
+#   model     synth a Llama-3-8B-shaped trace (32 layers × 32 heads / 8 kv, d = 128, T = 32768,
+#             bf16, ~13 GB) into the page cache, `analyze --all --timing` on the GPU, and
+#             analysis_anchor.py per layer; ratios (MODEL_LAYERS overrides the layer count)
+#   long      a 1,048,576-token one-layer trace (LONG_HEADS query heads): overview map + analyze
+set -uo pipefail
+STEPS=${*:-selftest map model long}
+OUT=${OUT:-$PWD/out/device}
+BIN=${BIN:-build/engine}
+CLI=$BIN/app/attnscope-cli
+MAPBENCH=$BIN/bench/attnscope-bench-gpu-map
+ANCHORS=${ANCHORS:-$PWD/.device/anchors}
+WORK=${WORK:-/tmp/attnscope-scale}
+MODEL_LAYERS=${MODEL_LAYERS:-32}
+LONG_HEADS=${LONG_HEADS:-4}
+mkdir -p "$OUT" "$WORK"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv | tee "$OUT/gpu.txt"
+echo "host: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; date $(date -u +%FT%TZ)"
+status=0
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+
+if has selftest; then
+    "$CLI" selftest --gpu ${SELFTEST_FLAGS---quick} >"$OUT/selftest.log" 2>&1 || status=1
+    grep -E "^FAIL|error" "$OUT/selftest.log" | head -20
+    grep -E "^(PASS|FAIL)  (analysis|map)" "$OUT/selftest.log"
+    tail -2 "$OUT/selftest.log"
+fi
+
+if has map; then
+    echo "---- map: attnscope vs PyTorch chunked (same call) ----"
+    "$MAPBENCH" --tokens 8192,32768,131072 --dim 64 --reps 10 | tee "$OUT/map.jsonl" || status=1
+    timeout 300 python3 "$ANCHORS/map_anchor.py" --tokens 8192,32768,131072 --dim 64 --json | tee "$OUT/map-anchor.jsonl"
+    python3 - "$OUT/map.jsonl" "$OUT/map-anchor.jsonl" <<'PY'
+import json, sys
+ours = {r["T"]: r for r in map(json.loads, (l for l in open(sys.argv[1]) if l.startswith("{")))}
+anchor = {r["T"]: r for r in map(json.loads, (l for l in open(sys.argv[2]) if l.startswith("{")))}
+for T in sorted(ours):
+    o, a = ours[T], anchor.get(T)
+    line = f"T={T:>7}: host-in {o['ms_host_in']:8.2f} ms, on device {o['ms_resident']:8.2f} ms ({o['tflops_resident']:.0f} TFLOP/s)"
+    if a: line += f"; torch {a['ms']:8.2f} ms -> host-in {a['ms']/o['ms_host_in']:.1f}x, resident {a['ms']/o['ms_resident']:.1f}x"
+    print(line)
+PY
+fi
+
+if has model; then
+    echo "---- model: Llama-3-8B-shaped trace, T = 32768 ----"
+    TRACE=$WORK/llama8b-32k.attn.safetensors
+    t0=$(date +%s.%N)
+    "$CLI" synth -o "$TRACE" --layers "$MODEL_LAYERS" --heads 32 --kv-heads 8 --head-dim 128 --tokens 32768 \
+        --dtype bf16 --no-progress >"$OUT/synth.log" 2>&1 || { status=1; tail -5 "$OUT/synth.log"; }
+    echo "synth: $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s, $(du -h "$TRACE" | cut -f1)"
+    cat "$TRACE" >/dev/null  # into the page cache
+    t0=$(date +%s.%N)
+    "$CLI" analyze "$TRACE" --all --timing --no-heads --no-progress >"$OUT/analyze-model.log" 2>&1 || status=1
+    echo "analyze wall (process): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
+    grep -v "^ *[0-9]* *GPU " "$OUT/analyze-model.log" | head -30; grep -E "^ *[0-9]+ +GPU " "$OUT/analyze-model.log" | sed -n "1,3p;\$p"
+    timeout 300 python3 "$ANCHORS/analysis_anchor.py" --tokens 32768 --heads 32 --kv-heads 8 --dim 128 | tee "$OUT/analysis-anchor.jsonl"
+    python3 - "$OUT/analyze-model.log" "$OUT/analysis-anchor.jsonl" <<'PY'
+import json, re, sys
+rows = [l.split() for l in open(sys.argv[1]) if re.match(r"\s*\d+\s+GPU\s", l)]
+anchor = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
+if rows and anchor:
+    compute = sorted(float(r[4]) for r in rows)
+    med = compute[len(compute) // 2]
+    a = anchor[0]["ms_per_layer"]
+    print(f"per layer: attnscope GPU compute median {med:.1f} ms (min {compute[0]:.1f}, max {compute[-1]:.1f}); "
+          f"torch chunked anchor {a:.1f} ms -> {a/med:.1f}x")
+PY
+    rm -f "$TRACE"
+fi
+
+if has long; then
+    echo "---- long: one layer at T = 1,048,576 ----"
+    TRACE=$WORK/long-1m.attn.safetensors
+    "$CLI" synth -o "$TRACE" --layers 1 --heads "$LONG_HEADS" --kv-heads 1 --head-dim 128 --tokens 1048576 \
+        --dtype bf16 --no-progress >"$OUT/synth-long.log" 2>&1 || { status=1; tail -5 "$OUT/synth-long.log"; }
+    cat "$TRACE" >/dev/null
+    t0=$(date +%s.%N)
+    "$CLI" map "$TRACE" --layer 0 --head 0 -o "$OUT/long-1m-overview.png" 2>&1 | tail -2 || status=1
+    echo "map wall (process, includes reading the head): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
+    t0=$(date +%s.%N)
+    "$CLI" analyze "$TRACE" --all --timing --no-progress --block-sizes 1024 --block 1024 >"$OUT/analyze-long.log" 2>&1 || status=1
+    echo "analyze wall (process): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
+    head -40 "$OUT/analyze-long.log"
+    rm -f "$TRACE"
+fi
+exit $status
