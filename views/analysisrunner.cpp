@@ -45,7 +45,10 @@ void AnalysisRunner::run()
     emit analysisStarted();
     QPointer<AnalysisRunner> self(this);
     auto trace = m_session->trace();
-    m_session->compute()->submitCpu(kTag, [self, trace](const CancelToken& cancel) {
+    // The whole analysis runs where the engine lives: on the GPU worker thread when a GPU is
+    // present (the tensor-core passes; layers it cannot take fall back to the CPU inside
+    // analyzeTrace), else on the CPU pool.
+    auto job = [self, trace](GpuEngine* gpu, const CancelToken& cancel) {
         QElapsedTimer sinceReport;
         sinceReport.start();
         auto progress = [&](double f, std::string_view stage) {
@@ -58,11 +61,17 @@ void AnalysisRunner::run()
             }
             return !cancel.cancelled();
         };
-        auto r = analyzeTrace(*trace, {}, progress);
+        AnalyzeOptions options;
+        options.gpu = gpu;
+        auto r = analyzeTrace(*trace, options, progress);
         if (!r)
             return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
         return QVariant::fromValue(AnalysisPtr(std::make_shared<const ModelAnalysis>(std::move(*r))));
-    });
+    };
+    if (m_session->compute()->gpuAvailable())
+        m_session->compute()->submitGpu(kTag, job);
+    else
+        m_session->compute()->submitCpu(kTag, [job](const CancelToken& cancel) { return job(nullptr, cancel); });
 }
 
 void AnalysisRunner::cancel()

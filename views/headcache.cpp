@@ -14,6 +14,26 @@ HeadCache::HeadCache(std::shared_ptr<const Trace> trace, size_t capacity)
 {
 }
 
+Result<std::shared_ptr<GpuHead>> HeadCache::deviceHead(const std::shared_ptr<const HeadData>& data,
+                                                        GpuEngine& engine)
+{
+    // Keyed by the HeadData object itself (a weak reference: a head evicted from this cache
+    // never matches again, even if a new one takes its address).
+    for (auto it = m_deviceHeads.begin(); it != m_deviceHeads.end(); ++it) {
+        if (it->first.lock() == data) {
+            m_deviceHeads.splice(m_deviceHeads.begin(), m_deviceHeads, it);
+            return it->second;
+        }
+    }
+    auto uploaded = engine.uploadHead(data->q, data->k);
+    if (!uploaded)
+        return uploaded.status();
+    m_deviceHeads.emplace_front(data, *uploaded);
+    if (m_deviceHeads.size() > kDeviceHeads)
+        m_deviceHeads.pop_back();
+    return *uploaded;
+}
+
 Result<std::shared_ptr<const HeadData>> HeadCache::head(int layer, int head)
 {
     {

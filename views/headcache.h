@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attnscope/attention.h"
+#include "attnscope/gpu.h"
 #include "attnscope/trace.h"
 
 namespace attnscope {
@@ -40,6 +41,9 @@ public:
                                                          const CancelToken& cancel);
     /// The lse when already computed, else null (never computes).
     std::shared_ptr<const std::vector<float>> cachedLse(const HeadData& data, const AttentionSpec& spec);
+    /// The head's Q/K on the GPU (uploaded on first use, kept for the last few heads), so zooming
+    /// a head's map uploads nothing. Call from the GPU worker thread only (it owns the engine).
+    Result<std::shared_ptr<GpuHead>> deviceHead(const std::shared_ptr<const HeadData>& data, GpuEngine& engine);
     /// The head's spec with the chosen keys excluded ("exclude sinks and renormalize").
     static AttentionSpec specWithExclusions(const HeadData& data, const std::vector<int64_t>& excludedKeys);
 
@@ -51,6 +55,9 @@ private:
     std::mutex m_mutex;
     std::list<std::shared_ptr<const HeadData>> m_heads;  ///< most recent first
     std::map<std::string, std::shared_ptr<const std::vector<float>>> m_lse;
+    /// Device copies, most recent first (GPU worker thread only).
+    std::list<std::pair<std::weak_ptr<const HeadData>, std::shared_ptr<GpuHead>>> m_deviceHeads;
+    static constexpr size_t kDeviceHeads = 4;
 };
 
 /// Progress callback that only watches a cancel token.

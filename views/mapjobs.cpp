@@ -78,7 +78,11 @@ Result<MapResult> computeMap(HeadCache& cache, const MapRequest& request, const 
         result.exact = false;
         result.backend = QStringLiteral("CPU, sampled rows");
     } else if (gpu) {
-        auto map = gpu->attentionMap(data.q, data.k, spec, request.rect, request.width, request.height);
+        // Q/K stay on the device between requests: a zoom runs only the two passes.
+        auto device = cache.deviceHead(*head, *gpu);
+        if (!device)
+            return device.status();
+        auto map = gpu->attentionMap(**device, spec, request.rect, request.width, request.height);
         if (!map)
             return map.status();
         result.map = std::move(*map);
