@@ -251,7 +251,7 @@ Result<std::vector<HeadSums>> CudaEngine::analyzeLayerSums(const Trace& trace, i
                                                            const HeadAnalysisOptions& options, int nextLayer,
                                                            const ProgressFn& progress) {
     ATTNSCOPE_TRY_STATUS(requireDevice());
-    if (!m_layers) m_layers = std::make_unique<LayerAnalyzer>(m_stream, m_info.smCount, m_forwardPath);
+    if (!m_layers) m_layers = std::make_unique<LayerAnalyzer>(m_device, m_stream, m_info.smCount, m_forwardPath);
     return m_layers->run(trace, layer, specs, context, options, nextLayer, progress);
 }
 

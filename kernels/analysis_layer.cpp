@@ -72,8 +72,8 @@ void runSpread(int64_t n, const std::function<void(int64_t)>& fn) {
 
 }  // namespace
 
-LayerAnalyzer::LayerAnalyzer(cudaStream_t compute, int smCount, ForwardPath forwardPath)
-    : m_compute(compute), m_smCount(smCount), m_forwardLse(forwardPath) {
+LayerAnalyzer::LayerAnalyzer(int device, cudaStream_t compute, int smCount, ForwardPath forwardPath)
+    : m_device(device), m_compute(compute), m_smCount(smCount), m_forwardLse(forwardPath) {
     cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking);
 }
 
@@ -107,6 +107,7 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
     DeviceArray* dst[3] = {&slot.q, &slot.k, &slot.v};
     slot.ready = std::async(std::launch::async, [this, views, dst, &slot]() -> Status {
         std::lock_guard<std::mutex> staging(m_stagingMutex);  // one upload at a time through the staging buffer
+        ATTNSCOPE_CUDA_TRY(cudaSetDevice(m_device));           // this thread copies to the engine's device
         slot.readMs = slot.uploadMs = 0;
         // Chunks through the staging buffer: read (parallel memcpy from the mapping), then copy.
         for (int w = 0; w < 3; ++w) {

@@ -18,7 +18,7 @@ namespace attnscope::gpu {
 
 class LayerAnalyzer {
 public:
-    LayerAnalyzer(cudaStream_t compute, int smCount, ForwardPath forwardPath);
+    LayerAnalyzer(int device, cudaStream_t compute, int smCount, ForwardPath forwardPath);
     ~LayerAnalyzer();
     LayerAnalyzer(const LayerAnalyzer&) = delete;
     LayerAnalyzer& operator=(const LayerAnalyzer&) = delete;
@@ -43,6 +43,7 @@ private:
 
     struct HeadBuffers;  ///< one query head's device sums (kept between layers: no allocation per layer)
 
+    int m_device = 0;
     cudaStream_t m_compute = nullptr;
     cudaStream_t m_copy = nullptr;
     int m_smCount = 0;

@@ -81,6 +81,8 @@ CudaEngine::~CudaEngine() {
 
 Status CudaEngine::requireDevice() const {
     if (!m_info.available) return {ErrorCode::Unsupported, m_info.reason};
+    // With several GPUs each engine may be driven from its own thread: bind this thread.
+    ATTNSCOPE_CUDA_TRY(cudaSetDevice(m_device));
     return {};
 }
 

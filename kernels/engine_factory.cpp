@@ -10,4 +10,18 @@ std::unique_ptr<GpuEngine> createGpuEngine() {
     return createUnavailableGpuEngine(reason);
 }
 
+std::vector<std::unique_ptr<GpuEngine>> createGpuEngines() {
+    std::vector<std::unique_ptr<GpuEngine>> engines;
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return engines;
+    }
+    for (int d = 0; d < count; ++d) {
+        auto engine = std::make_unique<gpu::CudaEngine>(d);
+        if (engine->info().available) engines.push_back(std::move(engine));
+    }
+    return engines;
+}
+
 }  // namespace attnscope

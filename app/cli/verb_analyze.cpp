@@ -94,7 +94,8 @@ int analyzeVerb(Args& a) {
         .flag("all", "also measure the candidate masks and head similarity without --json")
         .flag("no-similarity", "skip the per-layer head similarity pass")
         .flag("no-heads", "print only the per-layer summary")
-        .flag("cpu", "run on the CPU even when a GPU is present (default: the GPU's tensor cores when one is)")
+        .flag("cpu", "run on the CPU even when a GPU is present (default: the GPUs' tensor cores when there are any; "
+                     "layers are spread over every visible GPU)")
         .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
@@ -148,10 +149,17 @@ int analyzeVerb(Args& a) {
     o.head.roles.excludeBos = a.has("exclude-bos");
     o.head.roles.excludeCurrentToken = a.has("exclude-current-token");
 
+    // Every visible GPU: layers are dealt to them in turn (one thread per GPU).
+    std::vector<std::unique_ptr<GpuEngine>> gpus;
     std::unique_ptr<GpuEngine> gpu;
     if (!a.has("cpu")) {
-        gpu = createGpuEngine();
-        if (gpu->info().available) o.gpu = gpu.get();
+        gpus = createGpuEngines();
+        if (!gpus.empty()) {
+            o.gpu = gpus.front().get();
+            for (size_t g = 1; g < gpus.size(); ++g) o.moreGpus.push_back(gpus[g].get());
+        } else {
+            gpu = createGpuEngine();  // says why there is none
+        }
     }
     const auto start = std::chrono::steady_clock::now();
     auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));

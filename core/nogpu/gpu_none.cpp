@@ -7,6 +7,8 @@ std::unique_ptr<GpuEngine> createGpuEngine() {
     return createUnavailableGpuEngine("attnscope was built without CUDA (nvcc not found or ATTNSCOPE_CUDA=OFF)");
 }
 
+std::vector<std::unique_ptr<GpuEngine>> createGpuEngines() { return {}; }
+
 Result<SelfTestReport> runGpuSelfTest(bool) {
     return Status{ErrorCode::Unsupported, "no GPU self-test: attnscope was built without CUDA"};
 }

@@ -1,7 +1,10 @@
 // analyzeTrace: every head of the chosen layers with the layer's native spec, then role labels,
 // per-layer summaries and head similarity.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
 #include <functional>
 #include <future>
 #include <optional>
@@ -222,13 +225,23 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     if (int64_t(meta.tokenIds.size()) == T) ctx.tokenIds = meta.tokenIds;
     if (int64_t(meta.documents.size()) == T) ctx.documents = meta.documents;
 
-    // Progress units: one per head pass, one per head for similarity.
+    // Progress units: one per head pass, one per head for similarity. With several GPUs the
+    // layers' threads report at once: the callback and the unit count are serialised.
     double total = 0;
     for (int l : options.layers)
         total += trace.config(l).heads * ((options.excludeSinks ? 2.0 : 1.0) + (options.similarity ? 1.0 : 0.0));
+    auto progressMutex = std::make_shared<std::mutex>();
+    const ProgressFn serialProgress =
+        progress ? ProgressFn([progress, progressMutex](double f, std::string_view stage) {
+            std::lock_guard lock(*progressMutex);
+            return progress(f, stage);
+        })
+                 : ProgressFn();
     double done = 0;
+    std::mutex stepMutex;
     auto step = [&](double units) {
-        auto p = detail::subProgress(progress, done / total, (done + units) / total);
+        std::lock_guard lock(stepMutex);
+        auto p = detail::subProgress(serialProgress, done / total, (done + units) / total);
         done += units;
         return p;
     };
@@ -240,6 +253,12 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     out.options = options;
     const bool gpuAvailable = options.gpu && options.gpu->info().available;
     if (options.gpu && !gpuAvailable) out.notes.push_back("GPU not used: " + options.gpu->info().reason);
+    // Every GPU the caller passed: layers are dealt to them in turn, each GPU's layers on a thread
+    // of its own (which then owns that engine's CUDA calls).
+    std::vector<GpuEngine*> engines;
+    if (gpuAvailable) engines.push_back(options.gpu);
+    for (GpuEngine* g : options.moreGpus)
+        if (g && g->info().available && gpuAvailable) engines.push_back(g);
     int gpuLayers = 0, cpuLayers = 0;
     // A GPU layer's metrics are finished on the CPU while the GPU computes the next layer; results
     // are appended in layer order.
@@ -256,10 +275,50 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
             if (std::find(out.notes.begin(), out.notes.end(), n) == out.notes.end()) out.notes.push_back(std::move(n));
         return {};
     };
+    // Several GPUs: each runs its layers' passes on its own thread; the finishing jobs (and CPU
+    // fallbacks) are then taken in layer order below.
+    // Per GPU its options; declared before the jobs that keep a reference to them (destroyed after).
+    std::vector<AnalyzeOptions> perEngine(engines.size() > 1 ? engines.size() : 0, options);
+    std::vector<std::optional<std::future<Result<LayerResult>>>> spread(options.layers.size());
+    if (engines.size() > 1) {
+        std::vector<std::vector<std::string>> workerNotes(engines.size());
+        std::vector<Status> workerErrors(engines.size());
+        std::atomic<bool> stop{false};
+        std::vector<std::thread> workers;
+        for (size_t e = 0; e < engines.size(); ++e)
+            workers.emplace_back([&, e] {
+                AnalyzeOptions& mine = perEngine[e];
+                mine.gpu = engines[e];
+                for (size_t li = e; li < options.layers.size() && !stop; li += engines.size()) {
+                    const int next = li + engines.size() < options.layers.size() ? options.layers[li + engines.size()] : -1;
+                    auto job = analyzeLayerOnGpu(trace, options.layers[li], next, ctx, mine, workerNotes[e], step);
+                    if (!job) {
+                        workerErrors[e] = job.status();
+                        stop = true;
+                        return;
+                    }
+                    if (*job) spread[li] = std::async(std::launch::async, std::move(**job));
+                }
+            });
+        for (auto& w : workers) w.join();
+        for (auto& n : workerNotes) out.notes.insert(out.notes.end(), n.begin(), n.end());
+        for (const Status& st : workerErrors) {
+            if (st.ok()) continue;
+            for (auto& f : spread)
+                if (f) f->wait();
+            return st;
+        }
+    }
     for (size_t li = 0; li < options.layers.size(); ++li) {
         const int l = options.layers[li];
         const LayerConfig& cfg = trace.config(l);
-        if (gpuAvailable) {
+        if (spread[li]) {
+            ++gpuLayers;
+            pending = std::move(*spread[li]);
+            if (Status s = flushPending(); !s.ok()) return s;
+            continue;
+        }
+        if (gpuAvailable && engines.size() == 1) {
             const int next = li + 1 < options.layers.size() ? options.layers[li + 1] : -1;
             auto job = analyzeLayerOnGpu(trace, l, next, ctx, options, out.notes, step);
             if (!job) {
@@ -336,7 +395,8 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     }
     if (Status s = flushPending(); !s.ok()) return s;
     if (gpuLayers > 0) {
-        const std::string name = "GPU " + options.gpu->info().name + " (tensor cores)";
+        const std::string name = (engines.size() > 1 ? std::to_string(engines.size()) + " GPUs " : "GPU ") +
+                                 options.gpu->info().name + " (tensor cores)";
         out.backend = cpuLayers == 0 ? name
                                      : name + " for " + std::to_string(gpuLayers) + " layers, CPU for " +
                                            std::to_string(cpuLayers);

@@ -315,6 +315,9 @@ struct AnalyzeOptions {
     /// The backend the caller picked: a GPU engine runs every layer it can (GpuEngine::
     /// analyzeLayerSums, the tensor-core passes) and the CPU the rest; null = the CPU only.
     GpuEngine* gpu = nullptr;
+    /// Engines of the other visible GPUs (createGpuEngines): layers are dealt to all of them in
+    /// turn, one thread per GPU. Ignored without `gpu`.
+    std::vector<GpuEngine*> moreGpus;
     /// On the GPU path head similarity (H² joint passes per layer, on the CPU) runs up to this T;
     /// above it the result says it was skipped.
     int64_t gpuSimilarityMaxTokens = 8192;

@@ -128,6 +128,8 @@ public:
 
 /// The engine of this build: CUDA when kernels/ was built and a device is present.
 std::unique_ptr<GpuEngine> createGpuEngine();
+/// One engine per visible CUDA device, device 0 first (empty without devices or without CUDA).
+std::vector<std::unique_ptr<GpuEngine>> createGpuEngines();
 /// An engine that runs nothing: info().reason says why, every call fails with Unsupported.
 std::unique_ptr<GpuEngine> createUnavailableGpuEngine(std::string reason);
 
