@@ -9,10 +9,10 @@
 
 #include "analysisrunner.h"
 #include "attentionmapcanvas.h"
+#include "attnscope/head_cache.h"
 #include "computeservice.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
-#include "headcache.h"
 #include "tracesession.h"
 
 namespace attnscope {

@@ -31,6 +31,11 @@ void lowerCurrentThreadPriority()
 }
 }  // namespace
 
+ProgressFn cancelOnly(const CancelToken& cancel)
+{
+    return [cancel](double, std::string_view) { return !cancel.cancelled(); };
+}
+
 /// Lives on the GPU thread; creates and owns the engine there so the CUDA context is bound to it.
 class GpuWorker : public QObject {
 public:

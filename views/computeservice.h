@@ -13,6 +13,8 @@
 #include <map>
 #include <memory>
 
+#include "attnscope/progress.h"
+
 class QThread;
 class QThreadPool;
 
@@ -30,6 +32,9 @@ public:
 private:
     std::shared_ptr<std::atomic<bool>> m_flag = std::make_shared<std::atomic<bool>>(false);
 };
+
+/// A core ProgressFn that only watches `cancel`.
+ProgressFn cancelOnly(const CancelToken& cancel);
 
 class ComputeService : public QObject {
     Q_OBJECT

@@ -1,7 +1,8 @@
 #pragma once
-// The map computations the views submit to the ComputeService: exact pooled tiles (GPU when
-// present, else CPU two-pass reusing the cached lse) and a fast row-sampled preview for the first
-// overview of long sequences and for grid thumbnails.
+// The map jobs the views submit to the ComputeService: core's map service (map_service.h: exact
+// pooled tiles on the GPU when present, else the CPU two-pass reusing the cached lse; a fast
+// row-sampled preview for first overviews of long sequences and grid thumbnails; weights-only
+// traces pooled from their stored probabilities), plus the colouring done on the worker.
 #include <QImage>
 #include <QMetaType>
 #include <QString>
@@ -9,28 +10,20 @@
 #include <vector>
 
 #include "attnscope/attention.h"
-#include "headcache.h"
+#include "attnscope/head_cache.h"
+#include "attnscope/map_service.h"
 #include "mapcoloring.h"
 
 namespace attnscope {
 
+class CancelToken;
 class GpuEngine;
-
-struct MapRequest {
-    int layer = 0, head = 0;
-    MapRect rect;
-    int width = 0, height = 0;
-    std::vector<int64_t> excludedKeys;
-    /// Compute only `height` evenly spaced query rows (exact rows, pooled over keys) instead of
-    /// every row: O(height·T·d) rather than O(T²·d). A preview, flagged as not exact.
-    bool sampledRows = false;
-};
 
 struct MapResult {
     MapRequest request;
     AttentionMap map;
     bool exact = true;
-    QString backend;   ///< "GPU", "CPU", "CPU, sampled rows"
+    QString backend;   ///< HeadMap::backendLabel: "GPU <name>", "CPU", "CPU, sampled rows", …
     double seconds = 0;
     /// The map coloured on the worker (so the GUI thread does no per-cell work), with the
     /// coloring used; its vmax is this map's own maximum.

@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attnscope/head_cache.h"
 #include "computeservice.h"
-#include "headcache.h"
 #include "tracesession.h"
 
 namespace attnscope {

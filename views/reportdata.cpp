@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "attnscope/map_service.h"
 #include "attnscope/trace.h"
 #include "reportdocument.h"
 
@@ -56,26 +57,29 @@ std::vector<HeadRef> autoSelect(const ModelAnalysis& m, int count) {
     return out;
 }
 
-Result<HeadMaps> headMaps(const Trace& trace, HeadRef ref, const ReportOptions& o) {
-    auto q = trace.head(ref.layer, ref.head, Which::Q);
-    if (!q) return q.status();
-    auto k = trace.head(ref.layer, ref.head, Which::K);
-    if (!k) return k.status();
-    const AttentionSpec spec = specForLayer(trace.config(ref.layer), ref.head);
-    const int64_t T = trace.tokens();
-    auto lse = rowLogSumExp(q->m, k->m, spec, 0, T);
-    if (!lse) return lse.status();
+Result<HeadMaps> headMaps(HeadCache& cache, HeadRef ref, const ReportOptions& o) {
+    const int64_t T = cache.trace()->tokens();
+    // The map service, on the analysis' GPU when it has one; the overview computes (and caches)
+    // the row logsumexp the zoom and the window reuse on the CPU.
+    auto map = [&](MapRect rect, int64_t cells) -> Result<AttentionMap> {
+        MapRequest r;
+        r.layer = ref.layer;
+        r.head = ref.head;
+        r.rect = rect;
+        r.width = r.height = int(std::min<int64_t>(cells, o.mapCells));
+        auto m = headMap(cache, r, {}, o.analysis.gpu);
+        if (!m) return m.status();
+        return std::move(m->map);
+    };
     HeadMaps maps;
     maps.ref = ref;
-    const int overviewCells = int(std::min<int64_t>(T, o.mapCells));
-    auto overview = attentionMap(q->m, k->m, spec, {0, T, 0, T}, overviewCells, overviewCells, {}, &*lse);
+    auto overview = map({0, T, 0, T}, T);
     if (!overview) return overview.status();
     maps.overview = std::move(*overview);
     // The zoom: a diagonal block in the middle of the sequence, where local structure shows.
     const int64_t z = std::min<int64_t>(T, o.zoomTokens);
     const int64_t z0 = std::clamp<int64_t>(T / 2 - z / 2, 0, T - z);
-    const int zoomCells = int(std::min<int64_t>(z, o.mapCells));
-    auto zoom = attentionMap(q->m, k->m, spec, {z0, z0 + z, z0, z0 + z}, zoomCells, zoomCells, {}, &*lse);
+    auto zoom = map({z0, z0 + z, z0, z0 + z}, z);
     if (!zoom) return zoom.status();
     maps.zoom = std::move(*zoom);
     // The token-level window: the last queries, one cell per token, against the keys where the
@@ -83,11 +87,19 @@ Result<HeadMaps> headMaps(const Trace& trace, HeadRef ref, const ReportOptions& 
     // the diagonal for a local head), so the window shows what the head does.
     const int64_t w = std::min<int64_t>(T, o.windowTokens);
     int64_t k0 = T - w;
-    if (auto row = attentionRow(q->m, k->m, spec, T - 1, 1); row && !row->top.empty() && row->top.front().first < T - w)
+    auto head = cache.head(ref.layer, ref.head);
+    if (!head) return head.status();
+    if (auto row = attentionRow((*head)->q, (*head)->k, (*head)->spec, T - 1, 1);
+        row && !row->top.empty() && row->top.front().first < T - w)
         k0 = std::clamp<int64_t>(row->top.front().first - w / kWindowLead, 0, T - w);
-    auto window = attentionMap(q->m, k->m, spec, {T - w, T, k0, k0 + w}, int(w), int(w), {}, &*lse);
-    if (!window) return window.status();
-    maps.window = std::move(*window);
+    MapRequest window;
+    window.layer = ref.layer;
+    window.head = ref.head;
+    window.rect = {T - w, T, k0, k0 + w};
+    window.width = window.height = int(w);
+    auto windowMap = headMap(cache, window, {}, o.analysis.gpu);
+    if (!windowMap) return windowMap.status();
+    maps.window = std::move(windowMap->map);
     return maps;
 }
 
@@ -149,10 +161,11 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
     d.analysis = std::move(*analysis);
 
     d.selected = o.heads.empty() ? autoSelect(d.analysis, o.autoHeads) : o.heads;
+    HeadCache cache(d.trace, 1);
     for (size_t i = 0; i < d.selected.size(); ++i) {
         if (!report(progress, kAnalysisEnd + (kMapsEnd - kAnalysisEnd) * double(i) / d.selected.size(), "maps"))
             return cancelled();
-        auto maps = headMaps(*d.trace, d.selected[i], o);
+        auto maps = headMaps(cache, d.selected[i], o);
         if (!maps) return maps.status();
         d.maps.push_back(std::move(*maps));
     }

@@ -12,7 +12,7 @@
 
 #include "attnscope/analysis.h"
 #include "attnscope/trace.h"
-#include "headcache.h"
+#include "attnscope/head_cache.h"
 
 namespace attnscope {
 

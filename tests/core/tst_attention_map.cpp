@@ -16,39 +16,6 @@ using namespace attnscope::testing;
 namespace {
 constexpr double kTolerance = 1e-6;
 
-struct BruteMap {
-    MatrixRMd mean, max, allowed;
-};
-
-BruteMap bruteMap(const BruteAttention& b, const AttentionSpec& spec, MapRect r, int width, int height) {
-    const int64_t hq = r.q1 - r.q0, hk = r.k1 - r.k0;
-    width = int(std::min<int64_t>(width, hk));
-    height = int(std::min<int64_t>(height, hq));
-    BruteMap m{MatrixRMd::Zero(height, width), MatrixRMd::Zero(height, width), MatrixRMd::Zero(height, width)};
-    for (int y = 0; y < height; ++y)
-        for (int x = 0; x < width; ++x) {
-            const int64_t ya = r.q0 + y * hq / height, yb = r.q0 + (y + 1) * hq / height;
-            const int64_t xa = r.k0 + x * hk / width, xb = r.k0 + (x + 1) * hk / width;
-            double sum = 0, mx = 0, allowed = 0;
-            for (int64_t i = ya; i < yb; ++i)
-                for (int64_t j = xa; j < xb; ++j) {
-                    sum += b.p(i, j);
-                    mx = std::max(mx, b.p(i, j));
-                    allowed += spec.mask.allows(i, j) ? 1 : 0;
-                }
-            const double area = double((yb - ya) * (xb - xa));
-            m.mean(y, x) = sum / area;
-            m.max(y, x) = mx;
-            m.allowed(y, x) = allowed / area;
-        }
-    return m;
-}
-
-MatrixRMd asMatrix(const std::vector<float>& v, int h, int w) {
-    MatrixRMd m(h, w);
-    for (int i = 0; i < h * w; ++i) m.data()[i] = v[size_t(i)];
-    return m;
-}
 }  // namespace
 
 class TestAttentionMap : public QObject {

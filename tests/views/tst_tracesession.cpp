@@ -10,7 +10,7 @@
 #include "attnscope/synth.h"
 #include "attnscope/trace.h"
 #include "computeservice.h"
-#include "headcache.h"
+#include "attnscope/head_cache.h"
 #include "tracesession.h"
 
 using namespace attnscope;

@@ -5,6 +5,7 @@
 #include <QString>
 
 #include "attnscope/analysis.h"
+#include "attnscope/map_service.h"
 #include "attnscope/trace.h"
 #include "cli.h"
 #include "figure.h"
@@ -19,6 +20,7 @@ constexpr int kMaxTokenWindow = 256;
 
 struct Context {
     std::shared_ptr<const Trace> trace;
+    std::shared_ptr<HeadCache> cache;  ///< the map service's heads
     int layer = 0;
     std::vector<int> heads;
     QStringList tokens;
@@ -78,12 +80,14 @@ Result<std::vector<Figure>> buildFigures(Args& args, const Context& c, const Pro
         }
         const auto size = args.getInt("size", &error);
         if (!size || *size < 1 || *size > 4096) return Status(ErrorCode::InvalidArgument, error.empty() ? "--size must be 1..4096" : error);
-        auto h = loadHead(*c.trace, c.layer, head);
-        if (!h) return h.status();
-        const int w = int(std::min<int64_t>(*size, rect.k1 - rect.k0)), ht = int(std::min<int64_t>(*size, rect.q1 - rect.q0));
-        auto map = attentionMap(h->q, h->k, h->spec, rect, w, ht, progress);
+        MapRequest r;
+        r.layer = c.layer;
+        r.head = head;
+        r.rect = rect;
+        r.width = r.height = int(*size);
+        auto map = headMap(*c.cache, r, progress);
         if (!map) return map.status();
-        return std::vector<Figure>{mapFigure(*map, c.tokens, args.get("pooling") == "max", headTitle(c.layer, head))};
+        return std::vector<Figure>{mapFigure(map->map, c.tokens, args.get("pooling") == "max", headTitle(c.layer, head))};
     }
     if (view == "tokens") {
         MapRect rect{std::max<int64_t>(0, T - kDefaultWindow), T, std::max<int64_t>(0, T - kDefaultWindow), T};
@@ -97,11 +101,15 @@ Result<std::vector<Figure>> buildFigures(Args& args, const Context& c, const Pro
         std::vector<AttentionMap> maps;
         QStringList names;
         for (int hh : c.heads) {
-            auto h = loadHead(*c.trace, c.layer, hh);
-            if (!h) return h.status();
-            auto map = attentionMap(h->q, h->k, h->spec, rect, int(rect.k1 - rect.k0), int(rect.q1 - rect.q0));
+            MapRequest r;
+            r.layer = c.layer;
+            r.head = hh;
+            r.rect = rect;
+            r.width = int(rect.k1 - rect.k0);
+            r.height = int(rect.q1 - rect.q0);
+            auto map = headMap(*c.cache, r);
             if (!map) return map.status();
-            maps.push_back(std::move(*map));
+            maps.push_back(std::move(map->map));
             names << QStringLiteral("H%1").arg(hh);
         }
         return std::vector<Figure>{tokenFigure(maps, names, c.tokens, QStringLiteral("Layer %1 token view").arg(c.layer))};
@@ -182,6 +190,7 @@ int runExport(Args& args) {
     if (!trace) return fail(kVerb, trace.status());
     Context c;
     c.trace = *trace;
+    c.cache = std::make_shared<HeadCache>(c.trace, 4);
     if (!c.trace->hasQK()) return fail(kVerb, args.get("TRACE") + ": weights-only trace (no Q/K); export needs Q/K");
     const auto layer = args.getInt("layer", &error);
     if (!layer) return fail(kVerb, error);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "attnscope/analysis_limits.h"
 #include "attnscope/attention.h"
 #include "attnscope/json.h"
 #include "attnscope/matrix.h"
@@ -34,7 +35,7 @@ class Trace;
 
 /// metrics: "Sinks".
 struct SinkOptions {
-    double firstTokenEps = 0.3;      ///< Gu et al.: a head "has a sink" at k when alpha_k > eps
+    double firstTokenEps = kSinkScoreThreshold;  ///< Gu et al.: a head "has a sink" at k when alpha_k > eps
     double hiddenThreshold = 0.1;    ///< ACT: hidden sinks beyond position 0
     /// Keys seen by fewer queries are not hidden-sink candidates: alpha_k of the last keys is a
     /// mean over a handful of queries (alpha_{T-1} is one probability), so it is noise.

@@ -10,4 +10,9 @@ namespace attnscope {
 /// report. The output error then counts the whole row as lost.
 inline constexpr double kMinMaskedMass = 1e-30;
 
+/// A key is a sink when its sink score alpha_k (analysis-metrics.md "Sinks") exceeds this
+/// (Gu et al.'s eps): the first-token sink flag, `map --exclude-sinks` and the GUI's "exclude
+/// sinks" all use it.
+inline constexpr double kSinkScoreThreshold = 0.3;
+
 }  // namespace attnscope
