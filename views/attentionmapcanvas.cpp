@@ -214,8 +214,10 @@ void AttentionMapCanvas::onJobFinished(quint64, const QString& tag, const QVaria
     else if (level == QLatin1String("overview") || !m_overview || !m_overview->result.exact)
         m_overview = std::move(layer);
     ++m_tilesReceived;
-    if (level != QLatin1String("detail"))
+    if (level != QLatin1String("detail")) {
+        dropDetailWhenOverviewSuffices();
         m_detailTimer.start();  // the overview may be too coarse for the current zoom
+    }
     update();
     emit tileArrived();
 }
@@ -235,19 +237,33 @@ void AttentionMapCanvas::recolor()
 
 void AttentionMapCanvas::viewChanged()
 {
+    dropDetailWhenOverviewSuffices();
     m_detailTimer.start();
     update();
 }
 
-bool AttentionMapCanvas::isUpToDate() const
+bool AttentionMapCanvas::overviewSuffices() const
 {
     if (!m_overview || !m_overview->result.exact)
         return false;
     const auto& o = m_overview->result.map;
     const double overviewTokensPerCell = double(o.rect.k1 - o.rect.k0) / std::max(o.width, 1);
-    if (overviewTokensPerCell <= std::max(1.0, m_view.tokensPerPixel) + 1e-9)
+    return overviewTokensPerCell <= std::max(1.0, m_view.tokensPerPixel) + 1e-9;
+}
+
+void AttentionMapCanvas::dropDetailWhenOverviewSuffices()
+{
+    // A detail was coloured over its own (zoomed) range: kept after zooming back out, it would sit
+    // on the overview as a rectangle in another colour scale, and set the colour bar.
+    if (m_detail && overviewSuffices())
+        m_detail.reset();
+}
+
+bool AttentionMapCanvas::isUpToDate() const
+{
+    if (overviewSuffices())
         return true;
-    if (!m_detail)
+    if (!m_overview || !m_overview->result.exact || !m_detail)
         return false;
     const auto v = m_view.visible();
     const auto& r = m_detail->result.map.rect;

@@ -76,6 +76,9 @@ private:
     void restart();             ///< head or mask changed: drop maps, request the overview
     void viewChanged();         ///< zoom/pan: schedule a detail request
     void requestDetail();
+    /// The exact overview has at least one cell per pixel (or per token) of the current view.
+    bool overviewSuffices() const;
+    void dropDetailWhenOverviewSuffices();
     void submit(const QString& level, MapRequest request, bool gpu);
     void onJobFinished(quint64 id, const QString& tag, const QVariant& result);
     void recolor();            ///< options or palette changed: recolour the layers on screen

@@ -1,0 +1,78 @@
+// AttentionMapCanvas (offscreen): what is on screen after zooming in and back out is the overview
+// alone, in the overview's colour range; the detail of the deeper zoom does not stay behind.
+#include <QtTest>
+
+#include <QTemporaryDir>
+
+#include "attentionmapcanvas.h"
+#include "attnscope/synth.h"
+#include "attnscope/trace.h"
+#include "computeservice.h"
+#include "tracesession.h"
+
+using namespace attnscope;
+
+namespace {
+constexpr int kTimeoutMs = 60000;
+// Longer than the overview's 1024 cells, so a deep zoom needs a detail tile.
+constexpr int64_t kTokens = 1280;
+constexpr double kZoomStep = 2.0;
+constexpr int kZoomSteps = 3;  // 8×, as Ctrl++ three times
+}  // namespace
+
+class TestAttentionMapCanvas : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void zoomOutLeavesNoStaleDetail();
+
+private:
+    QTemporaryDir m_dir;
+    std::shared_ptr<const Trace> m_trace;
+};
+
+void TestAttentionMapCanvas::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    const std::string path = m_dir.filePath(QStringLiteral("t.attn.safetensors")).toStdString();
+    SynthOptions o;
+    o.tokens = kTokens;
+    o.layers = 1;
+    QVERIFY(writeSyntheticTrace(path, o).ok());
+    auto t = Trace::open(path);
+    QVERIFY2(t.ok(), t.message().c_str());
+    m_trace = *t;
+}
+
+void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail()
+{
+    ComputeService compute;
+    TraceSession session(&compute);
+    AttentionMapCanvas canvas(&session);
+    canvas.resize(900, 800);
+    canvas.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&canvas));
+    session.setTrace(m_trace);
+    QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
+    const float overviewMax = canvas.coloring().vmax;
+
+    for (int i = 0; i < kZoomSteps; ++i)
+        canvas.zoomBy(kZoomStep);
+    QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
+    const MapResult* detail = canvas.shownMap();
+    QVERIFY(detail && detail->map.rect.k1 - detail->map.rect.k0 < kTokens);  // a detail tile is shown
+    QVERIFY(canvas.coloring().vmax != overviewMax);  // in its own range
+
+    for (int i = 0; i < kZoomSteps; ++i)
+        canvas.zoomBy(1 / kZoomStep);
+    QVERIFY(canvas.viewport().isOverview());
+    QVERIFY(canvas.isUpToDate());
+    QCOMPARE(canvas.coloring().vmax, overviewMax);
+    const QImage zoomedOut = canvas.grab().toImage();
+    canvas.fitAll();  // what Ctrl+0 shows: the overview alone
+    QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
+    QCOMPARE(zoomedOut, canvas.grab().toImage());
+}
+
+QTEST_MAIN(TestAttentionMapCanvas)
+#include "tst_attentionmapcanvas.moc"
