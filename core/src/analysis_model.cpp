@@ -251,6 +251,17 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     out.model = meta.model;
     out.tokens = T;
     out.options = options;
+    out.options.onLayer = nullptr;  // the caller's callback does not travel with the result
+    // Tells the caller about the layer just appended to `out` (its heads from `firstHead` on).
+    auto announceLayer = [&](size_t firstHead, bool withSimilarity) {
+        if (!options.onLayer) return;
+        LayerDone done;
+        done.layer = out.layers.back().layer;
+        done.heads = std::span<const HeadAnalysis>(out.heads).subspan(firstHead);
+        done.summary = &out.layers.back();
+        done.similarity = withSimilarity ? &out.similarity.back() : nullptr;
+        options.onLayer(done);
+    };
     const bool gpuAvailable = options.gpu && options.gpu->info().available;
     if (options.gpu && !gpuAvailable) out.notes.push_back("GPU not used: " + options.gpu->info().reason);
     // Every GPU the caller passed: layers are dealt to them in turn, each GPU's layers on a thread
@@ -267,12 +278,15 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
         if (!pending.valid()) return {};
         auto r = pending.get();
         if (!r) return r.status();
+        const size_t firstHead = out.heads.size();
         for (auto& h : r->heads) out.heads.push_back(std::move(h));
         out.layers.push_back(std::move(r->summary));
-        if (r->similarity) out.similarity.push_back(std::move(*r->similarity));
+        const bool withSimilarity = r->similarity.has_value();
+        if (withSimilarity) out.similarity.push_back(std::move(*r->similarity));
         out.timings.push_back(r->timing);
         for (auto& n : r->notes)
             if (std::find(out.notes.begin(), out.notes.end(), n) == out.notes.end()) out.notes.push_back(std::move(n));
+        announceLayer(firstHead, withSimilarity);
         return {};
     };
     // Several GPUs: each runs its layers' passes on its own thread; the finishing jobs (and CPU
@@ -392,6 +406,7 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
         t.layer = l;
         t.computeMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - layerStart).count();
         out.timings.push_back(t);
+        announceLayer(firstHead, options.similarity);
     }
     if (Status s = flushPending(); !s.ok()) return s;
     if (gpuLayers > 0) {

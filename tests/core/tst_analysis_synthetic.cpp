@@ -19,6 +19,7 @@ private slots:
     void plantedPatterns();
     void excludeSinks();
     void jsonAndErrors();
+    void layersAnnouncedAsTheyFinish();
     void gqaTraceMatchesBruteForce();
 
 private:
@@ -176,6 +177,52 @@ void TestAnalysisSynthetic::jsonAndErrors() {
     auto cancelled = analyzeTrace(**trace, {}, [](double f, std::string_view) { return f < 0.3; });
     QVERIFY(!cancelled.ok());
     QCOMPARE(cancelled.status().code(), ErrorCode::Cancelled);
+}
+
+void TestAnalysisSynthetic::layersAnnouncedAsTheyFinish() {
+    SynthOptions so;
+    so.tokens = 256;
+    so.layers = 3;
+    so.heads = {SynthHead::FirstTokenSink, SynthHead::PreviousToken, SynthHead::Noise};
+    const std::string path = m_dir.filePath("layers.attn.safetensors").toStdString();
+    QVERIFY(writeSyntheticTrace(path, so).ok());
+    auto trace = Trace::open(path);
+    QVERIFY(trace.ok());
+    struct Seen {
+        int layer;
+        std::vector<std::pair<int, int>> heads;  // (layer, head) of each announced head
+        std::vector<double> alpha0;
+        int summaryHeads;
+        bool similarity;
+    };
+    std::vector<Seen> seen;
+    AnalyzeOptions opt;
+    opt.layers = {2, 0};  // announced in layer order, whatever the request's order
+    opt.onLayer = [&](const LayerDone& d) {
+        Seen s{d.layer, {}, {}, d.summary ? d.summary->heads : -1, d.similarity != nullptr};
+        for (const HeadAnalysis& h : d.heads) {
+            s.heads.emplace_back(h.layer, h.head);
+            s.alpha0.push_back(h.sinks.alpha0);
+        }
+        seen.push_back(std::move(s));
+    };
+    auto model = analyzeTrace(**trace, opt);
+    QVERIFY2(model.ok(), model.message().c_str());
+    QVERIFY(!model->options.onLayer);
+    QCOMPARE(seen.size(), size_t(2));
+    const int heads = int(so.heads.size());
+    for (size_t i = 0; i < seen.size(); ++i) {
+        QCOMPARE(seen[i].layer, i == 0 ? 0 : 2);
+        QCOMPARE(int(seen[i].heads.size()), heads);
+        QCOMPARE(seen[i].summaryHeads, heads);
+        QVERIFY(seen[i].similarity);
+        for (int h = 0; h < heads; ++h) {
+            // The announced heads are the final result's, in head order.
+            const HeadAnalysis& final = model->heads[i * size_t(heads) + size_t(h)];
+            QCOMPARE(seen[i].heads[size_t(h)], std::make_pair(seen[i].layer, h));
+            QCOMPARE(seen[i].alpha0[size_t(h)], final.sinks.alpha0);
+        }
+    }
 }
 
 void TestAnalysisSynthetic::gqaTraceMatchesBruteForce() {

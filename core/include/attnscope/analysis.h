@@ -13,8 +13,10 @@
 //   auto model = analyzeTrace(**trace, opt, progress);
 //   if (model) writeFileAtomic("a.json", toJson(*model).dump(1));
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -310,6 +312,7 @@ Result<std::vector<double>> rolloutRow(const Trace& trace, int64_t query, const 
 // ---------------------------------------------------------------------------------------------
 
 class GpuEngine;
+struct LayerDone;
 
 struct AnalyzeOptions {
     std::vector<int> layers;           ///< empty: every layer
@@ -327,6 +330,10 @@ struct AnalyzeOptions {
     bool similarity = true;            ///< per-layer head similarity (one more pass per head)
     double summaryGamma = 0.9;         ///< density reported in the layer summary (FlexPrefill)
     int64_t summaryBlockSize = 128;
+    /// Called on the calling thread as each layer is finished, in layer order, so a viewer can
+    /// show layers before the whole model is done (the GUI's head grid fills in). Cancel through
+    /// the progress callback. Not kept in ModelAnalysis::options.
+    std::function<void(const LayerDone&)> onLayer;
 };
 
 struct LayerSummary {
@@ -360,6 +367,15 @@ struct ModelAnalysis {
         std::vector<std::pair<std::string, double>> passes;  ///< GPU: kernel ms per pass, then host time
     };
     std::vector<LayerTiming> timings;
+};
+
+/// A layer analyzeTrace has just finished (AnalyzeOptions::onLayer). It points into the result
+/// being built: valid during the call only, copy what you keep.
+struct LayerDone {
+    int layer = 0;
+    std::span<const HeadAnalysis> heads;         ///< the layer's heads, in head order
+    const LayerSummary* summary = nullptr;
+    const HeadSimilarity* similarity = nullptr;  ///< null when not computed (or skipped)
 };
 
 /// Analyses the chosen layers of a trace: every head (analyzeHead with the layer's native spec,
