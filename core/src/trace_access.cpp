@@ -1,7 +1,10 @@
 // Accessors of an open trace: metadata, tensor views, and per-head float matrices.
 #include <cmath>
 
+#include <cstring>
+
 #include "half.h"
+#include "mapped_guard.h"
 #include "trace_impl.h"
 
 namespace attnscope {
@@ -37,6 +40,20 @@ Status checkLayerHead(const Trace& t, int layer, int head) {
     return Status::success();
 }
 
+Status truncatedWhileReading(const Trace& t, const TensorView& v) {
+    return Status(ErrorCode::IoError, t.path() + ": tensor " + v.name +
+                                          ": the file was truncated while it was open (its pages are gone); reopen it");
+}
+
+/// Converts elements of `v` from the mapping under the SIGBUS guard, with the file checked for
+/// changes before and after (a rewrite during the copy would mix old and new values).
+Status convertGuarded(const Trace& t, const Trace::Impl& impl, const TensorView& v, int64_t first, int64_t count,
+                      float* out) {
+    if (Status st = impl.file.checkUnchanged(t.path()); !st) return st;
+    if (!detail::guarded([&] { v.toFloat(first, count, out); })) return truncatedWhileReading(t, v);
+    return impl.file.checkUnchanged(t.path());
+}
+
 /// Counts NaN/Inf in converted floats via the exponent bits (vectorises, unlike std::isfinite).
 int64_t countNonFinite(const float* p, int64_t n) {
     constexpr uint32_t kExpMask = 0x7F800000;
@@ -66,7 +83,7 @@ Result<HeadMatrix> Trace::head(int layer, int head, Which which) const {
         return Status(ErrorCode::OutOfMemory, path() + ": tensor " + t.name + ": cannot allocate " +
                                                   std::to_string(T) + "×" + std::to_string(d) + " floats");
     }
-    t.toFloat(int64_t(index) * T * d, T * d, out.m.data());
+    if (Status st = convertGuarded(*this, *m_impl, t, int64_t(index) * T * d, T * d, out.m.data()); !st) return st;
     out.nonFinite = countNonFinite(out.m.data(), T * d);
     return out;
 }
@@ -90,8 +107,24 @@ Result<MatrixRM> Trace::storedAttention(int layer, int head, int64_t q0, int64_t
         return Status(ErrorCode::OutOfMemory, path() + ": tensor " + l.attn->name + ": cannot allocate " +
                                                   std::to_string(q1 - q0) + "×" + std::to_string(T) + " floats");
     }
-    l.attn->toFloat((int64_t(head) * T + q0) * T, (q1 - q0) * T, m.data());
+    if (Status st = convertGuarded(*this, *m_impl, *l.attn, (int64_t(head) * T + q0) * T, (q1 - q0) * T, m.data()); !st)
+        return st;
     return m;
+}
+
+Status Trace::checkUnchanged() const { return m_impl->file.checkUnchanged(m_impl->path); }
+
+Status Trace::read(const TensorView& t, uint64_t offset, uint64_t bytes, void* dst) const {
+    const std::byte* base = m_impl->dataSection;
+    if (!t.data || t.data < base || uint64_t(t.data - base) + t.bytes > m_impl->dataSize)
+        return Status(ErrorCode::InvalidArgument, path() + ": tensor " + t.name + " is not a tensor of this trace");
+    if (offset > t.bytes || bytes > t.bytes - offset)
+        return Status(ErrorCode::InvalidArgument, path() + ": tensor " + t.name + ": bytes [" + std::to_string(offset) +
+                                                      "," + std::to_string(offset + bytes) + ") out of range (" +
+                                                      std::to_string(t.bytes) + " bytes)");
+    if (Status st = checkUnchanged(); !st) return st;
+    if (!detail::guarded([&] { std::memcpy(dst, t.data + offset, bytes); })) return truncatedWhileReading(*this, t);
+    return checkUnchanged();
 }
 
 }  // namespace attnscope

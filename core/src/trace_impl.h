@@ -33,10 +33,16 @@ public:
     Status open(const std::string& path);
     const std::byte* data() const { return m_data; }
     uint64_t size() const { return m_size; }
+    /// Ok while the file is still what was mapped: same size and modification time (another
+    /// program may truncate it or rewrite it in place while it is open). Errors name `path`,
+    /// what changed and what to do.
+    Status checkUnchanged(const std::string& path) const;
 
 private:
     const std::byte* m_data = nullptr;
     uint64_t m_size = 0;
+    int m_fd = -1;            ///< kept open to watch the file (fstat) for changes
+    int64_t m_mtimeNs = 0;    ///< modification time at open
 };
 
 struct Trace::Impl {

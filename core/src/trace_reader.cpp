@@ -7,12 +7,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mapped_guard.h"
 #include "trace_impl.h"
 
 namespace attnscope {
 
 MappedFile::~MappedFile() {
     if (m_data) munmap(const_cast<std::byte*>(m_data), m_size);
+    if (m_fd >= 0) ::close(m_fd);
+}
+
+namespace {
+int64_t mtimeNs(const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec; }
+}  // namespace
+
+Status MappedFile::checkUnchanged(const std::string& path) const {
+    if (m_fd < 0) return Status::success();
+    struct stat st {};
+    if (fstat(m_fd, &st) != 0) return Status(ErrorCode::IoError, path + ": cannot stat the open file: " + std::strerror(errno));
+    if (uint64_t(st.st_size) != m_size)
+        return Status(ErrorCode::IoError, path + ": the file changed on disk after it was opened (" +
+                                              std::to_string(m_size) + " bytes then, " + std::to_string(st.st_size) +
+                                              " now: truncated or rewritten); reopen it");
+    if (mtimeNs(st) != m_mtimeNs)
+        return Status(ErrorCode::IoError, path + ": the file was modified on disk after it was opened (same size, "
+                                                 "new contents); reopen it");
+    return Status::success();
 }
 
 Status MappedFile::open(const std::string& path) {
@@ -37,12 +57,14 @@ Status MappedFile::open(const std::string& path) {
     // Read-only private mapping: the input file is never modified.
     void* p = mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
     const int err = errno;
-    ::close(fd);  // the mapping keeps the file alive
     if (p == MAP_FAILED) {
+        ::close(fd);
         m_size = 0;
         return Status(ErrorCode::IoError, path + ": cannot memory-map: " + std::strerror(err));
     }
     m_data = static_cast<const std::byte*>(p);
+    m_fd = fd;  // kept to notice a file truncated or rewritten while open
+    m_mtimeNs = mtimeNs(st);
     return Status::success();
 }
 
@@ -122,6 +144,10 @@ Result<TensorView> parseTensorEntry(const std::string& name, const Json& entry, 
 
 namespace {
 
+Status truncatedWhileOpen(const std::string& path) {
+    return Status(ErrorCode::IoError, path + ": the file was truncated while it was being read; reopen it");
+}
+
 /// Reads the header length and the header JSON; fills the data section of `impl`.
 Result<Json> readHeader(Trace::Impl& impl) {
     using namespace traceformat;
@@ -130,9 +156,13 @@ Result<Json> readHeader(Trace::Impl& impl) {
     if (size < kHeaderLengthBytes)
         return Status(ErrorCode::Format, where + ": file is truncated: " + std::to_string(size) +
                                              " bytes, but a trace starts with an 8-byte header length");
+    // Copied out of the mapping under the guard: the file may be truncated while it opens.
+    std::byte lengthBytes[kHeaderLengthBytes];
+    if (!detail::guarded([&] { std::memcpy(lengthBytes, impl.file.data(), kHeaderLengthBytes); }))
+        return truncatedWhileOpen(where);
     uint64_t headerLength = 0;
     for (uint64_t i = 0; i < kHeaderLengthBytes; ++i)  // little-endian, independent of the host
-        headerLength |= uint64_t(std::to_integer<uint8_t>(impl.file.data()[i])) << (8 * i);
+        headerLength |= uint64_t(std::to_integer<uint8_t>(lengthBytes[i])) << (8 * i);
     if (headerLength > size - kHeaderLengthBytes)
         return Status(ErrorCode::Format, where + ": header length " + std::to_string(headerLength) +
                                              " runs past the end of the file (" + std::to_string(size) +
@@ -140,8 +170,10 @@ Result<Json> readHeader(Trace::Impl& impl) {
     if (headerLength > kMaxHeaderBytes)
         return Status(ErrorCode::Format, where + ": header length " + std::to_string(headerLength) +
                                              " exceeds the limit of " + std::to_string(kMaxHeaderBytes) + " bytes");
-    const char* text = reinterpret_cast<const char*>(impl.file.data() + kHeaderLengthBytes);
-    auto header = Json::parse(std::string_view(text, headerLength), where + ": header");
+    std::string text(headerLength, '\0');
+    if (!detail::guarded([&] { std::memcpy(text.data(), impl.file.data() + kHeaderLengthBytes, headerLength); }))
+        return truncatedWhileOpen(where);
+    auto header = Json::parse(text, where + ": header");
     if (!header) return header.status();
     if (!header->isObject()) return Status(ErrorCode::Format, where + ": header must be a JSON object");
     impl.dataSection = impl.file.data() + kHeaderLengthBytes + headerLength;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "mapped_guard.h"
 #include "trace_impl.h"
 
 namespace attnscope {
@@ -238,7 +239,10 @@ Status scanNonFinite(Trace::Impl& impl, const ProgressFn& progress) {
         const int64_t n = t->numel();
         for (int64_t first = 0; first < n; first += kChunk) {
             const int64_t count = std::min(kChunk, n - first);
-            const Counts c = countChunk(*t, first, count);
+            Counts c;
+            if (!detail::guarded([&] { c = countChunk(*t, first, count); }))
+                return Status(ErrorCode::IoError, impl.path + ": tensor " + t->name +
+                                                      ": the file was truncated while its values were scanned");
             total.nan += c.nan;
             total.inf += c.inf;
             doneBytes += uint64_t(count) * dtypeSize(t->dtype);

@@ -7,6 +7,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <filesystem>
+
 #include "attnscope/json.h"
 #include "attnscope/synth.h"
 
@@ -29,6 +31,7 @@ private slots:
     void blockSizes();
     void refusesBadInput_data();
     void refusesBadInput();
+    void traceTruncatedWhileAnalysing();
 
 private:
     QTemporaryDir m_dir;
@@ -123,6 +126,27 @@ void TestAnalyze::refusesBadInput() {
     QVERIFY(r.code != 0);
     QVERIFY2(r.err.contains(message), qPrintable(r.err));
     QCOMPARE(r.err.trimmed().count(QLatin1Char('\n')), 0);  // one line
+}
+
+void TestAnalyze::traceTruncatedWhileAnalysing() {
+    // A trace truncated by another program mid-run (a re-capture written over it): once a bus
+    // error (exit 135), now a one-line error naming the file.
+    const QString trace = m_dir.filePath(QStringLiteral("truncate.attn.safetensors"));
+    SynthOptions o;
+    o.tokens = 4096;
+    o.layers = 6;
+    QVERIFY(writeSyntheticTrace(trace.toStdString(), o).ok());
+    const auto size = std::filesystem::file_size(trace.toStdString());
+    QProcess p;
+    p.start(QStringLiteral(ATTNSCOPE_CLI), {"analyze", trace, "--cpu", "--no-progress"});
+    QVERIFY(p.waitForStarted());
+    QVERIFY(!p.waitForFinished(700));  // still analysing the first layers
+    std::filesystem::resize_file(trace.toStdString(), size / 3);
+    QVERIFY(p.waitForFinished(300000));
+    QCOMPARE(p.exitStatus(), QProcess::NormalExit);  // not killed by SIGBUS
+    const QString err = QString::fromUtf8(p.readAllStandardError());
+    QVERIFY2(p.exitCode() != 0, "the run went on after its trace was truncated");
+    QVERIFY2(err.contains(trace) && err.contains(QLatin1String("changed on disk")), qPrintable(err));
 }
 
 QTEST_GUILESS_MAIN(TestAnalyze)

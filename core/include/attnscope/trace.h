@@ -56,7 +56,8 @@ struct TraceMetadata {
     std::string extraJson;            ///< optional "extra" metadata object, verbatim JSON
 };
 
-/// A tensor inside the mapped file. Zero-copy: `data` points into the mapping.
+/// A tensor inside the mapped file. Zero-copy: `data` points into the mapping. Read it through
+/// Trace::read / head / storedAttention, which survive the file being truncated while open.
 struct TensorView {
     std::string name;
     DType dtype = DType::F32;
@@ -131,6 +132,13 @@ public:
     Result<HeadMatrix> head(int layer, int head, Which which) const;
     /// [T, T] probabilities of a weights-only trace, rows [q0, q1).
     Result<MatrixRM> storedAttention(int layer, int head, int64_t q0, int64_t q1) const;
+    /// Copies bytes [offset, offset + bytes) of tensor `t` (one of this trace's) into `dst`, as
+    /// stored. Thread-safe. Like head() and storedAttention(), it refuses with an IoError naming
+    /// the file, never crashes, when the file was truncated or rewritten since it was opened.
+    Status read(const TensorView& t, uint64_t offset, uint64_t bytes, void* dst) const;
+    /// Ok while the file on disk is still the one that was opened (same size and modification
+    /// time); else an IoError saying what changed: reopen the trace.
+    Status checkUnchanged() const;
 
     struct Impl;
 
