@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cuda_runtime.h>
+
 #include "cupti_session.h"
+#include "attnscope/memory.h"
 #include "attnscope/profiler.h"
 
 namespace attnscope {
@@ -47,6 +50,20 @@ public:
         e.set("droppedRecords", uint64_t(CuptiActivity::instance().droppedRecords()));
         e.set("samplesWithoutExternalCorrelation", m_uncorrelatedSamples);
         return e;
+    }
+
+    Status checkFits(const AttentionProblem& p) const override {
+        size_t freeBytes = 0, totalBytes = 0;
+        if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) return Status::success();  // the upload reports
+        // Q, K, V and O in 16 bits, the lse in float32, and room for block masks and workspace.
+        constexpr double kHeadroom = 0.9;
+        const double q = double(p.batch) * p.heads * p.tokens * p.headDim;
+        const double kv = double(p.batch) * p.kvHeads * p.tokens * p.headDim;
+        const double need = (2 * q + 2 * kv) * 2 + double(p.batch) * p.heads * p.tokens * sizeof(float);
+        if (need <= kHeadroom * double(freeBytes)) return Status::success();
+        return {ErrorCode::OutOfMemory, "Q, K, V, O and lse need " + humanBytes(uint64_t(need)) + " of GPU memory; " +
+                                            humanBytes(freeBytes) + " of " + humanBytes(totalBytes) + " is free on " +
+                                            m_info.name};
     }
 
     Status prepare(const ProfileInputs& inputs) override {

@@ -3,26 +3,13 @@
 #include <set>
 
 #include "attnscope/json.h"
+#include "attnscope/memory.h"
 #include "attnscope/trace.h"
 #include "cli.h"
 
 namespace attnscope::cli {
 namespace {
 constexpr const char* kVerb = "info";
-
-std::string humanBytes(uint64_t bytes) {
-    constexpr double kStep = 1024.0;
-    static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = double(bytes);
-    size_t unit = 0;
-    while (v >= kStep && unit + 1 < std::size(kUnits)) {
-        v /= kStep;
-        ++unit;
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof buf, unit == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[unit]);
-    return buf;
-}
 
 /// The tensors of a layer by role, present ones only.
 std::vector<std::pair<const char*, const TensorView*>> roles(const Trace& t, int layer) {

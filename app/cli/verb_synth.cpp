@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attnscope/memory.h"
 #include "attnscope/synth.h"
 #include "cli.h"
 
@@ -20,17 +21,6 @@ std::optional<DType> parseDType(const std::string& s) {
     if (s == "f16") return DType::F16;
     if (s == "bf16") return DType::BF16;
     return std::nullopt;
-}
-
-/// "12.9 GB" / "805.3 MB" / "1.2 kB": a file size a person can read.
-std::string humanBytes(uintmax_t bytes) {
-    const char* units[] = {"bytes", "kB", "MB", "GB", "TB"};
-    double v = double(bytes);
-    size_t u = 0;
-    for (; v >= 1000.0 && u + 1 < std::size(units); ++u) v /= 1000.0;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-    return buf;
 }
 
 int synthVerb(Args& a) {

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <random>
 
+#include "attnscope/memory.h"
 #include "attnscope/profiler.h"
 
 namespace attnscope {
@@ -73,61 +74,86 @@ MatrixRM ProfileInputs::headMatrix(int b, int h, Which which) const {
     return Eigen::Map<const MatrixRM>(src.data() + offset, T, p.headDim);
 }
 
-Result<ProfileInputs> loadProfileInputs(const ShapeSource& s) {
-    ProfileInputs in;
-    auto& p = in.problem;
+Result<ProfileProblem> profileProblem(const ShapeSource& s) {
+    ProfileProblem out;
+    AttentionProblem& p = out.problem;
     p.dtype = s.dtype;
     if (!s.trace) {
         if (s.batch <= 0 || s.heads <= 0 || s.kvHeads <= 0 || s.tokens <= 0 || s.headDim <= 0 || s.heads % s.kvHeads)
-            return Result<ProfileInputs>(ErrorCode::InvalidArgument, "synthetic shape: expected positive B, H, T, D with H % Hkv == 0");
+            return Result<ProfileProblem>(ErrorCode::InvalidArgument, "synthetic shape: expected positive B, H, T, D with H % Hkv == 0");
         p.batch = s.batch;
         p.heads = s.heads;
         p.kvHeads = s.kvHeads;
         p.tokens = s.tokens;
         p.headDim = s.headDim;
         p.scale = float(1.0 / std::sqrt(double(s.headDim)));
-        const size_t qn = size_t(p.batch) * p.heads * p.tokens * p.headDim;
-        const size_t kn = size_t(p.batch) * p.kvHeads * p.tokens * p.headDim;
-        try {
-            in.q.resize(qn);
-            in.k.resize(kn);
-            in.v.resize(kn);
-        } catch (const std::bad_alloc&) {
-            return Result<ProfileInputs>(ErrorCode::OutOfMemory, "synthetic shape: cannot allocate " +
-                                                                     std::to_string((qn + 2 * kn) * 4) + " bytes of inputs");
-        }
+        out.description = "synthetic B=" + std::to_string(p.batch) + " H=" + std::to_string(p.heads) +
+                          (p.kvHeads != p.heads ? " Hkv=" + std::to_string(p.kvHeads) : std::string()) +
+                          " T=" + std::to_string(p.tokens) + " D=" + std::to_string(p.headDim) + " " + gpuDtypeName(p.dtype);
+        out.causal = true;
+    } else {
+        const Trace& t = *s.trace;
+        if (!t.hasQK())
+            return Result<ProfileProblem>(ErrorCode::Unsupported, t.path() + ": weights-only trace has no Q/K/V to profile");
+        if (s.layer < 0 || s.layer >= t.numLayers())
+            return Result<ProfileProblem>(ErrorCode::InvalidArgument, t.path() + ": layer " + std::to_string(s.layer) +
+                                                                          " out of range [0, " + std::to_string(t.numLayers()) + ")");
+        const LayerConfig& cfg = t.config(s.layer);
+        if (s.head >= cfg.heads)
+            return Result<ProfileProblem>(ErrorCode::InvalidArgument, t.path() + ": head " + std::to_string(s.head) +
+                                                                          " out of range [0, " + std::to_string(cfg.heads) + ")");
+        const bool all = s.head < 0;
+        p.batch = 1;
+        p.heads = all ? cfg.heads : 1;
+        p.kvHeads = all ? cfg.kvHeads : 1;
+        p.tokens = t.tokens();
+        p.headDim = cfg.headDim;
+        p.scale = float(cfg.scale > 0 ? cfg.scale : 1.0 / std::sqrt(double(cfg.headDim)));
+        out.causal = cfg.causal;
+        out.description = t.path() + ": layer " + std::to_string(s.layer) +
+                          (all ? " all heads" : " head " + std::to_string(s.head)) + " T=" + std::to_string(p.tokens) +
+                          " D=" + std::to_string(p.headDim) + " " + gpuDtypeName(p.dtype);
+    }
+    // Q, K, V as float32 on the host (doubles: no overflow for absurd shapes).
+    const double elems = double(p.batch) * double(p.tokens) * double(p.headDim) * (double(p.heads) + 2.0 * p.kvHeads);
+    constexpr double kMaxBytes = 9.0e18;  // beyond any machine, and below uint64_t's range
+    if (elems * sizeof(float) > kMaxBytes)
+        return Result<ProfileProblem>(ErrorCode::OutOfMemory, out.description + ": the inputs would need more than 8 EiB");
+    out.hostBytes = uint64_t(elems * sizeof(float));
+    return out;
+}
+
+Result<ProfileInputs> loadProfileInputs(const ShapeSource& s) {
+    auto problem = profileProblem(s);
+    if (!problem) return problem.status();
+    // Refused before anything is generated or read: a huge shape must fail at once, not swap.
+    if (Status st = checkHostMemory(problem->hostBytes, problem->description + ": Q, K, V as float32"); !st) return st;
+    ProfileInputs in;
+    in.problem = problem->problem;
+    in.description = problem->description;
+    in.causal = problem->causal;
+    const AttentionProblem& p = in.problem;
+    const size_t qn = size_t(p.batch) * p.heads * p.tokens * p.headDim;
+    const size_t kn = size_t(p.batch) * p.kvHeads * p.tokens * p.headDim;
+    try {
+        in.q.resize(qn);
+        in.k.resize(kn);
+        in.v.resize(kn);
+    } catch (const std::bad_alloc&) {
+        return Result<ProfileInputs>(ErrorCode::OutOfMemory, in.description + ": cannot allocate " +
+                                                                 humanBytes(problem->hostBytes) + " of inputs");
+    }
+    if (!s.trace) {
         std::mt19937_64 rng(s.seed);
         std::normal_distribution<float> normal(0.0f, 1.0f);
         for (auto* vec : {&in.q, &in.k, &in.v})
             for (float& x : *vec) x = normal(rng);
-        in.description = "synthetic B=" + std::to_string(p.batch) + " H=" + std::to_string(p.heads) +
-                         (p.kvHeads != p.heads ? " Hkv=" + std::to_string(p.kvHeads) : std::string()) +
-                         " T=" + std::to_string(p.tokens) + " D=" + std::to_string(p.headDim) + " " + gpuDtypeName(p.dtype);
-        in.causal = true;
         return in;
     }
     const Trace& t = *s.trace;
-    if (!t.hasQK())
-        return Result<ProfileInputs>(ErrorCode::Unsupported, t.path() + ": weights-only trace has no Q/K/V to profile");
-    if (s.layer < 0 || s.layer >= t.numLayers())
-        return Result<ProfileInputs>(ErrorCode::InvalidArgument, t.path() + ": layer " + std::to_string(s.layer) +
-                                                                     " out of range [0, " + std::to_string(t.numLayers()) + ")");
     const LayerConfig& cfg = t.config(s.layer);
-    if (s.head >= cfg.heads)
-        return Result<ProfileInputs>(ErrorCode::InvalidArgument, t.path() + ": head " + std::to_string(s.head) +
-                                                                     " out of range [0, " + std::to_string(cfg.heads) + ")");
     const bool all = s.head < 0;
-    p.batch = 1;
-    p.heads = all ? cfg.heads : 1;
-    p.kvHeads = all ? cfg.kvHeads : 1;
-    p.tokens = t.tokens();
-    p.headDim = cfg.headDim;
-    p.scale = float(cfg.scale > 0 ? cfg.scale : 1.0 / std::sqrt(double(cfg.headDim)));
-    in.causal = cfg.causal;
     const size_t headElems = size_t(p.tokens) * p.headDim;
-    in.q.resize(headElems * p.heads);
-    in.k.resize(headElems * p.kvHeads);
-    in.v.resize(headElems * p.kvHeads);
     auto copyHead = [&](int qHead, Which w, std::vector<float>& dst, int slot) -> Status {
         auto m = t.head(s.layer, qHead, w);
         if (!m) return m.status();
@@ -144,9 +170,6 @@ Result<ProfileInputs> loadProfileInputs(const ShapeSource& s) {
         if (Status st = copyHead(qHead, Which::K, in.k, kh); !st) return st;
         if (Status st = copyHead(qHead, Which::V, in.v, kh); !st) return st;
     }
-    in.description = t.path() + ": layer " + std::to_string(s.layer) +
-                     (all ? " all heads" : " head " + std::to_string(s.head)) + " T=" + std::to_string(p.tokens) +
-                     " D=" + std::to_string(p.headDim) + " " + gpuDtypeName(p.dtype);
     return in;
 }
 

@@ -55,6 +55,9 @@ struct ShapeRun {
 
     Result<ShapeProfile> run(const ShapeSource& source) {
         if (!report(0, "loading inputs")) return cancelled();
+        auto problem = profileProblem(source);
+        if (!problem) return problem.status();
+        if (Status st = backend.checkFits(problem->problem); !st) return Status(st.code(), problem->description + ": " + st.message());
         auto inputs = loadProfileInputs(source);
         if (!inputs) return inputs.status();
         ShapeProfile shape;

@@ -66,6 +66,9 @@ private slots:
         QTest::newRow("bad dtype") << QStringList{"profile", "--shape", "1,1,64,16", "--dtype", "f8"} << "--dtype";
         QTest::newRow("missing trace") << QStringList{"profile", "/nonexistent.attn.safetensors"} << "nonexistent";
         QTest::newRow("cold and hot") << QStringList{"profile", "--shape", "1,1,64,16", "--cold", "--hot"} << "exclude";
+        // 768 GiB of float inputs: refused at once, naming the bytes (it used to generate until killed).
+        QTest::newRow("absurd size") << QStringList{"profile", "--shape", "64,64,131072,128", "--variants", "full", "--cpu"}
+                                     << "T=131072 D=128 bf16: Q, K, V as float32 needs 768.0 GiB of host memory";
     }
     void refusesBadInput() {
         QFETCH(QStringList, args);

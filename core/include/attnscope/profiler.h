@@ -123,7 +123,18 @@ struct ProfileInputs {
     MatrixRM headMatrix(int b, int h, Which which) const;
 };
 
+/// The problem a source describes, checked, before any input exists.
+struct ProfileProblem {
+    AttentionProblem problem;
+    std::string description;  ///< as ProfileInputs::description
+    bool causal = true;
+    uint64_t hostBytes = 0;   ///< Q, K, V as float32 on the host
+};
+Result<ProfileProblem> profileProblem(const ShapeSource& source);
+
 /// Builds the inputs: N(0,1) values for synthetic sources (seeded), the trace's Q/K/V otherwise.
+/// Refuses (OutOfMemory, naming the bytes needed and available) before generating or reading
+/// anything when they do not fit in the host's available memory.
 Result<ProfileInputs> loadProfileInputs(const ShapeSource& source);
 
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +153,9 @@ public:
     virtual std::string description() const = 0;  ///< device, clocks, library versions
     virtual Json environment() const = 0;
 
+    /// Ok when a problem of this shape fits the backend's memory (the GPU: its free memory);
+    /// asked before the inputs are generated or loaded. Errors name the bytes needed and free.
+    virtual Status checkFits(const AttentionProblem&) const { return Status::success(); }
     /// Uploads / keeps the inputs for the following calls.
     virtual Status prepare(const ProfileInputs& inputs) = 0;
     /// One timed run of `v` (cold: flush the L2/LLC first). `externalId` tags its records.
