@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 namespace attnscope {
@@ -202,6 +203,34 @@ private:
         return true;
     }
 
+    /// Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no
+    /// overlong forms, no surrogates, nothing above U+10FFFF), or npos.
+    static size_t invalidUtf8(std::string_view text) {
+        size_t i = 0;
+        const size_t n = text.size();
+        auto cont = [&](size_t k) { return k < n && (static_cast<unsigned char>(text[k]) & 0xC0) == 0x80; };
+        while (i < n) {
+            const unsigned char c = static_cast<unsigned char>(text[i]);
+            if (c < 0x80) {
+                ++i;
+                continue;
+            }
+            const unsigned char c1 = i + 1 < n ? static_cast<unsigned char>(text[i + 1]) : 0;
+            if (c >= 0xC2 && c <= 0xDF && cont(i + 1)) {
+                i += 2;
+            } else if (c >= 0xE0 && c <= 0xEF && cont(i + 1) && cont(i + 2) && !(c == 0xE0 && c1 < 0xA0) &&
+                       !(c == 0xED && c1 >= 0xA0)) {
+                i += 3;
+            } else if (c >= 0xF0 && c <= 0xF4 && cont(i + 1) && cont(i + 2) && cont(i + 3) &&
+                       !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90)) {
+                i += 4;
+            } else {
+                return i;
+            }
+        }
+        return std::string_view::npos;
+    }
+
     bool parseString(std::string& s) {
         ++m_pos;  // opening quote
         for (;;) {
@@ -211,6 +240,12 @@ private:
                 const unsigned char c = static_cast<unsigned char>(m_text[m_pos]);
                 if (c == '"' || c == '\\' || c < 0x20) break;
                 ++m_pos;
+            }
+            if (const size_t bad = invalidUtf8(m_text.substr(start, m_pos - start)); bad != std::string_view::npos) {
+                m_pos = start + bad;
+                char byte[8];
+                std::snprintf(byte, sizeof byte, "0x%02X", unsigned(static_cast<unsigned char>(m_text[m_pos])));
+                return fail(std::string("invalid UTF-8 in a string (byte ") + byte + "): JSON text must be UTF-8");
             }
             s.append(m_text.data() + start, m_pos - start);
             if (m_pos >= m_text.size()) return fail("unterminated string");

@@ -91,6 +91,35 @@ private slots:
         QVERIFY2(msg.contains(fragment), qPrintable(msg));
     }
 
+    void rejectsInvalidUtf8() {
+        // JSON text must be UTF-8 (RFC 8259): raw bytes that are not well-formed UTF-8 are refused
+        // at their offset, so no invalid UTF-8 reaches JSON, HTML, CSV or Markdown outputs.
+        const struct {
+            std::string text;
+            int offset;
+            const char* byte;
+        } cases[] = {
+            {"\"tok\xFF\xFEen\"", 4, "0xFF"},          // the bytes FF FE inside a token string
+            {"{\"a\":\"\xC0\xAF\"}", 6, "0xC0"},     // overlong '/'
+            {"[\"\xED\xA0\x80\"]", 2, "0xED"},        // an encoded surrogate
+            {"\"\xF4\x90\x80\x80\"", 1, "0xF4"},     // above U+10FFFF
+            {"\"ab\xE2\x82\"", 3, "0xE2"},             // truncated sequence
+            {"{\"k\x80\":1}", 3, "0x80"},               // a stray continuation byte in a key
+        };
+        for (const auto& c : cases) {
+            auto r = Json::parse(c.text, "t.attn.safetensors: header");
+            QVERIFY(!r.ok());
+            const QString msg = QString::fromStdString(r.message());
+            QVERIFY2(msg.startsWith("t.attn.safetensors: header: invalid JSON at byte " + QString::number(c.offset) + ":"),
+                     qPrintable(msg));
+            QVERIFY2(msg.contains("invalid UTF-8") && msg.contains(c.byte), qPrintable(msg));
+        }
+        // Well-formed multi-byte sequences of every length pass.
+        auto ok = Json::parse("\"\xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x98\x80 \xEF\xBF\xBD\"");
+        QVERIFY2(ok.ok(), ok.message().c_str());
+        QCOMPARE(ok->asString(), std::string("\xC3\xA9 \xE4\xB8\xAD \xF0\x9F\x98\x80 \xEF\xBF\xBD"));
+    }
+
     void hostileDepthDoesNotCrash() {
         // Deep enough to overflow the stack of a naive recursive parser.
         const std::string deep(1'000'000, '[');

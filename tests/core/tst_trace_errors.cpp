@@ -114,6 +114,14 @@ const std::vector<Case>& cases() {
          {": header: invalid JSON at byte 28", "expected a value"}},
         {"header not an object", [] { return joinImage("[1,2]", {}); }, ErrorCode::Format,
          {"header must be a JSON object"}},
+        {"invalid UTF-8 in a token",  // the bytes FF FE inside a token string of __metadata__
+         [] {
+             FileImage img = splitImage(baseImage());
+             std::string text = img.header.dump();
+             text.replace(text.find("t1"), 2, "t\xFF\xFE" "1");
+             return joinImage(text, img.data);
+         },
+         ErrorCode::Format, {": header: invalid JSON at byte", "invalid UTF-8 in a string (byte 0xFF)"}},
         {"missing __metadata__",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
