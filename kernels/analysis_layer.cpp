@@ -8,6 +8,7 @@
 #include <functional>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <mutex>
@@ -34,7 +35,7 @@ struct LayerAnalyzer::HeadBuffers {
     DeviceArray rowStats, column, offset, estColumn, estOffset, numerator;
     DeviceArray blocks[kMaxPassBlockSizes];
     DeviceArray vertical, slash, slashPrefix, verticalTiles, keptBlocks;
-    DeviceArray maskOut[4];  ///< mass, diff, ref per candidate mask ([3][T])
+    DeviceArray maskOut[4];  ///< Σ_{j∈mask} p_ij per row, per candidate mask
 };
 
 namespace {
@@ -45,15 +46,6 @@ AnalysisSpec toDeviceSpec(const AttentionSpec& spec) {
     s.causal = spec.mask.causal, s.window = spec.mask.window, s.prefix = spec.mask.prefix, s.dilation = spec.mask.dilation;
     return s;
 }
-
-template <typename T>
-Status download(std::vector<T>& out, const DeviceArray& a, size_t count, cudaStream_t stream) {
-    out.resize(count);
-    if (count) ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(out.data(), a.get(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
-    return {};
-}
-
-std::vector<double> widen(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
 
 const char* whichName(int w) { return w == 0 ? "q" : w == 1 ? "k" : "v"; }
 
@@ -70,18 +62,44 @@ void runSpread(int64_t n, const std::function<void(int64_t)>& fn) {
     for (auto& t : pool) t.join();
 }
 
+/// topKBlockMask's choice (per block-row the k allowed blocks of largest mass, ties by column)
+/// with a selection instead of a sort: the same blocks, since the order is total.
+std::vector<uint8_t> topKBlocks(const float* mass, const std::vector<uint8_t>& allowed, int64_t nb, int64_t k) {
+    std::vector<uint8_t> out(size_t(nb * nb), 0);
+    std::vector<int64_t> cols;
+    for (int64_t I = 0; I < nb; ++I) {
+        cols.clear();
+        for (int64_t J = 0; J < nb; ++J)
+            if (allowed.empty() || allowed[size_t(I * nb + J)]) cols.push_back(J);
+        const float* m = mass + I * nb;
+        auto before = [m](int64_t x, int64_t y) { return m[x] > m[y] || (m[x] == m[y] && x < y); };
+        const size_t keep = size_t(std::min<int64_t>(k, int64_t(cols.size())));
+        if (keep < cols.size()) std::nth_element(cols.begin(), cols.begin() + ptrdiff_t(keep), cols.end(), before);
+        for (size_t n = 0; n < keep; ++n) out[size_t(I * nb + cols[n])] = 1;
+    }
+    return out;
+}
+
 }  // namespace
 
 LayerAnalyzer::LayerAnalyzer(int device, cudaStream_t compute, int smCount, ForwardPath forwardPath)
     : m_device(device), m_compute(compute), m_smCount(smCount), m_forwardLse(forwardPath) {
     cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&m_aux, cudaStreamNonBlocking);
+    if (const char* lse = std::getenv("ATTNSCOPE_ANALYSIS_LSE")) {
+        if (std::strcmp(lse, "fragments") == 0) m_lsePath = LsePath::Fragments;
+        if (std::strcmp(lse, "wmma") == 0) m_lsePath = LsePath::Wmma;
+    }
 }
 
 LayerAnalyzer::~LayerAnalyzer() {
     for (Slot& s : m_slots)
         if (s.ready.valid()) s.ready.wait();
     if (m_pinned) cudaFreeHost(m_pinned);
+    if (m_host) cudaFreeHost(m_host);
+    if (m_upload) cudaFreeHost(m_upload);
     if (m_copy) cudaStreamDestroy(m_copy);
+    if (m_aux) cudaStreamDestroy(m_aux);
 }
 
 Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
@@ -128,6 +146,57 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
         }
         return Status{};
     });
+    return {};
+}
+
+Status LayerAnalyzer::prepareTemplates(const std::vector<int64_t>& tokenIds, const RoleOptions& roles) {
+    if (m_templateReady && tokenIds == m_templateIds && roles.excludeBos == m_templateRoles.excludeBos &&
+        roles.excludeCurrentToken == m_templateRoles.excludeCurrentToken &&
+        roles.repeatContext == m_templateRoles.repeatContext)
+        return {};
+    m_templateReady = false;
+    const int64_t T = int64_t(tokenIds.size());
+    // Dense ranks: 32-bit on the device, equal exactly where the 64-bit ids are equal.
+    std::unordered_map<int64_t, int32_t> rank;
+    std::vector<int32_t> ids(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) ids[size_t(i)] = rank.emplace(tokenIds[size_t(i)], int32_t(rank.size())).first->second;
+    const std::vector<int64_t> ngram64 = ngramIds(tokenIds, roles.repeatContext);
+    const std::vector<int32_t> ngram(ngram64.begin(), ngram64.end());  // ids < T
+    ATTNSCOPE_TRY_STATUS(m_ids.upload(ids.data(), size_t(T) * 4, "token ids"));
+    ATTNSCOPE_TRY_STATUS(m_ngram.upload(ngram.data(), size_t(T) * 4, "repeated-context ids"));
+    // The pairs each template counts (analysis_sums.h: duplicate j < i with the same id,
+    // induction 1 <= j <= i with ids[j - 1] = ids[i], repeated context j - 1 < i with the same
+    // n-gram id), listed row by row while the earlier positions of each id are known.
+    const size_t budget = size_t(T) * kPairsPerToken;
+    std::vector<uint2> pairs;
+    std::vector<std::vector<int32_t>> byId(rank.size()), byNgram(static_cast<size_t>(T));
+    const int32_t bos = roles.excludeBos ? 1 : 0;
+    const bool exclCur = roles.excludeCurrentToken;
+    bool listed = true;
+    auto add = [&](int64_t i, int32_t j, unsigned which) {
+        pairs.push_back(uint2{unsigned(i), unsigned(j) | (which << kPairTemplateShift)});
+    };
+    for (int64_t i = 0; i < T && listed; ++i) {
+        auto& same = byId[size_t(ids[size_t(i)])];
+        for (int32_t p : same) {
+            if (p >= bos) add(i, p, 0);                      // duplicate: j = p < i
+            if (!(exclCur && p == i - 1)) add(i, p + 1, 1);  // induction: j = p + 1 <= i
+        }
+        same.push_back(int32_t(i));
+        if (ngram[size_t(i)] >= 0) {
+            auto& prior = byNgram[size_t(ngram[size_t(i)])];
+            for (int32_t p : prior)
+                if (!(exclCur && p == i - 1)) add(i, p + 1, 2);  // repeated context: j = p + 1, p < i
+            prior.push_back(int32_t(i));
+        }
+        listed = pairs.size() <= budget;
+    }
+    m_pairsListed = listed;
+    m_pairCount = listed ? (long long)pairs.size() : 0;
+    if (listed && !pairs.empty()) ATTNSCOPE_TRY_STATUS(m_pairs.upload(pairs.data(), pairs.size() * sizeof(uint2), "template pairs"));
+    m_templateIds = tokenIds;
+    m_templateRoles = roles;
+    m_templateReady = true;
     return {};
 }
 
@@ -226,7 +295,7 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     }
 
     // Role templates, shared by every head.
-    DeviceArray &dIds = m_ids, &dNgram = m_ngram, &dDocs = m_docs;
+    DeviceArray &dIds = m_ids, &dNgram = m_ngram, &dDocs = m_docs;  // ids and n-grams: prepareTemplates
     LayerPassArgs base;
     base.tokens = int(T), base.dim = dim, base.elem = elem;
     base.excludeBos = options.roles.excludeBos, base.excludeCurrentToken = options.roles.excludeCurrentToken;
@@ -234,17 +303,11 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     base.blockSizeCount = int(blockSizes.size());
     for (size_t b = 0; b < blockSizes.size(); ++b) base.blockSizes[b] = blockSizes[b];
     if (int64_t(context.tokenIds.size()) == T) {
-        // Dense ranks: 32-bit on the device, equal exactly where the 64-bit ids are equal.
-        std::unordered_map<int64_t, int32_t> rank;
-        std::vector<int32_t> ids(static_cast<size_t>(T));
-        for (int64_t i = 0; i < T; ++i)
-            ids[size_t(i)] = rank.emplace(context.tokenIds[size_t(i)], int32_t(rank.size())).first->second;
-        const std::vector<int64_t> ngram64 = ngramIds(context.tokenIds, options.roles.repeatContext);
-        const std::vector<int32_t> ngram(ngram64.begin(), ngram64.end());  // ids < T
-        ATTNSCOPE_TRY_STATUS(dIds.upload(ids.data(), size_t(T) * 4, "token ids"));
-        ATTNSCOPE_TRY_STATUS(dNgram.upload(ngram.data(), size_t(T) * 4, "repeated-context ids"));
-        base.tokenIds = dIds.as<int>();
-        base.ngram = dNgram.as<int>();
+        ATTNSCOPE_TRY_STATUS(prepareTemplates(context.tokenIds, options.roles));
+        if (!m_pairsListed) {  // too many pairs to list: the stats pass compares ids per element
+            base.tokenIds = dIds.as<int>();
+            base.ngram = dNgram.as<int>();
+        }
     }
     if (int64_t(context.documents.size()) == T) {
         ATTNSCOPE_TRY_STATUS(dDocs.upload(context.documents.data(), size_t(T) * 4, "document ids"));
@@ -269,21 +332,93 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         cudaEvent_t start = nullptr, stop = nullptr;
     };
     std::vector<PassEvents> events;
+    std::vector<cudaEvent_t> marks;  // host waits (estimate sums, stats sums, mask sums downloaded)
     struct EventsGuard {
         std::vector<PassEvents>& e;
+        std::vector<cudaEvent_t>& m;
         ~EventsGuard() {
             for (auto& x : e) cudaEventDestroy(x.start), cudaEventDestroy(x.stop);
+            for (auto x : m) cudaEventDestroy(x);
         }
-    } eventsGuard{events};
+    } eventsGuard{events, marks};
+    auto mark = [&](cudaStream_t stream, cudaEvent_t& ev) -> Status {
+        ATTNSCOPE_CUDA_TRY(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+        marks.push_back(ev);
+        ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev, stream));
+        return {};
+    };
     while (int(m_heads.size()) < groupHeads) m_heads.push_back(std::make_unique<HeadBuffers>());
     auto bufAt = [&](int x) -> HeadBuffers& { return *m_heads[size_t(x)]; };
     ATTNSCOPE_TRY_STATUS(m_lse.allocate(size_t(groupHeads) * size_t(T) * 4, "lse"));
-    DeviceArray& dHeads = m_args;
-    ATTNSCOPE_TRY_STATUS(dHeads.allocate(sizeof(HeadPassArgs) * size_t(groupHeads), "head pass arguments"));
+    DeviceArray& dHeads = m_args;  // one slot per pass of a group, so no pass's arguments overwrite another's
+    ATTNSCOPE_TRY_STATUS(dHeads.allocate(sizeof(HeadPassArgs) * size_t(groupHeads) * 8, "head pass arguments"));
+    ATTNSCOPE_TRY_STATUS(m_maskError.allocate(size_t(groupHeads) * 8 * sizeof(double), "candidate mask errors"));
     const int64_t estimateRows = std::min(T, std::max<int64_t>(1, options.masks.estimateQueries));
     const bool masks = options.masks.enabled;
+
+    // Pinned host memory for everything that comes back (the copies are asynchronous and the
+    // host works on one part while the GPU computes the next): per head, in floats.
+    std::vector<size_t> blockElems;
+    for (int64_t b : blockSizes) blockElems.push_back(size_t((T + b - 1) / b) * size_t((T + b - 1) / b));
+    const size_t uT = size_t(T);
+    struct HostLayout {
+        size_t estColumn, estOffset, lse, rows, column, offset, blocks, maskMass, maskError, stride;
+    } hl;
+    hl.estColumn = 0, hl.estOffset = uT, hl.lse = 3 * uT, hl.rows = 4 * uT, hl.column = hl.rows + kRowStatCount * uT;
+    hl.offset = hl.column + uT, hl.blocks = hl.offset + 2 * uT;
+    hl.maskMass = hl.blocks + std::accumulate(blockElems.begin(), blockElems.end(), size_t(0));
+    hl.maskError = (hl.maskMass + 4 * uT + 1) / 2 * 2;  // 8 doubles
+    hl.stride = hl.maskError + 16;
+    const size_t hostBytes = (size_t(groupHeads) * hl.stride + size_t(countSlots) * 2) * 4;
+    if (m_hostBytes < hostBytes) {
+        if (m_host) cudaFreeHost(m_host);
+        m_host = nullptr, m_hostBytes = 0;
+        ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_host, hostBytes, cudaHostAllocDefault));
+        m_hostBytes = hostBytes;
+    }
+    float* hostBase = static_cast<float*>(m_host);
+    auto hostAt = [&](int x, size_t field) { return hostBase + size_t(x) * hl.stride + field; };
+    unsigned long long* hostCounts =
+        reinterpret_cast<unsigned long long*>(hostBase + size_t(groupHeads) * hl.stride);
+    auto toHost = [&](void* dst, const void* src, size_t bytes, cudaStream_t stream) -> Status {
+        if (bytes) ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
+        return {};
+    };
+    // Uploads go through pinned memory too (a copy from pageable memory may wait for the stream,
+    // which would hold the host until the kernel before it finishes): one arena per group.
+    const int64_t topB = options.masks.topKBlockSize, topNb = (T + topB - 1) / topB;
+    constexpr int kPassesPerGroup = 8;
+    const size_t uploadPerHead = 16 * uT + 64 + size_t(topNb) * size_t(topNb) + kPassesPerGroup * (sizeof(HeadPassArgs) + 16);
+    const size_t uploadBytes = size_t(groupHeads) * uploadPerHead;
+    if (m_uploadBytes < uploadBytes) {
+        if (m_upload) cudaFreeHost(m_upload);
+        m_upload = nullptr, m_uploadBytes = 0;
+        ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_upload, uploadBytes, cudaHostAllocDefault));
+        m_uploadBytes = uploadBytes;
+    }
+    size_t uploadAt = 0;
+    auto stage = [&](const void* src, size_t bytes) -> const void* {
+        std::byte* dst = static_cast<std::byte*>(m_upload) + uploadAt;
+        if (bytes) std::memcpy(dst, src, bytes);
+        uploadAt += (bytes + 15) / 16 * 16;
+        return dst;
+    };
+    auto toDevice = [&](DeviceArray& dst, const void* src, size_t bytes, const char* what) -> Status {
+        ATTNSCOPE_TRY_STATUS(dst.allocate(std::max<size_t>(bytes, 1), what));
+        if (bytes)
+            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst.get(), stage(src, bytes), bytes, cudaMemcpyHostToDevice, m_compute));
+        return {};
+    };
+    // On an early return the queued kernels still use this layer's buffers: let them finish.
+    struct Drain {
+        cudaStream_t a, b;
+        ~Drain() { cudaStreamSynchronize(a), cudaStreamSynchronize(b); }
+    } drain{m_compute, m_aux};
+
     for (int h0 = 0; h0 < cfg.heads; h0 += groupHeads) {
         const int n = std::min(groupHeads, cfg.heads - h0);
+        uploadAt = 0;
+        int passSlot = 0;
         std::vector<HeadPassArgs> args(static_cast<size_t>(n));
         for (int x = 0; x < n; ++x) {
             const int h = h0 + x;
@@ -313,39 +448,46 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
             ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.estColumn.get(), 0, size_t(T) * 4, m_compute));
             ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.estOffset.get(), 0, size_t(origin + T) * 4, m_compute));
             for (size_t s = 0; s < blockSizes.size(); ++s) {
-                const size_t nb = size_t((T + blockSizes[s] - 1) / blockSizes[s]);
-                ATTNSCOPE_TRY_STATUS(b.blocks[s].allocate(nb * nb * 4, "block mass"));
-                ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.blocks[s].get(), 0, nb * nb * 4, m_compute));
+                ATTNSCOPE_TRY_STATUS(b.blocks[s].allocate(blockElems[s] * 4, "block mass"));
+                ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.blocks[s].get(), 0, blockElems[s] * 4, m_compute));
                 a.blocks[s] = b.blocks[s].as<float>();
             }
-            for (auto& m : b.maskOut) ATTNSCOPE_TRY_STATUS(m.allocate(size_t(3) * size_t(T) * 4, "candidate mask sums"));
+            for (auto& m : b.maskOut) ATTNSCOPE_TRY_STATUS(m.allocate(size_t(T) * 4, "candidate mask mass"));
             a.lse = m_lse.as<float>() + size_t(x) * size_t(T);
             a.rowStats = b.rowStats.as<float>();
             a.numerator = b.numerator.as<float>();
         }
-        auto launch = [&](PassKind kind, int64_t rowBegin, int64_t rowEnd) -> Status {
-            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dHeads.get(), args.data(), sizeof(HeadPassArgs) * size_t(n),
-                                               cudaMemcpyHostToDevice, m_compute));
+        ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(m_maskError.get(), 0, size_t(n) * 8 * sizeof(double), m_compute));
+        auto launch = [&](PassKind kind, int64_t rowBegin, int64_t rowEnd, const char* name) -> Status {
+            if (passSlot >= kPassesPerGroup) return Status{ErrorCode::Internal, "GPU analysis: too many passes per group"};
+            HeadPassArgs* slotArgs = dHeads.as<HeadPassArgs>() + size_t(passSlot++) * size_t(groupHeads);
+            const size_t argBytes = sizeof(HeadPassArgs) * size_t(n);
+            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(slotArgs, stage(args.data(), argBytes), argBytes, cudaMemcpyHostToDevice,
+                                               m_compute));
             LayerPassArgs la = base;
-            la.heads = dHeads.as<HeadPassArgs>();
+            la.heads = slotArgs;
             la.heads_ = n;
             la.rowBegin = rowBegin, la.rowEnd = rowEnd;
+            // The estimate covers a few rows: its CTAs split the keys instead, to fill the GPU.
+            if (kind == PassKind::Estimate)
+                la.keySplit = int(std::clamp<int64_t>(int64_t(m_smCount) * 4 / std::max(1, n), 1, (T + kTile - 1) / kTile));
             // Each pass is timed with events (GpuEngine::LayerTimes::passes, `analyze --timing`).
             PassEvents ev;
-            ev.name = kind == PassKind::Lse ? "lse" : kind == PassKind::Estimate ? "estimate" : kind == PassKind::Stats ? "stats"
-                      : args[0].maskKind == kPassMaskWindow ? "window" : args[0].maskKind == kPassMaskSinkWindow ? "sink+window"
-                      : args[0].maskKind == kPassMaskVerticalSlash ? "vertical-slash" : "top-k";
+            ev.name = name;
             ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.start));
             ATTNSCOPE_CUDA_TRY(cudaEventCreate(&ev.stop));
             events.push_back(ev);
             ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.start, m_compute));
-            // dHeads is rewritten by the next pass's copy, ordered after this kernel on the stream.
             ATTNSCOPE_TRY_STATUS(launchAnalysisPass(kind, la, m_compute));
+            if (kind == PassKind::Stats && la.tokenIds == nullptr && m_templateReady && m_pairCount > 0 &&
+                int64_t(context.tokenIds.size()) == T)
+                ATTNSCOPE_TRY_STATUS(launchTemplatePairs(la, m_pairs.get(), m_pairCount, m_compute));
             ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.stop, m_compute));
             return {};
         };
-        // Pass 1 on the forward kernel when every head of the group has a mask it compiles in.
-        bool forward = true;
+        // Pass 1: on the forward kernel when every head of the group has a mask it compiles in
+        // (and ATTNSCOPE_ANALYSIS_LSE does not ask for another), else on a pass kernel.
+        bool forward = m_lsePath == LsePath::Forward;
         for (int x = 0; x < n; ++x) forward = forward && ForwardLse::takes(specs[size_t(h0 + x)], dim);
         forward = forward && n % group == 0 && specs[size_t(h0)].mask.causal == specs[size_t(h0 + n - 1)].mask.causal;
         for (int x = 1; x < n && forward; ++x)
@@ -363,68 +505,70 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
             ATTNSCOPE_TRY_STATUS(m_forwardLse.run(args[0].q, args[0].k, v16, elem, n, n / group, int(T), dim,
                                                   specs[size_t(h0)], m_lse.as<float>(), m_compute));
             ATTNSCOPE_CUDA_TRY(cudaEventRecord(ev.stop, m_compute));
+        } else if (m_lsePath == LsePath::Wmma) {
+            ATTNSCOPE_TRY_STATUS(launch(PassKind::Lse, 0, T, "lse (wmma)"));
         } else {
-            ATTNSCOPE_TRY_STATUS(launch(PassKind::Lse, 0, T));
+            ATTNSCOPE_TRY_STATUS(launch(PassKind::LseFragments, 0, T, "lse"));
         }
-        std::vector<std::vector<CandidateMask>> cands(static_cast<size_t>(n));
+        // NaN/Inf counts (checked before any sums are used) and the estimate's sums come back
+        // while the stats pass runs.
+        if (h0 == 0)
+            ATTNSCOPE_TRY_STATUS(toHost(hostCounts, counts.get(), size_t(countSlots) * 8, m_compute));
         if (masks) {
             for (int x = 0; x < n; ++x) {
                 args[size_t(x)].column = bufAt(x).estColumn.as<float>();
                 args[size_t(x)].offset = bufAt(x).estOffset.as<float>();
             }
-            ATTNSCOPE_TRY_STATUS(launch(PassKind::Estimate, T - estimateRows, T));
-        }
-        // NaN/Inf: checked before any sums are used.
-        if (h0 == 0) {
-            std::vector<unsigned long long> bad;
-            ATTNSCOPE_TRY_STATUS(download(bad, counts, size_t(countSlots), m_compute));
-            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
-            for (int at = 0; at < countSlots; ++at) {
-                if (bad[size_t(at)] == 0) continue;
-                const int w = at < cfg.heads ? 0 : at < cfg.heads + kvHeads ? 1 : 2;
-                const int h = w == 0 ? at : w == 1 ? at - cfg.heads : at - cfg.heads - kvHeads;
-                return Status{ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) + "." +
-                                                            whichName(w) + " head " + std::to_string(h) + " has " +
-                                                            std::to_string(bad[size_t(at)]) +
-                                                            " NaN/Inf values, expected finite values for the analysis"};
-            }
-        }
-        if (masks) {
-            std::vector<std::vector<float>> ec(static_cast<size_t>(n)), eo(static_cast<size_t>(n));
+            ATTNSCOPE_TRY_STATUS(launch(PassKind::Estimate, T - estimateRows, T, "estimate"));
             for (int x = 0; x < n; ++x) {
-                ATTNSCOPE_TRY_STATUS(download(ec[size_t(x)], bufAt(x).estColumn, size_t(T), m_compute));
-                ATTNSCOPE_TRY_STATUS(download(eo[size_t(x)], bufAt(x).estOffset, size_t(args[size_t(x)].origin + T), m_compute));
-            }
-            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
-            runSpread(n, [&](int64_t x) {
-                cands[size_t(x)] = candidateMasks(widen(ec[size_t(x)]), widen(eo[size_t(x)]), T,
-                                                  specs[size_t(h0 + x)].mask.causal, options.masks);
-            });
-            for (int x = 0; x < n; ++x) {
-                const CandidateMask& vs = cands[size_t(x)][2];
-                HeadBuffers& b = bufAt(x);
-                std::vector<int32_t> prefix(vs.slash.size() + 1, 0);
-                for (size_t o = 0; o < vs.slash.size(); ++o) prefix[o + 1] = prefix[o] + vs.slash[o];
-                std::vector<uint8_t> tiles(size_t((T + kTile - 1) / kTile), 0);
-                for (int64_t j = 0; j < T; ++j) tiles[size_t(j / kTile)] |= vs.vertical[size_t(j)];
-                ATTNSCOPE_TRY_STATUS(b.vertical.upload(vs.vertical.data(), vs.vertical.size(), "vertical keys"));
-                ATTNSCOPE_TRY_STATUS(b.slash.upload(vs.slash.data(), vs.slash.size(), "slash offsets"));
-                ATTNSCOPE_TRY_STATUS(b.slashPrefix.upload(prefix.data(), prefix.size() * 4, "slash prefix"));
-                ATTNSCOPE_TRY_STATUS(b.verticalTiles.upload(tiles.data(), tiles.size(), "vertical tiles"));
+                ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.estColumn), bufAt(x).estColumn.get(), uT * 4, m_compute));
+                ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.estOffset), bufAt(x).estOffset.get(),
+                                            size_t(args[size_t(x)].origin + T) * 4, m_compute));
             }
         }
+        cudaEvent_t estimated = nullptr, statsDone = nullptr, statsHome = nullptr, masksHome = nullptr;
+        ATTNSCOPE_TRY_STATUS(mark(m_compute, estimated));
         for (int x = 0; x < n; ++x) {
             args[size_t(x)].column = bufAt(x).column.as<float>();
             args[size_t(x)].offset = bufAt(x).offset.as<float>();
         }
-        ATTNSCOPE_TRY_STATUS(launch(PassKind::Stats, 0, T));
+        ATTNSCOPE_TRY_STATUS(launch(PassKind::Stats, 0, T, "stats"));
+        ATTNSCOPE_TRY_STATUS(mark(m_compute, statsDone));
+        // The stats pass's sums come back on the second stream while the masked passes run.
+        ATTNSCOPE_CUDA_TRY(cudaStreamWaitEvent(m_aux, statsDone, 0));
+        for (int x = 0; x < n; ++x) {
+            HeadBuffers& b = bufAt(x);
+            ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.lse), m_lse.as<float>() + size_t(x) * uT, uT * 4, m_aux));
+            ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.rows), b.rowStats.get(), kRowStatCount * uT * 4, m_aux));
+            ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.column), b.column.get(), uT * 4, m_aux));
+            ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.offset), b.offset.get(), size_t(args[size_t(x)].origin + T) * 4, m_aux));
+            size_t at = hl.blocks;
+            for (size_t s = 0; s < blockSizes.size(); ++s) {
+                ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, at), b.blocks[s].get(), blockElems[s] * 4, m_aux));
+                at += blockElems[s];
+            }
+        }
+        ATTNSCOPE_TRY_STATUS(mark(m_aux, statsHome));
+
+        ATTNSCOPE_CUDA_TRY(cudaEventSynchronize(estimated));
+        if (h0 == 0) {
+            for (int at = 0; at < countSlots; ++at) {
+                if (hostCounts[at] == 0) continue;
+                const int w = at < cfg.heads ? 0 : at < cfg.heads + kvHeads ? 1 : 2;
+                const int h = w == 0 ? at : w == 1 ? at - cfg.heads : at - cfg.heads - kvHeads;
+                return Status{ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) + "." +
+                                                            whichName(w) + " head " + std::to_string(h) + " has " +
+                                                            std::to_string(hostCounts[at]) +
+                                                            " NaN/Inf values, expected finite values for the analysis"};
+            }
+        }
+        std::vector<std::vector<CandidateMask>> cands(static_cast<size_t>(n));
         auto maskedPass = [&](int which) -> Status {
             for (int x = 0; x < n; ++x) {
                 HeadPassArgs& a = args[size_t(x)];
                 HeadBuffers& b = bufAt(x);
                 a.maskMass = b.maskOut[which].as<float>();
-                a.maskDiff = a.maskMass + T;
-                a.maskRef = a.maskMass + 2 * T;
+                a.maskError = m_maskError.as<double>() + size_t(x) * 8 + size_t(which) * 2;
                 if (which < 3) {
                     const CandidateMask& c = cands[size_t(x)][size_t(which)];
                     a.maskKind = c.kind == CandidateMask::Kind::Window       ? kPassMaskWindow
@@ -442,86 +586,111 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
                     a.maskBlockCols = (T + options.masks.topKBlockSize - 1) / options.masks.topKBlockSize;
                 }
             }
-            return launch(PassKind::Masked, 0, T);
+            static const char* const names[] = {"window", "sink+window", "vertical-slash", "top-k"};
+            return launch(PassKind::Masked, 0, T, names[which]);
         };
-        if (masks)
-            for (int which = 0; which < 3; ++which) ATTNSCOPE_TRY_STATUS(maskedPass(which));
-
-        // Everything back to the host.
-        struct Host {
-            std::vector<float> lse, rows, column, offset;
-            std::vector<std::vector<float>> blocks, maskOut;
+        // Candidate masks from the estimate (on the host, while the stats pass runs), then the
+        // window, sink+window and vertical-slash passes queue behind it.
+        struct VsHost {
+            std::vector<int32_t> prefix;
+            std::vector<uint8_t> tiles;
         };
-        std::vector<Host> host(static_cast<size_t>(n));
-        for (int x = 0; x < n; ++x) {
-            Host& hh = host[size_t(x)];
-            HeadBuffers& b = bufAt(x);
-            hh.lse.resize(size_t(T));
-            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hh.lse.data(), m_lse.as<float>() + size_t(x) * size_t(T), size_t(T) * 4,
-                                               cudaMemcpyDeviceToHost, m_compute));
-            ATTNSCOPE_TRY_STATUS(download(hh.rows, b.rowStats, size_t(kRowStatCount) * size_t(T), m_compute));
-            ATTNSCOPE_TRY_STATUS(download(hh.column, b.column, size_t(T), m_compute));
-            ATTNSCOPE_TRY_STATUS(download(hh.offset, b.offset, size_t(args[size_t(x)].origin + T), m_compute));
-            hh.blocks.resize(blockSizes.size());
-            for (size_t s = 0; s < blockSizes.size(); ++s) {
-                const size_t nb = size_t((T + blockSizes[s] - 1) / blockSizes[s]);
-                ATTNSCOPE_TRY_STATUS(download(hh.blocks[s], b.blocks[s], nb * nb, m_compute));
-            }
-        }
-        ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+        std::vector<VsHost> vsHost(static_cast<size_t>(n));
         if (masks) {
-            // Top-k blocks from each head's own block mass at the top-k block size.
+            runSpread(n, [&](int64_t x) {
+                const size_t origin = size_t(args[size_t(x)].origin);
+                const float* ec = hostAt(int(x), hl.estColumn);
+                const float* eo = hostAt(int(x), hl.estOffset);
+                cands[size_t(x)] = candidateMasks(std::vector<double>(ec, ec + uT), std::vector<double>(eo, eo + origin + uT),
+                                                  T, specs[size_t(h0 + x)].mask.causal, options.masks);
+                const CandidateMask& vs = cands[size_t(x)][2];
+                VsHost& v = vsHost[size_t(x)];
+                v.prefix.assign(vs.slash.size() + 1, 0);
+                for (size_t o = 0; o < vs.slash.size(); ++o) v.prefix[o + 1] = v.prefix[o] + vs.slash[o];
+                v.tiles.assign(size_t((T + kTile - 1) / kTile), 0);
+                for (int64_t j = 0; j < T; ++j) v.tiles[size_t(j / kTile)] |= vs.vertical[size_t(j)];
+            });
+            for (int x = 0; x < n; ++x) {
+                const CandidateMask& vs = cands[size_t(x)][2];
+                HeadBuffers& b = bufAt(x);
+                ATTNSCOPE_TRY_STATUS(toDevice(b.vertical, vs.vertical.data(), vs.vertical.size(), "vertical keys"));
+                ATTNSCOPE_TRY_STATUS(toDevice(b.slash, vs.slash.data(), vs.slash.size(), "slash offsets"));
+                ATTNSCOPE_TRY_STATUS(toDevice(b.slashPrefix, vsHost[size_t(x)].prefix.data(),
+                                              vsHost[size_t(x)].prefix.size() * 4, "slash prefix"));
+                ATTNSCOPE_TRY_STATUS(toDevice(b.verticalTiles, vsHost[size_t(x)].tiles.data(),
+                                              vsHost[size_t(x)].tiles.size(), "vertical tiles"));
+            }
+            for (int which = 0; which < 3; ++which) ATTNSCOPE_TRY_STATUS(maskedPass(which));
+        }
+
+        // Top-k blocks from each head's block mass at the top-k block size (on the host, while
+        // the masked passes run), then its pass; the masks' sums come back.
+        ATTNSCOPE_CUDA_TRY(cudaEventSynchronize(statsHome));
+        std::vector<std::vector<uint8_t>> kept(static_cast<size_t>(n));
+        if (masks) {
             const size_t topIdx = size_t(std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) -
                                          blockSizes.begin());
+            const size_t topAt = hl.blocks + std::accumulate(blockElems.begin(), blockElems.begin() + topIdx, size_t(0));
             const int64_t B = options.masks.topKBlockSize, nb = (T + B - 1) / B;
-            std::vector<std::vector<uint8_t>> kept(static_cast<size_t>(n));
             runSpread(n, [&](int64_t x) {
-                BlockSparsity tb;
-                tb.blockSize = B;
-                tb.blockRows = tb.blockCols = nb;
-                tb.mass = host[size_t(x)].blocks[topIdx];
-                tb.allowed = allowedBlockFlags(specs[size_t(h0 + x)].mask, T, B);
-                kept[size_t(x)] = topKBlockMask(tb, options.masks.topKBlocks);
+                kept[size_t(x)] = topKBlocks(hostAt(int(x), topAt), allowedBlockFlags(specs[size_t(h0 + x)].mask, T, B), nb,
+                                             options.masks.topKBlocks);
             });
             for (int x = 0; x < n; ++x)
-                ATTNSCOPE_TRY_STATUS(bufAt(x).keptBlocks.upload(kept[size_t(x)].data(), kept[size_t(x)].size(),
-                                                                      "top-k blocks"));
+                ATTNSCOPE_TRY_STATUS(toDevice(bufAt(x).keptBlocks, kept[size_t(x)].data(), kept[size_t(x)].size(),
+                                              "top-k blocks"));
             ATTNSCOPE_TRY_STATUS(maskedPass(3));
-            for (int x = 0; x < n; ++x) {
-                host[size_t(x)].maskOut.resize(4);
+            for (int x = 0; x < n; ++x)
                 for (int m = 0; m < 4; ++m)
-                    ATTNSCOPE_TRY_STATUS(download(host[size_t(x)].maskOut[size_t(m)], bufAt(x).maskOut[m],
-                                                  size_t(3) * size_t(T), m_compute));
+                    ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.maskMass + size_t(m) * uT), bufAt(x).maskOut[m].get(), uT * 4,
+                                                m_compute));
+            for (int x = 0; x < n; ++x)
+                ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.maskError), m_maskError.as<double>() + size_t(x) * 8,
+                                            8 * sizeof(double), m_compute));
+        }
+        ATTNSCOPE_TRY_STATUS(mark(m_compute, masksHome));
+        // The stats sums into HeadSums while the masked passes run.
+        runSpread(n, [&](int64_t x) {
+            HeadSums& hs = out[size_t(h0 + x)];
+            const size_t origin = size_t(args[size_t(x)].origin);
+            hs.tokens = T;
+            const float* lse = hostAt(int(x), hl.lse);
+            hs.lse.assign(lse, lse + uT);
+            std::vector<double>* rows[kRowStatCount] = {&hs.mass,     &hs.plogp,     &hs.distance,  &hs.first,
+                                                        &hs.self,     &hs.recent,    &hs.prev,      &hs.next,
+                                                        &hs.duplicate, &hs.induction, &hs.repeat,   &hs.document};
+            for (int r = 0; r < kRowStatCount; ++r) {
+                const float* row = hostAt(int(x), hl.rows + size_t(r) * uT);
+                rows[r]->assign(row, row + uT);
             }
-            ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_compute));
+            const float* column = hostAt(int(x), hl.column);
+            hs.column.assign(column, column + uT);
+            const float* offset = hostAt(int(x), hl.offset);
+            hs.offset.assign(offset, offset + origin + uT);
+            hs.blockSizes = blockSizes;
+            size_t at = hl.blocks;
+            for (size_t s = 0; s < blockSizes.size(); ++s) {
+                const float* blocks = hostAt(int(x), at);
+                hs.blocks.emplace_back(blocks, blocks + blockElems[s]);
+                at += blockElems[s];
+            }
+        });
+        ATTNSCOPE_CUDA_TRY(cudaEventSynchronize(masksHome));
+        if (masks) {
             for (int x = 0; x < n; ++x) {
                 HeadSums& hs = out[size_t(h0 + x)];
+                const double* err = reinterpret_cast<const double*>(hostAt(x, hl.maskError));
                 for (int m = 0; m < 4; ++m) {
-                    const std::vector<float>& mo = host[size_t(x)].maskOut[size_t(m)];
                     HeadSums::Masked r;
                     if (m < 3) r.mask = std::move(cands[size_t(x)][size_t(m)]);
                     else r.keptBlocks = std::move(kept[size_t(x)]);
-                    r.mass.assign(mo.begin(), mo.begin() + T);
-                    for (int64_t i = 0; i < T; ++i) r.errorDiff2 += mo[size_t(T + i)], r.errorRef2 += mo[size_t(2 * T + i)];
+                    const float* mass = hostAt(x, hl.maskMass + size_t(m) * uT);
+                    r.mass.assign(mass, mass + uT);
+                    r.errorDiff2 = err[2 * m], r.errorRef2 = err[2 * m + 1];
                     hs.masked.push_back(std::move(r));
                 }
             }
         }
-        runSpread(n, [&](int64_t x) {
-            Host& hh = host[size_t(x)];
-            HeadSums& hs = out[size_t(h0 + x)];
-            hs.tokens = T;
-            hs.lse = std::move(hh.lse);
-            std::vector<double>* rows[kRowStatCount] = {&hs.mass,     &hs.plogp,     &hs.distance,  &hs.first,
-                                                        &hs.self,     &hs.recent,    &hs.prev,      &hs.next,
-                                                        &hs.duplicate, &hs.induction, &hs.repeat,   &hs.document};
-            for (int r = 0; r < kRowStatCount; ++r)
-                rows[r]->assign(hh.rows.begin() + r * T, hh.rows.begin() + (r + 1) * T);
-            hs.column = widen(hh.column);
-            hs.offset = widen(hh.offset);
-            hs.blockSizes = blockSizes;
-            for (auto& b : hh.blocks) hs.blocks.push_back(widen(b));
-        });
         if (progress && !progress(double(h0 + n) / cfg.heads, "GPU analysis"))
             return Status{ErrorCode::Cancelled, "GPU analysis cancelled"};
     }

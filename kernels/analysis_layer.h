@@ -43,9 +43,22 @@ private:
 
     struct HeadBuffers;  ///< one query head's device sums (kept between layers: no allocation per layer)
 
+    /// Token ids, n-gram ids and the template pairs on the device for this context (kept while
+    /// the ids and role options stay the same, i.e. across the layers of a trace).
+    Status prepareTemplates(const std::vector<int64_t>& tokenIds, const RoleOptions& roles);
+    /// Pairs listed per token at most; more and the stats pass compares ids per element.
+    static constexpr size_t kPairsPerToken = 64;
+
+    /// Where pass 1 runs (ATTNSCOPE_ANALYSIS_LSE=forward|fragments|wmma, read at construction):
+    /// the attention forward kernel where it takes the head's mask (default), else the
+    /// register-fragment lse pass; or always the fragment pass, or the wmma pass.
+    enum class LsePath { Forward, Fragments, Wmma };
+
     int m_device = 0;
     cudaStream_t m_compute = nullptr;
     cudaStream_t m_copy = nullptr;
+    cudaStream_t m_aux = nullptr;  ///< sums back to the host while the next passes run
+    LsePath m_lsePath = LsePath::Forward;
     int m_smCount = 0;
     Slot m_slots[2];
     void* m_pinned = nullptr;  ///< staging for host → device copies
@@ -55,6 +68,16 @@ private:
     std::vector<std::unique_ptr<HeadBuffers>> m_heads;
     DeviceArray m_lse;    ///< [group heads × T], contiguous for the forward kernel's lse
     DeviceArray m_args, m_counts, m_ids, m_ngram, m_docs;
+    DeviceArray m_pairs;      ///< template pairs (uint2, analysis_tc.h)
+    long long m_pairCount = 0;
+    bool m_pairsListed = false, m_templateReady = false;
+    std::vector<int64_t> m_templateIds;
+    RoleOptions m_templateRoles;
+    DeviceArray m_maskError;  ///< [group heads][4 masks][2] Σ diff², Σ ref²
+    void* m_host = nullptr;    ///< pinned: every sum that comes back
+    size_t m_hostBytes = 0;
+    void* m_upload = nullptr;  ///< pinned: pass arguments and candidate masks going up
+    size_t m_uploadBytes = 0;
     ForwardLse m_forwardLse;
     GpuEngine::LayerTimes m_times;
 };

@@ -1,10 +1,11 @@
 #pragma once
-// Host-side entry points of the tensor-core analysis passes (analysis_tc.cu). Q/K/V are 16-bit
-// (bf16 or f16, the trace's own dtype when it has one) on the device, [heads or kv heads, T,
-// dim] row-major; S = Q·Kᵀ tiles run on the tensor cores (wmma, fp32 accumulation) and each
-// pass's epilogue turns them into p = exp(s - L) and accumulates what the pass needs. One launch
-// covers every query head of a layer (grid.y = head); the query heads of a kv group read the same
-// K/V rows, which stay in L2 between them.
+// Host-side entry points of the tensor-core analysis passes. Q/K/V are 16-bit (bf16 or f16, the
+// trace's own dtype when it has one) on the device, [heads or kv heads, T, dim] row-major; each
+// pass recomputes S = Q·Kᵀ tiles on the tensor cores (fp32 accumulation) and turns them into
+// p = exp(s - L) and what the pass accumulates. One launch covers every query head of a layer
+// (grid.y = head); the query heads of a kv group read the same K/V rows, which stay in L2 between
+// them. analysis_mma.cu: the stats, estimate and masked passes (and an lse pass) with S and P in
+// mma.sync registers; analysis_tc.cu: the wmma lse pass for any spec and the map.
 #include <cuda_runtime_api.h>
 
 #include "attnscope/status.h"
@@ -46,9 +47,8 @@ struct HeadPassArgs {
     const unsigned char* verticalTiles = nullptr;  ///< [ceil(T/64)] any kept key in the 64-key tile
     const unsigned char* keptBlocks = nullptr;     ///< [nb × nb] top-k blocks at maskBlockSize
     long long maskBlockSize = 64, maskBlockCols = 0;
-    float* maskMass = nullptr;   ///< [T] Σ_{j∈mask} p_ij
-    float* maskDiff = nullptr;   ///< [T] ‖O_mask,i − O_i‖²
-    float* maskRef = nullptr;    ///< [T] ‖O_i‖²
+    float* maskMass = nullptr;     ///< [T] Σ_{j∈mask} p_ij
+    double* maskError = nullptr;   ///< [2] Σ_i ‖O_mask,i − O_i‖², Σ_i ‖O_i‖² (atomically accumulated)
 };
 
 /// What every head of a pass shares.
@@ -57,8 +57,10 @@ struct LayerPassArgs {
     int heads_ = 0;
     int tokens = 0, dim = 0;
     long long rowBegin = 0, rowEnd = 0;   ///< query rows of this pass
+    int keySplit = 1;  ///< estimate pass: CTAs per row tile, each a strip of the key tiles
     ElemType elem = ElemType::BF16;
-    // Role templates (all optional, device [T]).
+    // Role templates (all optional, device [T]). The stats pass compares ids per element only
+    // when given them; otherwise launchTemplatePairs adds the templates from listed pairs.
     const int* tokenIds = nullptr;         ///< dense ranks of the token ids (equal ids, equal ranks)
     const int* ngram = nullptr;            ///< repeated-context ids (-1 = none)
     const int* documents = nullptr;        ///< context documents (in-document mass)
@@ -68,13 +70,27 @@ struct LayerPassArgs {
     long long blockSizes[kMaxPassBlockSizes] = {};
 };
 
-enum class PassKind { Lse, Stats, Estimate, Masked };
+/// Lse: pass 1 on the wmma kernel (any spec); LseFragments: pass 1 on the register-fragment
+/// kernel (analysis_mma.cu); Stats, Estimate, Masked: analysis_mma.cu.
+enum class PassKind { Lse, LseFragments, Stats, Estimate, Masked };
 
 /// The largest head dim the passes take (dims are padded to 64, 128 or 256 inside).
 constexpr int kMaxPassDim = 256;
 
+/// Token-template pairs for launchTemplatePairs: x = the row i, y = the key j | template << 30
+/// (0 duplicate, 1 induction, 2 repeated context: the row sums kRowDuplicate + template).
+constexpr unsigned kPairTemplateShift = 30;
+constexpr unsigned kPairKeyMask = (1u << kPairTemplateShift) - 1;
+
+/// Adds p_ij of each listed (i, j) pair of every head to its template's row sum in rowStats
+/// (after the stats pass, which leaves those sums zero when the ids are not passed to it).
+/// `pairs`: device uint2 [count].
+Status launchTemplatePairs(const LayerPassArgs& args, const void* pairs, long long count, cudaStream_t stream);
+
 /// Runs one pass over the rows [rowBegin, rowEnd) of every head.
 Status launchAnalysisPass(PassKind kind, const LayerPassArgs& args, cudaStream_t stream);
+/// The register-fragment passes (every kind but Lse); launchAnalysisPass calls it.
+Status launchMmaPass(PassKind kind, const LayerPassArgs& args, cudaStream_t stream);
 
 /// The padded head dim the passes compute with (64, 128 or 256): the stats pass's numerator
 /// rows have this stride.
