@@ -6,13 +6,17 @@
 # Binaries (attnscope-cli, attnscope-bench-gpu-map) are built on the development machine
 # (`cmake --preset engine`, stripped, tarred: DEVELOPERS.md "Running prebuilt binaries").
 # .device/anchors holds copies of ../shared/bench/{map,analysis}_anchor.py.
-# Steps (default all): selftest map model long
+# Steps (default all): selftest map model long (profile runs only when named)
 #   selftest  attnscope-cli selftest --gpu (SELFTEST_FLAGS, default --quick)
 #   map       attnscope-bench-gpu-map at 8k/32k/128k, d = 64, and map_anchor.py; ratios
 #   model     synth a Llama-3-8B-shaped trace (32 layers × 32 heads / 8 kv, d = 128, T = 32768,
 #             bf16, ~13 GB) into the page cache, `analyze --all --timing` on the GPU, and
 #             analysis_anchor.py per layer; ratios (MODEL_LAYERS overrides the layer count)
+#             MODEL_VARIANTS="ENV=VALUE ..." re-runs analyze once per setting (e.g.
+#             ATTNSCOPE_ANALYSIS_LSE=fragments) and prints its per-layer median
 #   long      a 1,048,576-token one-layer trace (LONG_HEADS query heads): overview map + analyze
+#   profile   ncu (hardware counters, clocks left alone) on one layer's analysis passes of the
+#             model shape: speed of light, occupancy, warp stalls, pipes (ncu-passes.txt)
 set -uo pipefail
 STEPS=${*:-selftest map model long}
 OUT=${OUT:-$PWD/out/device}
@@ -65,6 +69,15 @@ if has model; then
     "$CLI" analyze "$TRACE" --all --timing --no-heads --no-progress >"$OUT/analyze-model.log" 2>&1 || status=1
     echo "analyze wall (process): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
     grep -v "^ *[0-9]* *GPU " "$OUT/analyze-model.log" | head -30; grep -E "^ *[0-9]+ +GPU " "$OUT/analyze-model.log" | sed -n "1,3p;\$p"
+    for variant in ${MODEL_VARIANTS:-}; do
+        env "$variant" "$CLI" analyze "$TRACE" --all --timing --no-heads --no-progress >"$OUT/analyze-model-variant.log" 2>&1 || status=1
+        echo "variant $variant:"; grep -E "^ *[0-9]+ +GPU " "$OUT/analyze-model-variant.log" | sed -n "1,2p;\$p"
+        python3 - "$OUT/analyze-model-variant.log" <<'PY'
+import re, sys
+c = sorted(float(l.split()[4]) for l in open(sys.argv[1]) if re.match(r"\s*\d+\s+GPU\s", l))
+if c: print(f"  per layer median {c[len(c)//2]:.1f} ms (min {c[0]:.1f}, max {c[-1]:.1f})")
+PY
+    done
     timeout 300 python3 "$ANCHORS/analysis_anchor.py" --tokens 32768 --heads 32 --kv-heads 8 --dim 128 | tee "$OUT/analysis-anchor.jsonl"
     python3 - "$OUT/analyze-model.log" "$OUT/analysis-anchor.jsonl" <<'PY'
 import json, re, sys
@@ -93,6 +106,20 @@ if has long; then
     "$CLI" analyze "$TRACE" --all --timing --no-progress --block-sizes 1024 --block 1024 >"$OUT/analyze-long.log" 2>&1 || status=1
     echo "analyze wall (process): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
     head -40 "$OUT/analyze-long.log"
+    rm -f "$TRACE"
+fi
+if has profile; then
+    echo "---- profile: ncu on one layer's passes (model shape) ----"
+    TRACE=$WORK/profile-32k.attn.safetensors
+    "$CLI" synth -o "$TRACE" --layers 1 --heads 32 --kv-heads 8 --head-dim 128 --tokens 32768 \
+        --dtype bf16 --no-progress >/dev/null 2>&1 || status=1
+    # Launch order per layer: estimate, stats, window, sink+window, vertical-slash, top-k.
+    NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    timeout 400 "$NCU" --clock-control none -k regex:fragmentPassKernel --launch-skip ${PROFILE_SKIP:-1} \
+        --launch-count ${PROFILE_COUNT:-5} --section SpeedOfLight --section Occupancy --section LaunchStats \
+        --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+        "$CLI" analyze "$TRACE" --all --no-heads --no-progress >"$OUT/ncu-passes.txt" 2>&1 || status=1
+    grep -E "fragmentPassKernel|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Executed Ipc A|Warp Cycles Per Issued|L1/TEX Hit|Pipe" "$OUT/ncu-passes.txt" | head -80
     rm -f "$TRACE"
 fi
 exit $status
