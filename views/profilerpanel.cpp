@@ -270,7 +270,7 @@ void ProfilerPanel::run() {
             Qt::QueuedConnection);
         return !cancel->load();
     };
-    Work work = [req, progress] { return runProfile(req, progress); };
+    Work work = [req, progress] { return runProfileOnBestBackend(req, progress); };
     if (m_runner) {
         m_runnerBusy = true;
         m_runner(std::move(work));

@@ -183,7 +183,7 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
         req.stop.minSamples = kProfileMinSamples;
         req.stop.maxSamples = kProfileMaxSamples;
         req.stop.timeoutSeconds = kProfileTimeoutSeconds;
-        auto profile = runProfile(req, progressRange(progress, kMapsEnd, kProfileEnd));
+        auto profile = runProfileOnBestBackend(req, progressRange(progress, kMapsEnd, kProfileEnd));
         if (!profile) {
             if (profile.status().code() == ErrorCode::Cancelled) return profile.status();
             // A failed profile does not lose the analysis: the section says why.

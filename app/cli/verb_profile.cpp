@@ -128,7 +128,7 @@ int profileVerb(Args& a) {
     Parsed p;
     if (int rc = parseRequest(a, p); rc != 0) return rc;
     if (a.has("overhead")) return runOverhead(p);
-    auto report = runProfile(p.request, progressLine());
+    auto report = runProfileOnBestBackend(p.request, progressLine());
     if (!report) return fail(kVerb, report.status());
     std::fputs(profileToText(*report).c_str(), stdout);
     for (const auto& [path, format] : {std::pair{p.json, "json"}, {p.csv, "csv"}, {p.perfetto, "perfetto"}}) {

@@ -255,13 +255,14 @@ Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequ
     return report;
 }
 
-Result<ProfileReport> runProfile(const ProfileRequest& request, const ProgressFn& progress) {
+Result<ProfileReport> runProfile(const ProfileRequest& request, ProfilerBackend* gpu, const std::string& gpuUnavailable,
+                                 const ProgressFn& progress) {
     std::string fallback;
     if (request.backend != BackendChoice::Cpu) {
-        auto gpu = createGpuProfilerBackend();
-        if (gpu) return runProfileWith(**gpu, request, progress);
-        if (request.backend == BackendChoice::Gpu) return gpu.status();
-        fallback = gpu.message();
+        if (gpu) return runProfileWith(*gpu, request, progress);
+        if (request.backend == BackendChoice::Gpu)
+            return Status(ErrorCode::Unsupported, gpuUnavailable.empty() ? "no GPU profiler backend" : gpuUnavailable);
+        fallback = gpuUnavailable;
     }
     auto cpu = createCpuProfilerBackend();
     auto report = runProfileWith(*cpu, request, progress);

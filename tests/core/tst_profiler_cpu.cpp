@@ -136,14 +136,19 @@ private slots:
         QVERIFY(sw->recall < 1.0);  // random data spreads mass beyond the window
     }
 
-    void autoFallsBackToCpuWithoutGpu() {
-        auto gpu = createGpuProfilerBackend();
-        if (gpu) QSKIP("a GPU backend is available here; the fallback path is not taken");
-        auto rep = runProfile(smallRequest(128, {"causal"}, 3));
+    void fallsBackToCpuWithTheCallersReason() {
+        // The caller picks the backend; without a GPU one, Auto runs on the CPU and says why.
+        const std::string reason = "no usable GPU: none in this test";
+        auto rep = runProfile(smallRequest(128, {"causal"}, 3), nullptr, reason);
         QVERIFY2(rep.ok(), rep.message().c_str());
         QCOMPARE(rep->backend, std::string("CPU"));
-        QVERIFY(!rep->fallbackReason.empty());
-        QCOMPARE(rep->fallbackReason, gpu.message());
+        QCOMPARE(rep->fallbackReason, reason);
+        // Demanding the GPU without one is the caller's reason as an error, not a CPU run.
+        ProfileRequest gpuOnly = smallRequest(128, {"causal"}, 3);
+        gpuOnly.backend = BackendChoice::Gpu;
+        auto refused = runProfile(gpuOnly, nullptr, reason);
+        QCOMPARE(refused.status().code(), ErrorCode::Unsupported);
+        QCOMPARE(refused.message(), reason);
     }
 
     void metricsExplainWhyMissingOnCpu() {

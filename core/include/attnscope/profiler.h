@@ -263,10 +263,23 @@ double variantFlops(const VariantSpec& v, const AttentionProblem& p);
 /// Fewest bytes moved: Q, K, V read once, O (and lse) written once, at the problem's dtype.
 double variantBytes(const VariantSpec& v, const AttentionProblem& p);
 
-/// Runs the profile. Variants are warmed up, then sampled interleaved until each stops;
-/// accuracy is computed on the CPU against the dense float32 reference; metrics (if asked) in
-/// a separate replay pass. Cancellable through `progress`.
-Result<ProfileReport> runProfile(const ProfileRequest& request, const ProgressFn& progress = {});
+/// Runs the profile on the backend the caller picked (core never creates a GPU backend): `gpu`
+/// when the request allows it and it is given, else the CPU (always available). `gpuUnavailable`
+/// says why the caller has none: the report's fallback reason, or the error when the request
+/// demands the GPU. Variants are warmed up, then sampled interleaved until each stops; accuracy
+/// is computed on the CPU against the dense float32 reference; metrics (if asked) in a separate
+/// replay pass. Cancellable through `progress`.
+Result<ProfileReport> runProfile(const ProfileRequest& request, ProfilerBackend* gpu, const std::string& gpuUnavailable,
+                                 const ProgressFn& progress = {});
+
+/// The CLI's and the GUI's choice: the GPU backend (createGpuProfilerBackend, from the GPU
+/// library the caller links) unless the request says CPU. Inline, so core's own objects never
+/// reference the GPU library.
+inline Result<ProfileReport> runProfileOnBestBackend(const ProfileRequest& request, const ProgressFn& progress = {}) {
+    if (request.backend == BackendChoice::Cpu) return runProfile(request, nullptr, {}, progress);
+    auto gpu = createGpuProfilerBackend();
+    return runProfile(request, gpu ? gpu->get() : nullptr, gpu ? std::string() : gpu.message(), progress);
+}
 
 /// Same with a given backend (tests; the GUI's worker).
 Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequest& request,
