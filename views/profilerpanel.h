@@ -1,5 +1,5 @@
 #pragma once
-// The profiler panel (issue 7): pick variants and the shape source (the current trace's layer/head
+// The profiler panel: pick variants and the shape source (the current trace's layer/head
 // or a synthetic B,H,T,D), run on a worker thread with progress, then read the results table, the
 // median-time bar chart and the kernel timeline. Without a GPU the results are labelled CPU and
 // the panel says why.

@@ -1,5 +1,5 @@
 #pragma once
-// The profiler (issue 6): attention variants run side by side on one shape (a trace's own Q/K/V
+// The profiler: attention variants run side by side on one shape (a trace's own Q/K/V
 // or a synthetic B,H,T,D), timed by a backend (CUPTI activity records on the GPU, wall clock on
 // the CPU fallback), summarised with robust statistics, and scored for accuracy against the dense
 // float32 reference. Qt-free and CUDA-free: the CUPTI backend lives in kernels/ behind

@@ -1,5 +1,5 @@
 #pragma once
-// Attention variants (issue 5/6): what the profiler compares and the GPU kernels execute.
+// Attention variants: what the profiler compares and the GPU kernels execute.
 // A variant is a mask_mod + score_mod (+ a block mask built from the mask), or one of the two
 // non-softmax algorithms (chunked linear attention, split-KV decode). The same VariantSpec maps
 // to the CPU reference (AttentionSpec) so every GPU result can be checked and every variant's
