@@ -674,7 +674,10 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
 
 /// The token templates' pairs (analysis_tc.h, launchTemplatePairs): p_ij of each listed pair,
 /// added to its template's row sum. One thread a pair; Q and K rows are read from global memory
-/// (L2-resident: the pairs are sorted by row and the heads of a kv group share K).
+/// (L2-resident: the pairs are sorted by row and the heads of a kv group share K). The dot product
+/// is summed in double, so the score is as exact as the inputs allow; L_i still comes from the
+/// tensor cores' S, whose rounding does not cancel here as it does in the tile passes: on a sharp
+/// head (p near 1) p differs from the CPU's by up to ~1e-4 (self-test worst 1.2e-4, tolerance 2e-4).
 template <typename Elem>
 __global__ void templatePairsKernel(const __grid_constant__ LayerPassArgs a, const uint2* pairs, long long count) {
     const HeadPassArgs& h = a.heads[blockIdx.y];
@@ -687,18 +690,20 @@ __global__ void templatePairsKernel(const __grid_constant__ LayerPassArgs a, con
         if (lse == -INFINITY || !allows(h.spec, i, j, T)) continue;
         const Elem* q = static_cast<const Elem*>(h.q) + size_t(i) * dim;
         const Elem* k = static_cast<const Elem*>(h.k) + size_t(j) * dim;
-        float dot = 0.0f;
+        double sum = 0.0;
         if (dim % 8 == 0) {
             for (int c = 0; c < dim; c += 8) {
                 float qf[8], kf[8];
                 flex::loadFloats<Elem, 8>(qf, q + c);
                 flex::loadFloats<Elem, 8>(kf, k + c);
 #pragma unroll
-                for (int u = 0; u < 8; ++u) dot = fmaf(qf[u], kf[u], dot);
+                for (int u = 0; u < 8; ++u) sum = fma(double(qf[u]), double(kf[u]), sum);
             }
         } else {
-            for (int c = 0; c < dim; ++c) dot = fmaf(ElemOps<Elem>::toFloat(q[c]), ElemOps<Elem>::toFloat(k[c]), dot);
+            for (int c = 0; c < dim; ++c)
+                sum = fma(double(ElemOps<Elem>::toFloat(q[c])), double(ElemOps<Elem>::toFloat(k[c])), sum);
         }
+        const float dot = float(sum);
         const float x2 = scoreMods ? score2Of(h.spec, dot, i, j) : dot * h.spec.scale * kLog2e;
         atomicAdd(&h.rowStats[size_t(kRowDuplicate + which) * T + i], exp2f(x2 - lse * kLog2e));
     }
