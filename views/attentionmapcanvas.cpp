@@ -181,8 +181,9 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
         colorizeResult(*r, coloring, shade, mask);
         return QVariant::fromValue(*r);
     };
+    // While the analysis holds the GPU, the map computes on the CPU rather than wait for it.
     if (gpu && m_session->compute()->gpuAvailable())
-        m_session->compute()->submitGpu(tag, run);
+        m_session->compute()->submitGpu(tag, run, ComputeService::WhileGpuBusy::RunOnCpu);
     else
         m_session->compute()->submitCpu(tag, [run](const CancelToken& c) { return run(nullptr, c); });
 }

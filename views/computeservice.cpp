@@ -5,6 +5,7 @@
 #include <QThreadPool>
 
 #include "attnscope/gpu.h"
+#include "attnscope/parallel.h"
 
 #ifdef __linux__
 #include <sys/resource.h>
@@ -18,15 +19,20 @@ namespace {
 /// Niceness of compute threads: below the GUI thread, so on a loaded machine the event loop is
 /// scheduled first. The engine's own fork-join threads, created from these, inherit it.
 constexpr int kWorkerNice = 5;
+/// Niceness of background work: far enough below interactive jobs that, competing for the same
+/// cores, they get almost all of the time (Linux weights nice 5 : 15 about 9 : 1).
+constexpr int kBackgroundNice = 15;
 
-void lowerCurrentThreadPriority()
+void lowerCurrentThreadPriority(int nice)
 {
 #ifdef __linux__
     thread_local bool done = false;
     if (!done) {
-        setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), kWorkerNice);  // per thread on Linux
+        setpriority(PRIO_PROCESS, id_t(syscall(SYS_gettid)), nice);  // per thread on Linux
         done = true;
     }
+#else
+    Q_UNUSED(nice);
 #endif
 }
 }  // namespace
@@ -49,6 +55,8 @@ ComputeService::ComputeService(QObject* parent) : QObject(parent)
     // Leave one hardware thread to the GUI when the machine has more than one; core functions
     // parallelise internally as well, so a small pool is enough.
     m_pool->setMaxThreadCount(std::max(1, QThread::idealThreadCount() - 1));
+    m_backgroundPool = new QThreadPool(this);
+    m_backgroundPool->setMaxThreadCount(1);
 
     m_gpuThread = new QThread(this);
     m_gpuThread->setObjectName(QStringLiteral("attnscope-gpu"));
@@ -74,6 +82,7 @@ ComputeService::~ComputeService()
 {
     cancelAll();
     m_pool->waitForDone();
+    m_backgroundPool->waitForDone();
     QMetaObject::invokeMethod(m_gpuWorker, [w = m_gpuWorker] { w->engine.reset(); }, Qt::BlockingQueuedConnection);
     m_gpuThread->quit();
     m_gpuThread->wait();
@@ -88,10 +97,19 @@ quint64 ComputeService::submitCpu(const QString& tag, CpuJob job, int priority)
     return submit(tag, std::move(p));
 }
 
-quint64 ComputeService::submitGpu(const QString& tag, GpuJob job)
+quint64 ComputeService::submitGpu(const QString& tag, GpuJob job, WhileGpuBusy whileBusy)
 {
     auto p = std::make_unique<Pending>();
-    p->gpu = true;
+    p->lane = Lane::Gpu;
+    p->whileBusy = whileBusy;
+    p->gpuJob = std::move(job);
+    return submit(tag, std::move(p));
+}
+
+quint64 ComputeService::submitBackground(const QString& tag, GpuJob job)
+{
+    auto p = std::make_unique<Pending>();
+    p->lane = Lane::Background;
     p->gpuJob = std::move(job);
     return submit(tag, std::move(p));
 }
@@ -119,31 +137,54 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
         emit busyChanged(true);
     const CancelToken token = state.runningToken;
     const quint64 id = p->id;
+    // Background work holds the GPU worker while it runs (a GPU is present): GPU jobs that have a
+    // CPU path run on the CPU pool meanwhile instead of queueing behind it.
+    const bool heldGpu = p->lane == Lane::Background && m_gpuAvailable;
+    if (p->lane == Lane::Gpu && m_gpuBackground > 0 && p->whileBusy == WhileGpuBusy::RunOnCpu) {
+        p->lane = Lane::Cpu;
+        p->cpu = [job = std::move(p->gpuJob)](const CancelToken& cancel) { return job(nullptr, cancel); };
+    }
     QPointer<ComputeService> self(this);
-    auto deliver = [self, tag, id](QVariant result) {
+    auto deliver = [self, tag, id, heldGpu](QVariant result) {
         QMetaObject::invokeMethod(
-            self.data(), [self, tag, id, result] { if (self) self->finished(tag, id, result); },
+            self.data(), [self, tag, id, result, heldGpu] { if (self) self->finished(tag, id, result, heldGpu); },
             Qt::QueuedConnection);
     };
-    if (p->gpu) {
+    switch (p->lane) {
+    case Lane::Background:
+        if (!heldGpu) {
+            m_backgroundPool->start([job = std::move(p->gpuJob), token, deliver] {
+                lowerCurrentThreadPriority(kBackgroundNice);
+                setBackgroundParallelism(true);
+                deliver(job(nullptr, token));
+            });
+            break;
+        }
+        ++m_gpuBackground;
+        [[fallthrough]];
+    case Lane::Gpu:
         QMetaObject::invokeMethod(
             m_gpuWorker,
             [w = m_gpuWorker, job = std::move(p->gpuJob), token, deliver] {
                 deliver(job(w->available ? w->engine.get() : nullptr, token));
             },
             Qt::QueuedConnection);
-    } else {
+        break;
+    case Lane::Cpu:
         m_pool->start(
             [job = std::move(p->cpu), token, deliver] {
-                lowerCurrentThreadPriority();
+                lowerCurrentThreadPriority(kWorkerNice);
                 deliver(job(token));
             },
             p->priority);
+        break;
     }
 }
 
-void ComputeService::finished(const QString& tag, quint64 id, const QVariant& result)
+void ComputeService::finished(const QString& tag, quint64 id, const QVariant& result, bool heldGpu)
 {
+    if (heldGpu)
+        --m_gpuBackground;
     if (--m_running == 0)
         emit busyChanged(false);
     auto it = m_tags.find(tag);

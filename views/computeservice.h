@@ -1,9 +1,11 @@
 #pragma once
 // Runs engine work off the GUI thread. CPU jobs go to a QThreadPool; GPU jobs go to one worker
-// thread that owns the GpuEngine (and so the CUDA context). Jobs carry a tag: a newer job with the
-// same tag replaces one still queued and cancels one running, and a finished job whose id is no
-// longer the newest for its tag is dropped ("the newest zoom wins"). Results come back by value in
-// a QVariant through a queued signal; the GUI thread never waits.
+// thread that owns the GpuEngine (and so the CUDA context); long background work (the whole-model
+// analysis) has a lane of its own so that interactive jobs (maps, thumbnails) never queue behind
+// it. Jobs carry a tag: a newer job with the same tag replaces one still queued and cancels one
+// running, and a finished job whose id is no longer the newest for its tag is dropped ("the newest
+// zoom wins"). Results come back by value in a QVariant through a queued signal; the GUI thread
+// never waits.
 #include <QObject>
 #include <QString>
 #include <QVariant>
@@ -49,8 +51,17 @@ public:
     /// Queues `job` on the CPU pool under `tag`; returns its id. Higher `priority` runs first
     /// (the visible map before grid thumbnails).
     quint64 submitCpu(const QString& tag, CpuJob job, int priority = 0);
+    /// What a GPU job does while background work holds the GPU worker.
+    enum class WhileGpuBusy {
+        Wait,      ///< queue behind it (work that needs the GPU thread: CUPTI profiles)
+        RunOnCpu,  ///< run now on the CPU pool with a null engine (jobs with a CPU path: maps)
+    };
     /// Queues `job` on the GPU worker under `tag`; returns its id.
-    quint64 submitGpu(const QString& tag, GpuJob job);
+    quint64 submitGpu(const QString& tag, GpuJob job, WhileGpuBusy whileBusy = WhileGpuBusy::Wait);
+    /// Queues long background work under `tag`: on the GPU worker when a GPU is present, else on
+    /// a background thread that runs below every interactive job's priority, with a fork-join
+    /// pool of its own (setBackgroundParallelism). Interactive jobs never wait for it.
+    quint64 submitBackground(const QString& tag, GpuJob job);
     /// Cancels and forgets every job whose tag starts with `prefix` (e.g. when a trace closes).
     void cancelAll(const QString& prefix = {});
 
@@ -66,10 +77,12 @@ signals:
     void busyChanged(bool busy);
 
 private:
+    enum class Lane { Cpu, Gpu, Background };
     struct Pending {
         quint64 id = 0;
-        bool gpu = false;
+        Lane lane = Lane::Cpu;
         int priority = 0;
+        WhileGpuBusy whileBusy = WhileGpuBusy::Wait;
         CpuJob cpu;
         GpuJob gpuJob;
     };
@@ -82,9 +95,11 @@ private:
 
     quint64 submit(const QString& tag, std::unique_ptr<Pending> p);
     void start(const QString& tag, TagState& state, std::unique_ptr<Pending> p);
-    void finished(const QString& tag, quint64 id, const QVariant& result);
+    void finished(const QString& tag, quint64 id, const QVariant& result, bool heldGpu);
 
     QThreadPool* m_pool = nullptr;
+    QThreadPool* m_backgroundPool = nullptr;  ///< one thread: background work without a GPU
+    int m_gpuBackground = 0;                  ///< background jobs posted to the GPU worker, not finished
     QThread* m_gpuThread = nullptr;
     GpuWorker* m_gpuWorker = nullptr;
     bool m_gpuAvailable = false;

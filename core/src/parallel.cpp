@@ -20,6 +20,8 @@ namespace {
 /// Set on pool threads (and on a caller while it runs a job) so that nested parallelFor calls
 /// run inline instead of waiting for workers that are busy running their parent.
 thread_local bool t_insideJob = false;
+/// The calling thread's parallelFor calls use the background pool (setBackgroundParallelism).
+thread_local bool t_background = false;
 
 class Pool {
 public:
@@ -105,6 +107,12 @@ Pool& pool() {
     return p;
 }
 
+/// Created on the first background caller's thread, so its helpers inherit that thread's priority.
+Pool& backgroundPool() {
+    static Pool p(workerCount());
+    return p;
+}
+
 }  // namespace
 
 int workerCount() {
@@ -128,7 +136,9 @@ void parallelFor(int64_t n, const std::function<void(int64_t i, int worker)>& fn
         for (int64_t i = 0; i < n; ++i) fn(i, 0);
         return;
     }
-    pool().run(n, fn, used);
+    (t_background ? backgroundPool() : pool()).run(n, fn, used);
 }
+
+void setBackgroundParallelism(bool background) { t_background = background; }
 
 }  // namespace attnscope

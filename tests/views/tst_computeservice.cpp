@@ -1,10 +1,12 @@
 // ComputeService: tagged jobs where the newest wins (a queued job is replaced, a running one is
-// cancelled and its result dropped), results by value through queued signals, cancelAll.
+// cancelled and its result dropped), results by value through queued signals, cancelAll, and
+// interactive jobs that never wait for background work.
 #include <QtTest>
 
 #include <atomic>
 #include <semaphore>
 
+#include "attnscope/parallel.h"
 #include "computeservice.h"
 
 using attnscope::CancelToken;
@@ -22,6 +24,7 @@ private slots:
     void newestWins();
     void tagsAreIndependent();
     void cancelAllDropsResults();
+    void interactiveJobsPassBackgroundWork();
 };
 
 void TestComputeService::resultArrivesOnGuiThread()
@@ -121,6 +124,46 @@ void TestComputeService::cancelAllDropsResults()
     QCOMPARE(spy.at(0).at(1).toString(), QStringLiteral("other"));
     QVERIFY(cancelled);
     QTRY_COMPARE_WITH_TIMEOUT(service.pendingJobs(), 0, kTimeoutMs);
+}
+
+void TestComputeService::interactiveJobsPassBackgroundWork()
+{
+    ComputeService service;
+    QSignalSpy spy(&service, &ComputeService::jobFinished);
+    std::binary_semaphore release(0);
+    std::atomic<bool> holding{false};
+    // The analysis: long background work, in the middle of one of the engine's fork-join loops.
+    service.submitBackground(QStringLiteral("head:analysis"), [&](attnscope::GpuEngine*, const CancelToken&) {
+        attnscope::parallelFor(2, [&](int64_t i, int) {
+            if (i == 0) {
+                holding = true;
+                release.acquire();
+            }
+        });
+        return QVariant(QStringLiteral("analysis"));
+    });
+    auto finish = qScopeGuard([&] { release.release(); });
+    QTRY_VERIFY_WITH_TIMEOUT(holding.load(), kTimeoutMs);
+    // Map requests meanwhile, on every lane a map takes: the CPU pool (previews, thumbnails) and
+    // the GPU worker (with its CPU path when there is no GPU); each uses the fork-join pool too.
+    auto mapJob = [](const QString& name) {
+        return [name](const CancelToken&) {
+            std::atomic<int64_t> n{0};
+            attnscope::parallelFor(256, [&](int64_t, int) { ++n; });
+            return QVariant(name);
+        };
+    };
+    service.submitCpu(QStringLiteral("head:map:preview"), mapJob(QStringLiteral("preview")));
+    service.submitGpu(
+        QStringLiteral("head:map:detail"),
+        [job = mapJob(QStringLiteral("detail"))](attnscope::GpuEngine*, const CancelToken& c) { return job(c); },
+        ComputeService::WhileGpuBusy::RunOnCpu);
+    QTRY_COMPARE_WITH_TIMEOUT(spy.count(), 2, kTimeoutMs);  // both, while the analysis still runs
+    QSet<QString> done{spy.at(0).at(2).toString(), spy.at(1).at(2).toString()};
+    QCOMPARE(done, (QSet<QString>{QStringLiteral("preview"), QStringLiteral("detail")}));
+    release.release();
+    QTRY_COMPARE_WITH_TIMEOUT(spy.count(), 3, kTimeoutMs);
+    QCOMPARE(spy.at(2).at(2).toString(), QStringLiteral("analysis"));
 }
 
 QTEST_MAIN(TestComputeService)
