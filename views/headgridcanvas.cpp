@@ -20,6 +20,8 @@ constexpr double kLabelWidth = 28, kHeaderHeight = 16;
 constexpr double kMinCell = 20, kMaxCell = 96;
 constexpr double kFrame = 4;                ///< metric frame width
 constexpr int kThumbPriority = -1;          ///< below the visible map's jobs
+constexpr int kPendingAlpha = 150;          ///< veil over layers the running analysis has not reached
+constexpr int kLabelBandAlpha = 110;        ///< dark band under a cell's label
 const QString kMetricColormap = QStringLiteral("magma");
 const QString kTagPrefix = QStringLiteral("head:thumb:");
 
@@ -46,6 +48,7 @@ HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, 
     connect(session, &TraceSession::comparedChanged, this, qOverload<>(&QWidget::update));
     connect(session, &TraceSession::optionsChanged, this, qOverload<>(&QWidget::update));
     connect(analysis, &AnalysisRunner::analysisFinished, this, qOverload<>(&QWidget::update));
+    connect(analysis, &AnalysisRunner::layerFinished, this, qOverload<>(&QWidget::update));
     connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
         if (!tag.startsWith(kTagPrefix) || !v.canConvert<MapResult>())
             return;
@@ -173,8 +176,11 @@ void HeadGridCanvas::paintEvent(QPaintEvent*)
         p.drawText(QRectF(kLabelWidth + h * c, 0, c, kHeaderHeight), Qt::AlignCenter, QStringLiteral("H%1").arg(h));
     const ViewOptions& o = m_session->options();
     const auto& compared = m_session->compared();
+    const QFontMetricsF fm(f);
     for (int l = 0; l < t.numLayers(); ++l) {
-        p.setPen(palette().color(QPalette::Text));
+        // While the analysis runs, layers it has not reached yet are greyed out: the grid fills in.
+        const bool pending = m_analysis->isRunning() && !m_analysis->head(l, 0);
+        p.setPen(palette().color(pending ? QPalette::PlaceholderText : QPalette::Text));
         p.drawText(QRectF(0, kHeaderHeight + l * c, kLabelWidth - 2, c), Qt::AlignRight | Qt::AlignVCenter,
                    QStringLiteral("L%1").arg(l));
         for (int h = 0; h < t.config(l).heads; ++h) {
@@ -188,9 +194,19 @@ void HeadGridCanvas::paintEvent(QPaintEvent*)
                 p.drawImage(inner, *it);
             else
                 p.fillRect(inner, palette().color(QPalette::AlternateBase));
-            if (value && c >= 2 * kMinCell) {
+            if (pending) {
+                QColor veil = palette().color(QPalette::Window);
+                veil.setAlpha(kPendingAlpha);
+                p.fillRect(cell, veil);
+            }
+            const QRectF textRect = inner.adjusted(2, 0, -2, -1);
+            if (value && c >= 2 * kMinCell && fm.horizontalAdvance(text) <= textRect.width()) {
+                // On a band of the frame colour, so the text reads on any thumbnail.
+                const QRectF band(textRect.left() - 1, textRect.bottom() - fm.height(), fm.horizontalAdvance(text) + 2,
+                                  fm.height());
+                p.fillRect(band, QColor(0, 0, 0, kLabelBandAlpha));
                 p.setPen(Qt::white);
-                p.drawText(inner.adjusted(2, 0, -2, -1), Qt::AlignBottom | Qt::AlignLeft, text);
+                p.drawText(textRect, Qt::AlignBottom | Qt::AlignLeft, text);
             }
             if (const int i = int(compared.indexOf(id)); i >= 0) {
                 p.setPen(QPen(palette().color(QPalette::Link), 2, Qt::DashLine));

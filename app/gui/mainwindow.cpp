@@ -16,8 +16,10 @@
 #include <QPointer>
 #include <QProgressBar>
 #include <QProgressDialog>
+#include <QScreen>
 #include <QSettings>
 #include <QStatusBar>
+#include <QStyle>
 #include <QTabWidget>
 #include <QTimer>
 
@@ -46,6 +48,8 @@ constexpr int kMaxRecent = 8;
 constexpr int kDockWidth = 380;
 constexpr int kStatusMessageMs = 8000;
 constexpr double kZoomStep = 2.0;
+constexpr double kFirstStartScreenShare = 0.9;  ///< of the screen's available area, per side
+constexpr int kStatusMargin = 16;               ///< status bar padding around the message
 const QString kReportTag = QStringLiteral("report");
 const QString kProfileTag = QStringLiteral("profile");
 }  // namespace
@@ -65,9 +69,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(m_session, &TraceSession::traceOpened, this, [this](const QString& path) {
         setWindowTitle(QStringLiteral("%1 — attnscope").arg(QFileInfo(path).fileName()));
         addRecent(path);
+        if (statusBar()->currentMessage() == m_openingMessage)
+            showStatus(tr("Opened %1").arg(QFileInfo(path).fileName()), kStatusMessageMs);
+        m_openingMessage.clear();
+        m_pickHeadWhenAnalysed = true;
     });
     connect(m_session, &TraceSession::openFailed, this, [this](const QString& path, const QString& message) {
+        m_openingMessage.clear();
         showError(tr("Could not open %1").arg(QFileInfo(path).fileName()), message);
+    });
+    // A head the user picks is kept; until then the window moves to the most interesting head once
+    // the analysis knows which it is.
+    connect(m_session, &TraceSession::currentChanged, this, [this](HeadId head) {
+        if (head != HeadId{})
+            m_pickHeadWhenAnalysed = false;
     });
     connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
         if (tag == kProfileTag && m_profiler) {
@@ -84,25 +99,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         if (r.canConvert<JobError>())
             showError(tr("Report failed"), r.value<JobError>().message);
         else
-            statusBar()->showMessage(tr("Report written: %n file(s)", nullptr, int(r.toLongLong())), kStatusMessageMs);
+            showStatus(tr("Report written: %n file(s)", nullptr, int(r.toLongLong())), kStatusMessageMs);
         emit reportFinished(!r.canConvert<JobError>());
     });
-    connect(m_analysis, &AnalysisRunner::analysisStarted, this, [this] {
-        m_progress->setValue(0);
-        m_progress->show();
-    });
-    connect(m_analysis, &AnalysisRunner::progressChanged, this, [this](double f, const QString& stage) {
-        m_progress->setValue(int(f * m_progress->maximum()));
-        m_progress->setFormat(QStringLiteral("%1 %p%").arg(stage));
-    });
+    // The analysis shows its progress in the head grid; the status bar only says when it ends.
     connect(m_analysis, &AnalysisRunner::analysisFinished, this, [this] {
-        m_progress->hide();
-        statusBar()->showMessage(tr("Analysis finished"), kStatusMessageMs);
+        showStatus(tr("Analysis finished"), kStatusMessageMs);
+        if (m_pickHeadWhenAnalysed && m_analysis->result())
+            m_session->select(mostInterestingHead(*m_analysis->result()));
+        m_pickHeadWhenAnalysed = false;
     });
-    connect(m_analysis, &AnalysisRunner::analysisFailed, this, [this](const QString& message) {
-        m_progress->hide();
-        showError(tr("Analysis failed"), message);
-    });
+    connect(m_analysis, &AnalysisRunner::analysisCancelled, this,
+            [this] { showStatus(tr("Analysis cancelled"), kStatusMessageMs); });
+    connect(m_analysis, &AnalysisRunner::analysisFailed, this,
+            [this](const QString& message) { showError(tr("Analysis failed"), message); });
 }
 
 MainWindow::~MainWindow() = default;
@@ -161,18 +171,15 @@ void MainWindow::buildPanels()
     addDock(m_headGrid, tr("Heads"), QStringLiteral("headsDock"), Qt::LeftDockWidgetArea);
 
     m_hover = new QLabel(this);
-    m_backend = new QLabel(m_compute->gpuDescription(), this);
-    m_progress = new QProgressBar(this);
-    m_progress->setMaximum(1000);
-    m_progress->setMaximumWidth(260);
-    m_progress->setTextVisible(true);
-    m_progress->hide();
+    // Short, so messages have the room; the whole description (why there is no GPU) on hover.
+    m_backend = new QLabel(m_compute->gpuAvailable() ? tr("GPU: %1").arg(m_compute->gpuDescription()) : tr("CPU only"),
+                           this);
+    m_backend->setToolTip(tr("Compute: %1").arg(m_compute->gpuDescription()));
     statusBar()->addWidget(m_hover, 1);
-    statusBar()->addPermanentWidget(m_progress);
     statusBar()->addPermanentWidget(m_backend);
     connect(m_map->canvas(), &AttentionMapCanvas::hovered, m_hover, &QLabel::setText);
     connect(m_map->canvas(), &AttentionMapCanvas::computeFailed, this,
-            [this](const QString& message) { statusBar()->showMessage(tr("Map failed: %1").arg(message), kStatusMessageMs); });
+            [this](const QString& message) { showStatus(tr("Map failed: %1").arg(message), kStatusMessageMs); });
 }
 
 void MainWindow::buildMenus()
@@ -244,6 +251,11 @@ void MainWindow::buildMenus()
     QMenu* analysis = menuBar()->addMenu(tr("&Analysis"));
     analysis->addAction(tr("&Run Analysis"), QKeySequence(tr("Ctrl+R")), m_analysis, &AnalysisRunner::run);
     analysis->addAction(tr("&Cancel"), m_analysis, &AnalysisRunner::cancel);
+    m_autoAnalysis = analysis->addAction(tr("Run &Automatically on Open"));
+    m_autoAnalysis->setCheckable(true);
+    m_autoAnalysis->setChecked(m_analysis->autoRun());
+    m_autoAnalysis->setToolTip(tr("Analyse every head in the background when a trace opens"));
+    connect(m_autoAnalysis, &QAction::toggled, m_analysis, &AnalysisRunner::setAutoRun);
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About attnscope"), this, [this] {
@@ -262,7 +274,7 @@ void MainWindow::openTrace(const QString& path)
         rebuildRecentMenu();
         return;
     }
-    statusBar()->showMessage(tr("Opening %1…").arg(path));
+    m_openingMessage = showStatus(tr("Opening %1…").arg(QFileInfo(path).fileName()), 0);  // until it opens or fails
     m_session->open(path);
 }
 
@@ -274,13 +286,13 @@ void MainWindow::openDemo()
         return;
     }
     openTrace(demo.path);
-    statusBar()->showMessage(demo.message, kStatusMessageMs * 2);
+    m_openingMessage = showStatus(demo.message, 0);  // replaced by "Opened …" like the plain opening message
 }
 
 void MainWindow::showError(const QString& title, const QString& message)
 {
     m_lastError = message;
-    statusBar()->showMessage(QStringLiteral("%1: %2").arg(title, message), kStatusMessageMs);
+    showStatus(QStringLiteral("%1: %2").arg(title, message), kStatusMessageMs);
     // Non-modal: the app keeps running (and tests never block on a dialog).
     auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
     box->setAttribute(Qt::WA_DeleteOnClose);
@@ -290,6 +302,16 @@ void MainWindow::showError(const QString& title, const QString& message)
     else
         box->deleteLater();
     emit errorShown(message);
+}
+
+QString MainWindow::showStatus(const QString& text, int timeoutMs)
+{
+    // QStatusBar clips a long message at the permanent widgets; elide it instead, whole on hover.
+    const int room = statusBar()->width() - m_backend->sizeHint().width() - 2 * kStatusMargin;
+    const QString shown = statusBar()->fontMetrics().elidedText(text, Qt::ElideRight, std::max(room, 0));
+    statusBar()->setToolTip(shown == text ? QString() : text);
+    statusBar()->showMessage(shown, timeoutMs);
+    return shown;
 }
 
 void MainWindow::addRecent(const QString& path)
@@ -333,7 +355,7 @@ void MainWindow::exportViewInteractive()
     if (const QString error = exportCurrentView(path); !error.isEmpty())
         showError(tr("Export failed"), error);
     else
-        statusBar()->showMessage(tr("Saved %1").arg(path), kStatusMessageMs);
+        showStatus(tr("Saved %1").arg(path), kStatusMessageMs);
 }
 
 void MainWindow::exportReportInteractive()
@@ -366,7 +388,7 @@ void MainWindow::exportReport(const QString& dir)
         m_compute->cancelAll(kReportTag);
         if (m_reportDialog)
             m_reportDialog->deleteLater();
-        statusBar()->showMessage(tr("Report cancelled"), kStatusMessageMs);
+        showStatus(tr("Report cancelled"), kStatusMessageMs);
         emit reportFinished(false);
     });
     QPointer<QProgressDialog> dialog(m_reportDialog);
@@ -417,7 +439,14 @@ void MainWindow::dropEvent(QDropEvent* e)
 void MainWindow::loadSettings()
 {
     QSettings s;
-    restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray());
+    if (!restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray())) {
+        // First start: large, so the layer table and the head grid show every row.
+        const QRect screenArea = screen()->availableGeometry();
+        const QSize size = (QSizeF(screenArea.size()) * kFirstStartScreenShare).toSize();
+        setGeometry(QStyle::alignedRect(Qt::LeftToRight, Qt::AlignCenter, size, screenArea));
+    }
+    m_analysis->setAutoRun(s.value(QStringLiteral("analysis/autoRun"), true).toBool());
+    m_autoAnalysis->setChecked(m_analysis->autoRun());
     if (!restoreState(s.value(QStringLiteral("window/state")).toByteArray())) {
         // First start: a readable layer table and a head grid with room per head. Dock sizes
         // only take once the window is laid out, hence after the event loop starts.
@@ -449,6 +478,7 @@ void MainWindow::saveSettings() const
     s.setValue(QStringLiteral("window/state"), saveState());
     s.setValue(QStringLiteral("window/tab"), m_tabs->currentIndex());
     s.setValue(QStringLiteral("recentFiles"), m_recent);
+    s.setValue(QStringLiteral("analysis/autoRun"), m_analysis->autoRun());
     const ViewOptions& o = m_session->options();
     s.setValue(QStringLiteral("view/logScale"), o.logScale);
     s.setValue(QStringLiteral("view/maxPooling"), o.maxPooling);

@@ -5,8 +5,8 @@
 #include <QPointer>
 #include <QStringList>
 
+class QAction;
 class QLabel;
-class QProgressBar;
 class QProgressDialog;
 class QTabWidget;
 
@@ -58,6 +58,9 @@ private:
     void buildPanels();
     void buildMenus();
     void showError(const QString& title, const QString& message);
+    /// Shows a status bar message elided to the room left of the permanent widgets (0 ms: until
+    /// replaced); returns the text shown.
+    QString showStatus(const QString& text, int timeoutMs);
     void addRecent(const QString& path);
     void rebuildRecentMenu();
     void exportViewInteractive();
@@ -75,10 +78,12 @@ private:
     QMenu* m_recentMenu = nullptr;
     QLabel* m_hover = nullptr;
     QLabel* m_backend = nullptr;
-    QProgressBar* m_progress = nullptr;
+    QAction* m_autoAnalysis = nullptr;
     QPointer<QProgressDialog> m_reportDialog;  ///< while a report is being written
     QStringList m_recent;
     QString m_lastError;
+    QString m_openingMessage;            ///< shown while a trace opens; replaced once it is open
+    bool m_pickHeadWhenAnalysed = false; ///< no head picked by the user since the trace opened
 };
 
 }  // namespace attnscope

@@ -1,6 +1,7 @@
 #include "screenshottour.h"
 
 #include <QDir>
+#include <QScreen>
 #include <QTabWidget>
 
 #include <cstdio>
@@ -19,38 +20,20 @@
 namespace attnscope {
 
 namespace {
-constexpr int kWidth = 1600, kHeight = 1000;
 constexpr int kTimeoutMs = 120000;
+constexpr int kAnalysisTimeoutMs = 600000;  ///< a 32k-token trace takes minutes on two CPU cores
 constexpr int kSettleMs = 400;
 constexpr double kTokenLevelPixels = 28;
 constexpr int kProfileSamples = 5;
 
 enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
 
-/// The head with the strongest planted or learned structure worth showing first: the highest
-/// role score among non-broad heads, else L0H0.
-HeadId interestingHead(const TraceSession& session)
-{
-    const auto& model = session.analysis();
-    HeadId best;
-    double bestScore = -1;
-    if (!model)
-        return best;
-    for (const HeadAnalysis& h : model->heads) {
-        const double s = std::max({h.roles.inductionMatched, h.roles.previousToken, h.sinks.alpha0});
-        if (s > bestScore && h.role.label != "broad") {
-            bestScore = s;
-            best = {h.layer, h.head};
-        }
-    }
-    return best;
-}
 }  // namespace
 
 int runScreenshotTour(MainWindow& window, const QString& dir, const QString& trace)
 {
     QDir().mkpath(dir);
-    window.resize(kWidth, kHeight);
+    window.resize(window.screen()->availableSize());  // the Xvfb screen: 1600×1000, 1280×800, …
     TraceSession* session = window.session();
     if (trace.isEmpty())
         window.openDemo();
@@ -60,8 +43,10 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
         std::fprintf(stderr, "error: could not open the trace: %s\n", qPrintable(window.lastError()));
         return 2;
     }
-    window.analysis()->run();
-    waitFor([&] { return !window.analysis()->isRunning(); }, kTimeoutMs);
+    // The analysis starts by itself when a trace opens (unless turned off).
+    if (!window.analysis()->isRunning() && !session->analysis())
+        window.analysis()->run();
+    waitFor([&] { return !window.analysis()->isRunning(); }, kAnalysisTimeoutMs);
     if (!session->analysis())
         std::fprintf(stderr, "warning: analysis unavailable: %s\n", qPrintable(window.lastError()));
     int heads = 0;
@@ -69,7 +54,7 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
         heads += session->trace()->config(l).heads;
     waitFor([&] { return window.headGrid()->thumbnailsReady() == heads; }, kTimeoutMs);
     window.headGrid()->setMetric(HeadMetric::RoleScore);
-    const HeadId head = interestingHead(*session);
+    const HeadId head = session->analysis() ? mostInterestingHead(*session->analysis()) : HeadId{};
     session->select(head);
 
     int saved = 0;

@@ -1,5 +1,6 @@
-// GUI test of the main window (offscreen): open a synthetic trace, select and compare heads, zoom
-// the map to token level and back, run the analyses, export every figure format, bad input.
+// GUI test of the main window (offscreen): first start, open a synthetic trace (analysed by itself
+// in the background, layer by layer), select and compare heads, zoom the map to token level and
+// back, run the analyses, export every figure format, bad input and the status bar.
 #include <QtTest>
 
 #include <QFile>
@@ -9,7 +10,9 @@
 #include <QPainter>
 #include <QProgressDialog>
 #include <QPushButton>
+#include <QScreen>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QSvgRenderer>
 #include <QTabWidget>
 #include <QTemporaryDir>
@@ -56,6 +59,9 @@ class TestMainWindow : public QObject {
     Q_OBJECT
 private slots:
     void initTestCase();
+    void firstStartOpensLarge();
+    void analysisRunsOnOpen();
+    void cancelAnalysis();
     void openAndSelectHeads();
     void badTraceKeepsRunning();
     void zoomToTokenLevelAndBack();
@@ -93,11 +99,71 @@ void TestMainWindow::initTestCase()
     m_window->show();
 }
 
-void TestMainWindow::openAndSelectHeads()
+void TestMainWindow::firstStartOpensLarge()
+{
+    QSettings().clear();
+    MainWindow fresh;
+    fresh.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&fresh));
+    const QRect screen = fresh.screen()->availableGeometry();
+    constexpr double kLarge = 0.8;  // of the screen, per side
+    QVERIFY2(fresh.width() >= kLarge * screen.width() && fresh.height() >= kLarge * screen.height() &&
+                 screen.contains(fresh.frameGeometry()),
+             qPrintable(QStringLiteral("%1×%2 on a %3×%4 screen").arg(fresh.width()).arg(fresh.height())
+                            .arg(screen.width()).arg(screen.height())));
+}
+
+void TestMainWindow::analysisRunsOnOpen()
 {
     MainWindow& w = *m_window;
+    QCOMPARE(w.headGrid()->metric(), HeadMetric::RoleScore);  // the grid opens on the head roles
+    QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
+    // Layers arrive one by one, each answerable before the whole model is done.
+    QList<int> layers;
+    bool answeredEarly = true;
+    QObject scope;  // the connection ends with this function
+    connect(w.analysis(), &AnalysisRunner::layerFinished, &scope, [&](int layer) {
+        layers << layer;
+        answeredEarly = answeredEarly && !w.analysis()->result() && w.analysis()->head(layer, 0) &&
+                        headMetric(*w.analysis(), {layer, 0}, HeadMetric::RoleScore, 0.9, 128).has_value();
+    });
     w.openTrace(m_trace);
     QTRY_VERIFY_WITH_TIMEOUT(w.session()->isOpen(), kTimeoutMs);
+    QVERIFY(!w.statusBar()->currentMessage().contains(QStringLiteral("Opening")));  // replaced once open
+    QVERIFY(w.analysis()->isRunning());  // without Ctrl+R
+    QVERIFY(w.headGrid()->analysisStatus().contains(QStringLiteral("Analysing")));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+    QCOMPARE(layers, (QList<int>{0, 1}));
+    QVERIFY(answeredEarly);
+    QVERIFY(w.session()->analysis());
+    QVERIFY(w.headGrid()->analysisStatus().isEmpty());  // the colours say it now
+    // No head was picked: the window moves to the strongest sink or induction head.
+    const HeadId best = mostInterestingHead(*w.session()->analysis());
+    QVERIFY(!(best == HeadId{}));
+    QCOMPARE(w.session()->current(), best);
+}
+
+void TestMainWindow::cancelAnalysis()
+{
+    MainWindow& w = *m_window;
+    QSignalSpy cancelled(w.analysis(), &AnalysisRunner::analysisCancelled);
+    QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
+    w.analysis()->run();
+    w.analysis()->cancel();
+    QCOMPARE(cancelled.count(), 1);
+    QVERIFY(!w.analysis()->isRunning());
+    QVERIFY(w.headGrid()->analysisStatus().contains(QStringLiteral("not run")) ||
+            w.headGrid()->analysisStatus().contains(QStringLiteral("stopped")));
+    QTest::qWait(500);
+    QCOMPARE(finished.count(), 0);  // the cancelled run's result never arrives
+    w.analysis()->run();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+}
+
+void TestMainWindow::openAndSelectHeads()
+{
+    MainWindow& w = *m_window;  // analysisRunsOnOpen opened the trace
+    QVERIFY(w.session()->isOpen());
     QCOMPARE(w.session()->trace()->tokens(), kTokens);
     QVERIFY(w.recentFiles().contains(QFileInfo(m_trace).absoluteFilePath()));
     QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
@@ -134,6 +200,15 @@ void TestMainWindow::badTraceKeepsRunning()
     w.openTrace(bad);
     QTRY_COMPARE_WITH_TIMEOUT(errors.count(), 1, kTimeoutMs);
     QVERIFY2(w.lastError().contains(QStringLiteral("bad.attn.safetensors")), qPrintable(w.lastError()));
+    // The status bar says it too, in the room left of the permanent widgets (elided, whole on hover).
+    const QString shown = w.statusBar()->currentMessage();
+    QVERIFY(shown.startsWith(QStringLiteral("Could not open")));
+    int permanent = 0;
+    for (QWidget* child : w.statusBar()->findChildren<QWidget*>(Qt::FindDirectChildrenOnly))
+        if (child->isVisible())
+            permanent += child->width();
+    QVERIFY2(w.statusBar()->fontMetrics().horizontalAdvance(shown) <= w.statusBar()->width() - permanent,
+             qPrintable(shown));
     w.openTrace(m_dir.filePath(QStringLiteral("missing.attn.safetensors")));
     QCOMPARE(errors.count(), 2);
     // The open trace is untouched and still usable.
@@ -389,5 +464,20 @@ void TestMainWindow::cleanupTestCase()
     QSettings().clear();
 }
 
-QTEST_MAIN(TestMainWindow)
+int main(int argc, char** argv)
+{
+    // The newcomer's 1600×1000 screen rather than the offscreen platform's default 800×800.
+    QTemporaryDir config;
+    const QString screens = config.filePath(QStringLiteral("screens.json"));
+    QFile file(screens);
+    if (qgetenv("QT_QPA_PLATFORM") == "offscreen" && file.open(QIODevice::WriteOnly)) {
+        file.write(R"({"screens": [{"name": "screen", "x": 0, "y": 0, "width": 1600, "height": 1000, "logicalDpi": 96}]})");
+        file.close();
+        qputenv("QT_QPA_PLATFORM", "offscreen:configfile=" + screens.toUtf8());
+    }
+    QApplication app(argc, argv);
+    TestMainWindow test;
+    QTEST_SET_MAIN_SOURCE_PATH
+    return QTest::qExec(&test, argc, argv);
+}
 #include "tst_mainwindow.moc"
