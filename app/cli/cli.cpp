@@ -71,12 +71,12 @@ bool Args::parse() {
             for (const auto& o : m_opts)
                 if (!o.isPositional && o.name == name) opt = &o;
             if (!opt) {
-                m_exitCode = fail(m_verb, "unknown option --" + name + " (see attnscope-cli " + m_verb + " --help)");
+                m_exitCode = usageError(m_verb, "unknown option --" + name + " (see attnscope-cli " + m_verb + " --help)");
                 return false;
             }
             if (opt->isFlag) {
                 if (inlineValue) {
-                    m_exitCode = fail(m_verb, "option --" + name + " takes no value");
+                    m_exitCode = usageError(m_verb, "option --" + name + " takes no value");
                     return false;
                 }
                 m_values[name] = "1";
@@ -84,7 +84,7 @@ bool Args::parse() {
             }
             if (!inlineValue) {
                 if (i + 1 >= m_argv.size()) {
-                    m_exitCode = fail(m_verb, "option --" + name + " needs a value");
+                    m_exitCode = usageError(m_verb, "option --" + name + " needs a value");
                     return false;
                 }
                 value = m_argv[++i];
@@ -93,14 +93,14 @@ bool Args::parse() {
             continue;
         }
         if (nextPositional >= positionals.size()) {
-            m_exitCode = fail(m_verb, "unexpected argument '" + a + "' (see attnscope-cli " + m_verb + " --help)");
+            m_exitCode = usageError(m_verb, "unexpected argument '" + a + "' (see attnscope-cli " + m_verb + " --help)");
             return false;
         }
         m_values[positionals[nextPositional++]->name] = a;
     }
     for (size_t p = nextPositional; p < positionals.size(); ++p) {
         if (positionals[p]->required) {
-            m_exitCode = fail(m_verb, "missing " + positionals[p]->name + " (usage: attnscope-cli " + m_usage + ")");
+            m_exitCode = usageError(m_verb, "missing " + positionals[p]->name + " (usage: attnscope-cli " + m_usage + ")");
             return false;
         }
     }
@@ -163,6 +163,20 @@ int fail(const std::string& verb, const std::string& message) {
 }
 
 int fail(const std::string& verb, const Status& status) { return fail(verb, status.message()); }
+
+int usageError(const std::string& verb, const std::string& message) {
+    fail(verb, message);
+    return kExitUsage;
+}
+
+Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const OpenOptions& options,
+                                                  const ProgressFn& progress) {
+    if (arg != "demo") return Trace::open(arg, options, progress);
+    const std::string path = demoTracePath();
+    if (path.empty())
+        return Status(ErrorCode::IoError, "demo: no demo trace found (set ATTNSCOPE_DEMO, or install attnscope with its demo)");
+    return Trace::open(path, options, progress);
+}
 
 ProgressFn progressLine(bool enabled) {
     if (!enabled || !isatty(STDERR_FILENO)) return {};

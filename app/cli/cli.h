@@ -2,12 +2,14 @@
 // attnscope-cli plumbing: a verb registry and a small argument parser with generated --help.
 // Each verb lives in its own verb_<name>.cpp and registers itself with ATTNSCOPE_CLI_VERB.
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "attnscope/progress.h"
 #include "attnscope/status.h"
+#include "attnscope/trace.h"
 
 namespace attnscope::cli {
 
@@ -59,9 +61,17 @@ private:
     int m_exitCode = 0;
 };
 
-/// Prints "attnscope-cli VERB: message" to stderr and returns 1 (the one-line error rule).
+/// Exit codes of every verb: 0 done; 1 the input or the run failed (an invalid or unreadable
+/// trace, a GPU error, an output that cannot be written); 2 the command line is wrong (an
+/// unknown option, a missing value or argument, an unexpected argument).
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+/// Prints "attnscope-cli VERB: message" to stderr and returns kExitFailure (the one-line rule).
 int fail(const std::string& verb, const std::string& message);
 int fail(const std::string& verb, const Status& status);
+/// The same for a wrong command line: returns kExitUsage.
+int usageError(const std::string& verb, const std::string& message);
 
 /// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
 /// unless forced. Never cancels.
@@ -75,6 +85,11 @@ std::optional<std::vector<int>> parseIndexList(const std::string& text, int limi
 
 /// The bundled demo trace: $ATTNSCOPE_DEMO, then the installed data dir, then the source tree.
 std::string demoTracePath();
+
+/// Opens the trace a verb was given: a path, or `demo` for the bundled trace (every verb that
+/// takes a trace accepts it).
+Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const OpenOptions& options = {},
+                                                  const ProgressFn& progress = {});
 
 }  // namespace attnscope::cli
 

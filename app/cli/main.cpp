@@ -11,19 +11,22 @@ static void printUsage() {
                 ATTNSCOPE_VERSION);
     std::printf("usage: attnscope-cli VERB [options]   (attnscope-cli VERB --help for details)\n\nverbs:\n");
     for (const auto& [name, verb] : verbs()) std::printf("  %-10s %s\n", name.c_str(), verb.summary.c_str());
+    std::printf("\nA TRACE argument may be 'demo' (the bundled trace).\n"
+                "exit status: 0 done, %d the input or the run failed, %d the command line is wrong\n",
+                kExitFailure, kExitUsage);
 }
 
 int main(int argc, char** argv) {
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
         printUsage();
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? kExitUsage : 0;
     }
     if (!std::strcmp(argv[1], "--version")) {
         std::printf("attnscope-cli %s\n", ATTNSCOPE_VERSION);
         return 0;
     }
     auto it = verbs().find(argv[1]);
-    if (it == verbs().end()) return fail(argv[1], "unknown verb (run attnscope-cli --help for the list)");
+    if (it == verbs().end()) return usageError(argv[1], "unknown verb (run attnscope-cli --help for the list)");
     Args args(it->second.name, it->second.usage, std::vector<std::string>(argv + 2, argv + argc));
     return it->second.run(args);
 }

@@ -81,7 +81,7 @@ int analyzeVerb(Args& a) {
                   "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
                   "error, previous-token / duplicate / induction scores, a role label per head and head "
                   "similarity. Prints a per-layer summary and a per-head table.")
-        .positional("TRACE", "*.attn.safetensors trace with Q/K/V")
+        .positional("TRACE", "*.attn.safetensors trace with Q/K/V, or 'demo' for the bundled trace")
         .option("layers", "layers to analyse, e.g. 0,3-5 (default: all)")
         .option("json", "write every result (vectors and block matrices included) to this JSON file")
         .flag("exclude-sinks", "detect sinks, then measure everything with them masked out and rows renormalized")
@@ -99,7 +99,7 @@ int analyzeVerb(Args& a) {
         .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
-    auto trace = Trace::open(a.get("TRACE"));
+    auto trace = openTraceArg(a.get("TRACE"));
     if (!trace) return fail(kVerb, trace.status());
     const Trace& t = **trace;
 

@@ -70,9 +70,6 @@ int mapVerb(Args& a) {
         .flag("cpu", "compute on the CPU even when a GPU is present (default: the GPU when one is)")
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
-    std::string path = a.get("trace");
-    if (path == "demo") path = demoTracePath();
-    if (path.empty()) return fail(kVerb, "no demo trace found (set ATTNSCOPE_DEMO or install the demo)");
     const std::string out = a.get("o");
     if (out.empty()) return fail(kVerb, "missing -o FILE (.png or .csv)");
     const bool csv = endsWith(out, ".csv");
@@ -92,7 +89,7 @@ int mapVerb(Args& a) {
     auto colormap = parseColormap(a.get("colormap"));
     if (!colormap) return fail(kVerb, "--colormap: " + colormap.message());
 
-    auto opened = Trace::open(path);
+    auto opened = openTraceArg(a.get("trace"));
     if (!opened) return fail(kVerb, opened.status());
     const Trace& t = **opened;
     const int64_t tokens = t.tokens();

@@ -26,10 +26,7 @@ int parseRequest(Args& a, Parsed& out) {
     if (a.has("trace") == a.has("shape"))
         return fail(kVerb, "give either TRACE (with --layer/--head; 'demo' for the bundled trace) or --shape B,H,T,D");
     if (a.has("trace")) {
-        std::string path = a.get("trace");
-        if (path == "demo") path = demoTracePath();
-        if (path.empty()) return fail(kVerb, "no demo trace found (set ATTNSCOPE_DEMO or install the demo)");
-        auto trace = Trace::open(path);
+        auto trace = openTraceArg(a.get("trace"));
         if (!trace) return fail(kVerb, trace.status());
         ShapeSource s;
         s.trace = *trace;

@@ -162,7 +162,7 @@ int runExport(Args& args) {
     args.description("Renders one figure of TRACE to FILE (.png, .svg or .pdf, by extension) with axes, token labels,\n"
                      "colour bar and title. --view sparsity writes density against gamma (and, in a PDF, a second page\n"
                      "with the mask recall).")
-        .positional("TRACE", "the trace (*.attn.safetensors)")
+        .positional("TRACE", "the trace (*.attn.safetensors), or 'demo' for the bundled trace")
         .option("o", "output file: .png, .svg or .pdf")
         .option("layer", "layer", "0")
         .option("head", "head (tokens view: a list, e.g. 0,3,5)", "0")
@@ -186,7 +186,7 @@ int runExport(Args& args) {
     if (!dpi) return fail(kVerb, error);
     if (*dpi < kMinFigureDpi || *dpi > kMaxFigureDpi) return fail(kVerb, "--dpi must be within 36..1200");
 
-    auto trace = Trace::open(args.get("TRACE"));
+    auto trace = openTraceArg(args.get("TRACE"));
     if (!trace) return fail(kVerb, trace.status());
     Context c;
     c.trace = *trace;
