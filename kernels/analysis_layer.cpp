@@ -123,21 +123,30 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
     slot.qData = t.q.data;
     const TensorView views[3] = {t.q, t.k, t.v};
     DeviceArray* dst[3] = {&slot.q, &slot.k, &slot.v};
-    slot.ready = std::async(std::launch::async, [this, views, dst, &slot]() -> Status {
+    const Trace* source = &trace;
+    slot.ready = std::async(std::launch::async, [this, source, views, dst, &slot]() -> Status {
         std::lock_guard<std::mutex> staging(m_stagingMutex);  // one upload at a time through the staging buffer
         ATTNSCOPE_CUDA_TRY(cudaSetDevice(m_device));           // this thread copies to the engine's device
         slot.readMs = slot.uploadMs = 0;
-        // Chunks through the staging buffer: read (parallel memcpy from the mapping), then copy.
+        // Chunks through the staging buffer: read (parallel copies from the mapping, through
+        // Trace::read, which refuses a file truncated or rewritten since it was opened instead
+        // of crashing on it), then copy.
         for (int w = 0; w < 3; ++w) {
-            const std::byte* src = views[w].data;
             const size_t bytes = views[w].bytes;
             const auto t0 = Clock::now();
             constexpr int64_t kChunk = int64_t(8) << 20;
             const int64_t chunks = int64_t((bytes + kChunk - 1) / kChunk);
+            std::mutex failedMutex;
+            Status failed;
             runSpread(chunks, [&](int64_t c) {
                 const size_t off = size_t(c) * kChunk, n = std::min<size_t>(kChunk, bytes - off);
-                std::memcpy(static_cast<std::byte*>(m_pinned) + off, src + off, n);
+                Status st = source->read(views[w], off, n, static_cast<std::byte*>(m_pinned) + off);
+                if (!st) {
+                    std::lock_guard lock(failedMutex);
+                    if (failed.ok()) failed = std::move(st);
+                }
             });
+            if (!failed.ok()) return failed;
             slot.readMs += msSince(t0);
             const auto t1 = Clock::now();
             ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst[w]->get(), m_pinned, bytes, cudaMemcpyHostToDevice, m_copy));
