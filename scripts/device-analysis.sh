@@ -6,7 +6,7 @@
 # Binaries (attnscope-cli, attnscope-bench-gpu-map) are built on the development machine
 # (`cmake --preset engine`, stripped, tarred: DEVELOPERS.md "Running prebuilt binaries").
 # .device/anchors holds copies of ../shared/bench/{map,analysis}_anchor.py.
-# Steps (default all): selftest map model long (profile runs only when named)
+# Steps (default all): selftest map model long masks (profile runs only when named)
 #   selftest  attnscope-cli selftest --gpu (SELFTEST_FLAGS, default --quick)
 #   map       attnscope-bench-gpu-map at 8k/32k/128k, d = 64, and map_anchor.py; ratios
 #   model     synth a Llama-3-8B-shaped trace (32 layers × 32 heads / 8 kv, d = 128, T = 32768,
@@ -15,10 +15,13 @@
 #             MODEL_VARIANTS="ENV=VALUE ..." re-runs analyze once per setting (e.g.
 #             ATTNSCOPE_ANALYSIS_LSE=fragments) and prints its per-layer median
 #   long      a 1,048,576-token one-layer trace (LONG_HEADS query heads): overview map + analyze
+#   masks     one head at T = 131,072: `profile` with the trace-derived block masks (gamma:0.9,
+#             topk:8, vslash) against the same profile with causal only; the difference is what
+#             deriving the three masks costs (block mass on the GPU + the block lists)
 #   profile   ncu (hardware counters, clocks left alone) on one layer's analysis passes of the
 #             model shape: speed of light, occupancy, warp stalls, pipes (ncu-passes.txt)
 set -uo pipefail
-STEPS=${*:-selftest map model long}
+STEPS=${*:-selftest map model long masks}
 OUT=${OUT:-$PWD/out/device}
 BIN=${BIN:-build/engine}
 CLI=$BIN/app/attnscope-cli
@@ -106,6 +109,20 @@ if has long; then
     "$CLI" analyze "$TRACE" --all --timing --no-progress --block-sizes 1024 --block 1024 >"$OUT/analyze-long.log" 2>&1 || status=1
     echo "analyze wall (process): $(python3 -c "print(f'{$(date +%s.%N)-$t0:.1f}')") s"
     head -40 "$OUT/analyze-long.log"
+    rm -f "$TRACE"
+fi
+if has masks; then
+    echo "---- masks: trace-derived block masks for one head at T = 131,072 ----"
+    TRACE=$WORK/masks-128k.attn.safetensors
+    "$CLI" synth -o "$TRACE" --layers 1 --heads 1 --kv-heads 1 --head-dim 128 --tokens 131072 \
+        --dtype bf16 --no-progress >/dev/null 2>&1 || status=1
+    QUICK=(--gpu --no-accuracy --warmup 1 --min-samples 3 --max-samples 3)
+    for variants in causal causal,gamma:0.9,topk:8,vslash; do
+        t0=$(date +%s.%N)
+        "$CLI" profile "$TRACE" --variants "$variants" "${QUICK[@]}" >"$OUT/masks-$variants.log" 2>&1 || status=1
+        echo "profile --variants $variants: $(python3 -c "print(f'{$(date +%s.%N)-$t0:.2f}')") s (process wall)"
+        grep -E "^ *(causal|gamma|topk|vslash)" "$OUT/masks-$variants.log" | head -5
+    done
     rm -f "$TRACE"
 fi
 if has profile; then
