@@ -11,6 +11,7 @@
 #include "comparisonview.h"
 #include "eventwait.h"
 #include "headgrid.h"
+#include "kerneltimelinecanvas.h"
 #include "mainwindow.h"
 #include "neuronview.h"
 #include "profilerpanel.h"
@@ -124,6 +125,17 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
         waitFor([&] { return !profiler->isRunning(); }, kTimeoutMs);
         shot(QStringLiteral("09-profiler"));
         ++expected;
+        // The profile's kernel records (CUPTI's on the GPU, the CPU reference's calls otherwise) on
+        // the results' kernel timeline tab.
+        auto* timeline = profiler->findChild<KernelTimelineCanvas*>();
+        const auto& report = profiler->report();
+        if (timeline && report && !report->shapes.empty() && !report->shapes.front().records.empty()) {
+            for (auto* results : profiler->findChildren<QTabWidget*>())
+                if (results->indexOf(timeline) >= 0)
+                    results->setCurrentWidget(timeline);
+            shot(QStringLiteral("10-kernel-timeline"));
+            ++expected;
+        }
     }
     window.tabs()->setCurrentIndex(MapTab);
     return saved == expected ? 0 : 1;

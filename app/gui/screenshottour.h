@@ -1,6 +1,7 @@
 #pragma once
 // attnscope --screenshot-tour DIR [TRACE]: opens TRACE (or the demo), runs the analysis and saves
-// a PNG of each main view into DIR (used by scripts/screenshots under Xvfb). Returns 0 on success.
+// a PNG of each main view into DIR, the profiler's kernel timeline last (used by
+// scripts/screenshots and scripts/device-gui.sh under Xvfb). Returns 0 on success.
 #include <QString>
 
 namespace attnscope {
