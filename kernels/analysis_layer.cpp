@@ -118,9 +118,8 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
         ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_pinned, biggest, cudaHostAllocDefault));
         m_pinnedBytes = biggest;
     }
-    slot.trace = &trace;
+    slot.traceId = trace.openId();
     slot.layer = layer;
-    slot.qData = t.q.data;
     const TensorView views[3] = {t.q, t.k, t.v};
     DeviceArray* dst[3] = {&slot.q, &slot.k, &slot.v};
     const Trace* source = &trace;
@@ -211,7 +210,7 @@ Status LayerAnalyzer::prepareTemplates(const std::vector<int64_t>& tokenIds, con
 
 LayerAnalyzer::Slot* LayerAnalyzer::slotFor(const Trace& trace, int layer) {
     for (Slot& s : m_slots)
-        if (s.trace == &trace && s.layer == layer && s.qData == trace.layer(layer).q.data) return &s;
+        if (s.traceId == trace.openId() && s.layer == layer) return &s;
     return nullptr;
 }
 
@@ -254,12 +253,19 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     Slot* slot = slotFor(trace, layer);
     if (!slot) {
         slot = &m_slots[0];
-        if (m_slots[0].trace == &trace && m_slots[0].layer >= 0 && m_slots[0].layer != layer) slot = &m_slots[1];
+        if (m_slots[0].traceId == trace.openId() && m_slots[0].layer >= 0 && m_slots[0].layer != layer) slot = &m_slots[1];
         ATTNSCOPE_TRY_STATUS(startUpload(*slot, trace, layer));
     }
-    if (Status s = slot->ready.get(); !s.ok()) {
-        slot->trace = nullptr, slot->layer = -1;
-        return s;
+    // A slot whose upload was already collected (the same layer analysed again: a rerun after a
+    // cancel, the exclude-sinks pass) still holds the layer on the device.
+    const bool resident = !slot->ready.valid();
+    if (!resident) {
+        if (Status s = slot->ready.get(); !s.ok()) {
+            slot->traceId = 0, slot->layer = -1;
+            return s;
+        }
+    } else {
+        slot->readMs = slot->uploadMs = 0;
     }
     const double waitMs = msSince(tRead);
     m_times = {};

@@ -31,9 +31,8 @@ public:
 private:
     /// A layer's raw Q/K/V on the device (one of two slots).
     struct Slot {
-        const Trace* trace = nullptr;
+        uint64_t traceId = 0;  ///< Trace::openId of the trace it holds (0: none)
         int layer = -1;
-        const std::byte* qData = nullptr;  ///< the mapping it came from (a reopened trace differs)
         DeviceArray q, k, v;
         std::future<Status> ready;  ///< the upload (host read + copy) of this slot
         double readMs = 0, uploadMs = 0;

@@ -10,6 +10,7 @@
 namespace attnscope {
 
 const std::string& Trace::path() const { return m_impl->path; }
+uint64_t Trace::openId() const { return m_impl->openId; }
 const TraceMetadata& Trace::metadata() const { return m_impl->meta; }
 int64_t Trace::tokens() const { return m_impl->tokens; }
 int Trace::numLayers() const { return int(m_impl->layers.size()); }

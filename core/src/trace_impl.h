@@ -47,6 +47,7 @@ private:
 
 struct Trace::Impl {
     std::string path;
+    uint64_t openId = 0;
     MappedFile file;
     const std::byte* dataSection = nullptr;
     uint64_t dataSize = 0;

@@ -1,4 +1,5 @@
 // Trace::open: maps the file, reads only the header, and validates everything before use.
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -213,8 +214,10 @@ Trace::~Trace() = default;
 
 Result<std::shared_ptr<const Trace>> Trace::open(const std::string& path, const OpenOptions& options,
                                                  const ProgressFn& progress) {
+    static std::atomic<uint64_t> nextOpenId{1};
     auto impl = std::make_unique<Impl>();
     impl->path = path;
+    impl->openId = nextOpenId++;
     if (Status st = openInto(*impl, options, progress); !st) return st;
     return std::shared_ptr<const Trace>(new Trace(std::move(impl)));
 }

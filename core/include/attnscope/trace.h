@@ -116,6 +116,9 @@ public:
                                                      const ProgressFn& progress = {});
 
     const std::string& path() const;
+    /// Unique per open in this process, never reused: caches keyed by it (device copies of a
+    /// layer) cannot mistake a reopened or new trace for this one.
+    uint64_t openId() const;
     const TraceMetadata& metadata() const;
     int64_t tokens() const;      ///< T
     int numLayers() const;
