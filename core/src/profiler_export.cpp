@@ -66,6 +66,7 @@ Json variantJson(const VariantResult& v) {
     j.set("ratioToDense", v.ratioToDense);
     j.set("blockDensity", v.density);
     j.set("relError", v.relError >= 0 ? Json(v.relError) : Json());
+    if (!v.accuracyNote.empty()) j.set("accuracyNote", v.accuracyNote);
     j.set("recall", v.recall >= 0 ? Json(v.recall) : Json());
     Json kernels = Json::array();
     for (const auto& k : v.kernels) {
@@ -255,7 +256,7 @@ std::string profileToText(const ProfileReport& report) {
                 o << v.label << ": " << v.error << "\n";
                 continue;
             }
-            const std::string err = v.relError >= 0 ? num(v.relError, 3) : "-";
+            const std::string err = v.relError >= 0 ? num(v.relError, 3) : v.accuracyNote.empty() ? "-" : "n/a";
             const std::string rec = v.recall >= 0 ? num(v.recall, 4) : "-";
             std::snprintf(line, sizeof line, "%-16s %-4s %10.4f %10.4f %9.4f %6.2f%% %4d %8.3g %8.4g %7.3f %7.3f %9s %7s\n",
                           v.label.c_str(), v.backend.c_str(), v.stats.median, v.stats.min, v.stats.iqr,
@@ -263,13 +264,20 @@ std::string profileToText(const ProfileReport& report) {
                           err.c_str(), rec.c_str());
             o << line;
         }
-        o << "kernels (demangled; grid, block, registers/thread, shared memory):\n";
+        for (const auto& v : s.variants)
+            if (v.error.empty() && !v.accuracyNote.empty()) o << v.label << ": rel err " << v.accuracyNote << "\n";
+        o << (report.backend == "GPU" ? "kernels (demangled; grid, block, registers/thread, shared memory):\n"
+                                      : "reference calls (CPU: no launch configuration):\n");
         for (const auto& v : s.variants)
             for (const auto& k : v.kernels) {
                 std::string name = k.name.size() > 90 ? k.name.substr(0, 87) + "..." : k.name;
-                std::snprintf(line, sizeof line, "  %-14s %s  grid [%d,%d,%d] block [%d,%d,%d] regs %d smem %d B, %d launches, median %.2f us\n",
-                              v.label.c_str(), name.c_str(), k.grid[0], k.grid[1], k.grid[2], k.block[0], k.block[1],
-                              k.block[2], k.registers, k.staticSharedBytes + k.dynamicSharedBytes, k.launches, k.medianUs);
+                if (v.backend == "GPU")
+                    std::snprintf(line, sizeof line, "  %-14s %s  grid [%d,%d,%d] block [%d,%d,%d] regs %d smem %d B, %d launches, median %.2f us\n",
+                                  v.label.c_str(), name.c_str(), k.grid[0], k.grid[1], k.grid[2], k.block[0], k.block[1],
+                                  k.block[2], k.registers, k.staticSharedBytes + k.dynamicSharedBytes, k.launches, k.medianUs);
+                else  // registers, shared memory and the launch grid exist on the GPU only
+                    std::snprintf(line, sizeof line, "  %-14s %s  %d calls, median %.2f us\n", v.label.c_str(), name.c_str(),
+                                  k.launches, k.medianUs);
                 o << line;
             }
         bool anyMetrics = false;

@@ -56,7 +56,8 @@ private slots:
             QVERIFY(v.stats.median > 0);
             QVERIFY(v.ratioToDense > 0);
             QVERIFY(v.tflops > 0 && v.gbps > 0);
-            QVERIFY(v.relError >= 0);
+            // Linear attention is not an approximation of softmax attention: no rel error, a note.
+            QVERIFY(v.label == "linear" ? v.relError < 0 && !v.accuracyNote.empty() : v.relError >= 0);
             QVERIFY(!v.kernels.empty());
             QCOMPARE(v.kernels[0].launches, v.stats.n);
         }

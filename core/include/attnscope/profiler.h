@@ -232,8 +232,9 @@ struct VariantResult {
     double tflops = 0, gbps = 0;
     double ratioToDense = 0;       ///< median / dense median
     double density = 0;            ///< blockDensity
-    double relError = -1;          ///< ‖O − O_dense‖/‖O_dense‖ (-1: not measured)
+    double relError = -1;          ///< ‖O − O_dense‖/‖O_dense‖ (-1: not measured, see accuracyNote)
     double recall = -1;            ///< dense attention mass inside the mask (-1: not defined)
+    std::string accuracyNote;      ///< why relError is not given when the variant ran (linear attention)
     std::vector<KernelSummary> kernels;
     MetricsResult metrics;
 };
