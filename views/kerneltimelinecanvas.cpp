@@ -36,14 +36,6 @@ QString formatTime(double us) {
     return QString::number(us, 'g', 4) + " µs";
 }
 
-/// A tick step of 1, 2 or 5 × 10^k covering `span` in about `ticks` steps.
-double niceStep(double span, int ticks) {
-    const double raw = span / ticks;
-    const double p = std::pow(10.0, std::floor(std::log10(raw)));
-    for (double m : {1.0, 2.0, 5.0, 10.0})
-        if (raw <= m * p) return m * p;
-    return 10 * p;
-}
 }  // namespace
 
 KernelTimelineCanvas::KernelTimelineCanvas(QWidget* parent) : QOpenGLWidget(parent) {
@@ -94,6 +86,11 @@ QString KernelTimelineCanvas::detailsAt(QPointF pos) const {
     const QString variant = r.variantIndex >= 0 && size_t(r.variantIndex) < m_labels.size()
                                 ? QString::fromStdString(m_labels[size_t(r.variantIndex)])
                                 : QStringLiteral("?");
+    if (r.correlationId == 0)  // a CPU reference call: no launch configuration, registers or streams
+        return QStringLiteral("%1\nvariant %2 · sample %3\nduration %4 · start %5 (CPU, wall clock)")
+            .arg(QString::fromStdString(r.name), variant)
+            .arg(r.sample)
+            .arg(formatTime(r.durationUs), formatTime(r.startUs));
     return QStringLiteral("%1\nvariant %2 · sample %3\nduration %4 · start %5\ngrid [%6,%7,%8] · block [%9,%10,%11]\n"
                           "registers/thread %12 · shared memory %13 B (static %14 + dynamic %15)\n"
                           "stream %16 · correlation %17 · external id %18")
@@ -162,13 +159,13 @@ void KernelTimelineCanvas::drawTimeline() {
         ImGui::End();
         return;
     }
-    // Time axis with 1/2/5 ticks.
-    const double step = niceStep(m_view.spanUs(), kAxisTicks);
+    // Time axis with 1/2/5 ticks, every label in one unit.
+    const double step = timeAxisStep(m_view.spanUs(), kAxisTicks);
     for (double t = std::ceil(m_view.startUs / step) * step; t <= m_view.endUs(); t += step) {
         const float x = left + float(m_view.timeToX(t));
         dl->AddLine(ImVec2(x, float(kAxisHeight) - 6), ImVec2(x, float(height())), IM_COL32(220, 220, 220, 255));
-        const QByteArray label = formatTime(t - m_view.domainStartUs).toUtf8();
-        dl->AddText(ImVec2(x + 2, 2), IM_COL32(60, 60, 60, 255), label.constData());
+        const std::string label = formatAxisTime(t - m_view.domainStartUs, step);
+        dl->AddText(ImVec2(x + 2, 2), IM_COL32(60, 60, 60, 255), label.c_str());
     }
     // Track names and backgrounds.
     for (size_t t = 0; t < m_tracks.names.size(); ++t) {

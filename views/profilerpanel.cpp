@@ -34,6 +34,7 @@ const QStringList kOtherVariants = {"full", "prefix:1024", "dilated:512:2", "rel
                                     "vslash", "decode"};
 constexpr int kProgressSteps = 1000;
 constexpr int kMaxTokens = 1 << 20;
+constexpr int kRelErrorColumn = 11;
 
 QString cell(double v, int precision = 4) { return v >= 0 ? QString::number(v, 'g', precision) : QStringLiteral("–"); }
 }  // namespace
@@ -258,6 +259,7 @@ void ProfilerPanel::run() {
     m_cancelButton->setEnabled(true);
     m_progress->setValue(0);
     m_status->setText(tr("starting…"));
+    clearResults();  // the last run's results would read as this one's if it fails or is cancelled
     // Progress crosses threads as queued calls; the QPointer drops them if the panel is gone.
     QPointer<ProfilerPanel> self(this);
     auto cancel = m_cancel;
@@ -277,6 +279,17 @@ void ProfilerPanel::run() {
     } else {
         m_watcher.setFuture(QtConcurrent::run(std::move(work)));
     }
+}
+
+void ProfilerPanel::clearResults() {
+    m_report.reset();
+    m_table->clear();
+    m_table->setRowCount(0);
+    m_table->setColumnCount(0);
+    m_chart->setFigure(std::nullopt);
+    m_timeline->setRecords({}, {});
+    m_backendLabel->clear();
+    for (auto* b : m_exportButtons) b->setEnabled(false);
 }
 
 void ProfilerPanel::cancel() {
@@ -333,20 +346,27 @@ void ProfilerPanel::fillTable(const ShapeProfile& shape, const std::string& back
     m_table->setRowCount(int(shape.variants.size()));
     for (int row = 0; row < int(shape.variants.size()); ++row) {
         const VariantResult& v = shape.variants[size_t(row)];
-        QString kernels;
-        for (const auto& k : v.kernels)
-            kernels += QStringLiteral("%1 [%2 regs, %3 B smem]; ")
-                           .arg(QString::fromStdString(k.name))
-                           .arg(k.registers)
-                           .arg(k.staticSharedBytes + k.dynamicSharedBytes);
+        const std::string& rowBackend = v.backend.empty() ? backend : v.backend;
+        QStringList kernels;
+        for (const auto& k : v.kernels)  // registers and shared memory exist on the GPU only
+            kernels << (rowBackend == "GPU" ? QStringLiteral("%1 [%2 regs, %3 B smem]")
+                                                  .arg(QString::fromStdString(k.name))
+                                                  .arg(k.registers)
+                                                  .arg(k.staticSharedBytes + k.dynamicSharedBytes)
+                                            : QString::fromStdString(k.name));
+        const QString relError = v.relError >= 0 ? cell(v.relError, 3) : v.accuracyNote.empty() ? cell(-1) : tr("n/a");
         const QStringList cells = {QString::fromStdString(v.label) + (v.isDense ? tr(" (dense)") : QString()),
-                                   QString::fromStdString(v.backend.empty() ? backend : v.backend),
+                                   QString::fromStdString(rowBackend),
                                    cell(v.stats.median), cell(v.stats.min), cell(v.stats.iqr),
                                    QString::number(v.stats.relStdDev * 100, 'f', 2) + "%", QString::number(v.stats.n),
                                    cell(v.tflops), cell(v.gbps), cell(v.ratioToDense), cell(v.density),
-                                   cell(v.relError, 3), cell(v.recall), v.error.empty() ? kernels : QString::fromStdString(v.error)};
+                                   relError, cell(v.recall),
+                                   v.error.empty() ? kernels.join(QStringLiteral("; ")) : QString::fromStdString(v.error)};
         for (int c = 0; c < cells.size(); ++c) m_table->setItem(row, c, new QTableWidgetItem(cells[c]));
+        if (!v.accuracyNote.empty()) m_table->item(row, kRelErrorColumn)->setToolTip(QString::fromStdString(v.accuracyNote));
     }
+    m_table->horizontalHeaderItem(kRelErrorColumn)->setToolTip(
+        tr("‖O − O_dense‖ / ‖O_dense‖ on the trace's data; n/a where the variant is a different function"));
     m_table->resizeColumnsToContents();
 }
 

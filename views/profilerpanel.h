@@ -70,6 +70,7 @@ signals:
 private:
     void buildUi();
     void showResult(Result<ProfileReport> result);
+    void clearResults();
     void fillTable(const ShapeProfile& shape, const std::string& backend);
     void updateSourceControls();
     void exportReport(const QString& format);

@@ -2,11 +2,46 @@
 #include "timelineviewport.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "attnscope/profiler.h"
 
 namespace attnscope {
+
+double timeAxisStep(double spanUs, int ticks) {
+    const double raw = spanUs / std::max(ticks, 1);
+    if (!(raw > 0)) return 1.0;
+    const double p = std::pow(10.0, std::floor(std::log10(raw)));
+    for (double m : {1.0, 2.0, 5.0, 10.0})
+        if (raw <= m * p) return m * p;
+    return 10 * p;
+}
+
+std::string formatAxisTime(double us, double stepUs) {
+    struct Unit {
+        double us;
+        const char* name;
+    };
+    // The largest unit in which the step is at least 0.1: ticks read 0.5 s, not 500000 µs.
+    static constexpr Unit kUnits[] = {{1e6, "s"}, {1e3, "ms"}, {1.0, "µs"}, {1e-3, "ns"}};
+    constexpr double kMinStepInUnit = 0.1;
+    const Unit* unit = &kUnits[std::size(kUnits) - 1];
+    for (const Unit& u : kUnits) {
+        if (stepUs / u.us >= kMinStepInUnit) {
+            unit = &u;
+            break;
+        }
+    }
+    const double step = stepUs / unit->us;
+    const int decimals = std::clamp(int(std::ceil(-std::log10(step) - 1e-9)), 0, 3);
+    double value = us / unit->us;
+    if (std::abs(value) < step * 1e-6) value = 0;  // no "-0"
+    char text[64];
+    std::snprintf(text, sizeof text, "%.*f %s", decimals, value, unit->name);
+    return text;
+}
 
 void TimelineViewport::reset(double domainStart, double domainEnd, double widthPx) {
     domainStartUs = domainStart;

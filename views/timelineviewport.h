@@ -61,4 +61,10 @@ std::vector<TimelineBox> layoutTimeline(const std::vector<KernelRecord>& records
 /// The box under pixel (x, track), or -1.
 int hitTest(const std::vector<TimelineBox>& boxes, double x, int track);
 
+/// A tick step of 1, 2 or 5 × 10^k µs covering `spanUs` in about `ticks` steps.
+double timeAxisStep(double spanUs, int ticks);
+/// A time axis label: every tick of an axis in one unit (ns, µs, ms or s, chosen from the tick
+/// step) with the decimals the step needs, e.g. "0 s", "0.5 s", "1 s" rather than "0 µs" … "1000 ms".
+std::string formatAxisTime(double us, double stepUs);
+
 }  // namespace attnscope

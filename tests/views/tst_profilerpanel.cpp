@@ -1,8 +1,11 @@
 // ProfilerPanel: a CPU run on a small synthetic shape fills the table, the chart and the
-// timeline from a worker thread, and the panel labels the results CPU.
+// timeline from a worker thread, and the panel labels the results CPU (no GPU-only fields, linear
+// attention's rel error explained rather than given); a failed or cancelled run leaves no old
+// results behind.
 #include <QtTest>
 
 #include <QLabel>
+#include <QPushButton>
 #include <QTableWidget>
 #include <QThread>
 
@@ -12,6 +15,14 @@
 #include "profilerpanel.h"
 
 using namespace attnscope;
+
+namespace {
+int columnOf(const QTableWidget& table, const QString& header) {
+    for (int c = 0; c < table.columnCount(); ++c)
+        if (table.horizontalHeaderItem(c) && table.horizontalHeaderItem(c)->text() == header) return c;
+    return -1;
+}
+}  // namespace
 
 class TestProfilerPanel : public QObject {
     Q_OBJECT
@@ -37,6 +48,15 @@ private slots:
         QCOMPARE(table->rowCount(), 3);
         QCOMPARE(table->item(0, 1)->text(), QString("CPU"));
         QVERIFY(table->item(0, 0)->text().contains("dense"));
+        const int relError = columnOf(*table, "rel error"), kernels = columnOf(*table, "kernels / error");
+        QVERIFY(relError >= 0 && kernels >= 0);
+        for (int row = 0; row < table->rowCount(); ++row) {
+            QVERIFY2(!table->item(row, kernels)->text().contains("regs"), qPrintable(table->item(row, kernels)->text()));
+            if (table->item(row, 0)->text() == "linear") {
+                QCOMPARE(table->item(row, relError)->text(), QString("n/a"));
+                QVERIFY(table->item(row, relError)->toolTip().contains("different function"));
+            }
+        }
         auto* timeline = panel.findChild<KernelTimelineCanvas*>();
         QVERIFY(timeline);
         QCOMPARE(timeline->trackCount(), 3);
@@ -46,6 +66,43 @@ private slots:
         const double x = KernelTimelineCanvas::kLabelWidth + timeline->viewport().timeToX(rec[0].startUs + rec[0].durationUs / 2);
         const QString details = timeline->detailsAt(QPointF(x, KernelTimelineCanvas::kAxisHeight + 5));
         QVERIFY2(details.contains("cpu::") || details.contains("folded"), qPrintable(details));
+        QVERIFY2(!details.contains("registers") && !details.contains("grid"), qPrintable(details));  // GPU-only
+    }
+
+    void failedOrCancelledRunLeavesNoOldResults() {
+        ProfilerPanel panel;
+        panel.setSyntheticShape(1, 1, 128, 16);
+        panel.setVariants({"causal"});
+        panel.setBackendChoice(BackendChoice::Cpu);
+        panel.setMaxSamples(2);
+        QSignalSpy finished(&panel, &ProfilerPanel::profileFinished);
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        auto* table = panel.findChild<QTableWidget*>();
+        auto* timeline = panel.findChild<KernelTimelineCanvas*>();
+        auto shown = [&] {
+            bool exportable = false;
+            for (auto* b : panel.findChildren<QPushButton*>())
+                exportable |= b->text().startsWith("Export") && b->isEnabled();
+            return panel.report().has_value() || table->rowCount() > 0 || timeline->trackCount() > 0 || exportable;
+        };
+        QVERIFY(shown());
+        // A run that fails.
+        QSignalSpy failed(&panel, &ProfilerPanel::profilingFailed);
+        panel.setVariants({"causal", "nonsense"});
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
+        QVERIFY(!shown());
+        // A good run again, then one cancelled at once.
+        panel.setVariants({"causal"});
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 60000);
+        QVERIFY(shown());
+        panel.run();
+        panel.cancel();
+        QTRY_VERIFY_WITH_TIMEOUT(!panel.isRunning(), 60000);
+        QCOMPARE(finished.count(), 2);
+        QVERIFY(!shown());
     }
 
     // With a runner set (the main window's: ComputeService's GPU worker), runs go through it

@@ -74,6 +74,24 @@ private slots:
         QVERIFY(std::abs(v.xToTime(321) - t) < 1e-9);  // the time under the cursor stays put
     }
 
+    void axisLabelsShareOneUnit_data() {
+        QTest::addColumn<double>("spanUs");
+        QTest::addColumn<QStringList>("labels");  // the first ticks from 0
+        QTest::newRow("2 s of CPU samples") << 2.0e6 << QStringList{"0.0 s", "0.5 s", "1.0 s"};
+        QTest::newRow("4 ms") << 4000.0 << QStringList{"0.0 ms", "0.5 ms", "1.0 ms"};
+        QTest::newRow("80 µs") << 80.0 << QStringList{"0 µs", "10 µs", "20 µs"};
+        QTest::newRow("900 µs") << 900.0 << QStringList{"0.0 ms", "0.2 ms", "0.4 ms"};
+        QTest::newRow("sub-µs") << 0.04 << QStringList{"0 ns", "5 ns", "10 ns"};
+    }
+    void axisLabelsShareOneUnit() {
+        QFETCH(double, spanUs);
+        QFETCH(QStringList, labels);
+        constexpr int kTicks = 8;
+        const double step = timeAxisStep(spanUs, kTicks);
+        for (int i = 0; i < labels.size(); ++i)
+            QCOMPARE(QString::fromStdString(formatAxisTime(i * step, step)), labels[i]);
+    }
+
     void tracksPerVariantAndStream() {
         const std::vector<KernelRecord> r = {rec(0, 7, 0, 1), rec(1, 7, 2, 1), rec(1, 9, 2, 0.5), rec(0, 7, 5, 1)};
         const TimelineTracks t = timelineTracks(r, {"causal", "linear"});
