@@ -149,31 +149,47 @@ Status truncatedWhileOpen(const std::string& path) {
     return Status(ErrorCode::IoError, path + ": the file was truncated while it was being read; reopen it");
 }
 
+/// A file that is no trace at all (a PNG, a text file, a model's weights) says so first, then why.
+Status notATrace(const std::string& path, const std::string& why) {
+    return Status(ErrorCode::Format, path + ": not an attnscope trace (.attn.safetensors): " + why);
+}
+
 /// Reads the header length and the header JSON; fills the data section of `impl`.
 Result<Json> readHeader(Trace::Impl& impl) {
     using namespace traceformat;
     const std::string& where = impl.path;
     const uint64_t size = impl.file.size();
     if (size < kHeaderLengthBytes)
-        return Status(ErrorCode::Format, where + ": file is truncated: " + std::to_string(size) +
-                                             " bytes, but a trace starts with an 8-byte header length");
+        return notATrace(where, "the file is truncated: " + std::to_string(size) +
+                                    " bytes, but a trace starts with an 8-byte header length");
     // Copied out of the mapping under the guard: the file may be truncated while it opens.
     std::byte lengthBytes[kHeaderLengthBytes];
-    if (!detail::guarded([&] { std::memcpy(lengthBytes, impl.file.data(), kHeaderLengthBytes); }))
+    std::byte firstHeaderByte{0};
+    if (!detail::guarded([&] {
+            std::memcpy(lengthBytes, impl.file.data(), kHeaderLengthBytes);
+            if (size > kHeaderLengthBytes) firstHeaderByte = impl.file.data()[kHeaderLengthBytes];
+        }))
         return truncatedWhileOpen(where);
     uint64_t headerLength = 0;
     for (uint64_t i = 0; i < kHeaderLengthBytes; ++i)  // little-endian, independent of the host
         headerLength |= uint64_t(std::to_integer<uint8_t>(lengthBytes[i])) << (8 * i);
-    if (headerLength > size - kHeaderLengthBytes)
-        return Status(ErrorCode::Format, where + ": header length " + std::to_string(headerLength) +
-                                             " runs past the end of the file (" + std::to_string(size) +
-                                             " bytes): the file is truncated or not a safetensors file");
+    // A safetensors header is a JSON object: a file whose header does not open with '{' is some
+    // other kind of file, not a damaged trace.
+    const bool looksLikeSafetensors = std::to_integer<char>(firstHeaderByte) == '{' && headerLength <= kMaxHeaderBytes;
+    if (headerLength > size - kHeaderLengthBytes) {
+        const std::string detail = "header length " + std::to_string(headerLength) + " runs past the end of the file (" +
+                                   std::to_string(size) + " bytes)";
+        if (!looksLikeSafetensors) return notATrace(where, "not a safetensors file: its " + detail);
+        return Status(ErrorCode::Format, where + ": " + detail + ": the file is truncated");
+    }
     if (headerLength > kMaxHeaderBytes)
-        return Status(ErrorCode::Format, where + ": header length " + std::to_string(headerLength) +
-                                             " exceeds the limit of " + std::to_string(kMaxHeaderBytes) + " bytes");
+        return notATrace(where, "header length " + std::to_string(headerLength) + " exceeds the limit of " +
+                                    std::to_string(kMaxHeaderBytes) + " bytes");
     std::string text(headerLength, '\0');
     if (!detail::guarded([&] { std::memcpy(text.data(), impl.file.data() + kHeaderLengthBytes, headerLength); }))
         return truncatedWhileOpen(where);
+    if (!looksLikeSafetensors)
+        return notATrace(where, "not a safetensors file: the header after the 8-byte length is not a JSON object");
     auto header = Json::parse(text, where + ": header");
     if (!header) return header.status();
     if (!header->isObject()) return Status(ErrorCode::Format, where + ": header must be a JSON object");
@@ -189,8 +205,8 @@ Status openInto(Trace::Impl& impl, const OpenOptions& options, const ProgressFn&
 
     const Json* meta = header->find(traceformat::kMetadataKey);
     if (!meta)
-        return Status(ErrorCode::Format, impl.path + ": header has no __metadata__ (expected format \"" +
-                                             traceformat::kFormat + "\"): not an attnscope trace");
+        return notATrace(impl.path, "a safetensors file without __metadata__ (model weights?); a trace's header has "
+                                    "__metadata__ with format \"" + std::string(traceformat::kFormat) + "\"");
     auto parsed = parseTraceMetadata(*meta, impl.path, impl.warnings);
     if (!parsed) return parsed.status();
     impl.meta = std::move(*parsed);

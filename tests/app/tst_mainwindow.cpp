@@ -199,7 +199,9 @@ void TestMainWindow::badTraceKeepsRunning()
     QSignalSpy errors(&w, &MainWindow::errorShown);
     w.openTrace(bad);
     QTRY_COMPARE_WITH_TIMEOUT(errors.count(), 1, kTimeoutMs);
-    QVERIFY2(w.lastError().contains(QStringLiteral("bad.attn.safetensors")), qPrintable(w.lastError()));
+    // It says first what the file is not, then the detail.
+    QVERIFY2(w.lastError().contains(QStringLiteral("bad.attn.safetensors: not an attnscope trace (.attn.safetensors)")),
+             qPrintable(w.lastError()));
     // The status bar says it too, in the room left of the permanent widgets (elided, whole on hover).
     const QString shown = w.statusBar()->currentMessage();
     QVERIFY(shown.startsWith(QStringLiteral("Could not open")));

@@ -4,6 +4,7 @@
 #include <QtTest>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <sys/stat.h>
@@ -113,7 +114,25 @@ const std::vector<Case>& cases() {
         {"invalid JSON", [] { return joinImage("{\"__metadata__\": {\"format\": ", Bytes(64)); }, ErrorCode::Format,
          {": header: invalid JSON at byte 28", "expected a value"}},
         {"header not an object", [] { return joinImage("[1,2]", {}); }, ErrorCode::Format,
-         {"header must be a JSON object"}},
+         {": not an attnscope trace (.attn.safetensors): not a safetensors file", "not a JSON object"}},
+        // Other kinds of file say first that they are no trace, then why (issue 19).
+        {"a text file",
+         [] {
+             const std::string text = "this is not a safetensors file";
+             Bytes b(text.size());
+             std::memcpy(b.data(), text.data(), text.size());
+             return b;
+         },
+         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): not a safetensors file", "runs past the end"}},
+        {"a PNG image",
+         [] {
+             const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                          0,    0,   0,   1,   0,    0,    0,   1,   8, 2, 0, 0,  0};
+             Bytes b(sizeof png);
+             std::memcpy(b.data(), png, sizeof png);
+             return b;
+         },
+         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): not a safetensors file"}},
         {"invalid UTF-8 in a token",  // the bytes FF FE inside a token string of __metadata__
          [] {
              FileImage img = splitImage(baseImage());
@@ -129,7 +148,7 @@ const std::vector<Case>& cases() {
                  o.erase(o.begin());  // __metadata__ is the first member
              });
          },
-         ErrorCode::Format, {"no __metadata__", "not an attnscope trace"}},
+         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): a safetensors file without __metadata__"}},
         {"wrong format string", [] { return withMeta("format", "safetensors.model"); }, ErrorCode::Format,
          {"__metadata__.format", "'safetensors.model'", "expected 'attnscope.trace'"}},
         {"unsupported version", [] { return withMeta("version", "2"); }, ErrorCode::Unsupported,
