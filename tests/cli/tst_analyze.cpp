@@ -134,13 +134,13 @@ void TestAnalyze::traceTruncatedWhileAnalysing() {
     const QString trace = m_dir.filePath(QStringLiteral("truncate.attn.safetensors"));
     SynthOptions o;
     o.tokens = 4096;
-    o.layers = 6;
+    o.layers = 8;
     QVERIFY(writeSyntheticTrace(trace.toStdString(), o).ok());
     const auto size = std::filesystem::file_size(trace.toStdString());
     QProcess p;
     p.start(QStringLiteral(ATTNSCOPE_CLI), {"analyze", trace, "--cpu", "--no-progress"});
     QVERIFY(p.waitForStarted());
-    QVERIFY(!p.waitForFinished(700));  // still analysing the first layers
+    if (p.waitForFinished(700)) QSKIP("the analysis finished before the trace could be truncated (a fast machine)");
     std::filesystem::resize_file(trace.toStdString(), size / 3);
     QVERIFY(p.waitForFinished(300000));
     QCOMPARE(p.exitStatus(), QProcess::NormalExit);  // not killed by SIGBUS
