@@ -19,10 +19,6 @@ namespace {
 /// Niceness of compute threads: below the GUI thread, so on a loaded machine the event loop is
 /// scheduled first. The engine's own fork-join threads, created from these, inherit it.
 constexpr int kWorkerNice = 5;
-/// Niceness of background work: far enough below interactive jobs that, competing for the same
-/// cores, they get almost all of the time (Linux weights nice 5 : 15 about 9 : 1).
-constexpr int kBackgroundNice = 15;
-
 void lowerCurrentThreadPriority(int nice)
 {
 #ifdef __linux__
@@ -154,7 +150,9 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
     case Lane::Background:
         if (!heldGpu) {
             m_backgroundPool->start([job = std::move(p->gpuJob), token, deliver] {
-                lowerCurrentThreadPriority(kBackgroundNice);
+                // Its fork-join work yields to interactive work between items (core's parallelFor),
+                // so it needs no lower priority, which would starve it on a busy machine.
+                lowerCurrentThreadPriority(kWorkerNice);
                 setBackgroundParallelism(true);
                 deliver(job(nullptr, token));
             });

@@ -59,8 +59,8 @@ public:
     /// Queues `job` on the GPU worker under `tag`; returns its id.
     quint64 submitGpu(const QString& tag, GpuJob job, WhileGpuBusy whileBusy = WhileGpuBusy::Wait);
     /// Queues long background work under `tag`: on the GPU worker when a GPU is present, else on
-    /// a background thread that runs below every interactive job's priority, with a fork-join
-    /// pool of its own (setBackgroundParallelism). Interactive jobs never wait for it.
+    /// a background thread with a fork-join pool of its own that holds back while interactive
+    /// fork-join work runs (setBackgroundParallelism). Interactive jobs never wait for it.
     quint64 submitBackground(const QString& tag, GpuJob job);
     /// Cancels and forgets every job whose tag starts with `prefix` (e.g. when a trace closes).
     void cancelAll(const QString& prefix = {});

@@ -23,9 +23,39 @@ thread_local bool t_insideJob = false;
 /// The calling thread's parallelFor calls use the background pool (setBackgroundParallelism).
 thread_local bool t_background = false;
 
+/// Interactive work (shared-pool jobs) running or waiting to run: background workers hold back
+/// between items while there is any, so interactive work gets the cores first.
+class InteractiveGate {
+public:
+    void enter() { m_jobs.fetch_add(1, std::memory_order_relaxed); }
+    void leave() {
+        if (m_jobs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard lock(m_mutex);  // pairs with the waiter's check under the lock
+            m_idle.notify_all();
+        }
+    }
+    void waitUntilIdle() {
+        if (m_jobs.load(std::memory_order_acquire) == 0) return;
+        std::unique_lock lock(m_mutex);
+        m_idle.wait(lock, [this] { return m_jobs.load(std::memory_order_acquire) == 0; });
+    }
+
+private:
+    std::atomic<int> m_jobs{0};
+    std::mutex m_mutex;
+    std::condition_variable m_idle;
+};
+
+InteractiveGate& interactiveGate() {
+    static InteractiveGate gate;
+    return gate;
+}
+
 class Pool {
 public:
-    explicit Pool(int workers) : m_workers(workers) {
+    enum class Kind { Interactive, Background };
+
+    Pool(int workers, Kind kind) : m_workers(workers), m_kind(kind) {
         for (int w = 1; w < workers; ++w) m_threads.emplace_back([this, w] { threadMain(w); });
     }
     ~Pool() {
@@ -40,6 +70,13 @@ public:
     int workers() const { return m_workers; }
 
     void run(int64_t n, const std::function<void(int64_t, int)>& fn, int used) {
+        if (m_kind == Kind::Interactive) interactiveGate().enter();
+        struct Leave {
+            Kind kind;
+            ~Leave() {
+                if (kind == Kind::Interactive) interactiveGate().leave();
+            }
+        } leave{m_kind};
         std::lock_guard submit(m_submitMutex);  // one job at a time; other callers wait their turn
         {
             std::lock_guard lock(m_mutex);
@@ -62,6 +99,7 @@ public:
 private:
     void drain(int worker) {
         for (;;) {
+            if (m_kind == Kind::Background) interactiveGate().waitUntilIdle();
             const int64_t i = m_next.fetch_add(1, std::memory_order_relaxed);
             if (i >= m_n) break;
             (*m_fn)(i, worker);
@@ -89,6 +127,7 @@ private:
     }
 
     const int m_workers;
+    const Kind m_kind;
     std::vector<std::thread> m_threads;
     std::mutex m_submitMutex;
     std::mutex m_mutex;
@@ -103,13 +142,13 @@ private:
 };
 
 Pool& pool() {
-    static Pool p(workerCount());
+    static Pool p(workerCount(), Pool::Kind::Interactive);
     return p;
 }
 
 /// Created on the first background caller's thread, so its helpers inherit that thread's priority.
 Pool& backgroundPool() {
-    static Pool p(workerCount());
+    static Pool p(workerCount(), Pool::Kind::Background);
     return p;
 }
 

@@ -24,6 +24,7 @@ private slots:
     void everyItemOnce();
     void nestedRunsInline();
     void backgroundDoesNotHoldTheSharedPool();
+    void backgroundYieldsToInteractive();
 };
 
 void TestParallel::everyItemOnce()
@@ -78,6 +79,42 @@ void TestParallel::backgroundDoesNotHoldTheSharedPool()
         interactiveDone = n == kItems;
     });
     QTRY_VERIFY_WITH_TIMEOUT(interactiveDone.load(), kTimeoutMs);
+}
+
+void TestParallel::backgroundYieldsToInteractive()
+{
+    if (workerCount() < 2)
+        QSKIP("one worker: every parallelFor runs inline, no pool is shared");
+    std::binary_semaphore release(0);
+    std::atomic<bool> interactiveHolding{false};
+    std::atomic<int64_t> backgroundItems{0};
+    constexpr int64_t kBackgroundItems = 200000;
+    // An interactive job (a map tile) in the middle of its fork-join loop.
+    std::thread interactive([&] {
+        parallelFor(2, [&](int64_t i, int) {
+            if (i == 0) {
+                interactiveHolding = true;
+                release.acquire();
+            }
+        });
+    });
+    std::optional<std::thread> background;
+    auto finish = qScopeGuard([&] {
+        release.release();
+        interactive.join();
+        if (background)
+            background->join();
+    });
+    QTRY_VERIFY_WITH_TIMEOUT(interactiveHolding.load(), kTimeoutMs);
+    background.emplace([&] {
+        setBackgroundParallelism(true);
+        parallelFor(kBackgroundItems, [&](int64_t, int) { ++backgroundItems; });
+    });
+    // The analysis waits while the tile computes: at most the item each worker had taken.
+    QTest::qWait(200);
+    QVERIFY2(backgroundItems.load() <= workerCount(), qPrintable(QString::number(backgroundItems.load())));
+    release.release();
+    QTRY_COMPARE_WITH_TIMEOUT(backgroundItems.load(), kBackgroundItems, kTimeoutMs);
 }
 
 QTEST_GUILESS_MAIN(TestParallel)

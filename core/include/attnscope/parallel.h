@@ -11,7 +11,8 @@ void parallelFor(int64_t n, const std::function<void(int64_t i, int worker)>& fn
 
 /// Marks the calling thread's parallelFor calls as background work (or not, again): they run on
 /// a pool of their own, whose threads start from the first background caller (on Linux they then
-/// inherit that thread's lower scheduling priority). One parallelFor at a time runs per pool, so
+/// inherit that thread's scheduling priority), and hold back between items while any interactive
+/// parallelFor (the shared pool's) runs or waits. One parallelFor at a time runs per pool, so
 /// without this a long analysis would hold the shared pool and every map request would wait.
 ///   setBackgroundParallelism(true);  auto model = analyzeTrace(trace);  // on a worker thread
 void setBackgroundParallelism(bool background);
