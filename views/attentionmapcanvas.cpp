@@ -458,7 +458,12 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*)
     }
     p.save();
     p.setClipRect(plot);
-    p.fillRect(plot, palette().color(QPalette::Window));
+    // The sequence's extent in the shade maps have not covered yet; around it the page colour, so
+    // a square map in a wide canvas has no grey margins.
+    const QRectF sequence(QPointF(m_view.keyToX(0), m_view.queryToY(0)),
+                          QPointF(m_view.keyToX(double(m_session->trace()->tokens())),
+                                  m_view.queryToY(double(m_session->trace()->tokens()))));
+    p.fillRect(sequence.translated(plot.topLeft()).intersected(plot), palette().color(QPalette::Window));
     if (m_overview)
         drawLayer(p, *m_overview);
     if (m_detail)
@@ -487,10 +492,23 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*)
         state = tr("refining…");
     else
         state = (m_detail ? m_detail : m_overview)->result.backend;
+    const auto [shownTitle, shownState] = fitHeader(title, state, QFontMetricsF(p.font()), plot.width());
     p.setPen(palette().color(QPalette::Text));
-    p.drawText(QRectF(kLeftMargin, 0, plot.width(), kTopMargin), Qt::AlignVCenter | Qt::AlignLeft, title);
+    p.drawText(QRectF(kLeftMargin, 0, plot.width(), kTopMargin), Qt::AlignVCenter | Qt::AlignLeft, shownTitle);
     p.setPen(m_error.isEmpty() ? palette().color(QPalette::PlaceholderText) : QColor(Qt::red));
-    p.drawText(QRectF(kLeftMargin, 0, plot.width(), kTopMargin), Qt::AlignVCenter | Qt::AlignRight, state);
+    p.drawText(QRectF(kLeftMargin, 0, plot.width(), kTopMargin), Qt::AlignVCenter | Qt::AlignRight, shownState);
+}
+
+std::pair<QString, QString> AttentionMapCanvas::fitHeader(const QString& title, const QString& state,
+                                                          const QFontMetricsF& fm, double width)
+{
+    // The state gets what it needs up to a share of the line; the title takes the rest.
+    constexpr double kMaxStateShare = 0.45;
+    const double room = std::max(0.0, width - kHeaderGap);
+    const double stateWidth = std::min(fm.horizontalAdvance(state), room * kMaxStateShare);
+    const QString shownState = fm.elidedText(state, Qt::ElideRight, stateWidth);
+    const double titleWidth = room - fm.horizontalAdvance(shownState);
+    return {fm.elidedText(title, Qt::ElideRight, std::max(0.0, titleWidth)), shownState};
 }
 
 void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const

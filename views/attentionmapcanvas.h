@@ -3,6 +3,7 @@
 // token labels. Wheel zooms about the cursor, drag pans; each view change asks the ComputeService
 // for the visible rectangle at screen resolution while the coarser overview stays on screen.
 #include <QElapsedTimer>
+#include <QFontMetricsF>
 #include <QImage>
 #include <QTimer>
 #include <QWidget>
@@ -48,6 +49,13 @@ public:
     HeatmapFigure figure() const;
 
     QSize sizeHint() const override { return {640, 560}; }
+
+    /// The title (left) and state (right) of the header line, elided so that together they fit
+    /// `width` with a gap between them: narrow comparison canvases drew one over the other.
+    static std::pair<QString, QString> fitHeader(const QString& title, const QString& state, const QFontMetricsF& fm,
+                                                 double width);
+    /// Minimum pixels between the header's title and state.
+    static constexpr double kHeaderGap = 12;
 
 signals:
     void viewportChanged(const attnscope::MapViewport& view);

@@ -3,8 +3,14 @@
 #include <QPainter>
 
 #include "figure.h"
+#include "figurepainter.h"
 
 namespace attnscope {
+
+namespace {
+constexpr double kMinScreenTextPx = 10;  ///< the figure's smallest text (tick labels) on screen
+constexpr double kMaxScale = 2.0;        ///< beyond this large widgets get more room, not bigger text
+}  // namespace
 
 FigureWidget::FigureWidget(QWidget* parent) : QWidget(parent)
 {
@@ -35,7 +41,19 @@ void FigureWidget::paintEvent(QPaintEvent*)
     }
     // The renderer draws dark ink on paper, like the exported figure, in light and dark themes.
     p.fillRect(rect(), Qt::white);
-    renderFigure(p, QRectF(rect()), *m_figure);
+    const double s = scale();
+    p.scale(s, s);
+    renderFigure(p, QRectF(QPointF(0, 0), QSizeF(size()) / s), *m_figure);
+}
+
+double FigureWidget::scale() const
+{
+    const double readable = kMinScreenTextPx / fig::kTickSize;
+    if (!m_figure)
+        return readable;
+    const QSizeF page = preferredFigureSize(*m_figure);
+    const double fit = std::min(width() / page.width(), height() / page.height());
+    return std::clamp(fit, readable, std::max(readable, kMaxScale));
 }
 
 }  // namespace attnscope

@@ -28,7 +28,10 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     connect(run, &QPushButton::clicked, analysis, &AnalysisRunner::run);
     m_table = createHeadTable(session, this);
     m_table->setColumnCount(6);
-    m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("First-token sink"), tr("Hidden sinks"), tr("Role")});
+    m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("Sink"), tr("Hidden sinks"), tr("Role")});
+    m_table->horizontalHeaderItem(2)->setToolTip(tr("First-token sink score: mean attention to key 0"));
+    m_table->horizontalHeaderItem(3)->setToolTip(tr("First-token sink: α₀ above the threshold"));
+    m_table->horizontalHeaderItem(4)->setToolTip(tr("Keys after the first with sink score α above the threshold: key (α)"));
     m_alpha = new FigureWidget(this);
     m_rate = new FigureWidget(this);
     QSplitter* split = tableBesidePlots(m_table, m_alpha, m_rate, this);
@@ -65,10 +68,12 @@ void SinksPanel::refreshTable()
     for (int r = 0; r < int(model->heads.size()); ++r) {
         const HeadAnalysis& h = model->heads[size_t(r)];
         hidden += h.sinks.hiddenSinks.empty() ? 0 : 1;
-        QStringList keys;
+        QStringList keys, withTokens;  // short in the cell, with the tokens on hover
         for (size_t i = 0; i < h.sinks.hiddenSinks.size() && i < kMaxListedSinks; ++i) {
             const int64_t k = h.sinks.hiddenSinks[i];
-            keys << QStringLiteral("%1 “%2” (%3)").arg(k).arg(tokens.value(int(k)).trimmed()).arg(double(h.sinks.alpha[size_t(k)]), 0, 'f', 2);
+            const QString alpha = QString::number(double(h.sinks.alpha[size_t(k)]), 'f', 2);
+            keys << QStringLiteral("%1 (%2)").arg(k).arg(alpha);
+            withTokens << QStringLiteral("%1 “%2” (α %3)").arg(k).arg(tokens.value(int(k)).trimmed(), alpha);
         }
         if (h.sinks.hiddenSinks.size() > kMaxListedSinks)
             keys << QStringLiteral("…");
@@ -77,10 +82,13 @@ void SinksPanel::refreshTable()
         alpha->setData(Qt::DisplayRole, QString::number(h.sinks.alpha0, 'f', 3).toDouble());
         m_table->setItem(r, 2, alpha);
         m_table->setItem(r, 3, new QTableWidgetItem(h.sinks.firstTokenSink ? tr("yes") : tr("no")));
-        m_table->setItem(r, 4, new QTableWidgetItem(keys.join(QStringLiteral(", "))));
+        auto* hiddenItem = new QTableWidgetItem(keys.join(QStringLiteral(", ")));
+        hiddenItem->setToolTip(withTokens.join(QLatin1Char('\n')));
+        m_table->setItem(r, 4, hiddenItem);
         m_table->setItem(r, 5, new QTableWidgetItem(QString::fromStdString(h.role.label)));
     }
     m_table->setSortingEnabled(true);
+    showAllColumns(m_table);
     m_summary->setText(tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
                            .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
                            .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
@@ -96,6 +104,12 @@ void SinksPanel::refreshPlots()
                                                             model->options.head.sinks))
                          : std::nullopt);
     m_rate->setFigure(model ? std::optional<Figure>(sinkRateFigure(*model)) : std::nullopt);
+}
+
+void SinksPanel::showEvent(QShowEvent* e)
+{
+    QWidget::showEvent(e);
+    showAllColumns(m_table);  // the splitter has its real width only once shown
 }
 
 std::optional<Figure> SinksPanel::currentFigure() const

@@ -51,7 +51,8 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     bar->addWidget(m_block);
     bar->addWidget(m_overlay);
     bar->addWidget(m_summary, 1);
-    QSplitter* split = tableBesidePlots(m_table, m_density, m_recall, this);
+    // A column per candidate mask: too wide to share the width with the plots.
+    QSplitter* split = tableAbovePlots(m_table, m_density, m_recall, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(bar);
     layout->addWidget(split, 1);
@@ -104,10 +105,18 @@ void SparsityPanel::refreshTable()
     const ViewOptions& o = m_session->options();
     QStringList headers = {tr("Layer"), tr("Head"), tr("Density"), tr("Recall")};
     const auto& masks = model->heads.front().masks;
-    for (const CandidateMaskResult& m : masks)
-        headers << tr("%1 recall / err").arg(QString::fromStdString(m.name));
+    // Two short lines per mask ("window", "recall / err"); its parameters on hover.
+    for (const CandidateMaskResult& m : masks) {
+        const QString name = QString::fromStdString(m.name);
+        headers << tr("%1\nrecall / err").arg(name.section(QStringLiteral(" ("), 0, 0));
+    }
     m_table->setColumnCount(int(headers.size()));
     m_table->setHorizontalHeaderLabels(headers);
+    m_table->horizontalHeaderItem(2)->setToolTip(tr("Kept / allowed blocks to keep γ of each block-row's mass"));
+    m_table->horizontalHeaderItem(3)->setToolTip(tr("Attention mass inside the kept blocks"));
+    for (int m = 0; m < int(masks.size()); ++m)
+        m_table->horizontalHeaderItem(kFixedColumns + m)
+            ->setToolTip(tr("%1: attention mass it keeps (recall) / output error").arg(QString::fromStdString(masks[size_t(m)].name)));
     m_table->setRowCount(int(model->heads.size()));
     double densitySum = 0;
     for (int r = 0; r < int(model->heads.size()); ++r) {
@@ -123,6 +132,7 @@ void SparsityPanel::refreshTable()
                                                                            .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
     }
     m_table->setSortingEnabled(true);
+    showAllColumns(m_table);
     m_summary->setText(tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
                            .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1).arg(o.blockSize).arg(o.gamma));
     refreshPlots();
@@ -134,6 +144,12 @@ void SparsityPanel::refreshPlots()
     const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
     m_density->setFigure(h ? std::optional<Figure>(headDensityFigure(*h)) : std::nullopt);
     m_recall->setFigure(model ? std::optional<Figure>(maskRecallFigure(*model)) : std::nullopt);
+}
+
+void SparsityPanel::showEvent(QShowEvent* e)
+{
+    QWidget::showEvent(e);
+    showAllColumns(m_table);  // the splitter has its real width only once shown
 }
 
 std::optional<Figure> SparsityPanel::currentFigure() const

@@ -1,5 +1,6 @@
 // AttentionMapCanvas (offscreen): what is on screen after zooming in and back out is the overview
-// alone, in the overview's colour range; the detail of the deeper zoom does not stay behind.
+// alone, in the overview's colour range; the detail of the deeper zoom does not stay behind. The
+// header's title and state fit side by side at any width.
 #include <QtTest>
 
 #include <QTemporaryDir>
@@ -25,6 +26,8 @@ class TestAttentionMapCanvas : public QObject {
 private slots:
     void initTestCase();
     void zoomOutLeavesNoStaleDetail();
+    void headerFits_data();
+    void headerFits();
 
 private:
     QTemporaryDir m_dir;
@@ -72,6 +75,34 @@ void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail()
     canvas.fitAll();  // what Ctrl+0 shows: the overview alone
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     QCOMPARE(zoomedOut, canvas.grab().toImage());
+}
+
+void TestAttentionMapCanvas::headerFits_data()
+{
+    QTest::addColumn<double>("width");
+    QTest::addColumn<QString>("state");
+    const QString title = QStringLiteral("L4 H0  ·  mean pooling  ·  log  ·  2 sink keys excluded  ·  window 4096");
+    for (double w : {120.0, 300.0, 420.0, 900.0, 2000.0}) {
+        QTest::addRow("%d px, backend", int(w)) << w << QStringLiteral("CPU");
+        QTest::addRow("%d px, preview", int(w)) << w << QStringLiteral("preview (sampled rows), exact map computing…");
+    }
+}
+
+void TestAttentionMapCanvas::headerFits()
+{
+    QFETCH(double, width);
+    QFETCH(QString, state);
+    const QString title = QStringLiteral("L4 H0  ·  mean pooling  ·  log  ·  2 sink keys excluded  ·  window 4096");
+    const QFontMetricsF fm(QApplication::font());
+    const auto [shownTitle, shownState] = AttentionMapCanvas::fitHeader(title, state, fm, width);
+    QVERIFY2(fm.horizontalAdvance(shownTitle) + AttentionMapCanvas::kHeaderGap + fm.horizontalAdvance(shownState) <= width,
+             qPrintable(shownTitle + QStringLiteral(" | ") + shownState));
+    if (fm.horizontalAdvance(title + state) + AttentionMapCanvas::kHeaderGap <= width) {  // room for both: unchanged
+        QCOMPARE(shownTitle, title);
+        QCOMPARE(shownState, state);
+    }
+    if (state.size() < 4 && width >= 300)
+        QCOMPARE(shownState, state);  // a short state is never cut where there is room for it
 }
 
 QTEST_MAIN(TestAttentionMapCanvas)
