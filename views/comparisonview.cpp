@@ -51,6 +51,10 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
 
     connect(session, &TraceSession::comparedChanged, this, &ComparisonView::rebuild);
     connect(session, &TraceSession::traceClosed, this, &ComparisonView::rebuild);
+    connect(session, &TraceSession::currentChanged, this, [this] {
+        if (shownHeads() != m_shown)  // the current head is one of those shown
+            rebuild();
+    });
     auto similarity = [this] {
         const auto& model = m_session->analysis();
         const HeadSimilarity* s = nullptr;
@@ -66,13 +70,34 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
         if (tag != kJsTag)
             return;
         m_js = v.canConvert<double>() && !v.canConvert<JobError>() ? v.toDouble() : -1;
-        const auto& c = m_session->compared();
+        const QList<HeadId>& c = m_shown;
         if (m_js >= 0 && c.size() >= 2)
             m_distance->setText(tr("JS distance L%1H%2 ↔ L%3H%4 = %5")
                                     .arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head).arg(m_js, 0, 'f', 3));
         else if (v.canConvert<JobError>())
             m_distance->setText(tr("JS distance failed: %1").arg(v.value<JobError>().message));
     });
+}
+
+QList<HeadId> ComparisonView::shownHeads() const
+{
+    QList<HeadId> heads = m_session->compared();
+    if (heads.size() >= 2 || !m_session->isOpen())
+        return heads;
+    const HeadId current = m_session->current();
+    if (heads.isEmpty() || heads.front() == current) {
+        // The current head and the next one of its layer (or of the next layer).
+        const Trace& t = *m_session->trace();
+        HeadId next{current.layer, current.head + 1};
+        if (next.head >= t.config(current.layer).heads)
+            next = {(current.layer + 1) % t.numLayers(), 0};
+        heads = {current};
+        if (!(next == current))
+            heads.append(next);
+    } else {
+        heads.append(current);
+    }
+    return heads;
 }
 
 void ComparisonView::rebuild()
@@ -83,9 +108,10 @@ void ComparisonView::rebuild()
     m_js = -1;
     m_distance->clear();
     m_difference->setFigure(std::nullopt);
+    m_shown = shownHeads();
     if (!m_session->isOpen())
         return;
-    for (const HeadId& h : m_session->compared()) {
+    for (const HeadId& h : m_shown) {
         auto* canvas = new AttentionMapCanvas(m_session, this);
         canvas->setFollowCurrent(false);
         canvas->setHead(h);
@@ -99,7 +125,13 @@ void ComparisonView::rebuild()
                     other->setViewport(v);
         });
     }
-    m_hint->setVisible(m_canvases.size() < 2);
+    const bool picked = m_session->compared().size() >= 2;
+    m_hint->setText(picked || m_shown.size() < 2
+                        ? tr("Shift-click heads in the head grid to compare up to four of them.")
+                        : tr("L%1 H%2 beside L%3 H%4 for now: shift-click heads in the head grid to compare others "
+                             "(up to four).")
+                              .arg(m_shown[0].layer).arg(m_shown[0].head).arg(m_shown[1].layer).arg(m_shown[1].head));
+    m_hint->setVisible(!picked);
     requestDistance();
 }
 
@@ -128,7 +160,7 @@ void ComparisonView::updateDifference()
     auto& out = maxPooling ? diff.max : diff.mean;
     for (size_t i = 0; i < out.size() && i < vb.size(); ++i)
         out[i] = std::abs(va[i] - vb[i]);
-    const auto& c = m_session->compared();
+    const QList<HeadId>& c = m_shown;
     HeatmapFigure f = mapFigure(diff, traceTokens(m_session->trace()->metadata()), maxPooling,
                                 tr("|L%1H%2 − L%3H%4|").arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head));
     f.colormap = QStringLiteral("magma");
@@ -138,7 +170,7 @@ void ComparisonView::updateDifference()
 
 void ComparisonView::requestDistance()
 {
-    const auto& c = m_session->compared();
+    const QList<HeadId>& c = m_shown;
     if (c.size() < 2)
         return;
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too

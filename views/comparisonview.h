@@ -1,12 +1,14 @@
 #pragma once
 // Head comparison: 2–4 heads side by side with linked zoom and pan, the difference map of the
 // first two with their Jensen–Shannon distance, and the head-similarity matrix of the current
-// layer in clustering order.
+// layer in clustering order. Until the user picks two heads, the current head is shown beside its
+// neighbour, so the view is never empty.
 #include <QWidget>
 
 #include <vector>
 
 #include "figuresource.h"
+#include "tracesession.h"
 
 class QHBoxLayout;
 class QLabel;
@@ -24,6 +26,9 @@ public:
     ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent = nullptr);
     std::optional<Figure> currentFigure() const override;
     const std::vector<AttentionMapCanvas*>& canvases() const { return m_canvases; }
+    /// The heads shown: the compared ones, or (fewer than two compared) the current head with its
+    /// neighbour.
+    QList<HeadId> shownHeads() const;
     bool hasDifference() const;
     /// JS distance of the first two compared heads once computed, else a negative value.
     double jsDistance() const { return m_js; }
@@ -41,6 +46,7 @@ private:
     FigureWidget* m_difference;
     FigureWidget* m_similarity;
     double m_js = -1;
+    QList<HeadId> m_shown;
 };
 
 }  // namespace attnscope

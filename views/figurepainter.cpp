@@ -254,6 +254,34 @@ QColor seriesColor(int index) {
     return kPalette[((index % n) + n) % n];
 }
 
+namespace {
+double relativeLuminance(const QColor& c) {
+    auto channel = [](double v) { return v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF());
+}
+}  // namespace
+
+double contrastRatio(const QColor& a, const QColor& b) {
+    constexpr double kFlare = 0.05;  // WCAG's allowance for ambient light
+    const double la = relativeLuminance(a), lb = relativeLuminance(b);
+    return (std::max(la, lb) + kFlare) / (std::min(la, lb) + kFlare);
+}
+
+QColor readableOn(const QColor& color, const QColor& background) {
+    constexpr int kStepPercent = 110;  // QColor::darker/lighter factor per step
+    constexpr int kMaxSteps = 40;
+    const bool darken = relativeLuminance(background) > 0.5;
+    QColor c = color;
+    for (int i = 0; i < kMaxSteps && contrastRatio(c, background) < kMinLineContrast; ++i)
+        c = darken ? c.darker(kStepPercent) : c.lighter(kStepPercent);
+    c.setAlpha(color.alpha());
+    return c;
+}
+
+double tokenLineOpacity(float w) {
+    return std::clamp(std::sqrt(std::max(double(w), 0.0)), kMinLineOpacity, 1.0);
+}
+
 void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors,
                 const std::vector<QPointF>& avoid) {
     if (names.size() < 2) return;

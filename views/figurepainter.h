@@ -20,6 +20,8 @@ inline constexpr int kTitleSize = 12;
 inline constexpr int kSubtitleSize = 8;
 inline constexpr int kLabelSize = 9;
 inline constexpr int kTickSize = 7;
+inline constexpr double kMinLineContrast = 3.0;  ///< WCAG's minimum for graphics
+inline constexpr double kMinLineOpacity = 0.25;
 inline constexpr double kMargin = 8;       ///< around the whole figure
 inline constexpr double kTickLength = 3;
 inline constexpr double kGap = 3;          ///< between a tick and its label, a label and its axis
@@ -66,6 +68,15 @@ double colorBarWidth(const Axis& axis, const QString& label);
 
 /// Categorical colours (Okabe–Ito, readable by colour-blind readers); cycles.
 QColor seriesColor(int index);
+
+/// WCAG contrast ratio of two colours, 1 (same luminance) to 21 (black on white).
+double contrastRatio(const QColor& a, const QColor& b);
+/// `color` darkened (or, on a dark background, lightened) until its contrast with `background`
+/// reaches kMinLineContrast: yellow and orange lines on white paper become readable.
+QColor readableOn(const QColor& color, const QColor& background);
+/// Opacity of a token line of attention weight `w` (head views, on screen and exported): the
+/// square root, so weights of a few percent stay visible, never below kMinLineOpacity.
+double tokenLineOpacity(float w);
 
 /// A legend box of coloured swatches in the corner of `plot` that covers the fewest of `avoid`
 /// (the plotted points), top-right when none is given.

@@ -48,7 +48,7 @@ void render(QPainter& p, const QRectF& rect, const TokenFigure& f) {
         double x = area.left() + std::max(0.0, (area.width() - legendW) / 2);
         for (size_t hi = 0; hi < f.heads.size(); ++hi) {
             p.setPen(Qt::NoPen);
-            p.setBrush(seriesColor(int(hi)));
+            p.setBrush(readableOn(seriesColor(int(hi)), Qt::white));
             p.drawRect(QRectF(x, area.top() + h * 0.2, h * 0.6 * 1.5, h * 0.6));
             p.setBrush(Qt::NoBrush);
             p.setPen(Qt::black);
@@ -80,14 +80,14 @@ void render(QPainter& p, const QRectF& rect, const TokenFigure& f) {
     for (size_t hi = 0; hi < f.heads.size(); ++hi) {
         const auto& w = f.heads[hi].weights;
         if (w.size() != size_t(nq) * size_t(nk)) continue;
-        const QColor base = seriesColor(int(hi));
+        const QColor base = readableOn(seriesColor(int(hi)), Qt::white);  // lines on paper
         for (int i = 0; i < nq; ++i) {
             if (f.focusQuery >= 0 && i != f.focusQuery) continue;
             for (int j = 0; j < nk; ++j) {
                 const float a = w[size_t(i) * nk + j];
                 if (!(a >= f.minWeight)) continue;
                 QColor c = base;
-                c.setAlphaF(std::clamp(double(a), 0.0, 1.0));
+                c.setAlphaF(tokenLineOpacity(a));
                 p.setPen(QPen(c, kLineWidth, Qt::SolidLine, Qt::RoundCap));
                 p.drawLine(QPointF(lineL, rowCenter(area.top(), rowH, i)), QPointF(lineR, rowCenter(area.top(), rowH, j)));
             }

@@ -2,25 +2,18 @@
 
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QPainter>
 #include <QSpinBox>
 #include <QVBoxLayout>
 
-#include <algorithm>
-#include <cmath>
-
 #include "attnscope/head_cache.h"
 #include "computeservice.h"
+#include "figurewidget.h"
 #include "tracesession.h"
 
 namespace attnscope {
 
 namespace {
 const QString kTag = QStringLiteral("head:neuron");
-constexpr double kTopBar = 64;          ///< controls and summary above the plots
-constexpr double kPanelGap = 14;
-const QColor kPositive(33, 102, 172);
-const QColor kNegative(178, 24, 43);
 }  // namespace
 
 NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
@@ -35,9 +28,11 @@ NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent)
     bar->addWidget(new QLabel(tr("Key"), this));
     bar->addWidget(m_key);
     bar->addWidget(m_summary, 1);
+    m_plot = new FigureWidget(this);
+    m_plot->setPlaceholder(tr("Click a cell of the map (or pick a query and a key) to see q, k and q ⊙ k per dimension."));
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(bar);
-    layout->addStretch();
+    layout->addWidget(m_plot, 1);
 
     connect(session, &TraceSession::traceOpened, this, [this] {
         const int last = int(m_session->trace()->tokens() - 1);
@@ -77,7 +72,7 @@ NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent)
                                .arg(m_data.layer).arg(m_data.head).arg(tok(m_data.query), tok(m_data.key))
                                .arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
                                .arg(dot * m_data.scale, 0, 'g', 4).arg(m_data.probability, 0, 'g', 4));
-        update();
+        m_plot->setFigure(currentFigure());
     });
 }
 
@@ -110,45 +105,6 @@ void NeuronView::request()
         n.probability = p->mean.empty() ? 0.0 : double(p->mean[0]);
         return QVariant::fromValue(n);
     });
-}
-
-QRectF NeuronView::plotArea() const
-{
-    return QRectF(48, kTopBar, width() - 60, height() - kTopBar - 8);
-}
-
-void NeuronView::paintEvent(QPaintEvent*)
-{
-    QPainter p(this);
-    p.fillRect(rect(), palette().color(QPalette::Base));
-    if (m_data.q.empty())
-        return;
-    const size_t d = m_data.q.size();
-    std::vector<float> prod(d);
-    for (size_t i = 0; i < d; ++i)
-        prod[i] = m_data.q[i] * m_data.k[i];
-    const QRectF area = plotArea();
-    const double panelH = (area.height() - 2 * kPanelGap) / 3;
-    const std::vector<float>* rows[] = {&m_data.q, &m_data.k, &prod};
-    const QString names[] = {tr("q"), tr("k"), tr("q ⊙ k")};
-    for (int r = 0; r < 3; ++r) {
-        const QRectF panel(area.left(), area.top() + r * (panelH + kPanelGap), area.width(), panelH);
-        const auto& v = *rows[r];
-        float m = 1e-6f;
-        for (float x : v)
-            m = std::max(m, std::abs(x));
-        const double mid = panel.center().y(), bw = panel.width() / double(d);
-        p.setPen(palette().color(QPalette::Mid));
-        p.drawLine(QPointF(panel.left(), mid), QPointF(panel.right(), mid));
-        for (size_t i = 0; i < d; ++i) {
-            const double h = double(v[i]) / m * panel.height() / 2;
-            p.fillRect(QRectF(panel.left() + i * bw, std::min(mid, mid - h), std::max(1.0, bw - 1), std::abs(h)),
-                       v[i] >= 0 ? kPositive : kNegative);
-        }
-        p.setPen(palette().color(QPalette::Text));
-        p.drawText(QRectF(0, panel.top(), area.left() - 6, panel.height()), Qt::AlignRight | Qt::AlignVCenter, names[r]);
-        p.drawText(panel.adjusted(2, 0, 0, 0), Qt::AlignTop | Qt::AlignLeft, QStringLiteral("±%1").arg(double(m), 0, 'g', 3));
-    }
 }
 
 std::optional<Figure> NeuronView::currentFigure() const

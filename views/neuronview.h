@@ -1,7 +1,7 @@
 #pragma once
 // Neuron view for one (query, key) pair of the current head: q, k and q ⊙ k per dimension with
 // their sum, the scaled score and the softmax probability. Works for any architecture because it
-// reads the captured Q/K.
+// reads the captured Q/K. Drawn by the figure renderer (axes with dimension numbers), as exported.
 #include <QWidget>
 
 #include <vector>
@@ -13,6 +13,7 @@ class QSpinBox;
 
 namespace attnscope {
 
+class FigureWidget;
 class TraceSession;
 
 struct NeuronData {
@@ -31,17 +32,14 @@ public:
     bool hasData() const { return m_data.head >= 0; }
     const NeuronData& data() const { return m_data; }
 
-protected:
-    void paintEvent(QPaintEvent*) override;
-
 private:
     void request();
-    QRectF plotArea() const;
 
     TraceSession* m_session;
     QSpinBox* m_query;
     QSpinBox* m_key;
     QLabel* m_summary;
+    FigureWidget* m_plot;
     NeuronData m_data;
 };
 

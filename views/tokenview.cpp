@@ -110,7 +110,7 @@ void TokenView::rebuildHeadBoxes()
     for (int h = 0; h < heads; ++h) {
         auto* box = new QCheckBox(QStringLiteral("H%1").arg(h), this);
         QPalette pal = box->palette();
-        pal.setColor(QPalette::WindowText, fig::seriesColor(h));
+        pal.setColor(QPalette::WindowText, fig::readableOn(fig::seriesColor(h), pal.color(QPalette::Window)));
         box->setPalette(pal);
         // The selected head and the first others, so the view opens on what the map shows.
         box->setChecked(h == m_session->current().head || h < kMaxDefaultHeads - 1);
@@ -212,7 +212,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
     const double xl = gapLeft(), xr = gapRight();
     const int n = int(tokens.size());
     for (const auto& [head, w] : weights) {
-        QColor c = fig::seriesColor(head);
+        QColor c = fig::readableOn(fig::seriesColor(head), palette().color(QPalette::Base));
         for (int i = 0; i < n; ++i) {
             if (focusQuery >= 0 && i != focusQuery)
                 continue;
@@ -222,7 +222,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
                 const float a = size_t(i * n + j) < w.size() ? w[size_t(i * n + j)] : 0.f;
                 if (a < minWeight)
                     continue;
-                c.setAlphaF(std::clamp(a, 0.05f, 1.0f));
+                c.setAlphaF(fig::tokenLineOpacity(a));
                 p.setPen(QPen(c, std::max(0.5, kLineMaxWidth * a)));
                 p.drawLine(QPointF(xl + 4, 4 + (i + 0.5) * rh), QPointF(xr - 4, 4 + (j + 0.5) * rh));
             }

@@ -10,9 +10,12 @@
 #include <QPainter>
 #include <QProgressDialog>
 #include <QPushButton>
+#include <QHeaderView>
 #include <QScreen>
+#include <QScrollBar>
 #include <QStandardPaths>
 #include <QStatusBar>
+#include <QTableWidget>
 #include <QSvgRenderer>
 #include <QTabWidget>
 #include <QTemporaryDir>
@@ -24,6 +27,7 @@
 #include "comparisonview.h"
 #include "figure.h"
 #include "figuresource.h"
+#include "figurewidget.h"
 #include "headgrid.h"
 #include "mainwindow.h"
 #include "neuronview.h"
@@ -62,6 +66,8 @@ private slots:
     void firstStartOpensLarge();
     void analysisRunsOnOpen();
     void cancelAnalysis();
+    void compareBeforeASelection();
+    void neuronViewHasAxes();
     void openAndSelectHeads();
     void badTraceKeepsRunning();
     void zoomToTokenLevelAndBack();
@@ -158,6 +164,31 @@ void TestMainWindow::cancelAnalysis()
     QCOMPARE(finished.count(), 0);  // the cancelled run's result never arrives
     w.analysis()->run();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
+}
+
+void TestMainWindow::compareBeforeASelection()
+{
+    MainWindow& w = *m_window;
+    QVERIFY(w.session()->compared().isEmpty());
+    auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
+    QVERIFY(compare);
+    // Not a blank half: the current head beside its neighbour until the user picks heads.
+    QCOMPARE(int(compare->canvases().size()), 2);
+    QCOMPARE(compare->canvases()[0]->head(), w.session()->current());
+    QTRY_VERIFY_WITH_TIMEOUT(compare->jsDistance() >= 0, kTimeoutMs);
+}
+
+void TestMainWindow::neuronViewHasAxes()
+{
+    MainWindow& w = *m_window;
+    auto* neurons = qobject_cast<NeuronView*>(w.tabs()->widget(NeuronsTab));
+    QVERIFY(neurons);
+    QTRY_VERIFY_WITH_TIMEOUT(neurons->hasData(), kTimeoutMs);
+    // Drawn by the figure renderer: q, k and q ⊙ k over a numbered dimension axis.
+    auto* plot = neurons->findChild<FigureWidget*>();
+    QVERIFY(plot);
+    QTRY_VERIFY_WITH_TIMEOUT(plot->figure().has_value(), kTimeoutMs);
+    QVERIFY(std::holds_alternative<NeuronFigure>(*plot->figure()));
 }
 
 void TestMainWindow::openAndSelectHeads()
@@ -293,6 +324,18 @@ void TestMainWindow::runAnalyses()
     const auto planted = w.session()->sinkKeys({0, 0});
     QVERIFY(!planted.empty() && planted.front() == 0);
     QVERIFY(w.session()->sinkKeys({0, 6}).empty());
+    // Every column of the Sinks and Sparsity tables shows, headers whole (no horizontal scrolling).
+    for (int tab : {SinksTab, SparsityTab}) {
+        w.tabs()->setCurrentIndex(tab);
+        auto* table = w.tabs()->widget(tab)->findChild<QTableWidget*>();
+        QVERIFY(table && table->columnCount() >= 4);
+        QTRY_COMPARE_WITH_TIMEOUT(table->horizontalScrollBar()->maximum(), 0, kTimeoutMs);
+        for (int c = 0; c < table->columnCount(); ++c)
+            for (const QString& line : table->horizontalHeaderItem(c)->text().split(QLatin1Char('\n')))
+                QVERIFY2(table->horizontalHeader()->fontMetrics().horizontalAdvance(line) <= table->columnWidth(c),
+                         qPrintable(line));
+    }
+    w.tabs()->setCurrentIndex(MapTab);
     // The grid colours by each metric once the analysis is there.
     for (HeadMetric m : {HeadMetric::Entropy, HeadMetric::SinkScore, HeadMetric::Density, HeadMetric::RoleScore,
                          HeadMetric::JsCluster})

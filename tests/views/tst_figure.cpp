@@ -12,6 +12,7 @@
 #include <set>
 
 #include "figure.h"
+#include "figurepainter.h"
 #include "figuresamples.h"
 
 using namespace attnscope;
@@ -85,6 +86,7 @@ private slots:
     void formatFromPath_data();
     void formatFromPath();
     void emptyFiguresSayNoData();
+    void tokenLinesReadable();
 };
 
 void TestFigure::figures_data() {
@@ -223,6 +225,24 @@ void TestFigure::emptyFiguresSayNoData() {
     auto bytes = encodeFigure(empty, FigureFormat::Svg);
     QVERIFY(bytes.ok());
     QVERIFY(parseSvg(*bytes).texts.contains(QStringLiteral("no data")));
+}
+
+void TestFigure::tokenLinesReadable() {
+    // Head views draw one colour per head on white paper: yellow and orange lines at the opacity
+    // of a few-percent weight were close to invisible.
+    const QColor paper(Qt::white), dark(30, 30, 30);
+    constexpr int kHeads = 8;
+    QVERIFY(fig::contrastRatio(fig::seriesColor(kHeads - 1), paper) < fig::kMinLineContrast);  // the yellow
+    for (int h = 0; h < kHeads; ++h) {
+        QVERIFY2(fig::contrastRatio(fig::readableOn(fig::seriesColor(h), paper), paper) >= fig::kMinLineContrast,
+                 qPrintable(fig::seriesColor(h).name()));
+        QVERIFY(fig::contrastRatio(fig::readableOn(fig::seriesColor(h), dark), dark) >= fig::kMinLineContrast);
+    }
+    QCOMPARE(fig::readableOn(fig::seriesColor(0), paper), fig::seriesColor(0));  // readable colours stay
+    QVERIFY(fig::tokenLineOpacity(0.01f) >= fig::kMinLineOpacity);
+    QVERIFY(fig::tokenLineOpacity(0.05f) < fig::tokenLineOpacity(0.2f));
+    QCOMPARE(fig::tokenLineOpacity(1.0f), 1.0);
+    QCOMPARE(fig::contrastRatio(Qt::black, Qt::white), 21.0);
 }
 
 int main(int argc, char** argv) {
