@@ -19,6 +19,7 @@ namespace attnscope {
 
 namespace {
 const QString kJsTag = QStringLiteral("head:compare:js");
+constexpr int kMapsShare = 3000, kFiguresShare = 2000;  ///< of the height, maps above figures
 }
 
 ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
@@ -42,6 +43,8 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
     split->addWidget(bottom);
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
+    // The maps' size hints would otherwise take nearly all the height from the figures below.
+    split->setSizes({kMapsShare, kFiguresShare});
     auto* top = new QHBoxLayout;
     top->addWidget(m_hint, 1);
     top->addWidget(m_distance);
@@ -49,11 +52,12 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
     layout->addLayout(top);
     layout->addWidget(split, 1);
 
-    connect(session, &TraceSession::comparedChanged, this, &ComparisonView::rebuild);
-    connect(session, &TraceSession::traceClosed, this, &ComparisonView::rebuild);
+    connect(session, &TraceSession::comparedChanged, this, &ComparisonView::rebuildWhenVisible);
+    connect(session, &TraceSession::traceClosed, this, &ComparisonView::rebuildWhenVisible);
+    connect(session, &TraceSession::traceOpened, this, &ComparisonView::rebuildWhenVisible);
     connect(session, &TraceSession::currentChanged, this, [this] {
         if (shownHeads() != m_shown)  // the current head is one of those shown
-            rebuild();
+            rebuildWhenVisible();
     });
     auto similarity = [this] {
         const auto& model = m_session->analysis();
@@ -100,8 +104,23 @@ QList<HeadId> ComparisonView::shownHeads() const
     return heads;
 }
 
+void ComparisonView::rebuildWhenVisible()
+{
+    m_stale = true;
+    if (isVisible())
+        rebuild();
+}
+
+void ComparisonView::showEvent(QShowEvent* e)
+{
+    QWidget::showEvent(e);
+    if (m_stale)
+        rebuild();
+}
+
 void ComparisonView::rebuild()
 {
+    m_stale = false;
     for (AttentionMapCanvas* c : m_canvases)
         delete c;
     m_canvases.clear();

@@ -33,7 +33,13 @@ public:
     /// JS distance of the first two compared heads once computed, else a negative value.
     double jsDistance() const { return m_js; }
 
+protected:
+    void showEvent(QShowEvent* e) override;
+
 private:
+    /// Rebuilds the canvases when the view is visible; hidden, it only remembers to, so a trace
+    /// opening does not compute maps and a distance for a tab nobody looks at.
+    void rebuildWhenVisible();
     void rebuild();
     void updateDifference();
     void requestDistance();
@@ -47,6 +53,7 @@ private:
     FigureWidget* m_similarity;
     double m_js = -1;
     QList<HeadId> m_shown;
+    bool m_stale = true;  ///< the canvases do not show shownHeads() yet
 };
 
 }  // namespace attnscope

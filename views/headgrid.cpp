@@ -36,7 +36,7 @@ const std::map<std::string, RoleName>& roleNames()
         {"document", {"doc", "document"}},           {"local", {"local", "local band"}},
         {"sink", {"sink", "first-token sink"}},       {"hidden-sink", {"hsink", "hidden sink"}},
         {"vertical", {"vert", "vertical"}},           {"slash", {"slash", "slash (diagonals)"}},
-        {"broad", {"broad", "broad"}},               {"mixed", {"mixed", "mixed"}},
+        {"broad", {"broad", "broad"}},               {"mixed", {"mix", "mixed"}},
     };
     return names;
 }

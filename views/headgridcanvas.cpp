@@ -22,6 +22,8 @@ constexpr double kFrame = 4;                ///< metric frame width
 constexpr int kThumbPriority = -1;          ///< below the visible map's jobs
 constexpr int kPendingAlpha = 150;          ///< veil over layers the running analysis has not reached
 constexpr int kLabelBandAlpha = 110;        ///< dark band under a cell's label
+constexpr double kLabelScale = 0.8;         ///< grid text, of the widget font
+constexpr double kSmallLabelScale = 0.7;    ///< a cell label that does not fit at kLabelScale
 const QString kMetricColormap = QStringLiteral("magma");
 const QString kTagPrefix = QStringLiteral("head:thumb:");
 
@@ -169,14 +171,16 @@ void HeadGridCanvas::paintEvent(QPaintEvent*)
     const Trace& t = *m_session->trace();
     const double c = cellSize(width());
     QFont f = font();
-    f.setPointSizeF(f.pointSizeF() * 0.8);
+    f.setPointSizeF(f.pointSizeF() * kLabelScale);
     p.setFont(f);
+    QFont small = f;  // for cell labels that do not fit at the grid's own size
+    small.setPointSizeF(font().pointSizeF() * kSmallLabelScale);
     p.setPen(palette().color(QPalette::Text));
     for (int h = 0; h < maxHeads(); ++h)
         p.drawText(QRectF(kLabelWidth + h * c, 0, c, kHeaderHeight), Qt::AlignCenter, QStringLiteral("H%1").arg(h));
     const ViewOptions& o = m_session->options();
     const auto& compared = m_session->compared();
-    const QFontMetricsF fm(f);
+    const QFontMetricsF fm(f), smallFm(small);
     for (int l = 0; l < t.numLayers(); ++l) {
         // While the analysis runs, layers it has not reached yet are greyed out: the grid fills in.
         const bool pending = m_analysis->isRunning() && !m_analysis->head(l, 0);
@@ -200,13 +204,17 @@ void HeadGridCanvas::paintEvent(QPaintEvent*)
                 p.fillRect(cell, veil);
             }
             const QRectF textRect = inner.adjusted(2, 0, -2, -1);
-            if (value && c >= 2 * kMinCell && fm.horizontalAdvance(text) <= textRect.width()) {
-                // On a band of the frame colour, so the text reads on any thumbnail.
-                const QRectF band(textRect.left() - 1, textRect.bottom() - fm.height(), fm.horizontalAdvance(text) + 2,
-                                  fm.height());
+            const bool fits = fm.horizontalAdvance(text) <= textRect.width();
+            const QFontMetricsF& lfm = fits ? fm : smallFm;
+            if (value && c >= 2 * kMinCell && lfm.horizontalAdvance(text) <= textRect.width()) {
+                // On a dark band, so the text reads on any thumbnail.
+                const QRectF band(textRect.left() - 1, textRect.bottom() - lfm.height(), lfm.horizontalAdvance(text) + 2,
+                                  lfm.height());
                 p.fillRect(band, QColor(0, 0, 0, kLabelBandAlpha));
                 p.setPen(Qt::white);
+                p.setFont(fits ? f : small);
                 p.drawText(textRect, Qt::AlignBottom | Qt::AlignLeft, text);
+                p.setFont(f);
             }
             if (const int i = int(compared.indexOf(id)); i >= 0) {
                 p.setPen(QPen(palette().color(QPalette::Link), 2, Qt::DashLine));

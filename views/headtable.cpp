@@ -1,12 +1,8 @@
 #include "headtable.h"
 
 #include <QHeaderView>
-#include <QScrollBar>
 #include <QSplitter>
-#include <QStyle>
 #include <QTableWidget>
-
-#include <algorithm>
 
 #include "figurewidget.h"
 #include "tracesession.h"
@@ -14,14 +10,14 @@
 namespace attnscope {
 
 namespace {
-constexpr int kTableWidth = 460;
 constexpr int kRowPadding = 6;
-constexpr double kMaxTableShare = 0.7;  ///< of the splitter, so the plots keep room
+constexpr int kEqualShare = 1000;  ///< splitter sizes: table and plots half each
 }  // namespace
 
 QString analysisPrompt()
 {
-    return QObject::tr("Run Analysis ▸ Run Analysis (Ctrl+R) to measure sinks, sparsity and head roles.");
+    return QObject::tr("Sinks, sparsity and head roles appear here once the analysis has run: it starts when a trace "
+                       "opens, with its progress above the head grid (Analysis ▸ Run Analysis, Ctrl+R, runs it again).");
 }
 
 QTableWidget* createHeadTable(TraceSession* session, QWidget* parent)
@@ -48,21 +44,6 @@ void setHeadCells(QTableWidget* table, int row, int layer, int head)
     }
 }
 
-void showAllColumns(QTableWidget* table)
-{
-    table->resizeColumnsToContents();
-    auto* split = qobject_cast<QSplitter*>(table->parentWidget());
-    if (!split || split->count() != 2 || split->orientation() != Qt::Horizontal)
-        return;  // a table above the plots has the whole width
-    // The frame and, visible or not yet, the vertical scroll bar come on top of the columns.
-    const int scrollBar = table->style()->pixelMetric(QStyle::PM_ScrollBarExtent, nullptr, table);
-    const int chrome = table->width() - table->viewport()->width() + (table->verticalScrollBar()->isVisible() ? 0 : scrollBar);
-    const int needed = table->horizontalHeader()->length() + chrome;
-    const int total = split->width() > 0 ? split->width() : split->sizeHint().width();
-    const int width = std::min(needed, int(total * kMaxTableShare));
-    split->setSizes({width, std::max(0, total - width)});
-}
-
 QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent)
 {
     left->setPlaceholder(analysisPrompt());
@@ -75,20 +56,7 @@ QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget
     split->addWidget(plots);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 1);
-    return split;
-}
-
-QSplitter* tableBesidePlots(QTableWidget* table, FigureWidget* top, FigureWidget* bottom, QWidget* parent)
-{
-    top->setPlaceholder(analysisPrompt());
-    bottom->setPlaceholder(analysisPrompt());
-    auto* plots = new QSplitter(Qt::Vertical, parent);
-    plots->addWidget(top);
-    plots->addWidget(bottom);
-    auto* split = new QSplitter(Qt::Horizontal, parent);
-    split->addWidget(table);
-    split->addWidget(plots);
-    split->setSizes({kTableWidth, 2 * kTableWidth});
+    split->setSizes({kEqualShare, kEqualShare});  // the table's size hint would take it all
     return split;
 }
 

@@ -134,8 +134,10 @@ void ProfilerPanel::buildUi() {
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(m_runButton);
     buttons->addWidget(m_cancelButton);
-    for (const QString& format : {QStringLiteral("json"), QStringLiteral("csv"), QStringLiteral("perfetto")}) {
-        auto* b = new QPushButton(tr("Export %1…").arg(format.toUpper()));
+    const std::pair<QString, QString> formats[] = {
+        {QStringLiteral("json"), tr("JSON")}, {QStringLiteral("csv"), tr("CSV")}, {QStringLiteral("perfetto"), tr("Perfetto")}};
+    for (const auto& [format, name] : formats) {
+        auto* b = new QPushButton(tr("Export %1…").arg(name));
         b->setEnabled(false);
         connect(b, &QPushButton::clicked, this, [this, format] { exportReport(format); });
         buttons->addWidget(b);
@@ -183,6 +185,13 @@ void ProfilerPanel::setTrace(std::shared_ptr<const Trace> trace) {
     }
     m_fromTrace->setToolTip(qk ? QString() : tr("open a trace with Q/K/V to profile its own data"));
     updateSourceControls();
+}
+
+void ProfilerPanel::setHead(int layer, int head) {
+    if (!m_trace || layer < 0 || layer >= m_trace->numLayers()) return;
+    m_layer->setValue(layer);
+    m_head->setRange(-1, m_trace->config(layer).heads - 1);
+    m_head->setValue(head);
 }
 
 void ProfilerPanel::updateSourceControls() {

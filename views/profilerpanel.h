@@ -39,6 +39,8 @@ public:
 
     /// Follows the main window's current trace (null: synthetic only).
     void setTrace(std::shared_ptr<const Trace> trace);
+    /// Profiles this head of the trace (the main window's current head).
+    void setHead(int layer, int head);
     /// The request the controls describe (tests, the CLI-equivalent line).
     ProfileRequest request() const;
     /// The last finished report.

@@ -34,7 +34,7 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     m_table->horizontalHeaderItem(4)->setToolTip(tr("Keys after the first with sink score α above the threshold: key (α)"));
     m_alpha = new FigureWidget(this);
     m_rate = new FigureWidget(this);
-    QSplitter* split = tableBesidePlots(m_table, m_alpha, m_rate, this);
+    QSplitter* split = tableAbovePlots(m_table, m_alpha, m_rate, this);
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
     top->addWidget(run);
@@ -88,7 +88,6 @@ void SinksPanel::refreshTable()
         m_table->setItem(r, 5, new QTableWidgetItem(QString::fromStdString(h.role.label)));
     }
     m_table->setSortingEnabled(true);
-    showAllColumns(m_table);
     m_summary->setText(tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
                            .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
                            .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
@@ -104,12 +103,6 @@ void SinksPanel::refreshPlots()
                                                             model->options.head.sinks))
                          : std::nullopt);
     m_rate->setFigure(model ? std::optional<Figure>(sinkRateFigure(*model)) : std::nullopt);
-}
-
-void SinksPanel::showEvent(QShowEvent* e)
-{
-    QWidget::showEvent(e);
-    showAllColumns(m_table);  // the splitter has its real width only once shown
 }
 
 std::optional<Figure> SinksPanel::currentFigure() const

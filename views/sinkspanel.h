@@ -21,9 +21,6 @@ public:
     std::optional<Figure> currentFigure() const override;
     int rows() const;
 
-protected:
-    void showEvent(QShowEvent* e) override;
-
 private:
     void refreshTable();
     void refreshPlots();

@@ -51,7 +51,6 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     bar->addWidget(m_block);
     bar->addWidget(m_overlay);
     bar->addWidget(m_summary, 1);
-    // A column per candidate mask: too wide to share the width with the plots.
     QSplitter* split = tableAbovePlots(m_table, m_density, m_recall, this);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(bar);
@@ -132,7 +131,6 @@ void SparsityPanel::refreshTable()
                                                                            .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
     }
     m_table->setSortingEnabled(true);
-    showAllColumns(m_table);
     m_summary->setText(tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
                            .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1).arg(o.blockSize).arg(o.gamma));
     refreshPlots();
@@ -144,12 +142,6 @@ void SparsityPanel::refreshPlots()
     const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
     m_density->setFigure(h ? std::optional<Figure>(headDensityFigure(*h)) : std::nullopt);
     m_recall->setFigure(model ? std::optional<Figure>(maskRecallFigure(*model)) : std::nullopt);
-}
-
-void SparsityPanel::showEvent(QShowEvent* e)
-{
-    QWidget::showEvent(e);
-    showAllColumns(m_table);  // the splitter has its real width only once shown
 }
 
 std::optional<Figure> SparsityPanel::currentFigure() const

@@ -10,6 +10,7 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cmath>
 
 #include "computeservice.h"
 #include "figurepainter.h"
@@ -23,6 +24,7 @@ constexpr double kMaxRowHeight = 22;
 constexpr double kMinColumnWidth = 80;
 constexpr double kMinGap = 160, kMaxGap = 420;  ///< room for the lines between the two columns
 constexpr double kLineMaxWidth = 3.0;
+constexpr double kLineMinWidth = 1.0;  ///< thinner antialiased lines fade to nothing
 constexpr int kMaxDefaultHeads = 4;
 const QString kTagPrefix = QStringLiteral("head:tokens:");
 }  // namespace
@@ -223,7 +225,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
                 if (a < minWeight)
                     continue;
                 c.setAlphaF(fig::tokenLineOpacity(a));
-                p.setPen(QPen(c, std::max(0.5, kLineMaxWidth * a)));
+                p.setPen(QPen(c, std::clamp(kLineMaxWidth * std::sqrt(double(a)), kLineMinWidth, kLineMaxWidth)));
                 p.drawLine(QPointF(xl + 4, 4 + (i + 0.5) * rh), QPointF(xr - 4, 4 + (j + 0.5) * rh));
             }
         }

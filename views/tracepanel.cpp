@@ -5,8 +5,11 @@
 #include <QLabel>
 #include <QListWidget>
 #include <QPlainTextEdit>
+#include <QScrollBar>
 #include <QTableWidget>
 #include <QVBoxLayout>
+
+#include <algorithm>
 
 #include "tracesession.h"
 
@@ -14,6 +17,10 @@ namespace attnscope {
 
 namespace {
 constexpr double kMiB = 1024.0 * 1024.0;
+constexpr int kRowPadding = 6;         ///< compact rows, as in the analysis tables
+constexpr int kMaxWarningRows = 4;     ///< the warning list grows to this many rows, then scrolls
+constexpr int kShownLayers = 8;        ///< layer rows always visible; longer models scroll
+constexpr int kMinTextLines = 2;       ///< the input text box shrinks to this first
 }
 
 TracePanel::TracePanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
@@ -24,6 +31,7 @@ TracePanel::TracePanel(TraceSession* session, QWidget* parent) : QWidget(parent)
     m_text = new QPlainTextEdit(this);
     m_text->setReadOnly(true);
     m_text->setPlaceholderText(tr("Input text"));
+    m_text->setMinimumHeight(m_text->fontMetrics().lineSpacing() * kMinTextLines + 2 * m_text->frameWidth());
     m_layers = new QTableWidget(this);
     m_layers->setColumnCount(7);
     m_layers->setHorizontalHeaderLabels({tr("Layer"), tr("Heads"), tr("KV"), tr("d"), tr("Mask"), tr("Softcap"), tr("Positional")});
@@ -31,16 +39,18 @@ TracePanel::TracePanel(TraceSession* session, QWidget* parent) : QWidget(parent)
     m_layers->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_layers->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_layers->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_layers->verticalHeader()->setDefaultSectionSize(m_layers->fontMetrics().height() + kRowPadding);
     m_warnings = new QListWidget(this);
-    m_warnings->setMaximumHeight(90);
+    m_warnings->setMaximumHeight((m_warnings->fontMetrics().height() + kRowPadding) * kMaxWarningRows);
+    m_validation = new QLabel(tr("Validation"), this);
 
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_summary);
     layout->addWidget(new QLabel(tr("Input text"), this));
     layout->addWidget(m_text, 1);
     layout->addWidget(new QLabel(tr("Layers"), this));
-    layout->addWidget(m_layers, 2);
-    layout->addWidget(new QLabel(tr("Validation"), this));
+    layout->addWidget(m_layers, 3);
+    layout->addWidget(m_validation);
     layout->addWidget(m_warnings);
 
     connect(session, &TraceSession::traceOpened, this, &TracePanel::refresh);
@@ -84,6 +94,13 @@ void TracePanel::refresh()
         for (int col = 0; col < cells.size(); ++col)
             m_layers->setItem(l, col, new QTableWidgetItem(cells[col]));
     }
+    // As tall as its rows (up to kShownLayers; then it scrolls) before the input text gets room.
+    auto tableHeight = [this](int rows) {
+        return m_layers->horizontalHeader()->sizeHint().height() + 2 * m_layers->frameWidth() +
+               m_layers->verticalHeader()->defaultSectionSize() * rows + m_layers->horizontalScrollBar()->sizeHint().height();
+    };
+    m_layers->setMinimumHeight(tableHeight(std::min(t.numLayers(), kShownLayers)));
+    m_layers->setMaximumHeight(tableHeight(t.numLayers()));
     for (const std::string& w : t.warnings())
         m_warnings->addItem(QString::fromStdString(w));
     for (const NonFiniteCount& n : t.nonFinite())
@@ -91,8 +108,9 @@ void TracePanel::refresh()
             m_warnings->addItem(tr("%1: %2 NaN, %3 Inf").arg(QString::fromStdString(n.tensor)).arg(n.nan).arg(n.inf));
     if (!t.hasQK())
         m_warnings->addItem(tr("Weights-only trace: maps from stored probabilities; no variants or neuron view"));
-    if (m_warnings->count() == 0)
-        m_warnings->addItem(tr("No validation warnings"));
+    // No warnings: one line instead of an empty box, so the layer table keeps the room.
+    m_warnings->setVisible(m_warnings->count() > 0);
+    m_validation->setText(m_warnings->count() > 0 ? tr("Validation") : tr("Validation: no warnings"));
 }
 
 }  // namespace attnscope

@@ -25,6 +25,7 @@ private:
     QPlainTextEdit* m_text;
     QTableWidget* m_layers;
     QListWidget* m_warnings;
+    QLabel* m_validation;  ///< "Validation", or "Validation: no warnings" when the list is hidden
 };
 
 }  // namespace attnscope

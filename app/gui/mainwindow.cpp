@@ -145,6 +145,8 @@ void MainWindow::buildPanels()
         });
         m_tabs->addTab(m_profiler, tr("P&rofiler"));
         connect(m_session, &TraceSession::traceOpened, m_profiler, [this] { m_profiler->setTrace(m_session->trace()); });
+        connect(m_session, &TraceSession::currentChanged, m_profiler,
+                [this](HeadId h) { m_profiler->setHead(h.layer, h.head); });  // profile what the map shows
         connect(m_session, &TraceSession::traceClosed, m_profiler, [this] { m_profiler->setTrace({}); });
         connect(m_profiler, &ProfilerPanel::profilingFailed, this,
                 [this](const QString& message) { showError(tr("Profiling failed"), message); });
@@ -454,7 +456,7 @@ void MainWindow::loadSettings()
             auto* traceDock = findChild<QDockWidget*>(QStringLiteral("traceDock"));
             auto* headsDock = findChild<QDockWidget*>(QStringLiteral("headsDock"));
             resizeDocks({traceDock}, {kDockWidth}, Qt::Horizontal);
-            resizeDocks({traceDock, headsDock}, {3, 2}, Qt::Vertical);
+            resizeDocks({traceDock, headsDock}, {2, 3}, Qt::Vertical);
         });
     }
     m_recent = s.value(QStringLiteral("recentFiles")).toStringList();

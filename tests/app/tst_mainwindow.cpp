@@ -172,10 +172,13 @@ void TestMainWindow::compareBeforeASelection()
     QVERIFY(w.session()->compared().isEmpty());
     auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
     QVERIFY(compare);
+    QVERIFY(compare->canvases().empty());  // hidden, it computes nothing
+    w.tabs()->setCurrentIndex(CompareTab);
     // Not a blank half: the current head beside its neighbour until the user picks heads.
     QCOMPARE(int(compare->canvases().size()), 2);
     QCOMPARE(compare->canvases()[0]->head(), w.session()->current());
     QTRY_VERIFY_WITH_TIMEOUT(compare->jsDistance() >= 0, kTimeoutMs);
+    w.tabs()->setCurrentIndex(MapTab);
 }
 
 void TestMainWindow::neuronViewHasAxes()
@@ -214,6 +217,7 @@ void TestMainWindow::openAndSelectHeads()
     w.headGrid()->clickHead({0, 3}, true);
     auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
     QVERIFY(compare);
+    w.tabs()->setCurrentIndex(CompareTab);
     QCOMPARE(int(compare->canvases().size()), 2);
     QTRY_VERIFY_WITH_TIMEOUT(compare->jsDistance() >= 0, kTimeoutMs);
     QVERIFY(compare->jsDistance() <= 1.0);
@@ -330,10 +334,13 @@ void TestMainWindow::runAnalyses()
         auto* table = w.tabs()->widget(tab)->findChild<QTableWidget*>();
         QVERIFY(table && table->columnCount() >= 4);
         QTRY_COMPARE_WITH_TIMEOUT(table->horizontalScrollBar()->maximum(), 0, kTimeoutMs);
-        for (int c = 0; c < table->columnCount(); ++c)
+        for (int c = 0; c < table->columnCount(); ++c) {
             for (const QString& line : table->horizontalHeaderItem(c)->text().split(QLatin1Char('\n')))
                 QVERIFY2(table->horizontalHeader()->fontMetrics().horizontalAdvance(line) <= table->columnWidth(c),
                          qPrintable(line));
+            QVERIFY2(static_cast<QAbstractItemView*>(table)->sizeHintForColumn(c) <= table->columnWidth(c),  // no cell elided
+                     qPrintable(table->horizontalHeaderItem(c)->text()));
+        }
     }
     w.tabs()->setCurrentIndex(MapTab);
     // The grid colours by each metric once the analysis is there.

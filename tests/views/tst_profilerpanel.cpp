@@ -7,10 +7,12 @@
 #include <QLabel>
 #include <QPushButton>
 #include <QTableWidget>
+#include <QTemporaryDir>
 #include <QThread>
 
 #include <atomic>
 
+#include "attnscope/synth.h"
 #include "kerneltimelinecanvas.h"
 #include "profilerpanel.h"
 
@@ -178,6 +180,23 @@ private slots:
         bool labelled = false;
         for (auto* l : panel.findChildren<QLabel*>()) labelled |= l->text().contains("CPU fallback");
         QVERIFY(labelled);
+    }
+
+    void profilesTheGivenHead() {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("t.attn.safetensors").toStdString();
+        SynthOptions o;
+        o.tokens = 64;
+        o.layers = 3;
+        QVERIFY(writeSyntheticTrace(path, o).ok());
+        auto trace = Trace::open(path);
+        QVERIFY(trace.ok());
+        ProfilerPanel panel(*trace);
+        panel.setHead(2, 5);  // the main window passes its current head
+        const ShapeSource s = panel.request().shapes.front();
+        QVERIFY(s.trace);
+        QCOMPARE(s.layer, 2);
+        QCOMPARE(s.head, 5);
     }
 
     void badVariantReportsFailure() {
