@@ -82,6 +82,13 @@ Status scoreAccuracy(ProfilerBackend& backend, const ProfileInputs& in, const Va
                     const double sum = P.cast<double>().sum();  // double: recall 1 must come out as 1
                     for (size_t i = 0; i < nv; ++i) {
                         if (!hasMask(specs[i])) continue;
+                        // Whole tiles the mask keeps or drops need no mask_mod call per element.
+                        const BlockState state =
+                            variantRectState(masks[i], T, qs, qs + P.rows(), ks, ks + P.cols());
+                        if (state != BlockState::Partial) {
+                            in[i] = state == BlockState::Full ? sum : 0.0;
+                            continue;
+                        }
                         double acc = 0;
                         for (Eigen::Index r = 0; r < P.rows(); ++r)
                             for (Eigen::Index c = 0; c < P.cols(); ++c)

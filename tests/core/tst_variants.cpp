@@ -6,6 +6,7 @@
 #include <random>
 
 #include "attnscope/variants.h"
+#include "brute_attention.h"
 
 using namespace attnscope;
 
@@ -18,6 +19,8 @@ private slots:
     void parseErrors();
     void blockStates_data();
     void blockStates();
+    void blockStatesFromData();
+    void blockDensityAtLongContext();
     void linearReference_data();
     void linearReference();
     void variantReference();
@@ -73,6 +76,56 @@ void TestVariants::parseErrors() {
     QVERIFY(!v.message().empty());
 }
 
+namespace {
+/// variantBlockState against the per-pair definition on every block.
+void compareBlockStates(const VariantSpec& v, int64_t T, int64_t block) {
+    const int64_t nb = (T + block - 1) / block;
+    for (int64_t qb = 0; qb < nb; ++qb)
+        for (int64_t kb = 0; kb < nb; ++kb) {
+            int64_t allowed = 0, pairs = 0;
+            for (int64_t q = qb * block; q < std::min(T, (qb + 1) * block); ++q)
+                for (int64_t k = kb * block; k < std::min(T, (kb + 1) * block); ++k) {
+                    allowed += variantAllows(v, T, q, k);
+                    ++pairs;
+                }
+            const BlockState expect = allowed == 0 ? BlockState::Empty
+                                      : allowed == pairs ? BlockState::Full
+                                                         : BlockState::Partial;
+            QCOMPARE(int(variantBlockState(v, T, qb, kb, block)), int(expect));
+        }
+}
+
+/// variantRectState on random rectangles (any origin and size, partly outside T) against the pairs.
+void compareRectStates(const VariantSpec& v, int64_t T, std::mt19937_64& rng) {
+    std::uniform_int_distribution<int64_t> at(-3, T + 3), size(1, 40);
+    for (int n = 0; n < 50; ++n) {
+        const int64_t q0 = at(rng), k0 = at(rng), q1 = q0 + size(rng), k1 = k0 + size(rng);
+        int64_t allowed = 0, pairs = 0;
+        for (int64_t q = std::max<int64_t>(q0, 0); q < std::min(q1, T); ++q)
+            for (int64_t k = std::max<int64_t>(k0, 0); k < std::min(k1, T); ++k) {
+                allowed += variantAllows(v, T, q, k);
+                ++pairs;
+            }
+        const BlockState expect = allowed == 0 ? BlockState::Empty
+                                  : allowed == pairs ? BlockState::Full
+                                                     : BlockState::Partial;
+        QCOMPARE(int(variantRectState(v, T, q0, q1, k0, k1)), int(expect));
+    }
+}
+
+VariantSpec randomBlockList(std::mt19937_64& rng, int64_t T, int64_t listBlock, double keep) {
+    VariantSpec v;
+    v.kind = VariantKind::BlockSparse;
+    v.blockSize = listBlock;
+    const int64_t nb = (T + listBlock - 1) / listBlock;
+    auto flags = std::make_shared<std::vector<uint8_t>>(size_t(nb * nb));
+    std::bernoulli_distribution kept(keep);
+    for (auto& f : *flags) f = kept(rng);
+    v.blocks = std::move(flags);
+    return v;
+}
+}  // namespace
+
 void TestVariants::blockStates_data() {
     QTest::addColumn<QString>("text");
     QTest::addColumn<qint64>("tokens");
@@ -89,20 +142,7 @@ void TestVariants::blockStates() {
     const int64_t T = tokens, block = blockSize;
     auto v = parseVariant(text.toStdString());
     QVERIFY2(v.ok(), v.message().c_str());
-    const int64_t nb = (T + block - 1) / block;
-    for (int64_t qb = 0; qb < nb; ++qb)
-        for (int64_t kb = 0; kb < nb; ++kb) {
-            int64_t allowed = 0, pairs = 0;
-            for (int64_t q = qb * block; q < std::min(T, (qb + 1) * block); ++q)
-                for (int64_t k = kb * block; k < std::min(T, (kb + 1) * block); ++k) {
-                    allowed += variantAllows(*v, T, q, k);
-                    ++pairs;
-                }
-            BlockState expect = allowed == 0 ? BlockState::Empty
-                                : allowed == pairs ? BlockState::Full
-                                                   : BlockState::Partial;
-            QCOMPARE(int(variantBlockState(*v, T, qb, kb, block)), int(expect));
-        }
+    compareBlockStates(*v, T, block);
     // The CPU reference spec encodes the same mask (OR compositions have no MaskSpec form).
     auto spec = referenceSpec(*v, T, 0, 4, 0.125f);
     QCOMPARE(spec.ok(), v->combine != MaskCombine::Or);
@@ -120,6 +160,58 @@ void TestVariants::blockStates() {
             computed += any;
         }
     QCOMPARE(blockDensity(*v, T), double(computed) / double(n * n));
+}
+
+// Masks whose block states come from data (block lists, explicit document ids) and their
+// compositions, on fresh random data: the block-level shortcut (an empty block decided without
+// evaluating its pairs) must agree with the per-pair definition.
+void TestVariants::blockStatesFromData() {
+    const uint64_t seed = testing::freshSeed();
+    std::mt19937_64 rng(seed);
+    qInfo("seed %llu", static_cast<unsigned long long>(seed));
+    for (int64_t T : {1, 77, 250}) {
+        for (int64_t listBlock : {8, 16, 32})
+            for (double keep : {0.0, 0.3, 1.0}) compareBlockStates(randomBlockList(rng, T, listBlock, keep), T, 16);
+        VariantSpec docs;
+        docs.kind = VariantKind::Document;
+        std::uniform_int_distribution<int> doc(0, 5);
+        for (int64_t t = 0; t < T; ++t) docs.documentIds.push_back(doc(rng));
+        compareBlockStates(docs, T, 16);  // ids in any order
+        std::sort(docs.documentIds.begin(), docs.documentIds.end());
+        compareBlockStates(docs, T, 16);  // contiguous documents
+        compareRectStates(docs, T, rng);
+        for (MaskCombine c : {MaskCombine::And, MaskCombine::Or}) {
+            VariantSpec list = randomBlockList(rng, T, 16, 0.4);
+            list.combine = c;
+            list.other = std::make_shared<const VariantSpec>(docs);
+            compareBlockStates(list, T, 16);
+            auto sliding = parseVariant("sliding:40");
+            QVERIFY(sliding.ok());
+            sliding->combine = c;
+            sliding->other = std::make_shared<const VariantSpec>(list);
+            compareBlockStates(*sliding, T, 32);
+            compareRectStates(*sliding, T, rng);
+        }
+    }
+}
+
+// A trace-derived block list at 131,072 tokens (1,024² blocks): density counts blocks from the
+// list, not from 10⁹ mask_mod calls (the profiler computes it for every such variant).
+void TestVariants::blockDensityAtLongContext() {
+    const int64_t T = 131072, bs = 128, nb = T / bs;
+    VariantSpec v;
+    v.kind = VariantKind::BlockSparse;
+    v.blockSize = bs;
+    auto flags = std::make_shared<std::vector<uint8_t>>(size_t(nb * nb), uint8_t(0));
+    int64_t kept = 0;
+    for (int64_t qb = 0; qb < nb; ++qb)
+        for (int64_t kb : {int64_t(0), qb / 2, qb}) {
+            uint8_t& f = (*flags)[size_t(qb * nb + kb)];
+            kept += f == 0;
+            f = 1;
+        }
+    v.blocks = std::move(flags);
+    QCOMPARE(blockDensity(v, T), double(kept) / double(nb * nb));
 }
 
 void TestVariants::linearReference_data() {

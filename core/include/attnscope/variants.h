@@ -75,6 +75,10 @@ enum class BlockState { Empty, Partial, Full };
 BlockState variantBlockState(const VariantSpec& v, int64_t T, int64_t qBlock, int64_t kBlock, int64_t blockSize,
                              bool distinguishFull = true);
 
+/// The same for any rectangle [q0, q1) × [k0, k1) of the T×T map (clipped to it).
+BlockState variantRectState(const VariantSpec& v, int64_t T, int64_t q0, int64_t q1, int64_t k0, int64_t k1,
+                            bool distinguishFull = true);
+
 /// Document id of every token (explicit documentIds, else `documents` equal contiguous parts).
 std::vector<int32_t> variantDocumentIds(const VariantSpec& v, int64_t T);
 
