@@ -188,7 +188,10 @@ public:
     TileClass classify(int64_t pa, int64_t pb, int64_t ka, int64_t kb) const;
     /// Sets disallowed entries of a partial tile to −inf. `s` is row-major with leading dim ld.
     void apply(float* s, int64_t ld, int64_t pa, int64_t rows, int64_t ka, int64_t cols) const;
-    bool hasScoreMods() const { return m_spec.softcap > 0 || m_spec.alibiSlope != 0 || m_spec.relativeBias != 0; }
+    bool hasScoreMods() const {
+        return m_spec.softcap > 0 || m_spec.alibiSlope != 0 || m_spec.relativeBias != 0 || hasExprScore();
+    }
+    bool hasExprScore() const;
     /// Softcap then ALiBi / relative bias on an already scaled tile.
     void applyScoreMods(float* s, int64_t ld, int64_t pa, int64_t rows, int64_t ka, int64_t cols) const;
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "attention_kernels.h"
+#include "attnscope/variant_expr.h"
 
 namespace attnscope::detail {
 
@@ -73,6 +74,13 @@ TileClass MaskPlan::classify(int64_t pa, int64_t pb, int64_t ka, int64_t kb) con
         c = combine(c, !any ? TileClass::Empty : (all ? TileClass::Full : TileClass::Partial));
         if (c == TileClass::Empty) return c;
     }
+    if (m.expr && m.expr->expr->hasMask()) {
+        switch (maskOverRect(*m.expr->expr, m.expr->binding, pa, pb, ka, kb)) {
+        case ExprTruth::False: return TileClass::Empty;
+        case ExprTruth::Unknown: c = combine(c, TileClass::Partial); break;
+        case ExprTruth::True: break;
+        }
+    }
     const auto& ex = m.excludedKeys;
     const auto it = std::lower_bound(ex.begin(), ex.end(), ka);
     if (it != ex.end() && *it < kb) c = combine(c, TileClass::Partial);
@@ -91,6 +99,16 @@ void MaskPlan::apply(float* s, int64_t ld, int64_t pa, int64_t rows, int64_t ka,
             if (ok && docs) ok = m.documents[size_t(p)] == m.documents[size_t(k)];
             if (ok && m.blocks) ok = blockKept(m, p, k);
             if (!ok) row[c] = kNegInf;
+        }
+    }
+    if (m.expr && m.expr->expr->hasMask()) {  // a user mask: one evaluated row at a time
+        thread_local std::vector<uint8_t> allowed;
+        allowed.resize(size_t(cols));
+        for (int64_t r = 0; r < rows; ++r) {
+            evalMaskRow(*m.expr->expr, m.expr->binding, pa + r, ka, cols, allowed.data());
+            float* row = s + r * ld;
+            for (int64_t c = 0; c < cols; ++c)
+                if (!allowed[size_t(c)]) row[c] = kNegInf;
         }
     }
     // Excluded keys are whole columns: mask them once instead of searching per element.
@@ -112,7 +130,12 @@ void MaskPlan::applyScoreMods(float* s, int64_t ld, int64_t pa, int64_t rows, in
             for (int64_t c = 0; c < cols; ++c) row[c] += slope * static_cast<float>(ka + c - p);
         }
     }
+    if (hasExprScore())
+        for (int64_t r = 0; r < rows; ++r)
+            evalScoreRow(*m_spec.mask.expr->expr, m_spec.mask.expr->binding, pa + r, ka, cols, s + r * ld);
 }
+
+bool MaskPlan::hasExprScore() const { return m_spec.mask.expr && m_spec.mask.expr->expr->hasScore(); }
 
 Status validateInputs(const char* what, const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                       int64_t qOffset) {

@@ -5,6 +5,7 @@
 #include "attention_kernels.h"
 #include "attnscope/attention.h"
 #include "attnscope/trace.h"
+#include "attnscope/variant_expr.h"
 
 namespace attnscope {
 
@@ -16,6 +17,7 @@ bool MaskSpec::allows(int64_t q, int64_t k) const {
         if (documents[size_t(q)] != documents[size_t(k)]) return false;
     }
     if (blocks && !detail::blockKept(*this, q, k)) return false;
+    if (expr && !evalMaskPair(*expr->expr, expr->binding, q, k)) return false;
     return !std::binary_search(excludedKeys.begin(), excludedKeys.end(), k);
 }
 
@@ -24,8 +26,10 @@ float AttentionSpec::score(float dot, int64_t q, int64_t k) const {
     if (softcap > 0) s = softcap * std::tanh(s / softcap);
     if (alibiSlope != 0) s += alibiSlope * static_cast<float>(k - q);
     if (relativeBias != 0) s += relativeBias * static_cast<float>(q - k);
+    if (mask.expr) evalScoreRow(*mask.expr->expr, mask.expr->binding, q, k, 1, &s);
     return s;
 }
+
 
 float alibiSlope(int head, int heads) {
     // Press et al.: the geometric sequence starting at 2^(-8/H) with that same ratio.

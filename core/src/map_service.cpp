@@ -182,7 +182,8 @@ Result<HeadMap> headMap(HeadCache& cache, const MapRequest& request, const Progr
         out.backendLabel = "CPU, sampled rows";
         return out;
     }
-    if (gpu && gpu->info().available && data.nonFinite == 0) {
+    // User variant programs (MaskSpec::expr) have no GPU map passes: they take the CPU engine.
+    if (gpu && gpu->info().available && data.nonFinite == 0 && !spec.mask.expr) {
         // Q/K stay on the device between requests: a zoom runs only the two passes.
         auto device = cache.deviceHead(*head, *gpu);
         if (!device) return device.status();

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "attnscope/variants.h"
+#include "variant_custom.h"
 
 namespace attnscope {
 namespace {
@@ -41,17 +42,20 @@ VariantReference softmaxReference(const VariantSpec& v, int batch, int heads, in
             const int hk = h / (heads / kvHeads);
             const float* kh = k.data() + (size_t(b) * kvHeads + hk) * T * D;
             const float* vh = vv.data() + (size_t(b) * kvHeads + hk) * T * D;
+            const auto custom = v.kind == VariantKind::Custom ? bindCustomVariant(v, T, h, heads, b) : nullptr;
             for (int64_t i = 0; i < tq; ++i) {
                 const int64_t pos = decode ? T - 1 : i;
                 const size_t row = (size_t(b) * heads + h) * tq + i;
                 const float* qi = q.data() + row * D;
                 double mx = -std::numeric_limits<double>::infinity();
                 for (int64_t j = 0; j < T; ++j) {
-                    allowed[j] = decode || variantAllows(v, T, pos, j);
+                    allowed[j] = decode || variantAllows(v, T, pos, j, h, heads, b);
                     if (!allowed[j]) continue;
                     double dot = 0;
                     for (int c = 0; c < D; ++c) dot += double(qi[c]) * double(kh[j * D + c]);
                     s[j] = applyScore(mod, double(scale) * dot, h, heads, pos, j);
+                    if (custom) evalScoreRow(*custom->expr, custom->binding, pos, j, 1, &s[j]);
+                    if (s[j] == -std::numeric_limits<double>::infinity()) allowed[j] = 0;  // a NaN score
                     mx = std::max(mx, s[j]);
                 }
                 if (std::isinf(mx)) continue;  // nothing allowed: O = 0, lse = -inf

@@ -2,6 +2,8 @@
 // reference spec of each softmax variant and the linear-attention reference.
 #include "attnscope/variants.h"
 
+#include "variant_custom.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -23,6 +25,7 @@ const char* variantKindName(VariantKind k) {
     case VariantKind::BlockSparse: return "blocksparse";
     case VariantKind::LinearAttention: return "linear";
     case VariantKind::Decode: return "decode";
+    case VariantKind::Custom: return "custom";
     }
     return "?";
 }
@@ -174,6 +177,7 @@ bool baseAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k) {
     switch (v.kind) {
     case VariantKind::Full:
     case VariantKind::Decode: return true;
+    case VariantKind::Custom: return false;  // variantAllows evaluates the program before this
     case VariantKind::Causal:
     case VariantKind::Alibi:
     case VariantKind::Softcap:
@@ -291,6 +295,7 @@ Status mergeAnd(MaskSpec& a, const MaskSpec& b) {
 
 Result<VariantSpec> parseVariant(const std::string& text) {
     if (text.empty()) return badToken(text, "empty variant name");
+    if (isCustomVariantToken(text)) return parseCustomVariant(text);
     // Compositions nest to the right: "A&B|C" = A & (B | C).
     size_t op = text.find_first_of("&|");
     if (op == std::string::npos) return parseSingle(text);
@@ -301,6 +306,8 @@ Result<VariantSpec> parseVariant(const std::string& text) {
     if (!rhs) return rhs.status();
     if (!isMaskVariant(lhs->kind) || !isMaskVariant(rhs->kind))
         return badToken(text, "only mask variants compose (not linear or decode)");
+    if (rhs->kind == VariantKind::Custom)
+        return badToken(text, "custom: and expr: programs do not compose (write the composition in the program)");
     VariantSpec v = *lhs;
     v.label = text;
     v.combine = text[op] == '&' ? MaskCombine::And : MaskCombine::Or;
@@ -314,8 +321,9 @@ std::vector<int32_t> variantDocumentIds(const VariantSpec& v, int64_t T) {
     return ids;
 }
 
-bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k) {
+bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k, int head, int heads, int batch) {
     if (q < 0 || k < 0 || k >= T) return false;
+    if (v.kind == VariantKind::Custom) return customAllows(v, T, q, k, head, heads, batch);
     bool a = baseAllows(v, T, q, k);
     if (!v.other || v.combine == MaskCombine::None) return a;
     bool b = variantAllows(*v.other, T, q, k);
@@ -333,6 +341,7 @@ BlockState variantRectState(const VariantSpec& v, int64_t T, int64_t q0, int64_t
     q0 = std::max<int64_t>(q0, 0), k0 = std::max<int64_t>(k0, 0);
     q1 = std::min(q1, T), k1 = std::min(k1, T);
     if (q0 >= q1 || k0 >= k1) return BlockState::Empty;
+    if (v.kind == VariantKind::Custom) return customBlockState(v, T, q0, q1, k0, k1, distinguishFull);
     // Row hulls grow with q for every mask here, so the block's hull is [lo(q0), hi(q1-1)].
     if (rowHull(v, T, q0).first >= k1 || rowHull(v, T, q1 - 1).second < k0) return BlockState::Empty;
     if (certainlyEmpty(v, T, q0, q1, k0, k1)) return BlockState::Empty;
@@ -380,6 +389,10 @@ Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, i
     AttentionSpec s;
     s.scale = scale;
     MaskSpec& m = s.mask;
+    if (v.kind == VariantKind::Custom) {
+        m.expr = bindCustomVariant(v, T, head, heads, 0);
+        return s;
+    }
     switch (v.kind) {
     case VariantKind::Full: break;
     case VariantKind::Causal: m.causal = true; break;

@@ -14,6 +14,7 @@
 namespace attnscope {
 
 struct LayerConfig;
+struct BoundVariantExpr;
 
 /// Which (query, key) pairs may attend. All conditions are AND-ed.
 struct MaskSpec {
@@ -32,6 +33,9 @@ struct MaskSpec {
     std::shared_ptr<const std::vector<uint8_t>> blocks;
     int64_t blockSize = 128;
     int64_t blockCols = 0;
+    /// A user program (variant_expr.h) bound to this head: its mask is AND-ed with the rest and
+    /// its score mod runs after the built-in ones (AttentionSpec::score).
+    std::shared_ptr<const BoundVariantExpr> expr;
 
     bool allows(int64_t q, int64_t k) const;
 };

@@ -27,11 +27,14 @@ enum class VariantKind {
     BlockSparse,     ///< causal ∧ a block list (top-k / gamma coverage / vertical-slash from a trace)
     LinearAttention, ///< chunked causal linear attention (Lightning-2 style), optional decay
     Decode,          ///< one query against the whole KV, split-KV (flash-decoding style)
+    Custom,          ///< a user program (variant_expr.h): its mask and score expressions
 };
 const char* variantKindName(VariantKind k);
 
 /// How to combine the base mask with `extraMask` (compositions).
 enum class MaskCombine { None, And, Or };
+
+struct VariantExpr;
 
 struct VariantSpec {
     VariantKind kind = VariantKind::Causal;
@@ -50,6 +53,8 @@ struct VariantSpec {
     /// Optional composition: base mask AND/OR another variant's mask (score mods are not combined).
     MaskCombine combine = MaskCombine::None;
     std::shared_ptr<const VariantSpec> other;
+    /// Custom: the parsed program (doc[i] reads documentIds, else `documents` equal parts).
+    std::shared_ptr<const VariantExpr> expr;
 };
 
 /// Parses a CLI token: full, causal, sliding:W, prefix:P, document:N, dilated:W:D, alibi,
@@ -57,14 +62,22 @@ struct VariantSpec {
 /// "A&B" / "A|B" of mask variants (right-nested: "A&B|C" = A & (B|C); the score mod is the
 /// first one along the chain). Block-list variants (topk, gamma, vslash) need VariantSpec::blocks: the profiler derives
 /// them from the data's block mass before running (runProfile, profiler.h).
+/// User programs (docs/variants.md): "custom:FILE" reads a program file, "expr:PROGRAM" takes it
+/// inline (statements separated by ';'), e.g. "expr:mask: k <= q && q - k < 1024"; the whole
+/// token is the program (no composition), and the label is its statements on one line.
 Result<VariantSpec> parseVariant(const std::string& text);
+
+/// Splits a comma-separated variant list, keeping commas inside brackets ("expr:mask: max(q, k)
+/// < 9,causal" is two variants). Empty items are dropped.
+std::vector<std::string> splitVariantList(const std::string& text);
 
 /// The CPU reference spec of a softmax variant at sequence length T for head h of H
 /// (scale = 1/sqrt(d) unless given). Errors for LinearAttention and Decode (not softmax maps).
 Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, int heads, float scale);
 
-/// Whether pair (q, k) is computed by the variant (the mask_mod, evaluated on the CPU).
-bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k);
+/// Whether pair (q, k) is computed by the variant (the mask_mod, evaluated on the CPU). Custom
+/// programs may read the head and batch (h, H, b); built-in masks ignore them.
+bool variantAllows(const VariantSpec& v, int64_t T, int64_t q, int64_t k, int head = 0, int heads = 1, int batch = 0);
 
 /// How a (query block, key block) tile relates to the mask: no pair allowed, all pairs allowed
 /// (no mask_mod call needed), or some (FlexAttention's partial blocks).
@@ -74,6 +87,7 @@ enum class BlockState { Empty, Partial, Full };
 /// distinguishFull = false, Full is reported as Partial (cheaper: existence only).
 BlockState variantBlockState(const VariantSpec& v, int64_t T, int64_t qBlock, int64_t kBlock, int64_t blockSize,
                              bool distinguishFull = true);
+
 
 /// The same for any rectangle [q0, q1) × [k0, k1) of the T×T map (clipped to it).
 BlockState variantRectState(const VariantSpec& v, int64_t T, int64_t q0, int64_t q1, int64_t k0, int64_t k1,
