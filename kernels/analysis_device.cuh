@@ -17,6 +17,15 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f;
 
+/// L' = logaddexp(L, sink) (natural log; AttentionSpec::sinkLogit): a learned sink joins the row's
+/// denominator. L = -inf (no allowed key) gives the sink; sink = -inf leaves L.
+__device__ __forceinline__ float foldSink(float lse, float sink) {
+    if (sink == -INFINITY) return lse;
+    if (lse == -INFINITY) return sink;
+    const float hi = fmaxf(lse, sink), lo = fminf(lse, sink);
+    return hi + log1pf(expf(lo - hi));
+}
+
 __device__ __forceinline__ bool isExcluded(const AnalysisSpec& s, int k) {
     int lo = 0, hi = s.excludedCount;
     while (lo < hi) {

@@ -131,6 +131,7 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     AnalysisSpec s;
     s.scale = spec.scale, s.softcap = spec.softcap, s.alibiSlope = spec.alibiSlope, s.relativeBias = spec.relativeBias;
     s.causal = m.causal, s.window = m.window, s.prefix = m.prefix, s.dilation = m.dilation;
+    s.sinkLogit = spec.sinkLogit;
     if (!m.documents.empty()) {
         ATTNSCOPE_TRY_STATUS(dDocs.upload(m.documents.data(), size_t(T) * sizeof(int32_t), "MaskSpec.documents"));
         s.documents = dDocs.as<int>();

@@ -44,6 +44,7 @@ AnalysisSpec toDeviceSpec(const AttentionSpec& spec) {
     AnalysisSpec s;
     s.scale = spec.scale, s.softcap = spec.softcap, s.alibiSlope = spec.alibiSlope, s.relativeBias = spec.relativeBias;
     s.causal = spec.mask.causal, s.window = spec.mask.window, s.prefix = spec.mask.prefix, s.dilation = spec.mask.dilation;
+    s.sinkLogit = spec.sinkLogit;
     return s;
 }
 

@@ -36,6 +36,7 @@ namespace {
 using flex::ElemOps;
 using flex::fastExp2;
 using pass::allows;
+using pass::foldSink;
 using pass::hasScoreMod;
 using pass::kKeys;
 using pass::kLog2e;
@@ -619,7 +620,8 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                 if (mn != -INFINITY) l = l * fastExp2(mr - mn) + lo * fastExp2(mo - mn);
                 mr = mn;
             }
-            if (qd == 0 && rows.i[r] < rowEnd) h.lse[rows.i[r]] = l > 0.0f ? (mr + log2f(l)) * kLn2 : -INFINITY;
+            if (qd == 0 && rows.i[r] < rowEnd)
+                h.lse[rows.i[r]] = foldSink(l > 0.0f ? (mr + log2f(l)) * kLn2 : -INFINITY, h.spec.sinkLogit);
         }
     }
     if constexpr (kStats) {

@@ -22,6 +22,7 @@ namespace {
 
 using namespace nvcuda;
 using pass::allows;
+using pass::foldSink;
 using pass::hasScoreMod;
 using pass::kKeys;
 using pass::kRows;
@@ -183,7 +184,8 @@ __global__ void __launch_bounds__(kThreads) lsePassKernel(const __grid_constant_
     const float mo = __shfl_xor_sync(0xffffffffu, m, 1), lo = __shfl_xor_sync(0xffffffffu, l, 1);
     const float mn = fmaxf(m, mo);
     const float lt = (m == -INFINITY ? 0.0f : l * exp2f(m - mn)) + (mo == -INFINITY ? 0.0f : lo * exp2f(mo - mn));
-    if (half == 0 && rowIn) h.lse[i] = lt > 0.0f ? (mn + log2f(lt)) * 0.6931471805599453f : -INFINITY;
+    if (half == 0 && rowIn)
+        h.lse[i] = foldSink(lt > 0.0f ? (mn + log2f(lt)) * 0.6931471805599453f : -INFINITY, h.spec.sinkLogit);
 }
 
 template <typename Elem, int D>

@@ -129,8 +129,14 @@ public:
             m_downloadedOf = v.label;
         }
         const auto& p = m_inputs->problem;
-        if (v.kind == VariantKind::Decode) return sliceHead(m_out, p, 1, b, h, 0, 1);
-        return sliceHead(m_out, p, p.tokens, b, h, q0, q1);
+        const int64_t tq = v.kind == VariantKind::Decode ? 1 : p.tokens;
+        if (v.kind == VariantKind::Decode) q0 = 0, q1 = 1;
+        MatrixRM out = sliceHead(m_out, p, tq, b, h, q0, q1);
+        // A learned sink: the kernels' O and L have none; O' = O·exp(L − L') (softmax variants).
+        if (size_t(h) < m_inputs->sinks.size() && v.kind != VariantKind::LinearAttention)
+            applySinkToOutput(out, m_lse.data() + (size_t(b) * p.heads + h) * size_t(tq) + size_t(q0),
+                              m_inputs->sinks[size_t(h)]);
+        return out;
     }
 
     Result<std::vector<double>> blockMass(int b, int h, const AttentionSpec& spec, int64_t blockSize) override {

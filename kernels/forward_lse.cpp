@@ -13,7 +13,8 @@ bool ForwardLse::takes(const AttentionSpec& spec, int dim) {
     const bool plainMask = m.prefix == 0 && m.dilation <= 1 && m.documents.empty() && m.excludedKeys.empty() &&
                            !m.blocks && (m.window == 0 || m.causal);
     const bool noScoreMod = spec.softcap == 0 && spec.alibiSlope == 0 && spec.relativeBias == 0;
-    return plainMask && noScoreMod && (dim == 64 || dim == 128) && spec.scale > 0;
+    // A learned sink is folded in by the pass kernels' lse (the forward kernel writes L alone).
+    return plainMask && noScoreMod && !spec.hasSink() && (dim == 64 || dim == 128) && spec.scale > 0;
 }
 
 Status ForwardLse::run(const void* q, const void* k, const void* v, ElemType elem, int heads, int kvHeads, int tokens,

@@ -3,6 +3,7 @@
 // compiles only device code and parameter structs. The engine (cuda_engine.cpp) calls these.
 #include <cuda_runtime_api.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,9 @@ struct AnalysisSpec {
     int excludedCount = 0;
     const unsigned char* blocks = nullptr;   ///< device block flags or null
     long long blockSize = 128, blockCols = 0, blockRows = 0;
+    /// Learned sink logit (AttentionSpec::sinkLogit): the lse passes fold it into L (logaddexp),
+    /// so every later pass's p = exp(s - L') follows. -inf = none.
+    float sinkLogit = -std::numeric_limits<float>::infinity();
 };
 
 /// How pass 2 bins (q, k) pairs into output cells.

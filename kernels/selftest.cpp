@@ -168,13 +168,14 @@ Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuD
 
 /// GPU map and block mass of one head vs the float64 brute force.
 Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, int d, MapRect rect, int width,
-                       int height, std::mt19937_64& rng, SelfTestReport& report) {
+                       int height, std::mt19937_64& rng, SelfTestReport& report, bool learnedSink = false) {
     auto v = makeVariant(name, T, rng);
     if (!v) return v.status();
     const float scale = 1.0f / std::sqrt(float(d));
     auto spec = referenceSpec(*v, T, 1, 4, scale);
     if (!spec) return spec.status();
     if (name == "causal") spec->mask.excludedKeys = {0, 3};  // sinks excluded and renormalised
+    if (learnedSink) spec->sinkLogit = std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng);  // GPT-OSS
     // Inputs rounded to a 16-bit dtype, as every trace the map reads is (the GPU computes on them as they are).
     const GpuDType dtype = (T + d) % 2 == 0 ? GpuDType::BF16 : GpuDType::F16;
     const std::vector<float> qv = randomRounded(size_t(T) * d, dtype, rng), kv = randomRounded(size_t(T) * d, dtype, rng);
@@ -182,9 +183,10 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     auto map = engine.attentionMap(q, k, *spec, rect, width, height);
     auto mass = engine.blockMass(q, k, *spec, 64);
     char desc[160];
-    std::snprintf(desc, sizeof desc, "map %-18s T=%-4lld d=%d rect [%lld,%lld)x[%lld,%lld) %dx%d", v->label.c_str(),
+    std::snprintf(desc, sizeof desc, "map %-18s T=%-4lld d=%d rect [%lld,%lld)x[%lld,%lld) %dx%d%s", v->label.c_str(),
                   static_cast<long long>(T), d, static_cast<long long>(rect.q0), static_cast<long long>(rect.q1),
-                  static_cast<long long>(rect.k0), static_cast<long long>(rect.k1), width, height);
+                  static_cast<long long>(rect.k0), static_cast<long long>(rect.k1), width, height,
+                  learnedSink ? " learned sink" : "");
     if (!map || !mass) {
         addLine(report, false, std::string(desc) + "  error: " + (map ? mass.message() : map.message()));
         return {};
@@ -211,6 +213,7 @@ struct HeadErrors {
     double density = 0;   ///< gamma coverage density, absolute
     double recall = 0;    ///< candidate mask recall, absolute
     double outputError = 0;  ///< candidate mask output error, absolute
+    double learnedSink = 0;  ///< learned sink share, absolute (1 when only one backend has the sink)
     int masksCompared = 0, masksTied = 0;  ///< a mask chosen differently on a near-tie is not compared
     std::string worst;
 };
@@ -245,6 +248,8 @@ HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
     for (size_t j = 0; j < c.sinks.alpha.size() && j < g.sinks.alpha.size(); ++j)
         note(e.alpha, d(g.sinks.alpha[j], c.sinks.alpha[j]), "alpha", e, w, kStatsTolerance);
     if (g.sinks.alpha.size() != c.sinks.alpha.size()) note(e.alpha, 1.0, "alpha size", e, w, kStatsTolerance);
+    note(e.learnedSink, g.sinks.learnedSink != c.sinks.learnedSink ? 1.0 : d(g.sinks.learnedSinkShare, c.sinks.learnedSinkShare),
+         "learned sink share", e, w, kStatsTolerance);
     for (size_t b = 0; b < c.blocks.size() && b < g.blocks.size(); ++b) {
         for (size_t x = 0; x < c.blocks[b].mass.size() && x < g.blocks[b].mass.size(); ++x)
             note(e.blocks, d(g.blocks[b].mass[x], c.blocks[b].mass[x]) / std::max(1.0, double(c.blocks[b].mass[x])),
@@ -273,7 +278,7 @@ HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
 /// analyzeLayerSums + finishHead on a synthetic trace (planted sinks, previous-token, induction,
 /// documents) vs the CPU analysis of every head, on the trace's own rounded values.
 Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dtype, bool excludeSinks,
-                    uint64_t seed, SelfTestReport& report) {
+                    uint64_t seed, SelfTestReport& report, bool learnedSinks = false) {
     SynthOptions so;
     so.tokens = T, so.layers = 1, so.headDim = d, so.kvGroups = kvGroups, so.dtype = dtype, so.seed = seed;
     auto made = makeSyntheticTrace(so);
@@ -301,12 +306,14 @@ Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dt
     for (int h = 0; h < cfg.heads; ++h) {
         AttentionSpec spec = specForLayer(cfg, h);
         if (excludeSinks) spec = specWithoutKeys(spec, {0, T / 3});
+        if (learnedSinks) spec.sinkLogit = -1.0f + 0.75f * float(h);  // GPT-OSS: one logit per head
         specs.push_back(spec);
     }
     auto sums = engine.analyzeLayerSums(trace, 0, specs, ctx, options, -1, {});
     char desc[160];
-    std::snprintf(desc, sizeof desc, "analysis layer %s T=%-4lld d=%-3d H=%d group=%d%s", dtypeName(dtype),
-                  static_cast<long long>(T), d, cfg.heads, kvGroups, excludeSinks ? " sinks excluded" : "");
+    std::snprintf(desc, sizeof desc, "analysis layer %s T=%-4lld d=%-3d H=%d group=%d%s%s", dtypeName(dtype),
+                  static_cast<long long>(T), d, cfg.heads, kvGroups, excludeSinks ? " sinks excluded" : "",
+                  learnedSinks ? " learned sinks" : "");
     if (!sums) {
         addLine(report, false, std::string(desc) + "  error: " + sums.message());
         return sums.status().code() == ErrorCode::Device ? sums.status() : Status{};
@@ -324,14 +331,15 @@ Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dt
         const HeadErrors e = compareHeads(*g, *c);
         compared += e.masksCompared, tied += e.masksTied;
         const double scaled = std::max({e.stats / kStatsTolerance, e.alpha / kStatsTolerance, e.blocks / kStatsTolerance,
+                                        e.learnedSink / kStatsTolerance,
                                         e.density / kDensityTolerance, e.recall / (10 * kStatsTolerance),
                                         e.outputError / kOutputErrorTolerance});
         if (scaled > worstScaled) worstScaled = scaled, worst = e, worstAt = "head " + std::to_string(h) + " " + e.worst;
     }
     char tail[256];
-    std::snprintf(tail, sizeof tail, "  stats %.1e alpha %.1e blocks %.1e (tol %.0e) density %.1e (tol %.0e) "
+    std::snprintf(tail, sizeof tail, "  stats %.1e alpha %.1e blocks %.1e lsink %.1e (tol %.0e) density %.1e (tol %.0e) "
                   "recall %.1e outErr %.1e (tol %.0e), masks compared %d (tied %d)  worst: %s",
-                  worst.stats, worst.alpha, worst.blocks, kStatsTolerance, worst.density, kDensityTolerance,
+                  worst.stats, worst.alpha, worst.blocks, worst.learnedSink, kStatsTolerance, worst.density, kDensityTolerance,
                   worst.recall, worst.outputError, kOutputErrorTolerance, compared, tied, worstAt.c_str());
     // Most masks must be compared (window and sink+window never tie): a backend that always
     // picked differently would fail here.
@@ -369,6 +377,12 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         if (!quick)
             ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 128, {100, 260, 40, 300}, 160, 300, rng, report));
     }
+    // Learned sinks (GPT-OSS): the lse passes fold the sink logit in (pass-kernel lse, never the
+    // forward kernel's), so maps and block mass take exp(s - L').
+    for (const char* name : {"causal", "sliding:50", "full"}) {
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 64, {0, 300, 0, 300}, 37, 23, rng, report, true));
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 400, 128, {48, 336, 24, 280}, 32, 9, rng, report, true));
+    }
     // Whole-layer analysis (tensor-core passes + finishHead) against the CPU analysis: T not a
     // multiple of 64, GQA, a head dim that is padded (80), sinks excluded.
     struct LayerCase {
@@ -385,6 +399,9 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         const LayerCase& lc = layerCases[c];
         ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, lc.T, lc.d, lc.groups, lc.dtype, lc.excludeSinks, rng(), report));
     }
+    // Learned sinks through the whole layer (lse passes, stats, masks, finishHead's sink share).
+    ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 300, 64, 2, DType::BF16, false, rng(), report, true));
+    ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 257, 128, 1, DType::F16, false, rng(), report, true));
     return report;
 }
 

@@ -34,6 +34,7 @@ MapReference mapReference(const MatrixRM& q, const MatrixRM& k, const AttentionS
         double sum = 0;
         for (int64_t j = 0; j < T; ++j)
             if (allowed(i, j) != 0) sum += std::exp(p(i, j) - mx);
+        if (spec.hasSink()) sum += std::exp(double(spec.sinkLogit) - mx);  // a learned sink: denominator only
         for (int64_t j = 0; j < T; ++j) p(i, j) = allowed(i, j) != 0 ? std::exp(p(i, j) - mx) / sum : 0.0;
     }
     MapReference r;

@@ -17,6 +17,7 @@ namespace attnscope {
 
 namespace {
 constexpr int kMaxListedSinks = 6;
+constexpr int kLearnedColumn = 6;  // shown only for traces with learned sink logits (GPT-OSS)
 }
 
 SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
@@ -27,11 +28,16 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     auto* run = new QPushButton(tr("Run analysis"), this);
     connect(run, &QPushButton::clicked, analysis, &AnalysisRunner::run);
     m_table = createHeadTable(session, this);
-    m_table->setColumnCount(6);
-    m_table->setHorizontalHeaderLabels({tr("Layer"), tr("Head"), tr("α₀"), tr("Sink"), tr("Hidden sinks"), tr("Role")});
+    m_table->setColumnCount(7);
+    m_table->setHorizontalHeaderLabels(
+        {tr("Layer"), tr("Head"), tr("α₀"), tr("Sink"), tr("Hidden sinks"), tr("Role"), tr("Learned")});
     m_table->horizontalHeaderItem(2)->setToolTip(tr("First-token sink score: mean attention to key 0"));
     m_table->horizontalHeaderItem(3)->setToolTip(tr("First-token sink: α₀ above the threshold"));
     m_table->horizontalHeaderItem(4)->setToolTip(tr("Keys after the first with sink score α above the threshold: key (α)"));
+    m_table->horizontalHeaderItem(kLearnedColumn)
+        ->setToolTip(tr("Learned sink (a per-head logit in the softmax denominator, GPT-OSS): its share of the "
+                        "attention mass, mean over rows of exp(sink − L)"));
+    m_table->setColumnHidden(kLearnedColumn, true);
     m_alpha = new FigureWidget(this);
     m_rate = new FigureWidget(this);
     QSplitter* split = tableAbovePlots(m_table, m_alpha, m_rate, this);
@@ -62,7 +68,8 @@ void SinksPanel::refreshTable()
         refreshPlots();
         return;
     }
-    int hidden = 0;
+    int hidden = 0, learned = 0;
+    double learnedShare = 0;
     const QStringList tokens = traceTokens(m_session->trace()->metadata());
     m_table->setRowCount(int(model->heads.size()));
     for (int r = 0; r < int(model->heads.size()); ++r) {
@@ -86,12 +93,27 @@ void SinksPanel::refreshTable()
         hiddenItem->setToolTip(withTokens.join(QLatin1Char('\n')));
         m_table->setItem(r, 4, hiddenItem);
         m_table->setItem(r, 5, new QTableWidgetItem(QString::fromStdString(h.role.label)));
+        if (h.sinks.learnedSink) {
+            ++learned;
+            learnedShare += h.sinks.learnedSinkShare;
+            auto* share = new QTableWidgetItem;
+            share->setData(Qt::DisplayRole, QString::number(h.sinks.learnedSinkShare, 'f', 3).toDouble());
+            share->setToolTip(tr("sink logit %1: %2% of this head's attention mass")
+                                  .arg(double(h.sinks.learnedSinkLogit), 0, 'f', 3)
+                                  .arg(100.0 * h.sinks.learnedSinkShare, 0, 'f', 1));
+            m_table->setItem(r, kLearnedColumn, share);
+        }
     }
+    m_table->setColumnHidden(kLearnedColumn, learned == 0);
     m_table->setSortingEnabled(true);
-    m_summary->setText(tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
-                           .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
-                           .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
-                           .arg(model->options.head.sinks.hiddenThreshold));
+    QString summary = tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
+                          .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
+                          .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
+                          .arg(model->options.head.sinks.hiddenThreshold);
+    if (learned > 0)
+        summary += tr(" · learned sinks in %1 heads take %2% of their attention mass on average")
+                       .arg(learned).arg(100.0 * learnedShare / learned, 0, 'f', 1);
+    m_summary->setText(summary);
     refreshPlots();
 }
 

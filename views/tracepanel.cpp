@@ -1,5 +1,6 @@
 #include "tracepanel.h"
 
+#include <QColor>
 #include <QFileInfo>
 #include <QHeaderView>
 #include <QLabel>
@@ -21,6 +22,7 @@ constexpr int kRowPadding = 6;         ///< compact rows, as in the analysis tab
 constexpr int kMaxWarningRows = 4;     ///< the warning list grows to this many rows, then scrolls
 constexpr int kShownLayers = 8;        ///< layer rows always visible; longer models scroll
 constexpr int kMinTextLines = 2;       ///< the input text box shrinks to this first
+constexpr int kMismatchDarker = 130;   ///< a failed capture check in a dark red, readable on white
 }
 
 TracePanel::TracePanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
@@ -72,12 +74,17 @@ void TracePanel::refresh()
     }
     const Trace& t = *m_session->trace();
     const TraceMetadata& m = t.metadata();
+    // The capture tool's self-check: a pass is a line of the summary, a mismatch a warning.
+    const QString check = QString::fromStdString(describeCaptureCheck(m.captureCheck)).toHtmlEscaped();
     m_summary->setText(tr("<b>%1</b><br>%2 · %3 tokens · %4 layers · %5 · %6 MiB<br><small>%7</small>")
                            .arg(QString::fromStdString(m.model).toHtmlEscaped(), QString::fromLatin1(traceKindName(m.kind)))
                            .arg(t.tokens()).arg(t.numLayers())
                            .arg(QString::fromLatin1(dtypeName(t.dtype())))
                            .arg(double(t.fileSize()) / kMiB, 0, 'f', 1)
-                           .arg(QFileInfo(QString::fromStdString(t.path())).fileName().toHtmlEscaped()));
+                           .arg(QFileInfo(QString::fromStdString(t.path())).fileName().toHtmlEscaped()) +
+                       (m.captureCheck.present && m.captureCheck.passed()
+                            ? tr("<br><small>Capture check %1</small>").arg(check)
+                            : QString()));
     m_text->setPlainText(QString::fromStdString(m.text));
     m_layers->setRowCount(t.numLayers());
     for (int l = 0; l < t.numLayers(); ++l) {
@@ -87,6 +94,8 @@ void TracePanel::refresh()
             mask += tr(", window %1").arg(c.slidingWindow);
         if (c.alibi)
             mask += tr(", ALiBi");
+        if (c.hasSinks())
+            mask += tr(", learned sinks");
         const QStringList cells = {QString::number(l), QString::number(c.heads), QString::number(c.kvHeads),
                                    QString::number(c.headDim), mask,
                                    c.softcap > 0 ? QString::number(c.softcap) : QStringLiteral("–"),
@@ -101,6 +110,12 @@ void TracePanel::refresh()
     };
     m_layers->setMinimumHeight(tableHeight(std::min(t.numLayers(), kShownLayers)));
     m_layers->setMaximumHeight(tableHeight(t.numLayers()));
+    if (!m.captureCheck.passed()) {
+        auto* item = new QListWidgetItem(
+            tr("Capture check %1").arg(QString::fromStdString(describeCaptureCheck(m.captureCheck))));
+        item->setForeground(QColor(Qt::red).darker(kMismatchDarker));
+        m_warnings->addItem(item);
+    }
     for (const std::string& w : t.warnings())
         m_warnings->addItem(QString::fromStdString(w));
     for (const NonFiniteCount& n : t.nonFinite())

@@ -60,6 +60,19 @@ void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
     }
 }
 
+/// Heads with a learned sink logit (GPT-OSS): the share of each head's attention mass the sink
+/// takes (the keys' probabilities sum to the rest).
+void printLearnedSinks(const ModelAnalysis& m) {
+    if (std::none_of(m.heads.begin(), m.heads.end(), [](const HeadAnalysis& h) { return h.sinks.learnedSink; }))
+        return;
+    std::printf("\nlearned sinks: share of each head's attention mass taken by its sink logit (mean over rows "
+                "of exp(sink - L))\n%5s %4s %8s %7s\n",
+                "layer", "head", "logit", "share");
+    for (const auto& h : m.heads)
+        if (h.sinks.learnedSink)
+            std::printf("%5d %4d %8.3f %7.3f\n", h.layer, h.head, h.sinks.learnedSinkLogit, h.sinks.learnedSinkShare);
+}
+
 void printTimings(const ModelAnalysis& m) {
     double read = 0, upload = 0, compute = 0, finish = 0;
     std::printf("%5s %4s %9s %9s %10s %9s\n", "layer", "on", "read ms", "upload ms", "compute ms", "finish ms");
@@ -172,6 +185,7 @@ int analyzeVerb(Args& a) {
     printSummary(*model, model->options, seconds);
     if (!everything) std::printf("(candidate masks and head similarity: with --json FILE or --all)\n");
     if (!a.has("no-heads")) printHeads(*model, model->options);
+    printLearnedSinks(*model);
     if (a.has("json")) {
         if (Status s = writeFileAtomic(a.get("json"), toJson(*model).dump(1)); !s.ok()) return fail(kVerb, s);
         std::printf("\nwrote %s\n", a.get("json").c_str());

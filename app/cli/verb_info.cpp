@@ -18,13 +18,14 @@ std::vector<std::pair<const char*, const TensorView*>> roles(const Trace& t, int
     if (t.hasQK()) out = {{"q", &l.q}, {"k", &l.k}, {"v", &l.v}};
     if (l.attn) out.push_back({"attn", &*l.attn});
     if (l.out) out.push_back({"out", &*l.out});
+    if (l.sinks) out.push_back({"sinks", &*l.sinks});
     return out;
 }
 
 /// Role -> dtypes used by it across layers, in role order q, k, v, attn, out.
 std::vector<std::pair<std::string, std::set<std::string>>> dtypesByRole(const Trace& t) {
     std::vector<std::pair<std::string, std::set<std::string>>> out;
-    for (const char* role : {"q", "k", "v", "attn", "out"}) {
+    for (const char* role : {"q", "k", "v", "attn", "out", "sinks"}) {
         std::set<std::string> names;
         for (int i = 0; i < t.numLayers(); ++i)
             for (const auto& [r, view] : roles(t, i))
@@ -54,6 +55,17 @@ Json toJson(const Trace& t, bool scanned) {
     j.set("tokens", t.tokens());
     j.set("text", m.text);
     j.set("has_qkv", t.hasQK());
+    Json check = Json::object();  // the capture tool's self-check (null when the trace has none)
+    if (m.captureCheck.present) {
+        check.set("status", m.captureCheck.status);
+        check.set("max_abs_delta", m.captureCheck.maxAbsDelta);
+        check.set("compared", m.captureCheck.compared);
+        check.set("tolerance", m.captureCheck.tolerance);
+        check.set("worst_layer", m.captureCheck.worstLayer);
+        check.set("rows_checked", m.captureCheck.rowsChecked);
+    }
+    j.set("capture_check", m.captureCheck.present ? std::move(check) : Json());
+    j.set("capture_check_text", describeCaptureCheck(m.captureCheck));
     j.set("num_layers", t.numLayers());
     Json layers = Json::array();
     for (int i = 0; i < t.numLayers(); ++i) {
@@ -62,6 +74,9 @@ Json toJson(const Trace& t, bool scanned) {
         l.set("index", i);
         Json settings = layerConfigJson(c);  // a named object: the loop must not outlive a temporary
         for (auto& [k, v] : settings.asObject()) l.set(k, std::move(v));
+        Json sinks = Json::array();  // learned sink logits per head (v2), null without
+        for (float s : c.sinks) sinks.push(double(s));
+        l.set("sinks", c.hasSinks() ? std::move(sinks) : Json());
         Json tensors = Json::object();
         for (const auto& [role, view] : roles(t, i)) {
             Json v = Json::object();
@@ -118,6 +133,7 @@ void printText(const Trace& t, bool scanned) {
         std::printf("kind        %s\n", traceKindName(m.kind));
     std::printf("tokens      T = %lld\n", (long long)t.tokens());
     std::printf("layers      %d (%s)\n", t.numLayers(), t.hasQK() ? "q/k/v" : "weights only: stored attention");
+    std::printf("check       %s\n", describeCaptureCheck(m.captureCheck).c_str());
     std::string dtypes;
     for (const auto& [role, names] : dtypesByRole(t)) {
         dtypes += dtypes.empty() ? "" : ", ";
@@ -135,6 +151,17 @@ void printText(const Trace& t, bool scanned) {
                     c.scale, c.causal ? "yes" : "no", optionalNumber(double(c.slidingWindow), "%.0f").c_str(),
                     optionalNumber(c.softcap, "%g").c_str(), c.alibi ? "yes" : "no", c.positional.c_str(),
                     tensors.c_str());
+    }
+    for (int i = 0; i < t.numLayers(); ++i) {
+        const LayerConfig& c = t.config(i);
+        if (!c.hasSinks()) continue;
+        std::string logits;
+        for (float s : c.sinks) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%s%.4g", logits.empty() ? "" : " ", double(s));
+            logits += buf;
+        }
+        std::printf("  layer %d learned sink logits per head: %s\n", i, logits.c_str());
     }
     std::printf("\n");
     if (!scanned) {

@@ -438,6 +438,14 @@ Result<HeadAnalysis> finishHead(const HeadSums& sum, const AttentionSpec& spec, 
         if (counts.colAllowed[size_t(j)] > 0)
             alpha[size_t(j)] = float(sum.column[size_t(j)] / double(counts.colAllowed[size_t(j)]));
     h.sinks = detail::findSinks(std::move(alpha), options.sinks, counts.colAllowed);
+    if (spec.hasSink()) {
+        double share = 0;
+        for (int64_t i = 0; i < T; ++i)
+            if (rowOk[size_t(i)]) share += sinkShareOfRow(lse[size_t(i)], spec.sinkLogit);
+        h.sinks.learnedSink = true;
+        h.sinks.learnedSinkLogit = spec.sinkLogit;
+        h.sinks.learnedSinkShare = nRows > 0 ? share / double(nRows) : 0.0;
+    }
 
     // Profiles (vertical = columns, slash = offsets), normalised by the number of rows.
     const double invRows = nRows > 0 ? 1.0 / double(nRows) : 0.0;

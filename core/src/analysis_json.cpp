@@ -99,6 +99,14 @@ Json toJson(const HeadAnalysis& h) {
     sk.set("alpha0", num(h.sinks.alpha0));
     sk.set("firstTokenSink", Json(h.sinks.firstTokenSink));
     sk.set("hiddenSinks", ints(h.sinks.hiddenSinks));
+    if (h.sinks.learnedSink) {
+        Json learned = Json::object();
+        learned.set("logit", num(h.sinks.learnedSinkLogit));
+        learned.set("share", num(h.sinks.learnedSinkShare));
+        sk.set("learnedSink", std::move(learned));
+    } else {
+        sk.set("learnedSink", Json());
+    }
     sk.set("alpha", numbers(h.sinks.alpha));
     j.set("sinks", std::move(sk));
     j.set("excludedKeys", ints(h.excludedKeys));

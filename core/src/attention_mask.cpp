@@ -1,6 +1,7 @@
 // Tile classification and masking: the engine skips tiles the mask rules out, scores tiles it
 // fully allows without any per-element test, and masks only the rest element by element.
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "attention_kernels.h"
@@ -148,6 +149,9 @@ Status validateInputs(const char* what, const MatrixRM& q, const MatrixRM& k, co
     const MaskSpec& m = spec.mask;
     if (!(spec.scale == spec.scale) || !(spec.softcap >= 0))
         return {ErrorCode::InvalidArgument, w + ": scale must be a number and softcap >= 0"};
+    if (spec.hasSink() && !std::isfinite(spec.sinkLogit))
+        return {ErrorCode::InvalidArgument, w + ": learned sink logit " + std::to_string(spec.sinkLogit) +
+                                                " (expected a finite number, or -inf for none)"};
     if (m.window < 0) return {ErrorCode::InvalidArgument, w + ": mask window " + std::to_string(m.window) + " < 0"};
     if (m.dilation < 1)
         return {ErrorCode::InvalidArgument, w + ": mask dilation " + std::to_string(m.dilation) + " (expected >= 1)"};

@@ -65,10 +65,14 @@ Result<AttentionOutput> referenceAttention(const MatrixRM& q, const MatrixRM& k,
         }
         for (int64_t r = 0; r < rows; ++r) {
             if (l[r] > 0) {
-                acc.row(r) *= static_cast<float>(1.0 / l[r]);
-                result.lse[size_t(row0 + r)] = static_cast<float>(m[r] + std::log(l[r]));
+                // O = Σ e^(s − m) v / l; a learned sink adds e^(sink − m) to the denominator only.
+                const double denom =
+                    l[r] + (spec.hasSink() ? std::exp(static_cast<double>(spec.sinkLogit) - m[r]) : 0.0);
+                acc.row(r) *= static_cast<float>(1.0 / denom);
+                result.lse[size_t(row0 + r)] = static_cast<float>(m[r] + std::log(denom));
             } else {
                 acc.row(r).setZero();
+                result.lse[size_t(row0 + r)] = foldSinkIntoLse(kNegInf, spec.sinkLogit);
             }
         }
         prog.itemDone();

@@ -30,6 +30,25 @@ float AttentionSpec::score(float dot, int64_t q, int64_t k) const {
     return s;
 }
 
+float foldSinkIntoLse(float lse, float sinkLogit) {
+    if (!(sinkLogit > detail::kNegInf)) return lse;
+    if (!(lse > detail::kNegInf)) return sinkLogit;
+    // logaddexp in double: max + log1p(exp(-|a - b|)) never overflows.
+    const double hi = std::max<double>(lse, sinkLogit), lo = std::min<double>(lse, sinkLogit);
+    return static_cast<float>(hi + std::log1p(std::exp(lo - hi)));
+}
+
+double sinkShareOfRow(float lseWithSink, float sinkLogit) {
+    if (!(sinkLogit > detail::kNegInf) || !std::isfinite(lseWithSink)) return 0.0;
+    return std::exp(static_cast<double>(sinkLogit) - static_cast<double>(lseWithSink));
+}
+
+void applySinkToOutput(MatrixRM& out, const float* lse, float sinkLogit) {
+    if (!(sinkLogit > detail::kNegInf)) return;
+    for (Eigen::Index r = 0; r < out.rows(); ++r)
+        if (std::isfinite(lse[r]))
+            out.row(r) *= static_cast<float>(std::exp(double(lse[r]) - foldSinkIntoLse(lse[r], sinkLogit)));
+}
 
 float alibiSlope(int head, int heads) {
     // Press et al.: the geometric sequence starting at 2^(-8/H) with that same ratio.
@@ -46,6 +65,7 @@ AttentionSpec specForLayer(const LayerConfig& layer, int head) {
     if (layer.alibi) spec.alibiSlope = alibiSlope(head, layer.heads);
     spec.mask.causal = layer.causal;
     spec.mask.window = layer.slidingWindow;
+    if (head >= 0 && size_t(head) < layer.sinks.size()) spec.sinkLogit = layer.sinks[size_t(head)];
     return spec;
 }
 

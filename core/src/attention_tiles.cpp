@@ -50,7 +50,7 @@ void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const Att
         }
     }
     for (int64_t r = 0; r < rows; ++r)
-        lseOut[r] = l[r] > 0 ? static_cast<float>(m[r] + std::log(l[r])) : kNegInf;
+        lseOut[r] = foldSinkIntoLse(l[r] > 0 ? static_cast<float>(m[r] + std::log(l[r])) : kNegInf, spec.sinkLogit);
 }
 
 void ItemProgress::itemDone() {

@@ -163,6 +163,7 @@ Result<ProfileInputs> loadProfileInputs(const ShapeSource& s) {
         return Status::success();
     };
     const int group = cfg.heads / std::max(1, cfg.kvHeads);
+    if (cfg.hasSinks()) in.sinks = all ? cfg.sinks : std::vector<float>{cfg.sinks[size_t(s.head)]};
     for (int h = 0; h < p.heads; ++h)
         if (Status st = copyHead(all ? h : s.head, Which::Q, in.q, h); !st) return st;
     for (int kh = 0; kh < p.kvHeads; ++kh) {

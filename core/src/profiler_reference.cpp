@@ -27,12 +27,11 @@ double steadyMicros() {
 
 Result<AttentionSpec> cpuSpec(const VariantSpec& v, const ProfileInputs& in, int h) {
     const auto& p = in.problem;
-    if (v.kind == VariantKind::Decode) {
-        VariantSpec causal;
-        causal.kind = VariantKind::Causal;
-        return referenceSpec(causal, p.tokens, h, p.heads, p.scale);
-    }
-    return referenceSpec(v, p.tokens, h, p.heads, p.scale);
+    VariantSpec causal;
+    causal.kind = VariantKind::Causal;
+    auto spec = referenceSpec(v.kind == VariantKind::Decode ? causal : v, p.tokens, h, p.heads, p.scale);
+    if (spec && h >= 0 && size_t(h) < in.sinks.size()) spec->sinkLogit = in.sinks[size_t(h)];  // learned sink
+    return spec;
 }
 
 Result<MatrixRM> referenceRows(const VariantSpec& v, const ProfileInputs& in, int b, int h, int64_t q0, int64_t q1) {

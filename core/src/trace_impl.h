@@ -12,7 +12,10 @@ namespace attnscope {
 /// Fixed names of the trace format (docs/trace-format.md).
 namespace traceformat {
 inline constexpr const char* kFormat = "attnscope.trace";
-inline constexpr int kVersion = 1;
+inline constexpr int kMinVersion = 1;
+/// v2 adds the per-layer learned sinks tensor `layers.N.sinks`; everything else is v1's.
+inline constexpr int kSinksVersion = 2;
+inline constexpr int kMaxVersion = 2;
 inline constexpr const char* kMetadataKey = "__metadata__";
 inline constexpr uint64_t kHeaderLengthBytes = 8;
 /// safetensors' own reader refuses headers above 100 MB; so do we.

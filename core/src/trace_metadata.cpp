@@ -1,5 +1,6 @@
 // The __metadata__ block of a trace: parsing with checks (reader) and serialising (writer).
 // safetensors allows only string values there, so lists and objects are JSON-encoded strings.
+#include <algorithm>
 #include <cmath>
 
 #include "trace_impl.h"
@@ -21,6 +22,7 @@ constexpr const char* kTokenIds = "token_ids";
 constexpr const char* kLayers = "layers";
 constexpr const char* kDocuments = "documents";
 constexpr const char* kExtra = "extra";
+constexpr const char* kCaptureCheck = "capture_check";
 // Per-layer object keys.
 constexpr const char* kHeads = "heads";
 constexpr const char* kKvHeads = "kv_heads";
@@ -216,6 +218,37 @@ Status parseVisionGrid(const MetaReader& reader, TraceMetadata& m) {
     return Status::success();
 }
 
+/// The capture tool's self-check (optional): {"status": "passed"|"mismatch", "max_abs_delta": x,
+/// "compared": "probabilities"|"output", "tolerance": t, "worst_layer": i, "rows_checked": n}.
+Status parseCaptureCheck(const MetaReader& reader, TraceMetadata& m) {
+    bool present = false;
+    auto check = reader.json(key::kCaptureCheck, false, present);
+    if (!check) return check.status();
+    if (!present) return Status::success();
+    const Json& c = *check;
+    auto bad = [&](const std::string& field, const std::string& what) {
+        return reader.error(ErrorCode::Format, std::string(key::kCaptureCheck) + "." + field, what);
+    };
+    if (!c.isObject()) return reader.error(ErrorCode::Format, key::kCaptureCheck, "must be a JSON object");
+    const Json* status = c.find("status");
+    if (!status || !status->isString() || (status->asString() != "passed" && status->asString() != "mismatch"))
+        return bad("status", "must be \"passed\" or \"mismatch\"");
+    CaptureCheck& out = m.captureCheck;
+    out.present = true;
+    out.status = status->asString();
+    for (auto [field, target] : {std::pair{"max_abs_delta", &out.maxAbsDelta}, std::pair{"tolerance", &out.tolerance}}) {
+        const Json* v = c.find(field);
+        if (!v || !v->isNumber() || !std::isfinite(v->asNumber()) || v->asNumber() < 0)
+            return bad(field, "must be a non-negative number");
+        *target = v->asNumber();
+    }
+    if (const Json* v = c.find("compared"); v && v->isString()) out.compared = v->asString();
+    if (const Json* v = c.find("worst_layer"); v && integral(*v, -1, kMaxLayerDim)) out.worstLayer = int(v->asNumber());
+    if (const Json* v = c.find("rows_checked"); v && integral(*v, 0, kMaxExactInteger))
+        out.rowsChecked = int64_t(v->asNumber());
+    return Status::success();
+}
+
 }  // namespace
 
 Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& where,
@@ -233,12 +266,15 @@ Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& wh
                             "is '" + *format + "', expected '" + traceformat::kFormat + "' (not an attnscope trace)");
     const std::string* version = reader.string(key::kVersion, true, st);
     if (!version) return st;
-    if (*version != std::to_string(traceformat::kVersion))
+    m.version = 0;
+    for (int v = traceformat::kMinVersion; v <= traceformat::kMaxVersion; ++v)
+        if (*version == std::to_string(v)) m.version = v;
+    if (m.version == 0)
         return reader.error(ErrorCode::Unsupported, key::kVersion,
-                            "is '" + *version + "'; this reader supports version " +
-                                std::to_string(traceformat::kVersion));
+                            "is '" + *version + "'; this reader supports versions " +
+                                std::to_string(traceformat::kMinVersion) + " to " +
+                                std::to_string(traceformat::kMaxVersion));
     m.format = *format;
-    m.version = traceformat::kVersion;
 
     for (auto [field, target] : {std::pair{key::kModel, &m.model}, std::pair{key::kSource, &m.source}}) {
         const std::string* s = reader.string(field, false, st);
@@ -262,13 +298,17 @@ Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& wh
         if (!extra->isObject()) return reader.error(ErrorCode::Format, key::kExtra, "must be a JSON object");
         m.extraJson = meta.find(key::kExtra)->asString();
     }
+    if (st = parseCaptureCheck(reader, m); !st) return st;
     for (const auto& [k, v] : meta.asObject()) {
-        static const char* const kKnown[] = {key::kFormat, key::kVersion, key::kModel,    key::kSource,
-                                             key::kKind,   key::kPatchGrid, key::kText,   key::kTokens,
-                                             key::kTokenIds, key::kLayers, key::kDocuments, key::kExtra};
+        static const char* const kKnown[] = {key::kFormat,   key::kVersion,   key::kModel,  key::kSource,
+                                             key::kKind,     key::kPatchGrid, key::kText,   key::kTokens,
+                                             key::kTokenIds, key::kLayers,    key::kDocuments, key::kExtra,
+                                             key::kCaptureCheck};
         bool known = false;
         for (const char* name : kKnown) known = known || k == name;
-        if (!known) warnings.push_back("__metadata__." + k + " is not part of trace format v1 (ignored)");
+        if (!known)
+            warnings.push_back("__metadata__." + k + " is not part of trace format v" + std::to_string(m.version) +
+                               " (ignored)");
     }
     return m;
 }
@@ -291,7 +331,8 @@ Json layerConfigJson(const LayerConfig& c) {
 std::string TraceWriter::metadataJson(const TraceMetadata& m) {
     Json meta = Json::object();
     meta.set(key::kFormat, m.format);
-    meta.set(key::kVersion, std::to_string(m.version));
+    const bool sinks = std::any_of(m.layers.begin(), m.layers.end(), [](const LayerConfig& c) { return c.hasSinks(); });
+    meta.set(key::kVersion, std::to_string(std::max(m.version, sinks ? traceformat::kSinksVersion : 1)));
     meta.set(key::kModel, m.model);
     meta.set(key::kSource, m.source);
     meta.set(key::kKind, traceKindName(m.kind));
@@ -318,6 +359,17 @@ std::string TraceWriter::metadataJson(const TraceMetadata& m) {
         meta.set(key::kDocuments, docs.dump());
     }
     if (!m.extraJson.empty()) meta.set(key::kExtra, m.extraJson);
+    if (m.captureCheck.present) {
+        const CaptureCheck& c = m.captureCheck;
+        Json check = Json::object();
+        check.set("status", c.status);
+        check.set("max_abs_delta", c.maxAbsDelta);
+        check.set("compared", c.compared);
+        check.set("tolerance", c.tolerance);
+        check.set("worst_layer", c.worstLayer);
+        check.set("rows_checked", c.rowsChecked);
+        meta.set(key::kCaptureCheck, check.dump());
+    }
     return meta.dump();
 }
 

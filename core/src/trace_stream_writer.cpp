@@ -1,5 +1,6 @@
 // TraceStreamWriter: a trace written in place, tensor piece by tensor piece, for files too large to
 // build in memory (real model sizes: 13 GB for 32 layers of a Llama-3-8B shape at 32k tokens).
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -63,6 +64,14 @@ Result<std::unique_ptr<TraceStreamWriter>> TraceStreamWriter::create(const std::
     using namespace traceformat;
     auto impl = std::make_unique<Impl>();
     impl->path = path;
+    for (size_t i = 0; i < metadata.layers.size(); ++i) {
+        const std::string name = "layers." + std::to_string(i) + ".sinks";
+        if (!metadata.layers[i].sinks.empty() &&
+            std::none_of(tensors.begin(), tensors.end(), [&](const TensorSpec& t) { return t.name == name; }))
+            return Status(ErrorCode::InvalidArgument, path + ": layer " + std::to_string(i) +
+                                                          " has learned sinks but the tensors list no " + name +
+                                                          " (write its logits like any other tensor)");
+    }
     const uint64_t tensorLimit = OpenOptions{}.maxTensorBytes;
     std::vector<uint64_t> bytes;
     uint64_t dataBytes = 0;

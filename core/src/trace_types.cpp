@@ -1,4 +1,5 @@
 // Small trace vocabulary: dtype and kind names, typed tensor views with conversion to float.
+#include <cstdio>
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -33,6 +34,22 @@ const char* traceKindName(TraceKind k) {
     case TraceKind::Vision: return "vision";
     }
     return "?";
+}
+
+std::string describeCaptureCheck(const CaptureCheck& c) {
+    if (!c.present) return "not recorded (the tool that wrote this trace did not check it against the model)";
+    char buf[320];
+    const char* what = c.compared == "output" ? "|ΔO|/max|v|" : "|Δp|";
+    if (c.passed())
+        std::snprintf(buf, sizeof buf, "passed: max %s %.2g ≤ %.0e (%s, %lld rows per head of every layer)", what,
+                      c.maxAbsDelta, c.tolerance, c.compared.empty() ? "?" : c.compared.c_str(),
+                      static_cast<long long>(c.rowsChecked));
+    else
+        std::snprintf(buf, sizeof buf,
+                      "MISMATCH: max %s %.2g in layer %d > %.0e: written with --allow-mismatch; maps and analyses "
+                      "may not show what the model computed",
+                      what, c.maxAbsDelta, c.worstLayer, c.tolerance);
+    return buf;
 }
 
 std::string shapeString(const std::vector<int64_t>& shape) {

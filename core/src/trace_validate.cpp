@@ -2,6 +2,7 @@
 // metadata, T agreement, token count; and the optional NaN/Inf scan.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -12,8 +13,8 @@ namespace attnscope {
 
 namespace {
 
-enum Slot { SlotQ, SlotK, SlotV, SlotAttn, SlotOut, SlotCount };
-constexpr std::array<const char*, SlotCount> kSlotNames = {"q", "k", "v", "attn", "out"};
+enum Slot { SlotQ, SlotK, SlotV, SlotAttn, SlotOut, SlotSinks, SlotCount };
+constexpr std::array<const char*, SlotCount> kSlotNames = {"q", "k", "v", "attn", "out", "sinks"};
 
 /// "layers.{i}.{slot}" -> (i, slot); false for any other name.
 bool parseLayerName(const std::string& name, int& layer, int& slot) {
@@ -65,6 +66,7 @@ std::string expectedShape(int slot, const LayerConfig& c) {
     case SlotK:
     case SlotV: return "[kv_heads=" + std::to_string(c.kvHeads) + ", T, head_dim=" + std::to_string(c.headDim) + "]";
     case SlotAttn: return "[heads=" + std::to_string(c.heads) + ", T, T]";
+    case SlotSinks: return "[heads=" + std::to_string(c.heads) + "]";
     default: return "[heads=" + std::to_string(c.heads) + ", T, head_dim=" + std::to_string(c.headDim) + "]";
     }
 }
@@ -92,7 +94,8 @@ private:
     Status place(TensorView t) {
         int layer = 0, slot = 0;
         if (!parseLayerName(t.name, layer, slot)) {
-            m_impl.warnings.push_back("tensor " + t.name + " is not part of trace format v1 (ignored)");
+            m_impl.warnings.push_back("tensor " + t.name + " is not part of trace format v" +
+                                      std::to_string(m_impl.meta.version) + " (ignored)");
             return Status::success();
         }
         const size_t numLayers = m_slots.size();
@@ -106,7 +109,31 @@ private:
         return Status::success();
     }
 
+    /// layers.N.sinks (format v2): [heads] finite logits, read into LayerConfig::sinks.
+    Status readSinks(int layer, const TensorView& t) {
+        LayerConfig& c = m_impl.meta.layers[size_t(layer)];
+        if (m_impl.meta.version < traceformat::kSinksVersion)
+            return error(ErrorCode::Format, "tensor " + t.name + " (learned sinks) needs trace format version " +
+                                                std::to_string(traceformat::kSinksVersion) +
+                                                ", but __metadata__.version is " + std::to_string(m_impl.meta.version));
+        if (t.shape.size() != 1 || t.shape[0] != c.heads)
+            return error(ErrorCode::Shape, "tensor " + t.name + ": shape " + shapeString(t.shape) +
+                                               " does not match __metadata__.layers[" + std::to_string(layer) +
+                                               "] (expected " + expectedShape(SlotSinks, c) + ")");
+        std::vector<float> values(size_t(c.heads));
+        if (!detail::guarded([&] { t.toFloat(0, int64_t(values.size()), values.data()); }))
+            return error(ErrorCode::IoError, "tensor " + t.name + ": the file was truncated while it was read");
+        for (size_t h = 0; h < values.size(); ++h)
+            if (!std::isfinite(values[h]))
+                return error(ErrorCode::Format, "tensor " + t.name + ": head " + std::to_string(h) + "'s sink logit is " +
+                                                    (std::isnan(values[h]) ? "NaN" : "infinite") +
+                                                    " (expected a finite number)");
+        c.sinks = std::move(values);
+        return Status::success();
+    }
+
     Status checkShape(int layer, int slot, const TensorView& t) {
+        if (slot == SlotSinks) return readSinks(layer, t);
         const LayerConfig& c = m_impl.meta.layers[size_t(layer)];
         const bool kv = slot == SlotK || slot == SlotV;
         const int64_t dim0 = kv ? c.kvHeads : c.heads;
@@ -160,6 +187,7 @@ private:
         if (slots[SlotV]) lt.v = *slots[SlotV];
         lt.attn = slots[SlotAttn];
         lt.out = slots[SlotOut];
+        lt.sinks = slots[SlotSinks];
         m_impl.layers.push_back(std::move(lt));
         return Status::success();
     }

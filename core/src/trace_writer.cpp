@@ -1,4 +1,5 @@
 // TraceWriter (safetensors layout) and atomic file writes.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -105,10 +106,21 @@ void TraceWriter::addLayer(int layer, DType dtype, const std::vector<MatrixRM>& 
 
 std::vector<std::byte> TraceWriter::serialize() const {
     using namespace traceformat;
+    // Learned sinks travel in LayerConfig; they are stored as layers.i.sinks [heads] F32.
+    std::vector<Entry> entries = m_entries;
+    for (size_t i = 0; i < m_meta.layers.size(); ++i) {
+        const std::vector<float>& sinks = m_meta.layers[i].sinks;
+        const std::string name = "layers." + std::to_string(i) + ".sinks";
+        if (sinks.empty() || std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; }))
+            continue;
+        std::vector<std::byte> bytes(sinks.size() * sizeof(float));
+        encodeValues(DType::F32, sinks.data(), sinks.size(), bytes.data());
+        entries.push_back({name, DType::F32, {int64_t(sinks.size())}, std::move(bytes)});
+    }
     std::vector<TensorSpec> specs;
     std::vector<uint64_t> sizes;
     uint64_t dataBytes = 0;
-    for (const Entry& e : m_entries) {
+    for (const Entry& e : entries) {
         specs.push_back({e.name, e.dtype, e.shape});
         sizes.push_back(e.bytes.size());
         dataBytes += e.bytes.size();
@@ -118,7 +130,7 @@ std::vector<std::byte> TraceWriter::serialize() const {
     putHeaderLength(text.size(), out.data());
     std::memcpy(out.data() + kHeaderLengthBytes, text.data(), text.size());
     std::byte* data = out.data() + kHeaderLengthBytes + text.size();
-    for (const Entry& e : m_entries) {
+    for (const Entry& e : entries) {
         if (!e.bytes.empty()) std::memcpy(data, e.bytes.data(), e.bytes.size());
         data += e.bytes.size();
     }

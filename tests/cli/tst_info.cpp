@@ -80,6 +80,35 @@ private slots:
         QCOMPARE(j->find("size_bytes")->asNumber(), double(QFileInfo(path).size()));
     }
 
+    void learnedSinksAndCaptureCheck() {
+        // A v2 trace: learned sinks in layer 1 and a capture check written with --allow-mismatch.
+        TraceMetadata m = testfixture::smallMetadata(2, 4, 2, 8, 5);
+        m.model = "tiny-gpt-oss";
+        m.layers[1].sinks = {0.5f, -1.25f, 2.0f, 0.0f};
+        m.captureCheck = {true, "mismatch", 0.61, "probabilities", 1e-4, 1, 5};
+        const QString path = m_dir.filePath("sinks.attn.safetensors");
+        QVERIFY(testfixture::randomTrace(m, DType::F16).write(path.toStdString()).ok());
+        const Run r = cli({path});
+        QCOMPARE(r.exitCode, 0);
+        for (const char* s : {"attnscope.trace v2", "sinks F32", "layer 1 learned sink logits per head: 0.5 -1.25 2 0",
+                              "check       MISMATCH: max |Δp| 0.61 in layer 1 > 1e-04", "--allow-mismatch"})
+            QVERIFY2(r.out.contains(QString::fromUtf8(s)), qPrintable(QString("'%1' not in:\n%2").arg(s, r.out)));
+        const Run rj = cli({path, "--json"});
+        QCOMPARE(rj.exitCode, 0);
+        auto j = Json::parse(rj.out.toStdString());
+        QVERIFY2(j.ok(), j.message().c_str());
+        QCOMPARE(j->find("version")->asNumber(), 2.0);
+        const Json& layers = *j->find("layers");
+        QVERIFY(layers.asArray()[0].find("sinks")->isNull());
+        QCOMPARE(layers.asArray()[1].find("sinks")->size(), size_t(4));
+        QCOMPARE(layers.asArray()[1].find("sinks")->asArray()[1].asNumber(), -1.25);
+        QCOMPARE(j->find("capture_check")->find("status")->asString(), std::string("mismatch"));
+        QCOMPARE(j->find("capture_check")->find("worst_layer")->asNumber(), 1.0);
+        // A trace from a tool without the check says so.
+        const Run plain = cli({writeTrace()});
+        QVERIFY2(plain.out.contains("check       not recorded"), qPrintable(plain.out));
+    }
+
     void noScan() {
         const Run r = cli({writeTrace(), "--json", "--no-scan"});
         QCOMPARE(r.exitCode, 0);

@@ -15,6 +15,7 @@ struct Dense {
     int64_t T = 0;
     std::vector<double> A;
     std::vector<uint8_t> allowed;
+    std::vector<double> sinkShare;  ///< per row: a learned sink's share exp(sink − L'), 0 without one
     double at(int64_t i, int64_t j) const { return A[size_t(i * T + j)]; }
     bool ok(int64_t i, int64_t j) const { return allowed[size_t(i * T + j)] != 0; }
     int64_t rowAllowed(int64_t i) const {
@@ -30,6 +31,7 @@ inline Dense denseAttention(const MatrixRM& q, const MatrixRM& k, const Attentio
     const int64_t T = d.T;
     d.A.assign(size_t(T * T), 0.0);
     d.allowed.assign(size_t(T * T), 0);
+    d.sinkShare.assign(size_t(T), 0.0);
     for (int64_t i = 0; i < T; ++i) {
         std::vector<double> s(size_t(T), -INFINITY);
         double mx = -INFINITY;
@@ -44,6 +46,12 @@ inline Dense denseAttention(const MatrixRM& q, const MatrixRM& k, const Attentio
         if (!std::isfinite(mx)) continue;
         double z = 0;
         for (int64_t j = 0; j < T; ++j) z += std::isfinite(s[size_t(j)]) ? std::exp(s[size_t(j)] - mx) : 0.0;
+        // A learned sink is one more term of the denominator, with no value and no column.
+        if (spec.hasSink()) {
+            const double sink = std::exp(double(spec.sinkLogit) - mx);
+            z += sink;
+            d.sinkShare[size_t(i)] = sink / z;
+        }
         for (int64_t j = 0; j < T; ++j)
             if (std::isfinite(s[size_t(j)])) d.A[size_t(i * T + j)] = std::exp(s[size_t(j)] - mx) / z;
     }

@@ -48,9 +48,14 @@ inline BruteAttention bruteAttention(const MatrixRM& q, const MatrixRM& k, const
             s[size_t(j)] = x;
             mx = std::max(mx, x);
         }
-        if (mx == ninf) continue;
+        // A learned sink joins the denominator only: L' = logaddexp(L, sink); no key, L' = sink.
+        if (mx == ninf) {
+            if (spec.hasSink()) b.lse[size_t(i)] = spec.sinkLogit;
+            continue;
+        }
         double sum = 0;
         for (int64_t j = 0; j < tk; ++j) sum += std::exp(s[size_t(j)] - mx);
+        if (spec.hasSink()) sum += std::exp(double(spec.sinkLogit) - mx);
         b.lse[size_t(i)] = mx + std::log(sum);
         for (int64_t j = 0; j < tk; ++j) b.p(i, j) = std::exp(s[size_t(j)] - b.lse[size_t(i)]);
     }
@@ -131,14 +136,18 @@ inline double probabilityError(const MatrixRMd& a, const MatrixRMd& b) {
 
 /// A spec exercising one mask or score mod, with random parameters for sequence length T.
 /// Kinds: none, causal, window, window-bidir, prefix, documents, dilation, excluded, blocks,
-/// softcap, alibi, relbias, combo.
+/// softcap, alibi, relbias, combo, sink (a learned sink logit, GPT-OSS), sink-window (sink,
+/// sliding window and softcap), sink-bidir (sink without a causal mask).
 inline AttentionSpec makeSpec(const std::string& kind, int64_t T, int d, std::mt19937_64& rng) {
     AttentionSpec spec;
     spec.scale = 1.0f / std::sqrt(float(d));
     MaskSpec& m = spec.mask;
     auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-    if (kind != "none" && kind != "window-bidir") m.causal = true;
-    if (kind == "window" || kind == "window-bidir") m.window = uniform(1, std::max<int64_t>(1, T / 3));
+    if (kind != "none" && kind != "window-bidir" && kind != "sink-bidir") m.causal = true;
+    if (kind == "window" || kind == "window-bidir" || kind == "sink-window")
+        m.window = uniform(1, std::max<int64_t>(1, T / 3));
+    if (kind.rfind("sink", 0) == 0)  // logits around the scores' range: shares from ~0 to ~1
+        spec.sinkLogit = std::uniform_real_distribution<float>(-2.0f, 4.0f)(rng);
     if (kind == "prefix") m.prefix = uniform(0, T);
     if (kind == "documents" || kind == "combo") {
         int32_t doc = 0;
@@ -164,7 +173,7 @@ inline AttentionSpec makeSpec(const std::string& kind, int64_t T, int d, std::mt
         m.blocks = blocks;
         m.blockCols = nb;
     }
-    if (kind == "softcap" || kind == "combo") spec.softcap = 2.0f;
+    if (kind == "softcap" || kind == "combo" || kind == "sink-window") spec.softcap = 2.0f;
     if (kind == "alibi" || kind == "combo") spec.alibiSlope = alibiSlope(int(uniform(0, 7)), 8);
     if (kind == "relbias") spec.relativeBias = 0.01f;
     return spec;
@@ -173,7 +182,8 @@ inline AttentionSpec makeSpec(const std::string& kind, int64_t T, int d, std::mt
 inline const std::vector<std::string>& specKinds() {
     static const std::vector<std::string> kinds = {"none",     "causal",   "window",  "window-bidir", "prefix",
                                                    "documents", "dilation", "excluded", "blocks",      "softcap",
-                                                   "alibi",    "relbias",  "combo"};
+                                                   "alibi",    "relbias",  "combo",   "sink",         "sink-window",
+                                                   "sink-bidir"};
     return kinds;
 }
 

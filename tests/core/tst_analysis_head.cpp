@@ -3,6 +3,8 @@
 // excluded keys). Tolerance: 1e-4 relative (float32 tiles against float64 sums).
 #include <QtTest>
 
+#include <limits>
+
 #include "analysis_bruteforce.h"
 
 using namespace attnscope;
@@ -30,25 +32,49 @@ private slots:
 void TestAnalysisHead::matchesBruteForce_data() {
     QTest::addColumn<qint64>("T");
     QTest::addColumn<MaskCase>("mask");
-    QTest::newRow("causal T=1") << qint64(1) << MaskCase::Causal;
-    QTest::newRow("causal T=37") << qint64(37) << MaskCase::Causal;
-    QTest::newRow("causal T=130") << qint64(130) << MaskCase::Causal;
-    QTest::newRow("window T=100") << qint64(100) << MaskCase::Window;
-    QTest::newRow("full T=77") << qint64(77) << MaskCase::Full;
-    QTest::newRow("full window T=90") << qint64(90) << MaskCase::FullWindow;
-    QTest::newRow("documents T=96") << qint64(96) << MaskCase::Documents;
-    QTest::newRow("excluded T=70") << qint64(70) << MaskCase::Excluded;
+    QTest::addColumn<float>("sink");  // a learned sink logit (GPT-OSS), or -inf for none
+    const float none = -std::numeric_limits<float>::infinity();
+    QTest::newRow("causal T=1") << qint64(1) << MaskCase::Causal << none;
+    QTest::newRow("causal T=37") << qint64(37) << MaskCase::Causal << none;
+    QTest::newRow("causal T=130") << qint64(130) << MaskCase::Causal << none;
+    QTest::newRow("window T=100") << qint64(100) << MaskCase::Window << none;
+    QTest::newRow("full T=77") << qint64(77) << MaskCase::Full << none;
+    QTest::newRow("full window T=90") << qint64(90) << MaskCase::FullWindow << none;
+    QTest::newRow("documents T=96") << qint64(96) << MaskCase::Documents << none;
+    QTest::newRow("excluded T=70") << qint64(70) << MaskCase::Excluded << none;
+    QTest::newRow("sink causal T=1") << qint64(1) << MaskCase::Causal << 0.5f;
+    QTest::newRow("sink causal T=130") << qint64(130) << MaskCase::Causal << 1.5f;
+    QTest::newRow("sink window T=100") << qint64(100) << MaskCase::Window << -1.0f;
+    QTest::newRow("sink full T=77") << qint64(77) << MaskCase::Full << 3.0f;
+    QTest::newRow("sink excluded T=70") << qint64(70) << MaskCase::Excluded << 0.0f;
 }
 
 void TestAnalysisHead::matchesBruteForce() {
     QFETCH(qint64, T);
     QFETCH(MaskCase, mask);
-    const HeadCase c = makeHeadCase(T, mask, 1000 + uint64_t(T));
+    QFETCH(float, sink);
+    HeadCase c = makeHeadCase(T, mask, 1000 + uint64_t(T));
+    c.spec.sinkLogit = sink;
     const HeadAnalysisOptions opt = smallOptions();
     auto r = analyzeHead(c.q, c.k, c.v, c.spec, c.context, opt);
     QVERIFY2(r.ok(), r.message().c_str());
     const HeadAnalysis& h = *r;
     const Dense d = denseAttention(c.q, c.k, c.spec);
+
+    // A learned sink's share of the mass: mean over rows with an allowed key of exp(sink − L').
+    QCOMPARE(h.sinks.learnedSink, c.spec.hasSink());
+    if (c.spec.hasSink()) {
+        double share = 0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < T; ++i)
+            if (d.rowAllowed(i)) share += d.sinkShare[size_t(i)], ++n;
+        QVERIFY2(close(h.sinks.learnedSinkShare, share / double(n), kTol),
+                 qPrintable(QString("share %1 vs %2").arg(h.sinks.learnedSinkShare).arg(share / double(n))));
+        QVERIFY(h.sinks.learnedSinkShare > 0.0 && h.sinks.learnedSinkShare < 1.0);
+        QCOMPARE(h.sinks.learnedSinkLogit, sink);
+    } else {
+        QCOMPARE(h.sinks.learnedSinkShare, 0.0);
+    }
 
     // Basic statistics.
     double H = 0, Hn = 0, dist = 0, first = 0, recent = 0, next = 0, doc = 0;

@@ -66,6 +66,16 @@ Json shape(std::vector<int64_t> dims) {
     return s;
 }
 
+/// The base trace with a `layers.0.sinks` tensor of the given shape and values, in a file of
+/// format `version` (the writer writes max(version, 1) when the metadata lists no sinks).
+Bytes withSinks(int version, std::vector<int64_t> dims, const std::vector<float>& values) {
+    TraceMetadata m = baseMeta();
+    m.version = version;
+    TraceWriter w = randomTrace(m, DType::F16);
+    w.addTensor("layers.0.sinks", DType::F32, std::move(dims), values);
+    return w.serialize();
+}
+
 /// Writes q/k/v per layer with per-tensor shapes (for shape and T mismatches).
 Bytes customLayers(const TraceMetadata& m, const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors) {
     TraceWriter w(m);
@@ -151,8 +161,8 @@ const std::vector<Case>& cases() {
          ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): a safetensors file without __metadata__"}},
         {"wrong format string", [] { return withMeta("format", "safetensors.model"); }, ErrorCode::Format,
          {"__metadata__.format", "'safetensors.model'", "expected 'attnscope.trace'"}},
-        {"unsupported version", [] { return withMeta("version", "2"); }, ErrorCode::Unsupported,
-         {"__metadata__.version", "'2'", "supports version 1"}},
+        {"unsupported version", [] { return withMeta("version", "3"); }, ErrorCode::Unsupported,
+         {"__metadata__.version", "'3'", "supports versions 1 to 2"}},
         {"metadata value not a string", [] { return withMeta("layers", Json::array()); }, ErrorCode::Format,
          {"__metadata__.layers", "must be a string"}},
         {"metadata JSON invalid", [] { return withMeta("layers", "[{\"heads\": 4,"); }, ErrorCode::Format,
@@ -298,6 +308,19 @@ const std::vector<Case>& cases() {
              return customLayers(m, qkv(0, 0));
          },
          ErrorCode::Shape, {"tensor layers.0.q has T = 0"}},
+        // Learned sinks (format v2): [heads] finite logits, only in a v2 file.
+        {"sinks in a v1 file", [] { return withSinks(1, {kHeads}, std::vector<float>(kHeads, 0.5f)); },
+         ErrorCode::Format, {"tensor layers.0.sinks (learned sinks) needs trace format version 2", "version is 1"}},
+        {"sinks wrong length", [] { return withSinks(2, {kHeads - 1}, std::vector<float>(kHeads - 1, 0.5f)); },
+         ErrorCode::Shape, {"tensor layers.0.sinks: shape [3]", "(expected [heads=4])"}},
+        {"sinks two-dimensional", [] { return withSinks(2, {kHeads, 1}, std::vector<float>(kHeads, 0.5f)); },
+         ErrorCode::Shape, {"tensor layers.0.sinks: shape [4,1]", "(expected [heads=4])"}},
+        {"sinks NaN",
+         [] { return withSinks(2, {kHeads}, {0.5f, std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f}); },
+         ErrorCode::Format, {"tensor layers.0.sinks: head 1's sink logit is NaN", "expected a finite number"}},
+        {"sinks infinite",
+         [] { return withSinks(2, {kHeads}, {0.5f, 0.0f, 0.0f, -std::numeric_limits<float>::infinity()}); },
+         ErrorCode::Format, {"tensor layers.0.sinks: head 3's sink logit is infinite"}},
     };
     return all;
 }

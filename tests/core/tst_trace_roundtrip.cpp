@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "attnscope/attention.h"
 #include "attnscope/trace.h"
 #include "trace_fixture.h"
 
@@ -243,6 +244,54 @@ private slots:
             QCOMPARE(b.positional, a.positional);
         }
         QVERIFY((*t)->warnings().empty());
+    }
+
+    void learnedSinksRoundTrip() {
+        // v2: layers with sinks get layers.N.sinks [heads] F32; the file says version 2, the
+        // values come back bit-exactly, layers without sinks stay without.
+        TraceMetadata m = smallMetadata(2, 4, 2, 8, 5);
+        m.layers[1].sinks = {0.25f, -1.5f, 3.0f / 7.0f, 12.0f};
+        m.captureCheck = {true, "mismatch", 0.0123, "probabilities", 1e-4, 1, 5};
+        TraceWriter w = randomTrace(m, DType::F16);
+        const std::string path = file("sinks.attn.safetensors");
+        QVERIFY(w.write(path).ok());
+        auto t = Trace::open(path);
+        QVERIFY2(t.ok(), t.message().c_str());
+        const TraceMetadata& r = (*t)->metadata();
+        QCOMPARE(r.version, 2);
+        QVERIFY(!r.layers[0].hasSinks());
+        QVERIFY(!(*t)->layer(0).sinks.has_value());
+        QVERIFY(r.layers[1].hasSinks());
+        QVERIFY(r.layers[1].sinks == m.layers[1].sinks);  // bit-exact
+        QVERIFY((*t)->layer(1).sinks.has_value());
+        QCOMPARE((*t)->layer(1).sinks->dtype, DType::F32);
+        QVERIFY((*t)->warnings().empty());
+        // The capture check comes back as written.
+        const CaptureCheck& c = r.captureCheck;
+        QVERIFY(c.present);
+        QCOMPARE(c.status, std::string("mismatch"));
+        QCOMPARE(c.maxAbsDelta, 0.0123);
+        QCOMPARE(c.compared, std::string("probabilities"));
+        QCOMPARE(c.tolerance, 1e-4);
+        QCOMPARE(c.worstLayer, 1);
+        QCOMPARE(c.rowsChecked, int64_t(5));
+        QVERIFY(!c.passed());
+        // The sink logits reach the spec of each head; a head of a layer without sinks has none.
+        QCOMPARE(specForLayer(r.layers[1], 2).sinkLogit, 3.0f / 7.0f);
+        QVERIFY(!specForLayer(r.layers[0], 2).hasSink());
+    }
+
+    void versionOneStaysVersionOne() {
+        // A trace without v2 content is written as v1, which every earlier reader opens.
+        TraceMetadata m = smallMetadata(1, 2, 2, 4, 3);
+        TraceWriter w = randomTrace(m, DType::F32);
+        const std::string path = file("v1.attn.safetensors");
+        QVERIFY(w.write(path).ok());
+        auto t = Trace::open(path);
+        QVERIFY2(t.ok(), t.message().c_str());
+        QCOMPARE((*t)->metadata().version, 1);
+        QVERIFY(!(*t)->metadata().captureCheck.present);
+        QVERIFY((*t)->metadata().captureCheck.passed());
     }
 
     void safetensorsLayout() {

@@ -120,6 +120,12 @@ struct SinkInfo {
     double alpha0 = 0;
     bool firstTokenSink = false;       ///< alpha_0 > firstTokenEps
     std::vector<int64_t> hiddenSinks;  ///< k ≥ 1 with alpha_k > hiddenThreshold
+    /// Learned sink (GPT-OSS: a per-head logit in the softmax denominator, no value): its share of
+    /// the attention mass, mean over the rows with an allowed key of exp(sink − L'_i). The keys'
+    /// probabilities (and alpha) sum to 1 − that share per row.
+    bool learnedSink = false;
+    float learnedSinkLogit = 0;
+    double learnedSinkShare = 0;
     /// Every sink key (0 when firstTokenSink, then the hidden ones), sorted.
     std::vector<int64_t> keys() const;
 };

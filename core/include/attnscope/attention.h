@@ -4,6 +4,7 @@
 // and turns them into probabilities p_ij = exp(s_ij - L_i) for the caller to accumulate.
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -47,17 +48,35 @@ struct AttentionSpec {
     float softcap = 0.0f;     ///< 0 = off; else s <- c·tanh(s/c)
     float alibiSlope = 0.0f;  ///< 0 = off; else s <- s + slope·(k - q)
     float relativeBias = 0.0f; ///< 0 = off; else s <- s + relativeBias·(q - k) (attention-gym rel. bias)
+    /// Learned sink (GPT-OSS): a per-head logit that joins every row's softmax denominator and
+    /// takes mass but has no value. One rule everywhere: p(q,k) = exp(s - L') with
+    /// L' = logaddexp(L over the allowed keys, sinkLogit), so rows sum to 1 - exp(sink - L').
+    /// Folded into the row logsumexp wherever it is computed; -inf = no sink.
+    float sinkLogit = -std::numeric_limits<float>::infinity();
     MaskSpec mask;
 
     float score(float dot, int64_t q, int64_t k) const;
+    bool hasSink() const { return sinkLogit > -std::numeric_limits<float>::infinity(); }
 };
 
-/// The spec a layer's head natively uses (scale, causal, window, softcap, ALiBi slope).
+/// L' = logaddexp(lse, sinkLogit): the row logsumexp with a learned sink in the denominator
+/// (lse unchanged when sinkLogit is -inf; sinkLogit when the row has no allowed key).
+float foldSinkIntoLse(float lse, float sinkLogit);
+/// The learned sink's share of row mass, exp(sinkLogit - L') for a row logsumexp L' that already
+/// holds the sink (0 without a sink).
+double sinkShareOfRow(float lseWithSink, float sinkLogit);
+/// Rescales the rows of an output computed without a learned sink (a forward kernel whose lse L
+/// has none) to O' = O·exp(L − L'), L' = foldSinkIntoLse(L, sinkLogit); `lse` holds out.rows().
+void applySinkToOutput(MatrixRM& out, const float* lse, float sinkLogit);
+
+/// The spec a layer's head natively uses (scale, causal, window, softcap, ALiBi slope, learned
+/// sink logit).
 AttentionSpec specForLayer(const LayerConfig& layer, int head);
 /// Standard ALiBi slope of head h of H: 2^(-8(h+1)/H).
 float alibiSlope(int head, int heads);
 
-/// Output and row logsumexp of one head. Rows with no allowed key get O = 0 and lse = -inf.
+/// Output and row logsumexp of one head. Rows with no allowed key get O = 0 and lse = -inf (the
+/// sink logit with a learned sink). With a sink, lse is L' and O = Σ exp(s - L')·v.
 struct AttentionOutput {
     MatrixRM out;             ///< [Tq, dv]
     std::vector<float> lse;   ///< [Tq], natural log
@@ -71,7 +90,8 @@ Result<AttentionOutput> referenceAttention(const MatrixRM& q, const MatrixRM& k,
                                            const AttentionSpec& spec, const ProgressFn& progress = {},
                                            int64_t qOffset = 0);
 
-/// Pass 1 only: the row logsumexp of rows [q0, q1) (natural log; -inf for empty rows).
+/// Pass 1 only: the row logsumexp of rows [q0, q1) (natural log; -inf for empty rows), the
+/// learned sink folded in (L').
 Result<std::vector<float>> rowLogSumExp(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
                                         int64_t q0, int64_t q1, const ProgressFn& progress = {});
 

@@ -118,6 +118,10 @@ struct ProfileInputs {
     std::string description;  ///< "synthetic B=1 H=16 T=16384 D=128 bf16" or "trace.attn…: layer 3 head 5"
     bool causal = true;       ///< the data's native mask (decides the dense baseline)
     std::vector<float> q, k, v;
+    /// Learned sink logit per query head of the problem (a trace layer with sinks, GPT-OSS);
+    /// empty = none. Every softmax variant's reference then holds the sink, and GPU outputs
+    /// (computed without it) are rescaled O' = O·exp(L − L') before they are scored.
+    std::vector<float> sinks;
 
     /// One head as a [T, D] matrix (b, h: query head; K/V map h to its kv head).
     MatrixRM headMatrix(int b, int h, Which which) const;

@@ -1,5 +1,5 @@
 #pragma once
-// Trace format v1 (docs/trace-format.md): one safetensors file, *.attn.safetensors, with
+// Trace format v2 (v1 files read as before; docs/trace-format.md): one safetensors file, *.attn.safetensors, with
 // Q/K/V per layer and an "attnscope.trace" __metadata__ block. The reader memory-maps the file,
 // validates everything before use, and converts to float only on access.
 #include <cstddef>
@@ -33,6 +33,10 @@ struct LayerConfig {
     double softcap = 0;         ///< 0 = none; else s <- c * tanh(s / c)
     bool alibi = false;         ///< ALiBi bias with the standard slopes 2^(-8(h+1)/H)
     std::string positional = "rope-applied";  ///< "rope-applied", "learned", "alibi", "none", …
+    /// Learned sink logits, one per query head (format v2 tensor `layers.N.sinks`, GPT-OSS);
+    /// empty = none. Filled by the reader from the tensor, written as that tensor by TraceWriter.
+    std::vector<float> sinks;
+    bool hasSinks() const { return !sinks.empty(); }
 };
 
 class Json;
@@ -41,8 +45,27 @@ class Json;
 /// positional). The writer and `attnscope-cli info --json` share it.
 Json layerConfigJson(const LayerConfig& c);
 
+/// What the capture tool found when it recomputed the model's attention from what it recorded
+/// (metadata `capture_check`, docs/trace-format.md). Absent in traces from other tools.
+struct CaptureCheck {
+    bool present = false;
+    std::string status;        ///< "passed", or "mismatch" (written only with --allow-mismatch)
+    double maxAbsDelta = 0;    ///< largest |Δ| over the checked rows (probabilities or output)
+    std::string compared;      ///< "probabilities" (eager) or "output" (the attention function's)
+    double tolerance = 0;
+    int worstLayer = -1;       ///< file layer of maxAbsDelta
+    int64_t rowsChecked = 0;   ///< rows per layer and head that were compared
+    bool passed() const { return !present || status == "passed"; }
+};
+/// One line for `info` and the GUI, e.g. "passed: max |Δp| 2.4e-07 ≤ 1e-04 (probabilities, 48
+/// rows per head of every layer)" or "MISMATCH: max |Δp| 0.60 in layer 2 > 1e-04: written with
+/// --allow-mismatch; maps and analyses may not show what the model computed".
+std::string describeCaptureCheck(const CaptureCheck& c);
+
 struct TraceMetadata {
     std::string format = "attnscope.trace";
+    /// The lowest format version the content needs: the writer stores max(version, 2 when a
+    /// layer has learned sinks, else 1); the reader reports what the file says.
     int version = 1;
     std::string model;
     std::string source;  ///< capture tool and version, e.g. "attnscope_capture 0.1"
@@ -54,6 +77,7 @@ struct TraceMetadata {
     std::vector<LayerConfig> layers;
     std::vector<int32_t> documents;   ///< optional document id per token (synthetic traces)
     std::string extraJson;            ///< optional "extra" metadata object, verbatim JSON
+    CaptureCheck captureCheck;        ///< optional "capture_check" (the capture tool's self-check)
 };
 
 /// A tensor inside the mapped file. Zero-copy: `data` points into the mapping. Read it through
@@ -79,6 +103,7 @@ struct LayerTensors {
     TensorView v;  ///< [kvHeads, T, d]
     std::optional<TensorView> attn;  ///< [heads, T, T] probabilities (weights-only traces)
     std::optional<TensorView> out;   ///< [heads, T, d] attention output for validation
+    std::optional<TensorView> sinks; ///< [heads] learned sink logits (v2; values in LayerConfig::sinks)
 };
 
 enum class Which { Q, K, V };
@@ -160,6 +185,8 @@ public:
     /// Adds raw bytes as-is (for tests that build malformed files).
     void addRawTensor(std::string name, DType dtype, std::vector<int64_t> shape, std::vector<std::byte> bytes);
     /// Adds layer i's q/k/v from per-head matrices (q: heads × [T,d], k/v: kvHeads × [T,d]).
+    /// Layers whose LayerConfig has sinks get `layers.i.sinks` (F32) written with them at
+    /// serialize(), unless a tensor of that name was added.
     void addLayer(int layer, DType dtype, const std::vector<MatrixRM>& q, const std::vector<MatrixRM>& k,
                   const std::vector<MatrixRM>& v);
     /// The complete file image (header length, JSON header, data).
