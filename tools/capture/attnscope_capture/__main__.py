@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+EXIT_MISMATCH = 3  # the self-check refused the capture (1: other errors, 2: usage)
+
 
 def parse_layers(spec: str):
     try:
@@ -21,6 +23,13 @@ def positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return number
 
 
@@ -56,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "model's own)")
     parser.add_argument("--with-output", action="store_true",
                         help="also store each layer's attention output as layers.{i}.out")
+    parser.add_argument("--allow-mismatch", action="store_true",
+                        help="write the trace even when the self-check fails (the recorded data do "
+                             "not reproduce the model's attention); the status is stored in the "
+                             "trace and shown by attnscope-cli info")
+    parser.add_argument("--check-rows", type=non_negative_int, default=32,
+                        help="query rows per layer the self-check compares with the model's own "
+                             "attention (default 32; 0 turns the check off)")
+    parser.add_argument("--check-tolerance", type=float, default=None,
+                        help="largest max |dp| the self-check accepts (default 1e-4 for f32 "
+                             "models, 1e-2 for f16, 5e-2 for bf16)")
     parser.add_argument("--extra", type=json_object, default=None,
                         help="JSON object merged into the trace's \"extra\" metadata")
     parser.add_argument("-o", "--output", required=True, help="output trace path")
@@ -74,12 +93,23 @@ def main(argv=None) -> int:
     else:
         text = args.text
     try:
-        from .capture import capture_text
+        from .capture import CaptureMismatch, capture_text
+    except ImportError as error:
+        print(f"error: attnscope_capture needs torch, transformers and safetensors: {error}",
+              file=sys.stderr)
+        return 2
+    try:
         summary = capture_text(args.model, text, args.output, layers=args.layers,
                                max_tokens=args.max_tokens, dtype=args.dtype, device=args.device,
                                compute_dtype=args.compute_dtype,
                                attn_implementation=args.attn_implementation,
-                               record_output=args.with_output, extra=args.extra)
+                               record_output=args.with_output, extra=args.extra,
+                               allow_mismatch=args.allow_mismatch, check_rows=args.check_rows,
+                               check_tolerance=args.check_tolerance)
+    except CaptureMismatch as error:
+        print(f"error: {error}; {args.output} not written (--allow-mismatch writes it with the "
+              f"status recorded)", file=sys.stderr)
+        return EXIT_MISMATCH
     except ImportError as error:
         print(f"error: attnscope_capture needs torch, transformers and safetensors: {error}",
               file=sys.stderr)
@@ -90,6 +120,15 @@ def main(argv=None) -> int:
     print(f"wrote {args.output}: {summary['tokens']} tokens, {summary['layers']} of "
           f"{summary['attention_layers']} attention layers, kind {summary['kind']}, "
           f"ran {','.join(summary['implementations'])}, {summary['bytes']} bytes")
+    check = summary["check"]
+    if check is None:
+        print("self-check: off (--check-rows 0)")
+    elif check.passed:
+        print(f"self-check: passed, max |dp| {check.max_abs_delta:.2e} <= {check.tolerance:.0e} "
+              f"({check.compared})")
+    else:
+        print(f"warning: self-check FAILED, written because of --allow-mismatch: {check.message()}",
+              file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
+from .check import CheckResult, check_captures, default_tolerance
 from .recorder import AttentionRecorder, LayerCapture
 from .trace_writer import DTYPES, write_trace
 
@@ -22,6 +23,15 @@ class CaptureResult:
     positional: str
     kind: str
     extra: Dict[str, Any] = field(default_factory=dict)
+    check: Optional[CheckResult] = None   # the self-check (None when check_rows was 0)
+
+
+class CaptureMismatch(RuntimeError):
+    """The recorded Q/K/V and settings do not reproduce the model's own attention."""
+
+    def __init__(self, check: CheckResult):
+        super().__init__(check.message())
+        self.check = check
 
 
 def detect_positional(model: torch.nn.Module) -> str:
@@ -44,8 +54,11 @@ def detect_kind(captures: Sequence[LayerCapture]) -> str:
 def capture_ids(model: torch.nn.Module, input_ids: torch.Tensor,
                 layers: Optional[Sequence[int]] = None, store_dtype: torch.dtype = torch.float32,
                 record_output: bool = False,
-                attention_mask: Optional[torch.Tensor] = None) -> CaptureResult:
-    """Runs `model` once on input_ids [1, T] and returns the captured attention layers."""
+                attention_mask: Optional[torch.Tensor] = None, check_rows: int = 32,
+                check_tolerance: Optional[float] = None) -> CaptureResult:
+    """Runs `model` once on input_ids [1, T] and returns the captured attention layers, with the
+    self-check of `check_rows` rows per layer against the model's own attention (check.py;
+    tolerance by default from the model's dtype)."""
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"input_ids must be [1, T], got {tuple(input_ids.shape)}")
     device = next(model.parameters()).device
@@ -55,7 +68,7 @@ def capture_ids(model: torch.nn.Module, input_ids: torch.Tensor,
         kwargs["attention_mask"] = attention_mask.to(device)
     if getattr(model.config, "use_cache", None) is not None:
         kwargs["use_cache"] = False
-    recorder = AttentionRecorder(model, layers, store_dtype, record_output)
+    recorder = AttentionRecorder(model, layers, store_dtype, record_output, check_rows)
     with torch.no_grad(), recorder:
         model(input_ids=input_ids, **kwargs)
     if recorder.calls == 0:
@@ -67,7 +80,12 @@ def capture_ids(model: torch.nn.Module, input_ids: torch.Tensor,
             raise ValueError(f"--layers {missing}: the model has {recorder.calls} attention layers "
                              f"(0..{recorder.calls - 1})")
     implementation = getattr(model.config, "_attn_implementation", None)
-    return CaptureResult(captures=recorder.captures, attention_layers=recorder.calls,
+    check = None
+    if check_rows > 0:
+        tolerance = check_tolerance if check_tolerance is not None else \
+            default_tolerance(next(model.parameters()).dtype)
+        check = check_captures(recorder.captures, tolerance)
+    return CaptureResult(captures=recorder.captures, attention_layers=recorder.calls, check=check,
                          implementations=sorted(recorder.implementations_seen),
                          positional=detect_positional(model), kind=detect_kind(recorder.captures),
                          extra={"attn_implementation": implementation,
@@ -122,14 +140,21 @@ def capture_text(model_name: str, text: str, output: str, *, layers: Optional[Se
                  max_tokens: Optional[int] = None, dtype: str = "f16", device: str = "cpu",
                  compute_dtype: str = "f32", attn_implementation: Optional[str] = None,
                  record_output: bool = False,
-                 extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Loads model + tokenizer, captures `text`, writes the trace. Returns a short summary."""
+                 extra: Optional[Dict[str, Any]] = None, allow_mismatch: bool = False,
+                 check_rows: int = 32, check_tolerance: Optional[float] = None) -> Dict[str, Any]:
+    """Loads model + tokenizer, captures `text`, writes the trace. Returns a short summary.
+
+    Raises CaptureMismatch, writing nothing, when the self-check finds the recorded data does not
+    reproduce the model's attention; with allow_mismatch the trace is written with the status."""
     model, tokenizer = load_model(model_name, device, compute_dtype, attn_implementation)
     ids, covered = tokenize(tokenizer, text, max_tokens)
     if not ids:
         raise ValueError("the text produced no tokens")
     result = capture_ids(model, torch.tensor([ids]), layers=layers,
-                         store_dtype=torch.float32, record_output=record_output)
+                         store_dtype=torch.float32, record_output=record_output,
+                         check_rows=check_rows, check_tolerance=check_tolerance)
+    if result.check is not None and not result.check.passed and not allow_mismatch:
+        raise CaptureMismatch(result.check)
     display_name = os.path.basename(os.path.normpath(model_name)) if os.path.isdir(model_name) \
         else model_name
     extra = dict(result.extra, **(extra or {}))
@@ -137,7 +162,9 @@ def capture_text(model_name: str, text: str, output: str, *, layers: Optional[Se
     extra["compute_dtype"] = compute_dtype
     write_trace(output, result.captures, model=display_name, kind=result.kind, text=covered,
                 tokens=display_tokens(tokenizer, ids), token_ids=ids,
-                positional=result.positional, dtype=dtype, extra=extra)
+                positional=result.positional, dtype=dtype, extra=extra,
+                capture_check=result.check.metadata() if result.check is not None else None)
     return {"tokens": len(ids), "layers": len(result.captures),
+            "check": result.check,
             "attention_layers": result.attention_layers, "kind": result.kind,
             "implementations": result.implementations, "bytes": os.path.getsize(output)}

@@ -34,6 +34,12 @@ class LayerCapture:
     v: torch.Tensor            # [kv_heads, T, dv]
     out: Optional[torch.Tensor]  # [heads, T, dv] attention output before o_proj, when recorded
     settings: Dict[str, Any] = field(default_factory=dict)
+    # The model's own attention on a sample of rows, for the self-check (check.py): the
+    # probabilities [heads, rows, T] when the attention function returned them (eager), else its
+    # output [heads, rows, dv]. Float64 on the CPU.
+    check_rows: Optional[List[int]] = None
+    check_probs: Optional[torch.Tensor] = None
+    check_out: Optional[torch.Tensor] = None
 
 
 def _registry():
@@ -98,6 +104,46 @@ def resolve_sliding_window(module, kwargs: Dict[str, Any]) -> Optional[int]:
     return window if window > 0 else None
 
 
+def resolve_sinks(module, kwargs: Dict[str, Any], heads: int, index: int) -> Optional[List[float]]:
+    """Learned sink logits, one per query head (GPT-OSS passes them as `s_aux`; the module holds
+    them as `sinks`), or None. They join every row's softmax denominator with no value."""
+    value = None
+    for name in ("s_aux", "sinks"):
+        if isinstance(kwargs.get(name), torch.Tensor):
+            value = kwargs[name]
+            break
+    if value is None and isinstance(getattr(module, "sinks", None), torch.Tensor):
+        value = module.sinks
+    if value is None:
+        return None
+    flat = value.detach().to(device="cpu", dtype=torch.float32).reshape(-1)
+    if flat.numel() != heads:
+        raise RuntimeError(f"attnscope_capture: layer {index} ({type(module).__name__}): {flat.numel()} "
+                           f"sink logits, expected one per query head ({heads})")
+    return [float(x) for x in flat]
+
+
+def sample_rows(length: int, count: int = 32) -> List[int]:
+    """Query rows the self-check compares: all of them up to `count`, else `count` evenly spaced
+    ones from the first to the last."""
+    if length <= count:
+        return list(range(length))
+    return sorted({round(i * (length - 1) / (count - 1)) for i in range(count)})
+
+
+def _probabilities(weights: Any, heads: int, length: int) -> bool:
+    """Whether an attention function's second result holds probabilities [batch, heads, T, T]
+    (eager does; SDPA, flash and flex return None): non-negative rows summing to at most 1
+    (exactly 1 without a learned sink)."""
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 4:
+        return False
+    if tuple(weights.shape[1:]) != (heads, length, length):
+        return False
+    w = weights[0].detach().float()
+    sums = w.sum(dim=-1)
+    return bool((w >= -1e-6).all()) and bool((sums <= 1.0 + 1e-3).all())
+
+
 def resolve_softcap(module, kwargs: Dict[str, Any]) -> Optional[float]:
     cap = kwargs.get("softcap")
     if cap is None:
@@ -116,8 +162,10 @@ class AttentionRecorder:
     """
 
     def __init__(self, model: torch.nn.Module, layers: Optional[List[int]] = None,
-                 store_dtype: torch.dtype = torch.float32, record_output: bool = False):
+                 store_dtype: torch.dtype = torch.float32, record_output: bool = False,
+                 check_rows: int = 32):
         self.model = model
+        self.check_rows = check_rows  # rows per layer kept for the self-check (0: none)
         self.layers = None if layers is None else set(int(i) for i in layers)
         self.store_dtype = store_dtype
         self.record_output = record_output
@@ -192,11 +240,22 @@ class AttentionRecorder:
             raise RuntimeError(f"attnscope_capture: layer {index}: query length {query.shape[2]} != "
                                f"key length {key.shape[2]} (run without a KV cache: use_cache=False)")
         head_dim = query.shape[-1]
+        length = int(query.shape[2])
+        attn_output = result[0] if isinstance(result, tuple) else result
         out = None
         if self.record_output:
-            attn_output = result[0] if isinstance(result, tuple) else result
             # Implementations return [batch, T, heads, dv].
             out = self._store(attn_output[0].transpose(0, 1))
+        check_rows = check_probs = check_out = None
+        if self.check_rows > 0:
+            check_rows = sample_rows(length, self.check_rows)
+            weights = result[1] if isinstance(result, tuple) and len(result) > 1 else None
+            if _probabilities(weights, int(heads), length):
+                check_probs = weights[0][:, check_rows].detach().to(device="cpu", dtype=torch.float64)
+            elif isinstance(attn_output, torch.Tensor) and attn_output.dim() == 4 and \
+                    tuple(attn_output.shape[1:3]) == (length, int(heads)):
+                check_out = attn_output[0][check_rows].transpose(0, 1).detach().to(
+                    device="cpu", dtype=torch.float64)
         settings = {
             "heads": int(heads),
             "kv_heads": int(kv_heads),
@@ -206,12 +265,14 @@ class AttentionRecorder:
             "sliding_window": resolve_sliding_window(module, kwargs),
             "softcap": resolve_softcap(module, kwargs),
             "alibi": False,
+            "sinks": resolve_sinks(module, kwargs, int(heads), index),
         }
         self.captures.append(LayerCapture(
             source_layer=index,
             module_name=self._module_names.get(id(module), type(module).__name__),
             q=self._store(query[0]), k=self._store(key[0]), v=self._store(value[0]),
-            out=out, settings=settings))
+            out=out, settings=settings, check_rows=check_rows, check_probs=check_probs,
+            check_out=check_out))
 
     def _store(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.detach().to(device="cpu", dtype=self.store_dtype).contiguous()

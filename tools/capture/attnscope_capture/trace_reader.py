@@ -20,6 +20,7 @@ REQUIRED_KEYS = ("format", "version", "model", "source", "kind", "text", "tokens
 REQUIRED_LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_window",
                        "softcap", "alibi", "positional")
 OPTIONAL_TENSORS = ("out",)
+VERSIONS = ("1", "2")  # v2: layers.{i}.sinks
 
 
 def read_header(path: str) -> Tuple[Dict[str, Any], int]:
@@ -52,8 +53,8 @@ def validate_trace(path: str) -> List[str]:
             problems.append(f"__metadata__.{key}: missing")
     if problems:
         return problems
-    if meta["format"] != "attnscope.trace" or meta["version"] != "1":
-        problems.append(f"format/version: expected attnscope.trace/1, got "
+    if meta["format"] != "attnscope.trace" or meta["version"] not in VERSIONS:
+        problems.append(f"format/version: expected attnscope.trace/1 or 2, got "
                         f"{meta['format']}/{meta['version']}")
     if meta["kind"] not in ("causal-lm", "encoder", "vision"):
         problems.append(f"kind: unexpected {meta['kind']!r}")
@@ -107,6 +108,13 @@ def validate_trace(path: str) -> List[str]:
         for part in OPTIONAL_TENSORS:
             if f"layers.{i}.{part}" in header:
                 expected_names.add(f"layers.{i}.{part}")
+        sinks = header.get(f"layers.{i}.sinks")
+        if sinks is not None:
+            expected_names.add(f"layers.{i}.sinks")
+            if meta["version"] == "1":
+                problems.append(f"layers.{i}.sinks: learned sinks need version 2")
+            if sinks["shape"] != [heads]:
+                problems.append(f"layers.{i}.sinks: shape {sinks['shape']}, expected [{heads}]")
     for name in sorted(set(header) - expected_names):
         problems.append(f"{name}: tensor not described by any layer object")
     return problems
@@ -119,7 +127,7 @@ def read_trace(path: str):
     with safe_open(path, framework="pt") as handle:
         meta = dict(handle.metadata() or {})
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    for key in ("tokens", "token_ids", "layers", "extra", "documents", "patch_grid"):
+    for key in ("tokens", "token_ids", "layers", "extra", "documents", "patch_grid", "capture_check"):
         if key in meta:
             meta[key] = json.loads(meta[key])
     return meta, tensors

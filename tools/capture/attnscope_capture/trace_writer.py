@@ -1,7 +1,9 @@
-"""Writer for attnscope trace files (docs/trace-format.md, format "attnscope.trace" v1).
+"""Writer for attnscope trace files (docs/trace-format.md, format "attnscope.trace" v1 / v2).
 
 A trace is a safetensors file: tensors layers.{i}.q [heads,T,d], layers.{i}.k / .v [kv_heads,T,d],
-optional layers.{i}.out [heads,T,dv]; __metadata__ holds only strings (JSON for structured values).
+optional layers.{i}.out [heads,T,dv], and for layers with learned sink logits (GPT-OSS) the
+v2 tensor layers.{i}.sinks [heads] F32; __metadata__ holds only strings (JSON for structured
+values). The version written is the lowest that holds the content: 2 with sinks, else 1.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .recorder import LayerCapture
 
 FORMAT = "attnscope.trace"
 VERSION = "1"
+SINKS_VERSION = "2"  # layers.{i}.sinks
 KINDS = ("causal-lm", "encoder", "vision")
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 # Keys of a per-layer object, in the order the format lists them.
@@ -36,14 +39,16 @@ def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
                    token_ids: Sequence[int], layers: List[Dict[str, Any]],
                    extra: Optional[Dict[str, Any]] = None,
                    documents: Optional[Sequence[int]] = None,
-                   patch_grid: Optional[Sequence[int]] = None) -> Dict[str, str]:
+                   patch_grid: Optional[Sequence[int]] = None,
+                   version: str = VERSION,
+                   capture_check: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if len(tokens) != len(token_ids):
         raise ValueError(f"{len(tokens)} token strings but {len(token_ids)} token ids")
     meta = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": version,
         "model": model,
         "source": SOURCE,
         "kind": kind,
@@ -60,12 +65,15 @@ def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
         meta["documents"] = json.dumps([int(d) for d in documents])
     if extra:
         meta["extra"] = json.dumps(extra, ensure_ascii=False)
+    if capture_check is not None:
+        meta["capture_check"] = json.dumps(capture_check)
     return meta
 
 
 def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: str, text: str,
                 tokens: Sequence[str], token_ids: Sequence[int], positional: str,
-                dtype: str = "f16", extra: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+                dtype: str = "f16", extra: Optional[Dict[str, Any]] = None,
+                capture_check: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
     """Writes the trace atomically (temporary file in the same folder, then os.replace).
 
     Returns the metadata written. Layers are numbered 0..n-1 in file order; each layer object
@@ -87,8 +95,18 @@ def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: st
                 raise ValueError(f"layers.{i}.{name}: expected [heads, {length}, d], got "
                                  f"{tuple(tensor.shape)}")
             tensors[f"layers.{i}.{name}"] = tensor.to(DTYPES[dtype]).contiguous()
+        sinks = cap.settings.get("sinks")
+        if sinks is not None:
+            if len(sinks) != cap.settings["heads"]:
+                raise ValueError(f"layers.{i}.sinks: {len(sinks)} logits for "
+                                 f"{cap.settings['heads']} heads")
+            tensors[f"layers.{i}.sinks"] = torch.tensor([float(s) for s in sinks],
+                                                        dtype=torch.float32)
+    has_sinks = any(c.settings.get("sinks") is not None for c in captures)
     meta = build_metadata(model=model, kind=kind, text=text, tokens=tokens, token_ids=token_ids,
-                          layers=[layer_object(c, positional) for c in captures], extra=extra)
+                          layers=[layer_object(c, positional) for c in captures], extra=extra,
+                          version=SINKS_VERSION if has_sinks else VERSION,
+                          capture_check=capture_check)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".attnscope-", suffix=".tmp", dir=folder)
