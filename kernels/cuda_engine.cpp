@@ -8,6 +8,7 @@
 
 #include "attnscope/gpu.h"
 #include "cuda_engine.h"
+#include "cudnn_sdpa.h"
 #include "device_variant.h"
 
 namespace attnscope::gpu {
@@ -76,6 +77,7 @@ CudaEngine::CudaEngine(int device) : m_device(device) {
 }
 
 CudaEngine::~CudaEngine() {
+    m_cudnn.reset();  // before the stream it was bound to
     if (m_stream) cudaStreamDestroy(m_stream);
 }
 
@@ -149,6 +151,10 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
     } else if (b.m_queryTokens != p.tokens) {
         return Status{ErrorCode::InvalidArgument, std::string("variant ") + variantKindName(v.kind) +
                                                       " needs queryTokens == tokens (prefill)"};
+    } else if (v.impl == VariantImpl::Cudnn) {
+        // The vendor baseline: cuDNN's fused SDPA on the same buffers and stream.
+        if (!m_cudnn) m_cudnn = std::make_unique<CudnnSdpa>();
+        return m_cudnn->run(v, p, {b.m_q.get(), b.m_k.get(), b.m_v.get(), b.m_o.get(), b.m_lse.as<float>()}, m_stream);
     } else if (v.kind == VariantKind::LinearAttention) {
         LinearArgs a;
         a.q = b.m_q.get(), a.k = b.m_k.get(), a.v = b.m_v.get(), a.o = b.m_o.get(), a.lse = b.m_lse.as<float>();

@@ -14,6 +14,7 @@
 namespace attnscope::gpu {
 
 struct DeviceVariant;
+class CudnnSdpa;
 
 class CudaEngine final : public GpuEngine {
 public:
@@ -65,6 +66,7 @@ private:
     std::unique_ptr<LayerAnalyzer> m_layers;
     std::unique_ptr<ForwardLse> m_mapLse;          ///< the map's pass 1 on the forward kernel
     std::shared_ptr<GpuHead> m_scratchHead;        ///< host-in maps reuse its buffers
+    std::unique_ptr<CudnnSdpa> m_cudnn;            ///< the cudnn:* variants (created on first use)
 };
 
 /// A CUDA engine for device 0, or nullptr with the reason when there is no usable device.

@@ -49,6 +49,13 @@ public:
                         "variant run's kernels");
         e.set("droppedRecords", uint64_t(CuptiActivity::instance().droppedRecords()));
         e.set("samplesWithoutExternalCorrelation", m_uncorrelatedSamples);
+        // The library behind the cudnn:* rows (loaded at run time), or why there is none.
+        const VendorLibraryInfo cudnn = probeCudnn();
+        Json c = Json::object();
+        c.set("available", cudnn.available);
+        if (cudnn.available) c.set("version", cudnn.version), c.set("path", cudnn.path);
+        else c.set("reason", cudnn.reason);
+        e.set("cudnn", std::move(c));
         return e;
     }
 

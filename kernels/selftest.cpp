@@ -1,6 +1,7 @@
 // runGpuSelfTest: every variant × dtype × head dim against a float64 CPU reference computed from
 // the same rounded inputs, on fresh random data, with poisoned outputs; plus the GPU block mask
 // against the CPU block classification and the GPU analysis passes against brute force.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,7 +35,9 @@ const char* const kVariants[] = {"full",      "causal",     "sliding:64",       
                                  "document:3", "jagged",    "dilated:20:3",        "alibi",
                                  "softcap:5",  "relbias:0.05", "blocks",          "linear",
                                  "linear:0.05", "decode",   "sliding:80&document:2", "prefix:32|sliding:16",
-                                 "document:3&softcap:5"};
+                                 "document:3&softcap:5",
+                                 // cuDNN's fused SDPA (the vendor rows), on the same inputs and reference.
+                                 "cudnn:full", "cudnn:causal", "cudnn:sliding:64", "cudnn:alibi", "cudnn:softcap:5"};
 
 constexpr double kLseTolerance = 1e-2;      ///< absolute, natural-log units
 constexpr double kMapTolerance = 1e-4;      ///< relative to the largest reference value
@@ -118,6 +121,16 @@ Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuD
     auto vr = makeVariant(name, s.tokens, rng);
     if (!vr) return vr.status();
     const VariantSpec& v = *vr;
+    if (v.impl == VariantImpl::Cudnn) {
+        // Without cuDNN the vendor rows cannot run: say so once per variant, not as a failure.
+        const VendorLibraryInfo cudnn = probeCudnn();
+        if (!cudnn.available) {
+            const std::string line = "SKIP  " + v.label + ": " + cudnn.reason;
+            if (std::find(report.lines.begin(), report.lines.end(), line) == report.lines.end())
+                report.lines.push_back(line);
+            return {};
+        }
+    }
     const bool decode = v.kind == VariantKind::Decode;
     const bool linear = v.kind == VariantKind::LinearAttention;
     AttentionProblem p;
@@ -149,7 +162,7 @@ Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuD
     const Errors e = compare(out, lse, *ref, !linear);
     bool ok = !e.nan && e.out <= tolerance(dtype) && e.lse <= kLseTolerance;
     std::string blocks;
-    if (!linear && !decode) {
+    if (!linear && !decode && v.impl == VariantImpl::Builtin) {  // cuDNN has no BlockMask to compare
         // The GPU BlockMask must compute exactly the blocks the CPU classification finds non-empty.
         auto gpuBlocks = engine.computedBlocks(v, **buffers);
         const int64_t nb = (s.tokens + flex::kMaskBlock - 1) / flex::kMaskBlock;
@@ -357,6 +370,8 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     if (!cuda.info().available) return Status{ErrorCode::Unsupported, cuda.info().reason};
     std::mt19937_64 rng(std::random_device{}());
     SelfTestReport report;
+    if (const VendorLibraryInfo cudnn = probeCudnn(); cudnn.available)
+        report.lines.push_back("INFO  cudnn:* variants run cuDNN " + cudnn.version + " (" + cudnn.path + ")");
     const GpuDType dtypes[] = {GpuDType::BF16, GpuDType::F16};
     const int dims[] = {64, 128};
     const int nVariants = int(sizeof kVariants / sizeof kVariants[0]);

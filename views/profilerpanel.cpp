@@ -31,7 +31,9 @@ namespace attnscope {
 namespace {
 const QStringList kDefaultVariants = {"causal", "sliding:1024", "alibi", "softcap:30", "document:8", "linear"};
 const QStringList kOtherVariants = {"full", "prefix:1024", "dilated:512:2", "relbias:0.01", "topk:8", "gamma:0.9",
-                                    "vslash", "decode"};
+                                    "vslash", "decode",
+                                    // cuDNN's fused SDPA with the same masks: the production baseline (GPU only).
+                                    "cudnn:causal", "cudnn:full", "cudnn:sliding:1024", "cudnn:alibi", "cudnn:softcap:30"};
 constexpr int kProgressSteps = 1000;
 constexpr int kMaxTokens = 1 << 20;
 constexpr int kRelErrorColumn = 11;
@@ -373,6 +375,7 @@ void ProfilerPanel::fillTable(const ShapeProfile& shape, const std::string& back
                                    v.error.empty() ? kernels.join(QStringLiteral("; ")) : QString::fromStdString(v.error)};
         for (int c = 0; c < cells.size(); ++c) m_table->setItem(row, c, new QTableWidgetItem(cells[c]));
         if (!v.accuracyNote.empty()) m_table->item(row, kRelErrorColumn)->setToolTip(QString::fromStdString(v.accuracyNote));
+        if (!v.error.empty()) m_table->item(row, int(cells.size()) - 1)->setToolTip(QString::fromStdString(v.error));
     }
     m_table->horizontalHeaderItem(kRelErrorColumn)->setToolTip(
         tr("‖O − O_dense‖ / ‖O_dense‖ on the trace's data; n/a where the variant is a different function"));

@@ -96,12 +96,15 @@ int profileVerb(Args& a) {
     a.description("Runs attention variants side by side on a trace's own Q/K/V or on a synthetic shape. On a GPU "
                   "kernels are timed from CUPTI activity records; without one the CPU reference runs with wall-clock "
                   "timing and results are labelled CPU. Accuracy: relative output error and attention-mass recall "
-                  "against the dense float32 reference.")
+                  "against the dense float32 reference. cudnn:V (V one of full, causal, sliding:W, alibi, softcap:C, "
+                  "relbias:B) runs cuDNN's fused SDPA with V's mask on the same data, timed and scored the same way: the "
+                  "production baseline next to every variant (GPU only; cuDNN 9 is loaded at run time from "
+                  "ATTNSCOPE_CUDNN_LIB or libcudnn.so.9, and its rows say why when it cannot run).")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo'", false)
         .option("layer", "trace layer", "0")
         .option("head", "trace head, or 'all'", "0")
         .option("shape", "synthetic B,H,T,D or B,H,Hkv,T,D (several separated by '/')")
-        .option("variants", "comma-separated variants", kDefaultVariants)
+        .option("variants", "comma-separated variants (cudnn:causal, cudnn:full, … for cuDNN's SDPA)", kDefaultVariants)
         .option("dense", "baseline variant (default: causal, or full for non-causal data)")
         .option("dtype", "bf16 or f16", "bf16")
         .flag("cold", "flush L2 before every sample")

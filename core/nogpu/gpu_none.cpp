@@ -9,6 +9,12 @@ std::unique_ptr<GpuEngine> createGpuEngine() {
 
 std::vector<std::unique_ptr<GpuEngine>> createGpuEngines() { return {}; }
 
+VendorLibraryInfo probeCudnn() {
+    VendorLibraryInfo info;
+    info.reason = "attnscope was built without CUDA: cuDNN's SDPA runs through the CUDA engine";
+    return info;
+}
+
 Result<SelfTestReport> runGpuSelfTest(bool) {
     return Status{ErrorCode::Unsupported, "no GPU self-test: attnscope was built without CUDA"};
 }

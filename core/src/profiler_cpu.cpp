@@ -34,6 +34,7 @@ public:
     }
     Result<BackendSample> runSample(const VariantSpec& v, uint64_t externalId, bool cold) override {
         if (!m_inputs) return Result<BackendSample>(ErrorCode::Internal, "CPU profiler: prepare() was not called");
+        if (std::string why = variantNeedsGpu(v); !why.empty()) return Result<BackendSample>(ErrorCode::Unsupported, why);
         if (cold) flushCache();
         const auto& p = m_inputs->problem;
         const double t0 = steadyMicros();
@@ -61,6 +62,7 @@ public:
     }
     Result<MatrixRM> headOutput(const VariantSpec& v, int b, int h, int64_t q0, int64_t q1) override {
         if (!m_inputs) return Result<MatrixRM>(ErrorCode::Internal, "CPU profiler: prepare() was not called");
+        if (std::string why = variantNeedsGpu(v); !why.empty()) return Result<MatrixRM>(ErrorCode::Unsupported, why);
         return referenceRows(v, *m_inputs, b, h, q0, q1);
     }
     Result<std::vector<double>> blockMass(int b, int h, const AttentionSpec& spec, int64_t blockSize) override {

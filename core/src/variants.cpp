@@ -293,8 +293,11 @@ Status mergeAnd(MaskSpec& a, const MaskSpec& b) {
 
 }  // namespace
 
+Result<VariantSpec> parseVendorVariant(const std::string& text);  // variant_vendor.cpp
+
 Result<VariantSpec> parseVariant(const std::string& text) {
     if (text.empty()) return badToken(text, "empty variant name");
+    if (text.rfind("cudnn:", 0) == 0) return parseVendorVariant(text);
     if (isCustomVariantToken(text)) return parseCustomVariant(text);
     // Compositions nest to the right: "A&B|C" = A & (B | C).
     size_t op = text.find_first_of("&|");

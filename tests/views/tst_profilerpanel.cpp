@@ -5,6 +5,7 @@
 #include <QtTest>
 
 #include <QLabel>
+#include <QListWidget>
 #include <QPushButton>
 #include <QTableWidget>
 #include <QTemporaryDir>
@@ -208,6 +209,31 @@ private slots:
         panel.run();
         QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
         QVERIFY(failed.first().first().toString().contains("nonsense"));
+    }
+
+    // cuDNN's rows are offered in the list; without a GPU their rows say why (the table cell and
+    // its tooltip) while the built-in rows still run.
+    void vendorRowsListedAndExplained() {
+        ProfilerPanel panel;
+        auto* list = panel.findChild<QListWidget*>();
+        QVERIFY(list);
+        QStringList offered;
+        for (int i = 0; i < list->count(); ++i) offered << list->item(i)->text();
+        QVERIFY(offered.contains("cudnn:causal") && offered.contains("cudnn:full"));
+        panel.setSyntheticShape(1, 2, 128, 32);
+        panel.setVariants({"causal", "cudnn:causal"});
+        panel.setBackendChoice(BackendChoice::Cpu);
+        panel.setMaxSamples(2);
+        QSignalSpy finished(&panel, &ProfilerPanel::profileFinished);
+        panel.run();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        auto* table = panel.findChild<QTableWidget*>();
+        QCOMPARE(table->rowCount(), 2);
+        const int kernels = columnOf(*table, "kernels / error");
+        QCOMPARE(table->item(1, 0)->text(), QString("cudnn:causal"));
+        QVERIFY2(table->item(1, kernels)->text().contains("GPU"), qPrintable(table->item(1, kernels)->text()));
+        QCOMPARE(table->item(1, kernels)->toolTip(), table->item(1, kernels)->text());
+        QVERIFY(table->item(0, kernels)->text().contains("cpu::"));
     }
 };
 

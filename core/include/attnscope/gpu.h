@@ -133,6 +133,18 @@ std::vector<std::unique_ptr<GpuEngine>> createGpuEngines();
 /// An engine that runs nothing: info().reason says why, every call fails with Unsupported.
 std::unique_ptr<GpuEngine> createUnavailableGpuEngine(std::string reason);
 
+/// The vendor library behind the cudnn:* variants, loaded at run time (dlopen), so attnscope runs
+/// without it and those rows say why. ATTNSCOPE_CUDNN_LIB names the file to load; otherwise
+/// libcudnn.so.9 is searched for (the loader's paths, then CUDNN_PATH, CUDA_HOME, /usr/local/cuda).
+struct VendorLibraryInfo {
+    bool available = false;
+    std::string path;     ///< the file loaded
+    std::string version;  ///< "9.19.0"
+    std::string reason;   ///< why not usable: not found (what was tried), not cuDNN, too old
+};
+/// Loads cuDNN (once per path) and reports it. Never throws or aborts.
+VendorLibraryInfo probeCudnn();
+
 /// Runs the GPU self-check (every variant × dtype × head dim vs the float64 CPU reference);
 /// prints one line per case to `log` when given. Fails with Unsupported when there is no GPU.
 struct SelfTestReport {

@@ -34,6 +34,11 @@ const char* variantKindName(VariantKind k);
 /// How to combine the base mask with `extraMask` (compositions).
 enum class MaskCombine { None, And, Or };
 
+/// Who computes a variant: attnscope's own kernels, or a vendor library's fused attention with
+/// the same mask and score mod ("cudnn:causal" is cuDNN's SDPA with causal's mask; the CPU
+/// reference and the accuracy check use the same mask as "causal").
+enum class VariantImpl { Builtin, Cudnn };
+
 struct VariantExpr;
 
 struct VariantSpec {
@@ -55,6 +60,7 @@ struct VariantSpec {
     std::shared_ptr<const VariantSpec> other;
     /// Custom: the parsed program (doc[i] reads documentIds, else `documents` equal parts).
     std::shared_ptr<const VariantExpr> expr;
+    VariantImpl impl = VariantImpl::Builtin;  ///< Cudnn: the "cudnn:" prefix (parseVariant)
 };
 
 /// Parses a CLI token: full, causal, sliding:W, prefix:P, document:N, dilated:W:D, alibi,
@@ -62,6 +68,7 @@ struct VariantSpec {
 /// "A&B" / "A|B" of mask variants (right-nested: "A&B|C" = A & (B|C); the score mod is the
 /// first one along the chain). Block-list variants (topk, gamma, vslash) need VariantSpec::blocks: the profiler derives
 /// them from the data's block mass before running (runProfile, profiler.h).
+/// "cudnn:V" runs V on cuDNN's fused SDPA (V one of vendorVariantTokens(); no compositions).
 /// User programs (docs/variants.md): "custom:FILE" reads a program file, "expr:PROGRAM" takes it
 /// inline (statements separated by ';'), e.g. "expr:mask: k <= q && q - k < 1024"; the whole
 /// token is the program (no composition), and the label is its statements on one line.
@@ -70,6 +77,14 @@ Result<VariantSpec> parseVariant(const std::string& text);
 /// Splits a comma-separated variant list, keeping commas inside brackets ("expr:mask: max(q, k)
 /// < 9,causal" is two variants). Empty items are dropped.
 std::vector<std::string> splitVariantList(const std::string& text);
+
+/// The "cudnn:" tokens: the masks and score mods cuDNN's SDPA graph expresses (full, causal,
+/// sliding:W, alibi, softcap:C, relbias:B), for help texts and error messages.
+const char* vendorVariantTokens();
+
+/// Why a variant cannot run on a backend without a GPU: non-empty for vendor variants (cuDNN's
+/// kernel runs only on the GPU; the CPU backend's row carries this text).
+std::string variantNeedsGpu(const VariantSpec& v);
 
 /// The CPU reference spec of a softmax variant at sequence length T for head h of H
 /// (scale = 1/sqrt(d) unless given). Errors for LinearAttention and Decode (not softmax maps).
