@@ -122,6 +122,9 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     if (!head) return Status{ErrorCode::InvalidArgument, "GPU map: the head was uploaded by another engine"};
     const int64_t T = head->m_tokens;
     const MaskSpec& m = spec.mask;
+    if (m.expr)
+        return Status{ErrorCode::Unsupported, "GPU map: a user variant program (MaskSpec::expr) runs on the CPU map, "
+                                              "not on the GPU passes"};
     if (!m.documents.empty() && static_cast<int64_t>(m.documents.size()) < T)
         return Status{ErrorCode::Shape, "GPU analysis: MaskSpec.documents holds " +
                                             std::to_string(m.documents.size()) + " ids, expected T=" +

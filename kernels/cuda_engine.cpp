@@ -180,7 +180,8 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.headDim = p.headDim;
         a.elem = elemOf(p.dtype);
         a.path = m_forwardPath;
-        ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
+        if ((*dv)->jit) ATTNSCOPE_TRY_STATUS(jitLaunchForward(*(*dv)->jit, a, (*dv)->jitArrays, m_stream, &log));
+        else ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
     }
     std::vector<KernelLaunchInfo> out;
     for (const auto& r : log) out.push_back(toInfo(r));

@@ -85,6 +85,7 @@ bool scoreOf(const VariantSpec& v, int heads, flex::ScoreProgram& s) {
 
 Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
                                                           cudaStream_t stream, LaunchLog* log) {
+    if (v.kind == VariantKind::Custom) return buildCustomDeviceVariant(v, tokens, heads, stream, log);
     auto dv = std::make_unique<DeviceVariant>();
     flex::MaskProgram& prog = dv->program;
     prog.count = 0;

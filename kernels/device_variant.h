@@ -7,6 +7,7 @@
 
 #include "attnscope/variants.h"
 #include "device_memory.h"
+#include "jit_variant.h"
 #include "launch.h"
 
 namespace attnscope::gpu {
@@ -18,6 +19,10 @@ struct DeviceVariant {
     flex::BlockMaskView view;
     std::vector<DeviceArray> arrays;  ///< documents, block flags, block-mask lists (owned)
     long long computedBlocks = 0;     ///< partial + full blocks (filled by countBlocks)
+    /// Custom: the NVRTC-compiled program (jit_variant.h) and its functors' arrays; the forward
+    /// launch goes to jitLaunchForward instead of launchForward.
+    std::shared_ptr<JitProgram> jit;
+    JitArrays jitArrays;
 };
 
 /// Cache key of a variant at T (label plus the identity of its block list / document ids).
@@ -26,5 +31,9 @@ std::string deviceVariantKey(const VariantSpec& v, int64_t tokens);
 /// Translates a softmax variant to device programs and builds its BlockMask on `stream`.
 Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
                                                           cudaStream_t stream, LaunchLog* log);
+
+/// The Custom part of buildDeviceVariant (jit_device_variant.cpp).
+Result<std::unique_ptr<DeviceVariant>> buildCustomDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
+                                                                cudaStream_t stream, LaunchLog* log);
 
 }  // namespace attnscope::gpu

@@ -15,6 +15,7 @@
 #include "attnscope/trace.h"
 
 #include "cuda_engine.h"
+#include "jit_selftest.h"
 #include "selftest_reference.h"
 
 namespace attnscope {
@@ -370,6 +371,10 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     if (!cuda.info().available) return Status{ErrorCode::Unsupported, cuda.info().reason};
     std::mt19937_64 rng(std::random_device{}());
     SelfTestReport report;
+    if (userVariantSelfTestOnly()) {  // ATTNSCOPE_SELFTEST=user
+        ATTNSCOPE_TRY_STATUS(runUserVariantSelfTest(cuda, quick, rng, report));
+        return report;
+    }
     if (const VendorLibraryInfo cudnn = probeCudnn(); cudnn.available)
         report.lines.push_back("INFO  cudnn:* variants run cuDNN " + cudnn.version + " (" + cudnn.path + ")");
     const GpuDType dtypes[] = {GpuDType::BF16, GpuDType::F16};
@@ -417,6 +422,8 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     // Learned sinks through the whole layer (lse passes, stats, masks, finishHead's sink share).
     ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 300, 64, 2, DType::BF16, false, rng(), report, true));
     ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 257, 128, 1, DType::F16, false, rng(), report, true));
+    // User variants (NVRTC): the example programs against their references and built-in twins.
+    ATTNSCOPE_TRY_STATUS(runUserVariantSelfTest(cuda, quick, rng, report));
     return report;
 }
 

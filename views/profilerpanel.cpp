@@ -245,7 +245,8 @@ ProfileRequest ProfilerPanel::request() const {
     r.shapes = {s};
     for (int i = 0; i < m_variantList->count(); ++i)
         if (m_variantList->item(i)->checkState() == Qt::Checked) r.variants.push_back(m_variantList->item(i)->text().toStdString());
-    for (const QString& t : m_extraVariants->text().split(',', Qt::SkipEmptyParts)) r.variants.push_back(t.trimmed().toStdString());
+    for (const std::string& t : splitVariantList(m_extraVariants->text().toStdString()))
+        if (const QString s = QString::fromStdString(t).trimmed(); !s.isEmpty()) r.variants.push_back(s.toStdString());
     r.backend = BackendChoice(m_backend->currentData().toInt());
     r.cold = m_cold->isChecked();
     r.metrics = m_metrics->isChecked();

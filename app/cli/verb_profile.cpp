@@ -52,7 +52,7 @@ int parseRequest(Args& a, Parsed& out) {
             r.shapes.push_back(*s);
         }
     }
-    r.variants = splitList(a.get("variants"));
+    r.variants = splitVariantList(a.get("variants"));  // commas inside an expr: program's calls stay
     r.dense = a.get("dense");
     if (a.has("cold") && a.has("hot")) return fail(kVerb, "--cold and --hot exclude each other");
     r.cold = a.has("cold");
@@ -104,7 +104,10 @@ int profileVerb(Args& a) {
         .option("layer", "trace layer", "0")
         .option("head", "trace head, or 'all'", "0")
         .option("shape", "synthetic B,H,T,D or B,H,Hkv,T,D (several separated by '/')")
-        .option("variants", "comma-separated variants (cudnn:causal, cudnn:full, … for cuDNN's SDPA)", kDefaultVariants)
+        .option("variants",
+                "comma-separated variants (cudnn:causal, cudnn:full, … for cuDNN's SDPA; custom:FILE.attnvar or "
+                "expr:PROGRAM for a user program, docs/variants.md)",
+                kDefaultVariants)
         .option("dense", "baseline variant (default: causal, or full for non-causal data)")
         .option("dtype", "bf16 or f16", "bf16")
         .flag("cold", "flush L2 before every sample")

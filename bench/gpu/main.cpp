@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "attnscope-bench: bad --shapes (B,H,T,D;...), --reps, --warmup or --gqa\n");
         return kExitUsage;
     }
-    o.variants = split(variants, ',');
+    o.variants = splitVariantList(variants);
     std::map<std::string, double> anchors;
     if (!o.anchors.empty()) {
         std::string error;

@@ -87,7 +87,8 @@ struct ShapeRun {
         int denseIndex = 0;
         for (size_t i = 0; i < specs.size(); ++i) {
             VariantResult& r = results[i];
-            r.label = tokens[i];
+            // A user program is named by its expression (its label), not by its file name or token.
+            r.label = specs[i].kind == VariantKind::Custom ? specs[i].label : tokens[i];
             r.backend = backend.label();
             r.isDense = tokens[i] == shape.denseLabel;
             if (r.isDense) denseIndex = int(i);
