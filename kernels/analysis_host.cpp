@@ -1,7 +1,13 @@
 // Host side of the GPU analysis passes: the multiscale map and the block mass matrix of one head.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 
+#include "attnscope/half.h"
 #include "attnscope/parallel.h"
 
 #include "analysis_tc.h"
@@ -44,33 +50,83 @@ public:
 };
 
 /// Packs q and k into 16-bit words in `out` ([q | k]), as f16 when every value is exact in f16,
-/// else as bf16; in parallel chunks. Returns the dtype used.
+/// else as bf16 (exact for bf16 traces; rounds f32 ones), in parallel chunks: one pass writes bf16
+/// and checks f16 exactness, a second writes f16 only when every value was exact. Returns the
+/// dtype used. (attnscope/half.h: inline integer conversions; the CUDA host ones cost ~7 ns a value.)
 GpuDType packHead(const MatrixRM& q, const MatrixRM& k, uint16_t* out) {
     const int64_t nq = q.size(), n = nq + k.size();
-    constexpr int64_t kChunk = int64_t(1) << 18;
+    constexpr int64_t kChunk = int64_t(1) << 16;
     const int64_t chunks = (n + kChunk - 1) / kChunk;
-    auto value = [&](int64_t e) { return e < nq ? q.data()[e] : k.data()[e - nq]; };
     std::atomic<bool> exact{true};
-    auto pass = [&](GpuDType t, bool check) {
-        parallelFor(chunks, [&](int64_t c, int) {
-            const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
-            for (int64_t e = e0; e < e1; ++e) {
-                const float x = value(e);
-                out[e] = toDTypeBits(x, t);
-                if (check && fromDTypeBits(out[e], t) != x) {
-                    exact = false;
-                    return;
-                }
-            }
-        });
+    // Whether x is exactly an f16: the common case (an f16 normal: exponent 2^-14 … 2^15, 10
+    // mantissa bits) by bit tests, the rest (zero, subnormals, infinities) by a round trip.
+    auto f16Exact = [](float x) {
+        const uint32_t a = half::floatBits(x) & 0x7fffffffu, e = a >> 23;
+        if ((a & 0x1fffu) == 0 && e - 113u <= 29u) return true;
+        return half::f16ToFloat(half::floatToF16(x)) == x;
     };
-    pass(GpuDType::F16, true);
-    if (exact) return GpuDType::F16;
-    pass(GpuDType::BF16, false);
-    return GpuDType::BF16;
+    parallelFor(chunks, [&](int64_t c, int) {
+        const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
+        auto value = [&](int64_t e) { return e < nq ? q.data()[e] : k.data()[e - nq]; };
+        // Once any value is inexact in f16 the rest need no check: bf16 it is.
+        bool check = exact.load(std::memory_order_relaxed), chunkExact = true;
+        for (int64_t e = e0; e < e1; ++e) {
+            const float x = value(e);
+            out[e] = half::floatToBf16(x);
+            if (check && !f16Exact(x)) chunkExact = check = false;
+        }
+        if (!chunkExact) exact.store(false, std::memory_order_relaxed);
+    });
+    if (!exact) return GpuDType::BF16;
+    parallelFor(chunks, [&](int64_t c, int) {
+        const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
+        for (int64_t e = e0; e < std::min(e1, nq); ++e) out[e] = half::floatToF16(q.data()[e]);
+        for (int64_t e = std::max(e0, nq); e < e1; ++e) out[e] = half::floatToF16(k.data()[e - nq]);
+    });
+    return GpuDType::F16;
+}
+
+double hostMs(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
+
+/// ATTNSCOPE_MAP_TIMING=1: the map prints its stages to stderr (host packing and upload, pass 1,
+/// pass 2, finalize and download), with events on the engine's stream. For benchmarks.
+class MapStages {
+public:
+    static bool enabled() {
+        static const bool on = [] {
+            const char* v = std::getenv("ATTNSCOPE_MAP_TIMING");
+            return v && *v && std::string(v) != "0";
+        }();
+        return on;
+    }
+    explicit MapStages(cudaStream_t stream) : m_stream(stream) {
+        if (!enabled()) return;
+        for (auto& e : m_events) cudaEventCreate(&e);
+    }
+    ~MapStages() {
+        if (!enabled()) return;
+        for (auto& e : m_events) cudaEventDestroy(e);
+    }
+    void mark(int i) {
+        if (enabled()) cudaEventRecord(m_events[i], m_stream);
+    }
+    /// After the stream synchronised: "pass1 x ms, pass2 y ms, finalize+download z ms".
+    void print(const char* what) {
+        if (!enabled()) return;
+        float ms[3] = {};
+        for (int i = 0; i < 3; ++i) cudaEventElapsedTime(&ms[i], m_events[i], m_events[i + 1]);
+        std::fprintf(stderr, "map stages (%s): pass1 %.3f ms, pass2 %.3f ms, finalize+download %.3f ms\n", what, ms[0],
+                     ms[1], ms[2]);
+    }
+
+private:
+    cudaStream_t m_stream;
+    cudaEvent_t m_events[4] = {};
+};
 
 Result<std::shared_ptr<GpuHead>> CudaEngine::uploadHead(const MatrixRM& q, const MatrixRM& k) {
     auto head = std::make_shared<DeviceHead>();
@@ -97,7 +153,10 @@ Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
     auto staging = head->pinned(elems * 2);
     if (!staging) return staging.status();
     uint16_t* packed = static_cast<uint16_t*>(*staging);
+    const auto tPack = std::chrono::steady_clock::now();
     const GpuDType t = packHead(q, k, packed);
+    const double packMs = hostMs(tPack);
+    const auto tUpload = std::chrono::steady_clock::now();
     head->m_elem = t == GpuDType::BF16 ? ElemType::BF16 : ElemType::F16;
     ATTNSCOPE_TRY_STATUS(head->m_q.allocate(size_t(q.size()) * 2, "map q"));
     ATTNSCOPE_TRY_STATUS(head->m_k.allocate(size_t(k.size()) * 2, "map k"));
@@ -107,6 +166,9 @@ Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
     ATTNSCOPE_TRY_STATUS(head->m_lse.allocate(size_t(T) * sizeof(float), "map lse"));
     ATTNSCOPE_TRY_STATUS(head->m_scratch.allocate(sizeof(HeadPassArgs), "map pass arguments"));
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));  // the staging buffer is reused by the map
+    if (MapStages::enabled())
+        std::fprintf(stderr, "map stages (host in, T=%lld): pack %.3f ms, upload+allocate %.3f ms\n",
+                     static_cast<long long>(T), packMs, hostMs(tUpload));
     return {};
 }
 
@@ -116,7 +178,7 @@ Result<std::shared_ptr<GpuHead>> CudaEngine::scratchHead(const MatrixRM& q, cons
     return m_scratchHead;
 }
 
-Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& grid) {
+Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& grid, MapStages* stages) {
     ATTNSCOPE_TRY_STATUS(requireDevice());
     auto* head = dynamic_cast<DeviceHead*>(&gh);
     if (!head) return Status{ErrorCode::InvalidArgument, "GPU map: the head was uploaded by another engine"};
@@ -163,16 +225,22 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dCount.get(), 0, cells * sizeof(unsigned long long), m_stream));
     // Pass 1 on the forward kernel when the mask is one it compiles in and the rect holds at
     // least half of the rows (it computes every row); else on the pass kernel, the rect's rows only.
-    bool lseReady = false;
-    if (ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
+    // Pass 1 where the analysis runs it (forward_lse.h): on the forward kernel when it takes the
+    // mask and the rect holds at least half of the rows (it computes every row); else on a pass
+    // kernel, the rect's rows only.
+    MapLse pass1 = m_lsePath == LsePath::Wmma ? MapLse::Wmma : MapLse::Fragments;
+    if (stages) stages->mark(0);
+    if (m_lsePath == LsePath::Forward && ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
         if (!m_mapLse) m_mapLse = std::make_unique<ForwardLse>(m_forwardPath);
         ATTNSCOPE_TRY_STATUS(m_mapLse->run(head->m_q.get(), head->m_k.get(), head->m_k.get(), head->m_elem, 1, 1, int(T),
                                            head->m_dim, spec, head->m_lse.as<float>(), m_stream));
-        lseReady = true;
+        pass1 = MapLse::Ready;
     }
+    if (stages) stages->mark(1);  // a pass-kernel pass 1 runs in launchMapPasses: counted with pass 2
     ATTNSCOPE_TRY_STATUS(launchMapPasses(head->m_q.get(), head->m_k.get(), head->m_elem, int(T), head->m_dim, s,
                                          head->m_lse.as<float>(), grid, dSums.as<double>(), dMax.as<float>(),
-                                         dCount.as<unsigned long long>(), head->m_scratch.get(), lseReady, m_stream));
+                                         dCount.as<unsigned long long>(), head->m_scratch.get(), pass1, m_stream));
+    if (stages) stages->mark(2);
     return {};
 }
 
@@ -204,7 +272,8 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
     g.q0 = rect.q0, g.q1 = rect.q1, g.k0 = rect.k0, g.k1 = rect.k1;
     g.rows = static_cast<int>(std::min<int64_t>(height, hq));
     g.cols = static_cast<int>(std::min<int64_t>(width, hk));
-    ATTNSCOPE_TRY_STATUS(pool(head, spec, g));
+    MapStages stages(m_stream);
+    ATTNSCOPE_TRY_STATUS(pool(head, spec, g, &stages));
     // Mean, max and allowed fraction per cell, on the device; one pinned download.
     auto* dh = static_cast<DeviceHead*>(&head);
     const size_t cells = size_t(g.rows) * g.cols;
@@ -214,7 +283,9 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
     auto host = dh->pinned(3 * cells * sizeof(float));
     if (!host) return host.status();
     ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
+    stages.mark(3);
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
+    stages.print(mapFragmentsTake(g) ? "fragment pooling" : "wmma pooling");
     const float* out = static_cast<const float*>(*host);
     AttentionMap map;
     map.rect = rect;

@@ -87,10 +87,7 @@ LayerAnalyzer::LayerAnalyzer(int device, cudaStream_t compute, int smCount, Forw
     : m_device(device), m_compute(compute), m_smCount(smCount), m_forwardLse(forwardPath) {
     cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking);
     cudaStreamCreateWithFlags(&m_aux, cudaStreamNonBlocking);
-    if (const char* lse = std::getenv("ATTNSCOPE_ANALYSIS_LSE")) {
-        if (std::strcmp(lse, "fragments") == 0) m_lsePath = LsePath::Fragments;
-        if (std::strcmp(lse, "wmma") == 0) m_lsePath = LsePath::Wmma;
-    }
+    m_lsePath = lsePathFromEnvironment();
 }
 
 LayerAnalyzer::~LayerAnalyzer() {

@@ -48,16 +48,11 @@ private:
     /// Pairs listed per token at most; more and the stats pass compares ids per element.
     static constexpr size_t kPairsPerToken = 64;
 
-    /// Where pass 1 runs (ATTNSCOPE_ANALYSIS_LSE=forward|fragments|wmma, read at construction):
-    /// the attention forward kernel where it takes the head's mask (default), else the
-    /// register-fragment lse pass; or always the fragment pass, or the wmma pass.
-    enum class LsePath { Forward, Fragments, Wmma };
-
     int m_device = 0;
     cudaStream_t m_compute = nullptr;
     cudaStream_t m_copy = nullptr;
     cudaStream_t m_aux = nullptr;  ///< sums back to the host while the next passes run
-    LsePath m_lsePath = LsePath::Forward;
+    LsePath m_lsePath = LsePath::Forward;  ///< read at construction (forward_lse.h)
     int m_smCount = 0;
     Slot m_slots[2];
     void* m_pinned = nullptr;  ///< staging for host → device copies

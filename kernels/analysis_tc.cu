@@ -217,18 +217,6 @@ __device__ __forceinline__ int cellOf(long long x, long long origin, long long e
     return static_cast<int>(((r + 1) * cells - 1) / extent);
 }
 
-struct MapArgs {
-    const void* q = nullptr;
-    const void* k = nullptr;
-    int tokens = 0, dim = 0;
-    AnalysisSpec spec;
-    const float* lse = nullptr;  ///< indexed by the absolute row
-    CellGrid grid;
-    double* sums = nullptr;
-    float* maxima = nullptr;
-    unsigned long long* allowed = nullptr;
-};
-
 template <typename Elem, int D>
 __global__ void __launch_bounds__(kThreads) mapPoolKernel(const __grid_constant__ MapArgs a) {
     using L = PassLayout<D>;
@@ -370,7 +358,7 @@ __global__ void __launch_bounds__(kThreads) mapPoolKernel(const __grid_constant_
 }
 
 template <typename Elem, int D>
-Status launchMapD(const MapArgs& m, float* lse, void* headScratch, bool lseReady, cudaStream_t stream) {
+Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, cudaStream_t stream) {
     // Pass 1 over the rectangle's rows (one head, grid.y = 1).
     HeadPassArgs head;
     head.q = m.q, head.k = m.k, head.spec = m.spec, head.lse = lse;
@@ -379,7 +367,14 @@ Status launchMapD(const MapArgs& m, float* lse, void* headScratch, bool lseReady
     LayerPassArgs a;
     a.heads = dHead, a.heads_ = 1, a.tokens = m.tokens, a.dim = m.dim;
     a.rowBegin = m.grid.q0, a.rowEnd = m.grid.q1;
-    if (!lseReady) ATTNSCOPE_TRY_STATUS((launchLseT<Elem, D>(a, stream)));
+    a.elem = std::is_same_v<Elem, __half> ? ElemType::F16 : ElemType::BF16;
+    if (pass1 == MapLse::Wmma) ATTNSCOPE_TRY_STATUS((launchLseT<Elem, D>(a, stream)));
+    if (pass1 == MapLse::Fragments) ATTNSCOPE_TRY_STATUS(launchMmaPass(PassKind::LseFragments, a, stream));
+    if (mapFragmentsTake(m.grid)) {
+        MapArgs f = m;
+        f.elem = a.elem;
+        return launchMapFragments(f, stream);
+    }
     auto kernel = mapPoolKernel<Elem, D>;
     const size_t shared = PassLayout<D>::bytes;
     ATTNSCOPE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
@@ -394,10 +389,10 @@ Status launchMapD(const MapArgs& m, float* lse, void* headScratch, bool lseReady
 }
 
 template <typename Elem>
-Status launchMapE(const MapArgs& m, float* lse, void* headScratch, bool lseReady, cudaStream_t stream) {
-    if (m.dim <= 64) return launchMapD<Elem, 64>(m, lse, headScratch, lseReady, stream);
-    if (m.dim <= 128) return launchMapD<Elem, 128>(m, lse, headScratch, lseReady, stream);
-    return launchMapD<Elem, 256>(m, lse, headScratch, lseReady, stream);
+Status launchMapE(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, cudaStream_t stream) {
+    if (m.dim <= 64) return launchMapD<Elem, 64>(m, lse, headScratch, pass1, stream);
+    if (m.dim <= 128) return launchMapD<Elem, 128>(m, lse, headScratch, pass1, stream);
+    return launchMapD<Elem, 256>(m, lse, headScratch, pass1, stream);
 }
 
 __global__ void mapFinalizeKernel(CellGrid g, const double* sums, const float* maxima, const unsigned long long* allowed,
@@ -444,15 +439,15 @@ Status launchAnalysisPass(PassKind kind, const LayerPassArgs& a, cudaStream_t st
 
 Status launchMapPasses(const void* q, const void* k, ElemType elem, int tokens, int dim, const AnalysisSpec& spec,
                        float* lse, const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed,
-                       void* headScratch, bool lseReady, cudaStream_t stream) {
+                       void* headScratch, MapLse pass1, cudaStream_t stream) {
     if (dim <= 0 || dim > kMaxPassDim)
         return {ErrorCode::Unsupported, "GPU map: head dim " + std::to_string(dim) + ", expected 1.." +
                                             std::to_string(kMaxPassDim)};
     MapArgs m;
     m.q = q, m.k = k, m.tokens = tokens, m.dim = dim, m.spec = spec, m.lse = lse, m.grid = grid;
     m.sums = sums, m.maxima = maxima, m.allowed = allowed;
-    return elem == ElemType::BF16 ? launchMapE<__nv_bfloat16>(m, lse, headScratch, lseReady, stream)
-                                  : launchMapE<__half>(m, lse, headScratch, lseReady, stream);
+    return elem == ElemType::BF16 ? launchMapE<__nv_bfloat16>(m, lse, headScratch, pass1, stream)
+                                  : launchMapE<__half>(m, lse, headScratch, pass1, stream);
 }
 
 Status launchMapFinalize(const CellGrid& g, const double* sums, const float* maxima, const unsigned long long* allowed,

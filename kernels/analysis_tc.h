@@ -96,12 +96,41 @@ Status launchMmaPass(PassKind kind, const LayerPassArgs& args, cudaStream_t stre
 /// rows have this stride.
 inline int passDimPad(int dim) { return dim <= 64 ? 64 : dim <= 128 ? 128 : 256; }
 
+/// Where the map's pass 1 runs inside launchMapPasses (Ready: the caller computed it).
+enum class MapLse { Ready, Fragments, Wmma };
+
+/// One head's map pooling (launchMapPasses): p = exp(s - lse) of the rect's allowed pairs summed,
+/// maxed and counted per cell.
+struct MapArgs {
+    const void* q = nullptr;
+    const void* k = nullptr;
+    int tokens = 0, dim = 0;
+    ElemType elem = ElemType::BF16;
+    AnalysisSpec spec;
+    const float* lse = nullptr;  ///< indexed by the absolute row
+    CellGrid grid;
+    double* sums = nullptr;
+    float* maxima = nullptr;
+    unsigned long long* allowed = nullptr;
+};
+
+/// Whether the register-fragment pooling (map_mma.cu) takes the grid: cells of whole multiples
+/// of 16 rows and 8 keys on boundaries that a warp's 16 rows and an n8 tile's 8 keys never
+/// cross (every overview whose T is a multiple of 16 × cells, the block mass at 64 / 128).
+/// Other grids (zoomed rects, ragged splits) take the wmma kernel, which splits per element.
+bool mapFragmentsTake(const CellGrid& grid);
+
+/// The pooling of MapArgs on mma.sync fragments (S and P never leave the registers; a warp
+/// reduces a cell once per run of keys in it); the lse of the rect's rows must be ready.
+Status launchMapFragments(const MapArgs& args, cudaStream_t stream);
+
 /// The map: pass 1 over the rect's rows (lse indexed by absolute row, [T]), then pooling into
 /// cells (CellGrid) — one head. `headScratch`: device memory of sizeof(HeadPassArgs);
-/// `lseReady`: the rect's rows of `lse` are already computed (ForwardLse), skip pass 1.
+/// `pass1`: Ready when the rect's rows of `lse` are already computed (ForwardLse), else the
+/// kernel that computes them.
 Status launchMapPasses(const void* q, const void* k, ElemType elem, int tokens, int dim, const AnalysisSpec& spec,
                        float* lse, const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed,
-                       void* headScratch, bool lseReady, cudaStream_t stream);
+                       void* headScratch, MapLse pass1, cudaStream_t stream);
 
 /// Mean (sum / cell area), max and allowed fraction (count / area) per cell of a map grid
 /// (the map's floor split), as floats [3][rows × cols].

@@ -15,6 +15,7 @@ namespace attnscope::gpu {
 
 struct DeviceVariant;
 class CudnnSdpa;
+class MapStages;
 
 class CudaEngine final : public GpuEngine {
 public:
@@ -52,7 +53,7 @@ private:
     Result<const DeviceVariant*> variantFor(GpuBuffers& buffers, const VariantSpec& v, LaunchLog* log);
     /// Shared by attentionMap and blockMass: both passes into the head's cell buffers (sums,
     /// maxima, allowed counts stay on the device).
-    Status pool(GpuHead& head, const AttentionSpec& spec, const CellGrid& grid);
+    Status pool(GpuHead& head, const AttentionSpec& spec, const CellGrid& grid, MapStages* stages = nullptr);
     /// Packs q/k into the head's buffers (reused when large enough) and uploads them.
     Status fillHead(GpuHead& head, const MatrixRM& q, const MatrixRM& k);
     Result<std::shared_ptr<GpuHead>> scratchHead(const MatrixRM& q, const MatrixRM& k);
@@ -61,6 +62,7 @@ private:
     int m_device = 0;
     GpuInfo m_info;
     ForwardPath m_forwardPath = ForwardPath::MmaSync;
+    LsePath m_lsePath = lsePathFromEnvironment();  ///< where the map's pass 1 runs (forward_lse.h)
     cudaStream_t m_stream = nullptr;
     DeviceArray m_flush;
     std::unique_ptr<LayerAnalyzer> m_layers;

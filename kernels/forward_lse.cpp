@@ -1,9 +1,19 @@
 // The analysis's pass 1 on the attention forward kernel (see forward_lse.h).
 #include "forward_lse.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "device_variant.h"
 
 namespace attnscope::gpu {
+
+LsePath lsePathFromEnvironment() {
+    const char* lse = std::getenv("ATTNSCOPE_ANALYSIS_LSE");
+    if (lse && std::strcmp(lse, "fragments") == 0) return LsePath::Fragments;
+    if (lse && std::strcmp(lse, "wmma") == 0) return LsePath::Wmma;
+    return LsePath::Forward;
+}
 
 ForwardLse::ForwardLse(ForwardPath path) : m_path(path) {}
 ForwardLse::~ForwardLse() = default;

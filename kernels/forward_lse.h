@@ -18,6 +18,14 @@ namespace attnscope::gpu {
 
 struct DeviceVariant;
 
+/// Where pass 1 (the row logsumexp) runs, for the analysis and the map alike: the attention
+/// forward kernel where it takes the head's mask (default), else the register-fragment lse pass;
+/// or always the fragment pass, or the wmma pass (ATTNSCOPE_ANALYSIS_LSE=forward|fragments|wmma).
+enum class LsePath { Forward, Fragments, Wmma };
+
+/// ATTNSCOPE_ANALYSIS_LSE read from the environment (Forward when unset or unknown).
+LsePath lsePathFromEnvironment();
+
 class ForwardLse {
 public:
     explicit ForwardLse(ForwardPath path);

@@ -394,6 +394,10 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     const char* const mapVariants[] = {"causal", "sliding:50", "document:3", "softcap:5", "alibi", "blocks", "full"};
     for (const char* name : mapVariants) {
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 64, {0, 300, 0, 300}, 37, 23, rng, report));
+        // Aligned grids (cells of whole multiples of 16 rows and 8 keys) take the register-fragment
+        // pooling (map_mma.cu): a whole sequence that is no multiple of 64, and a zoomed rect.
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 336, 64, {0, 336, 0, 336}, 42, 21, rng, report));
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 400, 128, {48, 336, 24, 280}, 32, 9, rng, report));
         if (!quick)
             ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 300, 128, {100, 260, 40, 300}, 160, 300, rng, report));
     }

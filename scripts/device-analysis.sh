@@ -58,6 +58,10 @@ for T in sorted(ours):
     if a: line += f"; torch {a['ms']:8.2f} ms -> host-in {a['ms']/o['ms_host_in']:.1f}x, resident {a['ms']/o['ms_resident']:.1f}x"
     print(line)
 PY
+    echo "stages (ATTNSCOPE_MAP_TIMING=1, one map each way per T):"
+    for T in 8192 32768 131072; do
+        ATTNSCOPE_MAP_TIMING=1 "$MAPBENCH" --tokens $T --dim 64 --reps 1 2>&1 >/dev/null | grep "map stages" | sed -n '3p;6p;9p'
+    done
 fi
 
 if has model; then
@@ -117,7 +121,8 @@ if has masks; then
     "$CLI" synth -o "$TRACE" --layers 1 --heads 1 --kv-heads 1 --head-dim 128 --tokens 131072 \
         --dtype bf16 --no-progress >/dev/null 2>&1 || status=1
     QUICK=(--gpu --no-accuracy --warmup 1 --min-samples 3 --max-samples 3)
-    for variants in causal causal,gamma:0.9,topk:8,vslash; do
+    for variants in causal causal,gamma:0.9,topk:8,vslash causal,gamma:0.9,topk:8,vslash+accuracy; do
+        if [[ $variants == *+accuracy ]]; then variants=${variants%+accuracy}; QUICK=(--gpu --warmup 1 --min-samples 3 --max-samples 3); fi
         t0=$(date +%s.%N)
         "$CLI" profile "$TRACE" --variants "$variants" "${QUICK[@]}" >"$OUT/masks-$variants.log" 2>&1 || status=1
         echo "profile --variants $variants: $(python3 -c "print(f'{$(date +%s.%N)-$t0:.2f}')") s (process wall)"
