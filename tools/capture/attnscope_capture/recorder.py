@@ -175,6 +175,7 @@ class AttentionRecorder:
         self._module_names = {id(m): n for n, m in model.named_modules()}
         self._patched_registry: Dict[str, Callable] = {}
         self._patched_modules: Dict[str, Callable] = {}
+        self._module_hooks = None
 
     # -- patching ------------------------------------------------------------------------------
     def __enter__(self):
@@ -193,6 +194,10 @@ class AttentionRecorder:
             if callable(original):
                 self._patched_modules[module_name] = original
                 setattr(pymod, EAGER_FUNCTION_NAME, self._wrap(original, "eager"))
+        # Layers that compute attention inline (BLOOM): hooks on the module (module_hooks.py).
+        from .module_hooks import BloomHooks
+        self._module_hooks = BloomHooks(self)
+        self._module_hooks.install(self.model)
         if not self._patched_registry and not self._patched_modules:
             raise RuntimeError("attnscope_capture: found no attention function to hook in this "
                                "transformers installation (expected ALL_ATTENTION_FUNCTIONS or "
@@ -208,6 +213,9 @@ class AttentionRecorder:
             setattr(sys.modules[module_name], EAGER_FUNCTION_NAME, original)
         self._patched_registry.clear()
         self._patched_modules.clear()
+        if self._module_hooks is not None:
+            self._module_hooks.remove()
+            self._module_hooks = None
         return False
 
     def _wrap(self, original: Callable, implementation: str) -> Callable:
@@ -264,7 +272,7 @@ class AttentionRecorder:
             "causal": resolve_causal(module, kwargs),
             "sliding_window": resolve_sliding_window(module, kwargs),
             "softcap": resolve_softcap(module, kwargs),
-            "alibi": False,
+            "alibi": bool(kwargs.get("attnscope_alibi", False)),  # set by module hooks (BLOOM)
             "sinks": resolve_sinks(module, kwargs, int(heads), index),
         }
         self.captures.append(LayerCapture(
