@@ -289,6 +289,54 @@ HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
     return e;
 }
 
+/// The profiler's accuracy with a learned sink: the forward kernel's O and L (no sink) rescaled by
+/// applySinkToOutput against the CPU reference attention with the sink, per head.
+Status runSinkOutputCase(CudaEngine& engine, const std::string& name, int64_t T, int d, GpuDType dtype,
+                         std::mt19937_64& rng, SelfTestReport& report) {
+    constexpr int kHeads = 4;
+    auto v = makeVariant(name, T, rng);
+    if (!v) return v.status();
+    AttentionProblem p;
+    p.heads = p.kvHeads = kHeads, p.tokens = T, p.headDim = d, p.dtype = dtype;
+    p.scale = 1.0f / std::sqrt(float(d));
+    const size_t n = size_t(kHeads) * size_t(T) * size_t(d);
+    const std::vector<float> q = randomRounded(n, dtype, rng), k = randomRounded(n, dtype, rng),
+                             vv = randomRounded(n, dtype, rng);
+    auto buffers = engine.upload(p, q, k, vv);
+    if (!buffers) return buffers.status();
+    std::vector<float> out, lse;
+    auto launched = engine.run(*v, **buffers);
+    Status st = launched ? engine.synchronize() : launched.status();
+    if (st) st = engine.download(**buffers, out, lse);
+    char desc[160];
+    std::snprintf(desc, sizeof desc, "sink output %-12s %-4s D=%-3d H=%d T=%-4lld", v->label.c_str(),
+                  gpu::dtypeLabel(dtype), d, kHeads, static_cast<long long>(T));
+    if (!st) {
+        addLine(report, false, std::string(desc) + "  error: " + st.message());
+        return st.code() == ErrorCode::Device ? st : Status{};
+    }
+    double err = 0, share = 0;
+    for (int h = 0; h < kHeads; ++h) {
+        auto spec = referenceSpec(*v, T, h, kHeads, p.scale);
+        if (!spec) return spec.status();
+        spec->sinkLogit = std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng);
+        const size_t at = size_t(h) * size_t(T) * size_t(d);
+        MatrixRM o = Eigen::Map<const MatrixRM>(out.data() + at, T, d);
+        applySinkToOutput(o, lse.data() + size_t(h) * size_t(T), spec->sinkLogit);
+        const MatrixRM qh = Eigen::Map<const MatrixRM>(q.data() + at, T, d), kh = Eigen::Map<const MatrixRM>(k.data() + at, T, d),
+                       vh = Eigen::Map<const MatrixRM>(vv.data() + at, T, d);
+        auto ref = referenceAttention(qh, kh, vh, *spec);
+        if (!ref) return ref.status();
+        const double norm = ref->out.cast<double>().norm();
+        err = std::max(err, norm > 0 ? (o.cast<double>() - ref->out.cast<double>()).norm() / norm : 0.0);
+        for (float l : ref->lse) share += sinkShareOfRow(l, spec->sinkLogit) / double(kHeads * T);
+    }
+    char tail[128];
+    std::snprintf(tail, sizeof tail, "  err %.2e (tol %.0e)  mean sink share %.2f", err, tolerance(dtype), share);
+    addLine(report, std::isfinite(err) && err <= tolerance(dtype), std::string(desc) + tail);
+    return {};
+}
+
 /// analyzeLayerSums + finishHead on a synthetic trace (planted sinks, previous-token, induction,
 /// documents) vs the CPU analysis of every head, on the trace's own rounded values.
 Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dtype, bool excludeSinks,
@@ -320,7 +368,19 @@ Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dt
     for (int h = 0; h < cfg.heads; ++h) {
         AttentionSpec spec = specForLayer(cfg, h);
         if (excludeSinks) spec = specWithoutKeys(spec, {0, T / 3});
-        if (learnedSinks) spec.sinkLogit = -1.0f + 0.75f * float(h);  // GPT-OSS: one logit per head
+        if (learnedSinks) {
+            // GPT-OSS: one logit per head, here the head's median row lse without it, so the sink
+            // takes about half of a typical row's mass whatever the synthetic head's scale.
+            auto q = trace.head(0, h, Which::Q), k = trace.head(0, h, Which::K);
+            if (!q || !k) return !q ? q.status() : k.status();
+            auto lse = rowLogSumExp(q->m, k->m, spec, 0, T);
+            if (!lse) return lse.status();
+            std::vector<float> finite;
+            for (float x : *lse)
+                if (std::isfinite(x)) finite.push_back(x);
+            std::nth_element(finite.begin(), finite.begin() + std::ptrdiff_t(finite.size() / 2), finite.end());
+            spec.sinkLogit = finite.empty() ? 0.0f : finite[finite.size() / 2];
+        }
         specs.push_back(spec);
     }
     auto sums = engine.analyzeLayerSums(trace, 0, specs, ctx, options, -1, {});
@@ -423,6 +483,9 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         const LayerCase& lc = layerCases[c];
         ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, lc.T, lc.d, lc.groups, lc.dtype, lc.excludeSinks, rng(), report));
     }
+    // The profiler's accuracy with a learned sink (forward output rescaled by exp(L - L')).
+    for (const char* name : {"causal", "sliding:64"})
+        ATTNSCOPE_TRY_STATUS(runSinkOutputCase(cuda, name, 300, 64, GpuDType::BF16, rng, report));
     // Learned sinks through the whole layer (lse passes, stats, masks, finishHead's sink share).
     ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 300, 64, 2, DType::BF16, false, rng(), report, true));
     ATTNSCOPE_TRY_STATUS(runLayerCase(cuda, 257, 128, 1, DType::F16, false, rng(), report, true));

@@ -41,6 +41,8 @@ private slots:
     void gqaHeadsOfATrace_data();
     void gqaHeadsOfATrace();
     void emptyRowsGiveZero();
+    void sinkRescalesAnOutputWithout_data();
+    void sinkRescalesAnOutputWithout();
     void maskSemantics();
     void specForLayerUsesLayerSettings();
     void badInputIsRefused();
@@ -167,6 +169,45 @@ void TestAttention::emptyRowsGiveZero() {
         QCOMPARE(r->out.row(i).cwiseAbs().maxCoeff(), 0.0f);
     }
     for (int i = 20; i < 50; ++i) QVERIFY(std::isfinite(r->lse[size_t(i)]));
+}
+
+void TestAttention::sinkRescalesAnOutputWithout_data() {
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<int>("tokens");
+    for (const char* kind : {"causal", "window", "none", "excluded"})
+        for (int t : {1, 130, 700}) QTest::addRow("%s T=%d", kind, t) << kind << t;
+}
+
+void TestAttention::sinkRescalesAnOutputWithout() {
+    // What the profiler does with a GPU forward kernel's O and L (no sink): O' = O·exp(L − L'),
+    // L' = foldSinkIntoLse(L, sink), must equal the reference computed with the sink.
+    QFETCH(QString, kind);
+    QFETCH(int, tokens);
+    const uint64_t seed = freshSeed();
+    std::mt19937_64 rng(seed);
+    AttentionSpec spec = makeSpec(kind.toStdString(), tokens, 32, rng);
+    const MatrixRM q = randomMatrix(rng, tokens, 32), k = randomMatrix(rng, tokens, 32), v = randomMatrix(rng, tokens, 32);
+    auto plain = referenceAttention(q, k, v, spec);
+    QVERIFY2(plain.ok(), plain.message().c_str());
+    spec.sinkLogit = std::uniform_real_distribution<float>(-2.0f, 4.0f)(rng);
+    auto withSink = referenceAttention(q, k, v, spec);
+    QVERIFY2(withSink.ok(), withSink.message().c_str());
+    MatrixRM rescaled = plain->out;
+    applySinkToOutput(rescaled, plain->lse.data(), spec.sinkLogit);
+    const double err = relativeError(rescaled.cast<double>(), withSink->out.cast<double>());
+    QVERIFY2(err <= kTolerance, QString("seed %1: O error %2").arg(seed).arg(err).toUtf8());
+    for (size_t i = 0; i < plain->lse.size(); ++i) {
+        const float folded = foldSinkIntoLse(plain->lse[i], spec.sinkLogit);
+        QVERIFY2(std::abs(folded - withSink->lse[i]) <= kTolerance * std::max(1.0f, std::abs(folded)),
+                 qPrintable(QString("seed %1 row %2: %3 vs %4").arg(seed).arg(i).arg(folded).arg(withSink->lse[i])));
+    }
+    // A sink only takes mass: exp(sink − L') in (0, 1] and a smaller output where the keys' share shrank.
+    for (float l : withSink->lse) {
+        const double share = sinkShareOfRow(l, spec.sinkLogit);
+        QVERIFY(share > 0.0 && share <= 1.0 + 1e-6);
+    }
+    QCOMPARE(sinkShareOfRow(1.0f, -std::numeric_limits<float>::infinity()), 0.0);
+    QCOMPARE(foldSinkIntoLse(-std::numeric_limits<float>::infinity(), 2.5f), 2.5f);
 }
 
 void TestAttention::maskSemantics() {
