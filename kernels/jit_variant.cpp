@@ -181,6 +181,23 @@ template <>
 struct MaskTraits<UserMask> {
     static constexpr bool kProgram = true;
 };
+
+/// The user mask on a partial tile (found by overload resolution from scoreAndMask, like the
+/// ProgramMask overload in flex_common.cuh): what reads only q once per row of the thread, what
+/// reads only k once per column, the rest per element.
+template <int NT>
+__device__ __forceinline__ void applyMask(const UserMask& mask, float (&s)[NT * 4], int tokens, int b, int h,
+                                          int row0, int key0, int lane) {
+    UserMask::Row rows[2];
+    UserMask::Col cols[2 * NT];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) rows[r] = mask.row(b, h, row0 + 8 * r);
+#pragma unroll
+    for (int c = 0; c < 2 * NT; ++c) cols[c] = mask.col(b, h, fragmentKey(key0, lane, c));
+    forEachElement<NT>(row0, key0, lane, [&](int i, int q, int kv, int r, int c) {
+        if (!(kv < tokens && mask.pair(b, h, q, kv, rows[r], cols[c]))) s[i] = -INFINITY;
+    });
+}
 }  // namespace attnscope::flex
 )";
 

@@ -52,36 +52,40 @@ std::string floatLiteral(double v) {
     return "(" + s + "f)";
 }
 
+/// Where a node's value lives in a generated function: computed there (v<i>), a member set by
+/// the score's bind() (m<i>), or a field of the mask's per-row (R.v<i>) or per-column (C.v<i>)
+/// values, which the tile hook (kernels/jit_variant.cpp) computes once per row and column.
+enum class Loc : uint8_t { Local, Member, Row, Col };
+
 class Emitter {
 public:
-    Emitter(const VariantExpr& e, bool score) : m_e(e), m_score(score) {}
+    explicit Emitter(const VariantExpr& e) : m_e(e) {}
 
-    /// Writes the statements computing `root` and returns the C expression of its value.
-    /// `hoisted`: nodes computed in bind() and read from members (score functor only).
-    std::string body(int root, std::ostringstream& out, const std::vector<char>& hoisted, bool inBind) {
+    /// Writes the statements computing `root` and returns the C expression of its value. Nodes
+    /// whose `loc` is not Local are read, not computed (their operands are not needed here).
+    std::string body(int root, std::ostringstream& out, const std::vector<Loc>& loc) {
         std::vector<char> needed(size_t(root) + 1, 0);
         needed[size_t(root)] = 1;
         for (int i = root; i >= 0; --i) {
-            if (!needed[size_t(i)]) continue;
-            if (!inBind && hoisted[size_t(i)]) continue;  // a member: its operands are not needed here
+            if (!needed[size_t(i)] || (loc[size_t(i)] != Loc::Local && i != root)) continue;
+            if (loc[size_t(i)] != Loc::Local) continue;
             const ExprNode& n = m_e.nodes[size_t(i)];
             for (int x : {n.a, n.b, n.c})
                 if (x >= 0) needed[size_t(x)] = 1;
         }
         for (int i = 0; i <= root; ++i) {
-            if (!needed[size_t(i)] || (!inBind && hoisted[size_t(i)])) continue;
+            if (!needed[size_t(i)] || loc[size_t(i)] != Loc::Local) continue;
             const ExprNode& n = m_e.nodes[size_t(i)];
             if (isLeaf(n)) continue;  // written inline
-            out << "        const " << cudaType(n.type) << " " << (inBind ? "m" : "v") << i << " = " << expr(i, hoisted, inBind)
-                << ";\n";
+            out << "        const " << cudaType(n.type) << " v" << i << " = " << expr(i, loc) << ";\n";
         }
-        return ref(root, hoisted, inBind);
+        return ref(root, loc);
     }
 
-private:
     static bool isLeaf(const ExprNode& n) { return n.op <= ExprOp::Heads; }
 
-    std::string ref(int i, const std::vector<char>& hoisted, bool inBind) const {
+private:
+    std::string ref(int i, const std::vector<Loc>& loc) const {
         const ExprNode& n = m_e.nodes[size_t(i)];
         switch (n.op) {
         case ExprOp::Const:
@@ -101,13 +105,18 @@ private:
         case ExprOp::Heads: return "heads";
         default: break;
         }
-        if (inBind || hoisted[size_t(i)]) return "m" + std::to_string(i);
+        switch (loc[size_t(i)]) {
+        case Loc::Member: return "m" + std::to_string(i);
+        case Loc::Row: return "R.v" + std::to_string(i);
+        case Loc::Col: return "C.v" + std::to_string(i);
+        case Loc::Local: break;
+        }
         return "v" + std::to_string(i);
     }
 
-    std::string expr(int i, const std::vector<char>& hoisted, bool inBind) const {
+    std::string expr(int i, const std::vector<Loc>& loc) const {
         const ExprNode& n = m_e.nodes[size_t(i)];
-        auto r = [&](int x) { return ref(x, hoisted, inBind); };
+        auto r = [&](int x) { return ref(x, loc); };
         // An operand as float (mixed int / float arithmetic promotes the int).
         auto f = [&](int x) {
             return m_e.nodes[size_t(x)].type == ExprType::Float ? r(x) : "float(" + r(x) + ")";
@@ -166,8 +175,36 @@ private:
     }
 
     const VariantExpr& m_e;
-    bool m_score;
 };
+
+/// The nodes `root` needs, operands before users.
+std::vector<char> neededBy(const VariantExpr& e, int root) {
+    std::vector<char> needed(e.nodes.size(), 0);
+    needed[size_t(root)] = 1;
+    for (int i = root; i >= 0; --i)
+        if (needed[size_t(i)])
+            for (int x : {e.nodes[size_t(i)].a, e.nodes[size_t(i)].b, e.nodes[size_t(i)].c})
+                if (x >= 0) needed[size_t(x)] = 1;
+    return needed;
+}
+
+/// A struct of the hoisted values `fields` and the function computing them.
+void emitValues(std::ostringstream& out, const VariantExpr& e, const char* type, const char* fn, const char* index,
+                const std::vector<int>& fields) {
+    out << "    struct " << type << " {\n";
+    for (int i : fields) out << "        " << cudaType(e.nodes[size_t(i)].type) << " v" << i << ";\n";
+    out << "    };\n";
+    out << "    __device__ __forceinline__ " << type << " " << fn << "(int b, int h, int " << index << ") const {\n";
+    out << "        (void)b, (void)h, (void)" << index << ";\n        " << type << " out{};\n";
+    const std::vector<Loc> local(e.nodes.size(), Loc::Local);
+    Emitter em(e);
+    for (int i : fields) {
+        std::ostringstream tmp;
+        const std::string r = em.body(i, tmp, local);
+        out << "        {\n" << tmp.str() << "        out.v" << i << " = " << r << ";\n        }\n";
+    }
+    out << "        return out;\n    }\n";
+}
 
 constexpr const char* kMembers =
     "    const int* doc;\n    const int* pos;\n    int tokens;\n    int heads;\n";
@@ -178,28 +215,58 @@ std::string variantExprCudaSource(const VariantExpr& e) {
     std::ostringstream out;
     out << "// Generated by attnscope from: " << e.canonical << "\n";
     out << "namespace attnscope::flex {\n" << kHelpers;
-    // ---- mask_mod
+    // ---- mask_mod: values of q alone (with b, h) once per row, of k alone once per column,
+    // the rest per pair (pair()); operator() is pair(row(q), col(k)) for single calls.
     out << "struct UserMask {\n" << kMembers;
-    out << "    __device__ __forceinline__ bool operator()(int b, int h, int q, int k) const {\n";
-    out << "        (void)b, (void)h, (void)q, (void)k;\n";
+    std::vector<Loc> maskLoc(e.nodes.size(), Loc::Local);
+    std::vector<int> rowFields, colFields;
     if (e.mask >= 0) {
-        Emitter em(e, false);
-        std::vector<char> none(e.nodes.size(), 0);
-        const std::string r = em.body(e.mask, out, none, false);
+        const std::vector<char> needed = neededBy(e, e.mask);
+        auto side = [&](int i) -> Loc {
+            const ExprNode& n = e.nodes[size_t(i)];
+            if (Emitter::isLeaf(n)) return Loc::Local;
+            const uint8_t other = n.deps & ~(kDepBatch | kDepHead | kDepArrays);
+            if (other == kDepQuery || other == 0) return Loc::Row;
+            if (other == kDepKey) return Loc::Col;
+            return Loc::Local;
+        };
+        // A row or column value is a field when a per-pair node (or the result) reads it.
+        for (int i = 0; i <= e.mask; ++i) {
+            if (!needed[size_t(i)]) continue;
+            const ExprNode& n = e.nodes[size_t(i)];
+            const bool pairNode = side(i) == Loc::Local && !Emitter::isLeaf(n);
+            for (int x : {n.a, n.b, n.c})
+                if (x >= 0 && pairNode && side(x) != Loc::Local) maskLoc[size_t(x)] = side(x);
+        }
+        if (side(e.mask) != Loc::Local) maskLoc[size_t(e.mask)] = side(e.mask);
+        for (int i = 0; i <= e.mask; ++i) {
+            if (maskLoc[size_t(i)] == Loc::Row) rowFields.push_back(i);
+            if (maskLoc[size_t(i)] == Loc::Col) colFields.push_back(i);
+        }
+    }
+    emitValues(out, e, "Row", "row", "q", rowFields);
+    emitValues(out, e, "Col", "col", "k", colFields);
+    out << "    __device__ __forceinline__ bool pair(int b, int h, int q, int k, const Row& R, const Col& C) const {\n";
+    out << "        (void)b, (void)h, (void)q, (void)k, (void)R, (void)C;\n";
+    if (e.mask >= 0) {
+        Emitter em(e);
+        const std::string r = em.body(e.mask, out, maskLoc);
         out << "        return " << r << ";\n";
     } else {
         out << "        return true;\n";
     }
-    out << "    }\n};\n";
+    out << "    }\n";
+    out << "    __device__ __forceinline__ bool operator()(int b, int h, int q, int k) const {\n";
+    out << "        return pair(b, h, q, k, row(b, h, q), col(b, h, k));\n    }\n};\n";
     // ---- score_mod: what depends on b and h only is computed once per CTA in bind()
     if (e.score >= 0) {
-        Emitter em(e, true);
-        std::vector<char> hoisted(e.nodes.size(), 0);
+        Emitter em(e);
+        std::vector<Loc> loc(e.nodes.size(), Loc::Local);
         std::vector<int> members;
         for (int i = 0; i <= e.score; ++i) {
             const ExprNode& n = e.nodes[size_t(i)];
-            if (n.op > ExprOp::Heads && (n.deps & ~(kDepBatch | kDepHead)) == 0) {
-                hoisted[size_t(i)] = 1;
+            if (!Emitter::isLeaf(n) && (n.deps & ~(kDepBatch | kDepHead)) == 0) {
+                loc[size_t(i)] = Loc::Member;
                 members.push_back(i);
             }
         }
@@ -207,15 +274,16 @@ std::string variantExprCudaSource(const VariantExpr& e) {
         for (int i : members) out << "    " << cudaType(e.nodes[size_t(i)].type) << " m" << i << ";\n";
         out << "    __device__ __forceinline__ UserScore bind(int b, int h) const {\n";
         out << "        (void)b, (void)h;\n        UserScore bound = *this;\n";
+        const std::vector<Loc> local(e.nodes.size(), Loc::Local);
         for (int i : members) {
             std::ostringstream tmp;
-            const std::string r = em.body(i, tmp, hoisted, true);
+            const std::string r = em.body(i, tmp, local);
             out << "        {\n" << tmp.str() << "        bound.m" << i << " = " << r << ";\n        }\n";
         }
         out << "        return bound;\n    }\n";
         out << "    __device__ __forceinline__ float operator()(float s, int b, int h, int q, int k) const {\n";
         out << "        (void)s, (void)b, (void)h, (void)q, (void)k;\n";
-        std::string r = em.body(e.score, out, hoisted, false);
+        std::string r = em.body(e.score, out, loc);
         if (e.nodes[size_t(e.score)].type != ExprType::Float) r = "float(" + r + ")";
         out << "        return " << (e.scoreMayBeNonFinite() ? "user::sanitize(" + r + ")" : r) << ";\n";
         out << "    }\n};\n";
