@@ -11,8 +11,11 @@
 
 #include "attnscope/json.h"
 #include "attnscope/synth.h"
+#include "attnscope/trace.h"
 
+#include "brute_attention.h"
 #include "cli_run.h"
+#include "trace_fixture.h"
 
 using namespace attnscope;
 
@@ -29,6 +32,7 @@ private slots:
     void excludeSinks();
     void backendAndTiming();
     void blockSizes();
+    void learnedSinkShare();
     void refusesBadInput_data();
     void refusesBadInput();
     void traceTruncatedWhileAnalysing();
@@ -104,6 +108,49 @@ void TestAnalyze::blockSizes() {
     QCOMPARE(sizes->asArray()[0].asNumber(), 32.0);
     QCOMPARE(sizes->asArray()[1].asNumber(), 256.0);
     QCOMPARE(parsed->find("backend")->asString(), std::string("CPU"));
+}
+
+void TestAnalyze::learnedSinkShare() {
+    // A v2 trace with learned sinks in layer 1: analyze prints each head's sink share and the JSON
+    // holds it, equal to the float64 brute force's mean over rows of exp(sink − L') (--cpu: the
+    // GPU's is checked by selftest --gpu).
+    const uint64_t seed = testing::freshSeed();
+    constexpr int kHeads = 4, kKv = 2, kDim = 16;
+    constexpr int64_t kT = 150;
+    TraceMetadata m = testfixture::smallMetadata(2, kHeads, kKv, kDim, kT);
+    std::mt19937_64 rng(seed);
+    for (int h = 0; h < kHeads; ++h) m.layers[1].sinks.push_back(std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng));
+    const QString path = m_dir.filePath(QStringLiteral("sinks.attn.safetensors"));
+    QVERIFY(testfixture::randomTrace(m, DType::F32, uint32_t(seed)).write(path.toStdString()).ok());
+    const QString json = m_dir.filePath(QStringLiteral("sinks.json"));
+    const Run r = cli({"analyze", path, "--cpu", "--json", json, "--no-progress", "--no-similarity"});
+    QVERIFY2(r.code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains(QLatin1String("learned sinks: share of each head's attention mass")), qPrintable(r.out));
+    auto trace = Trace::open(path.toStdString());
+    QVERIFY2(trace.ok(), trace.message().c_str());
+    QFile f(json);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    auto doc = Json::parse(f.readAll().toStdString());
+    QVERIFY2(doc.ok(), doc.message().c_str());
+    int checked = 0;
+    for (const Json& h : doc->find("heads")->asArray()) {
+        const int layer = int(h.find("layer")->asNumber()), head = int(h.find("head")->asNumber());
+        const Json* learned = h.find("sinks")->find("learnedSink");
+        QCOMPARE(learned->isNull(), layer == 0);
+        if (layer == 0) continue;
+        const AttentionSpec spec = specForLayer((*trace)->config(layer), head);
+        auto q = (*trace)->head(layer, head, Which::Q), k = (*trace)->head(layer, head, Which::K);
+        QVERIFY(q.ok() && k.ok());
+        const testing::BruteAttention b = testing::bruteAttention(q->m, k->m, spec);
+        double share = 0;
+        for (double l : b.lse) share += std::exp(double(spec.sinkLogit) - l) / double(kT);
+        QVERIFY(std::abs(learned->find("logit")->asNumber() - double(m.layers[1].sinks[size_t(head)])) <= 1e-5);
+        QVERIFY2(std::abs(learned->find("share")->asNumber() - share) <= 1e-5,
+                 qPrintable(QString("seed %1 head %2: share %3 vs %4").arg(seed).arg(head)
+                                .arg(learned->find("share")->asNumber()).arg(share)));
+        ++checked;
+    }
+    QCOMPARE(checked, kHeads);
 }
 
 void TestAnalyze::refusesBadInput_data() {
