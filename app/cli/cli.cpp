@@ -44,11 +44,42 @@ Args& Args::description(const std::string& text) {
     return *this;
 }
 
+Args& Args::optionalValue(const std::string& name, const std::string& valueName, const std::string& help) {
+    Opt o{name, help, "", false, false, false};
+    o.optionalValue = true;
+    o.valueName = valueName;
+    m_opts.push_back(std::move(o));
+    return *this;
+}
+
+Args& Args::alias(const std::string& oldName, const std::string& name) {
+    m_aliases[oldName] = name;
+    return *this;
+}
+
 bool Args::parse() {
-    size_t nextPositional = 0;
+    // Greedy first (an optional value takes the following argument), then, when that left a
+    // required positional unfilled, again without: "--json out.json TRACE" and "--json TRACE".
+    for (bool greedy : {true, false}) {
+        m_values.clear();
+        if (parseOnce(greedy)) return true;
+        if (m_exitCode != -1) return false;  // --help printed, or an error that the retry cannot fix
+    }
+    return false;
+}
+
+// One pass over argv; false with m_exitCode set (0 after --help, kExitUsage after an error printed,
+// -1 when a greedy optional value left a required positional unfilled and the caller retries).
+bool Args::parseOnce(bool optionalTakesNext) {
     std::vector<const Opt*> positionals;
     for (const auto& o : m_opts)
         if (o.isPositional) positionals.push_back(&o);
+    size_t nextPositional = 0;
+    bool tookOptionalValue = false;
+    auto error = [&](const std::string& message) {
+        m_exitCode = usageError(m_verb, message);
+        return false;
+    };
     for (size_t i = 0; i < m_argv.size(); ++i) {
         // Short options: "-o FILE" is "--o FILE" (verbs declare "o" for the -o of their usage).
         const bool isShort = m_argv[i].size() == 2 && m_argv[i][0] == '-' && m_argv[i][1] != 'h' &&
@@ -67,41 +98,45 @@ bool Args::parse() {
                 name = name.substr(0, eq);
                 inlineValue = true;
             }
+            if (auto al = m_aliases.find(name); al != m_aliases.end()) name = al->second;
             const Opt* opt = nullptr;
             for (const auto& o : m_opts)
                 if (!o.isPositional && o.name == name) opt = &o;
-            if (!opt) {
-                m_exitCode = usageError(m_verb, "unknown option --" + name + " (see attnscope-cli " + m_verb + " --help)");
-                return false;
-            }
+            if (!opt) return error("unknown option --" + name + " (see attnscope-cli " + m_verb + " --help)");
             if (opt->isFlag) {
-                if (inlineValue) {
-                    m_exitCode = usageError(m_verb, "option --" + name + " takes no value");
-                    return false;
-                }
+                if (inlineValue) return error("option --" + name + " takes no value");
                 m_values[name] = "1";
                 continue;
             }
             if (!inlineValue) {
-                if (i + 1 >= m_argv.size()) {
-                    m_exitCode = usageError(m_verb, "option --" + name + " needs a value");
-                    return false;
+                const bool nextIsValue = i + 1 < m_argv.size() && (m_argv[i + 1].empty() || m_argv[i + 1][0] != '-' ||
+                                                                   m_argv[i + 1] == "-");
+                if (opt->optionalValue) {
+                    if (optionalTakesNext && nextIsValue) {
+                        value = m_argv[++i];
+                        tookOptionalValue = true;
+                    } else {
+                        value = "-";
+                    }
+                } else {
+                    if (i + 1 >= m_argv.size()) return error("option --" + name + " needs a value");
+                    value = m_argv[++i];
                 }
-                value = m_argv[++i];
             }
             m_values[name] = value;
             continue;
         }
-        if (nextPositional >= positionals.size()) {
-            m_exitCode = usageError(m_verb, "unexpected argument '" + a + "' (see attnscope-cli " + m_verb + " --help)");
-            return false;
-        }
+        if (nextPositional >= positionals.size())
+            return error("unexpected argument '" + a + "' (see attnscope-cli " + m_verb + " --help)");
         m_values[positionals[nextPositional++]->name] = a;
     }
     for (size_t p = nextPositional; p < positionals.size(); ++p) {
         if (positionals[p]->required) {
-            m_exitCode = usageError(m_verb, "missing " + positionals[p]->name + " (usage: attnscope-cli " + m_usage + ")");
-            return false;
+            if (optionalTakesNext && tookOptionalValue) {
+                m_exitCode = -1;  // try again with the optional values left out
+                return false;
+            }
+            return error("missing " + positionals[p]->name + " (usage: attnscope-cli " + m_usage + ")");
         }
     }
     return true;
@@ -146,7 +181,9 @@ void Args::printHelp() const {
     for (const auto& o : m_opts) {
         if (!any) std::printf("\n");
         any = true;
-        std::string left = o.isPositional ? o.name : (o.name.size() == 1 ? "-" : "--") + o.name + (o.isFlag ? "" : " VALUE");
+        std::string left = o.isPositional ? o.name
+                                          : (o.name.size() == 1 ? "-" : "--") + o.name +
+                                                (o.isFlag ? "" : o.optionalValue ? "[=" + o.valueName + "]" : " VALUE");
         std::printf("  %-22s %s", left.c_str(), o.help.c_str());
         if (!o.defaultValue.empty()) std::printf(" (default %s)", o.defaultValue.c_str());
         std::printf("\n");
@@ -190,6 +227,20 @@ ProgressFn progressLine(bool enabled) {
         }
         return true;
     };
+}
+
+std::optional<std::pair<int, int>> parseMapSize(const std::string& text, int maxSide, std::string* error) {
+    int w = 0, h = 0;
+    char x = 0, tail = 0;
+    const int n = std::sscanf(text.c_str(), "%d%c%d%c", &w, &x, &h, &tail);
+    if (n == 1) h = w;
+    const bool ok = (n == 1 || (n == 3 && x == 'x')) && w >= 1 && h >= 1 && w <= maxSide && h <= maxSide;
+    if (!ok) {
+        if (error)
+            *error = "--size " + text + ": expected N or WxH with 1 <= N, W, H <= " + std::to_string(maxSide);
+        return std::nullopt;
+    }
+    return std::pair{w, h};
 }
 
 std::vector<std::string> splitList(const std::string& text, char sep) {

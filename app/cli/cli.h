@@ -36,6 +36,13 @@ public:
     Args& option(const std::string& name, const std::string& help, const std::string& defaultValue = "");
     Args& flag(const std::string& name, const std::string& help);
     Args& positional(const std::string& name, const std::string& help, bool required = true);
+    /// An option whose value may be left out: "--name" alone stores "-" (by convention: write to
+    /// stdout), "--name=VALUE" or "--name VALUE" stores VALUE. A following argument is taken as
+    /// the value only when it is not an option and the required positionals are still filled
+    /// without it ("analyze --json demo" is the demo trace written as JSON to stdout).
+    Args& optionalValue(const std::string& name, const std::string& valueName, const std::string& help);
+    /// An old spelling of a declared option, accepted for compatibility and not listed in --help.
+    Args& alias(const std::string& oldName, const std::string& name);
     Args& description(const std::string& text);
 
     /// Returns false when parsing failed or --help was printed; exitCode() says which.
@@ -53,7 +60,11 @@ private:
     struct Opt {
         std::string name, help, defaultValue;
         bool isFlag = false, isPositional = false, required = false;
+        bool optionalValue = false;
+        std::string valueName = "VALUE";
     };
+    bool parseOnce(bool optionalTakesNext);
+    std::map<std::string, std::string> m_aliases;  ///< old spelling -> declared option
     std::string m_verb, m_usage, m_description;
     std::vector<std::string> m_argv;
     std::vector<Opt> m_opts;
@@ -62,10 +73,13 @@ private:
 };
 
 /// Exit codes of every verb: 0 done; 1 the input or the run failed (an invalid or unreadable
-/// trace, a GPU error, an output that cannot be written); 2 the command line is wrong (an
-/// unknown option, a missing value or argument, an unexpected argument).
+/// trace, an option value out of range, a GPU error, an output that cannot be written); 2 the
+/// command line is wrong (an unknown option, a missing value or argument, an unexpected argument).
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
+/// 3: the verb ran but could not do all it was asked (profile: a variant's row holds an error;
+/// selftest --gpu: no usable GPU).
+inline constexpr int kExitIncomplete = 3;
 
 /// Prints "attnscope-cli VERB: message" to stderr and returns kExitFailure (the one-line rule).
 int fail(const std::string& verb, const std::string& message);
@@ -76,6 +90,10 @@ int usageError(const std::string& verb, const std::string& message);
 /// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
 /// unless forced. Never cancels.
 ProgressFn progressLine(bool enabled = true);
+
+/// Parses a map size: "N" (N x N cells) or "WxH", each side within 1..maxSide. The one meaning of
+/// --size in every verb that draws a map (map, export).
+std::optional<std::pair<int, int>> parseMapSize(const std::string& text, int maxSide, std::string* error);
 
 /// Splits "a,b,c" (empty parts dropped).
 std::vector<std::string> splitList(const std::string& text, char sep = ',');

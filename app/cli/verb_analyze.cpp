@@ -96,7 +96,9 @@ int analyzeVerb(Args& a) {
                   "similarity. Prints a per-layer summary and a per-head table.")
         .positional("TRACE", "*.attn.safetensors trace with Q/K/V, or 'demo' for the bundled trace")
         .option("layers", "layers to analyse, e.g. 0,3-5 (default: all)")
-        .option("json", "write every result (vectors and block matrices included) to this JSON file")
+        .optionalValue("json", "FILE",
+                       "write every result (vectors and block matrices included) as JSON to FILE; without FILE (or "
+                       "'-') to stdout instead of the tables")
         .flag("exclude-sinks", "detect sinks, then measure everything with them masked out and rows renormalized")
         .option("gamma", "coverage reported in the summary", "0.9")
         .option("block", "block size of the summary density", "128")
@@ -178,6 +180,11 @@ int analyzeVerb(Args& a) {
     auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));
     if (!model) return fail(kVerb, model.status());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (a.get("json") == "-") {  // JSON alone on stdout, as `info --json`; notes go to stderr
+        for (const auto& n : model->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+        std::printf("%s\n", toJson(*model).dump(1).c_str());
+        return 0;
+    }
     std::printf("backend: %s%s\n", model->backend.c_str(),
                 a.has("cpu") ? " (--cpu)" : (gpu && !gpu->info().available ? (" (no GPU: " + gpu->info().reason + ")").c_str() : ""));
     for (const auto& n : model->notes) std::printf("note: %s\n", n.c_str());
@@ -195,9 +202,9 @@ int analyzeVerb(Args& a) {
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("analyze",
-                   "analyze TRACE [--layers 0,3-5] [--json FILE] [--exclude-sinks] [--gamma 0.9] [--block 128] "
-                   "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] [--no-similarity] [--no-heads] [--cpu] "
-                   "[--timing]",
+                   "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
+                   "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
+                   "[--no-similarity] [--no-heads] [--cpu] [--timing] [--no-progress]",
                    "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
                    analyzeVerb);
 }  // namespace attnscope::cli

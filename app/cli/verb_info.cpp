@@ -184,7 +184,8 @@ int infoVerb(Args& a) {
                   "naming the file otherwise.")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo' for the bundled trace")
         .flag("json", "print a JSON object instead of text")
-        .flag("no-scan", "skip the NaN/Inf scan (opens without reading the tensor data)");
+        .flag("no-scan", "skip the NaN/Inf scan (opens without reading the tensor data)")
+        .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
     std::string path = a.get("trace");
     if (path == "demo") path = demoTracePath();
@@ -192,7 +193,7 @@ int infoVerb(Args& a) {
 
     OpenOptions options;
     options.scanValues = !a.has("no-scan");
-    auto trace = Trace::open(path, options, progressLine(options.scanValues));
+    auto trace = Trace::open(path, options, progressLine(options.scanValues && !a.has("no-progress")));
     if (!trace) {
         if (a.has("json")) {
             Json j = Json::object();
@@ -210,7 +211,7 @@ int infoVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("info", "info TRACE [--json] [--no-scan]",
+ATTNSCOPE_CLI_VERB("info", "info TRACE [--json] [--no-scan] [--no-progress]",
                    "describe a trace (model, layers, heads, T, dtypes, size) and validate it", infoVerb);
 
 }  // namespace attnscope::cli

@@ -31,11 +31,6 @@ bool parseRect(const std::string& text, MapRect& r) {
 /// Cells partition a span as attentionMap does: cell c starts at floor(c·span/cells).
 int64_t cellStart(int c, int64_t span, int cells) { return int64_t(c) * span / cells; }
 
-bool parseSize(const std::string& text, int& w, int& h) {
-    char tail = 0;
-    return std::sscanf(text.c_str(), "%dx%d%c", &w, &h, &tail) == 2;
-}
-
 std::string toCsv(const AttentionMap& m, const std::vector<float>& values) {
     std::string out;
     const int64_t hk = m.rect.k1 - m.rect.k0;
@@ -62,12 +57,13 @@ int mapVerb(Args& a) {
         .option("layer", "layer index")
         .option("head", "query head index")
         .option("rect", "q0,q1,k0,k1: queries [q0,q1) x keys [k0,k1) (default: the whole map)")
-        .option("size", "output cells WxH (clamped to the rect)", "512x512")
-        .option("pool", "mean or max", "mean")
+        .option("size", "output cells: N (N x N) or WxH, clamped to the rect", "512")
+        .option("pool", "pooling of each cell: mean or max", "mean")
         .option("scale", "colour scale: log or linear", "log")
         .option("colormap", "viridis or magma", "viridis")
         .flag("exclude-sinks", "mask keys with normalized column mean alpha_k > 0.3 and renormalize rows")
         .flag("cpu", "compute on the CPU even when a GPU is present (default: the GPU when one is)")
+        .flag("no-progress", "no progress line on stderr")
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
     const std::string out = a.get("o");
@@ -80,9 +76,9 @@ int mapVerb(Args& a) {
     if (!layer) return fail(kVerb, err);
     const auto head = a.getInt("head", &err);
     if (!head) return fail(kVerb, err);
-    int width = 0, height = 0;
-    if (!parseSize(a.get("size"), width, height) || width < 1 || height < 1 || width > kMaxMapSide || height > kMaxMapSide)
-        return fail(kVerb, "--size " + a.get("size") + ": expected WxH with 1 <= W, H <= " + std::to_string(kMaxMapSide));
+    const auto size = parseMapSize(a.get("size"), kMaxMapSide, &err);
+    if (!size) return fail(kVerb, err);
+    const auto [width, height] = *size;
     const std::string pool = a.get("pool"), scale = a.get("scale");
     if (pool != "mean" && pool != "max") return fail(kVerb, "--pool " + pool + ": expected mean or max");
     if (scale != "log" && scale != "linear") return fail(kVerb, "--scale " + scale + ": expected log or linear");
@@ -120,7 +116,7 @@ int mapVerb(Args& a) {
     std::unique_ptr<GpuEngine> gpu;
     if (!a.has("cpu") && t.hasQK()) gpu = createGpuEngine();
     HeadCache cache(*opened, 1);
-    auto map = headMap(cache, request, progressLine(), gpu.get());
+    auto map = headMap(cache, request, progressLine(!a.has("no-progress")), gpu.get());
     if (!map) return fail(kVerb, map.status());
     if (map->nonFinite > 0)
         std::fprintf(stderr, "attnscope-cli map: warning: layer %d head %d has %lld NaN/Inf values in Q/K; those "
@@ -155,8 +151,9 @@ int mapVerb(Args& a) {
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("map",
-                   "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size WxH] [--pool mean|max] "
-                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] -o map.png|map.csv",
+                   "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
+                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--no-progress] "
+                   "-o map.png|map.csv",
                    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb);
 
 }  // namespace attnscope::cli

@@ -15,6 +15,7 @@ constexpr int kOverheadReps = 50;
 struct Parsed {
     ProfileRequest request;
     std::string json, csv, perfetto;
+    bool progress = true;
 };
 
 int parseRequest(Args& a, Parsed& out) {
@@ -76,12 +77,13 @@ int parseRequest(Args& a, Parsed& out) {
     out.json = a.get("json");
     out.csv = a.get("csv");
     out.perfetto = a.get("perfetto");
+    out.progress = !a.has("no-progress");
     return 0;
 }
 
 int runOverhead(const Parsed& p) {
     auto rep = measureCuptiOverhead(p.request.shapes.front(), p.request.variants, kOverheadRounds, kOverheadReps,
-                                    progressLine());
+                                    progressLine(p.progress));
     if (!rep) return fail(kVerb, rep.status());
     std::printf("CUPTI activity overhead on kernel time (CUDA events, %d interleaved rounds x %d reps)\n", rep->rounds,
                 rep->repsPerRound);
@@ -99,7 +101,8 @@ int profileVerb(Args& a) {
                   "against the dense float32 reference. cudnn:V (V one of full, causal, sliding:W, alibi, softcap:C, "
                   "relbias:B) runs cuDNN's fused SDPA with V's mask on the same data, timed and scored the same way: the "
                   "production baseline next to every variant (GPU only; cuDNN 9 is loaded at run time from "
-                  "ATTNSCOPE_CUDNN_LIB or libcudnn.so.9, and its rows say why when it cannot run).")
+                  "ATTNSCOPE_CUDNN_LIB or libcudnn.so.9, and its rows say why when it cannot run). Exit 3 when a "
+                  "variant's row holds an error.")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo'", false)
         .option("layer", "trace layer", "0")
         .option("head", "trace head, or 'all'", "0")
@@ -124,31 +127,35 @@ int profileVerb(Args& a) {
         .option("target-rsd", "stopping rule: target relative std dev", "0.005")
         .option("timeout", "stopping rule: seconds per variant", "15")
         .option("seed", "synthetic data seed", "1")
-        .option("json", "write everything as JSON")
+        .optionalValue("json", "FILE", "write everything as JSON to FILE; without FILE (or '-') to stdout instead of the table")
         .option("csv", "write the table as CSV")
-        .option("perfetto", "write a Chrome/Perfetto trace of the kernel timeline");
+        .option("perfetto", "write a Chrome/Perfetto trace of the kernel timeline")
+        .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
     Parsed p;
     if (int rc = parseRequest(a, p); rc != 0) return rc;
     if (a.has("overhead")) return runOverhead(p);
-    auto report = runProfileOnBestBackend(p.request, progressLine());
+    auto report = runProfileOnBestBackend(p.request, progressLine(!a.has("no-progress")));
     if (!report) return fail(kVerb, report.status());
-    std::fputs(profileToText(*report).c_str(), stdout);
+    if (p.json == "-") std::printf("%s\n", profileToJson(*report).dump(1).c_str());
+    else std::fputs(profileToText(*report).c_str(), stdout);
     for (const auto& [path, format] : {std::pair{p.json, "json"}, {p.csv, "csv"}, {p.perfetto, "perfetto"}}) {
-        if (path.empty()) continue;
+        if (path.empty() || path == "-") continue;
         if (Status st = writeProfile(*report, path, format); !st) return fail(kVerb, st);
         std::fprintf(stderr, "wrote %s\n", path.c_str());
     }
     for (const auto& s : report->shapes)
         for (const auto& v : s.variants)
-            if (!v.error.empty()) return 3;  // the table shows which variant failed and why
+            if (!v.error.empty()) return kExitIncomplete;  // the table shows which variant failed and why
     return 0;
 }
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("profile",
-                   "profile [TRACE --layer L --head H | --shape B,H,T,D] --variants causal,sliding:1024,... [--cold|--hot] "
-                   "[--metrics] [--cpu] [--json F] [--csv F] [--perfetto F]",
+                   "profile [TRACE --layer L --head H|all | --shape B,H,T,D[/...]] [--variants causal,sliding:1024,...] "
+                   "[--dense V] [--dtype bf16|f16] [--seed S] [--cold|--hot] [--metrics] [--cpu|--gpu] [--overhead] "
+                   "[--no-accuracy] [--accuracy-rows N] [--warmup N] [--min-samples N] [--max-samples N] "
+                   "[--target-rsd X] [--timeout S] [--json[=F]] [--csv F] [--perfetto F] [--no-progress]",
                    "time attention variants side by side (CUPTI or CPU) with their accuracy on the data",
                    profileVerb);
 

@@ -67,7 +67,7 @@ void TestFigureVerbs::exportEachViewAndFormat() {
     const QString out = m_dir.filePath(view + QLatin1Char('.') + ext);
     const Run r = cli({QStringLiteral("export"), m_trace, QStringLiteral("--layer"), QStringLiteral("1"), QStringLiteral("--head"),
                        QStringLiteral("0"), QStringLiteral("--view"), view, QStringLiteral("--dpi"), QStringLiteral("72"),
-                       QStringLiteral("--quiet"), QStringLiteral("-o"), out});
+                       QStringLiteral("--no-progress"), QStringLiteral("-o"), out});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY2(r.err.isEmpty(), qPrintable(r.err));  // no Qt noise on a headless machine
     const QByteArray bytes = readAll(out);
@@ -111,7 +111,7 @@ void TestFigureVerbs::exportRefusesBadInput() {
 void TestFigureVerbs::reportWritesRequestedFormats() {
     const QString out = m_dir.filePath(QStringLiteral("rep"));
     const Run r = cli({QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--format"), QStringLiteral("md,json"),
-                       QStringLiteral("--heads"), QStringLiteral("1:2"), QStringLiteral("--dpi"), QStringLiteral("72"), QStringLiteral("--quiet")});
+                       QStringLiteral("--heads"), QStringLiteral("1:2"), QStringLiteral("--dpi"), QStringLiteral("72"), QStringLiteral("--no-progress")});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(r.out.contains(QLatin1String("report.md")));
     QVERIFY(QFile::exists(out + QStringLiteral("/report.json")));
@@ -124,7 +124,7 @@ void TestFigureVerbs::reportRefusesBadInput() {
     const QString out = m_dir.filePath(QStringLiteral("bad"));
     for (const QStringList& extra : {QStringList{"--format", "docx"}, QStringList{"--heads", "1"}, QStringList{"--heads", "7:0"},
                                      QStringList{"--profile", "nosuchvariant"}}) {
-        const Run r = cli(QStringList{QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--quiet")} + extra);
+        const Run r = cli(QStringList{QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--no-progress")} + extra);
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.startsWith(QLatin1String("attnscope-cli report: ")), qPrintable(r.err));
     }
@@ -140,7 +140,7 @@ void TestFigureVerbs::reportDefaultsToTheDemoTrace() {
     env.insert(QStringLiteral("ATTNSCOPE_DEMO"), m_trace);
     const QString out = m_dir.filePath(QStringLiteral("demo"));
     const Run r = cli({QStringLiteral("report"), QStringLiteral("-o"), out, QStringLiteral("--format"), QStringLiteral("json"),
-                       QStringLiteral("--quiet")},
+                       QStringLiteral("--no-progress")},
                       env);
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(r.out.contains(m_trace));

@@ -106,7 +106,7 @@ private slots:
                                       << "must lie inside [0,300]";
         QTest::newRow("rect empty") << QStringList{"--layer", "0", "--head", "0", "--rect", "5,5,0,10"} << "q0 < q1";
         QTest::newRow("rect syntax") << QStringList{"--layer", "0", "--head", "0", "--rect", "1,2"} << "four integers";
-        QTest::newRow("size") << QStringList{"--layer", "0", "--head", "0", "--size", "0x4"} << "expected WxH";
+        QTest::newRow("size") << QStringList{"--layer", "0", "--head", "0", "--size", "0x4"} << "expected N or WxH";
         QTest::newRow("pool") << QStringList{"--layer", "0", "--head", "0", "--pool", "sum"} << "mean or max";
         QTest::newRow("missing head") << QStringList{"--layer", "0"} << "required";
     }

@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kVerb = "export";
 constexpr int kDefaultWindow = 24;  // token-level views: the last 24 tokens unless --rect says otherwise
 constexpr int kMaxTokenWindow = 256;
+constexpr int kMaxExportMapSide = 4096;
 
 struct Context {
     std::shared_ptr<const Trace> trace;
@@ -78,16 +79,17 @@ Result<std::vector<Figure>> buildFigures(Args& args, const Context& c, const Pro
             if (!r) return r.status();
             rect = *r;
         }
-        const auto size = args.getInt("size", &error);
-        if (!size || *size < 1 || *size > 4096) return Status(ErrorCode::InvalidArgument, error.empty() ? "--size must be 1..4096" : error);
+        const auto size = parseMapSize(args.get("size"), kMaxExportMapSide, &error);
+        if (!size) return Status(ErrorCode::InvalidArgument, error);
         MapRequest r;
         r.layer = c.layer;
         r.head = head;
         r.rect = rect;
-        r.width = r.height = int(*size);
+        r.width = size->first;
+        r.height = size->second;
         auto map = headMap(*c.cache, r, progress);
         if (!map) return map.status();
-        return std::vector<Figure>{mapFigure(map->map, c.tokens, args.get("pooling") == "max", headTitle(c.layer, head))};
+        return std::vector<Figure>{mapFigure(map->map, c.tokens, args.get("pool") == "max", headTitle(c.layer, head))};
     }
     if (view == "tokens") {
         MapRect rect{std::max<int64_t>(0, T - kDefaultWindow), T, std::max<int64_t>(0, T - kDefaultWindow), T};
@@ -168,19 +170,23 @@ int runExport(Args& args) {
         .option("head", "head (tokens view: a list, e.g. 0,3,5)", "0")
         .option("view", "map, grid, tokens, neuron, sinks or sparsity", "map")
         .option("rect", "map/tokens: queries q0..q1 × keys k0..k1 as q0,q1,k0,k1 (end exclusive)")
-        .option("size", "map: cells per side (token labels appear at one cell per token, <= 64)", "512")
-        .option("pooling", "map: mean or max", "mean")
+        .option("size", "map: cells, N (N x N) or WxH, clamped to the rect (token labels appear at one cell per "
+                        "token, <= 64)",
+                "512")
+        .option("pool", "map: pooling of each cell, mean or max", "mean")
         .option("metric", "grid: entropy, sink, density, role or distance", "entropy")
         .option("query", "neuron: query position (default: the last)")
         .option("key", "neuron: key position (default: the key the query attends to most)")
         .option("dpi", "PNG resolution", "300")
-        .flag("quiet", "no progress line");
+        .flag("no-progress", "no progress line on stderr")
+        .alias("pooling", "pool")        // earlier spellings, hidden: scripts written for them keep working
+        .alias("quiet", "no-progress");
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o FILE (.png, .svg or .pdf)");
     const QString out = QString::fromStdString(args.get("o"));
     const auto format = figureFormatFromPath(out);
     if (!format) return fail(kVerb, args.get("o") + ": unknown extension (expected .png, .svg or .pdf)");
-    if (args.get("pooling") != "mean" && args.get("pooling") != "max") return fail(kVerb, "--pooling: expected mean or max");
+    if (args.get("pool") != "mean" && args.get("pool") != "max") return fail(kVerb, "--pool " + args.get("pool") + ": expected mean or max");
     std::string error;
     const auto dpi = args.getDouble("dpi", &error);
     if (!dpi) return fail(kVerb, error);
@@ -203,7 +209,7 @@ int runExport(Args& args) {
     c.tokens = traceTokens(c.trace->metadata());
 
     auto app = makeGuiApp();
-    auto figures = buildFigures(args, c, progressLine(!args.has("quiet")));
+    auto figures = buildFigures(args, c, progressLine(!args.has("no-progress")));
     if (!figures) return fail(kVerb, figures.status());
     FigureSaveOptions o;
     o.dpi = *dpi;
@@ -216,7 +222,8 @@ int runExport(Args& args) {
 }  // namespace
 
 ATTNSCOPE_CLI_VERB("export",
-                   "export TRACE --layer L --head H --view map|grid|tokens|neuron|sinks|sparsity [--rect q0,q1,k0,k1] [--dpi N] "
+                   "export TRACE [--layer L] [--head H] [--view map|grid|tokens|neuron|sinks|sparsity] [--rect q0,q1,k0,k1] "
+                   "[--size N|WxH] [--pool mean|max] [--metric M] [--query Q] [--key K] [--dpi N] [--no-progress] "
                    "-o FILE.{png,svg,pdf}",
                    "render one publication figure of a trace to PNG, SVG or PDF", runExport);
 

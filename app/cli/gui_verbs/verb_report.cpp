@@ -24,7 +24,8 @@ int runReport(Args& args) {
         .option("dpi", "resolution of the PNG figures", "150")
         .flag("exclude-sinks", "measure every metric with the sink keys excluded and renormalised")
         .flag("cpu", "analyse on the CPU even when a GPU is present")
-        .flag("quiet", "no progress line");
+        .flag("no-progress", "no progress line on stderr")
+        .alias("quiet", "no-progress");  // the earlier spelling, hidden: scripts written for it keep working
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
     const std::string trace = !args.has("TRACE") || args.get("TRACE") == "demo" ? demoTracePath() : args.get("TRACE");
@@ -66,7 +67,7 @@ int runReport(Args& args) {
     }
 
     auto app = makeGuiApp();
-    auto result = generateReport(trace, args.get("o"), options, progressLine(!args.has("quiet")));
+    auto result = generateReport(trace, args.get("o"), options, progressLine(!args.has("no-progress")));
     if (!result) return fail(kVerb, result.status());
     std::printf("report of %s written to %s:\n", trace.c_str(), args.get("o").c_str());
     for (const auto& f : result->files)
@@ -76,7 +77,9 @@ int runReport(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("report", "report [TRACE] -o DIR [--profile VARIANTS] [--format html,md,json,csv] [--heads L:H,...]",
+ATTNSCOPE_CLI_VERB("report",
+                   "report [TRACE] -o DIR [--format html,md,json,csv] [--heads L:H,...] [--layers 0-3,7] "
+                   "[--profile VARIANTS] [--dpi N] [--exclude-sinks] [--cpu] [--no-progress]",
                    "write an HTML/Markdown/JSON/CSV report of a trace", runReport);
 
 }  // namespace attnscope::cli
