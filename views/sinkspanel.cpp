@@ -62,6 +62,7 @@ void SinksPanel::refreshTable()
 {
     m_table->setSortingEnabled(false);
     m_table->setRowCount(0);
+    m_table->setColumnHidden(kLearnedColumn, true);  // until a head with a learned sink fills it
     const auto& model = m_session->analysis();
     if (!model) {
         m_summary->setText(analysisPrompt());

@@ -11,6 +11,7 @@
 #include <QProgressDialog>
 #include <QPushButton>
 #include <QHeaderView>
+#include <QListWidget>
 #include <QScreen>
 #include <QScrollBar>
 #include <QStandardPaths>
@@ -35,6 +36,8 @@
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
 #include "tokenview.h"
+#include "trace_fixture.h"
+#include "tracepanel.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -77,6 +80,7 @@ private slots:
     void cancelReport();
     void exportEachFormat_data();
     void exportEachFormat();
+    void learnedSinksAndCaptureCheck();
     void dropOpensTrace();
     void settingsPersist();
     void cleanupTestCase();
@@ -335,6 +339,7 @@ void TestMainWindow::runAnalyses()
         QVERIFY(table && table->columnCount() >= 4);
         QTRY_COMPARE_WITH_TIMEOUT(table->horizontalScrollBar()->maximum(), 0, kTimeoutMs);
         for (int c = 0; c < table->columnCount(); ++c) {
+            if (table->isColumnHidden(c)) continue;  // the learned-sink column, for traces with them only
             for (const QString& line : table->horizontalHeaderItem(c)->text().split(QLatin1Char('\n')))
                 QVERIFY2(table->horizontalHeader()->fontMetrics().horizontalAdvance(line) <= table->columnWidth(c),
                          qPrintable(line));
@@ -473,6 +478,51 @@ void TestMainWindow::exportEachFormat()
     const QString refused = w.exportCurrentView(m_dir.filePath(QStringLiteral("view.bmp")));
     QVERIFY(refused.contains(QStringLiteral(".png")));
     QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("view.bmp"))));
+}
+
+void TestMainWindow::learnedSinksAndCaptureCheck()
+{
+    // A v2 trace with learned sinks in layer 1, written with --allow-mismatch: the Sinks table
+    // shows each such head's learned-sink share, the trace panel the failed capture check.
+    MainWindow& w = *m_window;
+    const QString path = m_dir.filePath(QStringLiteral("sinks.attn.safetensors"));
+    TraceMetadata m = testfixture::smallMetadata(2, 4, 2, 16, 96);
+    m.model = "tiny-gpt-oss";
+    m.layers[1].sinks = {0.5f, -1.0f, 2.0f, 1.0f};
+    m.captureCheck = {true, "mismatch", 0.6, "probabilities", 1e-4, 1, 32};
+    QVERIFY(testfixture::randomTrace(m, DType::F16).write(path.toStdString()).ok());
+    w.openTrace(path);
+    QTRY_COMPARE_WITH_TIMEOUT(w.session()->path(), path, kTimeoutMs);
+    auto* panel = w.findChild<TracePanel*>();
+    QVERIFY(panel);
+    auto warnings = [panel] {
+        QStringList lines;
+        for (auto* list : panel->findChildren<QListWidget*>())
+            for (int i = 0; i < list->count(); ++i) lines << list->item(i)->text();
+        return lines.join(QLatin1Char('\n'));
+    };
+    QTRY_VERIFY2_WITH_TIMEOUT(warnings().contains(QLatin1String("Capture check MISMATCH")), qPrintable(warnings()),
+                              kTimeoutMs);
+    w.analysis()->run();
+    QTRY_VERIFY_WITH_TIMEOUT(w.session()->analysis() && w.session()->analysis()->heads.size() == 8, kTimeoutMs);
+    auto* table = w.tabs()->widget(SinksTab)->findChild<QTableWidget*>();
+    QTRY_COMPARE_WITH_TIMEOUT(table->rowCount(), 8, kTimeoutMs);
+    const int learned = table->columnCount() - 1;
+    QVERIFY(!table->isColumnHidden(learned));
+    int shown = 0;
+    for (int r = 0; r < table->rowCount(); ++r) {
+        const bool sinkLayer = table->item(r, 0)->text() == QLatin1String("1");
+        QTableWidgetItem* item = table->item(r, learned);
+        QCOMPARE(item != nullptr, sinkLayer);
+        if (!item) continue;
+        const double share = item->data(Qt::DisplayRole).toDouble();
+        QVERIFY2(share > 0.0 && share < 1.0, qPrintable(item->text()));
+        ++shown;
+    }
+    QCOMPARE(shown, 4);
+    w.openTrace(m_trace);  // back to the main trace
+    QTRY_COMPARE_WITH_TIMEOUT(w.session()->path(), m_trace, kTimeoutMs);
+    QTRY_VERIFY_WITH_TIMEOUT(table->isColumnHidden(learned), kTimeoutMs);  // no learned sinks there
 }
 
 void TestMainWindow::dropOpensTrace()
