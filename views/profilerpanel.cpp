@@ -4,6 +4,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDialog>
 #include <QFileDialog>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -26,6 +27,7 @@
 #include "figurebuilders.h"
 #include "figurewidget.h"
 #include "kerneltimelinecanvas.h"
+#include "varianteditor.h"
 
 namespace attnscope {
 namespace {
@@ -105,10 +107,32 @@ void ProfilerPanel::buildUi() {
         item->setCheckState(kDefaultVariants.contains(v) ? Qt::Checked : Qt::Unchecked);
     }
     m_extraVariants = new QLineEdit;
-    m_extraVariants->setPlaceholderText(tr("more, comma-separated (e.g. sliding:256&document:4)"));
+    m_extraVariants->setPlaceholderText(tr("more, comma-separated (e.g. sliding:256&document:4, expr:mask: k <= q)"));
+    // User programs (docs/variants.md): the editor checks them as they are typed and adds them here.
+    auto* writeProgram = new QPushButton(tr("Write a variant…"));
+    writeProgram->setObjectName(QStringLiteral("writeProgram"));
+    writeProgram->setToolTip(tr("Write a mask / score program; Profile adds it to the variants above"));
+    connect(writeProgram, &QPushButton::clicked, this, [this] {
+        auto* dialog = findChild<QDialog*>(QStringLiteral("variantEditorDialog"));
+        if (!dialog) {
+            dialog = new QDialog(this);
+            dialog->setObjectName(QStringLiteral("variantEditorDialog"));
+            dialog->setWindowTitle(tr("Variant program"));
+            auto* editor = new VariantEditor(dialog);
+            auto* layout = new QVBoxLayout(dialog);
+            layout->addWidget(editor);
+            connect(editor, &VariantEditor::profileRequested, this, [this](const QString& token) {
+                const QString text = m_extraVariants->text().trimmed();
+                m_extraVariants->setText(text.isEmpty() ? token : text + QStringLiteral(",") + token);
+            });
+        }
+        dialog->show();
+        dialog->raise();
+    });
     auto* variantsLayout = new QVBoxLayout(variants);
     variantsLayout->addWidget(m_variantList);
     variantsLayout->addWidget(m_extraVariants);
+    variantsLayout->addWidget(writeProgram);
 
     auto* options = new QGroupBox(tr("Run"));
     m_backend = new QComboBox;
