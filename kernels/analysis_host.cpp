@@ -223,8 +223,6 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dSums.get(), 0, cells * sizeof(double), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dMax.get(), 0, cells * sizeof(float), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dCount.get(), 0, cells * sizeof(unsigned long long), m_stream));
-    // Pass 1 on the forward kernel when the mask is one it compiles in and the rect holds at
-    // least half of the rows (it computes every row); else on the pass kernel, the rect's rows only.
     // Pass 1 where the analysis runs it (forward_lse.h): on the forward kernel when it takes the
     // mask and the rect holds at least half of the rows (it computes every row); else on a pass
     // kernel, the rect's rows only.
