@@ -75,6 +75,13 @@ void MapPanel::syncFromOptions()
 {
     const ViewOptions& o = m_session->options();
     const QSignalBlocker b1(m_pooling), b2(m_log), b3(m_mask), b4(m_sinks), b5(m_excludeSinks), b6(m_variant);
+    // A token not in the list (a user program from the variant editor) gets an item of its own.
+    if (!o.variantOverlay.isEmpty() && m_variant->findData(o.variantOverlay) < 0) {
+        QString name = o.variantOverlay;
+        if (name.startsWith(QStringLiteral("expr:"))) name = tr("program: %1").arg(name.mid(5));
+        m_variant->addItem(name, o.variantOverlay);
+        m_variant->setItemData(m_variant->count() - 1, o.variantOverlay, Qt::ToolTipRole);
+    }
     m_variant->setCurrentIndex(std::max(0, m_variant->findData(o.variantOverlay)));
     m_pooling->setCurrentIndex(o.maxPooling ? 1 : 0);
     m_log->setChecked(o.logScale);

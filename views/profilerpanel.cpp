@@ -121,6 +121,9 @@ void ProfilerPanel::buildUi() {
             auto* editor = new VariantEditor(dialog);
             auto* layout = new QVBoxLayout(dialog);
             layout->addWidget(editor);
+            connect(editor, &VariantEditor::programChanged, this, [this](const QString& token) {
+                if (!token.isEmpty()) emit variantProgramChanged(token);
+            });
             connect(editor, &VariantEditor::profileRequested, this, [this](const QString& token) {
                 const QString text = m_extraVariants->text().trimmed();
                 m_extraVariants->setText(text.isEmpty() ? token : text + QStringLiteral(",") + token);

@@ -68,6 +68,8 @@ public slots:
 signals:
     void profileFinished();
     void profilingFailed(const QString& message);
+    /// The variant editor's program parsed: its expr: token (for the map's mask overlay).
+    void variantProgramChanged(const QString& token);
 
 private:
     void buildUi();

@@ -150,6 +150,12 @@ void MainWindow::buildPanels()
         connect(m_session, &TraceSession::traceClosed, m_profiler, [this] { m_profiler->setTrace({}); });
         connect(m_profiler, &ProfilerPanel::profilingFailed, this,
                 [this](const QString& message) { showError(tr("Profiling failed"), message); });
+        // The variant editor's program shades the map's skipped pairs as it is typed (live preview).
+        connect(m_profiler, &ProfilerPanel::variantProgramChanged, this, [this](const QString& token) {
+            ViewOptions o = m_session->options();
+            o.variantOverlay = token;
+            m_session->setOptions(o);
+        });
     } else {
         auto* label = new QLabel(tr("The profiler needs OpenGL for its kernel timeline, and none is available on "
                                     "this display (platform “%1”). Use attnscope-cli profile instead.")

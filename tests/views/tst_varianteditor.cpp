@@ -93,7 +93,11 @@ private slots:
         button->click();
         auto* editor = panel.findChild<VariantEditor*>();
         QVERIFY(editor);
+        QSignalSpy overlay(&panel, &ProfilerPanel::variantProgramChanged);
         editor->setProgram(QStringLiteral("mask: max(q - k, 0) < 8 && k <= q"));
+        // The parsed program goes to the map's overlay as it is typed.
+        QVERIFY(!overlay.isEmpty());
+        QCOMPARE(overlay.last().at(0).toString(), QStringLiteral("expr:mask: max(q - k, 0) < 8 && k <= q"));
         editor->profileButton()->click();
         const ProfileRequest req = panel.request();
         QVERIFY2(std::find(req.variants.begin(), req.variants.end(), "expr:mask: max(q - k, 0) < 8 && k <= q") !=
