@@ -4,7 +4,9 @@
 #include <QtTest>
 
 #include "attnscope/profiler.h"
+#include "attnscope/trace.h"
 #include "brute_attention.h"
+#include "trace_fixture.h"
 
 using namespace attnscope;
 
@@ -135,6 +137,56 @@ private slots:
         QVERIFY2(std::abs(sw->recall - recall) < 1e-5,
                  qPrintable(QString("recall %1 vs brute %2").arg(sw->recall).arg(recall)));
         QVERIFY(sw->recall < 1.0);  // random data spreads mass beyond the window
+    }
+
+    void learnedSinksReachTheReferences() {
+        // A trace layer with learned sinks (v2): the inputs carry each head's logit, and the
+        // accuracy of sliding:W is measured against references with the sink (float64 brute
+        // force: p = exp(s - L'), O = P V).
+        constexpr int64_t kT = 200;
+        constexpr int kWindow = 40;
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        TraceMetadata m = testfixture::smallMetadata(1, 2, 1, 32, kT);
+        m.layers[0].sinks = {1.5f, 3.0f};
+        const std::string path = dir.filePath(QStringLiteral("sinks.attn.safetensors")).toStdString();
+        QVERIFY(testfixture::randomTrace(m, DType::F32, uint32_t(QRandomGenerator::global()->generate())).write(path).ok());
+        auto trace = Trace::open(path);
+        QVERIFY2(trace.ok(), trace.message().c_str());
+        ShapeSource all;
+        all.trace = *trace;
+        all.layer = 0;
+        all.head = -1;
+        auto inAll = loadProfileInputs(all);
+        QVERIFY2(inAll.ok(), inAll.message().c_str());
+        QVERIFY(inAll->sinks == m.layers[0].sinks);
+        ShapeSource one = all;
+        one.head = 1;
+        auto inOne = loadProfileInputs(one);
+        QVERIFY(inOne.ok());
+        QCOMPARE(inOne->sinks, std::vector<float>{3.0f});
+
+        ProfileRequest req = smallRequest(kT, {"causal", "sliding:" + std::to_string(kWindow)}, 1);
+        req.shapes = {one};
+        req.accuracyRows = kT;
+        auto cpu = createCpuProfilerBackend();
+        auto rep = runProfileWith(*cpu, req);
+        QVERIFY2(rep.ok(), rep.message().c_str());
+        const VariantResult* sw = find(rep->shapes[0], "sliding:" + std::to_string(kWindow));
+        QVERIFY(sw && sw->error.empty());
+        const MatrixRM q = inOne->headMatrix(0, 0, Which::Q), k = inOne->headMatrix(0, 0, Which::K),
+                       v = inOne->headMatrix(0, 0, Which::V);
+        AttentionSpec causal;
+        causal.scale = inOne->problem.scale;
+        causal.mask.causal = true;
+        causal.sinkLogit = 3.0f;
+        AttentionSpec sliding = causal;
+        sliding.mask.window = kWindow;
+        const MatrixRMd oc = testing::bruteAttention(q, k, causal).p * v.cast<double>();
+        const MatrixRMd os = testing::bruteAttention(q, k, sliding).p * v.cast<double>();
+        const double err = (os - oc).norm() / oc.norm();
+        QVERIFY2(std::abs(sw->relError - err) < 1e-4 * std::max(1.0, err),
+                 qPrintable(QString("rel error %1 vs brute force with the sink %2").arg(sw->relError).arg(err)));
     }
 
     void fallsBackToCpuWithTheCallersReason() {
