@@ -9,6 +9,7 @@
 
 #include "computeservice.h"
 #include "colormap.h"
+#include "attnscope/scales.h"
 #include "attnscope/variants.h"
 #include "figurebuilders.h"
 
@@ -36,14 +37,6 @@ QString shortToken(const std::string& s)
     return t.size() > kMaxLabelChars ? t.left(kMaxLabelChars - 1) + QStringLiteral("…") : t;
 }
 
-double niceStep(double raw)
-{
-    const double p = std::pow(10.0, std::floor(std::log10(std::max(raw, 1.0))));
-    for (double m : {1.0, 2.0, 5.0, 10.0})
-        if (m * p >= raw)
-            return m * p;
-    return 10 * p;
-}
 }  // namespace
 
 AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
@@ -640,7 +633,7 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     auto label = [&](int64_t i) {
         return labels && size_t(i) < tokens.size() ? shortToken(tokens[size_t(i)]) : QString::number(i);
     };
-    const double step = labels ? std::max(1.0, std::ceil(fm.height() / ppt)) : niceStep((v.k1 - v.k0) / double(kTargetTicks));
+    const double step = labels ? std::max(1.0, std::ceil(fm.height() / ppt)) : niceTickStep(std::max(1.0, (v.k1 - v.k0) / double(kTargetTicks)));
     const double half = labels ? 0.5 : 0.0;  // labels sit on cell centres, ticks on boundaries
     for (double k = std::ceil(v.k0 / step) * step; k < v.k1; k += step) {
         const double x = plot.left() + m_view.keyToX(k + half);
@@ -653,7 +646,7 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
         p.drawText(QPointF(0, 0), label(int64_t(k)));
         p.restore();
     }
-    const double qStep = labels ? step : niceStep((v.q1 - v.q0) / double(kTargetTicks));
+    const double qStep = labels ? step : niceTickStep(std::max(1.0, (v.q1 - v.q0) / double(kTargetTicks)));
     for (double q = std::ceil(v.q0 / qStep) * qStep; q < v.q1; q += qStep) {
         const double y = plot.top() + m_view.queryToY(q + half);
         if (y < plot.top() || y > plot.bottom())

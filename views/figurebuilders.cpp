@@ -4,13 +4,13 @@
 #include <cmath>
 #include <map>
 
+#include "attnscope/scales.h"
 #include "attnscope/trace.h"
 #include "figurepainter.h"
 
 namespace attnscope {
 
 namespace {
-constexpr double kLogDecades = 4;          // log colour scales span 4 decades below the maximum
 constexpr int kMaxTokenAxis = 64;          // above this many cells, token labels give way to positions
 constexpr double kErrorFloor = 1e-8;       // exact variants (error 0) still show on a log axis
 constexpr double kMapEpsilon = 1e-30;
@@ -75,7 +75,7 @@ HeatmapFigure mapFigure(const AttentionMap& map, const QStringList& tokens, bool
     }
     f.scale = ColorScale::Log;
     f.vmax = float(std::max(double(vmax), kMapEpsilon));
-    f.vmin = float(f.vmax * std::pow(10.0, -kLogDecades));
+    f.vmin = float(logScaleFloor(double(f.vmax)));  // core's floor, as the GUI map and the CLI's PNG
     f.x0 = map.rect.k0, f.x1 = map.rect.k1, f.y0 = map.rect.q0, f.y1 = map.rect.q1;
     f.xLabel = QStringLiteral("key");
     f.yLabel = QStringLiteral("query");

@@ -69,7 +69,7 @@ QImage mapImage(const HeatmapFigure& f, const Axis& axis) {
         auto* line = reinterpret_cast<QRgb*>(img.scanLine(r));
         for (int c = 0; c < f.cols; ++c) {
             const float v = f.values[size_t(r) * f.cols + c];
-            line[c] = std::isfinite(v) ? colormapColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0)).rgb()
+            line[c] = std::isfinite(v) ? colormapLevelColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0)).rgb()
                                        : kNoDataColor.rgb();
         }
     }
@@ -92,7 +92,7 @@ void drawCells(QPainter& p, const QRectF& plot, const HeatmapFigure& f, const Ax
     for (int r = 0; r < f.rows; ++r)
         for (int c = 0; c < f.cols; ++c) {
             const float v = f.values[size_t(r) * f.cols + c];
-            p.setBrush(std::isfinite(v) ? colormapColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0)) : kNoDataColor);
+            p.setBrush(std::isfinite(v) ? colormapLevelColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0)) : kNoDataColor);
             p.drawRect(QRectF(plot.left() + c * cw, plot.top() + r * ch, cw, ch));
         }
     p.restore();
@@ -102,7 +102,7 @@ void drawCells(QPainter& p, const QRectF& plot, const HeatmapFigure& f, const Ax
         for (int c = 0; c < f.cols; ++c) {
             const float v = f.values[size_t(r) * f.cols + c];
             if (!std::isfinite(v)) continue;
-            const QColor bg = colormapColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0));
+            const QColor bg = colormapLevelColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0));
             p.setPen(bg.lightnessF() < 0.5 ? Qt::white : Qt::black);
             p.drawText(QRectF(plot.left() + c * cw, plot.top() + r * ch, cw, ch), Qt::AlignCenter, cellText(v));
         }

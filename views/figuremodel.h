@@ -12,9 +12,9 @@
 #include <variant>
 #include <vector>
 
-namespace attnscope {
+#include "attnscope/image.h"  // ColorScale, the colormaps and the log floor: core's, one home
 
-enum class ColorScale { Linear, Log };
+namespace attnscope {
 
 /// A colour-mapped matrix with axes: the attention map, the head grid, the similarity matrix.
 struct HeatmapFigure {

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attnscope/scales.h"
+
 namespace attnscope::fig {
 
 namespace {
@@ -16,7 +18,6 @@ const QColor kTextColor(20, 20, 20);
 constexpr int kColorBarStops = 32;   // enough stops that a gradient matches the colormap
 constexpr double kLegendSwatch = 8;
 constexpr int kMaxLegendEntries = 10;  // beyond this the legend says "+N more"
-constexpr double kLogFloorDecades = 6;  // a log axis with no positive minimum spans 6 decades
 }  // namespace
 
 QFont font(FontRole role) {
@@ -75,7 +76,7 @@ Axis makeAxis(double lo, double hi, bool log) {
     if (lo > hi) std::swap(lo, hi);
     if (log) {
         if (hi <= 0) hi = 1;
-        if (lo <= 0) lo = hi * std::pow(10.0, -kLogFloorDecades);
+        if (lo <= 0) lo = logScaleFloor(hi);  // no positive minimum: core's log floor
         if (hi / lo < 10) {  // at least one decade so there is a tick
             lo = std::pow(10.0, std::floor(std::log10(lo)));
             hi = std::pow(10.0, std::ceil(std::log10(hi)));
@@ -101,13 +102,7 @@ std::vector<double> axisTicks(const Axis& axis, int maxTicks) {
         return ticks;
     }
     const double span = axis.max - axis.min;
-    const double raw = span / maxTicks;
-    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-    double step = mag;
-    for (double m : {1.0, 2.0, 5.0, 10.0}) {
-        step = m * mag;
-        if (step >= raw) break;
-    }
+    const double step = niceTickStep(span / maxTicks);
     const double first = std::ceil(axis.min / step - 1e-9) * step;
     for (double t = first; t <= axis.max + step * 1e-9; t += step) ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
     return ticks;

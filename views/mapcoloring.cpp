@@ -9,40 +9,40 @@
 namespace attnscope {
 
 namespace {
-constexpr int kLutSize = 256;
 constexpr float kTinyValue = 1e-12f;
 
-const std::array<QRgb, kLutSize>& lut(const QString& name)
+const std::array<QRgb, kColorLevels>& lut(const QString& name)
 {
     // One table per colormap name; the views only use a couple of names.
     static thread_local QString cachedName;
-    static thread_local std::array<QRgb, kLutSize> table{};
-    if (cachedName != name || table[kLutSize - 1] == 0) {
-        for (int i = 0; i < kLutSize; ++i)
-            table[size_t(i)] = colormapColor(name, double(i) / (kLutSize - 1)).rgb();
+    static thread_local std::array<QRgb, kColorLevels> table{};
+    if (cachedName != name || table[kColorLevels - 1] == 0) {
+        table = colormapRgbTable(name);
         cachedName = name;
     }
     return table;
 }
+
+size_t level(double unit) { return size_t(std::lround(unit * (kColorLevels - 1))); }
 }  // namespace
 
 float MapColoring::vmin() const
 {
-    return logScale ? float(double(vmax) * std::pow(10.0, -kLogDecades)) : 0.0f;
+    return logScale ? float(logScaleFloor(double(vmax))) : 0.0f;
 }
 
 double MapColoring::unit(float v) const
 {
-    if (!(v > 0) || !(vmax > 0))
+    if (!(vmax > 0))
         return 0.0;
-    if (logScale)
-        return std::clamp((std::log10(double(v)) - std::log10(double(vmax))) / kLogDecades + 1.0, 0.0, 1.0);
-    return std::clamp(double(v) / double(vmax), 0.0, 1.0);
+    const double t = logScale ? scaleValue(v, ColorScale::Log, logScaleFloor(double(vmax)), double(vmax))
+                              : scaleValue(v, ColorScale::Linear, 0.0, double(vmax));
+    return std::isnan(t) ? 0.0 : t;
 }
 
 QRgb MapColoring::color(float v) const
 {
-    return lut(colormap)[size_t(std::lround(unit(v) * (kLutSize - 1)))];
+    return lut(colormap)[level(unit(v))];
 }
 
 const std::vector<float>& pooledValues(const AttentionMap& map, bool maxPooling)
@@ -65,6 +65,7 @@ QImage colorizeMap(const AttentionMap& map, const MapColoring& coloring, bool sh
     const auto& values = pooledValues(map, coloring.maxPooling);
     const auto& table = lut(coloring.colormap);
     const QRgb masked = maskColor.rgb();
+    const QRgb invalid = qRgb(kInvalidColor.r, kInvalidColor.g, kInvalidColor.b);
     const bool hasAllowed = map.allowed.size() == values.size();
     for (int y = 0; y < map.height; ++y) {
         auto* line = reinterpret_cast<QRgb*>(image.scanLine(y));
@@ -76,8 +77,10 @@ QImage colorizeMap(const AttentionMap& map, const MapColoring& coloring, bool sh
             }
             if (shadeMasked && hasAllowed && map.allowed[i] <= 0.f)
                 line[x] = masked;
+            else if (!std::isfinite(values[i]))
+                line[x] = invalid;
             else
-                line[x] = table[size_t(std::lround(coloring.unit(values[i]) * (kLutSize - 1)))];
+                line[x] = table[level(coloring.unit(values[i]))];
         }
     }
     return image;

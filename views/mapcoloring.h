@@ -1,7 +1,7 @@
 #pragma once
 // Colour mapping of pooled attention maps for the interactive views: linear or log scale over an
-// automatic range, masked cells shaded. Colours come from the figure renderer's colormaps, so the
-// screen and exported figures agree.
+// automatic range, masked cells shaded. The colours, the log floor and the levels are core's
+// (attnscope/image.h, attnscope/scales.h), so the screen, exported figures and the CLI's PNGs agree.
 #include <QColor>
 #include <QImage>
 #include <QString>
@@ -11,16 +11,14 @@
 namespace attnscope {
 
 struct MapColoring {
-    /// Decades shown by the log scale below the maximum (smaller values clamp to the bottom).
-    static constexpr double kLogDecades = 4.0;
-
     bool logScale = true;
     bool maxPooling = false;
     float vmax = 1.0f;
     QString colormap = QStringLiteral("viridis");
 
+    /// The bottom of the scale: logScaleFloor(vmax) on a log scale, else 0.
     float vmin() const;
-    /// Position of `v` on the colour bar, in [0, 1].
+    /// Position of `v` on the colour bar, in [0, 1] (core's scaleValue; 0 for NaN/Inf).
     double unit(float v) const;
     QRgb color(float v) const;
 };
@@ -29,8 +27,9 @@ struct MapColoring {
 const std::vector<float>& pooledValues(const AttentionMap& map, bool maxPooling);
 /// Largest finite pooled value (the automatic top of the range); a tiny positive value when empty.
 float pooledMaximum(const AttentionMap& map, bool maxPooling);
-/// The map as an image, one pixel per cell. With `shadeMasked`, cells the mask rules out entirely
-/// are drawn in `maskColor` rather than as zero.
+/// The map as an image, one pixel per cell, in the bytes colorize() writes for the same values,
+/// scale and maximum. With `shadeMasked`, cells the mask rules out entirely are drawn in
+/// `maskColor` rather than as zero; NaN/Inf cells in core's kInvalidColor, as the CLI draws them.
 QImage colorizeMap(const AttentionMap& map, const MapColoring& coloring, bool shadeMasked, QColor maskColor);
 
 }  // namespace attnscope

@@ -105,42 +105,6 @@ Result<HeadMaps> headMaps(HeadCache& cache, HeadRef ref, const ReportOptions& o)
 
 }  // namespace
 
-Json traceSummaryJson(const Trace& trace) {
-    const TraceMetadata& m = trace.metadata();
-    Json j = Json::object();
-    j.set("path", trace.path());
-    j.set("model", m.model);
-    j.set("source", m.source);
-    j.set("kind", traceKindName(m.kind));
-    j.set("tokens", trace.tokens());
-    j.set("layers", trace.numLayers());
-    j.set("dtype", dtypeName(trace.dtype()));
-    j.set("fileBytes", trace.fileSize());
-    j.set("hasQK", trace.hasQK());
-    Json layers = Json::array();
-    for (int l = 0; l < trace.numLayers(); ++l) {
-        const LayerConfig& c = trace.config(l);
-        Json lj = Json::object();
-        lj.set("heads", c.heads);
-        lj.set("kvHeads", c.kvHeads);
-        lj.set("headDim", c.headDim);
-        lj.set("scale", c.scale);
-        lj.set("causal", c.causal);
-        lj.set("slidingWindow", c.slidingWindow);
-        lj.set("softcap", c.softcap);
-        lj.set("alibi", c.alibi);
-        lj.set("positional", c.positional);
-        layers.push(std::move(lj));
-    }
-    j.set("layerConfigs", std::move(layers));
-    constexpr size_t kTextPreview = 2000;  // the JSON carries a preview, not a whole book
-    j.set("text", m.text.size() > kTextPreview ? m.text.substr(0, kTextPreview) : m.text);
-    Json warnings = Json::array();
-    for (const auto& w : trace.warnings()) warnings.push(w);
-    j.set("warnings", std::move(warnings));
-    return j;
-}
-
 Result<ReportData> collectReportData(const std::string& tracePath, const ReportOptions& o, const ProgressFn& progress) {
     ReportData d;
     if (!report(progress, 0, "open")) return cancelled();

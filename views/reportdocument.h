@@ -76,8 +76,6 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
 /// The sections of the report (trace summary, overview, sinks, sparsity, roles, maps, profile).
 ReportDocument buildReportDocument(const ReportData& data);
 
-/// Trace summary (model, kind, T, layers, heads, dtype, size, warnings) as JSON.
-Json traceSummaryJson(const Trace& trace);
 
 /// Every figure of the document as PNG at `dpi`, keyed by its file stem (encoded once for all
 /// writers).

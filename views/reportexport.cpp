@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "attnscope/trace.h"
+#include "attnscope/trace_summary.h"
 #include "reportdocument.h"
 
 namespace attnscope {

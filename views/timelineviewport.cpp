@@ -7,16 +7,12 @@
 #include <map>
 
 #include "attnscope/profiler.h"
+#include "attnscope/scales.h"
 
 namespace attnscope {
 
 double timeAxisStep(double spanUs, int ticks) {
-    const double raw = spanUs / std::max(ticks, 1);
-    if (!(raw > 0)) return 1.0;
-    const double p = std::pow(10.0, std::floor(std::log10(raw)));
-    for (double m : {1.0, 2.0, 5.0, 10.0})
-        if (raw <= m * p) return m * p;
-    return 10 * p;
+    return niceTickStep(spanUs / std::max(ticks, 1));
 }
 
 std::string formatAxisTime(double us, double stepUs) {

@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "attnscope/demo_trace.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -209,7 +211,7 @@ int usageError(const std::string& verb, const std::string& message) {
 Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const OpenOptions& options,
                                                   const ProgressFn& progress) {
     if (arg != "demo") return Trace::open(arg, options, progress);
-    const std::string path = demoTracePath();
+    const std::string path = findDemoTrace();
     if (path.empty())
         return Status(ErrorCode::IoError, "demo: no demo trace found (set ATTNSCOPE_DEMO, or install attnscope with its demo)");
     return Trace::open(path, options, progress);
@@ -279,27 +281,6 @@ std::optional<std::vector<int>> parseIndexList(const std::string& text, int limi
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
-}
-
-std::string demoTracePath() {
-    namespace fs = std::filesystem;
-    if (const char* env = std::getenv("ATTNSCOPE_DEMO"); env && *env) return env;
-    // Next to the executable first (PREFIX/bin -> PREFIX/share/attnscope/demo), so an installed
-    // copy finds its data whatever prefix it was configured with; then the configured data dir,
-    // then the source tree of a development build.
-    std::error_code exeError;
-    const fs::path exeDir = fs::read_symlink("/proc/self/exe", exeError).parent_path();
-    const fs::path relocated = exeError ? fs::path() : exeDir / ".." / "share" / "attnscope" / "demo";
-    for (const fs::path& dir : {relocated, fs::path(ATTNSCOPE_DATADIR) / "demo", fs::path(ATTNSCOPE_SOURCE_DIR) / "resources/demo"}) {
-        if (dir.empty()) continue;
-        std::error_code ec;
-        if (!fs::is_directory(dir, ec)) continue;
-        for (const auto& e : fs::directory_iterator(dir, ec)) {
-            const std::string n = e.path().filename().string();
-            if (n.size() > 17 && n.substr(n.size() - 17) == ".attn.safetensors") return e.path().string();
-        }
-    }
-    return {};
 }
 
 }  // namespace attnscope::cli

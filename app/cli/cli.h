@@ -101,9 +101,6 @@ std::vector<std::string> splitList(const std::string& text, char sep = ',');
 std::optional<std::vector<int>> parseIndexList(const std::string& text, int limit, const std::string& what,
                                                std::string* error);
 
-/// The bundled demo trace: $ATTNSCOPE_DEMO, then the installed data dir, then the source tree.
-std::string demoTracePath();
-
 /// Opens the trace a verb was given: a path, or `demo` for the bundled trace (every verb that
 /// takes a trace accepts it).
 Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const OpenOptions& options = {},

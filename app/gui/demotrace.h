@@ -10,9 +10,8 @@ struct DemoTrace {
     QString message;     ///< what happened, for the status bar (or the error)
 };
 
-/// The first *.attn.safetensors of $ATTNSCOPE_DEMO (a file or a directory), the installed data
-/// dir's demo/, or the source tree's resources/demo/. When there is none, writes a synthetic trace
-/// (writeSyntheticTrace) into the user cache dir, once, and returns that.
+/// The bundled demo trace (findDemoTrace, attnscope/demo_trace.h). When there is none, writes a
+/// synthetic trace (writeSyntheticTrace) into the user cache dir, once, and returns that.
 DemoTrace locateDemoTrace();
 
 }  // namespace attnscope

@@ -16,9 +16,9 @@ struct ControlPoint {
     Rgb c;
 };
 
-// Control points sampled by eye from the published maps (matplotlib's viridis and magma, a
-// ColorBrewer-like blue–white–red); linear RGB interpolation between them is smooth enough for
-// heatmaps.
+// matplotlib's viridis and magma sampled at 9 evenly spaced points (viridis(linspace(0, 1, 9))),
+// a ColorBrewer-like blue–white–red; linear RGB interpolation between them stays within a few
+// levels of the full 256-entry tables.
 constexpr std::array<ControlPoint, 9> kViridis = {{{0.000, {68, 1, 84}},
                                                    {0.125, {71, 44, 122}},
                                                    {0.250, {59, 81, 139}},
@@ -42,10 +42,11 @@ constexpr std::array<ControlPoint, 5> kDiverging = {{{0.00, {33, 102, 172}},
                                                      {0.50, {247, 247, 247}},
                                                      {0.75, {239, 138, 98}},
                                                      {1.00, {178, 24, 43}}}};
+constexpr std::array<ControlPoint, 2> kGray = {{{0.0, {0, 0, 0}}, {1.0, {255, 255, 255}}}};
 
 template <size_t N>
 Rgb interpolate(const std::array<ControlPoint, N>& pts, double t) {
-    t = std::clamp(t, 0.0, 1.0);
+    t = std::isnan(t) ? 0.0 : std::clamp(t, 0.0, 1.0);
     size_t i = 1;
     while (i + 1 < N && pts[i].t < t) ++i;
     const ControlPoint& a = pts[i - 1];
@@ -93,24 +94,50 @@ const char* colormapName(Colormap map) {
     case Colormap::Viridis: return "viridis";
     case Colormap::Magma: return "magma";
     case Colormap::Diverging: return "diverging";
+    case Colormap::Gray: return "gray";
     }
     return "viridis";
 }
 
 Result<Colormap> parseColormap(std::string_view name) {
-    for (Colormap m : {Colormap::Viridis, Colormap::Magma, Colormap::Diverging})
+    for (Colormap m : {Colormap::Viridis, Colormap::Magma, Colormap::Diverging, Colormap::Gray})
         if (name == colormapName(m)) return m;
+    if (name == "grey") return Colormap::Gray;
     return Status(ErrorCode::InvalidArgument,
-                  "colormap '" + std::string(name) + "' is not one of viridis, magma, diverging");
+                  "colormap '" + std::string(name) + "' is not one of viridis, magma, diverging, gray");
 }
 
 Rgb colormapColor(Colormap map, double t) {
     switch (map) {
     case Colormap::Magma: return interpolate(kMagma, t);
     case Colormap::Diverging: return interpolate(kDiverging, t);
+    case Colormap::Gray: return interpolate(kGray, t);
     case Colormap::Viridis: break;
     }
     return interpolate(kViridis, t);
+}
+
+const std::array<Rgb, kColorLevels>& colormapTable(Colormap map) {
+    using Table = std::array<Rgb, kColorLevels>;
+    auto build = [](Colormap m) {
+        Table t{};
+        for (int i = 0; i < kColorLevels; ++i) t[size_t(i)] = colormapColor(m, double(i) / (kColorLevels - 1));
+        return t;
+    };
+    static const std::array<Table, 4> tables = {build(Colormap::Viridis), build(Colormap::Magma),
+                                                build(Colormap::Diverging), build(Colormap::Gray)};
+    switch (map) {
+    case Colormap::Magma: return tables[1];
+    case Colormap::Diverging: return tables[2];
+    case Colormap::Gray: return tables[3];
+    case Colormap::Viridis: break;
+    }
+    return tables[0];
+}
+
+Rgb colormapLevel(Colormap map, double t) {
+    t = std::isnan(t) ? 0.0 : std::clamp(t, 0.0, 1.0);
+    return colormapTable(map)[size_t(std::lround(t * (kColorLevels - 1)))];
 }
 
 double scaleValue(double value, ColorScale scale, double lo, double hi) {
@@ -136,20 +163,19 @@ Image colorize(const std::vector<float>& values, int width, int height, const Co
     const size_t n = std::min(values.size(), size_t(img.width) * size_t(img.height));
     double lo = options.lo, hi = options.hi;
     if (std::isnan(lo) || std::isnan(hi)) {
-        double maxV = 0, maxAbs = 0, minPos = std::numeric_limits<double>::infinity();
+        double maxV = 0, maxAbs = 0;
         for (size_t i = 0; i < n; ++i) {
             const double v = values[i];
             if (!std::isfinite(v)) continue;
             maxV = std::max(maxV, v);
             maxAbs = std::max(maxAbs, std::abs(v));
-            if (v > 0) minPos = std::min(minPos, v);
         }
         if (options.map == Colormap::Diverging) {
             if (std::isnan(lo)) lo = -maxAbs;
             if (std::isnan(hi)) hi = maxAbs;
         } else if (options.scale == ColorScale::Log) {
-            if (std::isnan(hi)) hi = maxV;
-            if (std::isnan(lo)) lo = std::max(std::isfinite(minPos) ? minPos : hi, hi * kLogAutoFloor);
+            if (std::isnan(hi)) hi = maxV > 0 ? maxV : 1.0;  // nothing positive: every cell at the bottom
+            if (std::isnan(lo)) lo = logScaleFloor(hi);
         } else {
             if (std::isnan(lo)) lo = 0;
             if (std::isnan(hi)) hi = maxV;
@@ -158,7 +184,10 @@ Image colorize(const std::vector<float>& values, int width, int height, const Co
     img.rgb.assign(size_t(img.width) * size_t(img.height) * 3, 0);
     for (size_t i = 0; i < n; ++i) {
         const double t = scaleValue(values[i], options.scale, lo, hi);
-        const Rgb c = std::isnan(t) ? kInvalidColor : colormapColor(options.map, t);
+        // Diverging maps keep exact interpolation so that 0 stays white (t = 0.5 is no level).
+        const Rgb c = std::isnan(t)                          ? kInvalidColor
+                      : options.map == Colormap::Diverging ? colormapColor(options.map, t)
+                                                           : colormapLevel(options.map, t);
         img.rgb[3 * i] = c.r;
         img.rgb[3 * i + 1] = c.g;
         img.rgb[3 * i + 2] = c.b;

@@ -65,19 +65,19 @@ private slots:
         QVERIFY2(j.ok(), j.message().c_str());
         QCOMPARE(j->find("valid")->asBool(), true);
         QCOMPARE(j->find("tokens")->asNumber(), 5.0);
-        QCOMPARE(j->find("num_layers")->asNumber(), 2.0);
+        QCOMPARE(j->find("layers")->asNumber(), 2.0);
         QCOMPARE(j->find("model")->asString(), std::string("tiny-model"));
-        const Json& layers = *j->find("layers");
+        const Json& layers = *j->find("layerConfigs");
         QCOMPARE(layers.size(), size_t(2));
-        QCOMPARE(layers.asArray()[0].find("kv_heads")->asNumber(), 2.0);
-        QVERIFY(layers.asArray()[0].find("sliding_window")->isNull());
-        QCOMPARE(layers.asArray()[1].find("sliding_window")->asNumber(), 3.0);
-        const Json& nf = *j->find("non_finite");
+        QCOMPARE(layers.asArray()[0].find("kvHeads")->asNumber(), 2.0);
+        QCOMPARE(layers.asArray()[0].find("slidingWindow")->asNumber(), 0.0);
+        QCOMPARE(layers.asArray()[1].find("slidingWindow")->asNumber(), 3.0);
+        const Json& nf = *j->find("nonFinite");
         QCOMPARE(nf.size(), size_t(1));
         QCOMPARE(nf.asArray()[0].find("tensor")->asString(), std::string("layers.0.attn"));
         QCOMPARE(nf.asArray()[0].find("nan")->asNumber(), 1.0);
         QCOMPARE(nf.asArray()[0].find("inf")->asNumber(), 2.0);
-        QCOMPARE(j->find("size_bytes")->asNumber(), double(QFileInfo(path).size()));
+        QCOMPARE(j->find("fileBytes")->asNumber(), double(QFileInfo(path).size()));
     }
 
     void learnedSinksAndCaptureCheck() {
@@ -98,12 +98,12 @@ private slots:
         auto j = Json::parse(rj.out.toStdString());
         QVERIFY2(j.ok(), j.message().c_str());
         QCOMPARE(j->find("version")->asNumber(), 2.0);
-        const Json& layers = *j->find("layers");
+        const Json& layers = *j->find("layerConfigs");
         QVERIFY(layers.asArray()[0].find("sinks")->isNull());
         QCOMPARE(layers.asArray()[1].find("sinks")->size(), size_t(4));
         QCOMPARE(layers.asArray()[1].find("sinks")->asArray()[1].asNumber(), -1.25);
-        QCOMPARE(j->find("capture_check")->find("status")->asString(), std::string("mismatch"));
-        QCOMPARE(j->find("capture_check")->find("worst_layer")->asNumber(), 1.0);
+        QCOMPARE(j->find("captureCheck")->find("status")->asString(), std::string("mismatch"));
+        QCOMPARE(j->find("captureCheck")->find("worstLayer")->asNumber(), 1.0);
         // A trace from a tool without the check says so.
         const Run plain = cli({writeTrace()});
         QVERIFY2(plain.out.contains("check       not recorded"), qPrintable(plain.out));
@@ -115,7 +115,7 @@ private slots:
         auto j = Json::parse(r.out.toStdString());
         QVERIFY(j.ok());
         QCOMPARE(j->find("scanned")->asBool(), false);
-        QCOMPARE(j->find("non_finite")->size(), size_t(0));
+        QCOMPARE(j->find("nonFinite")->size(), size_t(0));
     }
 
     void errors_data() {

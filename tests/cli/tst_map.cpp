@@ -4,6 +4,10 @@
 
 #include <QFile>
 
+#include "attnscope/image.h"
+
+using namespace attnscope;
+
 using RunResult = std::tuple<int, QString, QString>;
 
 class TestMap : public QObject {
@@ -95,6 +99,38 @@ private slots:
                                            "4x4", "-o", csv});
         QVERIFY2(code == 0, qPrintable(err));
         QVERIFY2(out.contains("excluded 1 sink key(s): 0"), qPrintable(out));
+    }
+
+    // The CLI's PNG is core's colorize() of the values its CSV holds, byte for byte (the GUI's
+    // map draws the same bytes: tests/views/tst_mapcoloring), for each pooling, scale and colormap.
+    void pngIsCoreColorize() {
+        for (const QStringList& extra : {QStringList{}, QStringList{"--pool", "max"},
+                                         QStringList{"--scale", "linear", "--colormap", "magma"}}) {
+            const QStringList args = QStringList{"map", m_trace, "--layer", "0", "--head", "1", "--size", "40x24", "--cpu",
+                                                 "--no-progress"} + extra;
+            const QString png = m_dir.filePath("c.png"), csv = m_dir.filePath("c.csv");
+            for (const QString& out : {png, csv}) {
+                const auto [code, o, err] = cli(args + QStringList{"-o", out});
+                QVERIFY2(code == 0, qPrintable(err));
+            }
+            QFile c(csv);
+            QVERIFY(c.open(QIODevice::ReadOnly));
+            const QList<QByteArray> lines = c.readAll().trimmed().split('\n');
+            QCOMPARE(lines.size(), 1 + 24);
+            std::vector<float> values;
+            for (int y = 1; y < lines.size(); ++y)
+                for (const QByteArray& cell : lines[y].split(',')) values.push_back(cell.toFloat());
+            QCOMPARE(values.size(), size_t(40 * 24));
+            ColorizeOptions options;
+            options.scale = extra.contains("linear") ? ColorScale::Linear : ColorScale::Log;
+            options.map = extra.contains("magma") ? Colormap::Magma : Colormap::Viridis;
+            const std::vector<uint8_t> expected = encodePng(colorize(values, 40, 24, options));
+            QFile p(png);
+            QVERIFY(p.open(QIODevice::ReadOnly));
+            const QByteArray bytes = p.readAll();
+            QVERIFY2(bytes == QByteArray(reinterpret_cast<const char*>(expected.data()), qsizetype(expected.size())),
+                     qPrintable(extra.join(' ')));
+        }
     }
 
     void badArguments_data() {

@@ -5,8 +5,10 @@
 #include <QTemporaryDir>
 #include <fstream>
 #include <iterator>
+#include <random>
 
 #include "attnscope/image.h"
+#include "brute_attention.h"
 
 using namespace attnscope;
 
@@ -72,6 +74,7 @@ class TestImage : public QObject {
 private slots:
     void checksumsMatchKnownValues();
     void colormapEndpoints();
+    void sharedScales();
     void scales();
     void colorizeAutoRange();
     void pngStructure_data();
@@ -105,7 +108,46 @@ void TestImage::colormapEndpoints() {
         }
     }
     QCOMPARE(parseColormap("magma").value(), Colormap::Magma);
+    QCOMPARE(parseColormap("grey").value(), Colormap::Gray);
     QVERIFY(!parseColormap("jet").ok());
+    // matplotlib's viridis(linspace(0, 1, 9)) at its samples (the views once used a skewed table).
+    QCOMPARE(colormapColor(Colormap::Viridis, 0.125), (Rgb{71, 44, 122}));
+    QCOMPARE(colormapColor(Colormap::Viridis, 0.5), (Rgb{33, 144, 141}));
+    QCOMPARE(colormapColor(Colormap::Gray, 0.5), (Rgb{128, 128, 128}));
+    QCOMPARE(colormapColor(Colormap::Magma, std::nan("")), colormapColor(Colormap::Magma, 0.0));
+    // The drawn levels: the table at i / 255, t rounded to the nearest level.
+    for (Colormap m : {Colormap::Viridis, Colormap::Magma, Colormap::Diverging, Colormap::Gray}) {
+        const auto& table = colormapTable(m);
+        for (int i = 0; i < kColorLevels; i += 17) QCOMPARE(table[size_t(i)], colormapColor(m, i / 255.0));
+        QCOMPARE(colormapLevel(m, 0.5), table[128]);
+        QCOMPARE(colormapLevel(m, 0.5 / 255 - 1e-9), table[0]);
+        QCOMPARE(colormapLevel(m, 2.0), table[255]);
+    }
+}
+
+void TestImage::sharedScales() {
+    QCOMPARE(kLogScaleDecades, 4.0);
+    QVERIFY(std::abs(logScaleFloor(0.5) - 0.5e-4) < 1e-18);
+    // 1-2-5 steps: the smallest 1, 2 or 5 x 10^k at least as large as the raw step.
+    const std::pair<double, double> cases[] = {{0.7, 1}, {1, 1}, {1.01, 2}, {2, 2}, {3, 5}, {5.5, 10}, {12, 20},
+                                               {0.03, 0.05}, {450, 500}, {0.0011, 0.002}};
+    for (const auto& [raw, step] : cases) QVERIFY2(std::abs(niceTickStep(raw) - step) < 1e-12 * step, qPrintable(QString::number(raw)));
+    QCOMPARE(niceTickStep(0), 1.0);
+    QCOMPARE(niceTickStep(std::nan("")), 1.0);
+    // Against the definition on random raw steps over 12 decades.
+    std::mt19937_64 rng(testing::freshSeed());
+    std::uniform_real_distribution<double> exponent(-6, 6);
+    for (int i = 0; i < 1000; ++i) {
+        const double raw = std::pow(10.0, exponent(rng));
+        const double step = niceTickStep(raw);
+        QVERIFY(step >= raw * (1 - 1e-12));
+        const double mantissa = step / std::pow(10.0, std::floor(std::log10(step) + 1e-12));
+        QVERIFY2(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 || std::abs(mantissa - 5) < 1e-9,
+                 qPrintable(QString::number(step)));
+        // The next smaller 1-2-5 step would be too small.
+        const double smaller = std::abs(mantissa - 1) < 1e-9 ? step / 2 : std::abs(mantissa - 2) < 1e-9 ? step / 2 : step * 0.4;
+        QVERIFY(smaller < raw * (1 + 1e-12));
+    }
 }
 
 void TestImage::scales() {
@@ -119,18 +161,24 @@ void TestImage::scales() {
 void TestImage::colorizeAutoRange() {
     const std::vector<float> v = {0.0f, 0.5f, 1.0f, std::nanf("")};
     const Image img = colorize(v, 2, 2);
-    QCOMPARE(img.pixel(0, 0), colormapColor(Colormap::Viridis, 0));
-    QCOMPARE(img.pixel(1, 0), colormapColor(Colormap::Viridis, 0.5));
-    QCOMPARE(img.pixel(0, 1), colormapColor(Colormap::Viridis, 1));
+    QCOMPARE(img.pixel(0, 0), colormapLevel(Colormap::Viridis, 0));
+    QCOMPARE(img.pixel(1, 0), colormapLevel(Colormap::Viridis, 0.5));
+    QCOMPARE(img.pixel(0, 1), colormapLevel(Colormap::Viridis, 1));
     QCOMPARE(img.pixel(1, 1), kInvalidColor);
     const std::vector<float> diff = {-2.0f, 0.0f, 1.0f};
     const Image d = colorize(diff, 3, 1, {Colormap::Diverging, ColorScale::Linear});
     QCOMPARE(d.pixel(1, 0), (Rgb{247, 247, 247}));
     QCOMPARE(d.pixel(0, 0), colormapColor(Colormap::Diverging, 0));
-    const std::vector<float> logv = {1e-9f, 1e-3f, 1.0f};
-    const Image l = colorize(logv, 3, 1, {Colormap::Magma, ColorScale::Log});
-    QCOMPARE(l.pixel(0, 0), colormapColor(Colormap::Magma, 0));  // below the 1e-6 floor
-    QCOMPARE(l.pixel(1, 0), colormapColor(Colormap::Magma, 0.5));
+    // Log: kLogScaleDecades (4) below the maximum, whatever the smallest positive value.
+    const std::vector<float> logv = {1e-5f, 1e-2f, 2.0f, 0.0f};
+    const Image l = colorize(logv, 4, 1, {Colormap::Magma, ColorScale::Log});
+    QCOMPARE(l.pixel(0, 0), colormapLevel(Colormap::Magma, 0));  // below the floor 2e-4
+    QCOMPARE(l.pixel(1, 0), colormapLevel(Colormap::Magma, (std::log10(1e-2f) - std::log10(2e-4)) / 4));
+    QCOMPARE(l.pixel(2, 0), colormapLevel(Colormap::Magma, 1));
+    QCOMPARE(l.pixel(3, 0), colormapLevel(Colormap::Magma, 0));
+    const std::vector<float> narrow = {0.5f, 1.0f};  // one decade: not stretched to [min, max]
+    const Image n = colorize(narrow, 2, 1, {Colormap::Viridis, ColorScale::Log});
+    QCOMPARE(n.pixel(0, 0), colormapLevel(Colormap::Viridis, (std::log10(0.5) + 4) / 4));
 }
 
 void TestImage::pngStructure_data() {

@@ -1,6 +1,7 @@
 // attnscope-cli report: the whole report of a trace (HTML, Markdown, JSON, CSV) in one command.
 #include <cstdio>
 
+#include "attnscope/demo_trace.h"
 #include "attnscope/variants.h"
 #include "attnscope/gpu.h"
 #include "cli.h"
@@ -28,7 +29,7 @@ int runReport(Args& args) {
         .alias("quiet", "no-progress");  // the earlier spelling, hidden: scripts written for it keep working
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
-    const std::string trace = !args.has("TRACE") || args.get("TRACE") == "demo" ? demoTracePath() : args.get("TRACE");
+    const std::string trace = !args.has("TRACE") || args.get("TRACE") == "demo" ? findDemoTrace() : args.get("TRACE");
     if (trace.empty()) return fail(kVerb, "no TRACE given and no demo trace found (set ATTNSCOPE_DEMO or pass a trace)");
 
     ReportOptions options;

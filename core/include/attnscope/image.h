@@ -1,12 +1,15 @@
 #pragma once
-// Qt-free image output for the CLI and reports: colormaps, linear/log colour scales and a small
+// Qt-free image output for the CLI and reports, and the one home of the colormaps every front end
+// draws with (views/colormap.h is the Qt adapter): colormaps, linear/log colour scales and a small
 // PNG encoder (zlib stream with stored deflate blocks, CRC-32 and Adler-32 written by hand).
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "attnscope/scales.h"
 #include "attnscope/status.h"
 
 namespace attnscope {
@@ -15,17 +18,27 @@ enum class Colormap {
     Viridis,    ///< perceptually ordered, dark blue → yellow (default for maps)
     Magma,      ///< black → purple → light yellow
     Diverging,  ///< blue ← white → red, for difference maps (0 is white)
+    Gray,       ///< black → white
 };
 const char* colormapName(Colormap map);
-/// "viridis", "magma", "diverging".
+/// "viridis", "magma", "diverging", "gray" (also "grey").
 Result<Colormap> parseColormap(std::string_view name);
 
 struct Rgb {
     uint8_t r = 0, g = 0, b = 0;
     bool operator==(const Rgb&) const = default;
 };
-/// Colour at t ∈ [0, 1] (clamped), interpolated between the map's control points.
+/// Colour at t ∈ [0, 1] (clamped; NaN gives the bottom colour), interpolated between the map's
+/// control points.
 Rgb colormapColor(Colormap map, double t);
+/// Levels a colour scale is drawn with: t is rounded to one of kColorLevels evenly spaced values,
+/// in colorize() and in the views' lookup tables alike, so their pixels are the same bytes
+/// (colorize() interpolates the diverging map exactly, so that 0 stays white).
+inline constexpr int kColorLevels = 256;
+/// The map's colours at t = i / (kColorLevels − 1).
+const std::array<Rgb, kColorLevels>& colormapTable(Colormap map);
+/// The table's colour for t ∈ [0, 1] (clamped; NaN gives the bottom colour).
+Rgb colormapLevel(Colormap map, double t);
 /// Colour shown for NaN / Inf cells, outside every colormap.
 constexpr Rgb kInvalidColor{255, 0, 255};
 
@@ -46,12 +59,10 @@ struct ColorizeOptions {
     Colormap map = Colormap::Viridis;
     ColorScale scale = ColorScale::Linear;
     /// Range; NaN = automatic: linear [0, max] (diverging: [−a, a], a = max |v|); log
-    /// [max(min positive, max·kLogDecades), max].
+    /// [logScaleFloor(max), max] (kLogScaleDecades below the maximum, as the GUI draws maps).
     double lo = std::numeric_limits<double>::quiet_NaN();
     double hi = std::numeric_limits<double>::quiet_NaN();
 };
-/// Decades a log scale spans at most when its range is automatic.
-constexpr double kLogAutoFloor = 1e-6;
 
 /// Colours a row-major [height × width] grid of values.
 ///   Image img = colorize(map.mean, map.width, map.height, {Colormap::Magma, ColorScale::Log});
