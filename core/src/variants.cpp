@@ -72,10 +72,15 @@ Result<VariantSpec> parseSingle(const std::string& token) {
     VariantSpec v;
     v.label = token;
     auto needArgs = [&](size_t lo, size_t hi) -> Status {
-        if (p.size() - 1 < lo || p.size() - 1 > hi)
-            return badToken(token, "\"" + name + "\" takes " + std::to_string(lo) +
-                                       (hi > lo ? "-" + std::to_string(hi) : std::string()) + " parameter(s)");
-        return {};
+        if (p.size() - 1 >= lo && p.size() - 1 <= hi) return {};
+        // Appended piece by piece: GCC 12's -Wrestrict misfires on "-" + std::to_string(hi)
+        // (a known false positive in its inlined string insert).
+        std::string range = std::to_string(lo);
+        if (hi > lo) {
+            range += '-';
+            range += std::to_string(hi);
+        }
+        return badToken(token, "\"" + name + "\" takes " + range + " parameter(s)");
     };
 #define ATTNSCOPE_TRY(expr)              \
     do {                                 \

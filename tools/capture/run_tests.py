@@ -2,7 +2,8 @@
 """CTest entry point of the capture-tool tests (tests/CMakeLists.txt: python/capture).
 
 Without torch, transformers, safetensors or pytest the tests cannot run: print
-"skipped: <reason>" and exit 0. Otherwise run pytest on tools/capture/tests and return its exit
+"skipped: <reason>" and exit 77, which CTest reads as Skipped (SKIP_RETURN_CODE in
+tests/CMakeLists.txt), so a suite that ran nothing never shows as Passed. Otherwise run pytest on tools/capture/tests and return its exit
 code; "no tests collected" (pytest exit code 5) counts as a failure, not a pass.
 """
 
@@ -13,6 +14,7 @@ import sys
 
 REQUIRED = ("torch", "transformers", "safetensors", "tokenizers", "pytest")
 PYTEST_NO_TESTS = 5
+EXIT_SKIPPED = 77  # tests/CMakeLists.txt: SKIP_RETURN_CODE of python/capture
 
 
 def main() -> int:
@@ -22,7 +24,7 @@ def main() -> int:
         except Exception as error:  # ImportError, or a broken install raising something else
             print(f"skipped: python module '{name}' is not importable ({error}); the capture "
                   f"tests need {', '.join(REQUIRED)}")
-            return 0
+            return EXIT_SKIPPED
     here = os.path.dirname(os.path.abspath(__file__))
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                os.path.join(here, "tests"), *sys.argv[1:]]
