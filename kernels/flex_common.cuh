@@ -11,11 +11,6 @@
 
 namespace attnscope::flex {
 
-template <bool B>
-struct BoolTag {
-    static constexpr bool value = B;
-};
-
 /// Key of column slot c (0 .. 2·NT) of a thread's m16n8 accumulator tiles: n8 tile c/2, element
 /// c%2 of the lane's pair.
 __device__ __forceinline__ int fragmentKey(int key0, int lane, int c) { return key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2; }
