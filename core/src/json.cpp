@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <optional>
 
 namespace attnscope {
 
@@ -29,6 +31,74 @@ public:
             return error();
         }
         return value;
+    }
+
+    /// A JSON array of strings straight into `out`, without a Json value per element (token lists
+    /// of millions of entries: about 32 bytes a token instead of a tree's 110). Returns
+    /// std::nullopt with `out` cleared when an element is not a string (the caller falls back
+    /// to the general parser for its message); errors in the JSON itself as parse() gives them.
+    Result<std::optional<size_t>> runStringArray(std::vector<std::string>& out) {
+        out.clear();
+        skipSpace();
+        if (m_pos >= m_text.size() || m_text[m_pos] != '[') return std::optional<size_t>();
+        ++m_pos;
+        skipSpace();
+        if (m_pos < m_text.size() && m_text[m_pos] == ']') {
+            ++m_pos;
+        } else {
+            for (;;) {
+                skipSpace();
+                if (m_pos >= m_text.size() || m_text[m_pos] != '"') {
+                    out.clear();
+                    return std::optional<size_t>();
+                }
+                std::string s;
+                if (!parseString(s)) return error();
+                out.push_back(std::move(s));
+                bool closed = false;
+                if (!separator(']', "array", closed)) return error();
+                if (closed) break;
+            }
+        }
+        skipSpace();
+        if (m_pos != m_text.size()) {
+            fail("unexpected trailing characters after the JSON value");
+            return error();
+        }
+        return std::optional<size_t>(out.size());
+    }
+
+    /// A JSON array of numbers, each handed to `each` without a Json value kept per element
+    /// (token_ids and documents lists of millions). nullopt when the text is not an array or an
+    /// element is not a number; `each` returning false stops the parse (the caller knows why).
+    Result<std::optional<size_t>> runNumberArray(const std::function<bool(double)>& each) {
+        skipSpace();
+        if (m_pos >= m_text.size() || m_text[m_pos] != '[') return std::optional<size_t>();
+        ++m_pos;
+        size_t count = 0;
+        skipSpace();
+        if (m_pos < m_text.size() && m_text[m_pos] == ']') {
+            ++m_pos;
+        } else {
+            for (;;) {
+                skipSpace();
+                if (m_pos >= m_text.size() || (m_text[m_pos] != '-' && !isDigit(m_text[m_pos])))
+                    return std::optional<size_t>();
+                Json value;
+                if (!parseNumber(value)) return error();
+                ++count;
+                if (!each(value.asNumber())) return std::optional<size_t>(count);
+                bool closed = false;
+                if (!separator(']', "array", closed)) return error();
+                if (closed) break;
+            }
+        }
+        skipSpace();
+        if (m_pos != m_text.size()) {
+            fail("unexpected trailing characters after the JSON value");
+            return error();
+        }
+        return std::optional<size_t>(count);
     }
 
 private:
@@ -439,6 +509,19 @@ Json::Json(Array a) : m_type(Type::Array), m_array(std::make_shared<Array>(std::
 Json::Json(Object o) : m_type(Type::Object), m_object(std::make_shared<Object>(std::move(o))) {}
 
 Result<Json> Json::parse(std::string_view text, std::string_view context) { return Parser(text, context).run(); }
+
+Result<bool> Json::parseNumberArray(std::string_view text, const std::function<bool(double)>& each,
+                                    std::string_view context) {
+    auto r = Parser(text, context).runNumberArray(each);
+    if (!r) return r.status();
+    return r->has_value();
+}
+
+Result<bool> Json::parseStringArray(std::string_view text, std::vector<std::string>& out, std::string_view context) {
+    auto r = Parser(text, context).runStringArray(out);
+    if (!r) return r.status();
+    return r->has_value();
+}
 
 std::string Json::dump(int indent) const {
     std::string out;

@@ -2,6 +2,7 @@
 // safetensors allows only string values there, so lists and objects are JSON-encoded strings.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "trace_impl.h"
 
@@ -63,13 +64,31 @@ public:
         return &v->asString();
     }
 
-    /// The JSON value encoded in the string `field`.
-    Result<Json> json(const char* field, bool required, bool& present) const {
+    /// The JSON array of strings encoded in the string `field`, into `out` (see
+    /// Json::parseStringArray): true when it was one, false when `field` holds something else.
+    Result<bool> stringArray(const char* field, std::vector<std::string>& out) const {
+        Status st;
+        const std::string* s = string(field, true, st);
+        if (!s) return st;
+        return Json::parseStringArray(*s, out, m_where + ": __metadata__." + field);
+    }
+
+    /// The JSON value encoded in the string `field`. With `lean`, that reader goes first: when it
+    /// returns true it has taken the value (the result is then a null Json, to be ignored); false
+    /// falls back to the general parser (which then says what is wrong).
+    Result<Json> json(const char* field, bool required, bool& present,
+                      const std::function<Result<bool>(const std::string&, const std::string&)>& lean = {}) const {
         Status st;
         const std::string* s = string(field, required, st);
         present = s != nullptr;
         if (!s) return st.ok() ? Result<Json>(Json()) : Result<Json>(st);
-        return Json::parse(*s, m_where + ": __metadata__." + field);
+        const std::string where = m_where + ": __metadata__." + field;
+        if (lean) {
+            auto taken = lean(*s, where);
+            if (!taken) return taken.status();
+            if (*taken) return Json();
+        }
+        return Json::parse(*s, where);
     }
 
 private:
@@ -80,6 +99,28 @@ private:
 bool integral(const Json& v, double lo, double hi) {
     return v.isNumber() && std::isfinite(v.asNumber()) && v.asNumber() == std::floor(v.asNumber()) &&
            v.asNumber() >= lo && v.asNumber() <= hi;
+}
+
+/// An integer list read by Json::parseNumberArray into `append`: true when taken; false (nothing
+/// appended) when the text is not a plain array of numbers; the first non-integer or out-of-range
+/// entry is refused as parseIntArray refuses it.
+Result<bool> leanIntArray(const MetaReader& reader, const char* field, const std::string& text, const std::string& where,
+                          double lo, double hi, auto&& append) {
+    size_t i = 0;
+    Status bad;
+    auto taken = Json::parseNumberArray(text, [&](double x) {
+        if (!integral(Json(x), lo, hi)) {
+            bad = reader.error(ErrorCode::Format, std::string(field) + "[" + std::to_string(i) + "]",
+                               "is " + Json(x).dump() + ", expected an integer");
+            return false;
+        }
+        append(x);
+        ++i;
+        return true;
+    }, where);
+    if (!taken) return taken.status();
+    if (!bad.ok()) return bad;
+    return *taken;
 }
 
 /// Parses one entry of the per-layer list.
@@ -165,27 +206,49 @@ Status parseIntArray(const MetaReader& reader, const char* field, const Json& v,
 
 Status parseLists(const MetaReader& reader, TraceMetadata& m) {
     bool present = false;
-    auto tokens = reader.json(key::kTokens, true, present);
-    if (!tokens) return tokens.status();
-    if (!tokens->isArray()) return reader.error(ErrorCode::Format, key::kTokens, "must be a JSON array of strings");
-    for (const Json& t : tokens->asArray()) {
-        if (!t.isString())
-            return reader.error(ErrorCode::Format, key::kTokens + std::string("[") + std::to_string(m.tokens.size()) + "]",
-                                "is " + t.dump() + ", expected a string");
-        m.tokens.push_back(t.asString());
+    // Token lists are the one part of a header that grows with T: read them without a Json tree.
+    auto lean = reader.stringArray(key::kTokens, m.tokens);
+    if (!lean) return lean.status();
+    if (!*lean) {  // not an array of strings: the general parser says what is wrong
+        auto tokens = reader.json(key::kTokens, true, present);
+        if (!tokens) return tokens.status();
+        if (!tokens->isArray()) return reader.error(ErrorCode::Format, key::kTokens, "must be a JSON array of strings");
+        for (const Json& t : tokens->asArray()) {
+            if (!t.isString())
+                return reader.error(ErrorCode::Format,
+                                    key::kTokens + std::string("[") + std::to_string(m.tokens.size()) + "]",
+                                    "is " + t.dump() + ", expected a string");
+            m.tokens.push_back(t.asString());
+        }
     }
 
-    auto ids = reader.json(key::kTokenIds, false, present);
+    // token_ids and documents grow with T too: read without a Json tree when they are plain
+    // integer lists (8 bytes an entry; a 99 MB header of zeros took 4.6 GB as a tree).
+    bool taken = false;
+    auto ids = reader.json(key::kTokenIds, false, present, [&](const std::string& text, const std::string& where) {
+        auto r = leanIntArray(reader, key::kTokenIds, text, where, -kMaxExactInteger, kMaxExactInteger,
+                              [&](double x) { m.tokenIds.push_back(int64_t(x)); });
+        taken = r && *r;
+        return r;
+    });
     if (!ids) return ids.status();
-    if (present) {
+    if (present && !taken) {
+        m.tokenIds.clear();  // whatever the lean reader took before it turned the text down
         Status st = parseIntArray(reader, key::kTokenIds, *ids, -kMaxExactInteger, kMaxExactInteger,
                                   [&](double x) { m.tokenIds.push_back(int64_t(x)); });
         if (!st) return st;
     }
 
-    auto docs = reader.json(key::kDocuments, false, present);
+    taken = false;
+    auto docs = reader.json(key::kDocuments, false, present, [&](const std::string& text, const std::string& where) {
+        auto r = leanIntArray(reader, key::kDocuments, text, where, INT32_MIN, INT32_MAX,
+                              [&](double x) { m.documents.push_back(int32_t(x)); });
+        taken = r && *r;
+        return r;
+    });
     if (!docs) return docs.status();
-    if (present) {
+    if (present && !taken) {
+        m.documents.clear();
         Status st = parseIntArray(reader, key::kDocuments, *docs, INT32_MIN, INT32_MAX,
                                   [&](double x) { m.documents.push_back(int32_t(x)); });
         if (!st) return st;

@@ -2,6 +2,7 @@
 // A small JSON value type (parse + serialise) for trace headers, reports and exports.
 // Numbers are doubles; object key order is preserved as inserted (stable, readable output).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,6 +38,16 @@ public:
     /// Parses text; the error names `context` (a file or field) and the byte offset.
     /// Depth is limited (256) so hostile input cannot overflow the stack.
     static Result<Json> parse(std::string_view text, std::string_view context = "JSON");
+    /// Parses text that is a JSON array of strings into `out` without building a Json value per
+    /// element (token lists of millions). Returns false, `out` empty, when the text is not an
+    /// array or an element is not a string (parse() then says what is wrong); errors in the JSON
+    /// itself are those of parse().
+    static Result<bool> parseStringArray(std::string_view text, std::vector<std::string>& out,
+                                         std::string_view context = "JSON");
+    /// The same for an array of numbers, each handed to `each` in order (returning false stops
+    /// early); false when the text is not an array or an element is not a number.
+    static Result<bool> parseNumberArray(std::string_view text, const std::function<bool(double)>& each,
+                                         std::string_view context = "JSON");
     /// Serialises; indent < 0 gives compact output. Non-finite numbers become null.
     std::string dump(int indent = -1) const;
 
