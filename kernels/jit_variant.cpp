@@ -19,6 +19,7 @@
 #include <sstream>
 #include <vector>
 
+#include "attnscope/trace.h"
 #include "attnscope/variant_expr.h"
 #include "cuda_check.h"
 
@@ -130,19 +131,11 @@ bool readFile(const std::string& path, std::string& out) {
     return !in.bad();
 }
 
-/// Writes through a temporary name and a rename, so a reader never sees half a file.
+/// Writes through core's one atomic writer (a unique temporary beside the file, fsync, rename), so
+/// a reader never sees half a file. An unwritable cache only costs the next run a compile, so the
+/// error is dropped.
 void writeFileAtomically(const std::string& path, const std::string& bytes) {
-    const std::string tmp = path + ".tmp" + std::to_string(getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary);
-        if (!out) return;  // an unwritable cache only costs the next run a compile
-        out.write(bytes.data(), std::streamsize(bytes.size()));
-        if (!out) {
-            std::remove(tmp.c_str());
-            return;
-        }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+    (void)attnscope::writeFileAtomic(path, bytes);
 }
 
 // ---- modules -----------------------------------------------------------------------------------

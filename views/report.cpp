@@ -72,7 +72,10 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
     if (options.formats.empty()) return Status(ErrorCode::InvalidArgument, "report: no output format requested");
     std::error_code ec;
     fs::create_directories(outDir, ec);
-    if (!ec && wants(options, ReportFormat::Csv)) fs::create_directories(fs::path(outDir) / "csv", ec);
+    if (ec) return Status(ErrorCode::IoError, outDir + ": cannot create the report directory: " + ec.message());
+    // A folder that cannot be written is refused before the report is computed.
+    if (Status s = checkOutputDirectory(outDir); !s) return s;
+    if (wants(options, ReportFormat::Csv)) fs::create_directories(fs::path(outDir) / "csv", ec);
     if (!ec && wants(options, ReportFormat::Markdown)) fs::create_directories(fs::path(outDir) / "figures", ec);
     if (ec) return Status(ErrorCode::IoError, outDir + ": cannot create the report directory: " + ec.message());
 

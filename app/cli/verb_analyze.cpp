@@ -159,6 +159,8 @@ int analyzeVerb(Args& a) {
     // The tables print sinks, entropy, roles and density; candidate masks and head similarity
     // (about 40% of the time) only reach the JSON, so they are measured when it is written.
     const bool everything = a.has("json") || a.has("all");
+    if (a.has("json") && a.get("json") != "-")  // refuse an unwritable --json FILE before the analysis
+        if (Status s = checkOutputFile(a.get("json")); !s) return fail(kVerb, s);
     o.similarity = everything && !a.has("no-similarity");
     o.head.masks.enabled = everything;
     o.head.roles.excludeBos = a.has("exclude-bos");

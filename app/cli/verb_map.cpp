@@ -70,6 +70,7 @@ int mapVerb(Args& a) {
     if (out.empty()) return fail(kVerb, "missing -o FILE (.png or .csv)");
     const bool csv = endsWith(out, ".csv");
     if (!csv && !endsWith(out, ".png")) return fail(kVerb, "-o " + out + ": expected a .png or .csv file name");
+    if (Status s = checkOutputFile(out); !s) return fail(kVerb, s);  // before the map is computed
     if (!a.has("layer") || !a.has("head")) return fail(kVerb, "--layer and --head are required");
     std::string err;
     const auto layer = a.getInt("layer", &err);

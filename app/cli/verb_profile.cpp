@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "attnscope/profiler.h"
+#include "attnscope/trace.h"
 #include "cli.h"
 
 namespace attnscope::cli {
@@ -135,6 +136,9 @@ int profileVerb(Args& a) {
     Parsed p;
     if (int rc = parseRequest(a, p); rc != 0) return rc;
     if (a.has("overhead")) return runOverhead(p);
+    for (const std::string& path : {p.json, p.csv, p.perfetto})  // refuse unwritable outputs before the run
+        if (!path.empty() && path != "-")
+            if (Status s = checkOutputFile(path); !s) return fail(kVerb, s);
     auto report = runProfileOnBestBackend(p.request, progressLine(!a.has("no-progress")));
     if (!report) return fail(kVerb, report.status());
     if (p.json == "-") std::printf("%s\n", profileToJson(*report).dump(1).c_str());

@@ -9,6 +9,7 @@
 
 #include "attnscope/memory.h"
 #include "attnscope/synth.h"
+#include "attnscope/trace.h"
 #include "cli.h"
 
 namespace attnscope::cli {
@@ -48,6 +49,7 @@ int synthVerb(Args& a) {
     if (!a.parse()) return a.exitCode();
     const std::string out = a.get("o");
     if (out.empty()) return fail(kVerb, "missing -o FILE");
+    if (Status s = checkOutputFile(out); !s) return fail(kVerb, s);
     SynthOptions o;
     std::string err;
     struct IntOpt {

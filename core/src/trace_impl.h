@@ -97,6 +97,9 @@ Status ioError(const std::string& path, const std::string& what, int err);
 /// Creates a fresh `path`.tmp-XXXXXXXX in the target's directory (so rename is atomic) for
 /// writing; returns its descriptor and sets `tmp` to its name.
 Result<int> createTempBeside(const std::string& path, std::string& tmp);
+/// The ATTNSCOPE_TEST_DISK_FULL test hook (trace.h): the most bytes an output file may hold, or
+/// UINT64_MAX when unset. Writers check it before each write and fail with ENOSPC past it.
+uint64_t simulatedDiskLimit();
 /// fsync, close and rename `tmp` over `path`, then fsync the directory; on failure `tmp` is
 /// removed. Closes `fd` in every case.
 Status commitTemp(int fd, const std::string& tmp, const std::string& path);

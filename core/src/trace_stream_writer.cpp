@@ -34,8 +34,17 @@ std::string sizeText(uint64_t bytes) {
 }
 
 bool pwriteAll(int fd, const std::byte* p, uint64_t size, uint64_t offset) {
+    const uint64_t limit = simulatedDiskLimit();  // the full-disk test hook (trace.h)
     while (size > 0) {
-        const ssize_t n = ::pwrite(fd, p, size_t(size), off_t(offset));
+        uint64_t chunk = size;
+        if (offset + chunk > limit) {
+            if (offset >= limit) {
+                errno = ENOSPC;
+                return false;
+            }
+            chunk = limit - offset;
+        }
+        const ssize_t n = ::pwrite(fd, p, size_t(chunk), off_t(offset));
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;

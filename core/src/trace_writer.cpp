@@ -1,7 +1,9 @@
 // TraceWriter (safetensors layout) and atomic file writes.
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
@@ -146,19 +148,54 @@ Status ioError(const std::string& path, const std::string& what, int err) {
     return Status(ErrorCode::IoError, path + ": " + what + ": " + std::strerror(err));
 }
 
+uint64_t simulatedDiskLimit() {
+    const char* v = std::getenv("ATTNSCOPE_TEST_DISK_FULL");
+    if (!v || !*v) return std::numeric_limits<uint64_t>::max();
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    return end && *end == 0 ? uint64_t(n) : std::numeric_limits<uint64_t>::max();
+}
+
 namespace {
 
+/// Writes all of [p, p + size) at the file's current position `offset` (counting from 0).
 bool writeAll(int fd, const char* p, size_t size) {
+    const uint64_t limit = simulatedDiskLimit();
+    uint64_t offset = 0;
     while (size > 0) {
-        const ssize_t n = ::write(fd, p, size);
+        size_t chunk = size;
+        if (offset + chunk > limit) {
+            if (offset >= limit) {
+                errno = ENOSPC;
+                return false;
+            }
+            chunk = size_t(limit - offset);
+        }
+        const ssize_t n = ::write(fd, p, chunk);
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;
         }
         p += n;
         size -= size_t(n);
+        offset += uint64_t(n);
     }
     return true;
+}
+
+std::string folderOf(const std::string& path) {
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    return dir.empty() ? std::string(".") : dir.string();
+}
+
+/// Why a file cannot be created in `dir` (errno `err` from open), in words naming the folder.
+Status folderError(const std::string& path, int err) {
+    const std::string dir = folderOf(path);
+    if (err == ENOENT || err == ENOTDIR)
+        return Status(ErrorCode::IoError, path + ": cannot write: the folder " + dir + " does not exist");
+    if (err == EACCES || err == EPERM || err == EROFS)
+        return ioError(path, "cannot write in the folder " + dir, err);
+    return ioError(path, "cannot create a file in the folder " + dir, err);
 }
 
 }  // namespace
@@ -167,6 +204,9 @@ Result<int> createTempBeside(const std::string& path, std::string& tmp) {
     constexpr int kMaxNameAttempts = 100;
     constexpr mode_t kFileMode = 0666;  // reduced by the umask, like any new file
     // The temporary lives in the target's directory so that rename() is atomic (same filesystem).
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return Status(ErrorCode::IoError, path + ": cannot write: it is a directory (give a file name)");
     std::random_device rd;
     for (int attempt = 0; attempt < kMaxNameAttempts; ++attempt) {
         char suffix[16];
@@ -174,9 +214,31 @@ Result<int> createTempBeside(const std::string& path, std::string& tmp) {
         tmp = path + suffix;
         const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
         if (fd >= 0) return fd;
-        if (errno != EEXIST) return ioError(path, "cannot create temporary file " + tmp, errno);
+        if (errno != EEXIST) return folderError(path, errno);
     }
     return ioError(path, "cannot create a temporary file", EEXIST);
+}
+
+Status checkOutputFile(const std::string& path) {
+    if (path.empty()) return Status(ErrorCode::InvalidArgument, "no output file name given");
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return Status(ErrorCode::IoError, path + ": cannot write: it is a directory (give a file name)");
+    const std::string dir = folderOf(path);
+    if (!std::filesystem::exists(dir, ec)) return folderError(path, ENOENT);
+    if (!std::filesystem::is_directory(dir, ec)) return folderError(path, ENOTDIR);
+    if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) return folderError(path, errno);
+    return Status::success();
+}
+
+Status checkOutputDirectory(const std::string& dir) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec))
+        return Status(ErrorCode::IoError, dir + ": cannot write: the folder does not exist");
+    if (!std::filesystem::is_directory(dir, ec))
+        return Status(ErrorCode::IoError, dir + ": cannot write: it exists and is not a folder");
+    if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) return ioError(dir, "cannot write in the folder", errno);
+    return Status::success();
 }
 
 Status commitTemp(int fd, const std::string& tmp, const std::string& path) {
@@ -195,6 +257,8 @@ Status commitTemp(int fd, const std::string& tmp, const std::string& path) {
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
+        if (err == EISDIR || err == ENOTEMPTY || err == EEXIST)
+            return Status(ErrorCode::IoError, path + ": cannot write: it is a directory (give a file name)");
         return ioError(path, "cannot rename " + tmp + " into place", err);
     }
     // Make the rename itself durable; failure here does not undo the write, so it is not an error.

@@ -186,6 +186,7 @@ int runExport(Args& args) {
     const QString out = QString::fromStdString(args.get("o"));
     const auto format = figureFormatFromPath(out);
     if (!format) return fail(kVerb, args.get("o") + ": unknown extension (expected .png, .svg or .pdf)");
+    if (Status s = checkOutputFile(args.get("o")); !s) return fail(kVerb, s);  // before the figure is computed
     if (args.get("pool") != "mean" && args.get("pool") != "max") return fail(kVerb, "--pool " + args.get("pool") + ": expected mean or max");
     std::string error;
     const auto dpi = args.getDouble("dpi", &error);

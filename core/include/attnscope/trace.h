@@ -247,8 +247,21 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
-/// Writes bytes to `path` atomically (temp file in the same directory, fsync, rename).
+/// Writes bytes to `path` atomically (temp file in the same directory, fsync, rename). The one
+/// home of output writing: every writer (traces, images, figures, reports, exports) goes through
+/// it or through TraceStreamWriter, which shares its temporary/commit steps. On any failure the
+/// temporary is removed and an existing `path` is left as it was; errors name `path` and the
+/// reason (a missing folder, a folder that cannot be written, a directory in the way, a full disk).
+/// Test hook: with ATTNSCOPE_TEST_DISK_FULL=N in the environment no output file may grow past N
+/// bytes (a write beyond fails with ENOSPC, as on a full disk); tests/core/tst_output_errors.
 Status writeFileAtomic(const std::string& path, const void* data, size_t size);
 Status writeFileAtomic(const std::string& path, const std::string& text);
+
+/// Checks, before any work, that `path` can be written as a file: its folder exists and can be
+/// written, and `path` is not a directory. Writers call it up front so that a long run does not
+/// end in a refusal; writeFileAtomic checks the same things again when it writes.
+Status checkOutputFile(const std::string& path);
+/// The same for a folder of outputs (a report): `dir` exists as a folder and can be written.
+Status checkOutputDirectory(const std::string& dir);
 
 }  // namespace attnscope
