@@ -17,6 +17,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QRadioButton>
+#include <QSet>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
@@ -24,9 +25,11 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include "attnscope/variant_expr.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
 #include "kerneltimelinecanvas.h"
+#include "savedvariants.h"
 #include "varianteditor.h"
 
 namespace attnscope {
@@ -124,6 +127,7 @@ void ProfilerPanel::buildUi() {
             connect(editor, &VariantEditor::programChanged, this, [this](const QString& token) {
                 if (!token.isEmpty()) emit variantProgramChanged(token);
             });
+            connect(editor, &VariantEditor::savedChanged, this, &ProfilerPanel::refreshSavedVariants);
             connect(editor, &VariantEditor::profileRequested, this, [this](const QString& token) {
                 const QString text = m_extraVariants->text().trimmed();
                 m_extraVariants->setText(text.isEmpty() ? token : text + QStringLiteral(",") + token);
@@ -132,6 +136,7 @@ void ProfilerPanel::buildUi() {
         dialog->show();
         dialog->raise();
     });
+    refreshSavedVariants();
     auto* variantsLayout = new QVBoxLayout(variants);
     variantsLayout->addWidget(m_variantList);
     variantsLayout->addWidget(m_extraVariants);
@@ -232,12 +237,41 @@ void ProfilerPanel::updateSourceControls() {
         w->setEnabled(!trace);
 }
 
+namespace {
+constexpr int kTokenRole = Qt::UserRole;      // the variant token of a saved program's item
+constexpr int kSavedRole = Qt::UserRole + 1;  // true on items listed from the user's settings
+QString itemToken(const QListWidgetItem* item) {
+    const QVariant token = item->data(kTokenRole);
+    return token.isValid() ? token.toString() : item->text();
+}
+}  // namespace
+
+void ProfilerPanel::refreshSavedVariants() {
+    QSet<QString> checked;
+    for (int i = m_variantList->count() - 1; i >= 0; --i) {
+        auto* item = m_variantList->item(i);
+        if (!item->data(kSavedRole).toBool()) continue;
+        if (item->checkState() == Qt::Checked) checked.insert(item->text());
+        delete m_variantList->takeItem(i);
+    }
+    for (const QString& name : savedvariants::names()) {
+        auto parsed = parseVariantExpr(savedvariants::program(name).toStdString(), name.toStdString());
+        if (!parsed) continue;  // the editor keeps only programs that parse; a hand-edited setting may not
+        auto* item = new QListWidgetItem(name, m_variantList);
+        item->setData(kTokenRole, QStringLiteral("expr:") + QString::fromStdString((*parsed)->canonical));
+        item->setData(kSavedRole, true);
+        item->setToolTip(tr("Saved program: %1").arg(QString::fromStdString((*parsed)->canonical)));
+        item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
+        item->setCheckState(checked.contains(name) ? Qt::Checked : Qt::Unchecked);
+    }
+}
+
 void ProfilerPanel::setVariants(const QStringList& tokens) {
     QStringList extra = tokens;
     for (int i = 0; i < m_variantList->count(); ++i) {
         auto* item = m_variantList->item(i);
-        item->setCheckState(tokens.contains(item->text()) ? Qt::Checked : Qt::Unchecked);
-        extra.removeAll(item->text());
+        item->setCheckState(tokens.contains(itemToken(item)) ? Qt::Checked : Qt::Unchecked);
+        extra.removeAll(itemToken(item));
     }
     m_extraVariants->setText(extra.join(','));
 }
@@ -271,7 +305,7 @@ ProfileRequest ProfilerPanel::request() const {
     }
     r.shapes = {s};
     for (int i = 0; i < m_variantList->count(); ++i)
-        if (m_variantList->item(i)->checkState() == Qt::Checked) r.variants.push_back(m_variantList->item(i)->text().toStdString());
+        if (m_variantList->item(i)->checkState() == Qt::Checked) r.variants.push_back(itemToken(m_variantList->item(i)).toStdString());
     for (const std::string& t : splitVariantList(m_extraVariants->text().toStdString()))
         if (const QString s = QString::fromStdString(t).trimmed(); !s.isEmpty()) r.variants.push_back(s.toStdString());
     r.backend = BackendChoice(m_backend->currentData().toInt());

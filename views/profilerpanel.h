@@ -77,6 +77,8 @@ private:
     void clearResults();
     void fillTable(const ShapeProfile& shape, const std::string& backend);
     void updateSourceControls();
+    /// (Re)lists the programs saved in the user's settings after the built-in variants, by name.
+    void refreshSavedVariants();
     void exportReport(const QString& format);
     void onProgress(double fraction, const QString& stage);
 

@@ -2,9 +2,13 @@
 // renders the mask preview through variantAllows (the CPU evaluator the reference uses).
 #include "varianteditor.h"
 
-#include <QFileDialog>
+#include <QComboBox>
 #include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QHBoxLayout>
+#include <QInputDialog>
+#include <QLineEdit>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -12,8 +16,10 @@
 #include <QTextBlock>
 #include <QVBoxLayout>
 
+#include "attnscope/trace.h"
 #include "attnscope/variant_expr.h"
 #include "attnscope/variants.h"
+#include "savedvariants.h"
 
 using namespace attnscope;
 
@@ -21,6 +27,7 @@ namespace {
 constexpr const char* kOrigin = "program";
 constexpr QRgb kAllowed = 0xff1f3a93;   // dark blue: computed pairs
 constexpr QRgb kMasked = 0xfff4f4f4;    // near white: masked pairs
+constexpr qint64 kMaxProgramBytes = 1 << 20;  // a program is a few lines; refuse anything larger
 constexpr const char* kExample = "# A causal sliding window with 4 sink tokens\nconst WINDOW = 256\n"
                                  "mask: k <= q && (k < 4 || q - k < WINDOW)\n";
 }  // namespace
@@ -40,11 +47,25 @@ VariantEditor::VariantEditor(QWidget* parent) : QWidget(parent) {
     m_previewLabel->setToolTip(tr("The mask over the whole T×T map: query down, key across; dark = computed"));
     m_profile = new QPushButton(tr("Profile"), this);
     m_profile->setToolTip(tr("Add this program to the profiler's variants"));
-    auto* load = new QPushButton(tr("Open…"), this);
-    auto* save = new QPushButton(tr("Save…"), this);
+    m_saved = new QComboBox(this);
+    m_saved->setObjectName(QStringLiteral("savedPrograms"));
+    m_saved->setPlaceholderText(tr("Saved programs"));
+    m_saved->setToolTip(tr("Programs kept in your settings; choose one to load it"));
+    m_saved->setMinimumContentsLength(16);
+    auto* keepButton = new QPushButton(tr("Keep…"), this);
+    keepButton->setToolTip(tr("Keep this program in your settings under a name"));
+    m_forget = new QPushButton(tr("Forget"), this);
+    m_forget->setToolTip(tr("Remove the chosen program from your settings"));
+    auto* importButton = new QPushButton(tr("Import…"), this);
+    importButton->setToolTip(tr("Open a .attnvar file and keep it under its file name"));
+    auto* exportButton = new QPushButton(tr("Export…"), this);
+    exportButton->setToolTip(tr("Write this program to a .attnvar file"));
     auto* buttons = new QHBoxLayout;
-    buttons->addWidget(load);
-    buttons->addWidget(save);
+    buttons->addWidget(m_saved, 1);
+    buttons->addWidget(keepButton);
+    buttons->addWidget(m_forget);
+    buttons->addWidget(importButton);
+    buttons->addWidget(exportButton);
     buttons->addStretch();
     buttons->addWidget(m_profile);
     auto* top = new QHBoxLayout;
@@ -58,9 +79,91 @@ VariantEditor::VariantEditor(QWidget* parent) : QWidget(parent) {
     connect(m_profile, &QPushButton::clicked, this, [this] {
         if (!token().isEmpty()) emit profileRequested(token());
     });
-    connect(load, &QPushButton::clicked, this, &VariantEditor::load);
-    connect(save, &QPushButton::clicked, this, &VariantEditor::save);
+    connect(keepButton, &QPushButton::clicked, this, &VariantEditor::keepDialog);
+    connect(m_forget, &QPushButton::clicked, this, [this] {
+        if (m_saved->currentIndex() >= 0) forget(m_saved->currentText());
+    });
+    connect(importButton, &QPushButton::clicked, this, &VariantEditor::importDialog);
+    connect(exportButton, &QPushButton::clicked, this, &VariantEditor::exportDialog);
+    connect(m_saved, &QComboBox::textActivated, this, [this](const QString& name) {
+        const QString text = savedvariants::program(name);
+        if (!text.isEmpty()) setProgram(text);
+    });
+    refreshSaved();
     setProgram(QString::fromUtf8(kExample));
+}
+
+QString VariantEditor::statusText() const { return m_status->text(); }
+
+void VariantEditor::refreshSaved(const QString& select) {
+    const QSignalBlocker block(m_saved);
+    m_saved->clear();
+    m_saved->addItems(savedvariants::names());
+    m_saved->setCurrentIndex(select.isEmpty() ? -1 : m_saved->findText(select));
+    m_forget->setEnabled(m_saved->count() > 0);
+}
+
+bool VariantEditor::keep(const QString& name) {
+    const QString key = name.trimmed();
+    if (key.isEmpty()) {
+        m_status->setText(tr("Give the program a name to keep it"));
+        return false;
+    }
+    if (!m_expr) {
+        m_status->setText(tr("Not kept: %1").arg(m_error));
+        return false;
+    }
+    savedvariants::store(key, program());
+    refreshSaved(key);
+    m_status->setText(tr("Kept as \u201c%1\u201d in your settings").arg(key));
+    emit savedChanged();
+    return true;
+}
+
+bool VariantEditor::forget(const QString& name) {
+    if (!savedvariants::remove(name)) return false;
+    refreshSaved();
+    m_status->setText(tr("Forgot \u201c%1\u201d").arg(name));
+    emit savedChanged();
+    return true;
+}
+
+QString VariantEditor::importFile(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        m_status->setText(tr("%1: cannot open: %2").arg(path, f.errorString()));
+        return m_status->text();
+    }
+    if (f.size() > kMaxProgramBytes) {
+        m_status->setText(tr("%1: %2 bytes; a variant program is at most %3 bytes").arg(path).arg(f.size()).arg(kMaxProgramBytes));
+        return m_status->text();
+    }
+    const QByteArray bytes = f.readAll();
+    const QString text = QString::fromUtf8(bytes);
+    if (text.toUtf8() != bytes) {
+        m_status->setText(tr("%1: not UTF-8 text").arg(path));
+        return m_status->text();
+    }
+    setProgram(text);
+    if (!m_expr) {  // shown for editing, not kept
+        m_status->setText(tr("%1: %2").arg(path, m_error));
+        return m_status->text();
+    }
+    keep(QFileInfo(path).completeBaseName().remove(QStringLiteral(".attnvar")));
+    return {};
+}
+
+QString VariantEditor::exportFile(const QString& path) {
+    const Status st = writeFileAtomic(path.toStdString(), program().toStdString());
+    m_status->setText(st ? tr("Wrote %1").arg(path) : QString::fromStdString(st.message()));
+    return st ? QString() : m_status->text();
+}
+
+void VariantEditor::keepDialog() {
+    bool ok = false;
+    const QString name = QInputDialog::getText(this, tr("Keep the program"), tr("Name:"), QLineEdit::Normal,
+                                               m_saved->currentText(), &ok);
+    if (ok) keep(name);
 }
 
 void VariantEditor::setProgram(const QString& text) { m_text->setPlainText(text); }
@@ -141,23 +244,14 @@ void VariantEditor::renderPreview() {
     m_previewLabel->setPixmap(QPixmap::fromImage(m_image));
 }
 
-void VariantEditor::load() {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Open a variant program"), QString(),
+void VariantEditor::importDialog() {
+    const QString path = QFileDialog::getOpenFileName(this, tr("Import a variant program"), QString(),
                                                       tr("Variant programs (*.attnvar);;All files (*)"));
-    if (path.isEmpty()) return;
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly)) {
-        m_status->setText(tr("%1: cannot open it for reading").arg(path));
-        return;
-    }
-    setProgram(QString::fromUtf8(f.readAll()));
+    if (!path.isEmpty()) importFile(path);
 }
 
-void VariantEditor::save() {
-    const QString path = QFileDialog::getSaveFileName(this, tr("Save the variant program"), QString(),
+void VariantEditor::exportDialog() {
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export the variant program"), QString(),
                                                       tr("Variant programs (*.attnvar)"));
-    if (path.isEmpty()) return;
-    QFile f(path);
-    if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate) || f.write(program().toUtf8()) < 0)
-        m_status->setText(tr("%1: cannot write it").arg(path));
+    if (!path.isEmpty()) exportFile(path);
 }
