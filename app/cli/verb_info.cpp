@@ -63,6 +63,17 @@ void printText(const Trace& t, bool scanned) {
         }
         std::printf("  layer %d learned sink logits per head: %s\n", i, logits.c_str());
     }
+    for (int i = 0; i < t.numLayers(); ++i) {
+        const LayerConfig& c = t.config(i);
+        if (c.alibiSlopes.empty()) continue;
+        std::string slopes;
+        for (float s : c.alibiSlopes) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%s%.4g", slopes.empty() ? "" : " ", double(s));
+            slopes += buf;
+        }
+        std::printf("  layer %d ALiBi slopes per head (the model's own): %s\n", i, slopes.c_str());
+    }
     std::printf("\n");
     if (!scanned) {
         std::printf("non-finite  not scanned (--no-scan)\n");

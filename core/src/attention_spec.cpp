@@ -62,7 +62,9 @@ AttentionSpec specForLayer(const LayerConfig& layer, int head) {
     spec.scale = layer.scale > 0 ? static_cast<float>(layer.scale)
                                  : (layer.headDim > 0 ? 1.0f / std::sqrt(static_cast<float>(layer.headDim)) : 1.0f);
     spec.softcap = static_cast<float>(layer.softcap);
-    if (layer.alibi) spec.alibiSlope = alibiSlope(head, layer.heads);
+    if (layer.alibi)
+        spec.alibiSlope = head >= 0 && size_t(head) < layer.alibiSlopes.size() ? layer.alibiSlopes[size_t(head)]
+                                                                             : alibiSlope(head, layer.heads);
     spec.mask.causal = layer.causal;
     spec.mask.window = layer.slidingWindow;
     if (head >= 0 && size_t(head) < layer.sinks.size()) spec.sinkLogit = layer.sinks[size_t(head)];

@@ -13,7 +13,8 @@ namespace attnscope {
 namespace traceformat {
 inline constexpr const char* kFormat = "attnscope.trace";
 inline constexpr int kMinVersion = 1;
-/// v2 adds the per-layer learned sinks tensor `layers.N.sinks`; everything else is v1's.
+/// v2 adds the per-layer learned sinks tensor `layers.N.sinks` and the layer key `alibi_slopes`;
+/// everything else is v1's.
 inline constexpr int kSinksVersion = 2;
 inline constexpr int kMaxVersion = 2;
 inline constexpr const char* kMetadataKey = "__metadata__";

@@ -33,6 +33,7 @@ constexpr const char* kCausal = "causal";
 constexpr const char* kSlidingWindow = "sliding_window";
 constexpr const char* kSoftcap = "softcap";
 constexpr const char* kAlibi = "alibi";
+constexpr const char* kAlibiSlopes = "alibi_slopes";
 constexpr const char* kPositional = "positional";
 }  // namespace key
 
@@ -172,6 +173,21 @@ Status parseLayer(const Json& l, size_t index, const MetaReader& reader, LayerCo
         if (!a->isBool()) return bad(key::kAlibi, "must be true or false");
         out.alibi = a->asBool();
     }
+    out.alibiSlopes.clear();
+    if (const Json* s = need(key::kAlibiSlopes); s && !s->isNull()) {
+        const std::string expected = "expected a JSON array of " + std::to_string(out.heads) +
+                                     " finite numbers (one ALiBi slope per query head)";
+        if (!out.alibi) return bad(key::kAlibiSlopes, "is given but alibi is not true");
+        if (!s->isArray() || s->asArray().size() != size_t(out.heads))
+            return bad(key::kAlibiSlopes,
+                       (s->isArray() ? "has " + std::to_string(s->asArray().size()) + " entries, " : "is not an array, ") +
+                           expected);
+        for (const Json& e : s->asArray()) {
+            if (!e.isNumber() || !std::isfinite(e.asNumber()))
+                return bad(key::kAlibiSlopes, "holds " + e.dump() + ", " + expected);
+            out.alibiSlopes.push_back(float(e.asNumber()));
+        }
+    }
     out.positional = "unknown";
     if (const Json* p = need(key::kPositional); p && !p->isNull()) {
         if (!p->isString()) return bad(key::kPositional, "must be a string such as \"rope-applied\"");
@@ -262,6 +278,12 @@ Status parseLists(const MetaReader& reader, TraceMetadata& m) {
         LayerConfig c;
         Status st = parseLayer(l, m.layers.size(), reader, c);
         if (!st) return st;
+        if (!c.alibiSlopes.empty() && m.version < traceformat::kSinksVersion)
+            return reader.error(ErrorCode::Format,
+                                std::string(key::kLayers) + "[" + std::to_string(m.layers.size()) + "]." +
+                                    key::kAlibiSlopes,
+                                "needs format version " + std::to_string(traceformat::kSinksVersion) +
+                                    " (the file says " + std::to_string(m.version) + ")");
         m.layers.push_back(std::move(c));
     }
     return Status::success();
@@ -386,6 +408,11 @@ Json layerConfigJson(const LayerConfig& c) {
     l.set(key::kSlidingWindow, c.slidingWindow > 0 ? Json(c.slidingWindow) : Json());
     l.set(key::kSoftcap, c.softcap > 0 ? Json(c.softcap) : Json());
     l.set(key::kAlibi, c.alibi);
+    if (!c.alibiSlopes.empty()) {
+        Json::Array slopes;
+        for (float x : c.alibiSlopes) slopes.push_back(Json(double(x)));
+        l.set(key::kAlibiSlopes, Json(std::move(slopes)));
+    }
     l.set(key::kPositional, c.positional);
     return l;
 }
@@ -394,8 +421,9 @@ Json layerConfigJson(const LayerConfig& c) {
 std::string TraceWriter::metadataJson(const TraceMetadata& m) {
     Json meta = Json::object();
     meta.set(key::kFormat, m.format);
-    const bool sinks = std::any_of(m.layers.begin(), m.layers.end(), [](const LayerConfig& c) { return c.hasSinks(); });
-    meta.set(key::kVersion, std::to_string(std::max(m.version, sinks ? traceformat::kSinksVersion : 1)));
+    const bool v2 = std::any_of(m.layers.begin(), m.layers.end(),
+                                [](const LayerConfig& c) { return c.hasSinks() || !c.alibiSlopes.empty(); });
+    meta.set(key::kVersion, std::to_string(std::max(m.version, v2 ? traceformat::kSinksVersion : 1)));
     meta.set(key::kModel, m.model);
     meta.set(key::kSource, m.source);
     meta.set(key::kKind, traceKindName(m.kind));

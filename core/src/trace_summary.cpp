@@ -89,6 +89,9 @@ Json traceSummaryJson(const Trace& trace, const TraceSummaryOptions& o) {
             Json sinks = Json::array();  // learned sink logits per head (format v2), null without
             for (float s : c.sinks) sinks.push(double(s));
             lj.set("sinks", c.hasSinks() ? std::move(sinks) : Json());
+            Json slopes = Json::array();  // the layer's own ALiBi slopes (format v2), null = standard
+            for (float s : c.alibiSlopes) slopes.push(double(s));
+            lj.set("alibiSlopes", c.alibiSlopes.empty() ? Json() : std::move(slopes));
             Json tensors = Json::object();
             for (const auto& [role, view] : traceTensorRoles(trace, l)) {
                 Json v = Json::object();

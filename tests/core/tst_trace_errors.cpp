@@ -76,6 +76,25 @@ Bytes withSinks(int version, std::vector<int64_t> dims, const std::vector<float>
     return w.serialize();
 }
 
+/// The base trace in a file of format `version` whose layer 0 has `alibi` and the key
+/// `alibi_slopes` = `slopes` (format v2).
+Bytes withAlibiSlopes(int version, bool alibi, Json slopes) {
+    return editImage(baseImage(), [&](Json& h, Bytes&) {
+        Json layers = *Json::parse(metadata(h).find("layers")->asString());
+        Json& l = layers.asArray()[0];
+        l.set("alibi", alibi);
+        l.set("alibi_slopes", slopes);
+        metadata(h).set("layers", layers.dump());
+        metadata(h).set("version", std::to_string(version));
+    });
+}
+
+Json numbers(std::vector<double> values) {
+    Json a = Json::array();
+    for (double v : values) a.push(v);
+    return a;
+}
+
 /// Writes q/k/v per layer with per-tensor shapes (for shape and T mismatches).
 Bytes customLayers(const TraceMetadata& m, const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors) {
     TraceWriter w(m);
@@ -321,6 +340,22 @@ const std::vector<Case>& cases() {
         {"sinks infinite",
          [] { return withSinks(2, {kHeads}, {0.5f, 0.0f, 0.0f, -std::numeric_limits<float>::infinity()}); },
          ErrorCode::Format, {"tensor layers.0.sinks: head 3's sink logit is infinite"}},
+        // ALiBi slopes of the model's own (format v2): one finite number per head, with alibi.
+        {"alibi_slopes in a v1 file", [] { return withAlibiSlopes(1, true, numbers({0.5, 0.25, 0.125, 0.0625})); },
+         ErrorCode::Format, {"__metadata__.layers[0].alibi_slopes", "needs format version 2", "the file says 1"}},
+        {"alibi_slopes wrong length", [] { return withAlibiSlopes(2, true, numbers({0.5, 0.25, 0.125})); },
+         ErrorCode::Format, {"layers[0].alibi_slopes", "has 3 entries", "array of 4 finite numbers"}},
+        {"alibi_slopes not an array", [] { return withAlibiSlopes(2, true, Json(0.5)); }, ErrorCode::Format,
+         {"layers[0].alibi_slopes", "is not an array"}},
+        {"alibi_slopes not numbers",
+         [] {
+             Json a = numbers({0.5, 0.25, 0.125});
+             a.push(Json("x"));
+             return withAlibiSlopes(2, true, a);
+         },
+         ErrorCode::Format, {"layers[0].alibi_slopes", "holds \"x\""}},
+        {"alibi_slopes without alibi", [] { return withAlibiSlopes(2, false, numbers({0.5, 0.25, 0.125, 0.0625})); },
+         ErrorCode::Format, {"layers[0].alibi_slopes", "alibi is not true"}},
     };
     return all;
 }

@@ -281,6 +281,33 @@ private slots:
         QVERIFY(!specForLayer(r.layers[0], 2).hasSink());
     }
 
+    void alibiSlopesRoundTrip() {
+        // v2: a layer's own ALiBi slopes (Falcon's standard slopes times 1/sqrt(d), BLOOM's for 6
+        // heads) come back bit-exactly and reach each head's spec; an ALiBi layer without them keeps
+        // the standard 2^(-8(h+1)/H), and a file with no own slopes stays v1 (versionOneStaysVersionOne).
+        TraceMetadata m = smallMetadata(2, 4, 1, 8, 5);
+        for (LayerConfig& c : m.layers) c.alibi = true, c.positional = "alibi";
+        m.layers[1].alibiSlopes = {0.5f / std::sqrt(8.0f), 0.25f / 3.0f, 1e-3f, 0.0f};
+        TraceWriter w = randomTrace(m, DType::F32);
+        const std::string path = file("alibi-slopes.attn.safetensors");
+        QVERIFY(w.write(path).ok());
+        auto t = Trace::open(path);
+        QVERIFY2(t.ok(), t.message().c_str());
+        const TraceMetadata& r = (*t)->metadata();
+        QCOMPARE(r.version, 2);
+        QVERIFY(r.layers[0].alibiSlopes.empty());
+        QVERIFY(r.layers[1].alibiSlopes == m.layers[1].alibiSlopes);  // bit-exact
+        QVERIFY((*t)->warnings().empty());
+        for (int h = 0; h < 4; ++h) {
+            QCOMPARE(specForLayer(r.layers[0], h).alibiSlope, alibiSlope(h, 4));
+            QCOMPARE(specForLayer(r.layers[1], h).alibiSlope, m.layers[1].alibiSlopes[size_t(h)]);
+        }
+        // Written back by layerConfigJson (info --json and the writer) under the format's key.
+        const Json back = layerConfigJson(r.layers[1]);
+        QVERIFY(back.find("alibi_slopes") && back.find("alibi_slopes")->asArray().size() == 4);
+        QVERIFY(!layerConfigJson(r.layers[0]).find("alibi_slopes"));
+    }
+
     void versionOneStaysVersionOne() {
         // A trace without v2 content is written as v1, which every earlier reader opens.
         TraceMetadata m = smallMetadata(1, 2, 2, 4, 3);

@@ -31,7 +31,11 @@ struct LayerConfig {
     bool causal = true;
     int64_t slidingWindow = 0;  ///< 0 = none; else key k visible from query q iff q - k < window
     double softcap = 0;         ///< 0 = none; else s <- c * tanh(s / c)
-    bool alibi = false;         ///< ALiBi bias with the standard slopes 2^(-8(h+1)/H)
+    bool alibi = false;         ///< ALiBi bias slope_h·(k - q), standard slopes 2^(-8(h+1)/H) unless alibiSlopes
+    /// ALiBi slopes of the model, one per query head (format v2 `alibi_slopes`: Falcon's are the
+    /// standard ones times its 1/sqrt(d), BLOOM's and MPT's differ for head counts that are not a
+    /// power of two); empty = the standard slopes. Only with `alibi`.
+    std::vector<float> alibiSlopes;
     std::string positional = "rope-applied";  ///< "rope-applied", "learned", "alibi", "none", …
     /// Learned sink logits, one per query head (format v2 tensor `layers.N.sinks`, GPT-OSS);
     /// empty = none. Filled by the reader from the tensor, written as that tensor by TraceWriter.
@@ -65,7 +69,8 @@ std::string describeCaptureCheck(const CaptureCheck& c);
 struct TraceMetadata {
     std::string format = "attnscope.trace";
     /// The lowest format version the content needs: the writer stores max(version, 2 when a
-    /// layer has learned sinks, else 1); the reader reports what the file says.
+    /// layer has learned sinks or ALiBi slopes of its own, else 1); the reader reports what the
+    /// file says.
     int version = 1;
     std::string model;
     std::string source;  ///< capture tool and version, e.g. "attnscope_capture 0.1"
