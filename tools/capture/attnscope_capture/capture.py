@@ -88,7 +88,8 @@ def capture_ids(model: torch.nn.Module, input_ids: torch.Tensor,
     return CaptureResult(captures=recorder.captures, attention_layers=recorder.calls, check=check,
                          implementations=sorted(recorder.implementations_seen),
                          positional="alibi" if any(c.settings["alibi"] for c in recorder.captures)
-                         else detect_positional(model), kind=detect_kind(recorder.captures),
+                         else recorder.positional_hint or detect_positional(model),
+                         kind=detect_kind(recorder.captures),
                          extra={"attn_implementation": implementation,
                                 "modules": [c.module_name for c in recorder.captures],
                                 "model_type": getattr(model.config, "model_type", None)})

@@ -42,6 +42,7 @@ class LayerCheck:
     compared: str          # "probabilities", "output" or "none" (nothing to compare with)
     max_abs_delta: float
     rows: int
+    note: str = ""         # why this layer may not match, when something recorded says so
 
 
 @dataclass
@@ -94,12 +95,18 @@ class CheckResult:
                 f"{worst.max_abs_delta:.3g} between the probabilities recomputed from the recorded "
                 f"Q/K and settings and the model's own attention, above the tolerance "
                 f"{self.tolerance:.0e} ({len(bad)} of {len(self.checked)} layers above it): the trace "
-                f"would not show what the model computed")
+                f"would not show what the model computed{'; ' + worst.note if worst.note else ''}")
 
 
-def check_layer(cap: LayerCapture, layer: int) -> LayerCheck:
+def check_layer(cap: LayerCapture, layer: int, tolerance: float = 1e-4) -> LayerCheck:
     rows = cap.check_rows or []
     base = dict(layer=layer, source_layer=cap.source_layer, module=cap.module_name, rows=len(rows))
+    residual = cap.settings.get("alibi_residual")
+    if residual is not None and residual > tolerance:  # in logits: a bias this far from linear is not ALiBi
+        base["note"] = (f"its ALiBi bias is not linear in the key position (up to {residual:.2g} from the "
+                        "best slopes; Falcon computes slope × position in bfloat16, which is exact only for "
+                        "power-of-two slopes and positions up to 256), and the trace format's ALiBi is "
+                        "slope × (k − q)")
     if not rows or (cap.check_probs is None and cap.check_out is None):
         return LayerCheck(compared="none", max_abs_delta=0.0, **base)
     probs = attention_probs(cap.q, cap.k, cap.settings, rows=rows)  # [H, rows, T] float64
@@ -118,6 +125,6 @@ def check_captures(captures: Sequence[LayerCapture], tolerance: float) -> CheckR
     """Compares every captured layer (file order) with the model's own attention."""
     result = CheckResult(tolerance=float(tolerance))
     for i, cap in enumerate(captures):
-        result.layers.append(check_layer(cap, i))
+        result.layers.append(check_layer(cap, i, tolerance))
     return result
 

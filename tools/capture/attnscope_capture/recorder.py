@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -144,6 +144,29 @@ def _probabilities(weights: Any, heads: int, length: int) -> bool:
     return bool((w >= -1e-6).all()) and bool((sums <= 1.0 + 1e-3).all())
 
 
+ALIBI_SLOPE_TOLERANCE = 1e-6  # relative: slopes this close to the standard ones are the standard ones
+
+
+def standard_alibi_slopes(heads: int) -> List[float]:
+    """The slopes the trace format's `alibi: true` means: 2^(-8 (h+1) / H)."""
+    return [2.0 ** (-8.0 * (h + 1) / heads) for h in range(heads)]
+
+
+def own_alibi_slopes(slopes: Optional[Sequence[float]], heads: int) -> Optional[List[float]]:
+    """The layer's `alibi_slopes` (format v2): None when `slopes` is None or the standard slopes
+    (within ALIBI_SLOPE_TOLERANCE), else the slopes as floats (one per query head)."""
+    if slopes is None:
+        return None
+    values = [float(x) for x in slopes]
+    if len(values) != heads or not all(math.isfinite(x) for x in values):
+        raise RuntimeError(f"attnscope_capture: {len(values)} ALiBi slopes {values[:8]} for {heads} "
+                           "heads; expected one finite slope per query head")
+    standard = standard_alibi_slopes(heads)
+    if all(abs(x - s) <= ALIBI_SLOPE_TOLERANCE * s for x, s in zip(values, standard)):
+        return None
+    return values
+
+
 def resolve_softcap(module, kwargs: Dict[str, Any]) -> Optional[float]:
     cap = kwargs.get("softcap")
     if cap is None:
@@ -176,6 +199,9 @@ class AttentionRecorder:
         self._patched_registry: Dict[str, Callable] = {}
         self._patched_modules: Dict[str, Callable] = {}
         self._module_hooks = None
+        # How positions enter Q/K, when a module hook knows it better than the model's module
+        # names (GPT-J and CodeGen rotate Q/K without a *Rotary* module): "rope-applied".
+        self.positional_hint: Optional[str] = None
 
     # -- patching ------------------------------------------------------------------------------
     def __enter__(self):
@@ -194,10 +220,12 @@ class AttentionRecorder:
             if callable(original):
                 self._patched_modules[module_name] = original
                 setattr(pymod, EAGER_FUNCTION_NAME, self._wrap(original, "eager"))
-        # Layers that compute attention inline (BLOOM): hooks on the module (module_hooks.py).
-        from .module_hooks import BloomHooks
-        self._module_hooks = BloomHooks(self)
-        self._module_hooks.install(self.model)
+        # Layers that compute attention inline (BLOOM, Falcon, MPT, GPT-J, CodeGen): hooks on the
+        # module (module_hooks.py).
+        from .module_hooks import BloomHooks, InlineAttentionHooks
+        self._module_hooks = [BloomHooks(self), InlineAttentionHooks(self)]
+        for hooks in self._module_hooks:
+            hooks.install(self.model)
         if not self._patched_registry and not self._patched_modules:
             raise RuntimeError("attnscope_capture: found no attention function to hook in this "
                                "transformers installation (expected ALL_ATTENTION_FUNCTIONS or "
@@ -213,9 +241,9 @@ class AttentionRecorder:
             setattr(sys.modules[module_name], EAGER_FUNCTION_NAME, original)
         self._patched_registry.clear()
         self._patched_modules.clear()
-        if self._module_hooks is not None:
-            self._module_hooks.remove()
-            self._module_hooks = None
+        for hooks in self._module_hooks or []:
+            hooks.remove()
+        self._module_hooks = None
         return False
 
     def _wrap(self, original: Callable, implementation: str) -> Callable:
@@ -272,7 +300,13 @@ class AttentionRecorder:
             "causal": resolve_causal(module, kwargs),
             "sliding_window": resolve_sliding_window(module, kwargs),
             "softcap": resolve_softcap(module, kwargs),
-            "alibi": bool(kwargs.get("attnscope_alibi", False)),  # set by module hooks (BLOOM)
+            "alibi": bool(kwargs.get("attnscope_alibi", False)),  # set by module hooks (BLOOM, Falcon, MPT)
+            # The model's own slopes when they are not the standard 2^(-8(h+1)/H) (format v2).
+            "alibi_slopes": own_alibi_slopes(kwargs.get("attnscope_alibi_slopes"), int(heads))
+            if kwargs.get("attnscope_alibi") else None,
+            # How far the bias the model added is from those slopes (module hooks that read it from
+            # the scores; not written to the trace): explains a failed self-check.
+            "alibi_residual": kwargs.get("attnscope_alibi_residual"),
             "sinks": resolve_sinks(module, kwargs, int(heads), index),
         }
         self.captures.append(LayerCapture(

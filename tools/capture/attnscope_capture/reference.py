@@ -2,7 +2,8 @@
 
 This is the contract a trace makes, the same rules the C++ engine applies
 (core/src/attention_spec.cpp, docs/trace-format.md "Scores"): s = scale * q.k, then the softcap
-c * tanh(s / c), then the ALiBi bias slope_h * (k - q) with slope_h = 2^(-8 (h+1) / H), then the
+c * tanh(s / c), then the ALiBi bias slope_h * (k - q) with slope_h = 2^(-8 (h+1) / H) or the
+layer's own `alibi_slopes` (format v2: Falcon, BLOOM/MPT with a head count that is not a power of 2), then the
 mask (causal, sliding window), then a softmax over the visible keys whose denominator also holds
 the layer's learned sink logit of the head when it has one (format v2, GPT-OSS):
 p = exp(s - L') with L' = logaddexp(L, sink_h). GQA: query head h uses kv head
@@ -46,7 +47,7 @@ def attention_probs(q: torch.Tensor, k: torch.Tensor, settings: Dict[str, Any],
                     rows: Optional[Sequence[int]] = None) -> torch.Tensor:
     """Probabilities [len(heads), len(rows), T] from q [H, T, d] and k [Hkv, T, d].
 
-    settings: a trace layer object (scale, causal, sliding_window, softcap, alibi) plus, for a
+    settings: a trace layer object (scale, causal, sliding_window, softcap, alibi, alibi_slopes) plus, for a
     layer with learned sinks, "sinks": one logit per query head. rows: query positions (default
     all). With a sink the rows sum to 1 - exp(sink - L') instead of 1.
     """
@@ -64,7 +65,10 @@ def attention_probs(q: torch.Tensor, k: torch.Tensor, settings: Dict[str, Any],
     if softcap:
         scores = float(softcap) * torch.tanh(scores / float(softcap))
     if settings.get("alibi"):
-        slopes = alibi_slopes(num_heads)[head_list].to(device=q.device, dtype=dtype)
+        own = settings.get("alibi_slopes")
+        every = alibi_slopes(num_heads) if own is None else torch.tensor([float(x) for x in own],
+                                                                          dtype=torch.float64)
+        slopes = every[head_list].to(device=q.device, dtype=dtype)
         offset = (torch.arange(length, device=q.device)[None, :] -
                   torch.tensor(row_list, device=q.device)[:, None]).to(dtype)
         scores = scores + slopes[:, None, None] * offset[None]

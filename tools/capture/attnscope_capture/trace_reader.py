@@ -9,6 +9,7 @@ everywhere and equal to the token count, GQA head counts that divide.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from typing import Any, Dict, List, Tuple
@@ -20,7 +21,7 @@ REQUIRED_KEYS = ("format", "version", "model", "source", "kind", "text", "tokens
 REQUIRED_LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_window",
                        "softcap", "alibi", "positional")
 OPTIONAL_TENSORS = ("out",)
-VERSIONS = ("1", "2")  # v2: layers.{i}.sinks
+VERSIONS = ("1", "2")  # v2: layers.{i}.sinks, a layer's alibi_slopes
 
 
 def read_header(path: str) -> Tuple[Dict[str, Any], int]:
@@ -108,6 +109,15 @@ def validate_trace(path: str) -> List[str]:
         for part in OPTIONAL_TENSORS:
             if f"layers.{i}.{part}" in header:
                 expected_names.add(f"layers.{i}.{part}")
+        slopes = layer.get("alibi_slopes")
+        if slopes is not None:
+            if meta["version"] == "1":
+                problems.append(f"layers[{i}].alibi_slopes: a layer's own ALiBi slopes need version 2")
+            if layer.get("alibi") is not True:
+                problems.append(f"layers[{i}].alibi_slopes: given but alibi is not true")
+            if not isinstance(slopes, list) or len(slopes) != heads or \
+                    not all(isinstance(x, (int, float)) and math.isfinite(x) for x in slopes):
+                problems.append(f"layers[{i}].alibi_slopes: expected {heads} finite numbers, got {slopes!r}")
         sinks = header.get(f"layers.{i}.sinks")
         if sinks is not None:
             expected_names.add(f"layers.{i}.sinks")

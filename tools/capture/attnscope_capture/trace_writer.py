@@ -3,7 +3,8 @@
 A trace is a safetensors file: tensors layers.{i}.q [heads,T,d], layers.{i}.k / .v [kv_heads,T,d],
 optional layers.{i}.out [heads,T,dv], and for layers with learned sink logits (GPT-OSS) the
 v2 tensor layers.{i}.sinks [heads] F32; __metadata__ holds only strings (JSON for structured
-values). The version written is the lowest that holds the content: 2 with sinks, else 1.
+values). A layer whose ALiBi slopes are not the standard ones lists them as `alibi_slopes` (v2).
+The version written is the lowest that holds the content: 2 with sinks or own slopes, else 1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .recorder import LayerCapture
 
 FORMAT = "attnscope.trace"
 VERSION = "1"
-SINKS_VERSION = "2"  # layers.{i}.sinks
+SINKS_VERSION = "2"  # layers.{i}.sinks and a layer's own alibi_slopes
 KINDS = ("causal-lm", "encoder", "vision")
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 # Keys of a per-layer object, in the order the format lists them.
@@ -30,6 +31,12 @@ LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_windo
 
 def layer_object(capture: LayerCapture, positional: str) -> Dict[str, Any]:
     obj = {key: capture.settings[key] for key in LAYER_KEYS if key != "positional"}
+    own = capture.settings.get("alibi_slopes")
+    if own is not None:  # v2: the model's own ALiBi slopes (the standard ones are not written)
+        if not capture.settings.get("alibi") or len(own) != capture.settings["heads"]:
+            raise ValueError(f"alibi_slopes: {len(own)} slopes for {capture.settings['heads']} heads "
+                             f"(alibi {capture.settings.get('alibi')}); expected one per head with alibi")
+        obj["alibi_slopes"] = [float(x) for x in own]
     obj["positional"] = positional
     obj["source_layer"] = capture.source_layer
     return obj
@@ -102,7 +109,8 @@ def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: st
                                  f"{cap.settings['heads']} heads")
             tensors[f"layers.{i}.sinks"] = torch.tensor([float(s) for s in sinks],
                                                         dtype=torch.float32)
-    has_sinks = any(c.settings.get("sinks") is not None for c in captures)
+    has_sinks = any(c.settings.get("sinks") is not None or c.settings.get("alibi_slopes") is not None
+                    for c in captures)
     meta = build_metadata(model=model, kind=kind, text=text, tokens=tokens, token_ids=token_ids,
                           layers=[layer_object(c, positional) for c in captures], extra=extra,
                           version=SINKS_VERSION if has_sinks else VERSION,

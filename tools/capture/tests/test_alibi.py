@@ -2,7 +2,8 @@
 interface, so module_hooks.py takes Q/K/V, the ALiBi tensor and the output from the module. A
 tiny BLOOM with 4 heads (standard slopes) must match its own eager probabilities to <= 1e-4 from
 the recorded Q/K with `alibi: true`, in Python and in the C++ engine (`map --cpu`, with
-ATTNSCOPE_CLI); one with 6 heads (BLOOM's interleaved slopes, not the format's) is refused.
+ATTNSCOPE_CLI); one with 6 heads (BLOOM's interleaved slopes, not the format's standard ones) is
+written with its own slopes (`alibi_slopes`, format v2) and matches too.
 """
 
 import os
@@ -16,8 +17,9 @@ pytest.importorskip("safetensors")
 
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.module_hooks import IMPLEMENTATION  # noqa: E402
+from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
-from attnscope_capture.trace_reader import validate_trace  # noqa: E402
+from attnscope_capture.trace_reader import read_trace, validate_trace  # noqa: E402
 from attnscope_capture.trace_writer import write_trace  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -84,7 +86,47 @@ def test_bloom_alibi_matches_eager(summary_rows, tmp_path):
     summary_rows.append(("bloom", "C++ f32 CPU", worst, None))
 
 
-def test_bloom_non_standard_slopes_are_refused():
-    model, _ = _bloom(6)
-    with pytest.raises(RuntimeError, match="ALiBi slopes that are not the standard"):
-        capture_ids(model, _ids())
+def test_bloom_six_heads_keep_their_own_slopes(summary_rows, tmp_path):
+    """6 heads: BLOOM interleaves extra slopes (2^-2, 2^-4, ... then 2^-1, 2^-3, ...), not the
+    standard 2^(-8(h+1)/6). They are recorded as the layer's alibi_slopes and written as v2; with
+    the standard slopes instead the probabilities would be off by far."""
+    model, config = _bloom(6)
+    ids = _ids()
+    with torch.no_grad():
+        probs = [a[0].double() for a in model(input_ids=ids, output_attentions=True).attentions]
+    result = capture_ids(model, ids)
+    assert result.check.passed, result.check.message()
+    for cap in result.captures:
+        slopes = cap.settings["alibi_slopes"]
+        assert slopes is not None and len(slopes) == 6
+        assert slopes != pytest.approx(standard_alibi_slopes(6), rel=1e-3)
+    max_dp = max((attention_probs(c.q, c.k, c.settings) - p).abs().max().item()
+                 for c, p in zip(result.captures, probs))
+    assert max_dp <= TOLERANCE, f"bloom 6 heads: max |dp| {max_dp:.3e}"
+    standard = max((attention_probs(c.q, c.k, dict(c.settings, alibi_slopes=None)) - p).abs().max().item()
+                   for c, p in zip(result.captures, probs))
+    assert standard > NEGATIVE_CONTROL
+    path = tmp_path / "bloom6.attn.safetensors"
+    write_trace(str(path), result.captures, model="tiny-bloom-6", kind=result.kind, text="",
+                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
+                positional=result.positional, dtype="f32", capture_check=result.check.metadata())
+    assert validate_trace(str(path)) == []
+    assert read_trace(str(path))[0]["version"] == "2"
+    summary_rows.append(("bloom-6-heads", "eager hooks", max_dp, path.stat().st_size))
+    summary_rows.append(("bloom-6-heads", "std slopes", standard, None))
+    cli = os.environ.get("ATTNSCOPE_CLI")
+    if not cli or not os.path.exists(cli):
+        return
+    worst = 0.0
+    for head in range(6):
+        csv = tmp_path / f"h{head}.csv"
+        run = subprocess.run([cli, "map", str(path), "--layer", "0", "--head", str(head), "--size",
+                              f"{SEQ_LEN}x{SEQ_LEN}", "-o", str(csv), "--cpu"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        with open(csv) as handle:
+            rows = handle.read().splitlines()[1:]
+        got = torch.tensor([[float(x) for x in r.split(",")] for r in rows], dtype=torch.float64)
+        worst = max(worst, (got - probs[0][head]).abs().max().item())
+    assert worst <= TOLERANCE, f"attnscope-cli map --cpu on the 6-head BLOOM trace: max |dp| {worst:.3e}"
+    summary_rows.append(("bloom-6-heads", "C++ f32 CPU", worst, None))
