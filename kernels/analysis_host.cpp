@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "attnscope/half.h"
 #include "attnscope/parallel.h"
@@ -24,20 +26,28 @@ namespace {
 class DeviceHead final : public GpuHead {
 public:
     ~DeviceHead() override {
+        waitForUploads();
+        if (m_uploaded) cudaEventDestroy(m_uploaded);
         if (m_pinned) cudaFreeHost(m_pinned);
     }
     int64_t tokens() const override { return m_tokens; }
     int dim() const override { return m_dim; }
 
-    /// Pinned host memory of at least `bytes` (reused).
+    /// Pinned host memory of at least `bytes` (reused; no copy from it may be in flight).
     Result<void*> pinned(size_t bytes) {
         if (m_pinnedBytes < bytes) {
+            waitForUploads();
             if (m_pinned) cudaFreeHost(m_pinned);
             m_pinned = nullptr, m_pinnedBytes = 0;
             ATTNSCOPE_CUDA_TRY(cudaHostAlloc(&m_pinned, bytes, cudaHostAllocDefault));
             m_pinnedBytes = bytes;
         }
         return m_pinned;
+    }
+    /// The host waits until the last upload's copies have read the pinned buffer (fillHead does
+    /// not synchronise: the map's kernels and download follow the copies on the same stream).
+    void waitForUploads() {
+        if (m_uploaded) cudaEventSynchronize(m_uploaded);
     }
 
     int64_t m_tokens = 0;
@@ -47,16 +57,21 @@ public:
     DeviceArray m_sums, m_max, m_count, m_out;  ///< cells of the last map (reused)
     void* m_pinned = nullptr;
     size_t m_pinnedBytes = 0;
+    cudaEvent_t m_uploaded = nullptr;  ///< recorded after the copies from m_pinned
 };
 
-/// Packs q and k into 16-bit words in `out` ([q | k]), as f16 when every value is exact in f16,
-/// else as bf16 (exact for bf16 traces; rounds f32 ones), in parallel chunks: one pass writes bf16
-/// and checks f16 exactness, a second writes f16 only when every value was exact. Returns the
-/// dtype used. (attnscope/half.h: inline integer conversions; the CUDA host ones cost ~7 ns a value.)
-GpuDType packHead(const MatrixRM& q, const MatrixRM& k, uint16_t* out) {
+/// Packs q and k into 16-bit words in `out` ([q | k]) as bf16 (exact for bf16 traces; rounds f32
+/// ones), in parallel chunks, and says whether every value is exactly an f16 (then packF16
+/// rewrites them). `packed(e0, e1)` is called, from the worker that finished it, for each of at
+/// most 8 ranges of elements once all of it is written, so uploads start while the rest packs.
+/// (attnscope/half.h: inline integer conversions; the CUDA host ones cost ~7 ns a value.)
+bool packBf16(const MatrixRM& q, const MatrixRM& k, uint16_t* out, const std::function<void(int64_t, int64_t)>& packed) {
     const int64_t nq = q.size(), n = nq + k.size();
     constexpr int64_t kChunk = int64_t(1) << 16;
     const int64_t chunks = (n + kChunk - 1) / kChunk;
+    const int64_t perRange = std::max<int64_t>(1, (chunks + 7) / 8), ranges = (chunks + perRange - 1) / perRange;
+    std::vector<std::atomic<int64_t>> left(static_cast<size_t>(ranges));
+    for (int64_t r = 0; r < ranges; ++r) left[size_t(r)].store(std::min(perRange, chunks - r * perRange));
     std::atomic<bool> exact{true};
     // Whether x is exactly an f16: the common case (an f16 normal: exponent 2^-14 … 2^15, 10
     // mantissa bits) by bit tests, the rest (zero, subnormals, infinities) by a round trip.
@@ -76,14 +91,22 @@ GpuDType packHead(const MatrixRM& q, const MatrixRM& k, uint16_t* out) {
             if (check && !f16Exact(x)) chunkExact = check = false;
         }
         if (!chunkExact) exact.store(false, std::memory_order_relaxed);
+        const int64_t r = c / perRange;
+        if (left[size_t(r)].fetch_sub(1, std::memory_order_acq_rel) == 1)
+            packed(r * perRange * kChunk, std::min(n, (r + 1) * perRange * kChunk));
     });
-    if (!exact) return GpuDType::BF16;
-    parallelFor(chunks, [&](int64_t c, int) {
+    return exact.load();
+}
+
+/// Rewrites `out` ([q | k]) as f16 (every value exact: packBf16 said so).
+void packF16(const MatrixRM& q, const MatrixRM& k, uint16_t* out) {
+    const int64_t nq = q.size(), n = nq + k.size();
+    constexpr int64_t kChunk = int64_t(1) << 16;
+    parallelFor((n + kChunk - 1) / kChunk, [&](int64_t c, int) {
         const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
         for (int64_t e = e0; e < std::min(e1, nq); ++e) out[e] = half::floatToF16(q.data()[e]);
         for (int64_t e = std::max(e0, nq); e < e1; ++e) out[e] = half::floatToF16(k.data()[e - nq]);
     });
-    return GpuDType::F16;
 }
 
 double hostMs(std::chrono::steady_clock::time_point t0) {
@@ -149,26 +172,49 @@ Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
                                                   std::to_string(kMaxPassDim)};
     head->m_tokens = T;
     head->m_dim = int(q.cols());
-    const size_t elems = size_t(q.size()) + size_t(k.size());
+    const int64_t nq = q.size();
+    const size_t elems = size_t(nq) + size_t(k.size());
+    head->waitForUploads();  // the last upload's copies are done reading the staging buffer
     auto staging = head->pinned(elems * 2);
     if (!staging) return staging.status();
     uint16_t* packed = static_cast<uint16_t*>(*staging);
-    const auto tPack = std::chrono::steady_clock::now();
-    const GpuDType t = packHead(q, k, packed);
-    const double packMs = hostMs(tPack);
-    const auto tUpload = std::chrono::steady_clock::now();
-    head->m_elem = t == GpuDType::BF16 ? ElemType::BF16 : ElemType::F16;
-    ATTNSCOPE_TRY_STATUS(head->m_q.allocate(size_t(q.size()) * 2, "map q"));
+    ATTNSCOPE_TRY_STATUS(head->m_q.allocate(size_t(nq) * 2, "map q"));
     ATTNSCOPE_TRY_STATUS(head->m_k.allocate(size_t(k.size()) * 2, "map k"));
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(head->m_q.get(), packed, size_t(q.size()) * 2, cudaMemcpyHostToDevice, m_stream));
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(head->m_k.get(), packed + q.size(), size_t(k.size()) * 2, cudaMemcpyHostToDevice,
-                                       m_stream));
     ATTNSCOPE_TRY_STATUS(head->m_lse.allocate(size_t(T) * sizeof(float), "map lse"));
     ATTNSCOPE_TRY_STATUS(head->m_scratch.allocate(sizeof(HeadPassArgs), "map pass arguments"));
-    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));  // the staging buffer is reused by the map
-    if (MapStages::enabled())
-        std::fprintf(stderr, "map stages (host in, T=%lld): pack %.3f ms, upload+allocate %.3f ms\n",
-                     static_cast<long long>(T), packMs, hostMs(tUpload));
+    if (!head->m_uploaded) ATTNSCOPE_CUDA_TRY(cudaEventCreateWithFlags(&head->m_uploaded, cudaEventDisableTiming));
+    // Elements [e0, e1) of [q | k] from the staging buffer to the device, on the engine's stream.
+    std::atomic<cudaError_t> copyError{cudaSuccess};
+    auto upload = [&](int64_t e0, int64_t e1) {
+        auto copy = [&](void* dst, const uint16_t* src, int64_t count) {
+            if (count <= 0) return;
+            const cudaError_t e = cudaMemcpyAsync(dst, src, size_t(count) * 2, cudaMemcpyHostToDevice, m_stream);
+            if (e != cudaSuccess) copyError.store(e);
+        };
+        if (cudaSetDevice(m_device) != cudaSuccess) copyError.store(cudaErrorInvalidDevice);  // a pool thread
+        copy(head->m_q.as<uint16_t>() + e0, packed + e0, std::min(e1, nq) - e0);
+        const int64_t k0 = std::max(e0, nq);
+        copy(head->m_k.as<uint16_t>() + (k0 - nq), packed + k0, e1 - k0);
+    };
+    const auto tPack = std::chrono::steady_clock::now();
+    // bf16 ranges go up as they are packed; an all-f16-exact head is rewritten as f16 and sent again.
+    bool f16 = packBf16(q, k, packed, upload);
+    if (copyError.load() == cudaSuccess && f16) {
+        ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));  // the bf16 copies are done reading
+        packF16(q, k, packed);
+        upload(0, int64_t(elems));
+    }
+    if (const cudaError_t e = copyError.load(); e != cudaSuccess)
+        return cudaStatus(e, "the map's Q/K upload", __FILE__, __LINE__);
+    const double packMs = hostMs(tPack);
+    head->m_elem = f16 ? ElemType::F16 : ElemType::BF16;
+    ATTNSCOPE_CUDA_TRY(cudaEventRecord(head->m_uploaded, m_stream));
+    if (MapStages::enabled()) {  // diagnostics only: the map itself does not wait here
+        const auto tWait = std::chrono::steady_clock::now();
+        ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
+        std::fprintf(stderr, "map stages (host in, T=%lld): pack+upload issue %.3f ms, upload tail %.3f ms\n",
+                     static_cast<long long>(T), packMs, hostMs(tWait));
+    }
     return {};
 }
 
@@ -223,12 +269,20 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dSums.get(), 0, cells * sizeof(double), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dMax.get(), 0, cells * sizeof(float), m_stream));
     ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(dCount.get(), 0, cells * sizeof(unsigned long long), m_stream));
-    // Pass 1 where the analysis runs it (forward_lse.h): on the forward kernel when it takes the
-    // mask and the rect holds at least half of the rows (it computes every row); else on a pass
-    // kernel, the rect's rows only.
+    // Pass 1: on Hopper at head dims 64 and 128 the wgmma lse pass (map_sm90.cu: Q·Kᵀ and the
+    // online max / sum alone, the rect's rows, any spec). Else where the analysis runs it
+    // (forward_lse.h): on the forward kernel when it takes the mask and the rect holds at least
+    // half of the rows (it computes every row, and P·V); else on a pass kernel, the rect's rows.
     MapLse pass1 = m_lsePath == LsePath::Wmma ? MapLse::Wmma : MapLse::Fragments;
+    const bool wgmma = m_mapWgmma && mapSm90Takes(head->m_dim);
     if (stages) stages->mark(0);
-    if (m_lsePath == LsePath::Forward && ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
+    if (wgmma) {
+        MapArgs a;
+        a.q = head->m_q.get(), a.k = head->m_k.get(), a.tokens = int(T), a.dim = head->m_dim, a.elem = head->m_elem;
+        a.spec = s, a.grid = grid;
+        ATTNSCOPE_TRY_STATUS(launchMapLseSm90(a, head->m_lse.as<float>(), m_stream));
+        pass1 = MapLse::Ready;
+    } else if (m_lsePath == LsePath::Forward && ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
         if (!m_mapLse) m_mapLse = std::make_unique<ForwardLse>(m_forwardPath);
         ATTNSCOPE_TRY_STATUS(m_mapLse->run(head->m_q.get(), head->m_k.get(), head->m_k.get(), head->m_elem, 1, 1, int(T),
                                            head->m_dim, spec, head->m_lse.as<float>(), m_stream));
@@ -237,7 +291,8 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     if (stages) stages->mark(1);  // a pass-kernel pass 1 runs in launchMapPasses: counted with pass 2
     ATTNSCOPE_TRY_STATUS(launchMapPasses(head->m_q.get(), head->m_k.get(), head->m_elem, int(T), head->m_dim, s,
                                          head->m_lse.as<float>(), grid, dSums.as<double>(), dMax.as<float>(),
-                                         dCount.as<unsigned long long>(), head->m_scratch.get(), pass1, m_stream));
+                                         dCount.as<unsigned long long>(), head->m_scratch.get(), pass1, wgmma,
+                                         m_stream));
     if (stages) stages->mark(2);
     return {};
 }
@@ -283,7 +338,9 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
     ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
     stages.mark(3);
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
-    stages.print(mapFragmentsTake(g) ? "fragment pooling" : "wmma pooling");
+    stages.print(!mapFragmentsTake(g)                             ? "wmma pooling"
+                 : m_mapWgmma && mapSm90Takes(head.dim()) ? "wgmma lse + pooling"
+                                                          : "fragment pooling");
     const float* out = static_cast<const float*>(*host);
     AttentionMap map;
     map.rect = rect;

@@ -358,12 +358,14 @@ __global__ void __launch_bounds__(kThreads) mapPoolKernel(const __grid_constant_
 }
 
 template <typename Elem, int D>
-Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, cudaStream_t stream) {
+Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, bool wgmmaPool, cudaStream_t stream) {
     // Pass 1 over the rectangle's rows (one head, grid.y = 1).
     HeadPassArgs head;
     head.q = m.q, head.k = m.k, head.spec = m.spec, head.lse = lse;
     HeadPassArgs* dHead = static_cast<HeadPassArgs*>(headScratch);
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dHead, &head, sizeof head, cudaMemcpyHostToDevice, stream));
+    // From pageable memory (a staged copy): only when a pass-kernel pass 1 reads it.
+    if (pass1 != MapLse::Ready)
+        ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dHead, &head, sizeof head, cudaMemcpyHostToDevice, stream));
     LayerPassArgs a;
     a.heads = dHead, a.heads_ = 1, a.tokens = m.tokens, a.dim = m.dim;
     a.rowBegin = m.grid.q0, a.rowEnd = m.grid.q1;
@@ -373,7 +375,7 @@ Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1,
     if (mapFragmentsTake(m.grid)) {
         MapArgs f = m;
         f.elem = a.elem;
-        return launchMapFragments(f, stream);
+        return wgmmaPool ? launchMapPoolSm90(f, stream) : launchMapFragments(f, stream);
     }
     auto kernel = mapPoolKernel<Elem, D>;
     const size_t shared = PassLayout<D>::bytes;
@@ -389,10 +391,10 @@ Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1,
 }
 
 template <typename Elem>
-Status launchMapE(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, cudaStream_t stream) {
-    if (m.dim <= 64) return launchMapD<Elem, 64>(m, lse, headScratch, pass1, stream);
-    if (m.dim <= 128) return launchMapD<Elem, 128>(m, lse, headScratch, pass1, stream);
-    return launchMapD<Elem, 256>(m, lse, headScratch, pass1, stream);
+Status launchMapE(const MapArgs& m, float* lse, void* headScratch, MapLse pass1, bool wgmmaPool, cudaStream_t stream) {
+    if (m.dim <= 64) return launchMapD<Elem, 64>(m, lse, headScratch, pass1, wgmmaPool, stream);
+    if (m.dim <= 128) return launchMapD<Elem, 128>(m, lse, headScratch, pass1, wgmmaPool, stream);
+    return launchMapD<Elem, 256>(m, lse, headScratch, pass1, wgmmaPool, stream);
 }
 
 __global__ void mapFinalizeKernel(CellGrid g, const double* sums, const float* maxima, const unsigned long long* allowed,
@@ -439,15 +441,17 @@ Status launchAnalysisPass(PassKind kind, const LayerPassArgs& a, cudaStream_t st
 
 Status launchMapPasses(const void* q, const void* k, ElemType elem, int tokens, int dim, const AnalysisSpec& spec,
                        float* lse, const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed,
-                       void* headScratch, MapLse pass1, cudaStream_t stream) {
+                       void* headScratch, MapLse pass1, bool wgmmaPool, cudaStream_t stream) {
     if (dim <= 0 || dim > kMaxPassDim)
         return {ErrorCode::Unsupported, "GPU map: head dim " + std::to_string(dim) + ", expected 1.." +
                                             std::to_string(kMaxPassDim)};
     MapArgs m;
     m.q = q, m.k = k, m.tokens = tokens, m.dim = dim, m.spec = spec, m.lse = lse, m.grid = grid;
     m.sums = sums, m.maxima = maxima, m.allowed = allowed;
-    return elem == ElemType::BF16 ? launchMapE<__nv_bfloat16>(m, lse, headScratch, pass1, stream)
-                                  : launchMapE<__half>(m, lse, headScratch, pass1, stream);
+    if (wgmmaPool && !mapSm90Takes(dim))
+        return {ErrorCode::Unsupported, "GPU map: the wgmma pooling takes head dims 64 and 128"};
+    return elem == ElemType::BF16 ? launchMapE<__nv_bfloat16>(m, lse, headScratch, pass1, wgmmaPool, stream)
+                                  : launchMapE<__half>(m, lse, headScratch, pass1, wgmmaPool, stream);
 }
 
 Status launchMapFinalize(const CellGrid& g, const double* sums, const float* maxima, const unsigned long long* allowed,

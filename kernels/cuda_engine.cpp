@@ -74,6 +74,8 @@ CudaEngine::CudaEngine(int device) : m_device(device) {
     const bool hopper = prop.major == 9 && prop.minor == 0;
     m_forwardPath = hopper && !(forced && std::string(forced) == "mma") ? ForwardPath::Wgmma : ForwardPath::MmaSync;
     m_info.forwardKernel = m_forwardPath == ForwardPath::Wgmma ? "wgmma (sm_90a)" : "mma.sync";
+    const char* mapKernel = std::getenv("ATTNSCOPE_MAP_KERNEL");
+    m_mapWgmma = m_forwardPath == ForwardPath::Wgmma && !(mapKernel && std::string(mapKernel) == "mma");
 }
 
 CudaEngine::~CudaEngine() {

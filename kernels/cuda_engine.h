@@ -63,6 +63,9 @@ private:
     GpuInfo m_info;
     ForwardPath m_forwardPath = ForwardPath::MmaSync;
     LsePath m_lsePath = lsePathFromEnvironment();  ///< where the map's pass 1 runs (forward_lse.h)
+    /// The map's passes on wgmma (kernels/sm90/map_sm90.cu) for head dims 64 and 128: on the
+    /// wgmma forward path unless ATTNSCOPE_MAP_KERNEL=mma (the mma.sync / forward-kernel passes).
+    bool m_mapWgmma = false;
     cudaStream_t m_stream = nullptr;
     DeviceArray m_flush;
     std::unique_ptr<LayerAnalyzer> m_layers;

@@ -6,9 +6,11 @@
 # Binaries (attnscope-cli, attnscope-bench-gpu-map) are built on the development machine
 # (`cmake --preset engine`, stripped, tarred: DEVELOPERS.md "Running prebuilt binaries").
 # .device/anchors holds copies of ../shared/bench/{map,analysis}_anchor.py.
-# Steps (default all): selftest map model long masks (profile runs only when named)
+# Steps (default all): selftest map model long masks (profile and mapncu run only when named)
 #   selftest  attnscope-cli selftest --gpu (SELFTEST_FLAGS, default --quick)
-#   map       attnscope-bench-gpu-map at 8k/32k/128k, d = 64, and map_anchor.py; ratios
+#   map       attnscope-bench-gpu-map at 8k/32k/128k, d = 64, and map_anchor.py; ratios; the stages
+#             (ATTNSCOPE_MAP_TIMING); the same with ATTNSCOPE_MAP_KERNEL=mma (the earlier passes)
+#   mapncu    ncu on the map's wgmma passes at 128k (runs only when named)
 #   model     synth a Llama-3-8B-shaped trace (32 layers × 32 heads / 8 kv, d = 128, T = 32768,
 #             bf16, ~13 GB) into the page cache, `analyze --all --timing` on the GPU, and
 #             analysis_anchor.py per layer; ratios (MODEL_LAYERS overrides the layer count)
@@ -60,8 +62,23 @@ for T in sorted(ours):
 PY
     echo "stages (ATTNSCOPE_MAP_TIMING=1, one map each way per T):"
     for T in 8192 32768 131072; do
-        ATTNSCOPE_MAP_TIMING=1 "$MAPBENCH" --tokens $T --dim 64 --reps 1 2>&1 >/dev/null | grep "map stages" | sed -n '3p;6p;9p'
+        ATTNSCOPE_MAP_TIMING=1 "$MAPBENCH" --tokens $T --dim 64 --reps 1 2>&1 >/dev/null | grep "map stages" | sed -n '3p;4p;9p'
     done
+    # The previous passes (forward-kernel lse, mma.sync pooling) in the same call, for the ratio.
+    echo "---- map with ATTNSCOPE_MAP_KERNEL=mma (the passes before the wgmma ones) ----"
+    ATTNSCOPE_MAP_KERNEL=mma "$MAPBENCH" --tokens 8192,32768,131072 --dim 64 --reps 10 | tee "$OUT/map-mma.jsonl" || status=1
+    for T in 8192 131072; do
+        ATTNSCOPE_MAP_KERNEL=mma ATTNSCOPE_MAP_TIMING=1 "$MAPBENCH" --tokens $T --dim 64 --reps 1 2>&1 >/dev/null | grep "map stages" | sed -n '3p;4p;9p'
+    done
+fi
+
+if has mapncu; then
+    echo "---- mapncu: ncu on the map's wgmma passes at T = 131072 (lse, then pooling) ----"
+    NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    timeout 200 "$NCU" --clock-control none -k regex:mapSm90Kernel --launch-skip 0 --launch-count 2 --section SpeedOfLight \
+        --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis \
+        "$MAPBENCH" --tokens 131072 --dim 64 --reps 1 >"$OUT/ncu-map.txt" 2>&1 || status=1
+    grep -E "mapSm90Kernel|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Executed Ipc A|Warp Cycles Per Issued|Theoretical Occupancy|Pipe" "$OUT/ncu-map.txt" | head -50
 fi
 
 if has model; then
