@@ -1,9 +1,13 @@
 // Candidate sparse masks (metrics: "Sinks" StreamingLLM, "Sparsity and coverage" MInference):
-// causal sliding window, sink + window, and vertical-slash estimated from the last queries.
+// causal sliding window, sink + window, and vertical-slash estimated from the last queries; their
+// outputs accumulated in pass 2 (the top-k block mask's in pass 3), and recall, output error and
+// kept fraction against the dense output.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
-#include "analysis_internal.h"
+#include "analysis_accumulator.h"
+#include "attnscope/analysis_limits.h"
 
 namespace attnscope::detail {
 
@@ -97,9 +101,9 @@ CandidateMask::Ranges CandidateMask::fill(int64_t qStart, int64_t kStart, const 
 
 namespace attnscope::detail {
 
-Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                                               const std::vector<float>& lse, const CandidateMaskOptions& o,
-                                               const ProgressFn& progress) {
+Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k,
+                                                       const AttentionSpec& spec, const std::vector<float>& lse,
+                                                       const CandidateMaskOptions& o, const ProgressFn& progress) {
     const int64_t T = q.rows();
     // MInference vertical-slash: column sums and diagonal sums of the last n queries' attention.
     const int64_t n = std::min(T, std::max<int64_t>(1, o.estimateQueries));
@@ -174,7 +178,7 @@ std::vector<CandidateMask> candidateMasks(const std::vector<double>& vSum, const
 
 namespace attnscope::detail {
 
-int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T) {
+int64_t keptAllowedPairs(const CandidateMask& cand, const MaskSpec& mask, int64_t T) {
     int64_t kept = 0;
     if (!isSimpleMask(mask)) {
         for (int64_t i = 0; i < T; ++i)
@@ -183,11 +187,11 @@ int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T)
     }
     const auto& ex = mask.excludedKeys;
     std::vector<int64_t> vPrefix;
-    if (cand.kind == TokenMask::Kind::VerticalSlash) {
+    if (cand.kind == CandidateMask::Kind::VerticalSlash) {
         vPrefix.assign(size_t(T + 1), 0);
         for (int64_t j = 0; j < T; ++j) vPrefix[size_t(j + 1)] = vPrefix[size_t(j)] + cand.vertical[size_t(j)];
     }
-    if (cand.kind == TokenMask::Kind::VerticalSlash) {
+    if (cand.kind == CandidateMask::Kind::VerticalSlash) {
         // A simple mask allows (i, i - o) by the offset alone (causal: o >= 0; window: |o| < W),
         // for every i with both ends in [0, T): each kept offset adds its rows' non-vertical keys.
         for (int64_t o : cand.slashOffsets) {
@@ -202,13 +206,13 @@ int64_t keptAllowedPairs(const TokenMask& cand, const MaskSpec& mask, int64_t T)
         allowedInterval(mask, T, i, lo, hi);
         if (lo > hi) continue;
         int64_t n = 0;
-        if (cand.kind == TokenMask::Kind::VerticalSlash) {
+        if (cand.kind == CandidateMask::Kind::VerticalSlash) {
             n = vPrefix[size_t(hi + 1)] - vPrefix[size_t(lo)];  // the slash keys are counted per offset above
         } else {
             const int64_t wLo = std::max(lo, i - cand.window + 1), wHi = std::min(hi, i + cand.window - 1);
             const int64_t wN = std::max<int64_t>(0, wHi - wLo + 1);
             n = wN;
-            if (cand.kind == TokenMask::Kind::SinkWindow) {
+            if (cand.kind == CandidateMask::Kind::SinkWindow) {
                 const int64_t sHi = std::min(hi, cand.sinks - 1);
                 const int64_t sN = std::max<int64_t>(0, sHi - lo + 1);
                 const int64_t both = std::max<int64_t>(0, std::min(sHi, wHi) - std::max(lo, wLo) + 1);
@@ -245,6 +249,115 @@ int64_t keptAllowedPairs(const std::vector<uint8_t>& blocks, int64_t B, const Ma
         }
     }
     return kept;
+}
+
+}  // namespace attnscope::detail
+
+namespace attnscope::detail {
+
+namespace {
+
+/// Σ_i ‖O_mask,i − O_i‖² and Σ_i ‖O_i‖² (rows normalised by their masses).
+void errorTerms(const MaskedOutput& m, const MatrixRM& dense, const std::vector<double>& denseMass, double& diff,
+                double& ref) {
+    diff = 0, ref = 0;
+    for (int64_t i = 0; i < dense.rows(); ++i) {
+        if (denseMass[size_t(i)] <= 0) continue;
+        const Eigen::RowVectorXd o = dense.row(i).cast<double>() / denseMass[size_t(i)];
+        Eigen::RowVectorXd om = Eigen::RowVectorXd::Zero(o.size());
+        if (m.mass[size_t(i)] > kMinMaskedMass) om = m.numerator.row(i).cast<double>() / m.mass[size_t(i)];
+        diff += (om - o).squaredNorm();
+        ref += o.squaredNorm();
+    }
+}
+
+}  // namespace
+
+MaskedOutput::MaskedOutput(int64_t tokens, int64_t dv) : numerator(MatrixRM::Zero(tokens, dv)), mass(size_t(tokens), 0.0) {}
+
+MaskedOutputs::MaskedOutputs(const MatrixRM& v, std::vector<CandidateMask> candidates, bool enabled, int workers)
+    : v(v), enabled(enabled), masks(std::move(candidates)), scratch(size_t(workers)) {
+    if (!enabled) return;
+    dense = MatrixRM::Zero(v.rows(), v.cols());
+    for (size_t m = 0; m < masks.size(); ++m) outputs.emplace_back(v.rows(), v.cols());
+}
+
+void MaskedOutputs::addTile(int worker, int64_t qStart, int64_t kStart, const ProbabilityTile& P) {
+    if (!enabled) return;
+    const int64_t r = P.rows();
+    dense.middleRows(qStart, r).noalias() += P * v.middleRows(kStart, P.cols());
+    MatrixRM& part = scratch[size_t(worker)];
+    for (size_t m = 0; m < masks.size(); ++m) {
+        const CandidateMask::Ranges ranges = masks[m].fill(qStart, kStart, P, part);
+        for (int x = 0; x < ranges.count; ++x) {
+            const auto [c0, c1] = ranges.r[x];
+            const auto cols = part.block(0, c0, r, c1 - c0);
+            outputs[m].numerator.middleRows(qStart, r).noalias() += cols * v.middleRows(kStart + c0, c1 - c0);
+            for (int64_t a = 0; a < r; ++a) outputs[m].mass[size_t(qStart + a)] += cols.row(a).sum();
+        }
+    }
+}
+
+void MaskedOutputs::moveInto(HeadSums& out) {
+    for (size_t m = 0; m < masks.size(); ++m) {
+        HeadSums::Masked r;
+        r.mask = std::move(masks[m]);
+        errorTerms(outputs[m], dense, out.mass, r.errorDiff2, r.errorRef2);
+        r.mass = std::move(outputs[m].mass);
+        out.masked.push_back(std::move(r));
+    }
+}
+
+Result<HeadSums::Masked> topKBlockOutput(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v,
+                                         const AttentionSpec& spec, const HeadSums& sums, const MatrixRM& dense,
+                                         const CandidateMaskOptions& options, const ProgressFn& progress) {
+    const int64_t T = sums.tokens;
+    const size_t bs = size_t(std::find(sums.blockSizes.begin(), sums.blockSizes.end(), options.topKBlockSize) -
+                             sums.blockSizes.begin());
+    BlockSparsity tb;
+    tb.blockSize = sums.blockSizes[bs];
+    tb.blockRows = tb.blockCols = (T + tb.blockSize - 1) / tb.blockSize;
+    tb.mass.assign(sums.blocks[bs].begin(), sums.blocks[bs].end());
+    tb.allowed = allowedBlocks(spec.mask, T, tb.blockSize);
+    auto kept = std::make_shared<const std::vector<uint8_t>>(topKBlockMask(tb, options.topKBlocks));
+    AttentionSpec sparse = spec;
+    sparse.mask.blocks = kept;
+    sparse.mask.blockSize = tb.blockSize;
+    sparse.mask.blockCols = tb.blockCols;
+    MaskedOutput top(T, v.cols());
+    auto tile = [&](int, int64_t qStart, int64_t kStart, const ProbabilityTile& P) {
+        top.numerator.middleRows(qStart, P.rows()).noalias() += P * v.middleRows(kStart, P.cols());
+        for (int64_t a = 0; a < P.rows(); ++a) top.mass[size_t(qStart + a)] += P.row(a).sum();
+    };
+    if (Status s = forEachProbabilityTile(q, k, sparse, sums.lse, 0, T, 0, T, tile, progress); !s.ok()) return s;
+    HeadSums::Masked out;
+    out.keptBlocks = *kept;
+    errorTerms(top, dense, sums.mass, out.errorDiff2, out.errorRef2);
+    out.mass = std::move(top.mass);
+    return out;
+}
+
+Status finishCandidates(HeadAnalysis& h, const HeadSums& sums, const AttentionSpec& spec,
+                        const CandidateMaskOptions& options, const ActiveRows& rows, const MaskCounts& counts) {
+    const int64_t T = sums.tokens;
+    const double allowedPairs = double(std::accumulate(counts.rowAllowed.begin(), counts.rowAllowed.end(), int64_t(0)));
+    const int64_t topB = options.topKBlockSize;
+    for (const HeadSums::Masked& m : sums.masked) {
+        if (int64_t(m.mass.size()) != T)
+            return Status{ErrorCode::Shape, "finishHead: a candidate mask's mass holds " + std::to_string(m.mass.size()) +
+                                                " rows, expected T=" + std::to_string(T)};
+        CandidateMaskResult c;
+        const bool topK = !m.keptBlocks.empty();
+        c.name = topK ? "top-k blocks" : m.mask.name;
+        c.params = topK ? "k=" + std::to_string(options.topKBlocks) + " B=" + std::to_string(topB) : m.mask.params;
+        c.recall = rows.mean(m.mass);
+        c.outputError = m.errorRef2 > 0 ? std::sqrt(m.errorDiff2 / m.errorRef2) : 0.0;
+        const int64_t kept = topK ? keptAllowedPairs(m.keptBlocks, topB, spec.mask, T)
+                                  : keptAllowedPairs(m.mask, spec.mask, T);
+        c.keptFraction = allowedPairs > 0 ? double(kept) / allowedPairs : 0;
+        h.masks.push_back(std::move(c));
+    }
+    return {};
 }
 
 }  // namespace attnscope::detail

@@ -41,40 +41,28 @@ Status cancelledStatus(const std::string& what);
 /// Median of a copy of `values` (0 for none).
 double median(std::vector<double> values);
 
-}  // namespace attnscope::detail
-
-namespace attnscope::detail {
-
-/// The candidate masks of the CPU passes (attnscope/analysis_sums.h).
-using TokenMask = CandidateMask;
-
 /// The n highest-scoring indices (ties by index), after the forced ones.
 std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector<uint8_t>& forced, int64_t n);
 
 /// Window, sink+window and vertical-slash masks; the vertical-slash one is estimated from the
 /// probabilities of the last `estimateQueries` rows (one small pass 2 over those rows).
-Result<std::vector<TokenMask>> buildTokenMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                                               const std::vector<float>& lse, const CandidateMaskOptions& options,
-                                               const ProgressFn& progress);
+Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k,
+                                                       const AttentionSpec& spec, const std::vector<float>& lse,
+                                                       const CandidateMaskOptions& options,
+                                                       const ProgressFn& progress);
 
 /// Allowed pairs (under `mask`) that the candidate keeps, summed over rows.
-int64_t keptAllowedPairs(const TokenMask& candidate, const MaskSpec& mask, int64_t tokens);
+int64_t keptAllowedPairs(const CandidateMask& candidate, const MaskSpec& mask, int64_t tokens);
 /// Same for a block list (row-major kept flags at blockSize).
 int64_t keptAllowedPairs(const std::vector<uint8_t>& blocks, int64_t blockSize, const MaskSpec& mask, int64_t tokens);
 
 /// Fills the gamma coverage of every requested gamma from `b.mass` and `b.allowed`.
 void computeCoverage(BlockSparsity& b, const std::vector<double>& gammas);
 
-/// Final role scores and profiles from the accumulated sums (analysis_roles.cpp).
-void finishProfiles(HeadAnalysis& h, const RoleOptions& options);
-
 /// analyzeHead that also hands back the row logsumexp (so later passes can skip pass 1).
 Result<HeadAnalysis> analyzeHeadKeepLse(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v,
                                         const AttentionSpec& spec, const HeadContext& context,
                                         const HeadAnalysisOptions& options, const ProgressFn& progress,
                                         std::vector<float>* lseOut);
-
-/// Sinks from the normalized column means (analysis_sinks.cpp).
-SinkInfo findSinks(std::vector<float> alpha, const SinkOptions& options, const std::vector<int64_t>& colAllowed);
 
 }  // namespace attnscope::detail

@@ -112,3 +112,11 @@ double median(std::vector<double> values) {
 }
 
 }  // namespace attnscope::detail
+
+namespace attnscope {
+
+std::vector<uint8_t> allowedBlockFlags(const MaskSpec& mask, int64_t tokens, int64_t blockSize) {
+    return detail::allowedBlocks(mask, tokens, blockSize);
+}
+
+}  // namespace attnscope

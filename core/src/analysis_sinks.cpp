@@ -2,7 +2,7 @@
 // 0 (ACT, threshold 0.1), and "exclude sinks and renormalize" (ACT beta = 0) as a mask.
 #include <algorithm>
 
-#include "analysis_internal.h"
+#include "analysis_accumulator.h"
 
 namespace attnscope {
 
@@ -30,6 +30,9 @@ AttentionSpec specWithoutSinks(const AttentionSpec& spec, const SinkInfo& sinks)
 
 namespace detail {
 
+namespace {
+
+/// Sinks from the normalized column means alpha.
 SinkInfo findSinks(std::vector<float> alpha, const SinkOptions& options, const std::vector<int64_t>& colAllowed) {
     SinkInfo s;
     s.alpha = std::move(alpha);
@@ -40,6 +43,24 @@ SinkInfo findSinks(std::vector<float> alpha, const SinkOptions& options, const s
         if (s.alpha[j] > options.hiddenThreshold && colAllowed[j] >= options.hiddenMinQueries)
             s.hiddenSinks.push_back(int64_t(j));
     return s;
+}
+
+}  // namespace
+
+void finishSinks(HeadAnalysis& h, const HeadSums& sums, const AttentionSpec& spec, const SinkOptions& options,
+                 const ActiveRows& rows, const MaskCounts& counts) {
+    // alpha_k = column sum / number of queries that see k.
+    std::vector<float> alpha(sums.column.size(), 0.0f);
+    for (size_t j = 0; j < alpha.size(); ++j)
+        if (counts.colAllowed[j] > 0) alpha[j] = float(sums.column[j] / double(counts.colAllowed[j]));
+    h.sinks = findSinks(std::move(alpha), options, counts.colAllowed);
+    if (!spec.hasSink()) return;
+    double share = 0;
+    for (size_t i = 0; i < sums.lse.size(); ++i)
+        if (rows.ok[i]) share += sinkShareOfRow(sums.lse[i], spec.sinkLogit);
+    h.sinks.learnedSink = true;
+    h.sinks.learnedSinkLogit = spec.sinkLogit;
+    h.sinks.learnedSinkShare = rows.count > 0 ? share / double(rows.count) : 0.0;
 }
 
 }  // namespace detail

@@ -1,11 +1,11 @@
-// Block sparsity (metrics: "Sparsity and coverage"): blocks needed per block-row to reach a
-// mass gamma, density = kept / allowed blocks, recall = Σ_kept M / Σ M, and block masks built
-// from the block mass (top-k per block-row, gamma coverage).
+// Block sparsity (metrics: "Sparsity and coverage"): the block mass of pass 2, blocks needed per
+// block-row to reach a mass gamma, density = kept / allowed blocks, recall = Σ_kept M / Σ M, and
+// block masks built from the block mass (top-k per block-row, gamma coverage).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
-#include "analysis_internal.h"
+#include "analysis_accumulator.h"
 
 namespace attnscope {
 
@@ -39,7 +39,65 @@ int64_t blocksForGamma(const float* m, const std::vector<int64_t>& cols, double 
 
 }  // namespace
 
+std::vector<int64_t> accumulatedBlockSizes(const HeadAnalysisOptions& options) {
+    std::vector<int64_t> sizes = options.blockSizes;
+    if (options.masks.enabled && std::find(sizes.begin(), sizes.end(), options.masks.topKBlockSize) == sizes.end())
+        sizes.push_back(options.masks.topKBlockSize);
+    return sizes;
+}
+
 namespace detail {
+
+BlockMassSums::BlockMassSums(std::vector<int64_t> blockSizes, int64_t tokens, int workers)
+    : sizes(std::move(blockSizes)), mass(size_t(workers)) {
+    for (int64_t b : sizes) counts.push_back((tokens + b - 1) / b);
+    for (auto& w : mass)
+        for (int64_t nb : counts) w.emplace_back(size_t(nb * nb), 0.0);
+}
+
+void BlockMassSums::addTile(int worker, int64_t qStart, int64_t kStart, const ProbabilityTile& P) {
+    const int64_t kEnd = kStart + P.cols();
+    for (size_t bs = 0; bs < sizes.size(); ++bs) {
+        const int64_t B = sizes[bs], nb = counts[bs];
+        for (int64_t a = 0; a < P.rows(); ++a) {
+            const auto row = P.row(a);
+            double* brow = mass[size_t(worker)][bs].data() + ((qStart + a) / B) * nb;
+            for (int64_t j0 = kStart; j0 < kEnd;) {
+                const int64_t j1 = std::min(kEnd, (j0 / B + 1) * B);
+                brow[j0 / B] += row.segment(j0 - kStart, j1 - j0).sum();
+                j0 = j1;
+            }
+        }
+    }
+}
+
+void BlockMassSums::merge(HeadSums& out) {
+    for (size_t w = 1; w < mass.size(); ++w)
+        for (size_t bs = 0; bs < sizes.size(); ++bs)
+            for (size_t x = 0; x < mass[0][bs].size(); ++x) mass[0][bs][x] += mass[w][bs][x];
+    out.blockSizes = sizes;
+    out.blocks = std::move(mass[0]);
+}
+
+Status finishBlocks(HeadAnalysis& h, const HeadSums& sums, const AttentionSpec& spec,
+                    const HeadAnalysisOptions& options) {
+    const int64_t T = sums.tokens;
+    for (size_t bs = 0; bs < options.blockSizes.size(); ++bs) {
+        const int64_t B = options.blockSizes[bs], nb = (T + B - 1) / B;
+        if (bs >= sums.blocks.size() || sums.blockSizes[bs] != B || int64_t(sums.blocks[bs].size()) != nb * nb)
+            return Status{ErrorCode::Shape, "finishHead: no block mass at block size " + std::to_string(B) +
+                                                " in the sums (expected accumulatedBlockSizes order)"};
+        BlockSparsity b;
+        b.blockSize = B;
+        b.blockRows = b.blockCols = nb;
+        b.mass.assign(sums.blocks[bs].begin(), sums.blocks[bs].end());
+        b.allowed = allowedBlocks(spec.mask, T, b.blockSize);
+        b.allowedBlocks = std::accumulate(b.allowed.begin(), b.allowed.end(), int64_t(0));
+        computeCoverage(b, options.gammas);
+        h.blocks.push_back(std::move(b));
+    }
+    return {};
+}
 
 void computeCoverage(BlockSparsity& b, const std::vector<double>& gammas) {
     b.coverage.clear();
