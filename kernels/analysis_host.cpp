@@ -67,7 +67,8 @@ public:
 /// (attnscope/half.h: inline integer conversions; the CUDA host ones cost ~7 ns a value.)
 bool packBf16(const MatrixRM& q, const MatrixRM& k, uint16_t* out, const std::function<void(int64_t, int64_t)>& packed) {
     const int64_t nq = q.size(), n = nq + k.size();
-    constexpr int64_t kChunk = int64_t(1) << 16;
+    // Small chunks (~20 µs each): the calling thread packs while the pool's threads wake up.
+    constexpr int64_t kChunk = int64_t(1) << 14;
     const int64_t chunks = (n + kChunk - 1) / kChunk;
     const int64_t perRange = std::max<int64_t>(1, (chunks + 7) / 8), ranges = (chunks + perRange - 1) / perRange;
     std::vector<std::atomic<int64_t>> left(static_cast<size_t>(ranges));
@@ -82,13 +83,20 @@ bool packBf16(const MatrixRM& q, const MatrixRM& k, uint16_t* out, const std::fu
     };
     parallelFor(chunks, [&](int64_t c, int) {
         const int64_t e0 = c * kChunk, e1 = std::min(n, e0 + kChunk);
-        auto value = [&](int64_t e) { return e < nq ? q.data()[e] : k.data()[e - nq]; };
         // Once any value is inexact in f16 the rest need no check: bf16 it is.
         bool check = exact.load(std::memory_order_relaxed), chunkExact = true;
-        for (int64_t e = e0; e < e1; ++e) {
-            const float x = value(e);
-            out[e] = half::floatToBf16(x);
-            if (check && !f16Exact(x)) chunkExact = check = false;
+        auto pack = [&](const float* src, uint16_t* dst, int64_t count) {
+            int64_t e = 0;
+            for (; check && e < count; ++e) {
+                dst[e] = half::floatToBf16(src[e]);
+                if (!f16Exact(src[e])) chunkExact = check = false;
+            }
+            for (; e < count; ++e) dst[e] = half::floatToBf16(src[e]);
+        };
+        if (e0 < nq) pack(q.data() + e0, out + e0, std::min(e1, nq) - e0);
+        if (e1 > nq) {
+            const int64_t k0 = std::max(e0, nq);
+            pack(k.data() + (k0 - nq), out + k0, e1 - k0);
         }
         if (!chunkExact) exact.store(false, std::memory_order_relaxed);
         const int64_t r = c / perRange;
@@ -338,9 +346,11 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
     ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
     stages.mark(3);
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
-    stages.print(!mapFragmentsTake(g)                             ? "wmma pooling"
-                 : m_mapWgmma && mapSm90Takes(head.dim()) ? "wgmma lse + pooling"
-                                                          : "fragment pooling");
+    const bool wgmma = m_mapWgmma && mapSm90Takes(head.dim());
+    stages.print(!mapFragmentsTake(g)                      ? (wgmma ? "wgmma lse, wmma pooling" : "wmma pooling")
+                 : !wgmma                                  ? "fragment pooling"
+                 : mapSm90PoolTakes(g)                     ? "wgmma lse + pooling"
+                                                           : "wgmma lse, fragment pooling");
     const float* out = static_cast<const float*>(*host);
     AttentionMap map;
     map.rect = rect;

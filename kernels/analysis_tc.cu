@@ -375,7 +375,7 @@ Status launchMapD(const MapArgs& m, float* lse, void* headScratch, MapLse pass1,
     if (mapFragmentsTake(m.grid)) {
         MapArgs f = m;
         f.elem = a.elem;
-        return wgmmaPool ? launchMapPoolSm90(f, stream) : launchMapFragments(f, stream);
+        return wgmmaPool && mapSm90PoolTakes(f.grid) ? launchMapPoolSm90(f, stream) : launchMapFragments(f, stream);
     }
     auto kernel = mapPoolKernel<Elem, D>;
     const size_t shared = PassLayout<D>::bytes;

@@ -128,16 +128,18 @@ Status launchMapFragments(const MapArgs& args, cudaStream_t stream);
 /// capability 9.0 only, where the engine's forward path is wgmma). Head dims 64 and 128, any
 /// AnalysisSpec. launchMapLseSm90 writes `lse` (absolute rows, [T]) for the rect's rows: Q·Kᵀ and
 /// the online max / sum alone (no P·V), the sink folded in. launchMapPoolSm90 is
-/// launchMapFragments on wgmma: an aligned grid (mapFragmentsTake), the lse of its rows ready.
+/// launchMapFragments on wgmma for aligned grids whose cells hold whole multiples of 128 keys
+/// (mapSm90PoolTakes: each 128-key tile in one cell column), the lse of its rows ready.
 bool mapSm90Takes(int dim);
+bool mapSm90PoolTakes(const CellGrid& grid);
 Status launchMapLseSm90(const MapArgs& args, float* lse, cudaStream_t stream);
 Status launchMapPoolSm90(const MapArgs& args, cudaStream_t stream);
 
 /// The map: pass 1 over the rect's rows (lse indexed by absolute row, [T]), then pooling into
 /// cells (CellGrid) — one head. `headScratch`: device memory of sizeof(HeadPassArgs);
 /// `pass1`: Ready when the rect's rows of `lse` are already computed (ForwardLse), else the
-/// kernel that computes them; `wgmmaPool`: aligned grids pool on launchMapPoolSm90 (else on
-/// launchMapFragments).
+/// kernel that computes them; `wgmmaPool`: grids mapSm90PoolTakes pool on launchMapPoolSm90
+/// (other aligned grids on launchMapFragments).
 Status launchMapPasses(const void* q, const void* k, ElemType elem, int tokens, int dim, const AnalysisSpec& spec,
                        float* lse, const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed,
                        void* headScratch, MapLse pass1, bool wgmmaPool, cudaStream_t stream);

@@ -472,6 +472,10 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1040, 64, {0, 1040, 0, 1040}, 130, 65, rng, report, false, false));
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1000, 128, {0, 1000, 0, 1000}, 100, 40, rng, report, false, false));
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1536, 128, {136, 1416, 8, 1288}, 160, 80, rng, report));
+        // Cells of whole multiples of 128 keys: pass 2 on wgmma too (mapSm90PoolTakes), a whole
+        // sequence (256-key cells) and a zoomed rect (128-key cells) past the last tile of T.
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 2560, 64, {0, 2560, 0, 2560}, 10, 160, rng, report, false, false));
+        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1200, 128, {64, 1088, 128, 1152}, 8, 64, rng, report));
     }
     // Learned sinks (GPT-OSS): the lse passes fold the sink logit in (pass-kernel lse, never the
     // forward kernel's), so maps and block mass take exp(s - L').

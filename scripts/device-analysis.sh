@@ -79,6 +79,14 @@ if has mapncu; then
         --section Occupancy --section LaunchStats --section WarpStateStats --section ComputeWorkloadAnalysis \
         "$MAPBENCH" --tokens 131072 --dim 64 --reps 1 >"$OUT/ncu-map.txt" 2>&1 || status=1
     grep -E "mapSm90Kernel|Duration|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Executed Ipc A|Warp Cycles Per Issued|Theoretical Occupancy|Pipe" "$OUT/ncu-map.txt" | head -50
+    # Instructions, the MUFU (xu) pipe and the main stall reasons, per issued instruction.
+    M=smsp__inst_executed.sum,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active
+    for r in barrier long_scoreboard short_scoreboard math_pipe_throttle wait no_instruction mio_throttle dispatch_stall; do
+        M=$M,smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio
+    done
+    timeout 120 "$NCU" --clock-control none -k regex:mapSm90Kernel --launch-count 2 --metrics "$M" \
+        "$MAPBENCH" --tokens 131072 --dim 64 --reps 1 >"$OUT/ncu-map-metrics.txt" 2>&1 || status=1
+    grep -E "mapSm90Kernel|smsp__|sm__" "$OUT/ncu-map-metrics.txt" | head -30
 fi
 
 if has model; then

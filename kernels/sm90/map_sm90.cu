@@ -1,13 +1,16 @@
 // The map's two passes on warpgroup MMAs (sm_90a; issue 13): pass 1 computes the row logsumexp
 // alone (S = Q·Kᵀ and the online max / sum, no P·V: half the MMAs of the attention forward kernel,
 // which the map used before and whose output it threw away), pass 2 pools p = 2^(s2 - L2) into the
-// cells of an aligned grid (mapFragmentsTake) as map_mma.cu does, from the wgmma accumulators.
+// cells of an aligned grid whose cells hold whole multiples of 128 keys (mapSm90PoolTakes: the
+// overview at T >= 65,536 with 512 columns, block mass at 128), from the wgmma accumulators: each
+// 128-key tile lies in one cell column, so a warp adds a whole tile to one run (map_mma.cu, which
+// takes the other aligned grids, changes cell between n8 tiles).
 //
 // One CTA owns 128 query rows of the rect (two warpgroups of 64) and sweeps the key tiles of 128
 // it may visit (causal / window bounds), K in a ring of cp.async stages shared by both warpgroups:
 //   S = Q Kᵀ   wgmma m64n128k16, A = Q and B = K from 128-byte-swizzled shared memory
 //   pass 1     mask (partial warp tiles only), softmaxRows (flex_common.cuh), lse at the end
-//   pass 2     per n8 tile: p = 2^(s·scale2 - L2) added to the run of its cell (CellRun below)
+//   pass 2     p = 2^(s·scale2 - L2) added to the warp's run of the tile's cell (CellRun below)
 // The accumulator layout is the mma.sync one (flex_common.cuh): a warp owns 16 rows, a thread rows
 // lane/4 and lane/4 + 8, columns 8j + 2(lane%4) + {0, 1} of n8 tile j. Masks and score mods are
 // the analysis passes' (analysis_device.cuh: allows, score2Of), so every AnalysisSpec is taken;
@@ -236,33 +239,32 @@ __global__ void __launch_bounds__(kThreads, 2) mapSm90Kernel(const __grid_consta
             float alpha[2];
             flex::softmaxRows<kNT>(s, rowMax, rowSum, alpha, scoreMods ? 1.0f : scale2);
         } else {
-            const bool plain = full && !scoreMods;
-            // The cell column of n8 tile jt, the same for the whole warp: one division a tile,
-            // then a step every cell.keys / 8 n8 tiles.
-            const int rel = k0 - int(g.k0), keys8 = args.cell.keys / 8;
-            int cx = rel / args.cell.keys, at8 = (rel - cx * args.cell.keys) / 8;
-            const int qd = lane % 4;
+            // Cells hold whole multiples of 128 keys (mapSm90PoolTakes), so the tile lies in one
+            // cell column: at most one flush a tile, none inside the element loop.
+            const int cx = (k0 - int(g.k0)) / args.cell.keys;
+            if (cx != run.cx) {
+                if (run.cx >= 0) run.flush(a, cy, lane);
+                run.cx = cx;
+            }
+            if (full && !scoreMods) {  // every pair allowed: no test, one count for the tile
+                // Four partial sums and two maxima: short dependency chains between the ex2s.
+                float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f}, mx[2] = {run.max, 0.0f};
 #pragma unroll
-            for (int jt = 0; jt < kNT; ++jt, ++at8) {
-                if (at8 == keys8) ++cx, at8 = 0;
-                if (cx != run.cx) {
-                    if (run.cx >= 0) run.flush(a, cy, lane);
-                    run.cx = cx;
+                for (int x = 0; x < kNT * 4; ++x) {
+                    const float p = flex::fastExp2(fmaf(s[x], scale2, -rows.lse2[(x >> 1) & 1]));
+                    sum[x & 3] += p;
+                    mx[x & 1] = fmaxf(mx[x & 1], p);
                 }
-                if (plain) {  // every pair allowed: no test, one count for the four
-                    float p[4];
+                run.sum += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+                run.max = fmaxf(mx[0], mx[1]);
+                run.count += kNT * 4;
+            } else {
+                const int qd = lane % 4;
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) p[e] = flex::fastExp2(fmaf(s[4 * jt + e], scale2, -rows.lse2[e >> 1]));
-                    run.sum += (p[0] + p[1]) + (p[2] + p[3]);
-                    run.max = fmaxf(run.max, fmaxf(fmaxf(p[0], p[1]), fmaxf(p[2], p[3])));
-                    run.count += 4;
-                    continue;
-                }
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int r = e >> 1, j = k0 + 8 * jt + 2 * qd + (e & 1);
+                for (int x = 0; x < kNT * 4; ++x) {
+                    const int r = (x >> 1) & 1, j = k0 + 8 * (x >> 2) + 2 * qd + (x & 1);
                     if (!(rows.live[r] && j < keyEnd && pass::allows(spec, rows.i[r], j, T))) continue;
-                    const float p = flex::fastExp2(pass::score2Of(spec, s[4 * jt + e], rows.i[r], j) - rows.lse2[r]);
+                    const float p = flex::fastExp2(pass::score2Of(spec, s[x], rows.i[r], j) - rows.lse2[r]);
                     run.sum += p;
                     run.max = fmaxf(run.max, p);
                     ++run.count;
@@ -342,9 +344,15 @@ Status launchMapLseSm90(const MapArgs& m, float* lse, cudaStream_t stream) {
     return launchMode<Mode::Lse>(m, lse, stream);
 }
 
+bool mapSm90PoolTakes(const CellGrid& g) {
+    if (!mapFragmentsTake(g)) return false;
+    return cellSizeOf(g).keys % kBlock == 0;
+}
+
 Status launchMapPoolSm90(const MapArgs& m, cudaStream_t stream) {
-    if (!mapFragmentsTake(m.grid))
-        return {ErrorCode::InvalidArgument, "GPU map (wgmma): the pooling needs an aligned cell grid"};
+    if (!mapSm90PoolTakes(m.grid))
+        return {ErrorCode::InvalidArgument, "GPU map (wgmma): the pooling needs an aligned cell grid of cells "
+                                            "of whole multiples of 128 keys"};
     return launchMode<Mode::Pool>(m, nullptr, stream);
 }
 
