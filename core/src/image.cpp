@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "attnscope/trace.h"
+#include "png_checksums.h"
 
 namespace attnscope {
 

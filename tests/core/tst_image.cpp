@@ -9,6 +9,7 @@
 
 #include "attnscope/image.h"
 #include "brute_attention.h"
+#include "png_checksums.h"
 
 using namespace attnscope;
 

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../core/src/mapped_guard.h"
+#include "mapped_guard.h"
 #include "attnscope/trace.h"
 #include "trace_fixture.h"
 

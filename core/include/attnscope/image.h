@@ -73,8 +73,4 @@ std::vector<uint8_t> encodePng(const Image& image);
 /// Encodes and writes atomically (temp file + rename).
 Status writePng(const std::string& path, const Image& image);
 
-/// CRC-32 (ISO 3309, as PNG chunks use) and Adler-32 (zlib), exposed for tests.
-uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
-uint32_t adler32(const uint8_t* data, size_t size, uint32_t adler = 1);
-
 }  // namespace attnscope
