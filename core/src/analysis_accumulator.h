@@ -161,6 +161,12 @@ Status finishCandidates(HeadAnalysis& h, const HeadSums& sums, const AttentionSp
 
 // ---- The whole head (analysis_head.cpp) ----
 
+/// Pass 1 + pass 2 (+ the top-k pass) of one head on the CPU: analyzeHead is
+/// finishHead(accumulateHead(...)) (tests/core/tst_analysis_sums checks every field).
+Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
+                                const HeadContext& context, const HeadAnalysisOptions& options,
+                                const ProgressFn& progress = {});
+
 class HeadAccumulator {
 public:
     HeadAccumulator(const MatrixRM& v, const AttentionSpec& spec, const HeadContext& context,

@@ -79,14 +79,6 @@ Result<HeadAnalysis> analyzeHeadKeepLse(const MatrixRM& q, const MatrixRM& k, co
     return h;
 }
 
-}  // namespace detail
-
-Result<HeadAnalysis> analyzeHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
-                                 const HeadContext& context, const HeadAnalysisOptions& options,
-                                 const ProgressFn& progress) {
-    return detail::analyzeHeadKeepLse(q, k, v, spec, context, options, progress, nullptr);
-}
-
 Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
                                 const HeadContext& context, const HeadAnalysisOptions& options,
                                 const ProgressFn& progress) {
@@ -94,33 +86,41 @@ Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const Matr
     const int64_t T = q.rows();
 
     // Pass 1: L_i, then the candidate masks (vertical-slash from the last rows' probabilities).
-    auto lse = rowLogSumExp(q, k, spec, 0, T, detail::subProgress(progress, 0.0, 0.3));
+    auto lse = rowLogSumExp(q, k, spec, 0, T, subProgress(progress, 0.0, 0.3));
     if (!lse) return lse.status();
     std::vector<CandidateMask> masks;
     if (options.masks.enabled) {
-        auto m = detail::buildCandidateMasks(q, k, spec, *lse, options.masks, detail::subProgress(progress, 0.3, 0.35));
+        auto m = buildCandidateMasks(q, k, spec, *lse, options.masks, subProgress(progress, 0.3, 0.35));
         if (!m) return m.status();
         masks = std::move(*m);
     }
 
     // Pass 2: every probability tile once.
-    detail::HeadAccumulator acc(v, spec, context, options, std::move(masks), workerCount());
-    auto tile = [&acc](int worker, int64_t qStart, int64_t kStart, const detail::ProbabilityTile& P) {
+    HeadAccumulator acc(v, spec, context, options, std::move(masks), workerCount());
+    auto tile = [&acc](int worker, int64_t qStart, int64_t kStart, const ProbabilityTile& P) {
         acc.addTile(worker, qStart, kStart, P);
     };
-    if (Status s = forEachProbabilityTile(q, k, spec, *lse, 0, T, 0, T, tile, detail::subProgress(progress, 0.35, 0.85));
+    if (Status s = forEachProbabilityTile(q, k, spec, *lse, 0, T, 0, T, tile, subProgress(progress, 0.35, 0.85));
         !s.ok())
         return s;
     HeadSums sums = acc.merge(std::move(*lse));
 
     // Pass 3: top-k blocks (oracle, from this head's own block mass at topKBlockSize).
     if (options.masks.enabled) {
-        auto top = detail::topKBlockOutput(q, k, v, spec, sums, acc.denseOutput(), options.masks,
-                                           detail::subProgress(progress, 0.85, 1.0));
+        auto top = topKBlockOutput(q, k, v, spec, sums, acc.denseOutput(), options.masks,
+                                   subProgress(progress, 0.85, 1.0));
         if (!top) return top.status();
         sums.masked.push_back(std::move(*top));
     }
     return sums;
+}
+
+}  // namespace detail
+
+Result<HeadAnalysis> analyzeHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
+                                 const HeadContext& context, const HeadAnalysisOptions& options,
+                                 const ProgressFn& progress) {
+    return detail::analyzeHeadKeepLse(q, k, v, spec, context, options, progress, nullptr);
 }
 
 Result<HeadAnalysis> finishHead(const HeadSums& sums, const AttentionSpec& spec, const HeadContext& context,

@@ -53,8 +53,7 @@ Result<MatrixRM> loadHead(const Trace& trace, int layer, int head, Which which) 
     return std::move(m->m);
 }
 
-}  // namespace
-
+/// Per-layer summary of analysed heads.
 LayerSummary summarizeLayer(int layer, const std::vector<const HeadAnalysis*>& heads, const AnalyzeOptions& options) {
     LayerSummary s;
     s.layer = layer;
@@ -82,8 +81,6 @@ LayerSummary summarizeLayer(int layer, const std::vector<const HeadAnalysis*>& h
     s.density = withDensity > 0 ? density / withDensity : 0.0;
     return s;
 }
-
-namespace {
 
 /// What one layer contributes to ModelAnalysis, in layer order.
 struct LayerResult {

@@ -8,9 +8,9 @@
 #include <cmath>
 #include <random>
 
+#include "analysis_accumulator.h"
 #include "attnscope/analysis.h"
 #include "attnscope/analysis_sums.h"
-
 #include "brute_attention.h"
 
 using namespace attnscope;
@@ -146,7 +146,7 @@ void TestAnalysisSums::sumsMatchBruteForce() {
     o.blockSizes = {16, 32};
     o.masks.window = 9, o.masks.sinkWindow = 9, o.masks.topKBlockSize = 16, o.masks.estimateQueries = 8;
     o.roles.repeatContext = 2;
-    auto sums = accumulateHead(q, k, v, spec, ctx, o);
+    auto sums = detail::accumulateHead(q, k, v, spec, ctx, o);
     QVERIFY2(sums.ok(), sums.message().c_str());
     const Brute b = bruteSums(q, k, spec, ctx, o);
     const std::pair<const char*, std::pair<const std::vector<double>*, const std::vector<double>*>> fields[] = {
@@ -204,7 +204,7 @@ void TestAnalysisSums::finishIsAnalyzeHead() {
     AttentionSpec spec;
     spec.scale = 0.25f;
     spec.mask.causal = true;
-    auto sums = accumulateHead(q, k, v, spec, {}, {});
+    auto sums = detail::accumulateHead(q, k, v, spec, {}, {});
     QVERIFY(sums.ok());
     auto a = finishHead(*sums, spec, {}, {});
     auto b = analyzeHead(q, k, v, spec, {}, {});

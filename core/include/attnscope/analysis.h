@@ -390,9 +390,6 @@ struct LayerDone {
 Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& options = {},
                                    const ProgressFn& progress = {});
 
-/// Per-layer summary of analysed heads (used by analyzeTrace; exposed for the GUI).
-LayerSummary summarizeLayer(int layer, const std::vector<const HeadAnalysis*>& heads, const AnalyzeOptions& options);
-
 /// JSON of everything (schema "attnscope.analysis" v1): options, per-layer summaries, per-head
 /// results (vectors and block matrices included), similarity.
 Json toJson(const ModelAnalysis& analysis);

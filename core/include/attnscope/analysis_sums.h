@@ -1,7 +1,7 @@
 #pragma once
-// The per-head analysis split in two: accumulating pass-2 sums (on the CPU here, or on a GPU
-// backend behind GpuEngine::analyzeLayerSums) and finishing them into a HeadAnalysis (always
-// here, so both backends report through the same code). HeadSums is the contract between them:
+// The per-head analysis split in two: accumulating pass-2 sums (on the CPU inside analyzeHead, or
+// on a GPU backend behind GpuEngine::analyzeLayerSums) and finishing them into a HeadAnalysis
+// (always here, so both backends report through the same code). HeadSums is the contract between them:
 // every field is a plain sum over probabilities p_ij = exp(s_ij - L_i) of one head.
 #include <cstdint>
 #include <string>
@@ -78,11 +78,6 @@ std::vector<int64_t> accumulatedBlockSizes(const HeadAnalysisOptions& options);
 /// 1 where block (I, J) of size `blockSize` holds at least one pair the mask allows, row-major
 /// [ceil(T/B) × ceil(T/B)] (the top-k mask's candidates).
 std::vector<uint8_t> allowedBlockFlags(const MaskSpec& mask, int64_t tokens, int64_t blockSize);
-
-/// Pass 1 + pass 2 (+ the top-k pass) of one head on the CPU.
-Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const AttentionSpec& spec,
-                                const HeadContext& context, const HeadAnalysisOptions& options,
-                                const ProgressFn& progress = {});
 
 /// Every per-head metric and the role label from the sums (both backends).
 Result<HeadAnalysis> finishHead(const HeadSums& sums, const AttentionSpec& spec, const HeadContext& context,
