@@ -31,7 +31,7 @@ enum class VariantKind {
 };
 const char* variantKindName(VariantKind k);
 
-/// How to combine the base mask with `extraMask` (compositions).
+/// How to combine the base mask with `VariantSpec::other`'s mask (compositions).
 enum class MaskCombine { None, And, Or };
 
 /// Who computes a variant: attnscope's own kernels, or a vendor library's fused attention with
