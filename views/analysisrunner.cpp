@@ -33,20 +33,6 @@ HeadId mostInterestingHead(const ModelAnalysis& model)
 
 AnalysisRunner::AnalysisRunner(TraceSession* session, QObject* parent) : QObject(parent), m_session(session)
 {
-    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
-        if (tag != kTag)
-            return;
-        m_running = false;
-        if (r.canConvert<JobError>()) {
-            emit analysisFailed(r.value<JobError>().message);  // the layers finished so far stay
-            return;
-        }
-        m_result = r.value<AnalysisPtr>();
-        m_layers.clear();
-        m_progress = 1.0;
-        m_session->setAnalysis(m_result);
-        emit analysisFinished();
-    });
     connect(session, &TraceSession::traceOpened, this, [this] {
         reset();
         if (m_autoRun)
@@ -79,7 +65,7 @@ void AnalysisRunner::run()
     // Background work: on the GPU worker when a GPU is present (the tensor-core passes; layers it
     // cannot take fall back to the CPU inside analyzeTrace), else on the background CPU lane. Map
     // requests never wait for it.
-    m_session->compute()->submitBackground(kTag, [self, trace, job](GpuEngine* gpu, const CancelToken& cancel) {
+    auto work = [self, trace, job](GpuEngine* gpu, const CancelToken& cancel) -> Result<AnalysisPtr> {
         QElapsedTimer sinceReport;
         sinceReport.start();
         auto progress = [&](double f, std::string_view stage) {
@@ -112,8 +98,23 @@ void AnalysisRunner::run()
         };
         auto r = analyzeTrace(*trace, options, progress);
         if (!r)
-            return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
-        return QVariant::fromValue(AnalysisPtr(std::make_shared<const ModelAnalysis>(std::move(*r))));
+            return r.status();
+        return AnalysisPtr(std::make_shared<const ModelAnalysis>(std::move(*r)));
+    };
+    m_session->compute()->submitBackground(kTag, std::move(work), this, [this, job](Result<AnalysisPtr> r) {
+        // A run replaced or cancelled (cancel() and reset() said so already) or of an older trace.
+        if (job != m_job || r.status().code() == ErrorCode::Cancelled)
+            return;
+        m_running = false;
+        if (!r) {
+            emit analysisFailed(QString::fromStdString(r.message()));  // the layers finished so far stay
+            return;
+        }
+        m_result = std::move(*r);
+        m_layers.clear();
+        m_progress = 1.0;
+        m_session->setAnalysis(m_result);
+        emit analysisFinished();
     });
 }
 

@@ -77,5 +77,3 @@ private:
 };
 
 }  // namespace attnscope
-
-Q_DECLARE_METATYPE(std::shared_ptr<const attnscope::ModelAnalysis>)

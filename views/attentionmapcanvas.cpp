@@ -47,7 +47,6 @@ AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) :
     m_detailTimer.setSingleShot(true);
     m_detailTimer.setInterval(kDetailDelayMs);
     connect(&m_detailTimer, &QTimer::timeout, this, &AttentionMapCanvas::requestDetail);
-    connect(session->compute(), &ComputeService::jobFinished, this, &AttentionMapCanvas::onJobFinished);
     connect(session, &TraceSession::currentChanged, this, [this](HeadId h) {
         if (m_follow)
             setHead(h);
@@ -169,34 +168,30 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     const QColor mask = palette().color(QPalette::Mid);
     auto run = [cache, trace, request, coloring, shade, mask](GpuEngine* engine, const CancelToken& cancel) {
         auto r = computeMap(*cache, request, cancel, engine);
-        if (!r)
-            return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
-        colorizeResult(*r, coloring, shade, mask);
-        return QVariant::fromValue(*r);
+        if (r)
+            colorizeResult(*r, coloring, shade, mask);
+        return r;
     };
+    auto done = [this, level](Result<MapResult> r) { onMapFinished(level, std::move(r)); };
     // While the analysis holds the GPU, the map computes on the CPU rather than wait for it.
     if (gpu && m_session->compute()->gpuAvailable())
-        m_session->compute()->submitGpu(tag, run, ComputeService::WhileGpuBusy::RunOnCpu);
+        m_session->compute()->submitGpu(tag, run, this, done, ComputeService::WhileGpuBusy::RunOnCpu);
     else
-        m_session->compute()->submitCpu(tag, [run](const CancelToken& c) { return run(nullptr, c); });
+        m_session->compute()->submitCpu(tag, [run](const CancelToken& c) { return run(nullptr, c); }, this, done);
 }
 
-void AttentionMapCanvas::onJobFinished(quint64, const QString& tag, const QVariant& value)
+void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r)
 {
-    if (!tag.startsWith(tagPrefix()))
-        return;
-    const QString level = tag.mid(tagPrefix().size());
+    if (r.status().code() == ErrorCode::Cancelled)
+        return;  // a newer request of this level, or the head or mask changed
     m_computing = m_session->compute()->pendingJobs() > 0;
-    if (value.canConvert<JobError>()) {
-        const QString message = value.value<JobError>().message;
-        if (!message.contains(QLatin1String("cancel"), Qt::CaseInsensitive)) {
-            m_error = message;
-            emit computeFailed(message);
-        }
+    if (!r) {
+        m_error = QString::fromStdString(r.message());
+        emit computeFailed(m_error);
         update();
         return;
     }
-    MapResult result = value.value<MapResult>();
+    MapResult result = std::move(*r);
     if (result.request.layer != m_head.layer || result.request.head != m_head.head ||
         result.request.excludedKeys != m_excluded)
         return;  // a map of a head or mask no longer shown

@@ -88,7 +88,7 @@ private:
     bool overviewSuffices() const;
     void dropDetailWhenOverviewSuffices();
     void submit(const QString& level, MapRequest request, bool gpu);
-    void onJobFinished(quint64 id, const QString& tag, const QVariant& result);
+    void onMapFinished(const QString& level, Result<MapResult> result);
     void recolor();            ///< options or palette changed: recolour the layers on screen
     bool coloringMatches(const MapResult& r) const;
     std::optional<float> valueAt(int64_t query, int64_t key) const;

@@ -70,17 +70,6 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
     };
     connect(session, &TraceSession::analysisChanged, this, similarity);
     connect(session, &TraceSession::currentChanged, this, similarity);
-    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
-        if (tag != kJsTag)
-            return;
-        m_js = v.canConvert<double>() && !v.canConvert<JobError>() ? v.toDouble() : -1;
-        const QList<HeadId>& c = m_shown;
-        if (m_js >= 0 && c.size() >= 2)
-            m_distance->setText(tr("JS distance L%1H%2 ↔ L%3H%4 = %5")
-                                    .arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head).arg(m_js, 0, 'f', 3));
-        else if (v.canConvert<JobError>())
-            m_distance->setText(tr("JS distance failed: %1").arg(v.value<JobError>().message));
-    });
 }
 
 QList<HeadId> ComparisonView::shownHeads() const
@@ -187,6 +176,19 @@ void ComparisonView::updateDifference()
     m_difference->setFigure(Figure(f));
 }
 
+void ComparisonView::showDistance(Result<double> r)
+{
+    if (r.status().code() == ErrorCode::Cancelled)
+        return;  // a newer pair replaced it
+    m_js = r ? *r : -1;
+    const QList<HeadId>& c = m_shown;
+    if (m_js >= 0 && c.size() >= 2)
+        m_distance->setText(tr("JS distance L%1H%2 ↔ L%3H%4 = %5")
+                                .arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head).arg(m_js, 0, 'f', 3));
+    else if (!r)
+        m_distance->setText(tr("JS distance failed: %1").arg(QString::fromStdString(r.message())));
+}
+
 void ComparisonView::requestDistance()
 {
     const QList<HeadId>& c = m_shown;
@@ -196,11 +198,11 @@ void ComparisonView::requestDistance()
     auto trace = m_session->trace();
     const HeadId a = c[0], b = c[1];
     m_distance->setText(tr("JS distance: computing…"));
-    m_session->compute()->submitCpu(kJsTag, [cache, trace, a, b](const CancelToken& cancel) {
+    auto work = [cache, trace, a, b](const CancelToken& cancel) -> Result<double> {
         auto ha = cache->head(a.layer, a.head);
         auto hb = cache->head(b.layer, b.head);
         if (!ha || !hb)
-            return QVariant::fromValue(JobError{QString::fromStdString((ha ? hb : ha).message())});
+            return (ha ? hb : ha).status();
         std::vector<HeadInput> in(2);
         in[0].q = &(*ha)->q;
         in[0].k = &(*ha)->k;
@@ -210,9 +212,10 @@ void ComparisonView::requestDistance()
         in[1].spec = (*hb)->spec;
         auto s = headSimilarity(std::move(in), cancelOnly(cancel));
         if (!s)
-            return QVariant::fromValue(JobError{QString::fromStdString(s.message())});
-        return QVariant(s->distance.size() >= 2 ? s->distance[1] : -1.0);
-    });
+            return s.status();
+        return s->distance.size() >= 2 ? s->distance[1] : -1.0;
+    };
+    m_session->compute()->submitCpu(kJsTag, std::move(work), this, [this](Result<double> r) { showDistance(std::move(r)); });
 }
 
 std::optional<Figure> ComparisonView::currentFigure() const

@@ -43,6 +43,7 @@ private:
     void rebuild();
     void updateDifference();
     void requestDistance();
+    void showDistance(Result<double> r);
 
     TraceSession* m_session;
     QHBoxLayout* m_row;

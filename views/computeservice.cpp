@@ -4,8 +4,12 @@
 #include <QThread>
 #include <QThreadPool>
 
+#include <new>
+#include <string>
+
 #include "attnscope/gpu.h"
 #include "attnscope/parallel.h"
+#include "threadhandoff.h"
 
 #ifdef __linux__
 #include <sys/resource.h>
@@ -33,10 +37,28 @@ void lowerCurrentThreadPriority(int nice)
 }
 }  // namespace
 
+namespace detail {
+Status statusOfException(std::exception_ptr e)
+{
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::bad_alloc&) {
+        return {ErrorCode::OutOfMemory, "out of memory"};
+    } catch (const std::exception& x) {
+        return {ErrorCode::Internal, std::string("unexpected error: ") + x.what()};
+    } catch (...) {
+        return {ErrorCode::Internal, "unexpected error"};
+    }
+}
+}  // namespace detail
+
 ProgressFn cancelOnly(const CancelToken& cancel)
 {
     return [cancel](double, std::string_view) { return !cancel.cancelled(); };
 }
+
+/// Names the GUI thread's event queue for handOff/takeOver (results are delivered through it).
+const char kGuiQueue = 0;
 
 /// Lives on the GPU thread; creates and owns the engine there so the CUDA context is bound to it.
 class GpuWorker : public QObject {
@@ -61,14 +83,18 @@ ComputeService::ComputeService(QObject* parent) : QObject(parent)
     m_gpuThread->start();
     // Engine creation is quick (a device query); wait for it once so gpuAvailable() is known.
     GpuInfo info;
+    handOff(m_gpuWorker);
     QMetaObject::invokeMethod(
         m_gpuWorker,
         [w = m_gpuWorker, &info] {
+            takeOver(w);
             w->engine = createGpuEngine();
             info = w->engine ? w->engine->info() : GpuInfo{};
             w->available = info.available;
+            handOff(w);
         },
         Qt::BlockingQueuedConnection);
+    takeOver(m_gpuWorker);
     m_gpuAvailable = info.available;
     m_gpuDescription = info.available ? QString::fromStdString(info.name)
                                       : QStringLiteral("CPU (no GPU: %1)").arg(QString::fromStdString(info.reason));
@@ -76,59 +102,60 @@ ComputeService::ComputeService(QObject* parent) : QObject(parent)
 
 ComputeService::~ComputeService()
 {
-    cancelAll();
+    // Requesters are not answered any more: the service and, usually, they are going away.
+    for (auto& [tag, state] : m_tags)
+        state.runningToken.cancel();
+    m_tags.clear();
     m_pool->waitForDone();
+    takeOver(m_pool);
     m_backgroundPool->waitForDone();
-    QMetaObject::invokeMethod(m_gpuWorker, [w = m_gpuWorker] { w->engine.reset(); }, Qt::BlockingQueuedConnection);
+    takeOver(m_backgroundPool);
+    handOff(m_gpuWorker);
+    QMetaObject::invokeMethod(
+        m_gpuWorker,
+        [w = m_gpuWorker] {
+            takeOver(w);
+            w->engine.reset();
+            handOff(w);
+        },
+        Qt::BlockingQueuedConnection);
     m_gpuThread->quit();
     m_gpuThread->wait();
+    takeOver(m_gpuWorker);
     delete m_gpuWorker;
-}
-
-quint64 ComputeService::submitCpu(const QString& tag, CpuJob job, int priority)
-{
-    auto p = std::make_unique<Pending>();
-    p->cpu = std::move(job);
-    p->priority = priority;
-    return submit(tag, std::move(p));
-}
-
-quint64 ComputeService::submitGpu(const QString& tag, GpuJob job, WhileGpuBusy whileBusy)
-{
-    auto p = std::make_unique<Pending>();
-    p->lane = Lane::Gpu;
-    p->whileBusy = whileBusy;
-    p->gpuJob = std::move(job);
-    return submit(tag, std::move(p));
-}
-
-quint64 ComputeService::submitBackground(const QString& tag, GpuJob job)
-{
-    auto p = std::make_unique<Pending>();
-    p->lane = Lane::Background;
-    p->gpuJob = std::move(job);
-    return submit(tag, std::move(p));
 }
 
 quint64 ComputeService::submit(const QString& tag, std::unique_ptr<Pending> p)
 {
+    Q_ASSERT_X(p->requester.receiver && p->requester.receiver->thread() == thread(), "ComputeService",
+               "a job has a receiver, living on the service's (GUI) thread");
     p->id = m_nextId++;
     const quint64 id = p->id;
-    TagState& state = m_tags[tag];
-    state.newest = id;
-    if (state.running) {
-        state.runningToken.cancel();
-        state.queued = std::move(p);  // replaces an older queued job of this tag
-    } else {
+    if (p->requester.receiver)
+        watch(p->requester.receiver);
+    auto it = m_tags.find(tag);
+    if (it == m_tags.end()) {
+        TagState& state = m_tags[tag];
         start(tag, state, std::move(p));
+        return id;
     }
+    // A job of this tag is running: it is told to stop, and the new job waits for it, replacing
+    // an older waiting one. Both older requesters learn that their answer will not come.
+    TagState& state = it->second;
+    state.runningToken.cancel();
+    const Status superseded(ErrorCode::Cancelled, "cancelled: a newer request took its place");
+    refuse(state.runningRequester, superseded);
+    if (state.queued)
+        refuse(state.queued->requester, superseded);
+    state.queued = std::move(p);
     return id;
 }
 
 void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<Pending> p)
 {
-    state.running = true;
+    state.runningId = p->id;
     state.runningToken = CancelToken{};
+    state.runningRequester = std::move(p->requester);
     if (m_running++ == 0)
         emit busyChanged(true);
     const CancelToken token = state.runningToken;
@@ -136,85 +163,133 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
     // Background work holds the GPU worker while it runs (a GPU is present): GPU jobs that have a
     // CPU path run on the CPU pool meanwhile instead of queueing behind it.
     const bool heldGpu = p->lane == Lane::Background && m_gpuAvailable;
-    if (p->lane == Lane::Gpu && m_gpuBackground > 0 && p->whileBusy == WhileGpuBusy::RunOnCpu) {
-        p->lane = Lane::Cpu;
-        p->cpu = [job = std::move(p->gpuJob)](const CancelToken& cancel) { return job(nullptr, cancel); };
-    }
+    if (p->lane == Lane::Gpu && m_gpuBackground > 0 && p->whileBusy == WhileGpuBusy::RunOnCpu)
+        p->lane = Lane::Cpu;  // the job then sees a null engine and takes its CPU path
     QPointer<ComputeService> self(this);
-    auto deliver = [self, tag, id, heldGpu](QVariant result) {
+    auto deliver = [self, tag, id, heldGpu](Delivery delivery) {
+        handOff(&kGuiQueue);
         QMetaObject::invokeMethod(
-            self.data(), [self, tag, id, result, heldGpu] { if (self) self->finished(tag, id, result, heldGpu); },
+            self.data(),
+            [self, tag, id, delivery = std::move(delivery), heldGpu] {
+                takeOver(&kGuiQueue);
+                if (self)
+                    self->finished(tag, id, delivery, heldGpu);
+            },
             Qt::QueuedConnection);
     };
     switch (p->lane) {
     case Lane::Background:
         if (!heldGpu) {
-            m_backgroundPool->start([job = std::move(p->gpuJob), token, deliver] {
+            handOff(m_backgroundPool);
+            m_backgroundPool->start([work = std::move(p->work), token, deliver, queue = m_backgroundPool] {
+                takeOver(queue);
                 // Its fork-join work yields to interactive work between items (core's parallelFor),
                 // so it needs no lower priority, which would starve it on a busy machine.
                 lowerCurrentThreadPriority(kWorkerNice);
                 setBackgroundParallelism(true);
-                deliver(job(nullptr, token));
+                deliver(work(nullptr, token));
+                handOff(queue);  // to waitForDone
             });
             break;
         }
         ++m_gpuBackground;
         [[fallthrough]];
     case Lane::Gpu:
+        handOff(m_gpuWorker);
         QMetaObject::invokeMethod(
             m_gpuWorker,
-            [w = m_gpuWorker, job = std::move(p->gpuJob), token, deliver] {
-                deliver(job(w->available ? w->engine.get() : nullptr, token));
+            [w = m_gpuWorker, work = std::move(p->work), token, deliver] {
+                takeOver(w);
+                deliver(work(w->available ? w->engine.get() : nullptr, token));
+                handOff(w);  // to the thread's end in the destructor
             },
             Qt::QueuedConnection);
         break;
     case Lane::Cpu:
+        handOff(m_pool);
         m_pool->start(
-            [job = std::move(p->cpu), token, deliver] {
+            [work = std::move(p->work), token, deliver, queue = m_pool] {
+                takeOver(queue);
                 lowerCurrentThreadPriority(kWorkerNice);
-                deliver(job(token));
+                deliver(work(nullptr, token));
+                handOff(queue);  // to waitForDone
             },
             p->priority);
         break;
     }
 }
 
-void ComputeService::finished(const QString& tag, quint64 id, const QVariant& result, bool heldGpu)
+void ComputeService::finished(const QString& tag, quint64 id, const Delivery& delivery, bool heldGpu)
 {
     if (heldGpu)
         --m_gpuBackground;
     if (--m_running == 0)
         emit busyChanged(false);
     auto it = m_tags.find(tag);
-    if (it == m_tags.end())
-        return;  // forgotten by cancelAll
+    if (it == m_tags.end() || it->second.runningId != id)
+        return;  // forgotten when the service closed
     TagState& state = it->second;
-    state.running = false;
-    const bool newest = id == state.newest;
+    // Answered already (replaced, cancelled) or its receiver is gone: the result is dropped.
+    const bool answer = bool(state.runningRequester.refuse) && state.runningRequester.receiver;
+    state.runningRequester = {};
     if (state.queued)
         start(tag, state, std::move(state.queued));
     else
         m_tags.erase(it);
-    if (newest)
-        emit jobFinished(id, tag, result);
+    // Last: the callback may submit again.
+    if (answer)
+        delivery();
+}
+
+void ComputeService::refuse(Requester& requester, const Status& why)
+{
+    Refusal refusal = std::exchange(requester.refuse, {});
+    if (!refusal || !requester.receiver)
+        return;
+    QPointer<ComputeService> self(this);
+    QMetaObject::invokeMethod(
+        requester.receiver.data(),
+        [self, refusal = std::move(refusal), why] {
+            if (self)
+                refusal(why);
+        },
+        Qt::QueuedConnection);
 }
 
 void ComputeService::cancelAll(const QString& prefix)
 {
-    for (auto it = m_tags.begin(); it != m_tags.end();) {
-        if (it->first.startsWith(prefix)) {
-            it->second.runningToken.cancel();
-            if (it->second.running) {
-                // Keep the entry so the running job's finish is counted, but make it stale.
-                it->second.queued.reset();
-                it->second.newest = 0;
-                ++it;
-            } else {
-                it = m_tags.erase(it);
-            }
-        } else {
-            ++it;
+    const Status cancelled(ErrorCode::Cancelled, "cancelled");
+    for (auto& [tag, state] : m_tags) {
+        if (!tag.startsWith(prefix))
+            continue;
+        // The entry stays until the running job finishes, so its finish is counted.
+        state.runningToken.cancel();
+        refuse(state.runningRequester, cancelled);
+        if (state.queued)
+            refuse(state.queued->requester, cancelled);
+        state.queued.reset();
+    }
+}
+
+void ComputeService::watch(QObject* receiver)
+{
+    if (m_watched.contains(receiver))
+        return;
+    m_watched.insert(receiver);
+    connect(receiver, &QObject::destroyed, this, [this](QObject* gone) { receiverDestroyed(gone); });
+}
+
+void ComputeService::receiverDestroyed(const QObject* receiver)
+{
+    // Nobody waits for these jobs any more: the running ones stop, the waiting ones never run.
+    m_watched.remove(receiver);
+    for (auto& [tag, state] : m_tags) {
+        if (state.runningRequester.identity == receiver) {
+            state.runningToken.cancel();
+            state.runningRequester = {};
         }
+        if (state.queued && state.queued->requester.identity == receiver)
+            state.queued.reset();
     }
 }
 
@@ -222,7 +297,7 @@ int ComputeService::pendingJobs() const
 {
     int n = 0;
     for (const auto& [tag, s] : m_tags)
-        n += int(s.running) + int(bool(s.queued));
+        n += 1 + int(bool(s.queued));  // every entry has a running job
     return n;
 }
 

@@ -51,15 +51,6 @@ HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, 
     connect(session, &TraceSession::optionsChanged, this, qOverload<>(&QWidget::update));
     connect(analysis, &AnalysisRunner::analysisFinished, this, qOverload<>(&QWidget::update));
     connect(analysis, &AnalysisRunner::layerFinished, this, qOverload<>(&QWidget::update));
-    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
-        if (!tag.startsWith(kTagPrefix) || !v.canConvert<MapResult>())
-            return;
-        const MapResult r = v.value<MapResult>();
-        MapColoring c;
-        c.vmax = pooledMaximum(r.map, false);
-        m_thumbs.insert(keyOf({r.request.layer, r.request.head}), colorizeMap(r.map, c, true, palette().color(QPalette::Mid)));
-        update(cellRect({r.request.layer, r.request.head}).toAlignedRect());
-    });
 }
 
 void HeadGridCanvas::requestThumbnails()
@@ -79,14 +70,23 @@ void HeadGridCanvas::requestThumbnails()
             r.sampledRows = t > kExactOverviewTokens;  // thumbnails of long sequences: sampled rows
             m_session->compute()->submitCpu(
                 kTagPrefix + QStringLiteral("%1:%2").arg(l).arg(h),
-                [cache, trace, r](const CancelToken& cancel) {
-                    auto m = computeMap(*cache, r, cancel);
-                    return m ? QVariant::fromValue(*m) : QVariant::fromValue(JobError{QString::fromStdString(m.message())});
+                [cache, trace, r](const CancelToken& cancel) { return computeMap(*cache, r, cancel); }, this,
+                [this](Result<MapResult> m) {
+                    if (m)  // a failed thumbnail stays blank; the map of the head says why
+                        showThumbnail(*m);
                 },
                 kThumbPriority);
         }
     }
     update();
+}
+
+void HeadGridCanvas::showThumbnail(const MapResult& r)
+{
+    MapColoring c;
+    c.vmax = pooledMaximum(r.map, false);
+    m_thumbs.insert(keyOf({r.request.layer, r.request.head}), colorizeMap(r.map, c, true, palette().color(QPalette::Mid)));
+    update(cellRect({r.request.layer, r.request.head}).toAlignedRect());
 }
 
 int HeadGridCanvas::maxHeads() const

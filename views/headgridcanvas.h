@@ -8,6 +8,8 @@
 
 namespace attnscope {
 
+struct MapResult;
+
 class HeadGridCanvas : public QWidget {
     Q_OBJECT
 public:
@@ -28,6 +30,7 @@ protected:
 
 private:
     void requestThumbnails();
+    void showThumbnail(const MapResult& r);
     double cellSize(int w) const;
     std::optional<HeadId> headAt(QPointF pos) const;
     QRectF cellRect(HeadId head) const;

@@ -53,27 +53,29 @@ NeuronView::NeuronView(TraceSession* session, QWidget* parent) : QWidget(parent)
     connect(session, &TraceSession::optionsChanged, this, &NeuronView::request);
     connect(m_query, &QSpinBox::valueChanged, this, &NeuronView::request);
     connect(m_key, &QSpinBox::valueChanged, this, &NeuronView::request);
-    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
-        if (tag != kTag)
-            return;
-        if (v.canConvert<JobError>()) {
-            m_summary->setText(tr("error: %1").arg(v.value<JobError>().message));
-            return;
-        }
-        m_data = v.value<NeuronData>();
-        double dot = 0;
-        for (size_t i = 0; i < m_data.q.size(); ++i)
-            dot += double(m_data.q[i]) * m_data.k[i];
-        const auto& tokens = m_session->trace()->metadata().tokens;
-        auto tok = [&](int64_t i) {
-            return size_t(i) < tokens.size() ? QString::fromStdString(tokens[size_t(i)]).trimmed() : QString();
-        };
-        m_summary->setText(tr("L%1 H%2  “%3” → “%4”   Σ q⊙k = q·k = %5   × scale %6 = %7   softmax p = %8")
-                               .arg(m_data.layer).arg(m_data.head).arg(tok(m_data.query), tok(m_data.key))
-                               .arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
-                               .arg(dot * m_data.scale, 0, 'g', 4).arg(m_data.probability, 0, 'g', 4));
-        m_plot->setFigure(currentFigure());
-    });
+}
+
+void NeuronView::showNeuron(Result<NeuronData> r)
+{
+    if (r.status().code() == ErrorCode::Cancelled)
+        return;  // a newer request replaced it
+    if (!r) {
+        m_summary->setText(tr("error: %1").arg(QString::fromStdString(r.message())));
+        return;
+    }
+    m_data = std::move(*r);
+    double dot = 0;
+    for (size_t i = 0; i < m_data.q.size(); ++i)
+        dot += double(m_data.q[i]) * m_data.k[i];
+    const auto& tokens = m_session->trace()->metadata().tokens;
+    auto tok = [&](int64_t i) {
+        return size_t(i) < tokens.size() ? QString::fromStdString(tokens[size_t(i)]).trimmed() : QString();
+    };
+    m_summary->setText(tr("L%1 H%2  “%3” → “%4”   Σ q⊙k = q·k = %5   × scale %6 = %7   softmax p = %8")
+                           .arg(m_data.layer).arg(m_data.head).arg(tok(m_data.query), tok(m_data.key))
+                           .arg(dot, 0, 'g', 4).arg(m_data.scale, 0, 'g', 4)
+                           .arg(dot * m_data.scale, 0, 'g', 4).arg(m_data.probability, 0, 'g', 4));
+    m_plot->setFigure(currentFigure());
 }
 
 void NeuronView::request()
@@ -85,10 +87,10 @@ void NeuronView::request()
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     const std::vector<int64_t> excluded = m_session->excludedKeys(h);
-    m_session->compute()->submitCpu(kTag, [cache, trace, h, query, key, excluded](const CancelToken& cancel) {
+    auto work = [cache, trace, h, query, key, excluded](const CancelToken& cancel) -> Result<NeuronData> {
         auto head = cache->head(h.layer, h.head);
         if (!head)
-            return QVariant::fromValue(JobError{QString::fromStdString(head.message())});
+            return head.status();
         const HeadData& d = **head;
         NeuronData n;
         n.layer = h.layer;
@@ -101,10 +103,11 @@ void NeuronView::request()
         const AttentionSpec spec = HeadCache::specWithExclusions(d, excluded);
         auto p = attentionMap(d.q, d.k, spec, {query, query + 1, key, key + 1}, 1, 1, cancelOnly(cancel));
         if (!p)
-            return QVariant::fromValue(JobError{QString::fromStdString(p.message())});
+            return p.status();
         n.probability = p->mean.empty() ? 0.0 : double(p->mean[0]);
-        return QVariant::fromValue(n);
-    });
+        return n;
+    };
+    m_session->compute()->submitCpu(kTag, std::move(work), this, [this](Result<NeuronData> r) { showNeuron(std::move(r)); });
 }
 
 std::optional<Figure> NeuronView::currentFigure() const

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "attnscope/status.h"
 #include "figuresource.h"
 
 class QLabel;
@@ -34,6 +35,7 @@ public:
 
 private:
     void request();
+    void showNeuron(Result<NeuronData> r);
 
     TraceSession* m_session;
     QSpinBox* m_query;
@@ -44,5 +46,3 @@ private:
 };
 
 }  // namespace attnscope
-
-Q_DECLARE_METATYPE(attnscope::NeuronData)

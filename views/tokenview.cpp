@@ -90,15 +90,6 @@ TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), 
         m_canvas->minWeight = float(v);
         m_canvas->update();
     });
-    connect(session->compute(), &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& v) {
-        if (!tag.startsWith(kTagPrefix) || !v.canConvert<MapResult>())
-            return;
-        const MapResult r = v.value<MapResult>();
-        if (r.request.layer != m_layer->value() || r.request.rect.q0 != m_canvas->offset)
-            return;
-        m_canvas->weights[r.request.head] = r.map.mean;  // one token per cell: exact probabilities
-        m_canvas->update();
-    });
 }
 
 void TokenView::rebuildHeadBoxes()
@@ -147,11 +138,21 @@ void TokenView::request()
         r.rect = {w0, w1, w0, w1};
         r.width = r.height = int(w1 - w0);
         r.excludedKeys = m_session->excludedKeys({r.layer, h});
-        m_session->compute()->submitCpu(kTagPrefix + QString::number(h), [cache, trace, r](const CancelToken& c) {
-            auto m = computeMap(*cache, r, c);
-            return m ? QVariant::fromValue(*m) : QVariant::fromValue(JobError{QString::fromStdString(m.message())});
-        });
+        m_session->compute()->submitCpu(
+            kTagPrefix + QString::number(h), [cache, trace, r](const CancelToken& c) { return computeMap(*cache, r, c); },
+            this, [this](Result<MapResult> m) {
+                if (m)  // a failed head is left out of the view
+                    showWeights(*m);
+            });
     }
+}
+
+void TokenView::showWeights(const MapResult& r)
+{
+    if (r.request.layer != m_layer->value() || r.request.rect.q0 != m_canvas->offset)
+        return;  // a window or layer no longer shown
+    m_canvas->weights[r.request.head] = r.map.mean;  // one token per cell: exact probabilities
+    m_canvas->update();
 }
 
 int TokenView::headsReady() const

@@ -34,6 +34,7 @@ public:
 private:
     void rebuildHeadBoxes();
     void request();
+    void showWeights(const MapResult& r);
 
     TraceSession* m_session;
     QSpinBox* m_layer;

@@ -12,30 +12,22 @@ const QString kOpenTag = QStringLiteral("open");
 constexpr qint64 kScanLimitBytes = qint64(1) << 30;
 }  // namespace
 
-TraceSession::TraceSession(ComputeService* compute, QObject* parent) : QObject(parent), m_compute(compute)
-{
-    connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
-        if (!tag.startsWith(kOpenTag + QLatin1Char(':')))
-            return;
-        const QString path = tag.mid(kOpenTag.size() + 1);
-        if (r.canConvert<JobError>())
-            emit openFailed(path, r.value<JobError>().message);
-        else
-            setTrace(r.value<TracePtr>());
-    });
-}
+TraceSession::TraceSession(ComputeService* compute, QObject* parent) : QObject(parent), m_compute(compute) {}
 
 void TraceSession::open(const QString& path)
 {
     OpenOptions options;
     // Counting NaN/Inf reads the whole file: worth it for the validation panel unless it is huge.
     options.scanValues = QFileInfo(path).size() <= kScanLimitBytes;
-    m_compute->submitCpu(kOpenTag + QLatin1Char(':') + path, [p = path.toStdString(), options](const CancelToken& cancel) {
-        auto t = Trace::open(p, options, cancelOnly(cancel));
-        if (!t)
-            return QVariant::fromValue(JobError{QString::fromStdString(t.message())});
-        return QVariant::fromValue(TracePtr(*t));
-    });
+    m_compute->submitCpu(
+        kOpenTag + QLatin1Char(':') + path,
+        [p = path.toStdString(), options](const CancelToken& cancel) { return Trace::open(p, options, cancelOnly(cancel)); },
+        this, [this, path](Result<TracePtr> t) {
+            if (t)
+                setTrace(std::move(*t));
+            else if (t.status().code() != ErrorCode::Cancelled)  // a newer open of the same file
+                emit openFailed(path, QString::fromStdString(t.message()));
+        });
 }
 
 void TraceSession::setTrace(std::shared_ptr<const Trace> trace)

@@ -34,7 +34,8 @@
 #include "mappanel.h"
 #include "neuronview.h"
 #include "profilerpanel.h"
-#include "report.h"
+#include "profilerunner.h"
+#include "reportrunner.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
 #include "tokenview.h"
@@ -50,8 +51,7 @@ constexpr int kStatusMessageMs = 8000;
 constexpr double kZoomStep = 2.0;
 constexpr double kFirstStartScreenShare = 0.9;  ///< of the screen's available area, per side
 constexpr int kStatusMargin = 16;               ///< status bar padding around the message
-const QString kReportTag = QStringLiteral("report");
-const QString kProfileTag = QStringLiteral("profile");
+constexpr int kReportSteps = 1000;              ///< report progress dialog resolution
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
@@ -62,6 +62,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_compute = new ComputeService(this);
     m_session = new TraceSession(m_compute, this);
     m_analysis = new AnalysisRunner(m_session, this);
+    m_report = new ReportRunner(m_session, this);
     buildPanels();
     buildMenus();
     loadSettings();
@@ -84,24 +85,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         if (head != HeadId{})
             m_pickHeadWhenAnalysed = false;
     });
-    connect(m_compute, &ComputeService::jobFinished, this, [this](quint64, const QString& tag, const QVariant& r) {
-        if (tag == kProfileTag && m_profiler) {
-            if (r.canConvert<ProfileResultPtr>() && r.value<ProfileResultPtr>())
-                m_profiler->deliver(std::move(*r.value<ProfileResultPtr>()));
-            else
-                m_profiler->deliver(Status{ErrorCode::Internal, "the profile job returned no result"});
-            return;
-        }
-        if (tag != kReportTag)
-            return;
-        if (m_reportDialog)
-            m_reportDialog->deleteLater();
-        if (r.canConvert<JobError>())
-            showError(tr("Report failed"), r.value<JobError>().message);
-        else
-            showStatus(tr("Report written: %n file(s)", nullptr, int(r.toLongLong())), kStatusMessageMs);
-        emit reportFinished(!r.canConvert<JobError>());
-    });
     // The analysis shows its progress in the head grid; the status bar only says when it ends.
     connect(m_analysis, &AnalysisRunner::analysisFinished, this, [this] {
         showStatus(tr("Analysis finished"), kStatusMessageMs);
@@ -113,6 +96,32 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
             [this] { showStatus(tr("Analysis cancelled"), kStatusMessageMs); });
     connect(m_analysis, &AnalysisRunner::analysisFailed, this,
             [this](const QString& message) { showError(tr("Analysis failed"), message); });
+    connect(m_report, &ReportRunner::progressChanged, this, [this](double f, const QString& stage) {
+        // setValue() of a modal progress dialog processes events, which may run the deferred
+        // delete of a cancelled dialog: it goes last, after the only other use of the pointer.
+        if (!m_reportDialog)
+            return;
+        m_reportDialog->setLabelText(stage);
+        m_reportDialog->setValue(int(f * kReportSteps));
+    });
+    connect(m_report, &ReportRunner::reportWritten, this, [this](const QString&, int files) {
+        if (m_reportDialog)
+            m_reportDialog->deleteLater();
+        showStatus(tr("Report written: %n file(s)", nullptr, files), kStatusMessageMs);
+        emit reportFinished(true);
+    });
+    connect(m_report, &ReportRunner::reportFailed, this, [this](const QString& message) {
+        if (m_reportDialog)
+            m_reportDialog->deleteLater();
+        showError(tr("Report failed"), message);
+        emit reportFinished(false);
+    });
+    connect(m_report, &ReportRunner::reportCancelled, this, [this] {
+        if (m_reportDialog)
+            m_reportDialog->deleteLater();
+        showStatus(tr("Report cancelled"), kStatusMessageMs);
+        emit reportFinished(false);
+    });
 }
 
 MainWindow::~MainWindow() = default;
@@ -137,12 +146,7 @@ void MainWindow::buildPanels()
     // where there is no OpenGL (the offscreen platform), so the tab then says why instead.
     if (QOpenGLContext probe; probe.create()) {
         m_profiler = new ProfilerPanel({}, this);
-        // Profiles run on ComputeService's GPU worker: one thread owns CUDA and CUPTI.
-        m_profiler->setRunner([this](ProfilerPanel::Work work) {
-            m_compute->submitGpu(kProfileTag, [work = std::move(work)](GpuEngine*, const CancelToken&) {
-                return QVariant::fromValue(std::make_shared<Result<ProfileReport>>(work()));
-            });
-        });
+        new ProfileRunner(m_compute, m_profiler);  // on ComputeService's GPU worker: one thread owns CUDA and CUPTI
         m_tabs->addTab(m_profiler, tr("P&rofiler"));
         connect(m_session, &TraceSession::traceOpened, m_profiler, [this] { m_profiler->setTrace(m_session->trace()); });
         connect(m_session, &TraceSession::currentChanged, m_profiler,
@@ -379,45 +383,18 @@ void MainWindow::exportReportInteractive()
 
 void MainWindow::exportReport(const QString& dir)
 {
-    const std::string trace = m_session->path().toStdString();
-    const std::string out = dir.toStdString();
     // A window-modal progress dialog: the event loop keeps running (the report is written on the
-    // CPU pool), and Cancel forgets the job, whose cancel token stops generateReport.
-    constexpr int kSteps = 1000;
+    // CPU pool), and Cancel stops the run.
     if (m_reportDialog)
         m_reportDialog->deleteLater();
-    m_reportDialog = new QProgressDialog(tr("Writing the report to %1").arg(dir), tr("Cancel"), 0, kSteps, this);
+    m_reportDialog = new QProgressDialog(tr("Writing the report to %1").arg(dir), tr("Cancel"), 0, kReportSteps, this);
     m_reportDialog->setWindowTitle(tr("Export report"));
     m_reportDialog->setWindowModality(Qt::WindowModal);
     m_reportDialog->setAutoClose(false);
     m_reportDialog->setAutoReset(false);
     m_reportDialog->setMinimumDuration(0);
-    connect(m_reportDialog, &QProgressDialog::canceled, this, [this] {
-        m_compute->cancelAll(kReportTag);
-        if (m_reportDialog)
-            m_reportDialog->deleteLater();
-        showStatus(tr("Report cancelled"), kStatusMessageMs);
-        emit reportFinished(false);
-    });
-    QPointer<QProgressDialog> dialog(m_reportDialog);
-    auto progress = [dialog](double f, std::string_view stage) {
-        const QString s = QString::fromUtf8(stage.data(), qsizetype(stage.size()));
-        QMetaObject::invokeMethod(qApp, [dialog, f, s] {
-            // setValue() of a modal progress dialog processes events, which may run the deferred
-            // delete of a cancelled dialog: it goes last, after the only other use of the pointer.
-            if (!dialog)
-                return;
-            dialog->setLabelText(s);
-            dialog->setValue(int(f * kSteps));
-        });
-        return true;
-    };
-    m_compute->submitCpu(kReportTag, [trace, out, progress](const CancelToken& cancel) {
-        auto r = generateReport(trace, out, {}, [&](double f, std::string_view s) { return progress(f, s) && !cancel.cancelled(); });
-        if (!r)
-            return QVariant::fromValue(JobError{QString::fromStdString(r.message())});
-        return QVariant(qsizetype(r->files.size()));
-    });
+    connect(m_reportDialog, &QProgressDialog::canceled, m_report, &ReportRunner::cancel);
+    m_report->run(dir);
 }
 
 void MainWindow::closeEvent(QCloseEvent* e)

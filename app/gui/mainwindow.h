@@ -18,6 +18,7 @@ class ComputeService;
 class HeadGrid;
 class MapPanel;
 class ProfilerPanel;
+class ReportRunner;
 class TraceSession;
 
 class MainWindow : public QMainWindow {
@@ -71,6 +72,7 @@ private:
     ComputeService* m_compute;
     TraceSession* m_session;
     AnalysisRunner* m_analysis;
+    ReportRunner* m_report;
     QTabWidget* m_tabs = nullptr;
     MapPanel* m_map = nullptr;
     HeadGrid* m_headGrid = nullptr;

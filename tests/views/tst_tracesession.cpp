@@ -46,21 +46,26 @@ void TestTraceSession::jobOutlivesTraceSwitch() {
     ComputeService compute;
     TraceSession session(&compute);
     session.setTrace(*first);
-    QSignalSpy finished(&compute, &ComputeService::jobFinished);
+    QList<qint64> finished;
     std::binary_semaphore go(0);
     std::shared_ptr<HeadCache> cache = session.cache();
     QVERIFY(cache);
-    compute.submitCpu(QStringLiteral("test"), [cache, &go](const CancelToken&) {
-        go.acquire();  // runs only after the session has switched traces
-        auto head = cache->head(0, 0);
-        return QVariant(head ? qint64((*head)->q.rows() * 1000 + (*head)->q.cols()) : qint64(-1));
-    });
+    compute.submitCpu(
+        QStringLiteral("test"),
+        [cache, &go](const CancelToken&) -> Result<qint64> {
+            go.acquire();  // runs only after the session has switched traces
+            auto head = cache->head(0, 0);
+            if (!head)
+                return head.status();
+            return qint64((*head)->q.rows() * 1000 + (*head)->q.cols());
+        },
+        &session, [&](Result<qint64> r) { finished << (r ? *r : qint64(-1)); });
     cache.reset();  // the job holds the only other reference besides the session
     session.setTrace(*second);
     QVERIFY(session.cache());
     go.release();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
-    QCOMPARE(finished.at(0).at(2).value<QVariant>().toLongLong(), qint64(96 * 1000 + 32));  // the first trace's head
+    QCOMPARE(finished.at(0), qint64(96 * 1000 + 32));  // the first trace's head
     auto now = session.cache()->head(0, 0);
     QVERIFY(now.ok());
     QCOMPARE((*now)->q.rows(), Eigen::Index(64));
