@@ -47,9 +47,9 @@ public:
     const std::optional<ProfileReport>& report() const { return m_report; }
     bool isRunning() const;
 
-    /// Where runs execute. By default a QtConcurrent thread; the main window hands them to
-    /// ComputeService's GPU worker, the one thread that owns the CUDA context and the CUPTI
-    /// session. A runner must call deliver() on the GUI thread with the work's result.
+    /// Where runs execute. By default a QtConcurrent thread; in the main window a ProfileRunner
+    /// hands them to ComputeService's GPU worker, the one thread that owns the CUDA context and
+    /// the CUPTI session. A runner must call deliver() on the GUI thread with the work's result.
     using Work = std::function<Result<ProfileReport>()>;
     using Runner = std::function<void(Work work)>;
     void setRunner(Runner runner) { m_runner = std::move(runner); }
@@ -116,7 +116,3 @@ private:
 };
 
 }  // namespace attnscope
-
-/// A profile result crossing threads inside a QVariant (ComputeService jobs).
-using ProfileResultPtr = std::shared_ptr<attnscope::Result<attnscope::ProfileReport>>;
-Q_DECLARE_METATYPE(ProfileResultPtr)
