@@ -2,14 +2,14 @@
 # The GUI on the GPU machine (issue 13, item 6): the whole ctest suite (QtTest units, CLI end-to-end
 # checks, the capture tests) built here with Qt + CUDA, run there under Xvfb with GLX, then the
 # screenshot tour on a 128k-token trace (map, profiler with GPU rows, kernel timeline) and the
-# GUI's --bench-responsiveness at 128k. The GPU machine has no Qt and no X server, so what they
+# responsiveness benchmark (attnscope-gui-harness) at 128k. The GPU machine has no Qt and no X server, so what they
 # need travels from here in one archive.
 #   here:    scripts/device-gui.sh pack     -> build/carry-gui.tar.xz (~36 MiB; needs gcc, xz, icupkg)
 #   device:  run, carry ["build/carry-gui.tar.xz"], timeout_s 450:   bash scripts/device-gui.sh run
 #   here:    scripts/device-gui.sh run      (a rehearsal: Mesa softpipe, the GPU tests skip)
 #
 # pack: builds $BUILD (default build/release) under the team's build lock and strips its test
-#   executables, attnscope and attnscope-cli into build/carry-gui/tree. The eleven that hold the
+#   executables, attnscope, attnscope-cli and attnscope-gui-harness into build/carry-gui/tree. The eleven that hold the
 #   CUDA kernels (~23 MB each) are near-identical, and xz with a 256 MiB window stores them about
 #   once (39 executables, 260 MB -> ~10 MB). From this Debian machine it adds every ldd-resolved
 #   library except glibc's and the GPU driver's; Qt's xcb and offscreen platform plugins with the
@@ -65,12 +65,12 @@ stage_build() {  # copies and strips the build's tests and apps into $STAGE/tree
         strip -o "$tree/tests/$(basename "$exe")" "$exe" || return 1
         n=$((n + 1))
     done
-    for exe in attnscope attnscope-cli; do
+    for exe in attnscope attnscope-cli attnscope-gui-harness; do
         [[ -x $BUILD/app/$exe ]] || { echo "error: $BUILD/app/$exe not built" >&2; return 1; }
         strip -o "$tree/app/$exe" "$BUILD/app/$exe" || return 1
     done
     cp "$BUILD/tests/CTestTestfile.cmake" "$tree/tests/CTestTestfile.cmake.orig" || return 1
-    echo "staged $n test executables, attnscope, attnscope-cli"
+    echo "staged $n test executables, attnscope, attnscope-cli, attnscope-gui-harness"
 }
 
 copy_libs() {  # ELF files...: copies every library they resolve (but glibc's and the driver's)
@@ -419,7 +419,7 @@ EOF
             carried "$PACKED_BUILD/app/attnscope-cli" synth -o "$trace" --tokens "$tokens" --layers 1 \
                 --heads "${TOUR_HEADS:-8}" --no-progress >"$logs/synth.log" 2>&1 || tail -3 "$logs/synth.log"
         fi
-        carried timeout "${TOUR_TIMEOUT:-150}" "$PACKED_BUILD/app/attnscope" --screenshot-tour "$work/shots" "$trace" \
+        carried timeout "${TOUR_TIMEOUT:-150}" "$PACKED_BUILD/app/attnscope-gui-harness" --screenshot-tour "$work/shots" "$trace" \
             >"$logs/tour.log" 2>&1
         tour_rc=$?
         echo "tour: exit $tour_rc in $((SECONDS - t0)) s; $(ls "$work/shots" 2>/dev/null | tr '\n' ' ')"
@@ -432,8 +432,8 @@ EOF
         [[ -n ${TOUR_TRACE:-} ]] || rm -f "$trace"
     fi
     if [[ ${SKIP_BENCH:-0} != 1 ]]; then
-        echo "== attnscope --bench-responsiveness --tokens $tokens"
-        carried timeout "${BENCH_TIMEOUT:-60}" "$PACKED_BUILD/app/attnscope" --bench-responsiveness --tokens "$tokens" \
+        echo "== attnscope-gui-harness --bench-responsiveness --tokens $tokens"
+        carried timeout "${BENCH_TIMEOUT:-60}" "$PACKED_BUILD/app/attnscope-gui-harness" --bench-responsiveness --tokens "$tokens" \
             >"$logs/bench-responsiveness.log" 2>&1
         echo "bench: exit $?"
         cat "$logs/bench-responsiveness.log"

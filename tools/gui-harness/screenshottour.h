@@ -1,5 +1,5 @@
 #pragma once
-// attnscope --screenshot-tour DIR [TRACE]: opens TRACE (or the demo), runs the analysis and saves
+// attnscope-gui-harness --screenshot-tour DIR [TRACE]: opens TRACE (or the demo), runs the analysis and saves
 // a PNG of each main view into DIR, the profiler's kernel timeline last (used by
 // scripts/screenshots and scripts/device-gui.sh under Xvfb). Returns 0 on success.
 #include <QString>
