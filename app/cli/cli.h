@@ -21,6 +21,12 @@ struct Verb {
     std::string usage;    ///< one line, e.g. "info TRACE [--json]"
     std::string summary;  ///< one sentence
     VerbFn run;
+    /// The verb's command-line step alone: declares its options, parses argv and checks every
+    /// value that needs no input file (no trace is opened, nothing is computed or written).
+    /// Returns kRun when the command line is accepted, else the exit code the verb returns
+    /// (after --help, or after the one-line error). `run` begins with the same step; the CLI
+    /// fuzz target (fuzz/fuzz_cli_args.cpp) calls it alone. Null for verbs without one.
+    VerbFn parse = nullptr;
 };
 
 bool registerVerb(Verb verb);
@@ -80,6 +86,8 @@ inline constexpr int kExitUsage = 2;
 /// 3: the verb ran but could not do all it was asked (profile: a variant's row holds an error;
 /// selftest --gpu: no usable GPU).
 inline constexpr int kExitIncomplete = 3;
+/// What a verb's parse step returns when the command line is accepted and the verb would run.
+inline constexpr int kRun = -1;
 
 /// Prints "attnscope-cli VERB: message" to stderr and returns kExitFailure (the one-line rule).
 int fail(const std::string& verb, const std::string& message);
@@ -112,3 +120,7 @@ Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const 
 #define ATTNSCOPE_CLI_CAT(a, b) ATTNSCOPE_CLI_CAT2(a, b)
 #define ATTNSCOPE_CLI_VERB(NAME, USAGE, SUMMARY, FN) \
     static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN})
+/// A verb with a separate parse step (Verb::parse).
+#define ATTNSCOPE_CLI_VERB_PARSE(NAME, USAGE, SUMMARY, FN, PARSE)                                          \
+    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) =                                      \
+        ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN, PARSE})

@@ -88,7 +88,9 @@ void printTimings(const ModelAnalysis& m) {
                 read, upload, compute, finish);
 }
 
-int analyzeVerb(Args& a) {
+/// The command-line step (Verb::parse): every option that needs no trace, into `o` (--layers is
+/// read once the trace is open: its bounds are the trace's).
+int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
     a.description("Measures every head of TRACE two-pass from Q/K/V (never T x T): entropy, attention "
                   "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
                   "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
@@ -114,17 +116,7 @@ int analyzeVerb(Args& a) {
         .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
-    auto trace = openTraceArg(a.get("TRACE"));
-    if (!trace) return fail(kVerb, trace.status());
-    const Trace& t = **trace;
-
-    AnalyzeOptions o;
     std::string err;
-    if (a.has("layers")) {
-        auto layers = parseIndexList(a.get("layers"), t.numLayers(), "--layers", &err);
-        if (!layers) return fail(kVerb, err);
-        o.layers = *layers;
-    }
     auto gamma = a.getDouble("gamma", &err);
     if (!gamma) return fail(kVerb, err);
     if (!(*gamma > 0 && *gamma <= 1)) return fail(kVerb, "--gamma must be in (0, 1], got " + a.get("gamma"));
@@ -165,6 +157,27 @@ int analyzeVerb(Args& a) {
     o.head.masks.enabled = everything;
     o.head.roles.excludeBos = a.has("exclude-bos");
     o.head.roles.excludeCurrentToken = a.has("exclude-current-token");
+    return kRun;
+}
+
+int parseAnalyzeOnly(Args& a) {
+    AnalyzeOptions o;
+    return parseAnalyzeArgs(a, o);
+}
+
+int analyzeVerb(Args& a) {
+    AnalyzeOptions o;
+    if (int rc = parseAnalyzeArgs(a, o); rc != kRun) return rc;
+    const bool everything = a.has("json") || a.has("all");
+    auto trace = openTraceArg(a.get("TRACE"));
+    if (!trace) return fail(kVerb, trace.status());
+    const Trace& t = **trace;
+    if (a.has("layers")) {
+        std::string err;
+        auto layers = parseIndexList(a.get("layers"), t.numLayers(), "--layers", &err);
+        if (!layers) return fail(kVerb, err);
+        o.layers = *layers;
+    }
 
     // Every visible GPU: layers are dealt to them in turn (one thread per GPU).
     std::vector<std::unique_ptr<GpuEngine>> gpus;
@@ -203,10 +216,10 @@ int analyzeVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("analyze",
+ATTNSCOPE_CLI_VERB_PARSE("analyze",
                    "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
                    "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
                    "[--no-similarity] [--no-heads] [--cpu] [--timing] [--no-progress]",
                    "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
-                   analyzeVerb);
+                   analyzeVerb, parseAnalyzeOnly);
 }  // namespace attnscope::cli

@@ -88,7 +88,8 @@ void printText(const Trace& t, bool scanned) {
     for (const auto& w : t.warnings()) std::printf("  warning: %s\n", w.c_str());
 }
 
-int infoVerb(Args& a) {
+/// The command-line step (Verb::parse).
+int parseInfoArgs(Args& a) {
     a.description("Prints what a trace holds: model, source, kind, T, per-layer heads / kv heads / head dim / scale / "
                   "causal / window / softcap / ALiBi / positional encoding, dtypes, file size, NaN/Inf counts, and "
                   "the validation result with warnings. Exit 0 when the trace is valid, 1 with a one-line error "
@@ -98,6 +99,11 @@ int infoVerb(Args& a) {
         .flag("no-scan", "skip the NaN/Inf scan (opens without reading the tensor data)")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
+    return kRun;
+}
+
+int infoVerb(Args& a) {
+    if (int rc = parseInfoArgs(a); rc != kRun) return rc;
     std::string path = a.get("trace");
     if (path == "demo") path = findDemoTrace();
     if (path.empty()) return fail(kVerb, "no demo trace found (set ATTNSCOPE_DEMO or install the demo)");
@@ -123,7 +129,8 @@ int infoVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("info", "info TRACE [--json] [--no-scan] [--no-progress]",
-                   "describe a trace (model, layers, heads, T, dtypes, size) and validate it", infoVerb);
+ATTNSCOPE_CLI_VERB_PARSE("info", "info TRACE [--json] [--no-scan] [--no-progress]",
+                         "describe a trace (model, layers, heads, T, dtypes, size) and validate it", infoVerb,
+                         parseInfoArgs);
 
 }  // namespace attnscope::cli

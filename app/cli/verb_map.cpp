@@ -48,7 +48,19 @@ std::string toCsv(const AttentionMap& m, const std::vector<float>& values) {
     return out;
 }
 
-int mapVerb(Args& a) {
+struct MapArgs {
+    std::string out;
+    bool csv = false;
+    long long layer = 0, head = 0;
+    int width = 0, height = 0;
+    std::string pool, scale;
+    Colormap colormap{};
+    bool hasRect = false;
+    MapRect rect{};  ///< as given (checked against the trace's T once it is open)
+};
+
+/// The command-line step (Verb::parse): everything that needs no trace.
+int parseMapArgs(Args& a, MapArgs& m) {
     a.description("Renders the attention map of one head over a rectangle of the T x T matrix, pooled to WxH cells "
                   "(mean or max of the probabilities in each cell), as a PNG (colormap, log or linear scale) or a CSV "
                   "(a header row with each column's first key, then H rows of W values). Computed from Q/K in two "
@@ -66,25 +78,46 @@ int mapVerb(Args& a) {
         .flag("no-progress", "no progress line on stderr")
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
-    const std::string out = a.get("o");
-    if (out.empty()) return fail(kVerb, "missing -o FILE (.png or .csv)");
-    const bool csv = endsWith(out, ".csv");
-    if (!csv && !endsWith(out, ".png")) return fail(kVerb, "-o " + out + ": expected a .png or .csv file name");
-    if (Status s = checkOutputFile(out); !s) return fail(kVerb, s);  // before the map is computed
+    m.out = a.get("o");
+    if (m.out.empty()) return fail(kVerb, "missing -o FILE (.png or .csv)");
+    m.csv = endsWith(m.out, ".csv");
+    if (!m.csv && !endsWith(m.out, ".png")) return fail(kVerb, "-o " + m.out + ": expected a .png or .csv file name");
+    if (Status s = checkOutputFile(m.out); !s) return fail(kVerb, s);  // before the map is computed
     if (!a.has("layer") || !a.has("head")) return fail(kVerb, "--layer and --head are required");
     std::string err;
     const auto layer = a.getInt("layer", &err);
     if (!layer) return fail(kVerb, err);
     const auto head = a.getInt("head", &err);
     if (!head) return fail(kVerb, err);
+    m.layer = *layer, m.head = *head;
     const auto size = parseMapSize(a.get("size"), kMaxMapSide, &err);
     if (!size) return fail(kVerb, err);
-    const auto [width, height] = *size;
-    const std::string pool = a.get("pool"), scale = a.get("scale");
-    if (pool != "mean" && pool != "max") return fail(kVerb, "--pool " + pool + ": expected mean or max");
-    if (scale != "log" && scale != "linear") return fail(kVerb, "--scale " + scale + ": expected log or linear");
+    m.width = size->first, m.height = size->second;
+    m.pool = a.get("pool"), m.scale = a.get("scale");
+    if (m.pool != "mean" && m.pool != "max") return fail(kVerb, "--pool " + m.pool + ": expected mean or max");
+    if (m.scale != "log" && m.scale != "linear") return fail(kVerb, "--scale " + m.scale + ": expected log or linear");
     auto colormap = parseColormap(a.get("colormap"));
     if (!colormap) return fail(kVerb, "--colormap: " + colormap.message());
+    m.colormap = *colormap;
+    m.hasRect = a.has("rect");
+    if (m.hasRect && !parseRect(a.get("rect"), m.rect))
+        return fail(kVerb, "--rect " + a.get("rect") + ": expected four integers q0,q1,k0,k1");
+    return kRun;
+}
+
+int parseMapOnly(Args& a) {
+    MapArgs m;
+    return parseMapArgs(a, m);
+}
+
+int mapVerb(Args& a) {
+    MapArgs p;
+    if (int rc = parseMapArgs(a, p); rc != kRun) return rc;
+    const std::string& out = p.out;
+    const bool csv = p.csv;
+    const auto layer = std::optional<long long>(p.layer), head = std::optional<long long>(p.head);
+    const int width = p.width, height = p.height;
+    const std::string pool = p.pool, scale = p.scale;
 
     auto opened = openTraceArg(a.get("trace"));
     if (!opened) return fail(kVerb, opened.status());
@@ -98,9 +131,8 @@ int mapVerb(Args& a) {
         return fail(kVerb, "--head " + std::to_string(*head) + " out of range: layer " + std::to_string(*layer) +
                                " has " + std::to_string(heads) + " heads (0.." + std::to_string(heads - 1) + ")");
     MapRect rect{0, tokens, 0, tokens};
-    if (a.has("rect")) {
-        if (!parseRect(a.get("rect"), rect))
-            return fail(kVerb, "--rect " + a.get("rect") + ": expected four integers q0,q1,k0,k1");
+    if (p.hasRect) {
+        rect = p.rect;
         if (rect.q0 < 0 || rect.q1 <= rect.q0 || rect.q1 > tokens || rect.k0 < 0 || rect.k1 <= rect.k0 || rect.k1 > tokens)
             return fail(kVerb, "--rect " + a.get("rect") + " must lie inside [0," + std::to_string(tokens) +
                                    "] with q0 < q1 and k0 < k1");
@@ -138,7 +170,7 @@ int mapVerb(Args& a) {
         written = writeFileAtomic(out, toCsv(m, values));
     } else {
         ColorizeOptions c;
-        c.map = *colormap;
+        c.map = p.colormap;
         c.scale = scale == "log" ? ColorScale::Log : ColorScale::Linear;
         written = writePng(out, colorize(values, m.width, m.height, c));
     }
@@ -151,10 +183,11 @@ int mapVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("map",
+ATTNSCOPE_CLI_VERB_PARSE("map",
                    "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
                    "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--no-progress] "
                    "-o map.png|map.csv",
-                   "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb);
+                   "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb,
+                         parseMapOnly);
 
 }  // namespace attnscope::cli

@@ -28,10 +28,7 @@ int parseRequest(Args& a, Parsed& out) {
     if (a.has("trace") == a.has("shape"))
         return fail(kVerb, "give either TRACE (with --layer/--head; 'demo' for the bundled trace) or --shape B,H,T,D");
     if (a.has("trace")) {
-        auto trace = openTraceArg(a.get("trace"));
-        if (!trace) return fail(kVerb, trace.status());
-        ShapeSource s;
-        s.trace = *trace;
+        ShapeSource s;  // its trace is opened by the verb, after the command line is checked
         auto layer = a.getInt("layer", &err);
         if (!layer) return fail(kVerb, err);
         s.layer = int(*layer);
@@ -53,6 +50,8 @@ int parseRequest(Args& a, Parsed& out) {
             s->seed = uint64_t(*seed);
             r.shapes.push_back(*s);
         }
+        if (r.shapes.empty())  // "--shape /" or "--shape ''": --overhead would read a shape that is not there
+            return fail(kVerb, "--shape '" + a.get("shape") + "': expected B,H,T,D or B,H,Hkv,T,D (several separated by '/')");
     }
     r.variants = splitVariantList(a.get("variants"));  // commas inside an expr: program's calls stay
     r.dense = a.get("dense");
@@ -79,7 +78,7 @@ int parseRequest(Args& a, Parsed& out) {
     out.csv = a.get("csv");
     out.perfetto = a.get("perfetto");
     out.progress = !a.has("no-progress");
-    return 0;
+    return kRun;
 }
 
 int runOverhead(const Parsed& p) {
@@ -95,7 +94,8 @@ int runOverhead(const Parsed& p) {
     return 0;
 }
 
-int profileVerb(Args& a) {
+/// The command-line step (Verb::parse): the request from every option; no trace is opened.
+int parseProfileArgs(Args& a, Parsed& p) {
     a.description("Runs attention variants side by side on a trace's own Q/K/V or on a synthetic shape. On a GPU "
                   "kernels are timed from CUPTI activity records; without one the CPU reference runs with wall-clock "
                   "timing and results are labelled CPU. Accuracy: relative output error and attention-mass recall "
@@ -133,8 +133,22 @@ int profileVerb(Args& a) {
         .option("perfetto", "write a Chrome/Perfetto trace of the kernel timeline")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
+    return parseRequest(a, p);
+}
+
+int parseProfileOnly(Args& a) {
     Parsed p;
-    if (int rc = parseRequest(a, p); rc != 0) return rc;
+    return parseProfileArgs(a, p);
+}
+
+int profileVerb(Args& a) {
+    Parsed p;
+    if (int rc = parseProfileArgs(a, p); rc != kRun) return rc;
+    if (a.has("trace")) {
+        auto trace = openTraceArg(a.get("trace"));
+        if (!trace) return fail(kVerb, trace.status());
+        p.request.shapes.front().trace = *trace;
+    }
     if (a.has("overhead")) return runOverhead(p);
     for (const std::string& path : {p.json, p.csv, p.perfetto})  // refuse unwritable outputs before the run
         if (!path.empty() && path != "-")
@@ -155,12 +169,12 @@ int profileVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("profile",
+ATTNSCOPE_CLI_VERB_PARSE("profile",
                    "profile [TRACE --layer L --head H|all | --shape B,H,T,D[/...]] [--variants causal,sliding:1024,...] "
                    "[--dense V] [--dtype bf16|f16] [--seed S] [--cold|--hot] [--metrics] [--cpu|--gpu] [--overhead] "
                    "[--no-accuracy] [--accuracy-rows N] [--warmup N] [--min-samples N] [--max-samples N] "
                    "[--target-rsd X] [--timeout S] [--json[=F]] [--csv F] [--perfetto F] [--no-progress]",
                    "time attention variants side by side (CUPTI or CPU) with their accuracy on the data",
-                   profileVerb);
+                   profileVerb, parseProfileOnly);
 
 }  // namespace attnscope::cli

@@ -58,13 +58,19 @@ bool cpuCase(const std::string& name, int64_t T, int d, std::mt19937_64& rng, st
     return err <= kCpuTolerance && lseErr <= kCpuTolerance * 10;
 }
 
-int run(Args& args) {
+/// The command-line step (Verb::parse).
+int parseSelftestArgs(Args& args) {
     args.description("Checks results against float64 brute force on fresh random inputs. --gpu runs every "
                      "variant, dtype and head dim on the GPU. Exit status: 0 all passed, 1 a check failed, 2 the "
                      "command line is wrong, 3 --gpu without a usable GPU.")
         .flag("gpu", "run the GPU self-test (kernels vs float64 CPU reference)")
         .flag("quick", "fewer shapes per variant");
     if (!args.parse()) return args.exitCode();
+    return kRun;
+}
+
+int run(Args& args) {
+    if (int rc = parseSelftestArgs(args); rc != kRun) return rc;
     int passed = 0, failed = 0;
     auto print = [&](bool ok, const std::string& line) {
         (ok ? passed : failed)++;
@@ -111,6 +117,7 @@ int run(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB(kVerb, "selftest [--gpu] [--quick]", "check the engine (and with --gpu the kernels) vs float64", run);
+ATTNSCOPE_CLI_VERB_PARSE(kVerb, "selftest [--gpu] [--quick]", "check the engine (and with --gpu the kernels) vs float64", run,
+                         parseSelftestArgs);
 
 }  // namespace attnscope::cli

@@ -24,7 +24,9 @@ std::optional<DType> parseDType(const std::string& s) {
     return std::nullopt;
 }
 
-int synthVerb(Args& a) {
+/// The command-line step (Verb::parse): every option into `o` and the output checked; nothing
+/// is written.
+int parseSynthArgs(Args& a, SynthOptions& o) {
     a.description("Writes a synthetic causal-LM trace whose heads carry planted, known patterns (first-token sink, "
                   "hidden sink, local band, previous-token, induction on a repeated segment, documents, noise, noise), "
                   "and prints where each pattern is. The kv heads take the 8 patterns in turn (any count works), each "
@@ -50,7 +52,6 @@ int synthVerb(Args& a) {
     const std::string out = a.get("o");
     if (out.empty()) return fail(kVerb, "missing -o FILE");
     if (Status s = checkOutputFile(out); !s) return fail(kVerb, s);
-    SynthOptions o;
     std::string err;
     struct IntOpt {
         const char* name;
@@ -89,6 +90,19 @@ int synthVerb(Args& a) {
     o.documents = int(docs);
     o.seed = uint64_t(seed);
     o.dtype = *dtype;
+    return kRun;
+}
+
+int parseSynthOnly(Args& a) {
+    SynthOptions o;
+    return parseSynthArgs(a, o);
+}
+
+int synthVerb(Args& a) {
+    SynthOptions o;
+    if (int rc = parseSynthArgs(a, o); rc != kRun) return rc;
+    const std::string out = a.get("o");
+    const long long tokens = o.tokens;
     const auto started = std::chrono::steady_clock::now();
     auto truth = writeSyntheticTrace(out, o, progressLine(!a.has("no-progress")));
     if (!truth) return fail(kVerb, truth.status());
@@ -135,9 +149,10 @@ int synthVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("synth",
+ATTNSCOPE_CLI_VERB_PARSE("synth",
                    "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
                    "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
-                   "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb);
+                   "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb,
+                         parseSynthOnly);
 
 }  // namespace attnscope::cli
