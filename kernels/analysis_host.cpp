@@ -15,6 +15,7 @@
 #include "analysis_tc.h"
 #include "forward_lse.h"
 #include "cuda_engine.h"
+#include "fault_injection.h"
 
 namespace attnscope::gpu {
 
@@ -281,6 +282,7 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     // online max / sum alone, the rect's rows, any spec). Else where the analysis runs it
     // (forward_lse.h): on the forward kernel when it takes the mask and the rect holds at least
     // half of the rows (it computes every row, and P·V); else on a pass kernel, the rect's rows.
+    ATTNSCOPE_FAULT_POINT(FaultSite::MapPass, "launch of the map's passes");
     MapLse pass1 = m_lsePath == LsePath::Wmma ? MapLse::Wmma : MapLse::Fragments;
     const bool wgmma = m_mapWgmma && mapSm90Takes(head->m_dim);
     if (stages) stages->mark(0);

@@ -19,6 +19,7 @@
 #include "attnscope/parallel.h"
 #include "attnscope/trace.h"
 #include "cuda_check.h"
+#include "fault_injection.h"
 
 namespace attnscope::gpu {
 namespace {
@@ -146,6 +147,8 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
             if (!failed.ok()) return failed;
             slot.readMs += msSince(t0);
             const auto t1 = Clock::now();
+            ATTNSCOPE_FAULT_POINT(FaultSite::AnalysisUpload,
+                                  std::string("cudaMemcpyAsync of the layer's ") + "QKV"[w] + " to the GPU");
             ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst[w]->get(), m_pinned, bytes, cudaMemcpyHostToDevice, m_copy));
             ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_copy));
             slot.uploadMs += msSince(t1);
@@ -473,6 +476,7 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(m_maskError.get(), 0, size_t(n) * 8 * sizeof(double), m_compute));
         auto launch = [&](PassKind kind, int64_t rowBegin, int64_t rowEnd, const char* name) -> Status {
             if (passSlot >= kPassesPerGroup) return Status{ErrorCode::Internal, "GPU analysis: too many passes per group"};
+            ATTNSCOPE_FAULT_POINT(FaultSite::AnalysisLaunch, std::string("launch of the analysis pass '") + name + "'");
             HeadPassArgs* slotArgs = dHeads.as<HeadPassArgs>() + size_t(passSlot++) * size_t(groupHeads);
             const size_t argBytes = sizeof(HeadPassArgs) * size_t(n);
             ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(slotArgs, stage(args.data(), argBytes), argBytes, cudaMemcpyHostToDevice,

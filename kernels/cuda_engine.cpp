@@ -10,6 +10,7 @@
 #include "cuda_engine.h"
 #include "cudnn_sdpa.h"
 #include "device_variant.h"
+#include "fault_injection.h"
 
 namespace attnscope::gpu {
 namespace {
@@ -134,6 +135,7 @@ Result<std::unique_ptr<GpuBuffers>> CudaEngine::upload(const AttentionProblem& p
 
 Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuBuffers& buffers) {
     ATTNSCOPE_TRY_STATUS(requireDevice());
+    ATTNSCOPE_FAULT_POINT(FaultSite::ProfileLaunch, std::string("launch of the ") + variantKindName(v.kind) + " variant's kernel");
     auto& b = static_cast<CudaBuffers&>(buffers);
     const AttentionProblem& p = b.m_problem;
     LaunchLog log;

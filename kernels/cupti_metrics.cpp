@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "cupti_session.h"
+#include "fault_injection.h"
 
 namespace attnscope::gpu {
 namespace {
@@ -169,6 +170,8 @@ public:
         size.numMetrics = m_names.size();
         size.maxNumOfRanges = kMaxRanges;
         size.maxNumRangeTreeNodes = kMaxRanges;
+        if (const std::string injected = faultFires(FaultSite::CuptiMetrics); !injected.empty())  // tests
+            return failure("cuptiRangeProfilerGetCounterDataSize", CUPTI_ERROR_INSUFFICIENT_PRIVILEGES) + injected;
         ATTNSCOPE_CUPTI_STEP(cuptiRangeProfilerGetCounterDataSize, size);
         m_counterData.resize(size.counterDataSize);
         CUpti_RangeProfiler_CounterDataImage_Initialize_Params init{

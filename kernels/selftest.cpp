@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -15,6 +17,7 @@
 #include "attnscope/trace.h"
 
 #include "cuda_engine.h"
+#include "fault_injection.h"
 #include "jit_selftest.h"
 #include "selftest_reference.h"
 
@@ -422,6 +425,49 @@ Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dt
     return {};
 }
 
+/// One injected fault (fault_injection.h): `job` runs with `site` armed to fail at its n-th call
+/// and must fail with the injected error named in its message; then the same job runs again on
+/// the same engine and must pass its ordinary checks (the engine stays usable).
+Status runFaultCase(gpu::FaultSite site, int n, const std::function<Status(SelfTestReport&)>& job,
+                    SelfTestReport& report) {
+    SelfTestReport faulty;
+    gpu::armFault(site, n);
+    const Status st = job(faulty);
+    gpu::disarmFaults();
+    const std::string tag = std::string("[injected: ATTNSCOPE_INJECT_FAULT=") + gpu::faultSiteName(site) + ":" +
+                            std::to_string(n) + "]";
+    std::string message = st.ok() ? "" : st.message();
+    for (const std::string& line : faulty.lines)
+        if (line.find(tag) != std::string::npos) message = line;
+    const bool failedAsInjected = faulty.failures >= 1 && message.find(tag) != std::string::npos;
+    addLine(report, failedAsInjected,
+            std::string("fault ") + gpu::faultSiteName(site) + ":" + std::to_string(n) + " -> " +
+                (message.empty() ? "the job did not fail" : message));
+    // The next job on the same engine: its own PASS/FAIL lines.
+    return job(report);
+}
+
+/// Each fault site, then the same job without a fault (ATTNSCOPE_SELFTEST=faults).
+Status runFaultCases(CudaEngine& cuda, std::mt19937_64& rng, SelfTestReport& report) {
+    auto profileJob = [&](SelfTestReport& r) {
+        return runCase(cuda, "sliding:64", kShapes[0], GpuDType::BF16, 64, rng, r);
+    };
+    auto mapJob = [&](SelfTestReport& r) {
+        return runAnalysisCase(cuda, "causal", 300, 64, {0, 300, 0, 300}, 37, 23, rng, r);
+    };
+    auto layerJob = [&](SelfTestReport& r) { return runLayerCase(cuda, 300, 64, 2, DType::F16, false, 7, r); };
+    ATTNSCOPE_TRY_STATUS(runFaultCase(gpu::FaultSite::ProfileLaunch, 1, profileJob, report));
+    ATTNSCOPE_TRY_STATUS(runFaultCase(gpu::FaultSite::MapPass, 1, mapJob, report));
+    ATTNSCOPE_TRY_STATUS(runFaultCase(gpu::FaultSite::AnalysisUpload, 2, layerJob, report));  // K of the layer
+    ATTNSCOPE_TRY_STATUS(runFaultCase(gpu::FaultSite::AnalysisLaunch, 2, layerJob, report));  // the second pass
+    return {};
+}
+
+bool faultSelfTestOnly() {
+    const char* only = std::getenv("ATTNSCOPE_SELFTEST");
+    return only && std::string(only) == "faults";
+}
+
 }  // namespace
 
 Result<SelfTestReport> runGpuSelfTest(bool quick) {
@@ -434,6 +480,10 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     SelfTestReport report;
     if (userVariantSelfTestOnly()) {  // ATTNSCOPE_SELFTEST=user
         ATTNSCOPE_TRY_STATUS(runUserVariantSelfTest(cuda, quick, rng, report));
+        return report;
+    }
+    if (faultSelfTestOnly()) {  // ATTNSCOPE_SELFTEST=faults
+        ATTNSCOPE_TRY_STATUS(runFaultCases(cuda, rng, report));
         return report;
     }
     if (const VendorLibraryInfo cudnn = probeCudnn(); cudnn.available)
