@@ -9,7 +9,6 @@
 #include <chrono>
 #include <memory>
 #include <new>
-#include <semaphore>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -55,6 +54,21 @@ quint64 submitOn(ComputeService& service, Lane lane, const QString& tag, Job job
     }
     return 0;
 }
+
+/// A one-way gate for blocking a job: release() opens it for good (so a scope guard may open it
+/// again after the test did), acquire() waits until it is open.
+class Gate {
+public:
+    void release()
+    {
+        m_open = true;
+        m_open.notify_all();
+    }
+    void acquire() { m_open.wait(false); }
+
+private:
+    std::atomic<bool> m_open{false};
+};
 
 /// Spins (without running the event loop) until `flag` is set.
 bool waitWithoutEvents(const std::atomic<bool>& flag)
@@ -122,7 +136,9 @@ void TestComputeService::deliveredToTheRequesterOnly()
         if (meta.method(i).methodType() == QMetaMethod::Signal)
             QCOMPARE(meta.method(i).name(), QByteArray("busyChanged"));
 
+    Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
+    auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject a, b;
     Answers answersA, answersB;
     service.submitCpu(QStringLiteral("a"), [](const CancelToken&) -> Result<int> { return 1; }, &a, answersA.recorder());
@@ -136,7 +152,6 @@ void TestComputeService::deliveredToTheRequesterOnly()
 
     // One tag, two requesters: the newer request wins and the older requester hears Cancelled,
     // not the other's value.
-    std::binary_semaphore release(0);
     std::atomic<bool> started{false};
     Answers first, second;
     service.submitCpu(
@@ -168,9 +183,10 @@ void TestComputeService::newestWins_data()
 void TestComputeService::newestWins()
 {
     QFETCH(int, queued);
+    Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
+    auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject receiver;
-    std::binary_semaphore release(0);
     std::atomic<bool> firstCancelled{false};
     std::atomic<int> runs{0};
     // answers[0] is the running job's requester, answers[1 + i] the i-th queued one's.
@@ -228,9 +244,10 @@ void TestComputeService::tagsAreIndependent()
 
 void TestComputeService::cancelAllAnswersCancelled()
 {
+    Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
+    auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject receiver;
-    std::binary_semaphore release(0);
     std::atomic<bool> started{false}, cancelled{false}, queuedRan{false};
     Answers running, waiting, other;
     service.submitCpu(
@@ -280,11 +297,12 @@ void TestComputeService::destroyedReceiverGetsNothing_data()
 void TestComputeService::destroyedReceiverGetsNothing()
 {
     QFETCH(QString, when);
+    Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
+    auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject survivor;
     auto receiver = std::make_unique<QObject>();
     Answers gone, kept;
-    std::binary_semaphore release(0);
     std::atomic<bool> started{false}, cancelSeen{false}, returned{false}, laterRan{false};
     auto blocking = [&](const CancelToken& cancel) -> Result<int> {
         started = true;
@@ -407,9 +425,10 @@ void TestComputeService::callbackMaySubmitAgain()
 
 void TestComputeService::interactiveJobsPassBackgroundWork()
 {
+    Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
+    auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject receiver;
-    std::binary_semaphore release(0);
     std::atomic<bool> holding{false};
     QStringList done;
     auto record = [&](Result<QString> r) { done << (r ? *r : QStringLiteral("error")); };
@@ -426,7 +445,6 @@ void TestComputeService::interactiveJobsPassBackgroundWork()
             return QStringLiteral("analysis");
         },
         &receiver, record);
-    auto finish = qScopeGuard([&] { release.release(); });
     QTRY_VERIFY_WITH_TIMEOUT(holding.load(), kTimeoutMs);
     // Map requests meanwhile, on every lane a map takes: the CPU pool (previews, thumbnails) and
     // the GPU worker (with its CPU path when there is no GPU); each uses the fork-join pool too.
