@@ -7,6 +7,7 @@
 
 #include "computeservice.h"
 #include "tracesession.h"
+#include "threadhandoff.h"
 
 namespace attnscope {
 
@@ -71,7 +72,7 @@ void AnalysisRunner::run()
         auto progress = [&](double f, std::string_view stage) {
             if (sinceReport.elapsed() >= kProgressIntervalMs || f >= 1.0) {
                 sinceReport.restart();
-                QMetaObject::invokeMethod(self.data(), [self, job, f, s = QString::fromUtf8(stage.data(), qsizetype(stage.size()))] {
+                postToGuiThread(self.data(), [self, job, f, s = QString::fromUtf8(stage.data(), qsizetype(stage.size()))] {
                     if (!self || self->m_job != job)
                         return;
                     self->m_progress = f;
@@ -89,7 +90,7 @@ void AnalysisRunner::run()
             layer->heads.assign(done.heads.begin(), done.heads.end());
             if (done.similarity)
                 layer->similarity = *done.similarity;
-            QMetaObject::invokeMethod(self.data(), [self, job, layer = LayerPtr(std::move(layer))] {
+            postToGuiThread(self.data(), [self, job, layer = LayerPtr(std::move(layer))] {
                 if (!self || self->m_job != job || self->m_result)
                     return;
                 self->m_layers[layer->layer] = layer;

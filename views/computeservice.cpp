@@ -57,9 +57,6 @@ ProgressFn cancelOnly(const CancelToken& cancel)
     return [cancel](double, std::string_view) { return !cancel.cancelled(); };
 }
 
-/// Names the GUI thread's event queue for handOff/takeOver (results are delivered through it).
-const char kGuiQueue = 0;
-
 /// Lives on the GPU thread; creates and owns the engine there so the CUDA context is bound to it.
 class GpuWorker : public QObject {
 public:
@@ -83,18 +80,15 @@ ComputeService::ComputeService(QObject* parent) : QObject(parent)
     m_gpuThread->start();
     // Engine creation is quick (a device query); wait for it once so gpuAvailable() is known.
     GpuInfo info;
-    handOff(m_gpuWorker);
     QMetaObject::invokeMethod(
         m_gpuWorker,
-        [w = m_gpuWorker, &info] {
-            takeOver(w);
+        handedOff<&queue::gpuThread>([w = m_gpuWorker, &info] {
             w->engine = createGpuEngine();
             info = w->engine ? w->engine->info() : GpuInfo{};
             w->available = info.available;
-            handOff(w);
-        },
+        }),
         Qt::BlockingQueuedConnection);
-    takeOver(m_gpuWorker);
+    takeOver(&queue::gpuThread);
     m_gpuAvailable = info.available;
     m_gpuDescription = info.available ? QString::fromStdString(info.name)
                                       : QStringLiteral("CPU (no GPU: %1)").arg(QString::fromStdString(info.reason));
@@ -107,21 +101,16 @@ ComputeService::~ComputeService()
         state.runningToken.cancel();
     m_tags.clear();
     m_pool->waitForDone();
-    takeOver(m_pool);
+    takeOver(&queue::cpuPool);
     m_backgroundPool->waitForDone();
-    takeOver(m_backgroundPool);
-    handOff(m_gpuWorker);
+    takeOver(&queue::backgroundPool);
     QMetaObject::invokeMethod(
         m_gpuWorker,
-        [w = m_gpuWorker] {
-            takeOver(w);
-            w->engine.reset();
-            handOff(w);
-        },
+        handedOff<&queue::gpuThread>([w = m_gpuWorker] { w->engine.reset(); }),
         Qt::BlockingQueuedConnection);
     m_gpuThread->quit();
     m_gpuThread->wait();
-    takeOver(m_gpuWorker);
+    takeOver(&queue::gpuThread);
     delete m_gpuWorker;
 }
 
@@ -167,53 +156,42 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
         p->lane = Lane::Cpu;  // the job then sees a null engine and takes its CPU path
     QPointer<ComputeService> self(this);
     auto deliver = [self, tag, id, heldGpu](Delivery delivery) {
-        handOff(&kGuiQueue);
         QMetaObject::invokeMethod(
             self.data(),
-            [self, tag, id, delivery = std::move(delivery), heldGpu] {
-                takeOver(&kGuiQueue);
+            handedOff<&queue::guiThread>([self, tag, id, delivery = std::move(delivery), heldGpu] {
                 if (self)
                     self->finished(tag, id, delivery, heldGpu);
-            },
+            }),
             Qt::QueuedConnection);
     };
     switch (p->lane) {
     case Lane::Background:
         if (!heldGpu) {
-            handOff(m_backgroundPool);
-            m_backgroundPool->start([work = std::move(p->work), token, deliver, queue = m_backgroundPool] {
-                takeOver(queue);
+            m_backgroundPool->start(handedOff<&queue::backgroundPool>([work = std::move(p->work), token, deliver] {
                 // Its fork-join work yields to interactive work between items (core's parallelFor),
                 // so it needs no lower priority, which would starve it on a busy machine.
                 lowerCurrentThreadPriority(kWorkerNice);
                 setBackgroundParallelism(true);
                 deliver(work(nullptr, token));
-                handOff(queue);  // to waitForDone
-            });
+            }));
             break;
         }
         ++m_gpuBackground;
         [[fallthrough]];
     case Lane::Gpu:
-        handOff(m_gpuWorker);
         QMetaObject::invokeMethod(
             m_gpuWorker,
-            [w = m_gpuWorker, work = std::move(p->work), token, deliver] {
-                takeOver(w);
+            handedOff<&queue::gpuThread>([w = m_gpuWorker, work = std::move(p->work), token, deliver] {
                 deliver(work(w->available ? w->engine.get() : nullptr, token));
-                handOff(w);  // to the thread's end in the destructor
-            },
+            }),
             Qt::QueuedConnection);
         break;
     case Lane::Cpu:
-        handOff(m_pool);
         m_pool->start(
-            [work = std::move(p->work), token, deliver, queue = m_pool] {
-                takeOver(queue);
+            handedOff<&queue::cpuPool>([work = std::move(p->work), token, deliver] {
                 lowerCurrentThreadPriority(kWorkerNice);
                 deliver(work(nullptr, token));
-                handOff(queue);  // to waitForDone
-            },
+            }),
             p->priority);
         break;
     }

@@ -31,6 +31,7 @@
 #include "kerneltimelinecanvas.h"
 #include "savedvariants.h"
 #include "varianteditor.h"
+#include "threadhandoff.h"
 
 namespace attnscope {
 namespace {
@@ -338,11 +339,9 @@ void ProfilerPanel::run() {
     auto cancel = m_cancel;
     ProgressFn progress = [self, cancel](double fraction, std::string_view stage) {
         const QString label = QString::fromUtf8(stage.data(), qsizetype(stage.size()));
-        QMetaObject::invokeMethod(
-            qApp, [self, fraction, label] {
-                if (self) self->onProgress(fraction, label);
-            },
-            Qt::QueuedConnection);
+        postToGuiThread(qApp, [self, fraction, label] {
+            if (self) self->onProgress(fraction, label);
+        });
         return !cancel->load();
     };
     Work work = [req, progress] { return runProfileOnBestBackend(req, progress); };

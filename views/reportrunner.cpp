@@ -5,6 +5,7 @@
 #include "computeservice.h"
 #include "report.h"
 #include "tracesession.h"
+#include "threadhandoff.h"
 
 namespace attnscope {
 
@@ -20,7 +21,7 @@ void ReportRunner::run(const QString& dir)
     m_running = true;
     QPointer<ReportRunner> self(this);
     auto progress = [self, job](double f, std::string_view stage) {
-        QMetaObject::invokeMethod(self.data(), [self, job, f, s = QString::fromUtf8(stage.data(), qsizetype(stage.size()))] {
+        postToGuiThread(self.data(), [self, job, f, s = QString::fromUtf8(stage.data(), qsizetype(stage.size()))] {
             if (self && self->m_job == job)
                 emit self->progressChanged(f, s);
         });
