@@ -203,6 +203,19 @@ int fail(const std::string& verb, const std::string& message) {
 
 int fail(const std::string& verb, const Status& status) { return fail(verb, status.message()); }
 
+int checkCpuWork(const std::string& verb, double products, int64_t headDim, bool allowLong, const std::string& what) {
+    if (products <= 0) return kRun;
+    const CpuWorkEstimate e = estimateCpuWork(products, headDim);
+    if (e.overLimit() && !allowLong)
+        return fail(verb, what + " on the CPU would take " + e.describe() +
+                              ", over the limit of " + describeSeconds(kCpuWorkLimitSeconds) +
+                              ": run it on a GPU (without --cpu), ask for less (fewer layers with --layers, a "
+                              "smaller --rect), or pass --allow-long to run it anyway (Ctrl-C stops it)");
+    if (e.seconds > kCpuWorkNoticeSeconds)
+        std::fprintf(stderr, "attnscope-cli %s: %s on the CPU: %s\n", verb.c_str(), what.c_str(), e.describe().c_str());
+    return kRun;
+}
+
 int usageError(const std::string& verb, const std::string& message) {
     fail(verb, message);
     return kExitUsage;

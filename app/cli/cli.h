@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attnscope/cpu_budget.h"
 #include "attnscope/progress.h"
 #include "attnscope/status.h"
 #include "attnscope/trace.h"
@@ -98,6 +99,12 @@ int usageError(const std::string& verb, const std::string& message);
 /// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
 /// unless forced. Never cancels.
 ProgressFn progressLine(bool enabled = true);
+
+/// Before quadratic CPU work of `products` score products (cpu_budget.h): refuses, with the
+/// estimate and the ways out, what would take longer than kCpuWorkLimitSeconds unless `allowLong`
+/// (--allow-long); notes on stderr how long it will take when that is over a minute. Returns kRun
+/// to go on, or the exit code.
+int checkCpuWork(const std::string& verb, double products, int64_t headDim, bool allowLong, const std::string& what);
 
 /// Parses a map size: "N" (N x N cells) or "WxH", each side within 1..maxSide. The one meaning of
 /// --size in every verb that draws a map (map, export).

@@ -113,6 +113,7 @@ int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
         .flag("no-heads", "print only the per-layer summary")
         .flag("cpu", "run on the CPU even when a GPU is present (default: the GPUs' tensor cores when there are any; "
                      "layers are spread over every visible GPU)")
+        .flag("allow-long", "run CPU work estimated at over an hour (refused by default, with the estimate)")
         .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
@@ -191,6 +192,23 @@ int analyzeVerb(Args& a) {
             gpu = createGpuEngine();  // says why there is none
         }
     }
+    if (!o.gpu && t.hasQK()) {
+        // Score passes per head on the CPU: lse, then probabilities with P·V (about two); the
+        // candidate masks add about three; --exclude-sinks analyses every head twice.
+        const double passes = (3.0 + (everything ? 3.0 : 0.0)) * (o.excludeSinks ? 2.0 : 1.0);
+        double products = 0;
+        int64_t headDim = 0;
+        for (int l = 0; l < t.numLayers(); ++l) {
+            if (!o.layers.empty() && std::find(o.layers.begin(), o.layers.end(), l) == o.layers.end()) continue;
+            const LayerConfig& c = t.config(l);
+            products += passes * c.heads * scoreProducts(t.tokens(), t.tokens(), c.headDim, c.causal);
+            headDim = std::max<int64_t>(headDim, c.headDim);
+        }
+        if (int rc = checkCpuWork(kVerb, products, headDim, a.has("allow-long"), "analyzing " + std::to_string(t.tokens()) +
+                                                                                   " tokens");
+            rc != kRun)
+            return rc;
+    }
     const auto start = std::chrono::steady_clock::now();
     auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));
     if (!model) return fail(kVerb, model.status());
@@ -219,7 +237,7 @@ int analyzeVerb(Args& a) {
 ATTNSCOPE_CLI_VERB_PARSE("analyze",
                    "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
                    "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
-                   "[--no-similarity] [--no-heads] [--cpu] [--timing] [--no-progress]",
+                   "[--no-similarity] [--no-heads] [--cpu] [--allow-long] [--timing] [--no-progress]",
                    "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
                    analyzeVerb, parseAnalyzeOnly);
 }  // namespace attnscope::cli

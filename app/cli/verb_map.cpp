@@ -75,6 +75,7 @@ int parseMapArgs(Args& a, MapArgs& m) {
         .option("colormap", "viridis or magma", "viridis")
         .flag("exclude-sinks", "mask keys with normalized column mean alpha_k > 0.3 and renormalize rows")
         .flag("cpu", "compute on the CPU even when a GPU is present (default: the GPU when one is)")
+        .flag("allow-long", "run CPU work estimated at over an hour (refused by default, with the estimate)")
         .flag("no-progress", "no progress line on stderr")
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
@@ -148,6 +149,18 @@ int mapVerb(Args& a) {
     // The caller picks the backend: the GPU unless --cpu, or none is present.
     std::unique_ptr<GpuEngine> gpu;
     if (!a.has("cpu") && t.hasQK()) gpu = createGpuEngine();
+    if ((!gpu || !gpu->info().available) && t.hasQK()) {
+        // Pass 1 over every key of the rect's rows (their lse), pass 2 over the rect.
+        const LayerConfig& c = t.config(request.layer);
+        const int64_t rows = rect.q1 - rect.q0;
+        const double products = scoreProducts(rows, tokens, c.headDim, c.causal) +
+                                scoreProducts(rows, rect.k1 - rect.k0, c.headDim, c.causal);
+        if (int rc = checkCpuWork(kVerb, products, c.headDim, a.has("allow-long"),
+                                  "a map over " + std::to_string(rows) + " x " + std::to_string(rect.k1 - rect.k0) +
+                                      " pairs");
+            rc != kRun)
+            return rc;
+    }
     HeadCache cache(*opened, 1);
     auto map = headMap(cache, request, progressLine(!a.has("no-progress")), gpu.get());
     if (!map) return fail(kVerb, map.status());
@@ -185,7 +198,7 @@ int mapVerb(Args& a) {
 
 ATTNSCOPE_CLI_VERB_PARSE("map",
                    "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
-                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--no-progress] "
+                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--allow-long] [--no-progress] "
                    "-o map.png|map.csv",
                    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb,
                          parseMapOnly);
