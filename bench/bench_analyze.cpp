@@ -80,8 +80,7 @@ int main(int argc, char** argv) {
         const double work = H * double(T) * double(T) * kHeadDim;
         std::printf("%8lld %6d %9.3f %9.3f %12.3f ns %12.3f ns %12.1f %14.1f %10.1f\n", static_cast<long long>(T),
                     int(H), wall, user, wall / work * kNanosecond, user / work * kNanosecond, peakRssMiB(),
-                    double(T) * double(T) * 4.0 / kMiB,
-                    double((*trace)->fileSize()) / kMiB);
+                    double(T) * double(T) * 4.0 / kMiB, double((*trace)->fileSize()) / kMiB);
         std::fflush(stdout);
         std::filesystem::remove(path);
     }

@@ -83,10 +83,12 @@ struct Row {
 int main(int argc, char** argv) {
     bool quick = false;
     for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--quick")) quick = true;
+        if (!std::strcmp(argv[i], "--quick"))
+            quick = true;
         else {
-            std::printf("usage: attnscope-bench-map [--quick]\n  --quick  skip T = 128k (the full run takes a few "
-                        "minutes on 2 cores)\n  ATTNSCOPE_THREADS=N overrides the worker count\n");
+            std::printf(
+                "usage: attnscope-bench-map [--quick]\n  --quick  skip T = 128k (the full run takes a few "
+                "minutes on 2 cores)\n  ATTNSCOPE_THREADS=N overrides the worker count\n");
             return std::strcmp(argv[i], "--help") ? 1 : 0;
         }
     }
@@ -118,7 +120,8 @@ int main(int argc, char** argv) {
             const double flops = 2 * 2 * pairs * kHeadDim;
             const double rss = peakRssMiB();
             // The GEMM runs right after its map so both see the same load on a shared machine.
-            rows.push_back({t, causal, seconds(t0, t1) * 1e3, seconds(t1, t2) * 1e3, flops, rss, gemm.seconds(flops) * 1e3});
+            rows.push_back(
+                {t, causal, seconds(t0, t1) * 1e3, seconds(t1, t2) * 1e3, flops, rss, gemm.seconds(flops) * 1e3});
             std::fprintf(stderr, "  T=%lld %s: map %.0f ms\n", static_cast<long long>(t), causal ? "causal" : "full",
                          rows.back().mapMs);
         }
@@ -131,8 +134,10 @@ int main(int argc, char** argv) {
                     r.causal ? "causal" : "full", r.pass1Ms, r.mapMs, mapRate, r.gemmMs, gemmRate,
                     100.0 * mapRate / gemmRate, r.rssMiB);
     }
-    std::printf("\nFLOPs: 2 passes x 2*T^2*d (full) or x 2*T(T+1)/2*d (causal). map ms includes both passes;\n"
-                "pass1 ms is rowLogSumExp alone. RSS is the process peak after that map (Q/K are T*d floats each);\n"
-                "%.1f MiB before any Q/K (GEMM buffers, thread pool).\n", baseRss);
+    std::printf(
+        "\nFLOPs: 2 passes x 2*T^2*d (full) or x 2*T(T+1)/2*d (causal). map ms includes both passes;\n"
+        "pass1 ms is rowLogSumExp alone. RSS is the process peak after that map (Q/K are T*d floats each);\n"
+        "%.1f MiB before any Q/K (GEMM buffers, thread pool).\n",
+        baseRss);
     return 0;
 }

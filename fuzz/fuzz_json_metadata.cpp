@@ -53,7 +53,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     // The lean number-array reader (token_ids, documents) likewise.
     std::vector<double> numbers;
-    auto leanNumbers = Json::parseNumberArray(text, [&](double x) { numbers.push_back(x); return true; }, "fuzz.json");
+    auto leanNumbers = Json::parseNumberArray(
+        text,
+        [&](double x) {
+            numbers.push_back(x);
+            return true;
+        },
+        "fuzz.json");
     if (leanNumbers && *leanNumbers) {
         if (!parsed || !parsed->isArray() || parsed->size() != numbers.size()) __builtin_trap();
         for (size_t i = 0; i < numbers.size(); ++i) {

@@ -30,7 +30,10 @@ __device__ __forceinline__ bool isExcluded(const AnalysisSpec& s, int k) {
     int lo = 0, hi = s.excludedCount;
     while (lo < hi) {
         const int mid = (lo + hi) / 2;
-        if (s.excluded[mid] < k) lo = mid + 1; else hi = mid;
+        if (s.excluded[mid] < k)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < s.excludedCount && s.excluded[lo] == k;
 }
@@ -88,7 +91,10 @@ __device__ __forceinline__ bool tileFull(const AnalysisSpec& s, int q0, int k0, 
         int lo = 0, hi = s.excludedCount;
         while (lo < hi) {
             const int mid = (lo + hi) / 2;
-            if (s.excluded[mid] < k0) lo = mid + 1; else hi = mid;
+            if (s.excluded[mid] < k0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         if (lo < s.excludedCount && s.excluded[lo] <= k1) return false;
     }
@@ -131,8 +137,10 @@ __device__ __forceinline__ void loadFullTileAsync(uint16_t* dst, const uint16_t*
 /// The tile loader the passes use: the unchecked one where it applies.
 template <int D>
 __device__ __forceinline__ void loadTile(uint16_t* dst, const uint16_t* src, int r0, int rowsEnd, int dim) {
-    if (dim == D && r0 + kRows <= rowsEnd) loadFullTileAsync<D>(dst, src, r0);
-    else loadTileAsync<D>(dst, src, r0, rowsEnd, dim);
+    if (dim == D && r0 + kRows <= rowsEnd)
+        loadFullTileAsync<D>(dst, src, r0);
+    else
+        loadTileAsync<D>(dst, src, r0, rowsEnd, dim);
 }
 
 /// Whether a masked pass can skip the tile (the candidate keeps nothing in it).

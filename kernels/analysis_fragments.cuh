@@ -8,10 +8,10 @@
 
 namespace attnscope::gpu::frag {
 
+using flex::ElemOps;
 using pass::kKeys;
 using pass::kThreads;
 using pass::kWarps;
-using flex::ElemOps;
 
 constexpr int kNT = kKeys / 8;  ///< n8 score tiles of a warp's 16 × 64 strip
 
@@ -57,7 +57,8 @@ struct TileList {
 
 /// S (16 rows of the warp × 64 keys) = Q·Kᵀ.
 template <typename Elem, int D>
-__device__ __forceinline__ void scoreFragments(float (&s)[kNT * 4], const Elem* sQ, const Elem* sK, int warp, int lane) {
+__device__ __forceinline__ void scoreFragments(float (&s)[kNT * 4], const Elem* sQ, const Elem* sK, int warp,
+                                               int lane) {
     using Ops = ElemOps<Elem>;
     constexpr int ld = D + 8;
 #pragma unroll
@@ -78,9 +79,9 @@ __device__ __forceinline__ void scoreFragments(float (&s)[kNT * 4], const Elem* 
 
 /// The thread's rows and their pass-1 results.
 struct Rows {
-    int i[2];         ///< query rows
-    bool live[2];     ///< in the pass's rows with an allowed key
-    float lse2[2];    ///< L_i in log2 units
+    int i[2];       ///< query rows
+    bool live[2];   ///< in the pass's rows with an allowed key
+    float lse2[2];  ///< L_i in log2 units
 };
 
 }  // namespace attnscope::gpu::frag

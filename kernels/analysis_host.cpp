@@ -66,7 +66,8 @@ public:
 /// rewrites them). `packed(e0, e1)` is called, from the worker that finished it, for each of at
 /// most 8 ranges of elements once all of it is written, so uploads start while the rest packs.
 /// (attnscope/half.h: inline integer conversions; the CUDA host ones cost ~7 ns a value.)
-bool packBf16(const MatrixRM& q, const MatrixRM& k, uint16_t* out, const std::function<void(int64_t, int64_t)>& packed) {
+bool packBf16(const MatrixRM& q, const MatrixRM& k, uint16_t* out,
+              const std::function<void(int64_t, int64_t)>& packed) {
     const int64_t nq = q.size(), n = nq + k.size();
     // Small chunks (~20 µs each): the calling thread packs while the pool's threads wake up.
     constexpr int64_t kChunk = int64_t(1) << 14;
@@ -177,8 +178,8 @@ Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
                                             std::to_string(k.cols()) + "] must both be [T x d], T > 0"};
     if (T > (int64_t(1) << 30)) return Status{ErrorCode::Unsupported, "GPU analysis: T above 2^30"};
     if (q.cols() > kMaxPassDim)
-        return Status{ErrorCode::Unsupported, "GPU analysis: head dim " + std::to_string(q.cols()) + " above " +
-                                                  std::to_string(kMaxPassDim)};
+        return Status{ErrorCode::Unsupported,
+                      "GPU analysis: head dim " + std::to_string(q.cols()) + " above " + std::to_string(kMaxPassDim)};
     head->m_tokens = T;
     head->m_dim = int(q.cols());
     const int64_t nq = q.size();
@@ -240,12 +241,12 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     const int64_t T = head->m_tokens;
     const MaskSpec& m = spec.mask;
     if (m.expr)
-        return Status{ErrorCode::Unsupported, "GPU map: a user variant program (MaskSpec::expr) runs on the CPU map, "
-                                              "not on the GPU passes"};
+        return Status{ErrorCode::Unsupported,
+                      "GPU map: a user variant program (MaskSpec::expr) runs on the CPU map, "
+                      "not on the GPU passes"};
     if (!m.documents.empty() && static_cast<int64_t>(m.documents.size()) < T)
-        return Status{ErrorCode::Shape, "GPU analysis: MaskSpec.documents holds " +
-                                            std::to_string(m.documents.size()) + " ids, expected T=" +
-                                            std::to_string(T)};
+        return Status{ErrorCode::Shape, "GPU analysis: MaskSpec.documents holds " + std::to_string(m.documents.size()) +
+                                            " ids, expected T=" + std::to_string(T)};
     DeviceArray dDocs, dExcluded, dBlocks;
     DeviceArray &dSums = head->m_sums, &dMax = head->m_max, &dCount = head->m_count;
     AnalysisSpec s;
@@ -258,14 +259,15 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
     }
     if (!m.excludedKeys.empty()) {
         static_assert(sizeof(long long) == sizeof(int64_t), "excluded keys are copied as 64-bit");
-        ATTNSCOPE_TRY_STATUS(dExcluded.upload(m.excludedKeys.data(), m.excludedKeys.size() * sizeof(int64_t),
-                                              "MaskSpec.excludedKeys"));
+        ATTNSCOPE_TRY_STATUS(
+            dExcluded.upload(m.excludedKeys.data(), m.excludedKeys.size() * sizeof(int64_t), "MaskSpec.excludedKeys"));
         s.excluded = dExcluded.as<long long>();
         s.excludedCount = static_cast<int>(m.excludedKeys.size());
     }
     if (m.blocks) {
         if (m.blockSize <= 0 || m.blockCols <= 0)
-            return Status{ErrorCode::InvalidArgument, "GPU analysis: MaskSpec.blocks needs blockSize and blockCols > 0"};
+            return Status{ErrorCode::InvalidArgument,
+                          "GPU analysis: MaskSpec.blocks needs blockSize and blockCols > 0"};
         ATTNSCOPE_TRY_STATUS(dBlocks.upload(m.blocks->data(), m.blocks->size(), "MaskSpec.blocks"));
         s.blocks = dBlocks.as<unsigned char>();
         s.blockSize = m.blockSize, s.blockCols = m.blockCols;
@@ -294,8 +296,8 @@ Status CudaEngine::pool(GpuHead& gh, const AttentionSpec& spec, const CellGrid& 
         pass1 = MapLse::Ready;
     } else if (m_lsePath == LsePath::Forward && ForwardLse::takes(spec, head->m_dim) && 2 * (grid.q1 - grid.q0) >= T) {
         if (!m_mapLse) m_mapLse = std::make_unique<ForwardLse>(m_forwardPath);
-        ATTNSCOPE_TRY_STATUS(m_mapLse->run(head->m_q.get(), head->m_k.get(), head->m_k.get(), head->m_elem, 1, 1, int(T),
-                                           head->m_dim, spec, head->m_lse.as<float>(), m_stream));
+        ATTNSCOPE_TRY_STATUS(m_mapLse->run(head->m_q.get(), head->m_k.get(), head->m_k.get(), head->m_elem, 1, 1,
+                                           int(T), head->m_dim, spec, head->m_lse.as<float>(), m_stream));
         pass1 = MapLse::Ready;
     }
     if (stages) stages->mark(1);  // a pass-kernel pass 1 runs in launchMapPasses: counted with pass 2
@@ -326,8 +328,8 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
     if (rect.q0 < 0 || rect.k0 < 0 || rect.q1 > T || rect.k1 > T || rect.q0 >= rect.q1 || rect.k0 >= rect.k1)
         return Status{ErrorCode::InvalidArgument, "attentionMap: rect [" + std::to_string(rect.q0) + "," +
                                                       std::to_string(rect.q1) + ")x[" + std::to_string(rect.k0) + "," +
-                                                      std::to_string(rect.k1) + ") must be a non-empty part of T=" +
-                                                      std::to_string(T)};
+                                                      std::to_string(rect.k1) +
+                                                      ") must be a non-empty part of T=" + std::to_string(T)};
     if (width <= 0 || height <= 0)
         return Status{ErrorCode::InvalidArgument, "attentionMap: width and height must be > 0"};
     const int64_t hq = rect.q1 - rect.q0, hk = rect.k1 - rect.k0;
@@ -345,14 +347,15 @@ Result<AttentionMap> CudaEngine::mapFromPool(GpuHead& head, const AttentionSpec&
                                            dh->m_count.as<unsigned long long>(), dh->m_out.as<float>(), m_stream));
     auto host = dh->pinned(3 * cells * sizeof(float));
     if (!host) return host.status();
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
+    ATTNSCOPE_CUDA_TRY(
+        cudaMemcpyAsync(*host, dh->m_out.get(), 3 * cells * sizeof(float), cudaMemcpyDeviceToHost, m_stream));
     stages.mark(3);
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
     const bool wgmma = m_mapWgmma && mapSm90Takes(head.dim());
-    stages.print(!mapFragmentsTake(g)                      ? (wgmma ? "wgmma lse, wmma pooling" : "wmma pooling")
-                 : !wgmma                                  ? "fragment pooling"
-                 : mapSm90PoolTakes(g)                     ? "wgmma lse + pooling"
-                                                           : "wgmma lse, fragment pooling");
+    stages.print(!mapFragmentsTake(g)  ? (wgmma ? "wgmma lse, wmma pooling" : "wmma pooling")
+                 : !wgmma              ? "fragment pooling"
+                 : mapSm90PoolTakes(g) ? "wgmma lse + pooling"
+                                       : "wgmma lse, fragment pooling");
     const float* out = static_cast<const float*>(*host);
     AttentionMap map;
     map.rect = rect;
@@ -377,8 +380,8 @@ Result<std::vector<double>> CudaEngine::blockMass(const MatrixRM& q, const Matri
     ATTNSCOPE_TRY_STATUS(pool(**head, spec, g));
     std::vector<double> sums(size_t(g.rows) * g.cols);
     auto* dh = static_cast<DeviceHead*>(head->get());
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(sums.data(), dh->m_sums.get(), sums.size() * sizeof(double), cudaMemcpyDeviceToHost,
-                                       m_stream));
+    ATTNSCOPE_CUDA_TRY(
+        cudaMemcpyAsync(sums.data(), dh->m_sums.get(), sums.size() * sizeof(double), cudaMemcpyDeviceToHost, m_stream));
     ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(m_stream));
     return sums;
 }

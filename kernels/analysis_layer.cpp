@@ -44,7 +44,8 @@ namespace {
 AnalysisSpec toDeviceSpec(const AttentionSpec& spec) {
     AnalysisSpec s;
     s.scale = spec.scale, s.softcap = spec.softcap, s.alibiSlope = spec.alibiSlope, s.relativeBias = spec.relativeBias;
-    s.causal = spec.mask.causal, s.window = spec.mask.window, s.prefix = spec.mask.prefix, s.dilation = spec.mask.dilation;
+    s.causal = spec.mask.causal, s.window = spec.mask.window, s.prefix = spec.mask.prefix,
+    s.dilation = spec.mask.dilation;
     s.sinkLogit = spec.sinkLogit;
     return s;
 }
@@ -124,7 +125,7 @@ Status LayerAnalyzer::startUpload(Slot& slot, const Trace& trace, int layer) {
     const Trace* source = &trace;
     slot.ready = std::async(std::launch::async, [this, source, views, dst, &slot]() -> Status {
         std::lock_guard<std::mutex> staging(m_stagingMutex);  // one upload at a time through the staging buffer
-        ATTNSCOPE_CUDA_TRY(cudaSetDevice(m_device));           // this thread copies to the engine's device
+        ATTNSCOPE_CUDA_TRY(cudaSetDevice(m_device));          // this thread copies to the engine's device
         slot.readMs = slot.uploadMs = 0;
         // Chunks through the staging buffer: read (parallel copies from the mapping, through
         // Trace::read, which refuses a file truncated or rewritten since it was opened instead
@@ -168,7 +169,8 @@ Status LayerAnalyzer::prepareTemplates(const std::vector<int64_t>& tokenIds, con
     // Dense ranks: 32-bit on the device, equal exactly where the 64-bit ids are equal.
     std::unordered_map<int64_t, int32_t> rank;
     std::vector<int32_t> ids(static_cast<size_t>(T));
-    for (int64_t i = 0; i < T; ++i) ids[size_t(i)] = rank.emplace(tokenIds[size_t(i)], int32_t(rank.size())).first->second;
+    for (int64_t i = 0; i < T; ++i)
+        ids[size_t(i)] = rank.emplace(tokenIds[size_t(i)], int32_t(rank.size())).first->second;
     const std::vector<int64_t> ngram64 = ngramIds(tokenIds, roles.repeatContext);
     const std::vector<int32_t> ngram(ngram64.begin(), ngram64.end());  // ids < T
     ATTNSCOPE_TRY_STATUS(m_ids.upload(ids.data(), size_t(T) * 4, "token ids"));
@@ -202,7 +204,8 @@ Status LayerAnalyzer::prepareTemplates(const std::vector<int64_t>& tokenIds, con
     }
     m_pairsListed = listed;
     m_pairCount = listed ? (long long)pairs.size() : 0;
-    if (listed && !pairs.empty()) ATTNSCOPE_TRY_STATUS(m_pairs.upload(pairs.data(), pairs.size() * sizeof(uint2), "template pairs"));
+    if (listed && !pairs.empty())
+        ATTNSCOPE_TRY_STATUS(m_pairs.upload(pairs.data(), pairs.size() * sizeof(uint2), "template pairs"));
     m_templateIds = tokenIds;
     m_templateRoles = roles;
     m_templateReady = true;
@@ -223,7 +226,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     const int64_t T = trace.tokens();
     const std::string where = trace.path() + ": layer " + std::to_string(layer);
     if (lt.q.dtype != lt.k.dtype || lt.q.dtype != lt.v.dtype || lt.q.dtype == DType::F32)
-        return Status{ErrorCode::Unsupported, where + ": the GPU analysis reads F16/BF16 Q/K/V as stored; this layer is " +
+        return Status{ErrorCode::Unsupported, where +
+                                                  ": the GPU analysis reads F16/BF16 Q/K/V as stored; this layer is " +
                                                   std::string(dtypeName(lt.q.dtype)) + " (analysed on the CPU)"};
     if (cfg.headDim > kMaxPassDim)
         return Status{ErrorCode::Unsupported, where + ": head dim " + std::to_string(cfg.headDim) + " above " +
@@ -242,7 +246,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
                                                       std::to_string(cfg.heads) + " heads"};
     for (const AttentionSpec& s : specs)
         if (!s.mask.documents.empty() || s.mask.blocks)
-            return Status{ErrorCode::Unsupported, where + ": document / block masks in the head spec (analysed on the CPU)"};
+            return Status{ErrorCode::Unsupported,
+                          where + ": document / block masks in the head spec (analysed on the CPU)"};
     const ElemType elem = lt.q.dtype == DType::BF16 ? ElemType::BF16 : ElemType::F16;
     const int dim = cfg.headDim, dimPad = passDimPad(dim);
     const int group = cfg.heads / std::max(1, cfg.kvHeads);
@@ -254,7 +259,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     Slot* slot = slotFor(trace, layer);
     if (!slot) {
         slot = &m_slots[0];
-        if (m_slots[0].traceId == trace.openId() && m_slots[0].layer >= 0 && m_slots[0].layer != layer) slot = &m_slots[1];
+        if (m_slots[0].traceId == trace.openId() && m_slots[0].layer >= 0 && m_slots[0].layer != layer)
+            slot = &m_slots[1];
         ATTNSCOPE_TRY_STATUS(startUpload(*slot, trace, layer));
     }
     // A slot whose upload was already collected (the same layer analysed again: a rerun after a
@@ -296,9 +302,9 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         for (int w = 0; w < 3; ++w) {
             const int n = w == 0 ? cfg.heads : kvHeads;
             for (int h = 0; h < n; ++h, ++at)
-                ATTNSCOPE_TRY_STATUS(launchCountNonFinite(static_cast<const uint16_t*>(tensors[w]->get()) + h * headElems,
-                                                          (long long)headElems, elem,
-                                                          counts.as<unsigned long long>() + at, m_compute));
+                ATTNSCOPE_TRY_STATUS(
+                    launchCountNonFinite(static_cast<const uint16_t*>(tensors[w]->get()) + h * headElems,
+                                         (long long)headElems, elem, counts.as<unsigned long long>() + at, m_compute));
         }
     }
 
@@ -394,8 +400,7 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     }
     float* hostBase = static_cast<float*>(m_host);
     auto hostAt = [&](int x, size_t field) { return hostBase + size_t(x) * hl.stride + field; };
-    unsigned long long* hostCounts =
-        reinterpret_cast<unsigned long long*>(hostBase + size_t(groupHeads) * hl.stride);
+    unsigned long long* hostCounts = reinterpret_cast<unsigned long long*>(hostBase + size_t(groupHeads) * hl.stride);
     auto toHost = [&](void* dst, const void* src, size_t bytes, cudaStream_t stream) -> Status {
         if (bytes) ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
         return {};
@@ -404,7 +409,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     // which would hold the host until the kernel before it finishes): one arena per group.
     const int64_t topB = options.masks.topKBlockSize, topNb = (T + topB - 1) / topB;
     constexpr int kPassesPerGroup = 8;
-    const size_t uploadPerHead = 16 * uT + 64 + size_t(topNb) * size_t(topNb) + kPassesPerGroup * (sizeof(HeadPassArgs) + 16);
+    const size_t uploadPerHead =
+        16 * uT + 64 + size_t(topNb) * size_t(topNb) + kPassesPerGroup * (sizeof(HeadPassArgs) + 16);
     const size_t uploadBytes = size_t(groupHeads) * uploadPerHead;
     if (m_uploadBytes < uploadBytes) {
         if (m_upload) cudaFreeHost(m_upload);
@@ -475,19 +481,21 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         }
         ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(m_maskError.get(), 0, size_t(n) * 8 * sizeof(double), m_compute));
         auto launch = [&](PassKind kind, int64_t rowBegin, int64_t rowEnd, const char* name) -> Status {
-            if (passSlot >= kPassesPerGroup) return Status{ErrorCode::Internal, "GPU analysis: too many passes per group"};
+            if (passSlot >= kPassesPerGroup)
+                return Status{ErrorCode::Internal, "GPU analysis: too many passes per group"};
             ATTNSCOPE_FAULT_POINT(FaultSite::AnalysisLaunch, std::string("launch of the analysis pass '") + name + "'");
             HeadPassArgs* slotArgs = dHeads.as<HeadPassArgs>() + size_t(passSlot++) * size_t(groupHeads);
             const size_t argBytes = sizeof(HeadPassArgs) * size_t(n);
-            ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(slotArgs, stage(args.data(), argBytes), argBytes, cudaMemcpyHostToDevice,
-                                               m_compute));
+            ATTNSCOPE_CUDA_TRY(
+                cudaMemcpyAsync(slotArgs, stage(args.data(), argBytes), argBytes, cudaMemcpyHostToDevice, m_compute));
             LayerPassArgs la = base;
             la.heads = slotArgs;
             la.heads_ = n;
             la.rowBegin = rowBegin, la.rowEnd = rowEnd;
             // The estimate covers a few rows: its CTAs split the keys instead, to fill the GPU.
             if (kind == PassKind::Estimate)
-                la.keySplit = int(std::clamp<int64_t>(int64_t(m_smCount) * 4 / std::max(1, n), 1, (T + kTile - 1) / kTile));
+                la.keySplit =
+                    int(std::clamp<int64_t>(int64_t(m_smCount) * 4 / std::max(1, n), 1, (T + kTile - 1) / kTile));
             // Each pass is timed with events (GpuEngine::LayerTimes::passes, `analyze --timing`).
             PassEvents ev;
             ev.name = name;
@@ -529,8 +537,7 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         }
         // NaN/Inf counts (checked before any sums are used) and the estimate's sums come back
         // while the stats pass runs.
-        if (h0 == 0)
-            ATTNSCOPE_TRY_STATUS(toHost(hostCounts, counts.get(), size_t(countSlots) * 8, m_compute));
+        if (h0 == 0) ATTNSCOPE_TRY_STATUS(toHost(hostCounts, counts.get(), size_t(countSlots) * 8, m_compute));
         if (masks) {
             for (int x = 0; x < n; ++x) {
                 args[size_t(x)].column = bufAt(x).estColumn.as<float>();
@@ -558,7 +565,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
             ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.lse), m_lse.as<float>() + size_t(x) * uT, uT * 4, m_aux));
             ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.rows), b.rowStats.get(), kRowStatCount * uT * 4, m_aux));
             ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.column), b.column.get(), uT * 4, m_aux));
-            ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.offset), b.offset.get(), size_t(args[size_t(x)].origin + T) * 4, m_aux));
+            ATTNSCOPE_TRY_STATUS(
+                toHost(hostAt(x, hl.offset), b.offset.get(), size_t(args[size_t(x)].origin + T) * 4, m_aux));
             size_t at = hl.blocks;
             for (size_t s = 0; s < blockSizes.size(); ++s) {
                 ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, at), b.blocks[s].get(), blockElems[s] * 4, m_aux));
@@ -573,9 +581,9 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
                 if (hostCounts[at] == 0) continue;
                 const int w = at < cfg.heads ? 0 : at < cfg.heads + kvHeads ? 1 : 2;
                 const int h = w == 0 ? at : w == 1 ? at - cfg.heads : at - cfg.heads - kvHeads;
-                return Status{ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) + "." +
-                                                            whichName(w) + " head " + std::to_string(h) + " has " +
-                                                            std::to_string(hostCounts[at]) +
+                return Status{ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) +
+                                                            "." + whichName(w) + " head " + std::to_string(h) +
+                                                            " has " + std::to_string(hostCounts[at]) +
                                                             " NaN/Inf values, expected finite values for the analysis"};
             }
         }
@@ -618,8 +626,9 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
                 const size_t origin = size_t(args[size_t(x)].origin);
                 const float* ec = hostAt(int(x), hl.estColumn);
                 const float* eo = hostAt(int(x), hl.estOffset);
-                cands[size_t(x)] = candidateMasks(std::vector<double>(ec, ec + uT), std::vector<double>(eo, eo + origin + uT),
-                                                  T, specs[size_t(h0 + x)].mask.causal, options.masks);
+                cands[size_t(x)] =
+                    candidateMasks(std::vector<double>(ec, ec + uT), std::vector<double>(eo, eo + origin + uT), T,
+                                   specs[size_t(h0 + x)].mask.causal, options.masks);
                 const CandidateMask& vs = cands[size_t(x)][2];
                 VsHost& v = vsHost[size_t(x)];
                 v.prefix.assign(vs.slash.size() + 1, 0);
@@ -647,20 +656,21 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         if (masks) {
             const size_t topIdx = size_t(std::find(blockSizes.begin(), blockSizes.end(), options.masks.topKBlockSize) -
                                          blockSizes.begin());
-            const size_t topAt = hl.blocks + std::accumulate(blockElems.begin(), blockElems.begin() + topIdx, size_t(0));
+            const size_t topAt =
+                hl.blocks + std::accumulate(blockElems.begin(), blockElems.begin() + topIdx, size_t(0));
             const int64_t B = options.masks.topKBlockSize, nb = (T + B - 1) / B;
             runSpread(n, [&](int64_t x) {
-                kept[size_t(x)] = topKBlocks(hostAt(int(x), topAt), allowedBlockFlags(specs[size_t(h0 + x)].mask, T, B), nb,
-                                             options.masks.topKBlocks);
+                kept[size_t(x)] = topKBlocks(hostAt(int(x), topAt), allowedBlockFlags(specs[size_t(h0 + x)].mask, T, B),
+                                             nb, options.masks.topKBlocks);
             });
             for (int x = 0; x < n; ++x)
-                ATTNSCOPE_TRY_STATUS(toDevice(bufAt(x).keptBlocks, kept[size_t(x)].data(), kept[size_t(x)].size(),
-                                              "top-k blocks"));
+                ATTNSCOPE_TRY_STATUS(
+                    toDevice(bufAt(x).keptBlocks, kept[size_t(x)].data(), kept[size_t(x)].size(), "top-k blocks"));
             ATTNSCOPE_TRY_STATUS(maskedPass(3));
             for (int x = 0; x < n; ++x)
                 for (int m = 0; m < 4; ++m)
-                    ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.maskMass + size_t(m) * uT), bufAt(x).maskOut[m].get(), uT * 4,
-                                                m_compute));
+                    ATTNSCOPE_TRY_STATUS(
+                        toHost(hostAt(x, hl.maskMass + size_t(m) * uT), bufAt(x).maskOut[m].get(), uT * 4, m_compute));
             for (int x = 0; x < n; ++x)
                 ATTNSCOPE_TRY_STATUS(toHost(hostAt(x, hl.maskError), m_maskError.as<double>() + size_t(x) * 8,
                                             8 * sizeof(double), m_compute));
@@ -673,8 +683,8 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
             hs.tokens = T;
             const float* lse = hostAt(int(x), hl.lse);
             hs.lse.assign(lse, lse + uT);
-            std::vector<double>* rows[kRowStatCount] = {&hs.mass,     &hs.plogp,     &hs.distance,  &hs.first,
-                                                        &hs.self,     &hs.recent,    &hs.prev,      &hs.next,
+            std::vector<double>* rows[kRowStatCount] = {&hs.mass,      &hs.plogp,     &hs.distance, &hs.first,
+                                                        &hs.self,      &hs.recent,    &hs.prev,     &hs.next,
                                                         &hs.duplicate, &hs.induction, &hs.repeat,   &hs.document};
             for (int r = 0; r < kRowStatCount; ++r) {
                 const float* row = hostAt(int(x), hl.rows + size_t(r) * uT);
@@ -699,8 +709,10 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
                 const double* err = reinterpret_cast<const double*>(hostAt(x, hl.maskError));
                 for (int m = 0; m < 4; ++m) {
                     HeadSums::Masked r;
-                    if (m < 3) r.mask = std::move(cands[size_t(x)][size_t(m)]);
-                    else r.keptBlocks = std::move(kept[size_t(x)]);
+                    if (m < 3)
+                        r.mask = std::move(cands[size_t(x)][size_t(m)]);
+                    else
+                        r.keptBlocks = std::move(kept[size_t(x)]);
                     const float* mass = hostAt(x, hl.maskMass + size_t(m) * uT);
                     r.mass.assign(mass, mass + uT);
                     r.errorDiff2 = err[2 * m], r.errorRef2 = err[2 * m + 1];
@@ -718,9 +730,12 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
         float ms = 0;
         cudaEventElapsedTime(&ms, ev.start, ev.stop);
         kernelMs += ms;
-        auto it = std::find_if(m_times.passes.begin(), m_times.passes.end(), [&](auto& p) { return p.first == ev.name; });
-        if (it == m_times.passes.end()) m_times.passes.emplace_back(ev.name, double(ms));
-        else it->second += ms;
+        auto it =
+            std::find_if(m_times.passes.begin(), m_times.passes.end(), [&](auto& p) { return p.first == ev.name; });
+        if (it == m_times.passes.end())
+            m_times.passes.emplace_back(ev.name, double(ms));
+        else
+            it->second += ms;
     }
     m_times.passes.emplace_back("host and copies", std::max(0.0, m_times.computeMs - kernelMs));
     return out;

@@ -51,7 +51,7 @@ private:
     int m_device = 0;
     cudaStream_t m_compute = nullptr;
     cudaStream_t m_copy = nullptr;
-    cudaStream_t m_aux = nullptr;  ///< sums back to the host while the next passes run
+    cudaStream_t m_aux = nullptr;          ///< sums back to the host while the next passes run
     LsePath m_lsePath = LsePath::Forward;  ///< read at construction (forward_lse.h)
     int m_smCount = 0;
     Slot m_slots[2];
@@ -60,15 +60,15 @@ private:
     std::mutex m_stagingMutex;
     DeviceArray m_vBf16;  ///< V of an f16 layer converted for P·V
     std::vector<std::unique_ptr<HeadBuffers>> m_heads;
-    DeviceArray m_lse;    ///< [group heads × T], contiguous for the forward kernel's lse
+    DeviceArray m_lse;  ///< [group heads × T], contiguous for the forward kernel's lse
     DeviceArray m_args, m_counts, m_ids, m_ngram, m_docs;
-    DeviceArray m_pairs;      ///< template pairs (uint2, analysis_tc.h)
+    DeviceArray m_pairs;  ///< template pairs (uint2, analysis_tc.h)
     long long m_pairCount = 0;
     bool m_pairsListed = false, m_templateReady = false;
     std::vector<int64_t> m_templateIds;
     RoleOptions m_templateRoles;
     DeviceArray m_maskError;  ///< [group heads][4 masks][2] Σ diff², Σ ref²
-    void* m_host = nullptr;    ///< pinned: every sum that comes back
+    void* m_host = nullptr;   ///< pinned: every sum that comes back
     size_t m_hostBytes = 0;
     void* m_upload = nullptr;  ///< pinned: pass arguments and candidate masks going up
     size_t m_uploadBytes = 0;

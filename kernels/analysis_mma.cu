@@ -35,12 +35,12 @@ namespace attnscope::gpu {
 namespace {
 
 using flex::ElemOps;
+using flex::fastExp2;
 using frag::frag;
 using frag::kNT;
 using frag::Rows;
 using frag::scoreFragments;
 using frag::TileList;
-using flex::fastExp2;
 using pass::allows;
 using pass::foldSink;
 using pass::hasScoreMod;
@@ -64,13 +64,14 @@ struct FragLayout {
     static constexpr int ld = D + 8;  ///< 16-bit tile row stride: ldmatrix rows 16 bytes apart in the banks
     static constexpr size_t tile = size_t(kKeys) * ld * 2;
     static constexpr size_t q = 0;
-    static constexpr size_t k = q + size_t(kRows) * ld * 2;     ///< two K tiles
-    static constexpr size_t v = k + 2 * tile;                    ///< V tiles (bf16)
-    static constexpr size_t p = v + kVBuffers * tile;            ///< float P, diagonal-major [64][kDLd]
-    static constexpr size_t colPart = p + (kStaged ? size_t(kRows) * kDLd * 4 : 0);  ///< [warp][64] column sums
+    static constexpr size_t k = q + size_t(kRows) * ld * 2;  ///< two K tiles
+    static constexpr size_t v = k + 2 * tile;                ///< V tiles (bf16)
+    static constexpr size_t p = v + kVBuffers * tile;        ///< float P, diagonal-major [64][kDLd]
+    static constexpr size_t colPart = p + (kStaged ? size_t(kRows) * kDLd * 4 : 0);         ///< [warp][64] column sums
     static constexpr size_t keyCtx = colPart + (kStaged ? size_t(kWarps) * kKeys * 4 : 0);  ///< int4 per key
-    static constexpr size_t bits = keyCtx + (kPass == PassKind::Stats ? size_t(kKeys) * 16 : 0);  ///< 3 × u64; doc flags
-    static constexpr size_t list = bits + 4 * 8;  ///< the tile list and per-warp counts
+    static constexpr size_t bits =
+        keyCtx + (kPass == PassKind::Stats ? size_t(kKeys) * 16 : 0);  ///< 3 × u64; doc flags
+    static constexpr size_t list = bits + 4 * 8;                       ///< the tile list and per-warp counts
     static constexpr size_t bytes = list + (kThreads + kWarps) * 4;
 };
 
@@ -90,7 +91,8 @@ __device__ __forceinline__ void accumulatePV(float (&o)[D / 2], const float (&p)
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             unsigned b[4];
-            flex::ldmatrixX4Trans(b, sV + (kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * ld + dp * 16 + (lane / 16) * 8);
+            flex::ldmatrixX4Trans(b,
+                                  sV + (kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * ld + dp * 16 + (lane / 16) * 8);
             Ops::mma(frag(o, 2 * dp), a, b[0], b[1]);
             Ops::mma(frag(o, 2 * dp + 1), a, b[2], b[3]);
         }
@@ -317,8 +319,10 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                 for (int e = 0; e < 4; ++e) {
                     const int r = e >> 1, j = k0 + 8 * jt + 2 * qd + (e & 1);
                     float& v = s[4 * jt + e];
-                    if (full && !scoreMods) v *= scale2;
-                    else v = rows.live[r] && allows(spec, rows.i[r], j, T) ? score2Of(spec, v, rows.i[r], j) : -INFINITY;
+                    if (full && !scoreMods)
+                        v *= scale2;
+                    else
+                        v = rows.live[r] && allows(spec, rows.i[r], j, T) ? score2Of(spec, v, rows.i[r], j) : -INFINITY;
                 }
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
@@ -329,13 +333,16 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                 const float mn = fmaxf(m[r], mx);
                 float sum = 0.0f;
 #pragma unroll
-                for (int jt = 0; jt < kNT; ++jt) sum += fastExp2(s[4 * jt + 2 * r] - mn) + fastExp2(s[4 * jt + 2 * r + 1] - mn);
+                for (int jt = 0; jt < kNT; ++jt)
+                    sum += fastExp2(s[4 * jt + 2 * r] - mn) + fastExp2(s[4 * jt + 2 * r + 1] - mn);
                 acc[r][0] = acc[r][0] * fastExp2(m[r] - mn) + sum;  // m = -inf: ex2(-inf) = 0
                 m[r] = mn;
             }
         } else {
-            if (full && !scoreMods) logProbabilities<false>(s, spec, scale2, rows, k0, qd, T);
-            else logProbabilities<true>(s, spec, scale2, rows, k0, qd, T);
+            if (full && !scoreMods)
+                logProbabilities<false>(s, spec, scale2, rows, k0, qd, T);
+            else
+                logProbabilities<true>(s, spec, scale2, rows, k0, qd, T);
 
             if constexpr (kMasked) {
                 // The candidate mask: tiles it keeps whole need no test per element.
@@ -346,7 +353,8 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                 if (!whole) {
                     if (h.maskKind == kPassMaskVerticalSlash) {
                         const unsigned long long vb = sBits[0] >> (2 * qd);
-                        const int base = rl0 - 2 * qd + 6;  // slash index of element (r, jt, e): base + 57 + 8r - 8jt - e
+                        const int base =
+                            rl0 - 2 * qd + 6;  // slash index of element (r, jt, e): base + 57 + 8r - 8jt - e
                         const unsigned long long lo = sBits[1], hi = sBits[2];
                         const unsigned long long win = base == 0 ? lo : (lo >> base) | (hi << (64 - base));
                         const unsigned long long win2 = hi >> base;
@@ -404,8 +412,10 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                         acc[r][kRowMass] += tm[r];
                         // Σ p |i - j| = ±((i - k0 - 2·qd)·Σp - Σ p·c) where every j is on one side of i.
                         const float di = float(rows.i[r] - k0 - 2 * qd);
-                        if (below) acc[r][kRowDistance] += di * tm[r] - tc[r];
-                        else if (above) acc[r][kRowDistance] += tc[r] - di * tm[r];
+                        if (below)
+                            acc[r][kRowDistance] += di * tm[r] - tc[r];
+                        else if (above)
+                            acc[r][kRowDistance] += tc[r] - di * tm[r];
                     }
                     if (!below && !above) {
 #pragma unroll
@@ -456,7 +466,8 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
                                     const float p = s[4 * jt + 2 * r + ee];
                                     if (haveIds) {
                                         const bool dup = kc.x == rowId[r] && (plain || (j < i && j >= bos));
-                                        const bool ind = kc.y == rowId[r] && (plain || (j >= 1 && j <= i && !(exclCur && j == i)));
+                                        const bool ind =
+                                            kc.y == rowId[r] && (plain || (j >= 1 && j <= i && !(exclCur && j == i)));
                                         acc[r][kRowDuplicate] += dup ? p : 0.0f;
                                         acc[r][kRowInduction] += ind ? p : 0.0f;
                                     }
@@ -500,8 +511,7 @@ __global__ void __launch_bounds__(kThreads, 2) fragmentPassKernel(const __grid_c
         }
         if constexpr (kStats) flex::cpAsyncWait<0>();  // V of this tile
         __syncthreads();  // K (and V) of this tile are free; P and the column sums are visible
-        if constexpr (kStats)
-            accumulatePV<D>(o, s, reinterpret_cast<const __nv_bfloat16*>(smem + L::v), lane);
+        if constexpr (kStats) accumulatePV<D>(o, s, reinterpret_cast<const __nv_bfloat16*>(smem + L::v), lane);
         if constexpr (kStaged) {
             // Columns: the 4 warps' sums, one atomic a column; block mass from the tile's total.
             if (threadIdx.x < kKeys) {
@@ -622,7 +632,8 @@ __global__ void templatePairsKernel(const __grid_constant__ LayerPassArgs a, con
     const HeadPassArgs& h = a.heads[blockIdx.y];
     const int T = a.tokens, dim = a.dim;
     const bool scoreMods = hasScoreMod(h.spec);
-    for (long long x = blockIdx.x * (long long)blockDim.x + threadIdx.x; x < count; x += (long long)gridDim.x * blockDim.x) {
+    for (long long x = blockIdx.x * (long long)blockDim.x + threadIdx.x; x < count;
+         x += (long long)gridDim.x * blockDim.x) {
         const uint2 pr = pairs[x];
         const int i = int(pr.x), j = int(pr.y & kPairKeyMask), which = int(pr.y >> kPairTemplateShift);
         const float lse = h.lse[i];
@@ -695,8 +706,8 @@ Status launchTemplatePairs(const LayerPassArgs& a, const void* pairs, long long 
 
 Status launchMmaPass(PassKind kind, const LayerPassArgs& a, cudaStream_t stream) {
     if (a.dim <= 0 || a.dim > kMaxPassDim)
-        return {ErrorCode::Unsupported, "analysis pass: head dim " + std::to_string(a.dim) + ", expected 1.." +
-                                            std::to_string(kMaxPassDim)};
+        return {ErrorCode::Unsupported,
+                "analysis pass: head dim " + std::to_string(a.dim) + ", expected 1.." + std::to_string(kMaxPassDim)};
     if (a.rowEnd <= a.rowBegin || a.heads_ <= 0) return {};
     return a.elem == ElemType::BF16 ? launchFragmentE<__nv_bfloat16>(kind, a, stream)
                                     : launchFragmentE<__half>(kind, a, stream);

@@ -96,7 +96,6 @@ __device__ void scoreTile(const Elem* sQ, const Elem* sK, float* sS, int warp) {
         wmma::store_matrix_sync(sS + warp * 16 * kSLd + n * 16, acc[n], kSLd, wmma::mem_row_major);
 }
 
-
 /// Shared memory of the wmma kernels: the Q tile, two K tiles (double-buffered), the float S tile
 /// and per-key context (the map's cell columns).
 template <int D>
@@ -151,7 +150,8 @@ __global__ void __launch_bounds__(kThreads) lsePassKernel(const __grid_constant_
         Elem* sK = reinterpret_cast<Elem*>(smem + L::k + buffer * L::kBuffer);
         __syncthreads();  // the previous tile's readers are done (its K buffer, S)
         if (kNext < kEnd)
-            loadTileAsync<D>(reinterpret_cast<uint16_t*>(smem + L::k + (buffer ^ 1) * L::kBuffer), kSrc, kNext, T, a.dim);
+            loadTileAsync<D>(reinterpret_cast<uint16_t*>(smem + L::k + (buffer ^ 1) * L::kBuffer), kSrc, kNext, T,
+                             a.dim);
         flex::cpAsyncCommit();
         flex::cpAsyncWait<1>();  // this tile's K
         __syncthreads();
@@ -295,7 +295,8 @@ __global__ void __launch_bounds__(kThreads) mapPoolKernel(const __grid_constant_
                     for (int cc = 0; cc < kHalfCols; ++cc) {
                         const int c = cBase + cc, j = k0 + c;
                         if (j > kLast || !(full || allows(a.spec, i, j, T))) continue;
-                        const float p = exp2f((scoreMods ? score2Of(a.spec, srow[c], i, j) : srow[c] * scale2) - rowLse2);
+                        const float p =
+                            exp2f((scoreMods ? score2Of(a.spec, srow[c], i, j) : srow[c] * scale2) - rowLse2);
                         sum += p;
                         mx = fmaxf(mx, p);
                         ++count;
@@ -397,11 +398,12 @@ Status launchMapE(const MapArgs& m, float* lse, void* headScratch, MapLse pass1,
     return launchMapD<Elem, 256>(m, lse, headScratch, pass1, wgmmaPool, stream);
 }
 
-__global__ void mapFinalizeKernel(CellGrid g, const double* sums, const float* maxima, const unsigned long long* allowed,
-                                  float* out) {
+__global__ void mapFinalizeKernel(CellGrid g, const double* sums, const float* maxima,
+                                  const unsigned long long* allowed, float* out) {
     const long long cells = (long long)g.rows * g.cols;
     const long long hq = g.q1 - g.q0, hk = g.k1 - g.k0;
-    for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < cells; c += (long long)gridDim.x * blockDim.x) {
+    for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < cells;
+         c += (long long)gridDim.x * blockDim.x) {
         const long long y = c / g.cols, x = c % g.cols;
         const long long rows = (y + 1) * hq / g.rows - y * hq / g.rows;
         const long long cols = (x + 1) * hk / g.cols - x * hk / g.cols;
@@ -420,7 +422,8 @@ __global__ void toBf16Kernel(const __half* x, __nv_bfloat16* y, long long n) {
 template <typename Elem>
 __global__ void countNonFiniteKernel(const Elem* x, long long n, unsigned long long* result) {
     unsigned long long count = 0;
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n;
+         e += (long long)gridDim.x * blockDim.x) {
         const float f = float(x[e]);
         count += isfinite(f) ? 0 : 1;
     }
@@ -432,8 +435,8 @@ __global__ void countNonFiniteKernel(const Elem* x, long long n, unsigned long l
 
 Status launchAnalysisPass(PassKind kind, const LayerPassArgs& a, cudaStream_t stream) {
     if (a.dim <= 0 || a.dim > kMaxPassDim)
-        return {ErrorCode::Unsupported, "analysis pass: head dim " + std::to_string(a.dim) + ", expected 1.." +
-                                            std::to_string(kMaxPassDim)};
+        return {ErrorCode::Unsupported,
+                "analysis pass: head dim " + std::to_string(a.dim) + ", expected 1.." + std::to_string(kMaxPassDim)};
     if (a.rowEnd <= a.rowBegin || a.heads_ <= 0) return {};
     if (kind != PassKind::Lse) return launchMmaPass(kind, a, stream);
     return a.elem == ElemType::BF16 ? launchLseE<__nv_bfloat16>(a, stream) : launchLseE<__half>(a, stream);
@@ -443,8 +446,8 @@ Status launchMapPasses(const void* q, const void* k, ElemType elem, int tokens, 
                        float* lse, const CellGrid& grid, double* sums, float* maxima, unsigned long long* allowed,
                        void* headScratch, MapLse pass1, bool wgmmaPool, cudaStream_t stream) {
     if (dim <= 0 || dim > kMaxPassDim)
-        return {ErrorCode::Unsupported, "GPU map: head dim " + std::to_string(dim) + ", expected 1.." +
-                                            std::to_string(kMaxPassDim)};
+        return {ErrorCode::Unsupported,
+                "GPU map: head dim " + std::to_string(dim) + ", expected 1.." + std::to_string(kMaxPassDim)};
     MapArgs m;
     m.q = q, m.k = k, m.tokens = tokens, m.dim = dim, m.spec = spec, m.lse = lse, m.grid = grid;
     m.sums = sums, m.maxima = maxima, m.allowed = allowed;
@@ -469,7 +472,8 @@ Status launchF16ToBf16(const void* f16, void* bf16, long long count, cudaStream_
     if (count <= 0) return {};
     constexpr int kBlock = 256;
     const unsigned blocks = unsigned(std::min<long long>((count + kBlock - 1) / kBlock, 132 * 16));
-    toBf16Kernel<<<blocks, kBlock, 0, stream>>>(static_cast<const __half*>(f16), static_cast<__nv_bfloat16*>(bf16), count);
+    toBf16Kernel<<<blocks, kBlock, 0, stream>>>(static_cast<const __half*>(f16), static_cast<__nv_bfloat16*>(bf16),
+                                                count);
     ATTNSCOPE_CUDA_TRY_LAUNCH("toBf16Kernel");
     return {};
 }

@@ -15,14 +15,31 @@ namespace attnscope::gpu {
 
 /// Rows of per-row sums written by the stats pass, in this order (each [T] floats).
 enum RowStat : int {
-    kRowMass = 0, kRowPlogp, kRowDistance, kRowFirst, kRowSelf, kRowRecent, kRowPrev, kRowNext, kRowDuplicate,
-    kRowInduction, kRowRepeat, kRowDocument, kRowStatCount
+    kRowMass = 0,
+    kRowPlogp,
+    kRowDistance,
+    kRowFirst,
+    kRowSelf,
+    kRowRecent,
+    kRowPrev,
+    kRowNext,
+    kRowDuplicate,
+    kRowInduction,
+    kRowRepeat,
+    kRowDocument,
+    kRowStatCount
 };
 
 constexpr int kMaxPassBlockSizes = 4;
 
 /// Candidate mask of a masked pass (CandidateMask / the top-k block list).
-enum PassMaskKind : int { kPassMaskNone = 0, kPassMaskWindow, kPassMaskSinkWindow, kPassMaskVerticalSlash, kPassMaskBlocks };
+enum PassMaskKind : int {
+    kPassMaskNone = 0,
+    kPassMaskWindow,
+    kPassMaskSinkWindow,
+    kPassMaskVerticalSlash,
+    kPassMaskBlocks
+};
 
 /// One query head of a pass.
 struct HeadPassArgs {
@@ -30,25 +47,25 @@ struct HeadPassArgs {
     const void* k = nullptr;  ///< [T, dim] of its kv head
     const void* v = nullptr;  ///< bf16 whatever the trace's dtype (f16 V is converted first)
     AnalysisSpec spec;
-    float* lse = nullptr;     ///< [T]: written by the lse pass, read by the others
+    float* lse = nullptr;  ///< [T]: written by the lse pass, read by the others
     // Stats / estimate pass.
-    float* rowStats = nullptr;  ///< [kRowStatCount][T]
-    float* column = nullptr;    ///< [T], atomically accumulated
-    float* offset = nullptr;    ///< [origin + T], atomically accumulated
-    long long origin = 0;       ///< T - 1 for non-causal heads, else 0
+    float* rowStats = nullptr;               ///< [kRowStatCount][T]
+    float* column = nullptr;                 ///< [T], atomically accumulated
+    float* offset = nullptr;                 ///< [origin + T], atomically accumulated
+    long long origin = 0;                    ///< T - 1 for non-causal heads, else 0
     float* blocks[kMaxPassBlockSizes] = {};  ///< [nb × nb] per block size (multiples of 64)
-    float* numerator = nullptr;  ///< [Tpad, dimPad] Σ p v (stats pass, dense)
+    float* numerator = nullptr;              ///< [Tpad, dimPad] Σ p v (stats pass, dense)
     // Masked pass.
     int maskKind = kPassMaskNone;
     long long maskWindow = 0, maskSinks = 0;
-    const unsigned char* vertical = nullptr;  ///< [T] kept keys
-    const unsigned char* slash = nullptr;     ///< [origin + T] kept offsets
-    const int* slashPrefix = nullptr;         ///< [origin + T + 1] running count of `slash` (tile skipping)
+    const unsigned char* vertical = nullptr;       ///< [T] kept keys
+    const unsigned char* slash = nullptr;          ///< [origin + T] kept offsets
+    const int* slashPrefix = nullptr;              ///< [origin + T + 1] running count of `slash` (tile skipping)
     const unsigned char* verticalTiles = nullptr;  ///< [ceil(T/64)] any kept key in the 64-key tile
     const unsigned char* keptBlocks = nullptr;     ///< [nb × nb] top-k blocks at maskBlockSize
     long long maskBlockSize = 64, maskBlockCols = 0;
-    float* maskMass = nullptr;     ///< [T] Σ_{j∈mask} p_ij
-    double* maskError = nullptr;   ///< [2] Σ_i ‖O_mask,i − O_i‖², Σ_i ‖O_i‖² (atomically accumulated)
+    float* maskMass = nullptr;    ///< [T] Σ_{j∈mask} p_ij
+    double* maskError = nullptr;  ///< [2] Σ_i ‖O_mask,i − O_i‖², Σ_i ‖O_i‖² (atomically accumulated)
 };
 
 /// What every head of a pass shares.
@@ -56,14 +73,14 @@ struct LayerPassArgs {
     const HeadPassArgs* heads = nullptr;  ///< device array [heads]
     int heads_ = 0;
     int tokens = 0, dim = 0;
-    long long rowBegin = 0, rowEnd = 0;   ///< query rows of this pass
-    int keySplit = 1;  ///< estimate pass: CTAs per row tile, each a strip of the key tiles
+    long long rowBegin = 0, rowEnd = 0;  ///< query rows of this pass
+    int keySplit = 1;                    ///< estimate pass: CTAs per row tile, each a strip of the key tiles
     ElemType elem = ElemType::BF16;
     // Role templates (all optional, device [T]). The stats pass compares ids per element only
     // when given them; otherwise launchTemplatePairs adds the templates from listed pairs.
-    const int* tokenIds = nullptr;         ///< dense ranks of the token ids (equal ids, equal ranks)
-    const int* ngram = nullptr;            ///< repeated-context ids (-1 = none)
-    const int* documents = nullptr;        ///< context documents (in-document mass)
+    const int* tokenIds = nullptr;   ///< dense ranks of the token ids (equal ids, equal ranks)
+    const int* ngram = nullptr;      ///< repeated-context ids (-1 = none)
+    const int* documents = nullptr;  ///< context documents (in-document mass)
     bool excludeBos = false, excludeCurrentToken = false;
     long long recentTokens = 4;
     int blockSizeCount = 0;

@@ -45,12 +45,11 @@ float scaleOf(const AttentionProblem& p) {
 
 CudaEngine::CudaEngine(int device) : m_device(device) {
     cudaDeviceProp prop{};
-    m_info.available = cudaGetDeviceProperties(&prop, device) == cudaSuccess &&
-                       cudaSetDevice(device) == cudaSuccess &&
+    m_info.available = cudaGetDeviceProperties(&prop, device) == cudaSuccess && cudaSetDevice(device) == cudaSuccess &&
                        cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking) == cudaSuccess;
     if (!m_info.available) {
-        m_info.reason = std::string("CUDA device ") + std::to_string(device) + " could not be initialised: " +
-                        cudaGetErrorString(cudaGetLastError());
+        m_info.reason = std::string("CUDA device ") + std::to_string(device) +
+                        " could not be initialised: " + cudaGetErrorString(cudaGetLastError());
         return;
     }
     m_info.name = prop.name;
@@ -63,7 +62,8 @@ CudaEngine::CudaEngine(int device) : m_device(device) {
     cudaRuntimeGetVersion(&m_info.runtimeVersion);
     int khz = 0;
     if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device) == cudaSuccess) m_info.smClockMHz = khz / 1000;
-    if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) == cudaSuccess) m_info.memClockMHz = khz / 1000;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) == cudaSuccess)
+        m_info.memClockMHz = khz / 1000;
     if (prop.major < 8) {
         m_info.available = false;
         m_info.reason = std::string(prop.name) + " is compute capability " + std::to_string(prop.major) + "." +
@@ -97,25 +97,26 @@ Result<std::unique_ptr<GpuBuffers>> CudaEngine::upload(const AttentionProblem& p
     ATTNSCOPE_TRY_STATUS(requireDevice());
     const int64_t tq = p.queryTokens > 0 ? p.queryTokens : p.tokens;
     if (p.batch <= 0 || p.heads <= 0 || p.kvHeads <= 0 || p.heads % p.kvHeads != 0)
-        return Status{ErrorCode::InvalidArgument, "AttentionProblem: batch, heads, kvHeads must be > 0 and heads a "
-                                                  "multiple of kvHeads (got " + std::to_string(p.heads) + ", " +
-                                                      std::to_string(p.kvHeads) + ")"};
+        return Status{ErrorCode::InvalidArgument,
+                      "AttentionProblem: batch, heads, kvHeads must be > 0 and heads a "
+                      "multiple of kvHeads (got " +
+                          std::to_string(p.heads) + ", " + std::to_string(p.kvHeads) + ")"};
     if (p.tokens <= 0 || p.tokens > (int64_t(1) << 30) || tq > p.tokens)
-        return Status{ErrorCode::InvalidArgument, "AttentionProblem.tokens must be in [1, 2^30] and queryTokens <= "
-                                                  "tokens (got " + std::to_string(p.tokens) + ", " +
-                                                      std::to_string(tq) + ")"};
+        return Status{ErrorCode::InvalidArgument,
+                      "AttentionProblem.tokens must be in [1, 2^30] and queryTokens <= "
+                      "tokens (got " +
+                          std::to_string(p.tokens) + ", " + std::to_string(tq) + ")"};
     if (p.headDim != 64 && p.headDim != 128)
         return Status{ErrorCode::Unsupported,
                       "AttentionProblem.headDim " + std::to_string(p.headDim) + ": the kernels support 64 and 128"};
     const size_t qCount = size_t(p.batch) * p.heads * tq * p.headDim;
     const size_t kvCount = size_t(p.batch) * p.kvHeads * p.tokens * p.headDim;
     auto shapeError = [&](const char* name, size_t got, size_t want) {
-        return Status{ErrorCode::Shape, std::string("upload: ") + name + " holds " + std::to_string(got) +
-                                            " floats, expected " + std::to_string(want) + " ([B,H,T,D] = [" +
-                                            std::to_string(p.batch) + "," +
-                                            std::to_string(name[0] == 'q' ? p.heads : p.kvHeads) + "," +
-                                            std::to_string(name[0] == 'q' ? tq : p.tokens) + "," +
-                                            std::to_string(p.headDim) + "])"};
+        return Status{ErrorCode::Shape,
+                      std::string("upload: ") + name + " holds " + std::to_string(got) + " floats, expected " +
+                          std::to_string(want) + " ([B,H,T,D] = [" + std::to_string(p.batch) + "," +
+                          std::to_string(name[0] == 'q' ? p.heads : p.kvHeads) + "," +
+                          std::to_string(name[0] == 'q' ? tq : p.tokens) + "," + std::to_string(p.headDim) + "])"};
     };
     if (qHost.size() != qCount) return shapeError("q", qHost.size(), qCount);
     if (kHost.size() != kvCount) return shapeError("k", kHost.size(), kvCount);
@@ -135,7 +136,8 @@ Result<std::unique_ptr<GpuBuffers>> CudaEngine::upload(const AttentionProblem& p
 
 Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuBuffers& buffers) {
     ATTNSCOPE_TRY_STATUS(requireDevice());
-    ATTNSCOPE_FAULT_POINT(FaultSite::ProfileLaunch, std::string("launch of the ") + variantKindName(v.kind) + " variant's kernel");
+    ATTNSCOPE_FAULT_POINT(FaultSite::ProfileLaunch,
+                          std::string("launch of the ") + variantKindName(v.kind) + " variant's kernel");
     auto& b = static_cast<CudaBuffers&>(buffers);
     const AttentionProblem& p = b.m_problem;
     LaunchLog log;
@@ -153,8 +155,8 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.partial = b.m_workspace.as<float>();
         ATTNSCOPE_TRY_STATUS(launchDecode(a, m_stream, &log));
     } else if (b.m_queryTokens != p.tokens) {
-        return Status{ErrorCode::InvalidArgument, std::string("variant ") + variantKindName(v.kind) +
-                                                      " needs queryTokens == tokens (prefill)"};
+        return Status{ErrorCode::InvalidArgument,
+                      std::string("variant ") + variantKindName(v.kind) + " needs queryTokens == tokens (prefill)"};
     } else if (v.impl == VariantImpl::Cudnn) {
         // The vendor baseline: cuDNN's fused SDPA on the same buffers and stream.
         if (!m_cudnn) m_cudnn = std::make_unique<CudnnSdpa>();
@@ -184,8 +186,10 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.headDim = p.headDim;
         a.elem = elemOf(p.dtype);
         a.path = m_forwardPath;
-        if ((*dv)->jit) ATTNSCOPE_TRY_STATUS(jitLaunchForward(*(*dv)->jit, a, (*dv)->jitArrays, m_stream, &log));
-        else ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
+        if ((*dv)->jit)
+            ATTNSCOPE_TRY_STATUS(jitLaunchForward(*(*dv)->jit, a, (*dv)->jitArrays, m_stream, &log));
+        else
+            ATTNSCOPE_TRY_STATUS(launchForward(a, m_stream, &log));
     }
     std::vector<KernelLaunchInfo> out;
     for (const auto& r : log) out.push_back(toInfo(r));
@@ -257,8 +261,10 @@ Result<double> CudaEngine::timeVariant(const VariantSpec& v, GpuBuffers& buffers
         status = cudaStatus(cudaEventRecord(events[2 * i], m_stream), "cudaEventRecord", __FILE__, __LINE__);
         if (!status) break;
         auto r = run(v, buffers);
-        if (!r) status = r.status();
-        else status = cudaStatus(cudaEventRecord(events[2 * i + 1], m_stream), "cudaEventRecord", __FILE__, __LINE__);
+        if (!r)
+            status = r.status();
+        else
+            status = cudaStatus(cudaEventRecord(events[2 * i + 1], m_stream), "cudaEventRecord", __FILE__, __LINE__);
     }
     std::vector<double> ms;
     if (status.ok()) status = synchronize();

@@ -40,9 +40,10 @@ public:
     Result<std::shared_ptr<GpuHead>> uploadHead(const MatrixRM& q, const MatrixRM& k) override;
     Result<AttentionMap> attentionMap(GpuHead& head, const AttentionSpec& spec, MapRect rect, int width,
                                       int height) override;
-    Result<std::vector<HeadSums>> analyzeLayerSums(const Trace& trace, int layer, const std::vector<AttentionSpec>& specs,
-                                                   const HeadContext& context, const HeadAnalysisOptions& options,
-                                                   int nextLayer, const ProgressFn& progress) override;
+    Result<std::vector<HeadSums>> analyzeLayerSums(const Trace& trace, int layer,
+                                                   const std::vector<AttentionSpec>& specs, const HeadContext& context,
+                                                   const HeadAnalysisOptions& options, int nextLayer,
+                                                   const ProgressFn& progress) override;
     LayerTimes lastLayerTimes() const override;
 
     /// Partial + full key blocks of the variant's BlockMask at the buffers' T (builds it if needed).
@@ -69,9 +70,9 @@ private:
     cudaStream_t m_stream = nullptr;
     DeviceArray m_flush;
     std::unique_ptr<LayerAnalyzer> m_layers;
-    std::unique_ptr<ForwardLse> m_mapLse;          ///< the map's pass 1 on the forward kernel
-    std::shared_ptr<GpuHead> m_scratchHead;        ///< host-in maps reuse its buffers
-    std::unique_ptr<CudnnSdpa> m_cudnn;            ///< the cudnn:* variants (created on first use)
+    std::unique_ptr<ForwardLse> m_mapLse;    ///< the map's pass 1 on the forward kernel
+    std::shared_ptr<GpuHead> m_scratchHead;  ///< host-in maps reuse its buffers
+    std::unique_ptr<CudnnSdpa> m_cudnn;      ///< the cudnn:* variants (created on first use)
 };
 
 /// A CUDA engine for device 0, or nullptr with the reason when there is no usable device.

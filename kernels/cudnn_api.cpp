@@ -65,17 +65,17 @@ Result<std::unique_ptr<CudnnApi>> open(const std::string& path) {
     resolve(lib, "cudnnBackendExecute", api->execute, missing);
     std::string optional;
     resolve(lib, "cudnnGetLastErrorString", api->getLastErrorString, optional);
-    if (!api->getVersion)
-        return Status{ErrorCode::Unsupported, path + " is not cuDNN: it exports no cudnnGetVersion"};
+    if (!api->getVersion) return Status{ErrorCode::Unsupported, path + " is not cuDNN: it exports no cudnnGetVersion"};
     api->path = path;
     api->version = api->getVersion();
     if (api->version < kMinCudnnVersion)
         return Status{ErrorCode::Unsupported, "cuDNN " + cudnnVersionString(api->version) + " at " + path +
                                                   " is too old: the cudnn:* variants need cuDNN " +
-                                                  cudnnVersionString(kMinCudnnVersion) + " or newer (backend graph API)"};
+                                                  cudnnVersionString(kMinCudnnVersion) +
+                                                  " or newer (backend graph API)"};
     if (!missing.empty())
-        return Status{ErrorCode::Unsupported, "cuDNN " + cudnnVersionString(api->version) + " at " + path +
-                                                  " exports no " + missing};
+        return Status{ErrorCode::Unsupported,
+                      "cuDNN " + cudnnVersionString(api->version) + " at " + path + " exports no " + missing};
     return api;
 }
 

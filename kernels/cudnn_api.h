@@ -17,8 +17,8 @@ constexpr size_t kMinCudnnVersion = 90000;
 constexpr size_t kCudnnSlidingWindowVersion = 90200;
 
 struct CudnnApi {
-    std::string path;   ///< the file dlopen loaded
-    size_t version = 0; ///< cudnnGetVersion(): major·10000 + minor·100 + patch
+    std::string path;    ///< the file dlopen loaded
+    size_t version = 0;  ///< cudnnGetVersion(): major·10000 + minor·100 + patch
 
     decltype(&cudnnGetVersion) getVersion = nullptr;
     decltype(&cudnnGetErrorString) getErrorString = nullptr;

@@ -19,7 +19,16 @@ using Dims = std::array<int64_t, 4>;
 
 // Tensor ids of the variant pack; virtual tensors are numbered from kFirstVirtualUid.
 enum : int64_t {
-    kUidQ = 1, kUidK, kUidV, kUidO, kUidStats, kUidScale, kUidNegInf, kUidWindow, kUidSoftcap, kUidSlopes,
+    kUidQ = 1,
+    kUidK,
+    kUidV,
+    kUidO,
+    kUidStats,
+    kUidScale,
+    kUidNegInf,
+    kUidWindow,
+    kUidSoftcap,
+    kUidSlopes,
     kFirstVirtualUid = 100,
 };
 constexpr int64_t kAlignmentBytes = 16;
@@ -76,7 +85,9 @@ public:
         return tensor(m_nextUid++, type, dims, strides, true);
     }
     /// A float passed by value in the variant pack (a host pointer at execution).
-    cudnnBackendDescriptor_t scalar(int64_t uid) { return tensor(uid, CUDNN_DATA_FLOAT, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true); }
+    cudnnBackendDescriptor_t scalar(int64_t uid) {
+        return tensor(uid, CUDNN_DATA_FLOAT, {1, 1, 1, 1}, {1, 1, 1, 1}, false, true);
+    }
 
     void matmul(cudnnBackendDescriptor_t a, cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t c) {
         const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
@@ -138,12 +149,13 @@ public:
             set(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "engine heuristics");
             if (!finalize(heur, "engine heuristics")) return nullptr;
             int64_t count = 0;
-            if (!check(m_api.getAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                                          &count, nullptr),
+            if (!check(m_api.getAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                          nullptr),
                        "count the results of", "engine heuristics"))
                 return nullptr;
             std::vector<cudnnBackendDescriptor_t> configs;
-            for (int64_t i = 0; i < count; ++i) configs.push_back(create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config"));
+            for (int64_t i = 0; i < count; ++i)
+                configs.push_back(create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, "engine config"));
             if (!ok()) return nullptr;
             int64_t returned = 0;
             if (count > 0 && !check(m_api.getAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
@@ -166,7 +178,7 @@ public:
         if (ok())
             m_status = {ErrorCode::Unsupported,
                         "no cuDNN engine supports it" + (refusals.empty() ? std::string(" (the heuristics list none)")
-                                                                         : " (last refusal: " + refusals + ")")};
+                                                                          : " (last refusal: " + refusals + ")")};
         return nullptr;
     }
 
@@ -199,7 +211,6 @@ std::string shapeText(const AttentionProblem& p) {
     return "B=" + std::to_string(p.batch) + " H=" + std::to_string(p.heads) + " Hkv=" + std::to_string(p.kvHeads) +
            " T=" + std::to_string(p.tokens) + " D=" + std::to_string(p.headDim) + " " + dtypeLabel(p.dtype);
 }
-
 
 /// What the variant pack passes besides the tensors: by-value scalars (the pack points at these
 /// floats at every execution) and the per-head slopes of ALiBi / relative bias.
@@ -341,7 +352,8 @@ Result<CudnnSdpa::Plan*> CudnnSdpa::planFor(const VariantSpec& v, const Attentio
     }
     const std::vector<float>& slopes = plan->scalars.slopes;
     if (!slopes.empty()) {
-        if (Status st = plan->slopes.upload(slopes.data(), slopes.size() * sizeof(float), "cuDNN score-mod slopes"); !st)
+        if (Status st = plan->slopes.upload(slopes.data(), slopes.size() * sizeof(float), "cuDNN score-mod slopes");
+            !st)
             return st;
     }
     return (m_plans[key] = std::move(plan)).get();
@@ -358,7 +370,7 @@ Result<std::vector<KernelLaunchInfo>> CudnnSdpa::run(const VariantSpec& v, const
         cudnnHandle_t h = nullptr;
         if (cudnnStatus_t st = m_api->create(&h); st != CUDNN_STATUS_SUCCESS)
             return Status{ErrorCode::Unsupported, "cudnnCreate (cuDNN " + cudnnVersionString(m_api->version) + " at " +
-                                                 m_api->path + ") failed: " + m_api->describe(st)};
+                                                      m_api->path + ") failed: " + m_api->describe(st)};
         m_handle = h;
     }
     auto handle = static_cast<cudnnHandle_t>(m_handle);
@@ -380,7 +392,8 @@ Result<std::vector<KernelLaunchInfo>> CudnnSdpa::run(const VariantSpec& v, const
     Graph pack(*m_api);
     void* workspace = plan.workspace.get();
     auto vp = pack.create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, "variant pack");
-    pack.set(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, int64_t(uids.size()), uids.data(), "variant pack");
+    pack.set(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, int64_t(uids.size()), uids.data(),
+             "variant pack");
     pack.set(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, int64_t(ptrs.size()), ptrs.data(),
              "variant pack");
     pack.set(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace, "variant pack");
@@ -390,7 +403,7 @@ Result<std::vector<KernelLaunchInfo>> CudnnSdpa::run(const VariantSpec& v, const
     // kernel surfaces at the engine's synchronize as a Device error).
     if (cudnnStatus_t st = m_api->execute(handle, plan.plan, vp); st != CUDNN_STATUS_SUCCESS)
         return Status{ErrorCode::Internal, "cudnnBackendExecute of \"" + v.label + "\" at " + shapeText(p) +
-                                             " failed: " + m_api->describe(st)};
+                                               " failed: " + m_api->describe(st)};
     KernelLaunchInfo launch;
     launch.name = "cuDNN SDPA (engine " + std::to_string(plan.engineIndex) + ")";
     return std::vector<KernelLaunchInfo>{launch};

@@ -39,8 +39,8 @@ public:
 
     /// Runs `v` (impl == Cudnn) asynchronously on `stream`. Returns one pseudo launch naming the
     /// cuDNN engine (the kernels themselves show in the CUPTI records).
-    Result<std::vector<KernelLaunchInfo>> run(const VariantSpec& v, const AttentionProblem& p,
-                                              const SdpaTensors& t, cudaStream_t stream);
+    Result<std::vector<KernelLaunchInfo>> run(const VariantSpec& v, const AttentionProblem& p, const SdpaTensors& t,
+                                              cudaStream_t stream);
 
 private:
     struct Plan;

@@ -61,7 +61,6 @@ void CuptiActivity::bufferCompleted(void* context, uint32_t streamId, uint8_t* b
     std::free(buffer);
 }
 
-
 void CuptiActivity::consume(void* context, uint32_t streamId, uint8_t* buffer, size_t validSize) {
     std::vector<KernelRecord> kernels;
     std::vector<std::pair<uint32_t, uint64_t>> external;
@@ -103,7 +102,8 @@ Status CuptiActivity::enable() {
         auto completed = [](CUcontext ctx, uint32_t streamId, uint8_t* buffer, size_t size, size_t validSize) {
             bufferCompleted(ctx, streamId, buffer, size, validSize);
         };
-        Status st = cuptiStatus(cuptiActivityRegisterCallbacks(requestThunk, completed), "cuptiActivityRegisterCallbacks");
+        Status st =
+            cuptiStatus(cuptiActivityRegisterCallbacks(requestThunk, completed), "cuptiActivityRegisterCallbacks");
         if (!st) return st;
         m_registered = true;
     }
@@ -126,12 +126,14 @@ Status CuptiActivity::disable() {
 }
 
 Status CuptiActivity::pushExternalId(uint64_t id) {
-    return cuptiStatus(cuptiActivityPushExternalCorrelationId(kExternalKind, id), "cuptiActivityPushExternalCorrelationId");
+    return cuptiStatus(cuptiActivityPushExternalCorrelationId(kExternalKind, id),
+                       "cuptiActivityPushExternalCorrelationId");
 }
 
 Status CuptiActivity::popExternalId() {
     uint64_t last = 0;
-    return cuptiStatus(cuptiActivityPopExternalCorrelationId(kExternalKind, &last), "cuptiActivityPopExternalCorrelationId");
+    return cuptiStatus(cuptiActivityPopExternalCorrelationId(kExternalKind, &last),
+                       "cuptiActivityPopExternalCorrelationId");
 }
 
 Status CuptiActivity::flush() {

@@ -24,7 +24,8 @@ MatrixRM sliceHead(const std::vector<float>& out, const AttentionProblem& p, int
 
 class CuptiProfilerBackend final : public ProfilerBackend {
 public:
-    explicit CuptiProfilerBackend(std::unique_ptr<GpuEngine> engine) : m_engine(std::move(engine)), m_info(m_engine->info()) {}
+    explicit CuptiProfilerBackend(std::unique_ptr<GpuEngine> engine)
+        : m_engine(std::move(engine)), m_info(m_engine->info()) {}
     ~CuptiProfilerBackend() override { (void)CuptiActivity::instance().disable(); }
 
     std::string label() const override { return "GPU"; }
@@ -45,16 +46,19 @@ public:
         e.set("runtimeVersion", m_info.runtimeVersion);
         e.set("smClockMHz", m_info.smClockMHz);
         e.set("memClockMHz", m_info.memClockMHz);
-        e.set("timing", "CUPTI CONCURRENT_KERNEL records (CUpti_ActivityKernel10): first start to last end of the "
-                        "variant run's kernels");
+        e.set("timing",
+              "CUPTI CONCURRENT_KERNEL records (CUpti_ActivityKernel10): first start to last end of the "
+              "variant run's kernels");
         e.set("droppedRecords", uint64_t(CuptiActivity::instance().droppedRecords()));
         e.set("samplesWithoutExternalCorrelation", m_uncorrelatedSamples);
         // The library behind the cudnn:* rows (loaded at run time), or why there is none.
         const VendorLibraryInfo cudnn = probeCudnn();
         Json c = Json::object();
         c.set("available", cudnn.available);
-        if (cudnn.available) c.set("version", cudnn.version), c.set("path", cudnn.path);
-        else c.set("reason", cudnn.reason);
+        if (cudnn.available)
+            c.set("version", cudnn.version), c.set("path", cudnn.path);
+        else
+            c.set("reason", cudnn.reason);
         e.set("cudnn", std::move(c));
         return e;
     }
@@ -102,7 +106,8 @@ public:
         // Normally the external id picks this run's kernels out of the flush and other work; if
         // CUPTI delivered no correlation records at all, every kernel of this sample is the run's
         // (the store is emptied after each sample).
-        const bool joined = std::any_of(taken.begin(), taken.end(), [](const KernelRecord& r) { return r.externalId != 0; });
+        const bool joined =
+            std::any_of(taken.begin(), taken.end(), [](const KernelRecord& r) { return r.externalId != 0; });
         if (!joined) m_uncorrelatedSamples++;
         for (auto& r : taken) {
             if (joined && r.externalId != externalId) continue;
@@ -113,10 +118,10 @@ public:
             s.kernels.push_back(std::move(r));
         }
         if (s.kernels.empty())
-            return Result<BackendSample>(ErrorCode::Device,
-                                         "CUPTI delivered no kernel record for \"" + v.label + "\" (" +
-                                             std::to_string(launches->size()) + " launches, " +
-                                             std::to_string(act.droppedRecords()) + " records dropped)");
+            return Result<BackendSample>(ErrorCode::Device, "CUPTI delivered no kernel record for \"" + v.label +
+                                                                "\" (" + std::to_string(launches->size()) +
+                                                                " launches, " + std::to_string(act.droppedRecords()) +
+                                                                " records dropped)");
         s.ms = (last - first) * 1e-3;
         return s;
     }
@@ -173,7 +178,8 @@ public:
 
 private:
     Result<GpuBuffers*> buffersFor(const VariantSpec& v) {
-        if (!m_inputs || !m_buffers) return Result<GpuBuffers*>(ErrorCode::Internal, "GPU profiler: prepare() was not called");
+        if (!m_inputs || !m_buffers)
+            return Result<GpuBuffers*>(ErrorCode::Internal, "GPU profiler: prepare() was not called");
         if (v.kind != VariantKind::Decode) return m_buffers.get();
         if (!m_decode) {
             // Decode: one query per head (the last token) against the whole KV.
@@ -251,7 +257,8 @@ Result<OverheadReport> measureCuptiOverhead(const ShapeSource& shape, const std:
                 }
             }
         }
-        if (!reporter.report(double(r + 1) / rounds, "CUPTI overhead")) return Status{ErrorCode::Cancelled, "cancelled"};
+        if (!reporter.report(double(r + 1) / rounds, "CUPTI overhead"))
+            return Status{ErrorCode::Cancelled, "cancelled"};
     }
     (void)act.disable();
     double sum = 0;

@@ -77,10 +77,10 @@ struct Session {
 };
 
 // In the steps below: a CUPTI call that fails ends the step with its failure text.
-#define ATTNSCOPE_CUPTI_STEP(call, params)                         \
-    do {                                                           \
-        CUptiResult r_ = call(&params);                            \
-        if (r_ != CUPTI_SUCCESS) return failure(#call, r_);        \
+#define ATTNSCOPE_CUPTI_STEP(call, params)                  \
+    do {                                                    \
+        CUptiResult r_ = call(&params);                     \
+        if (r_ != CUPTI_SUCCESS) return failure(#call, r_); \
     } while (0)
 
 /// One range-profiler measurement, in the order CUPTI requires. Each step returns an empty
@@ -116,8 +116,10 @@ public:
             m_usable = names;
         } else {
             for (const auto& n : names) {
-                if (addable({n})) m_usable.push_back(n);
-                else m_unsupported += (m_unsupported.empty() ? "" : ", ") + n;
+                if (addable({n}))
+                    m_usable.push_back(n);
+                else
+                    m_unsupported += (m_unsupported.empty() ? "" : ", ") + n;
             }
         }
         if (m_usable.empty())

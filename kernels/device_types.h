@@ -25,8 +25,8 @@ struct MaskTerm {
     int window = 0;
     int dilation = 1;
     int prefix = 0;
-    const int* docs = nullptr;             ///< device [tokens]
-    const unsigned char* blocks = nullptr; ///< device [blockCols²] kept flags
+    const int* docs = nullptr;              ///< device [tokens]
+    const unsigned char* blocks = nullptr;  ///< device [blockCols²] kept flags
     int blockSize = kMaskBlock;
     int blockCols = 0;
 };
@@ -36,7 +36,7 @@ struct MaskProgram {
     MaskTerm term[kMaxMaskTerms];
     int combine[kMaxMaskTerms] = {};  ///< combine[i] joins term i with the rest
     int count = 1;
-    int tokens = 0;                   ///< guards document / block lookups
+    int tokens = 0;  ///< guards document / block lookups
 };
 
 enum ScoreKind : int { kScoreNone = 0, kScoreSoftcap, kScoreAlibi, kScoreRelativeBias };

@@ -100,9 +100,12 @@ Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, 
         ++prog.count;
         if (!haveScore) haveScore = scoreOf(*n, heads, dv->score);
     }
-    if (prog.count == 1 && prog.term[0].kind == flex::kTermFull) dv->functor = MaskFunctor::Full;
-    else if (prog.count == 1 && prog.term[0].kind == flex::kTermCausal) dv->functor = MaskFunctor::Causal;
-    else dv->functor = MaskFunctor::Program;
+    if (prog.count == 1 && prog.term[0].kind == flex::kTermFull)
+        dv->functor = MaskFunctor::Full;
+    else if (prog.count == 1 && prog.term[0].kind == flex::kTermCausal)
+        dv->functor = MaskFunctor::Causal;
+    else
+        dv->functor = MaskFunctor::Program;
 
     // BlockMask storage: state bytes, two counts and two index lists per query block.
     const int nb = static_cast<int>((tokens + flex::kMaskBlock - 1) / flex::kMaskBlock);
@@ -117,8 +120,8 @@ Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, 
     dv->view.fullNum = counts.as<int>() + nb;
     dv->view.kvIdx = lists.as<int>();
     dv->view.fullIdx = lists.as<int>() + cells;
-    ATTNSCOPE_TRY_STATUS(buildBlockMask(dv->functor, prog, static_cast<int>(tokens), state.as<unsigned char>(),
-                                        dv->view, stream, log));
+    ATTNSCOPE_TRY_STATUS(
+        buildBlockMask(dv->functor, prog, static_cast<int>(tokens), state.as<unsigned char>(), dv->view, stream, log));
     // Count computed blocks for the FLOP accounting (once per variant, off the timed path).
     std::vector<int> hostCounts(2 * nb);
     ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hostCounts.data(), counts.get(), hostCounts.size() * sizeof(int),

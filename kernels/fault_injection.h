@@ -53,8 +53,8 @@ Status faultAt(FaultSite site, const std::string& what, const char* file, int li
 }  // namespace attnscope::gpu
 
 /// Returns the injected failure of `site` from the enclosing function when this call is the one.
-#define ATTNSCOPE_FAULT_POINT(site, what)                                                                 \
-    do {                                                                                                  \
+#define ATTNSCOPE_FAULT_POINT(site, what)                                                                    \
+    do {                                                                                                     \
         ::attnscope::Status attnscopeFault_ = ::attnscope::gpu::faultAt((site), (what), __FILE__, __LINE__); \
-        if (!attnscopeFault_) return attnscopeFault_;                                                     \
+        if (!attnscopeFault_) return attnscopeFault_;                                                        \
     } while (0)

@@ -13,7 +13,9 @@ namespace attnscope::flex {
 
 /// Key of column slot c (0 .. 2·NT) of a thread's m16n8 accumulator tiles: n8 tile c/2, element
 /// c%2 of the lane's pair.
-__device__ __forceinline__ int fragmentKey(int key0, int lane, int c) { return key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2; }
+__device__ __forceinline__ int fragmentKey(int key0, int lane, int c) {
+    return key0 + (c / 2) * 8 + (lane % 4) * 2 + c % 2;
+}
 
 /// Calls f(i, q, kv, r, c) for each of the thread's NT·4 accumulator elements: i = 4j + e, its
 /// index in the score array; q and kv, its query row and key; r (0, 1) and c (0 .. 2·NT), its row
@@ -51,8 +53,8 @@ __device__ __forceinline__ void applyMask(const Mask& mask, float (&s)[NT * 4], 
 /// has its own element loop, with per-row and per-column values (document ids, residues mod the
 /// dilation) computed once, so no loop holds a switch or a division.
 template <int NT>
-__device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int docTokens, int tokens, int row0,
-                                                       int key0, int lane) {
+__device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int docTokens, int tokens, int row0, int key0,
+                                                       int lane) {
     static_assert(NT * 4 <= 64, "one bit per element");
     unsigned long long bits = 0;
     auto collect = [&](auto allowed) {
@@ -102,8 +104,8 @@ __device__ __forceinline__ unsigned long long termTile(const MaskTerm& t, int do
 /// ProgramMask on a tile: each term once per tile (termTile), combined right to left like
 /// ProgramMask::operator(), then applied.
 template <int NT>
-__device__ __forceinline__ void applyMask(const ProgramMask& mask, float (&s)[NT * 4], int tokens, int, int,
-                                          int row0, int key0, int lane) {
+__device__ __forceinline__ void applyMask(const ProgramMask& mask, float (&s)[NT * 4], int tokens, int, int, int row0,
+                                          int key0, int lane) {
     const MaskProgram& program = mask.program;
     const int last = program.count - 1;
     unsigned long long allowed = termTile<NT>(program.term[last], program.tokens, tokens, row0, key0, lane);
@@ -125,9 +127,8 @@ template <int NT, bool PARTIAL, typename Mask, typename Score>
 __device__ __forceinline__ void scoreAndMask(float (&s)[NT * 4], const Mask& mask, const Score& score,
                                              const FlexParams& p, int b, int h, int row0, int key0, int lane) {
     if constexpr (!Score::kIdentity) {
-        forEachElement<NT>(row0, key0, lane, [&](int i, int q, int kv, int, int) {
-            s[i] = score(s[i] * p.scale, b, h, q, kv) * kLog2e;
-        });
+        forEachElement<NT>(row0, key0, lane,
+                           [&](int i, int q, int kv, int, int) { s[i] = score(s[i] * p.scale, b, h, q, kv) * kLog2e; });
     }
     if constexpr (PARTIAL) applyMask<NT>(mask, s, p.tokens, b, h, row0, key0, lane);
 }
@@ -256,8 +257,7 @@ struct KeySchedule {
 
     __device__ __forceinline__ KeySchedule(const BlockMaskView& m, int qBlock)
         : partialIdx(m.kvIdx + static_cast<long long>(qBlock) * m.numKvBlocks),
-          fullIdx(m.fullIdx + static_cast<long long>(qBlock) * m.numKvBlocks),
-          nPartial(m.kvNum[qBlock]),
+          fullIdx(m.fullIdx + static_cast<long long>(qBlock) * m.numKvBlocks), nPartial(m.kvNum[qBlock]),
           nFull(m.fullNum[qBlock]) {}
     __device__ __forceinline__ int steps() const { return STEPS * (nPartial + nFull); }
     __device__ __forceinline__ bool partial(int step) const { return step / STEPS < nPartial; }

@@ -48,8 +48,7 @@ inline Status forwardDispatch(const ForwardArgs& a, cudaStream_t stream, LaunchL
     case MaskFunctor::Causal:
         return forward<Family, Elem, D>(a, flex::CausalMask{}, flex::IdentityScore{}, "causal", stream, log);
     case MaskFunctor::Program:
-        return forward<Family, Elem, D>(a, flex::ProgramMask{a.program}, flex::IdentityScore{}, "program", stream,
-                                        log);
+        return forward<Family, Elem, D>(a, flex::ProgramMask{a.program}, flex::IdentityScore{}, "program", stream, log);
     }
     return {ErrorCode::Internal, "flex_dispatch.cuh: unknown mask functor"};
 }

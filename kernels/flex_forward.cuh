@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
                       const __grid_constant__ Score unboundScore) {
     using C = ForwardConfig;
     using Ops = ElemOps<Elem>;
-    constexpr int kDTiles = D / 8;    // n8 tiles of the output row
+    constexpr int kDTiles = D / 8;  // n8 tiles of the output row
     constexpr int kNTiles = C::kBlockN / 8;
     extern __shared__ __align__(128) unsigned char sharedRaw[];
     Elem* sQ = reinterpret_cast<Elem*>(sharedRaw);
@@ -143,7 +143,8 @@ __global__ void __launch_bounds__(ForwardConfig::kThreads, ForwardConfig::kMinBl
 #pragma unroll
             for (int dp = 0; dp < D / 16; ++dp) {
                 unsigned bv[4];
-                ldmatrixX4Trans(bv, tV + swizzle<D>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8, dp * 16 + (lane / 16) * 8));
+                ldmatrixX4Trans(
+                    bv, tV + swizzle<D>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8, dp * 16 + (lane / 16) * 8));
                 Ops::mma(fragment(acc, 2 * dp), a, bv[0], bv[1]);
                 Ops::mma(fragment(acc, 2 * dp + 1), a, bv[2], bv[3]);
             }
@@ -176,8 +177,8 @@ __global__ void classifyBlocksKernel(Mask mask, int tokens, int numKvBlocks, uns
 
 /// Packs each query block's partial and full key blocks to the left of its index rows.
 template <int kUnused = 0>  // a template so the header stays includable from several units
-__global__ void packBlocksKernel(const unsigned char* state, int numQBlocks, int numKvBlocks, int* kvNum,
-                                        int* kvIdx, int* fullNum, int* fullIdx) {
+__global__ void packBlocksKernel(const unsigned char* state, int numQBlocks, int numKvBlocks, int* kvNum, int* kvIdx,
+                                 int* fullNum, int* fullIdx) {
     const int qb = blockIdx.x * blockDim.x + threadIdx.x;
     if (qb >= numQBlocks) return;
     int np = 0, nf = 0;

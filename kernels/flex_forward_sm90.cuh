@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(HopperConfig::kThreads, HopperConfig::kMinBloc
         const unsigned char* tV = sV + stage * kTile;
 
         // S = Q Kᵀ (64 × 128 per warpgroup); k16 steps walk 32 bytes inside a 128-byte row.
-        float s[kNTiles * 4];  // the first k16 step overwrites (scale-d = 0), so no zeroing
+        float s[kNTiles * 4];                // the first k16 step overwrites (scale-d = 0), so no zeroing
         namedBarrierSync(1 + group, kPair);  // my turn
         wgmmaFence();
 #pragma unroll

@@ -47,10 +47,11 @@ Status launchForward(const ForwardArgs& a, cudaStream_t stream, LaunchLog* log) 
     if (a.params.heads % a.params.kvHeads != 0)
         return {ErrorCode::InvalidArgument, "flex forward: heads must be a multiple of kvHeads"};
     if (!(a.params.scale > 0.0f) || !std::isfinite(a.params.scale))
-        return {ErrorCode::InvalidArgument, "flex forward: softmax scale " + std::to_string(a.params.scale) +
-                                                " (expected a finite value > 0)"};
+        return {ErrorCode::InvalidArgument,
+                "flex forward: softmax scale " + std::to_string(a.params.scale) + " (expected a finite value > 0)"};
     if (a.headDim != 64 && a.headDim != 128)
-        return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+        return {ErrorCode::Unsupported,
+                "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
     if (a.path == ForwardPath::Wgmma)
         return a.elem == ElemType::BF16 ? forwardSm90Bf16(a, stream, log) : forwardSm90F16(a, stream, log);
     return a.elem == ElemType::BF16 ? forwardBf16(a, stream, log) : forwardF16(a, stream, log);

@@ -47,7 +47,8 @@ Status ForwardLse::run(const void* q, const void* k, const void* v, ElemType ele
         it = m_variants.emplace(key, std::move(*built)).first;
     }
     const DeviceVariant& dv = *it->second;
-    ATTNSCOPE_TRY_STATUS(m_out.allocate(size_t(heads) * size_t(tokens) * size_t(dim) * 2, "forward output (discarded)"));
+    ATTNSCOPE_TRY_STATUS(
+        m_out.allocate(size_t(heads) * size_t(tokens) * size_t(dim) * 2, "forward output (discarded)"));
     ForwardArgs a;
     a.params.q = q, a.params.k = k, a.params.v = v;
     a.params.o = m_out.get(), a.params.lse = lse;

@@ -38,13 +38,13 @@ public:
 
     /// lse [heads, T] of query heads q [heads, T, dim] against k/v [kvHeads, T, dim] (any v of
     /// the same dtype: only the lse is kept), asynchronously on `stream`.
-    Status run(const void* q, const void* k, const void* v, ElemType elem, int heads, int kvHeads, int tokens,
-               int dim, const AttentionSpec& spec, float* lse, cudaStream_t stream);
+    Status run(const void* q, const void* k, const void* v, ElemType elem, int heads, int kvHeads, int tokens, int dim,
+               const AttentionSpec& spec, float* lse, cudaStream_t stream);
 
 private:
     ForwardPath m_path;
     std::map<std::string, std::unique_ptr<DeviceVariant>> m_variants;  ///< block masks by (mask, T)
-    DeviceArray m_out;  ///< O, discarded
+    DeviceArray m_out;                                                 ///< O, discarded
 };
 
 }  // namespace attnscope::gpu

@@ -9,8 +9,10 @@ namespace attnscope::gpu {
 
 JitLaunchShape jitLaunchShape(ForwardPath path, int headDim) {
     if (path == ForwardPath::Wgmma)
-        return {HopperFamily::kThreads, headDim == 64 ? HopperFamily::sharedBytes<64>() : HopperFamily::sharedBytes<128>()};
-    return {MmaSyncFamily::kThreads, headDim == 64 ? MmaSyncFamily::sharedBytes<64>() : MmaSyncFamily::sharedBytes<128>()};
+        return {HopperFamily::kThreads,
+                headDim == 64 ? HopperFamily::sharedBytes<64>() : HopperFamily::sharedBytes<128>()};
+    return {MmaSyncFamily::kThreads,
+            headDim == 64 ? MmaSyncFamily::sharedBytes<64>() : MmaSyncFamily::sharedBytes<128>()};
 }
 
 }  // namespace attnscope::gpu

@@ -9,7 +9,8 @@ namespace attnscope::gpu {
 
 Result<std::unique_ptr<DeviceVariant>> buildCustomDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
                                                                 cudaStream_t stream, LaunchLog* log) {
-    if (!v.expr) return Status{ErrorCode::InvalidArgument, "variant \"" + v.label + "\": no program (VariantSpec.expr)"};
+    if (!v.expr)
+        return Status{ErrorCode::InvalidArgument, "variant \"" + v.label + "\": no program (VariantSpec.expr)"};
     auto program = jitProgram(*v.expr);
     if (!program) return program.status();
     auto dv = std::make_unique<DeviceVariant>();

@@ -67,8 +67,10 @@ GpuRun runOnGpu(gpu::CudaEngine& engine, const VariantSpec& v, GpuBuffers& buffe
     if (r.status) r.status = engine.download(buffers, r.out, r.lse);
     if (r.status) {
         auto b = engine.computedBlocks(v, buffers);
-        if (b) r.blocks = *b;
-        else r.status = b.status();
+        if (b)
+            r.blocks = *b;
+        else
+            r.status = b.status();
     }
     return r;
 }
@@ -96,9 +98,10 @@ void reportTimings(SelfTestReport& report) {
     for (const auto& t : gpu::takeJitTimings()) {
         if (t.source == gpu::JitTiming::Source::Memory) continue;
         char line[200];
-        std::snprintf(line, sizeof line, "INFO  jit %-26s %s in %.2f ms", t.what.c_str(),
-                      t.source == gpu::JitTiming::Source::Compiled ? "compiled (NVRTC) and loaded" : "loaded from the disk cache",
-                      t.seconds * 1e3);
+        std::snprintf(
+            line, sizeof line, "INFO  jit %-26s %s in %.2f ms", t.what.c_str(),
+            t.source == gpu::JitTiming::Source::Compiled ? "compiled (NVRTC) and loaded" : "loaded from the disk cache",
+            t.seconds * 1e3);
         report.lines.push_back(line);
     }
 }
@@ -116,7 +119,8 @@ Status runExample(gpu::CudaEngine& engine, const std::string& file, int batch, i
     p.batch = batch, p.heads = heads, p.kvHeads = kvHeads, p.tokens = T, p.headDim = D, p.dtype = dtype;
     p.queryTokens = T;
     const size_t qn = size_t(batch) * heads * T * D, kvn = size_t(batch) * kvHeads * T * D;
-    const auto q = randomRounded(qn, dtype, rng), k = randomRounded(kvn, dtype, rng), vv = randomRounded(kvn, dtype, rng);
+    const auto q = randomRounded(qn, dtype, rng), k = randomRounded(kvn, dtype, rng),
+               vv = randomRounded(kvn, dtype, rng);
     auto buffers = engine.upload(p, q, k, vv);
     if (!buffers) return buffers.status();
     const std::string name = file.substr(file.find_last_of('/') + 1);
@@ -146,11 +150,12 @@ Status runExample(gpu::CudaEngine& engine, const std::string& file, int batch, i
         const GpuRun other = runOnGpu(engine, *twin, **buffers);
         if (!other.status) return other.status;
         double diff = 0;
-        for (size_t i = 0; i < other.out.size(); ++i) diff = std::max(diff, double(std::fabs(other.out[i] - mine.out[i])));
+        for (size_t i = 0; i < other.out.size(); ++i)
+            diff = std::max(diff, double(std::fabs(other.out[i] - mine.out[i])));
         ok = ok && diff <= kTwinTolerance && other.blocks == mine.blocks;
         char twinText[120];
-        std::snprintf(twinText, sizeof twinText, "  vs %s on the GPU: max |dO| %.1e (tol %.0e) blocks %lld", twinToken.c_str(),
-                      diff, kTwinTolerance, other.blocks);
+        std::snprintf(twinText, sizeof twinText, "  vs %s on the GPU: max |dO| %.1e (tol %.0e) blocks %lld",
+                      twinToken.c_str(), diff, kTwinTolerance, other.blocks);
         text += twinText;
     }
     addLine(report, ok, text);
@@ -184,8 +189,10 @@ Status runUserVariantSelfTest(gpu::CudaEngine& engine, bool quick, std::mt19937_
         int D;
     };
     // Long enough to cross the 1024 window and prefix; GQA; a ragged last block; both dtypes and dims.
-    const Case cases[] = {{1, 4, 2, 1300, GpuDType::BF16, 128}, {2, 4, 4, 700, GpuDType::F16, 64},
-                          {1, 2, 1, 2100, GpuDType::BF16, 64}, {1, 8, 8, 257, GpuDType::F16, 128}};
+    const Case cases[] = {{1, 4, 2, 1300, GpuDType::BF16, 128},
+                          {2, 4, 4, 700, GpuDType::F16, 64},
+                          {1, 2, 1, 2100, GpuDType::BF16, 64},
+                          {1, 8, 8, 257, GpuDType::F16, 128}};
     const int nCases = quick ? 2 : int(sizeof cases / sizeof cases[0]);
     for (const auto& f : files)
         for (int c = 0; c < nCases; ++c) {

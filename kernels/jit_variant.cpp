@@ -59,11 +59,13 @@ const Nvrtc& nvrtc() {
     static const Nvrtc lib = [] {
         Nvrtc n;
         void* handle = nullptr;
-        for (const char* name : {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so"})
+        for (const char* name :
+             {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", "/usr/local/cuda/lib64/libnvrtc.so"})
             if ((handle = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
         if (!handle) {
-            n.error = "NVRTC (libnvrtc.so, the CUDA runtime compiler) was not found: user variants (custom:, expr:) "
-                      "need it on the GPU; install the CUDA toolkit's NVRTC or add its lib64 to LD_LIBRARY_PATH";
+            n.error =
+                "NVRTC (libnvrtc.so, the CUDA runtime compiler) was not found: user variants (custom:, expr:) "
+                "need it on the GPU; install the CUDA toolkit's NVRTC or add its lib64 to LD_LIBRARY_PATH";
             return n;
         }
         auto sym = [&](auto& fn, const char* name) {
@@ -103,7 +105,8 @@ const Nvrtc& nvrtc() {
                 break;
             }
         if (n.includeDir.empty())
-            n.error = "NVRTC found (" + n.libraryPath + ") but not CUDA's headers (cuda_bf16.h): set CUDA_HOME or "
+            n.error = "NVRTC found (" + n.libraryPath +
+                      ") but not CUDA's headers (cuda_bf16.h): set CUDA_HOME or "
                       "ATTNSCOPE_CUDA_INCLUDE to the toolkit's include directory";
         return n;
     }();
@@ -139,8 +142,7 @@ void writeFileAtomically(const std::string& path, const std::string& bytes) {
 }
 
 // ---- modules -----------------------------------------------------------------------------------
-constexpr const char* kPrelude =
-    "#ifndef INFINITY\n#define INFINITY __int_as_float(0x7f800000)\n#endif\n";
+constexpr const char* kPrelude = "#ifndef INFINITY\n#define INFINITY __int_as_float(0x7f800000)\n#endif\n";
 
 /// The block classifier for user masks: like classifyBlocksKernel, but over every head when the
 /// mask reads h (a block is full only if full for all heads, empty only if empty for all).
@@ -244,7 +246,8 @@ Result<Module> loadModule(const std::string& source, const std::string& arch, co
     if (!readFile(cubinPath, cubin) || !readFile(namesPath, lowered) || cubin.empty()) {
         timing.source = JitTiming::Source::Compiled;
         std::vector<const char*> texts, headerNames;
-        for (int i = 0; i < kJitHeaderCount; ++i) texts.push_back(kJitHeaders[i].text), headerNames.push_back(kJitHeaders[i].name);
+        for (int i = 0; i < kJitHeaderCount; ++i)
+            texts.push_back(kJitHeaders[i].text), headerNames.push_back(kJitHeaders[i].name);
         nvrtcProgram prog = nullptr;
         if (nv.create(&prog, source.c_str(), "attnscope_user_variant.cu", kJitHeaderCount, texts.data(),
                       headerNames.data()) != NVRTC_SUCCESS)
@@ -320,7 +323,8 @@ public:
         }
         auto arch = deviceArch(false);
         if (!arch) return arch.status();
-        const std::string src = std::string(kPrelude) + "#include \"flex_forward.cuh\"\n" + m_functors + kClassifier + kSizes;
+        const std::string src =
+            std::string(kPrelude) + "#include \"flex_forward.cuh\"\n" + m_functors + kClassifier + kSizes;
         auto m = loadModule(src, *arch, {"attnscope::flex::userClassifyKernel", "attnscope::flex::packBlocksKernel<0>"},
                             "mask");
         if (!m) return m.status();
@@ -340,13 +344,15 @@ public:
         }
         auto arch = deviceArch(wgmma);
         if (!arch) return arch.status();
-        const std::string kernel = std::string("attnscope::flex::") + (wgmma ? "flexForwardSm90Kernel" : "flexForwardKernel") +
-                                   "<" + elemName(elem) + ", " + std::to_string(headDim) +
+        const std::string kernel = std::string("attnscope::flex::") +
+                                   (wgmma ? "flexForwardSm90Kernel" : "flexForwardKernel") + "<" + elemName(elem) +
+                                   ", " + std::to_string(headDim) +
                                    ", attnscope::flex::UserMask, attnscope::flex::UserScore>";
         // A user mask counts as a mask program (HopperConfig::kMinBlocks: one CTA per SM, the
         // register budget the built-in programs get), so it runs as its built-in twin does.
-        const std::string src = std::string(kPrelude) + "#include \"" + (wgmma ? "flex_forward_sm90.cuh" : "flex_forward.cuh") +
-                                "\"\n" + m_functors + kProgramTraits + kSizes + "// " + what + "\n";
+        const std::string src = std::string(kPrelude) + "#include \"" +
+                                (wgmma ? "flex_forward_sm90.cuh" : "flex_forward.cuh") + "\"\n" + m_functors +
+                                kProgramTraits + kSizes + "// " + what + "\n";
         auto m = loadModule(src, *arch, {kernel}, what);
         if (!m) return m.status();
         return &m_forward.emplace(what, std::move(*m)).first->second;
@@ -388,7 +394,8 @@ Status jitBuildBlockMask(JitProgram& program, const JitArrays& arrays, unsigned 
         void* args[] = {mask.data(), &tokens, &numKv, &heads, &state};
         constexpr int kThreads = 256;
         const dim3 grid(nk, nq);
-        ATTNSCOPE_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>((*m)->kernels[0]), grid, dim3(kThreads), args, 0, stream));
+        ATTNSCOPE_CUDA_TRY(
+            cudaLaunchKernel(reinterpret_cast<const void*>((*m)->kernels[0]), grid, dim3(kThreads), args, 0, stream));
         if (log) log->push_back({"user_block_mask_classify", grid, dim3(kThreads), 0, 0});
     }
     int numQ = nq, numKv = nk;
@@ -398,7 +405,8 @@ Status jitBuildBlockMask(JitProgram& program, const JitArrays& arrays, unsigned 
     void* args[] = {&cstate, &numQ, &numKv, &kvNum, &kvIdx, &fullNum, &fullIdx};
     constexpr int kThreads = 128;
     const dim3 grid((nq + kThreads - 1) / kThreads);
-    ATTNSCOPE_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>((*m)->kernels[1]), grid, dim3(kThreads), args, 0, stream));
+    ATTNSCOPE_CUDA_TRY(
+        cudaLaunchKernel(reinterpret_cast<const void*>((*m)->kernels[1]), grid, dim3(kThreads), args, 0, stream));
     if (log) log->push_back({"flex_block_mask_pack", grid, dim3(kThreads), 0, 0});
     return {};
 }
@@ -406,7 +414,8 @@ Status jitBuildBlockMask(JitProgram& program, const JitArrays& arrays, unsigned 
 Status jitLaunchForward(JitProgram& program, const ForwardArgs& a, const JitArrays& arrays, cudaStream_t stream,
                         LaunchLog* log) {
     if (a.headDim != 64 && a.headDim != 128)
-        return {ErrorCode::Unsupported, "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+        return {ErrorCode::Unsupported,
+                "flex forward: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
     auto m = program.forward(a.elem, a.headDim, a.path);
     if (!m) return m.status();
     // Threads and shared memory of the kernel family, from the same headers (jit_config.cu).
@@ -416,13 +425,15 @@ Status jitLaunchForward(JitProgram& program, const ForwardArgs& a, const JitArra
     cudaKernel_t kernel = (*m)->kernels[0];
     int device = 0;
     ATTNSCOPE_CUDA_TRY(cudaGetDevice(&device));
-    ATTNSCOPE_CUDA_TRY(cudaKernelSetAttributeForDevice(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared, device));
+    ATTNSCOPE_CUDA_TRY(
+        cudaKernelSetAttributeForDevice(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared, device));
     flex::FlexParams params = a.params;
     std::vector<unsigned char> mask = functorBytes(arrays, (*m)->maskBytes);
     std::vector<unsigned char> score = functorBytes(arrays, (*m)->scoreBytes);
     void* args[] = {&params, mask.data(), score.data()};
     const dim3 grid(a.params.mask.numQBlocks, a.params.heads, a.params.batch);
-    ATTNSCOPE_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(threads), args, size_t(shared), stream));
+    ATTNSCOPE_CUDA_TRY(
+        cudaLaunchKernel(reinterpret_cast<const void*>(kernel), grid, dim3(threads), args, size_t(shared), stream));
     if (log) {
         cudaFuncAttributes attr{};
         const bool known = cudaFuncGetAttributes(&attr, reinterpret_cast<const void*>(kernel)) == cudaSuccess;

@@ -55,8 +55,8 @@ struct DecodeArgs {
     const void* q = nullptr;  ///< [B, H, 1, D]
     const void* k = nullptr;  ///< [B, Hkv, T, D]
     const void* v = nullptr;
-    void* o = nullptr;        ///< [B, H, 1, D]
-    float* lse = nullptr;     ///< [B, H]
+    void* o = nullptr;     ///< [B, H, 1, D]
+    float* lse = nullptr;  ///< [B, H]
     int batch = 1, heads = 1, kvHeads = 1, tokens = 0, headDim = 128;
     float scale = 1.0f;
     ElemType elem = ElemType::BF16;
@@ -88,10 +88,10 @@ struct AnalysisSpec {
     float scale = 1.0f, softcap = 0.0f, alibiSlope = 0.0f, relativeBias = 0.0f;
     bool causal = false;
     long long window = 0, prefix = 0, dilation = 1;
-    const int* documents = nullptr;          ///< device [T] or null
-    const long long* excluded = nullptr;     ///< device, sorted
+    const int* documents = nullptr;       ///< device [T] or null
+    const long long* excluded = nullptr;  ///< device, sorted
     int excludedCount = 0;
-    const unsigned char* blocks = nullptr;   ///< device block flags or null
+    const unsigned char* blocks = nullptr;  ///< device block flags or null
     long long blockSize = 128, blockCols = 0, blockRows = 0;
     /// Learned sink logit (AttentionSpec::sinkLogit): the lse passes fold it into L (logaddexp),
     /// so every later pass's p = exp(s - L') follows. -inf = none.

@@ -220,7 +220,8 @@ Status launchLinear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
     if (a.headDim == 64) return bf16 ? linear<__nv_bfloat16, 64>(a, stream, log) : linear<__half, 64>(a, stream, log);
     if (a.headDim == 128)
         return bf16 ? linear<__nv_bfloat16, 128>(a, stream, log) : linear<__half, 128>(a, stream, log);
-    return {ErrorCode::Unsupported, "linear attention: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
+    return {ErrorCode::Unsupported,
+            "linear attention: head dim " + std::to_string(a.headDim) + " (expected 64 or 128)"};
 }
 
 }  // namespace attnscope::gpu

@@ -132,11 +132,12 @@ __global__ void __launch_bounds__(kThreads, 2) mapFragmentKernel(const __grid_co
         const int k0 = int(g.k0) + ahead[0] * kKeys;
         const int buffer = step % kStages;
         flex::cpAsyncWait<kStages - 2>();  // this tile's K; the later ones may be in flight
-        __syncthreads();                    // ... and every warp is done with the tile before
+        __syncthreads();                   // ... and every warp is done with the tile before
 #pragma unroll
         for (int x = 0; x + 1 < kStages - 1; ++x) ahead[x] = ahead[x + 1];
         ahead[kStages - 2] = tiles.take(visit);
-        if (ahead[kStages - 2] >= 0) loadK(ahead[kStages - 2], (step + kStages - 1) % kStages);  // the buffer read last step
+        if (ahead[kStages - 2] >= 0)
+            loadK(ahead[kStages - 2], (step + kStages - 1) % kStages);  // the buffer read last step
         flex::cpAsyncCommit();
         const Elem* sK = reinterpret_cast<const Elem*>(smem + L::k + buffer * L::tile);
         float s[kNT * 4];
@@ -210,8 +211,8 @@ bool mapFragmentsTake(const CellGrid& g) {
 
 Status launchMapFragments(const MapArgs& a, cudaStream_t stream) {
     if (a.dim <= 0 || a.dim > kMaxPassDim)
-        return {ErrorCode::Unsupported, "GPU map: head dim " + std::to_string(a.dim) + ", expected 1.." +
-                                            std::to_string(kMaxPassDim)};
+        return {ErrorCode::Unsupported,
+                "GPU map: head dim " + std::to_string(a.dim) + ", expected 1.." + std::to_string(kMaxPassDim)};
     if (!mapFragmentsTake(a.grid))
         return {ErrorCode::InvalidArgument, "GPU map: the register-fragment pooling needs an aligned cell grid"};
     return a.elem == ElemType::BF16 ? launchMapFragmentsE<__nv_bfloat16>(a, stream)

@@ -35,17 +35,15 @@ struct Shape {
 const Shape kShapes[] = {{1, 4, 4, 200}, {2, 8, 2, 130}, {1, 8, 1, 257}, {1, 2, 2, 1}, {1, 4, 4, 640}};
 constexpr int kQuickShapes = 4;
 
-const char* const kVariants[] = {"full",      "causal",     "sliding:64",          "prefix:48",
-                                 "document:3", "jagged",    "dilated:20:3",        "alibi",
-                                 "softcap:5",  "relbias:0.05", "blocks",          "linear",
-                                 "linear:0.05", "decode",   "sliding:80&document:2", "prefix:32|sliding:16",
-                                 "document:3&softcap:5",
+const char* const kVariants[] = {"full", "causal", "sliding:64", "prefix:48", "document:3", "jagged", "dilated:20:3",
+                                 "alibi", "softcap:5", "relbias:0.05", "blocks", "linear", "linear:0.05", "decode",
+                                 "sliding:80&document:2", "prefix:32|sliding:16", "document:3&softcap:5",
                                  // cuDNN's fused SDPA (the vendor rows), on the same inputs and reference.
                                  "cudnn:full", "cudnn:causal", "cudnn:sliding:64", "cudnn:alibi", "cudnn:softcap:5"};
 
-constexpr double kLseTolerance = 1e-2;      ///< absolute, natural-log units
-constexpr double kMapTolerance = 1e-4;      ///< relative to the largest reference value
-constexpr float kInputSigma = 1.5f;          ///< scores ~ N(0, 2.25): peaky enough to matter
+constexpr double kLseTolerance = 1e-2;  ///< absolute, natural-log units
+constexpr double kMapTolerance = 1e-4;  ///< relative to the largest reference value
+constexpr float kInputSigma = 1.5f;     ///< scores ~ N(0, 2.25): peaky enough to matter
 
 double tolerance(GpuDType t) { return t == GpuDType::BF16 ? 1e-2 : 5e-3; }
 
@@ -120,8 +118,8 @@ void addLine(SelfTestReport& report, bool ok, const std::string& text) {
 }
 
 /// One attention case; returns false only on an engine error that stops the run.
-Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuDType dtype, int D,
-               std::mt19937_64& rng, SelfTestReport& report) {
+Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuDType dtype, int D, std::mt19937_64& rng,
+               SelfTestReport& report) {
     auto vr = makeVariant(name, s.tokens, rng);
     if (!vr) return vr.status();
     const VariantSpec& v = *vr;
@@ -173,8 +171,8 @@ Status runCase(CudaEngine& engine, const std::string& name, const Shape& s, GpuD
         const long long cpuBlocks = std::llround(blockDensity(v, s.tokens) * double(nb * nb));
         const bool same = gpuBlocks && *gpuBlocks == cpuBlocks;
         ok = ok && same;
-        blocks = "  blocks " + (gpuBlocks ? std::to_string(*gpuBlocks) : std::string("?")) + "/" +
-                 std::to_string(cpuBlocks);
+        blocks =
+            "  blocks " + (gpuBlocks ? std::to_string(*gpuBlocks) : std::string("?")) + "/" + std::to_string(cpuBlocks);
     }
     char tail[128];
     std::snprintf(tail, sizeof tail, "  err %.2e (tol %.0e)  lse %.1e%s", e.out, tolerance(dtype), e.lse,
@@ -196,7 +194,8 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     if (learnedSink) spec->sinkLogit = std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng);  // GPT-OSS
     // Inputs rounded to a 16-bit dtype, as every trace the map reads is (the GPU computes on them as they are).
     const GpuDType dtype = (T + d) % 2 == 0 ? GpuDType::BF16 : GpuDType::F16;
-    const std::vector<float> qv = randomRounded(size_t(T) * d, dtype, rng), kv = randomRounded(size_t(T) * d, dtype, rng);
+    const std::vector<float> qv = randomRounded(size_t(T) * d, dtype, rng),
+                             kv = randomRounded(size_t(T) * d, dtype, rng);
     const MatrixRM q = Eigen::Map<const MatrixRM>(qv.data(), T, d), k = Eigen::Map<const MatrixRM>(kv.data(), T, d);
     auto map = engine.attentionMap(q, k, *spec, rect, width, height);
     auto mass = engine.blockMass(q, k, *spec, 64);
@@ -204,7 +203,9 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     std::snprintf(desc, sizeof desc, "map %-18s T=%-4lld d=%d rect [%lld,%lld)x[%lld,%lld) %dx%d%s", v->label.c_str(),
                   static_cast<long long>(T), d, static_cast<long long>(rect.q0), static_cast<long long>(rect.q1),
                   static_cast<long long>(rect.k0), static_cast<long long>(rect.k1), width, height,
-                  learnedSink ? " learned sink" : name == "causal" && !excludeSinks ? " no exclusions" : "");
+                  learnedSink                         ? " learned sink"
+                  : name == "causal" && !excludeSinks ? " no exclusions"
+                                                      : "");
     if (!map || !mass) {
         addLine(report, false, std::string(desc) + "  error: " + (map ? mass.message() : map.message()));
         return {};
@@ -214,8 +215,8 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
     const double maxErr = maxRelativeError(map->max, ref.max);
     const double allowedErr = maxRelativeError(map->allowed, ref.allowed);
     const double massErr = maxRelativeError(*mass, ref.blockMass);
-    const bool ok = meanErr <= kMapTolerance && maxErr <= kMapTolerance && allowedErr <= kMapTolerance &&
-                    massErr <= kMapTolerance;
+    const bool ok =
+        meanErr <= kMapTolerance && maxErr <= kMapTolerance && allowedErr <= kMapTolerance && massErr <= kMapTolerance;
     char tail[160];
     std::snprintf(tail, sizeof tail, "  mean %.1e max %.1e allowed %.1e blockmass %.1e (tol %.0e)", meanErr, maxErr,
                   allowedErr, massErr, kMapTolerance);
@@ -225,13 +226,13 @@ Status runAnalysisCase(CudaEngine& engine, const std::string& name, int64_t T, i
 
 /// Worst error of one GPU-analysed head against the CPU analysis, over the reported metrics.
 struct HeadErrors {
-    double stats = 0;     ///< entropy, distance, first/recent mass, role scores: absolute
-    double alpha = 0;     ///< sink scores, absolute
-    double blocks = 0;    ///< block mass, relative to max(1, mass) (a block holds up to B rows' mass)
-    double density = 0;   ///< gamma coverage density, absolute
-    double recall = 0;    ///< candidate mask recall, absolute
-    double outputError = 0;  ///< candidate mask output error, absolute
-    double learnedSink = 0;  ///< learned sink share, absolute (1 when only one backend has the sink)
+    double stats = 0;                      ///< entropy, distance, first/recent mass, role scores: absolute
+    double alpha = 0;                      ///< sink scores, absolute
+    double blocks = 0;                     ///< block mass, relative to max(1, mass) (a block holds up to B rows' mass)
+    double density = 0;                    ///< gamma coverage density, absolute
+    double recall = 0;                     ///< candidate mask recall, absolute
+    double outputError = 0;                ///< candidate mask output error, absolute
+    double learnedSink = 0;                ///< learned sink share, absolute (1 when only one backend has the sink)
     int masksCompared = 0, masksTied = 0;  ///< a mask chosen differently on a near-tie is not compared
     std::string worst;
 };
@@ -242,16 +243,18 @@ void note(double& slot, double value, const char* name, HeadErrors& e, double& w
     if (value / tol > worstScaled) worstScaled = value / tol, e.worst = name;
 }
 
-constexpr double kStatsTolerance = 2e-4;     ///< fp32 sums in another order, tensor-core S
-constexpr double kDensityTolerance = 2e-2;   ///< a block on a near-tie may flip
+constexpr double kStatsTolerance = 2e-4;        ///< fp32 sums in another order, tensor-core S
+constexpr double kDensityTolerance = 2e-2;      ///< a block on a near-tie may flip
 constexpr double kOutputErrorTolerance = 2e-2;  ///< P rounded to 16 bits before P·V (FlashAttention does too)
 
 HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
     HeadErrors e;
     double w = 0;
     auto d = [](double a, double b) { return std::fabs(a - b); };
-    note(e.stats, d(g.stats.entropy, c.stats.entropy) / std::max(1.0, std::fabs(c.stats.entropy)), "entropy", e, w, kStatsTolerance);
-    note(e.stats, d(g.stats.meanDistance, c.stats.meanDistance) / std::max(1.0, c.stats.meanDistance), "distance", e, w, kStatsTolerance);
+    note(e.stats, d(g.stats.entropy, c.stats.entropy) / std::max(1.0, std::fabs(c.stats.entropy)), "entropy", e, w,
+         kStatsTolerance);
+    note(e.stats, d(g.stats.meanDistance, c.stats.meanDistance) / std::max(1.0, c.stats.meanDistance), "distance", e, w,
+         kStatsTolerance);
     note(e.stats, d(g.stats.firstTokenMass, c.stats.firstTokenMass), "first", e, w, kStatsTolerance);
     note(e.stats, d(g.stats.recentMass, c.stats.recentMass), "recent", e, w, kStatsTolerance);
     note(e.stats, d(g.roles.previousToken, c.roles.previousToken), "prev", e, w, kStatsTolerance);
@@ -266,7 +269,8 @@ HeadErrors compareHeads(const HeadAnalysis& g, const HeadAnalysis& c) {
     for (size_t j = 0; j < c.sinks.alpha.size() && j < g.sinks.alpha.size(); ++j)
         note(e.alpha, d(g.sinks.alpha[j], c.sinks.alpha[j]), "alpha", e, w, kStatsTolerance);
     if (g.sinks.alpha.size() != c.sinks.alpha.size()) note(e.alpha, 1.0, "alpha size", e, w, kStatsTolerance);
-    note(e.learnedSink, g.sinks.learnedSink != c.sinks.learnedSink ? 1.0 : d(g.sinks.learnedSinkShare, c.sinks.learnedSinkShare),
+    note(e.learnedSink,
+         g.sinks.learnedSink != c.sinks.learnedSink ? 1.0 : d(g.sinks.learnedSinkShare, c.sinks.learnedSinkShare),
          "learned sink share", e, w, kStatsTolerance);
     for (size_t b = 0; b < c.blocks.size() && b < g.blocks.size(); ++b) {
         for (size_t x = 0; x < c.blocks[b].mass.size() && x < g.blocks[b].mass.size(); ++x)
@@ -327,7 +331,8 @@ Status runSinkOutputCase(CudaEngine& engine, const std::string& name, int64_t T,
         const size_t at = size_t(h) * size_t(T) * size_t(d);
         MatrixRM o = Eigen::Map<const MatrixRM>(out.data() + at, T, d);
         applySinkToOutput(o, lse.data() + size_t(h) * size_t(T), spec->sinkLogit);
-        const MatrixRM qh = Eigen::Map<const MatrixRM>(q.data() + at, T, d), kh = Eigen::Map<const MatrixRM>(k.data() + at, T, d),
+        const MatrixRM qh = Eigen::Map<const MatrixRM>(q.data() + at, T, d),
+                       kh = Eigen::Map<const MatrixRM>(k.data() + at, T, d),
                        vh = Eigen::Map<const MatrixRM>(vv.data() + at, T, d);
         auto ref = referenceAttention(qh, kh, vh, *spec);
         if (!ref) return ref.status();
@@ -343,8 +348,8 @@ Status runSinkOutputCase(CudaEngine& engine, const std::string& name, int64_t T,
 
 /// analyzeLayerSums + finishHead on a synthetic trace (planted sinks, previous-token, induction,
 /// documents) vs the CPU analysis of every head, on the trace's own rounded values.
-Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dtype, bool excludeSinks,
-                    uint64_t seed, SelfTestReport& report, bool learnedSinks = false) {
+Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dtype, bool excludeSinks, uint64_t seed,
+                    SelfTestReport& report, bool learnedSinks = false) {
     SynthOptions so;
     so.tokens = T, so.layers = 1, so.headDim = d, so.kvGroups = kvGroups, so.dtype = dtype, so.seed = seed;
     auto made = makeSyntheticTrace(so);
@@ -408,17 +413,20 @@ Status runLayerCase(CudaEngine& engine, int64_t T, int d, int kvGroups, DType dt
         if (!c) return c.status();
         const HeadErrors e = compareHeads(*g, *c);
         compared += e.masksCompared, tied += e.masksTied;
-        const double scaled = std::max({e.stats / kStatsTolerance, e.alpha / kStatsTolerance, e.blocks / kStatsTolerance,
-                                        e.learnedSink / kStatsTolerance,
-                                        e.density / kDensityTolerance, e.recall / (10 * kStatsTolerance),
-                                        e.outputError / kOutputErrorTolerance});
-        if (scaled > worstScaled) worstScaled = scaled, worst = e, worstAt = "head " + std::to_string(h) + " " + e.worst;
+        const double scaled =
+            std::max({e.stats / kStatsTolerance, e.alpha / kStatsTolerance, e.blocks / kStatsTolerance,
+                      e.learnedSink / kStatsTolerance, e.density / kDensityTolerance, e.recall / (10 * kStatsTolerance),
+                      e.outputError / kOutputErrorTolerance});
+        if (scaled > worstScaled)
+            worstScaled = scaled, worst = e, worstAt = "head " + std::to_string(h) + " " + e.worst;
     }
     char tail[256];
-    std::snprintf(tail, sizeof tail, "  stats %.1e alpha %.1e blocks %.1e lsink %.1e (tol %.0e) density %.1e (tol %.0e) "
+    std::snprintf(tail, sizeof tail,
+                  "  stats %.1e alpha %.1e blocks %.1e lsink %.1e (tol %.0e) density %.1e (tol %.0e) "
                   "recall %.1e outErr %.1e (tol %.0e), masks compared %d (tied %d)  worst: %s",
-                  worst.stats, worst.alpha, worst.blocks, worst.learnedSink, kStatsTolerance, worst.density, kDensityTolerance,
-                  worst.recall, worst.outputError, kOutputErrorTolerance, compared, tied, worstAt.c_str());
+                  worst.stats, worst.alpha, worst.blocks, worst.learnedSink, kStatsTolerance, worst.density,
+                  kDensityTolerance, worst.recall, worst.outputError, kOutputErrorTolerance, compared, tied,
+                  worstAt.c_str());
     // Most masks must be compared (window and sink+window never tie): a backend that always
     // picked differently would fail here.
     addLine(report, worstScaled <= 1.0 && compared >= 2 * tied, std::string(desc) + tail);
@@ -434,8 +442,8 @@ Status runFaultCase(gpu::FaultSite site, int n, const std::function<Status(SelfT
     gpu::armFault(site, n);
     const Status st = job(faulty);
     gpu::disarmFaults();
-    const std::string tag = std::string("[injected: ATTNSCOPE_INJECT_FAULT=") + gpu::faultSiteName(site) + ":" +
-                            std::to_string(n) + "]";
+    const std::string tag =
+        std::string("[injected: ATTNSCOPE_INJECT_FAULT=") + gpu::faultSiteName(site) + ":" + std::to_string(n) + "]";
     std::string message = st.ok() ? "" : st.message();
     for (const std::string& line : faulty.lines)
         if (line.find(tag) != std::string::npos) message = line;
@@ -519,12 +527,15 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
     // without excluded keys (whole tiles unmasked), non-causal, a window and a score mod.
     for (const char* name : {"causal", "full", "sliding:300", "alibi"}) {
         // The first two: "causal" without the sink exclusion (learnedSink false, excludeSinks false).
-        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1040, 64, {0, 1040, 0, 1040}, 130, 65, rng, report, false, false));
-        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1000, 128, {0, 1000, 0, 1000}, 100, 40, rng, report, false, false));
+        ATTNSCOPE_TRY_STATUS(
+            runAnalysisCase(cuda, name, 1040, 64, {0, 1040, 0, 1040}, 130, 65, rng, report, false, false));
+        ATTNSCOPE_TRY_STATUS(
+            runAnalysisCase(cuda, name, 1000, 128, {0, 1000, 0, 1000}, 100, 40, rng, report, false, false));
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1536, 128, {136, 1416, 8, 1288}, 160, 80, rng, report));
         // Cells of whole multiples of 128 keys: pass 2 on wgmma too (mapSm90PoolTakes), a whole
         // sequence (256-key cells) and a zoomed rect (128-key cells) past the last tile of T.
-        ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 2560, 64, {0, 2560, 0, 2560}, 10, 160, rng, report, false, false));
+        ATTNSCOPE_TRY_STATUS(
+            runAnalysisCase(cuda, name, 2560, 64, {0, 2560, 0, 2560}, 10, 160, rng, report, false, false));
         ATTNSCOPE_TRY_STATUS(runAnalysisCase(cuda, name, 1200, 128, {64, 1088, 128, 1152}, 8, 64, rng, report));
     }
     // Learned sinks (GPT-OSS): the lse passes fold the sink logit in (pass-kernel lse, never the
@@ -541,8 +552,10 @@ Result<SelfTestReport> runGpuSelfTest(bool quick) {
         DType dtype;
         bool excludeSinks;
     };
-    const LayerCase layerCases[] = {{300, 64, 1, DType::F16, false}, {257, 128, 2, DType::BF16, false},
-                                    {200, 80, 1, DType::BF16, true},  {640, 64, 4, DType::F16, false},
+    const LayerCase layerCases[] = {{300, 64, 1, DType::F16, false},
+                                    {257, 128, 2, DType::BF16, false},
+                                    {200, 80, 1, DType::BF16, true},
+                                    {640, 64, 4, DType::F16, false},
                                     {1000, 128, 1, DType::BF16, true}};
     const int nLayerCases = quick ? 2 : int(sizeof layerCases / sizeof layerCases[0]);
     for (int c = 0; c < nLayerCases; ++c) {

@@ -52,8 +52,7 @@ MapReference mapReference(const MatrixRM& q, const MatrixRM& k, const AttentionS
     for (int64_t bi = 0; bi < nb; ++bi)
         for (int64_t bj = 0; bj < nb; ++bj) {
             const int64_t r0 = bi * blockSize, c0 = bj * blockSize;
-            r.blockMass.push_back(
-                p.block(r0, c0, std::min(blockSize, T - r0), std::min(blockSize, T - c0)).sum());
+            r.blockMass.push_back(p.block(r0, c0, std::min(blockSize, T - r0), std::min(blockSize, T - c0)).sum());
         }
     return r;
 }

@@ -17,30 +17,28 @@ namespace attnscope {
 
 namespace {
 constexpr double kLeftMargin = 64, kTopMargin = 24, kRightMargin = 78, kBottomMargin = 64;
-constexpr int kOverviewCells = 1024;        ///< overview resolution cap per axis
-constexpr int kPreviewRows = 256;           ///< sampled rows of the first preview of long sequences
-constexpr int kDetailDelayMs = 30;          ///< coalesce wheel bursts into one detail request
-constexpr double kWheelStep = 1.0015;       ///< zoom factor per wheel angle unit (1/8 degree)
-constexpr double kLabelMinPixels = 11;      ///< pixels per token from which tokens are labelled
-constexpr double kDragThreshold = 4;        ///< pixels before a press becomes a pan
+constexpr int kOverviewCells = 1024;    ///< overview resolution cap per axis
+constexpr int kPreviewRows = 256;       ///< sampled rows of the first preview of long sequences
+constexpr int kDetailDelayMs = 30;      ///< coalesce wheel bursts into one detail request
+constexpr double kWheelStep = 1.0015;   ///< zoom factor per wheel angle unit (1/8 degree)
+constexpr double kLabelMinPixels = 11;  ///< pixels per token from which tokens are labelled
+constexpr double kDragThreshold = 4;    ///< pixels before a press becomes a pan
 constexpr int kTargetTicks = 8;
 constexpr int kMaxLabelChars = 10;
 const QColor kSinkColor(230, 60, 60, 150);
 constexpr int kCoverageAlpha = 170;
 constexpr int kVariantCellPixels = 4;  ///< screen cell per mask evaluation
-constexpr int kVariantAlpha = 140;  ///< dropped blocks stay faintly visible under the shade
+constexpr int kVariantAlpha = 140;     ///< dropped blocks stay faintly visible under the shade
 const QColor kInspectColor(255, 255, 255, 170);
 
-QString shortToken(const std::string& s)
-{
+QString shortToken(const std::string& s) {
     QString t = QString::fromStdString(s).replace(QLatin1Char('\n'), QStringLiteral("⏎"));
     return t.size() > kMaxLabelChars ? t.left(kMaxLabelChars - 1) + QStringLiteral("…") : t;
 }
 
 }  // namespace
 
-AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
-{
+AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session) {
     setMouseTracking(true);
     setMinimumSize(240, 200);
     setFocusPolicy(Qt::StrongFocus);
@@ -48,13 +46,11 @@ AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) :
     m_detailTimer.setInterval(kDetailDelayMs);
     connect(&m_detailTimer, &QTimer::timeout, this, &AttentionMapCanvas::requestDetail);
     connect(session, &TraceSession::currentChanged, this, [this](HeadId h) {
-        if (m_follow)
-            setHead(h);
+        if (m_follow) setHead(h);
     });
     connect(session, &TraceSession::traceOpened, this, [this] {
         m_view.reset(m_session->trace()->tokens(), plotRect().width(), plotRect().height());
-        if (m_follow)
-            m_head = m_session->current();
+        if (m_follow) m_head = m_session->current();
         restart();
     });
     connect(session, &TraceSession::traceClosed, this, [this] {
@@ -76,57 +72,44 @@ AttentionMapCanvas::AttentionMapCanvas(TraceSession* session, QWidget* parent) :
     });
     connect(session, &TraceSession::inspected, this, qOverload<>(&QWidget::update));
     connect(session, &TraceSession::analysisChanged, this, qOverload<>(&QWidget::update));
-    if (session->isOpen())
-        m_view.reset(session->trace()->tokens(), plotRect().width(), plotRect().height());
+    if (session->isOpen()) m_view.reset(session->trace()->tokens(), plotRect().width(), plotRect().height());
 }
 
-QString AttentionMapCanvas::tagPrefix() const
-{
-    return QStringLiteral("head:map:%1:").arg(quintptr(this), 0, 16);
-}
+QString AttentionMapCanvas::tagPrefix() const { return QStringLiteral("head:map:%1:").arg(quintptr(this), 0, 16); }
 
-void AttentionMapCanvas::setFollowCurrent(bool follow)
-{
+void AttentionMapCanvas::setFollowCurrent(bool follow) {
     m_follow = follow;
-    if (follow && m_session->isOpen())
-        setHead(m_session->current());
+    if (follow && m_session->isOpen()) setHead(m_session->current());
 }
 
-void AttentionMapCanvas::setHead(HeadId head)
-{
-    if (head == m_head && (m_overview || m_computing))
-        return;
+void AttentionMapCanvas::setHead(HeadId head) {
+    if (head == m_head && (m_overview || m_computing)) return;
     m_head = head;
     restart();
 }
 
-QRectF AttentionMapCanvas::plotRect() const
-{
+QRectF AttentionMapCanvas::plotRect() const {
     return QRectF(kLeftMargin, kTopMargin, std::max(1.0, width() - kLeftMargin - kRightMargin),
                   std::max(1.0, height() - kTopMargin - kBottomMargin));
 }
 
-MapColoring AttentionMapCanvas::coloring() const
-{
+MapColoring AttentionMapCanvas::coloring() const {
     MapColoring c;
     c.logScale = m_session->options().logScale;
     c.maxPooling = m_session->options().maxPooling;
     // The finest map on screen sets the range, so zooming in does not saturate.
     const Layer* top = m_detail ? &*m_detail : (m_overview ? &*m_overview : nullptr);
-    if (top && coloringMatches(top->result))
-        c.vmax = top->result.coloring.vmax;
+    if (top && coloringMatches(top->result)) c.vmax = top->result.coloring.vmax;
     return c;
 }
 
-bool AttentionMapCanvas::coloringMatches(const MapResult& r) const
-{
+bool AttentionMapCanvas::coloringMatches(const MapResult& r) const {
     const ViewOptions& o = m_session->options();
     return !r.image.isNull() && r.coloring.logScale == o.logScale && r.coloring.maxPooling == o.maxPooling &&
            r.shadeMasked == o.showCausal;
 }
 
-void AttentionMapCanvas::restart()
-{
+void AttentionMapCanvas::restart() {
     m_overview.reset();
     m_detail.reset();
     m_error.clear();
@@ -155,11 +138,10 @@ void AttentionMapCanvas::restart()
     update();
 }
 
-void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu)
-{
+void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu) {
     m_computing = true;
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
-    const auto trace = m_session->trace();  // keeps the cache's trace alive in the job
+    const auto trace = m_session->trace();                  // keeps the cache's trace alive in the job
     const QString tag = tagPrefix() + level;
     MapColoring coloring;
     coloring.logScale = m_session->options().logScale;
@@ -168,8 +150,7 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     const QColor mask = palette().color(QPalette::Mid);
     auto run = [cache, trace, request, coloring, shade, mask](GpuEngine* engine, const CancelToken& cancel) {
         auto r = computeMap(*cache, request, cancel, engine);
-        if (r)
-            colorizeResult(*r, coloring, shade, mask);
+        if (r) colorizeResult(*r, coloring, shade, mask);
         return r;
     };
     auto done = [this, level](Result<MapResult> r) { onMapFinished(level, std::move(r)); };
@@ -177,11 +158,11 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     if (gpu && m_session->compute()->gpuAvailable())
         m_session->compute()->submitGpu(tag, run, this, done, ComputeService::WhileGpuBusy::RunOnCpu);
     else
-        m_session->compute()->submitCpu(tag, [run](const CancelToken& c) { return run(nullptr, c); }, this, done);
+        m_session->compute()->submitCpu(
+            tag, [run](const CancelToken& c) { return run(nullptr, c); }, this, done);
 }
 
-void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r)
-{
+void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r) {
     if (r.status().code() == ErrorCode::Cancelled)
         return;  // a newer request of this level, or the head or mask changed
     m_computing = m_session->compute()->pendingJobs() > 0;
@@ -194,7 +175,7 @@ void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r
     MapResult result = std::move(*r);
     if (result.request.layer != m_head.layer || result.request.head != m_head.head ||
         result.request.excludedKeys != m_excluded)
-        return;  // a map of a head or mask no longer shown
+        return;                    // a map of a head or mask no longer shown
     if (!coloringMatches(result))  // the options changed while it computed
         colorizeResult(result, coloring(), m_session->options().showCausal, palette().color(QPalette::Mid));
     Layer layer{std::move(result)};
@@ -211,68 +192,53 @@ void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r
     emit tileArrived();
 }
 
-void AttentionMapCanvas::recolor()
-{
+void AttentionMapCanvas::recolor() {
     MapColoring c;
     c.logScale = m_session->options().logScale;
     c.maxPooling = m_session->options().maxPooling;
     const bool shade = m_session->options().showCausal;
     const QColor mask = palette().color(QPalette::Mid);
     for (auto* layer : {&m_overview, &m_detail})
-        if (*layer)
-            colorizeResult((*layer)->result, c, shade, mask);
+        if (*layer) colorizeResult((*layer)->result, c, shade, mask);
     update();
 }
 
-void AttentionMapCanvas::viewChanged()
-{
+void AttentionMapCanvas::viewChanged() {
     dropDetailWhenOverviewSuffices();
     m_detailTimer.start();
     update();
 }
 
-bool AttentionMapCanvas::overviewSuffices() const
-{
-    if (!m_overview || !m_overview->result.exact)
-        return false;
+bool AttentionMapCanvas::overviewSuffices() const {
+    if (!m_overview || !m_overview->result.exact) return false;
     const auto& o = m_overview->result.map;
     const double overviewTokensPerCell = double(o.rect.k1 - o.rect.k0) / std::max(o.width, 1);
     return overviewTokensPerCell <= std::max(1.0, m_view.tokensPerPixel) + 1e-9;
 }
 
-void AttentionMapCanvas::dropDetailWhenOverviewSuffices()
-{
+void AttentionMapCanvas::dropDetailWhenOverviewSuffices() {
     // A detail was coloured over its own (zoomed) range: kept after zooming back out, it would sit
     // on the overview as a rectangle in another colour scale, and set the colour bar.
-    if (m_detail && overviewSuffices())
-        m_detail.reset();
+    if (m_detail && overviewSuffices()) m_detail.reset();
 }
 
-bool AttentionMapCanvas::isUpToDate() const
-{
-    if (overviewSuffices())
-        return true;
-    if (!m_overview || !m_overview->result.exact || !m_detail)
-        return false;
+bool AttentionMapCanvas::isUpToDate() const {
+    if (overviewSuffices()) return true;
+    if (!m_overview || !m_overview->result.exact || !m_detail) return false;
     const auto v = m_view.visible();
     const auto& r = m_detail->result.map.rect;
     return r.q0 == v.q0 && r.q1 == v.q1 && r.k0 == v.k0 && r.k1 == v.k1;
 }
 
-const MapResult* AttentionMapCanvas::shownMap() const
-{
-    if (m_detail && isUpToDate())
-        return &m_detail->result;
+const MapResult* AttentionMapCanvas::shownMap() const {
+    if (m_detail && isUpToDate()) return &m_detail->result;
     return m_overview && m_overview->result.exact ? &m_overview->result : nullptr;
 }
 
-void AttentionMapCanvas::requestDetail()
-{
-    if (!m_session->isOpen() || !m_overview || isUpToDate())
-        return;
+void AttentionMapCanvas::requestDetail() {
+    if (!m_session->isOpen() || !m_overview || isUpToDate()) return;
     const auto v = m_view.visible();
-    if (v.q1 <= v.q0 || v.k1 <= v.k0)
-        return;
+    if (v.q1 <= v.q0 || v.k1 <= v.k0) return;
     const QRectF plot = plotRect();
     MapRequest r;
     r.layer = m_head.layer;
@@ -284,32 +250,28 @@ void AttentionMapCanvas::requestDetail()
     submit(QStringLiteral("detail"), r, true);
 }
 
-void AttentionMapCanvas::setViewport(const MapViewport& view)
-{
+void AttentionMapCanvas::setViewport(const MapViewport& view) {
     const QRectF plot = plotRect();
     m_view = view;
     m_view.resize(plot.width(), plot.height());
     viewChanged();
 }
 
-void AttentionMapCanvas::zoomBy(double factor)
-{
+void AttentionMapCanvas::zoomBy(double factor) {
     const QRectF plot = plotRect();
     m_view.zoomAbout(plot.width() / 2, plot.height() / 2, factor);
     viewChanged();
     emit viewportChanged(m_view);
 }
 
-void AttentionMapCanvas::fitAll()
-{
+void AttentionMapCanvas::fitAll() {
     m_view.fitAll();
     m_detail.reset();
     viewChanged();
     emit viewportChanged(m_view);
 }
 
-void AttentionMapCanvas::zoomToToken(int64_t query, int64_t key, double pixelsPerToken)
-{
+void AttentionMapCanvas::zoomToToken(int64_t query, int64_t key, double pixelsPerToken) {
     const QRectF plot = plotRect();
     m_view.tokensPerPixel = 1.0 / pixelsPerToken;
     m_view.keyOrigin = double(key) + 0.5 - plot.width() / 2 * m_view.tokensPerPixel;
@@ -319,39 +281,31 @@ void AttentionMapCanvas::zoomToToken(int64_t query, int64_t key, double pixelsPe
     emit viewportChanged(m_view);
 }
 
-void AttentionMapCanvas::resizeEvent(QResizeEvent*)
-{
+void AttentionMapCanvas::resizeEvent(QResizeEvent*) {
     const QRectF plot = plotRect();
     const bool overview = m_view.isOverview();
     m_view.resize(plot.width(), plot.height());
-    if (overview)
-        m_view.fitAll();
+    if (overview) m_view.fitAll();
     viewChanged();
 }
 
-std::optional<float> AttentionMapCanvas::valueAt(int64_t query, int64_t key) const
-{
+std::optional<float> AttentionMapCanvas::valueAt(int64_t query, int64_t key) const {
     const bool maxPooling = m_session->options().maxPooling;
     for (const auto* layer : {&m_detail, &m_overview}) {
-        if (!*layer)
-            continue;
+        if (!*layer) continue;
         const AttentionMap& m = (*layer)->result.map;
-        if (query < m.rect.q0 || query >= m.rect.q1 || key < m.rect.k0 || key >= m.rect.k1)
-            continue;
-        if (!(*layer)->result.exact && layer == &m_overview && m_detail)
-            continue;
+        if (query < m.rect.q0 || query >= m.rect.q1 || key < m.rect.k0 || key >= m.rect.k1) continue;
+        if (!(*layer)->result.exact && layer == &m_overview && m_detail) continue;
         const int64_t x = (key - m.rect.k0) * m.width / (m.rect.k1 - m.rect.k0);
         const int64_t y = (query - m.rect.q0) * m.height / (m.rect.q1 - m.rect.q0);
         const auto& values = pooledValues(m, maxPooling);
         const size_t i = size_t(y * m.width + x);
-        if (i < values.size())
-            return values[i];
+        if (i < values.size()) return values[i];
     }
     return std::nullopt;
 }
 
-void AttentionMapCanvas::wheelEvent(QWheelEvent* e)
-{
+void AttentionMapCanvas::wheelEvent(QWheelEvent* e) {
     const QPointF pos = e->position() - plotRect().topLeft();
     m_view.zoomAbout(pos.x(), pos.y(), std::pow(kWheelStep, e->angleDelta().y()));
     viewChanged();
@@ -360,17 +314,14 @@ void AttentionMapCanvas::wheelEvent(QWheelEvent* e)
     e->accept();
 }
 
-void AttentionMapCanvas::mousePressEvent(QMouseEvent* e)
-{
+void AttentionMapCanvas::mousePressEvent(QMouseEvent* e) {
     m_pressPos = m_lastPos = e->position();
     m_dragging = false;
 }
 
-void AttentionMapCanvas::mouseMoveEvent(QMouseEvent* e)
-{
+void AttentionMapCanvas::mouseMoveEvent(QMouseEvent* e) {
     if (e->buttons() & Qt::LeftButton) {
-        if (!m_dragging && (e->position() - m_pressPos).manhattanLength() > kDragThreshold)
-            m_dragging = true;
+        if (!m_dragging && (e->position() - m_pressPos).manhattanLength() > kDragThreshold) m_dragging = true;
         if (m_dragging) {
             const QPointF d = e->position() - m_lastPos;
             m_view.panPixels(d.x(), d.y());
@@ -382,40 +333,30 @@ void AttentionMapCanvas::mouseMoveEvent(QMouseEvent* e)
     updateHover(e->position());
 }
 
-void AttentionMapCanvas::mouseReleaseEvent(QMouseEvent* e)
-{
+void AttentionMapCanvas::mouseReleaseEvent(QMouseEvent* e) {
     if (!m_dragging && e->button() == Qt::LeftButton) {
         const QPointF pos = e->position() - plotRect().topLeft();
         const int64_t q = m_view.queryAt(pos.y()), k = m_view.keyAt(pos.x());
-        if (q >= 0 && k >= 0)
-            m_session->inspect(q, k);  // click a row to inspect that query
+        if (q >= 0 && k >= 0) m_session->inspect(q, k);  // click a row to inspect that query
     }
     m_dragging = false;
 }
 
-void AttentionMapCanvas::mouseDoubleClickEvent(QMouseEvent*)
-{
-    fitAll();
-}
+void AttentionMapCanvas::mouseDoubleClickEvent(QMouseEvent*) { fitAll(); }
 
-void AttentionMapCanvas::leaveEvent(QEvent*)
-{
+void AttentionMapCanvas::leaveEvent(QEvent*) {
     m_hoverText.clear();
     emit hovered({});
 }
 
-void AttentionMapCanvas::changeEvent(QEvent* e)
-{
+void AttentionMapCanvas::changeEvent(QEvent* e) {
     // Light/dark follows the system: masked cells take the palette's colour.
-    if (e->type() == QEvent::PaletteChange)
-        recolor();
+    if (e->type() == QEvent::PaletteChange) recolor();
     QWidget::changeEvent(e);
 }
 
-void AttentionMapCanvas::updateHover(QPointF widgetPos)
-{
-    if (!m_session->isOpen())
-        return;
+void AttentionMapCanvas::updateHover(QPointF widgetPos) {
+    if (!m_session->isOpen()) return;
     const QPointF pos = widgetPos - plotRect().topLeft();
     const int64_t q = m_view.queryAt(pos.y()), k = m_view.keyAt(pos.x());
     if (q < 0 || k < 0 || !plotRect().contains(widgetPos)) {
@@ -429,14 +370,17 @@ void AttentionMapCanvas::updateHover(QPointF widgetPos)
         const bool cell = m_view.tokensPerPixel <= 1.0 && m_detail;
         const QString what = cell ? tr("p") : (m_session->options().maxPooling ? tr("max") : tr("mean"));
         m_hoverText = tr("query %1%2 → key %3%4   %5 = %6")
-                          .arg(q).arg(tok(q)).arg(k).arg(tok(k)).arg(what)
+                          .arg(q)
+                          .arg(tok(q))
+                          .arg(k)
+                          .arg(tok(k))
+                          .arg(what)
                           .arg(v ? QString::number(double(*v), 'g', 4) : tr("…"));
     }
     emit hovered(m_hoverText);
 }
 
-void AttentionMapCanvas::paintEvent(QPaintEvent*)
-{
+void AttentionMapCanvas::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.fillRect(rect(), palette().color(QPalette::Base));
     const QRectF plot = plotRect();
@@ -452,23 +396,21 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*)
                           QPointF(m_view.keyToX(double(m_session->trace()->tokens())),
                                   m_view.queryToY(double(m_session->trace()->tokens()))));
     p.fillRect(sequence.translated(plot.topLeft()).intersected(plot), palette().color(QPalette::Window));
-    if (m_overview)
-        drawLayer(p, *m_overview);
-    if (m_detail)
-        drawLayer(p, *m_detail);
+    if (m_overview) drawLayer(p, *m_overview);
+    if (m_detail) drawLayer(p, *m_detail);
     drawOverlays(p);
     p.restore();
     drawAxes(p);
     drawColorBar(p);
 
     const auto& cfg = m_session->trace()->config(m_head.layer);
-    QString title = tr("L%1 H%2  ·  %3 pooling  ·  %4").arg(m_head.layer).arg(m_head.head)
+    QString title = tr("L%1 H%2  ·  %3 pooling  ·  %4")
+                        .arg(m_head.layer)
+                        .arg(m_head.head)
                         .arg(m_session->options().maxPooling ? tr("max") : tr("mean"))
                         .arg(m_session->options().logScale ? tr("log") : tr("linear"));
-    if (!m_excluded.empty())
-        title += tr("  ·  %n sink key(s) excluded", nullptr, int(m_excluded.size()));
-    if (cfg.slidingWindow > 0)
-        title += tr("  ·  window %1").arg(cfg.slidingWindow);
+    if (!m_excluded.empty()) title += tr("  ·  %n sink key(s) excluded", nullptr, int(m_excluded.size()));
+    if (cfg.slidingWindow > 0) title += tr("  ·  window %1").arg(cfg.slidingWindow);
     QString state;
     if (!m_error.isEmpty())
         state = tr("error: %1").arg(m_error);
@@ -488,8 +430,7 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*)
 }
 
 std::pair<QString, QString> AttentionMapCanvas::fitHeader(const QString& title, const QString& state,
-                                                          const QFontMetricsF& fm, double width)
-{
+                                                          const QFontMetricsF& fm, double width) {
     // The state gets what it needs up to a share of the line; the title takes the rest.
     constexpr double kMaxStateShare = 0.45;
     const double room = std::max(0.0, width - kHeaderGap);
@@ -499,11 +440,9 @@ std::pair<QString, QString> AttentionMapCanvas::fitHeader(const QString& title, 
     return {fm.elidedText(title, Qt::ElideRight, std::max(0.0, titleWidth)), shownState};
 }
 
-void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const
-{
+void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const {
     const AttentionMap& m = layer.result.map;
-    if (layer.image().isNull() || m.width <= 0 || m.height <= 0)
-        return;
+    if (layer.image().isNull() || m.width <= 0 || m.height <= 0) return;
     const auto v = m_view.visible();
     const double kPerCell = double(m.rect.k1 - m.rect.k0) / m.width;
     const double qPerCell = double(m.rect.q1 - m.rect.q0) / m.height;
@@ -512,16 +451,14 @@ void AttentionMapCanvas::drawLayer(QPainter& p, const Layer& layer) const
     const int cx1 = std::clamp(int(std::ceil((v.k1 - m.rect.k0) / kPerCell)), 0, m.width);
     const int cy0 = std::clamp(int(std::floor((v.q0 - m.rect.q0) / qPerCell)), 0, m.height);
     const int cy1 = std::clamp(int(std::ceil((v.q1 - m.rect.q0) / qPerCell)), 0, m.height);
-    if (cx1 <= cx0 || cy1 <= cy0)
-        return;
+    if (cx1 <= cx0 || cy1 <= cy0) return;
     const QRectF plot = plotRect();
     const QPointF a(m_view.keyToX(m.rect.k0 + cx0 * kPerCell), m_view.queryToY(m.rect.q0 + cy0 * qPerCell));
     const QPointF b(m_view.keyToX(m.rect.k0 + cx1 * kPerCell), m_view.queryToY(m.rect.q0 + cy1 * qPerCell));
     p.drawImage(QRectF(a, b).translated(plot.topLeft()), layer.image(), QRectF(cx0, cy0, cx1 - cx0, cy1 - cy0));
 }
 
-void AttentionMapCanvas::drawOverlays(QPainter& p) const
-{
+void AttentionMapCanvas::drawOverlays(QPainter& p) const {
     const QRectF plot = plotRect();
     const ViewOptions& o = m_session->options();
     const double ppt = m_view.pixelsPerToken();
@@ -535,10 +472,8 @@ void AttentionMapCanvas::drawOverlays(QPainter& p) const
                 p.fillRect(col, kSinkColor);
         }
     }
-    if (o.showCoverage)
-        drawCoverage(p);
-    if (!o.variantOverlay.isEmpty())
-        drawVariantMask(p);
+    if (o.showCoverage) drawCoverage(p);
+    if (!o.variantOverlay.isEmpty()) drawVariantMask(p);
     if (m_session->inspectedQuery() >= 0) {
         const double y = plot.top() + m_view.queryToY(double(m_session->inspectedQuery()));
         p.setPen(QPen(kInspectColor, 1, Qt::DashLine));
@@ -546,13 +481,11 @@ void AttentionMapCanvas::drawOverlays(QPainter& p) const
     }
 }
 
-const AttentionMapCanvas::CoverageCache& AttentionMapCanvas::coverage() const
-{
+const AttentionMapCanvas::CoverageCache& AttentionMapCanvas::coverage() const {
     const ViewOptions& o = m_session->options();
     const ModelAnalysis* model = m_session->analysis().get();
     CoverageCache& c = m_coverage;
-    if (c.head == m_head && c.gamma == o.gamma && c.blockSize == o.blockSize && c.analysis == model)
-        return c;
+    if (c.head == m_head && c.gamma == o.gamma && c.blockSize == o.blockSize && c.analysis == model) return c;
     c = {m_head, o.gamma, o.blockSize, model, {}, nullptr};
     if (const HeadAnalysis* h = m_session->headAnalysis(m_head)) {
         for (const BlockSparsity& b : h->blocks) {
@@ -565,12 +498,10 @@ const AttentionMapCanvas::CoverageCache& AttentionMapCanvas::coverage() const
     return c;
 }
 
-void AttentionMapCanvas::drawCoverage(QPainter& p) const
-{
+void AttentionMapCanvas::drawCoverage(QPainter& p) const {
     // Blocks outside the gamma-coverage set are dimmed: what a block-sparse kernel would skip.
     const CoverageCache& c = coverage();
-    if (!c.blocks || c.kept.size() != size_t(c.blocks->blockRows * c.blocks->blockCols))
-        return;
+    if (!c.blocks || c.kept.size() != size_t(c.blocks->blockRows * c.blocks->blockCols)) return;
     const QRectF plot = plotRect();
     const auto v = m_view.visible();
     const int64_t b = c.blocks->blockSize;
@@ -579,8 +510,7 @@ void AttentionMapCanvas::drawCoverage(QPainter& p) const
     for (int64_t r = v.q0 / b; r <= (v.q1 - 1) / b && r < c.blocks->blockRows; ++r) {
         for (int64_t col = v.k0 / b; col <= (v.k1 - 1) / b && col < c.blocks->blockCols; ++col) {
             const size_t i = size_t(r * c.blocks->blockCols + col);
-            if (c.kept[i] || !c.blocks->allowed[i])
-                continue;
+            if (c.kept[i] || !c.blocks->allowed[i]) continue;
             const QPointF a(m_view.keyToX(double(col * b)), m_view.queryToY(double(r * b)));
             const QPointF e(m_view.keyToX(double((col + 1) * b)), m_view.queryToY(double((r + 1) * b)));
             p.fillRect(QRectF(a, e).translated(plot.topLeft()), dim);
@@ -588,13 +518,11 @@ void AttentionMapCanvas::drawCoverage(QPainter& p) const
     }
 }
 
-void AttentionMapCanvas::drawVariantMask(QPainter& p) const
-{
+void AttentionMapCanvas::drawVariantMask(QPainter& p) const {
     // The variant's mask_mod is evaluated at one (query, key) per few-pixel cell of the screen:
     // cheap at any zoom, and exact per token once a token spans more than the cell.
     auto variant = parseVariant(m_session->options().variantOverlay.toStdString());
-    if (!variant)
-        return;
+    if (!variant) return;
     const QRectF plot = plotRect();
     const int64_t t = m_session->trace()->tokens();
     const double step = std::max(double(kVariantCellPixels), m_view.pixelsPerToken());
@@ -602,8 +530,7 @@ void AttentionMapCanvas::drawVariantMask(QPainter& p) const
     shade.setAlpha(kVariantAlpha);
     for (double y = 0; y < plot.height(); y += step) {
         const int64_t q = m_view.queryAt(y + step / 2);
-        if (q < 0)
-            continue;
+        if (q < 0) continue;
         for (double x = 0; x < plot.width(); x += step) {
             const int64_t k = m_view.keyAt(x + step / 2);
             if (k >= 0 && !variantAllows(*variant, t, q, k))
@@ -612,8 +539,7 @@ void AttentionMapCanvas::drawVariantMask(QPainter& p) const
     }
 }
 
-void AttentionMapCanvas::drawAxes(QPainter& p) const
-{
+void AttentionMapCanvas::drawAxes(QPainter& p) const {
     const QRectF plot = plotRect();
     const auto v = m_view.visible();
     const auto& tokens = m_session->trace()->metadata().tokens;
@@ -628,7 +554,8 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     auto label = [&](int64_t i) {
         return labels && size_t(i) < tokens.size() ? shortToken(tokens[size_t(i)]) : QString::number(i);
     };
-    const double step = labels ? std::max(1.0, std::ceil(fm.height() / ppt)) : niceTickStep(std::max(1.0, (v.k1 - v.k0) / double(kTargetTicks)));
+    const double step = labels ? std::max(1.0, std::ceil(fm.height() / ppt))
+                               : niceTickStep(std::max(1.0, (v.k1 - v.k0) / double(kTargetTicks)));
     const double half = labels ? 0.5 : 0.0;  // labels sit on cell centres, ticks on boundaries
     for (double k = std::ceil(v.k0 / step) * step; k < v.k1; k += step) {
         const double x = plot.left() + m_view.keyToX(k + half);
@@ -644,14 +571,12 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     const double qStep = labels ? step : niceTickStep(std::max(1.0, (v.q1 - v.q0) / double(kTargetTicks)));
     for (double q = std::ceil(v.q0 / qStep) * qStep; q < v.q1; q += qStep) {
         const double y = plot.top() + m_view.queryToY(q + half);
-        if (y < plot.top() || y > plot.bottom())
-            continue;
+        if (y < plot.top() || y > plot.bottom()) continue;
         p.drawLine(QPointF(plot.left() - 4, y), QPointF(plot.left(), y));
         p.drawText(QRectF(0, y - fm.height() / 2, plot.left() - 6, fm.height()), Qt::AlignRight | Qt::AlignVCenter,
                    label(int64_t(q)));
     }
-    p.drawText(QRectF(plot.left(), height() - fm.height() - 2, plot.width(), fm.height()), Qt::AlignRight,
-               tr("key →"));
+    p.drawText(QRectF(plot.left(), height() - fm.height() - 2, plot.width(), fm.height()), Qt::AlignRight, tr("key →"));
     p.save();
     p.translate(fm.height() / 2 + 1, plot.top());
     p.rotate(90);
@@ -659,8 +584,7 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const
     p.restore();
 }
 
-void AttentionMapCanvas::drawColorBar(QPainter& p) const
-{
+void AttentionMapCanvas::drawColorBar(QPainter& p) const {
     const QRectF plot = plotRect();
     const MapColoring c = coloring();
     const QRectF bar(plot.right() + 10, plot.top(), 14, plot.height());
@@ -680,9 +604,9 @@ void AttentionMapCanvas::drawColorBar(QPainter& p) const
                c.logScale ? tr("log") : tr("lin"));
 }
 
-HeatmapFigure AttentionMapCanvas::figure() const
-{
-    const MapResult* shown = m_detail && isUpToDate() ? &m_detail->result : (m_overview ? &m_overview->result : nullptr);
+HeatmapFigure AttentionMapCanvas::figure() const {
+    const MapResult* shown =
+        m_detail && isUpToDate() ? &m_detail->result : (m_overview ? &m_overview->result : nullptr);
     const QString title = tr("Layer %1, head %2").arg(m_head.layer).arg(m_head.head);
     if (!shown || !m_session->isOpen()) {
         HeatmapFigure empty;
@@ -691,16 +615,16 @@ HeatmapFigure AttentionMapCanvas::figure() const
     }
     const ViewOptions& o = m_session->options();
     HeatmapFigure f = mapFigure(shown->map, traceTokens(m_session->trace()->metadata()), o.maxPooling, title);
-    f.subtitle = QStringLiteral("%1 · %2%3").arg(QString::fromStdString(m_session->trace()->metadata().model), f.subtitle,
-                                                  m_excluded.empty() ? QString() : tr(" · sinks excluded"));
+    f.subtitle = QStringLiteral("%1 · %2%3")
+                     .arg(QString::fromStdString(m_session->trace()->metadata().model), f.subtitle,
+                          m_excluded.empty() ? QString() : tr(" · sinks excluded"));
     if (!o.logScale) {
         f.scale = ColorScale::Linear;
         f.vmin = 0;
     }
     if (!o.showCausal)  // masked cells drawn as zero, as on screen
         for (float& v : f.values)
-            if (std::isnan(v))
-                v = 0;
+            if (std::isnan(v)) v = 0;
     return f;
 }
 

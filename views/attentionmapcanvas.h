@@ -81,15 +81,15 @@ private:
     };
 
     QRectF plotRect() const;
-    void restart();             ///< head or mask changed: drop maps, request the overview
-    void viewChanged();         ///< zoom/pan: schedule a detail request
+    void restart();      ///< head or mask changed: drop maps, request the overview
+    void viewChanged();  ///< zoom/pan: schedule a detail request
     void requestDetail();
     /// The exact overview has at least one cell per pixel (or per token) of the current view.
     bool overviewSuffices() const;
     void dropDetailWhenOverviewSuffices();
     void submit(const QString& level, MapRequest request, bool gpu);
     void onMapFinished(const QString& level, Result<MapResult> result);
-    void recolor();            ///< options or palette changed: recolour the layers on screen
+    void recolor();  ///< options or palette changed: recolour the layers on screen
     bool coloringMatches(const MapResult& r) const;
     std::optional<float> valueAt(int64_t query, int64_t key) const;
     void updateHover(QPointF pos);

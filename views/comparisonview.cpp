@@ -20,11 +20,10 @@ namespace attnscope {
 namespace {
 const QString kJsTag = QStringLiteral("head:compare:js");
 constexpr int kMapsShare = 3000, kFiguresShare = 2000;  ///< of the height, maps above figures
-}
+}  // namespace
 
 ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session)
-{
+    : QWidget(parent), m_session(session) {
     Q_UNUSED(analysis);
     m_hint = new QLabel(tr("Shift-click heads in the head grid to compare up to four of them."), this);
     m_distance = new QLabel(this);
@@ -64,61 +63,49 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
         const HeadSimilarity* s = nullptr;
         if (model)
             for (const HeadSimilarity& x : model->similarity)
-                if (x.layer == m_session->current().layer)
-                    s = &x;
+                if (x.layer == m_session->current().layer) s = &x;
         m_similarity->setFigure(s ? std::optional<Figure>(similarityFigure(*s)) : std::nullopt);
     };
     connect(session, &TraceSession::analysisChanged, this, similarity);
     connect(session, &TraceSession::currentChanged, this, similarity);
 }
 
-QList<HeadId> ComparisonView::shownHeads() const
-{
+QList<HeadId> ComparisonView::shownHeads() const {
     QList<HeadId> heads = m_session->compared();
-    if (heads.size() >= 2 || !m_session->isOpen())
-        return heads;
+    if (heads.size() >= 2 || !m_session->isOpen()) return heads;
     const HeadId current = m_session->current();
     if (heads.isEmpty() || heads.front() == current) {
         // The current head and the next one of its layer (or of the next layer).
         const Trace& t = *m_session->trace();
         HeadId next{current.layer, current.head + 1};
-        if (next.head >= t.config(current.layer).heads)
-            next = {(current.layer + 1) % t.numLayers(), 0};
+        if (next.head >= t.config(current.layer).heads) next = {(current.layer + 1) % t.numLayers(), 0};
         heads = {current};
-        if (!(next == current))
-            heads.append(next);
+        if (!(next == current)) heads.append(next);
     } else {
         heads.append(current);
     }
     return heads;
 }
 
-void ComparisonView::rebuildWhenVisible()
-{
+void ComparisonView::rebuildWhenVisible() {
     m_stale = true;
-    if (isVisible())
-        rebuild();
+    if (isVisible()) rebuild();
 }
 
-void ComparisonView::showEvent(QShowEvent* e)
-{
+void ComparisonView::showEvent(QShowEvent* e) {
     QWidget::showEvent(e);
-    if (m_stale)
-        rebuild();
+    if (m_stale) rebuild();
 }
 
-void ComparisonView::rebuild()
-{
+void ComparisonView::rebuild() {
     m_stale = false;
-    for (AttentionMapCanvas* c : m_canvases)
-        delete c;
+    for (AttentionMapCanvas* c : m_canvases) delete c;
     m_canvases.clear();
     m_js = -1;
     m_distance->clear();
     m_difference->setFigure(std::nullopt);
     m_shown = shownHeads();
-    if (!m_session->isOpen())
-        return;
+    if (!m_session->isOpen()) return;
     for (const HeadId& h : m_shown) {
         auto* canvas = new AttentionMapCanvas(m_session, this);
         canvas->setFollowCurrent(false);
@@ -129,8 +116,7 @@ void ComparisonView::rebuild()
         // Linked zoom and pan: every canvas adopts the one the user moves.
         connect(canvas, &AttentionMapCanvas::viewportChanged, this, [this, canvas](const MapViewport& v) {
             for (AttentionMapCanvas* other : m_canvases)
-                if (other != canvas)
-                    other->setViewport(v);
+                if (other != canvas) other->setViewport(v);
         });
     }
     const bool picked = m_session->compared().size() >= 2;
@@ -138,24 +124,21 @@ void ComparisonView::rebuild()
                         ? tr("Shift-click heads in the head grid to compare up to four of them.")
                         : tr("L%1 H%2 beside L%3 H%4 for now: shift-click heads in the head grid to compare others "
                              "(up to four).")
-                              .arg(m_shown[0].layer).arg(m_shown[0].head).arg(m_shown[1].layer).arg(m_shown[1].head));
+                              .arg(m_shown[0].layer)
+                              .arg(m_shown[0].head)
+                              .arg(m_shown[1].layer)
+                              .arg(m_shown[1].head));
     m_hint->setVisible(!picked);
     requestDistance();
 }
 
-bool ComparisonView::hasDifference() const
-{
-    return bool(m_difference->figure());
-}
+bool ComparisonView::hasDifference() const { return bool(m_difference->figure()); }
 
-void ComparisonView::updateDifference()
-{
-    if (m_canvases.size() < 2)
-        return;
+void ComparisonView::updateDifference() {
+    if (m_canvases.size() < 2) return;
     const MapResult* a = m_canvases[0]->shownMap();
     const MapResult* b = m_canvases[1]->shownMap();
-    if (!a || !b)
-        return;
+    if (!a || !b) return;
     const AttentionMap& ma = a->map;
     const AttentionMap& mb = b->map;
     if (ma.width != mb.width || ma.height != mb.height || ma.rect.q0 != mb.rect.q0 || ma.rect.q1 != mb.rect.q1 ||
@@ -166,8 +149,7 @@ void ComparisonView::updateDifference()
     const auto& va = maxPooling ? ma.max : ma.mean;
     const auto& vb = maxPooling ? mb.max : mb.mean;
     auto& out = maxPooling ? diff.max : diff.mean;
-    for (size_t i = 0; i < out.size() && i < vb.size(); ++i)
-        out[i] = std::abs(va[i] - vb[i]);
+    for (size_t i = 0; i < out.size() && i < vb.size(); ++i) out[i] = std::abs(va[i] - vb[i]);
     const QList<HeadId>& c = m_shown;
     HeatmapFigure f = mapFigure(diff, traceTokens(m_session->trace()->metadata()), maxPooling,
                                 tr("|L%1H%2 − L%3H%4|").arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head));
@@ -176,24 +158,24 @@ void ComparisonView::updateDifference()
     m_difference->setFigure(Figure(f));
 }
 
-void ComparisonView::showDistance(Result<double> r)
-{
-    if (r.status().code() == ErrorCode::Cancelled)
-        return;  // a newer pair replaced it
+void ComparisonView::showDistance(Result<double> r) {
+    if (r.status().code() == ErrorCode::Cancelled) return;  // a newer pair replaced it
     m_js = r ? *r : -1;
     const QList<HeadId>& c = m_shown;
     if (m_js >= 0 && c.size() >= 2)
         m_distance->setText(tr("JS distance L%1H%2 ↔ L%3H%4 = %5")
-                                .arg(c[0].layer).arg(c[0].head).arg(c[1].layer).arg(c[1].head).arg(m_js, 0, 'f', 3));
+                                .arg(c[0].layer)
+                                .arg(c[0].head)
+                                .arg(c[1].layer)
+                                .arg(c[1].head)
+                                .arg(m_js, 0, 'f', 3));
     else if (!r)
         m_distance->setText(tr("JS distance failed: %1").arg(QString::fromStdString(r.message())));
 }
 
-void ComparisonView::requestDistance()
-{
+void ComparisonView::requestDistance() {
     const QList<HeadId>& c = m_shown;
-    if (c.size() < 2)
-        return;
+    if (c.size() < 2) return;
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     const HeadId a = c[0], b = c[1];
@@ -201,8 +183,7 @@ void ComparisonView::requestDistance()
     auto work = [cache, trace, a, b](const CancelToken& cancel) -> Result<double> {
         auto ha = cache->head(a.layer, a.head);
         auto hb = cache->head(b.layer, b.head);
-        if (!ha || !hb)
-            return (ha ? hb : ha).status();
+        if (!ha || !hb) return (ha ? hb : ha).status();
         std::vector<HeadInput> in(2);
         in[0].q = &(*ha)->q;
         in[0].k = &(*ha)->k;
@@ -211,17 +192,15 @@ void ComparisonView::requestDistance()
         in[1].k = &(*hb)->k;
         in[1].spec = (*hb)->spec;
         auto s = headSimilarity(std::move(in), cancelOnly(cancel));
-        if (!s)
-            return s.status();
+        if (!s) return s.status();
         return s->distance.size() >= 2 ? s->distance[1] : -1.0;
     };
-    m_session->compute()->submitCpu(kJsTag, std::move(work), this, [this](Result<double> r) { showDistance(std::move(r)); });
+    m_session->compute()->submitCpu(kJsTag, std::move(work), this,
+                                    [this](Result<double> r) { showDistance(std::move(r)); });
 }
 
-std::optional<Figure> ComparisonView::currentFigure() const
-{
-    if (m_difference->figure())
-        return m_difference->figure();
+std::optional<Figure> ComparisonView::currentFigure() const {
+    if (m_difference->figure()) return m_difference->figure();
     return m_similarity->figure();
 }
 

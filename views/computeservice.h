@@ -73,8 +73,7 @@ public:
     ///   compute->submitCpu(tag, [](const CancelToken& c) { return work(cancelOnly(c)); }, this,
     ///                      [this](Result<Work> r) { if (r) show(*r); });
     template <typename Job, typename Done>
-    quint64 submitCpu(const QString& tag, Job job, QObject* receiver, Done done, int priority = 0)
-    {
+    quint64 submitCpu(const QString& tag, Job job, QObject* receiver, Done done, int priority = 0) {
         auto run = [job = std::move(job)](GpuEngine*, const CancelToken& cancel) { return job(cancel); };
         auto p = makePending(std::move(run), receiver, std::move(done));
         p->priority = priority;
@@ -84,8 +83,7 @@ public:
     /// available (the job then runs its CPU path). Delivery as submitCpu.
     template <typename Job, typename Done>
     quint64 submitGpu(const QString& tag, Job job, QObject* receiver, Done done,
-                      WhileGpuBusy whileBusy = WhileGpuBusy::Wait)
-    {
+                      WhileGpuBusy whileBusy = WhileGpuBusy::Wait) {
         auto p = makePending(std::move(job), receiver, std::move(done));
         p->lane = Lane::Gpu;
         p->whileBusy = whileBusy;
@@ -96,8 +94,7 @@ public:
     /// while interactive fork-join work runs (setBackgroundParallelism). Interactive jobs never
     /// wait for it. Delivery as submitCpu.
     template <typename Job, typename Done>
-    quint64 submitBackground(const QString& tag, Job job, QObject* receiver, Done done)
-    {
+    quint64 submitBackground(const QString& tag, Job job, QObject* receiver, Done done) {
         auto p = makePending(std::move(job), receiver, std::move(done));
         p->lane = Lane::Background;
         return submit(tag, std::move(p));
@@ -140,13 +137,12 @@ private:
     struct TagState {
         quint64 runningId = 0;
         CancelToken runningToken;
-        Requester runningRequester;      ///< answered at the finish unless refused before
-        std::unique_ptr<Pending> queued; ///< the newest job, waiting for the running one to stop
+        Requester runningRequester;       ///< answered at the finish unless refused before
+        std::unique_ptr<Pending> queued;  ///< the newest job, waiting for the running one to stop
     };
 
     template <typename Job, typename Done>
-    std::unique_ptr<Pending> makePending(Job job, QObject* receiver, Done done)
-    {
+    std::unique_ptr<Pending> makePending(Job job, QObject* receiver, Done done) {
         using R = std::invoke_result_t<Job&, GpuEngine*, const CancelToken&>;
         static_assert(detail::IsResult<R>::value, "a ComputeService job returns a Result<T>");
         static_assert(std::is_invocable_v<Done&, R>, "the callback takes the job's Result<T>");
@@ -163,8 +159,7 @@ private:
         return p;
     }
     template <typename R, typename Job>
-    static R runGuarded(Job& job, GpuEngine* engine, const CancelToken& cancel)
-    {
+    static R runGuarded(Job& job, GpuEngine* engine, const CancelToken& cancel) {
         try {
             return job(engine, cancel);
         } catch (...) {  // no exception crosses a worker thread: it becomes the job's error

@@ -44,9 +44,7 @@ void paintPage(QPainter& p, const Figure& figure, const QSizeF& size) {
     renderFigure(p, QRectF(QPointF(0, 0), size), figure);
 }
 
-Status pdfError(const QString& what) {
-    return {ErrorCode::IoError, QStringLiteral("PDF: %1").arg(what).toStdString()};
-}
+Status pdfError(const QString& what) { return {ErrorCode::IoError, QStringLiteral("PDF: %1").arg(what).toStdString()}; }
 
 }  // namespace
 
@@ -110,7 +108,9 @@ Result<QByteArray> encodeFigure(const Figure& figure, FigureFormat format, const
     case FigureFormat::Png: {
         if (!(options.dpi >= kMinFigureDpi && options.dpi <= kMaxFigureDpi))
             return Status(ErrorCode::InvalidArgument, QStringLiteral("dpi %1 out of range %2..%3")
-                                                          .arg(options.dpi).arg(kMinFigureDpi).arg(kMaxFigureDpi)
+                                                          .arg(options.dpi)
+                                                          .arg(kMinFigureDpi)
+                                                          .arg(kMaxFigureDpi)
                                                           .toStdString());
         const double s = options.dpi / kPointsPerInch;
         // The epsilon keeps 240 pt at 150 dpi at 500 px rather than 501 after rounding error.

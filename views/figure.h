@@ -36,8 +36,8 @@ void render(QPainter& painter, const QRectF& rect, const TokenFigure& figure);
 void render(QPainter& painter, const QRectF& rect, const NeuronFigure& figure);
 
 struct FigureSaveOptions {
-    double dpi = 150;   ///< PNG only: pixels = points · dpi / 72
-    QSizeF size;        ///< points; empty = preferredFigureSize()
+    double dpi = 150;  ///< PNG only: pixels = points · dpi / 72
+    QSizeF size;       ///< points; empty = preferredFigureSize()
 };
 
 /// Limits that keep a bad --dpi from allocating gigabytes.

@@ -11,8 +11,8 @@
 namespace attnscope {
 
 namespace {
-constexpr int kMaxTokenAxis = 64;          // above this many cells, token labels give way to positions
-constexpr double kErrorFloor = 1e-8;       // exact variants (error 0) still show on a log axis
+constexpr int kMaxTokenAxis = 64;     // above this many cells, token labels give way to positions
+constexpr double kErrorFloor = 1e-8;  // exact variants (error 0) still show on a log axis
 constexpr double kMapEpsilon = 1e-30;
 
 QString headName(int layer, int head) { return QStringLiteral("L%1 H%2").arg(layer).arg(head); }
@@ -35,8 +35,9 @@ double gridValue(const HeadAnalysis& h, GridMetric metric) {
 }
 
 QString maskName(const CandidateMaskResult& m) {
-    return m.params.empty() ? QString::fromStdString(m.name)
-                            : QStringLiteral("%1 (%2)").arg(QString::fromStdString(m.name), QString::fromStdString(m.params));
+    return m.params.empty()
+               ? QString::fromStdString(m.name)
+               : QStringLiteral("%1 (%2)").arg(QString::fromStdString(m.name), QString::fromStdString(m.params));
 }
 
 }  // namespace
@@ -70,8 +71,10 @@ HeatmapFigure mapFigure(const AttentionMap& map, const QStringList& tokens, bool
     float vmax = 0;
     for (size_t i = 0; i < f.values.size(); ++i) {
         // Cells the mask rules out entirely are "no data", not zero probability.
-        if (i < map.allowed.size() && map.allowed[i] <= 0) f.values[i] = NAN;
-        else if (std::isfinite(f.values[i])) vmax = std::max(vmax, f.values[i]);
+        if (i < map.allowed.size() && map.allowed[i] <= 0)
+            f.values[i] = NAN;
+        else if (std::isfinite(f.values[i]))
+            vmax = std::max(vmax, f.values[i]);
     }
     f.scale = ColorScale::Log;
     f.vmax = float(std::max(double(vmax), kMapEpsilon));
@@ -82,8 +85,13 @@ HeatmapFigure mapFigure(const AttentionMap& map, const QStringList& tokens, bool
     f.colorBarLabel = maxPooling ? QStringLiteral("max probability") : QStringLiteral("mean probability");
     const int64_t qn = map.rect.q1 - map.rect.q0, kn = map.rect.k1 - map.rect.k0;
     f.subtitle = QStringLiteral("queries %1–%2 × keys %3–%4 · %5 pooling · %6×%7 cells")
-                     .arg(map.rect.q0).arg(map.rect.q1 - 1).arg(map.rect.k0).arg(map.rect.k1 - 1)
-                     .arg(maxPooling ? QStringLiteral("max") : QStringLiteral("mean")).arg(map.width).arg(map.height);
+                     .arg(map.rect.q0)
+                     .arg(map.rect.q1 - 1)
+                     .arg(map.rect.k0)
+                     .arg(map.rect.k1 - 1)
+                     .arg(maxPooling ? QStringLiteral("max") : QStringLiteral("mean"))
+                     .arg(map.width)
+                     .arg(map.height);
     const bool tokenLevel = map.width == kn && map.height == qn && kn <= kMaxTokenAxis && qn <= kMaxTokenAxis;
     if (tokenLevel && map.rect.k1 <= tokens.size() && map.rect.q1 <= tokens.size()) {
         f.xCategories = tokens.mid(map.rect.k0, kn);
@@ -92,7 +100,8 @@ HeatmapFigure mapFigure(const AttentionMap& map, const QStringList& tokens, bool
     return f;
 }
 
-HeatmapFigure headGridFigure(const ModelAnalysis& model, GridMetric metric, const std::vector<std::pair<int, int>>& selected) {
+HeatmapFigure headGridFigure(const ModelAnalysis& model, GridMetric metric,
+                             const std::vector<std::pair<int, int>>& selected) {
     HeatmapFigure f;
     f.title = QStringLiteral("Heads by %1").arg(gridMetricName(metric));
     f.subtitle = QString::fromStdString(model.model) + QStringLiteral(" · %1 tokens").arg(model.tokens);
@@ -142,7 +151,8 @@ LinePlotFigure sinkFigure(const HeadAnalysis& head, const QStringList& tokens, c
                     {options.hiddenThreshold, QStringLiteral("hidden sink %1").arg(options.hiddenThreshold)}};
     for (int64_t k : head.sinks.keys()) {
         if (k < 0 || size_t(k) >= head.sinks.alpha.size()) continue;
-        const QString tok = k < tokens.size() ? fig::displayToken(tokens[int(k)], fig::font(fig::FontRole::Tick), 60) : QString();
+        const QString tok =
+            k < tokens.size() ? fig::displayToken(tokens[int(k)], fig::font(fig::FontRole::Tick), 60) : QString();
         f.labels.push_back({double(k), head.sinks.alpha[size_t(k)], QStringLiteral("%1 %2").arg(k).arg(tok)});
     }
     return f;
@@ -155,7 +165,8 @@ BarChartFigure sinkRateFigure(const ModelAnalysis& model) {
     f.valueLabel = QStringLiteral("% of heads with alpha_0 > eps");
     BarGroup g;
     g.name = QStringLiteral("sink rate");
-    for (const auto& l : model.layers) f.categories << QStringLiteral("layer %1").arg(l.layer), g.values.push_back(l.sinkRate);
+    for (const auto& l : model.layers)
+        f.categories << QStringLiteral("layer %1").arg(l.layer), g.values.push_back(l.sinkRate);
     f.groups.push_back(std::move(g));
     f.valueMax = 100;
     return f;
@@ -249,7 +260,8 @@ HeatmapFigure similarityFigure(const HeadSimilarity& s) {
     f.rows = f.cols = n;
     if (s.similarity.size() == size_t(n) * size_t(n))
         for (int r = 0; r < n; ++r)
-            for (int c = 0; c < n; ++c) f.values.push_back(float(s.similarity[size_t(order[size_t(r)]) * n + order[size_t(c)]]));
+            for (int c = 0; c < n; ++c)
+                f.values.push_back(float(s.similarity[size_t(order[size_t(r)]) * n + order[size_t(c)]]));
     for (int i : order) f.xCategories << QStringLiteral("H%1").arg(i), f.yCategories << QStringLiteral("H%1").arg(i);
     f.vmin = 0, f.vmax = 1;
     f.annotate = true;
@@ -267,17 +279,23 @@ TokenFigure tokenFigure(const std::vector<AttentionMap>& maps, const QStringList
     auto tok = [&](int64_t i) { return i < tokens.size() ? tokens[int(i)] : QStringLiteral("#%1").arg(i); };
     for (int64_t q = r.q0; q < r.q1; ++q) f.queryTokens << tok(q);
     for (int64_t k = r.k0; k < r.k1; ++k) f.keyTokens << tok(k);
-    f.subtitle = QStringLiteral("queries %1–%2 → keys %3–%4 · line opacity = attention").arg(r.q0).arg(r.q1 - 1).arg(r.k0).arg(r.k1 - 1);
+    f.subtitle = QStringLiteral("queries %1–%2 → keys %3–%4 · line opacity = attention")
+                     .arg(r.q0)
+                     .arg(r.q1 - 1)
+                     .arg(r.k0)
+                     .arg(r.k1 - 1);
     for (size_t i = 0; i < maps.size(); ++i) {
         const auto& m = maps[i];
         if (m.width != r.k1 - r.k0 || m.height != r.q1 - r.q0) continue;  // token view needs one cell per token
-        f.heads.push_back({i < size_t(headNames.size()) ? headNames[int(i)] : QStringLiteral("head %1").arg(i), m.mean});
+        f.heads.push_back(
+            {i < size_t(headNames.size()) ? headNames[int(i)] : QStringLiteral("head %1").arg(i), m.mean});
     }
     return f;
 }
 
-NeuronFigure neuronFigure(const std::vector<float>& q, const std::vector<float>& k, double scale, const QString& queryToken,
-                          const QString& keyToken, double probability, const QString& title) {
+NeuronFigure neuronFigure(const std::vector<float>& q, const std::vector<float>& k, double scale,
+                          const QString& queryToken, const QString& keyToken, double probability,
+                          const QString& title) {
     NeuronFigure f;
     f.title = title;
     f.q = q, f.k = k;

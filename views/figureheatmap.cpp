@@ -52,7 +52,8 @@ AxisLabels categoryLabels(const QStringList& cats, double pitch) {
     a.categories = true;
     const QFont tf = font(FontRole::Tick);
     a.stride = labelStride(pitch, lineHeight(tf));
-    for (int i = 0; i < cats.size(); i += a.stride) a.extent = std::max(a.extent, textWidth(tf, displayToken(cats[i], tf)));
+    for (int i = 0; i < cats.size(); i += a.stride)
+        a.extent = std::max(a.extent, textWidth(tf, displayToken(cats[i], tf)));
     a.extent += kTickLength + kGap;
     return a;
 }
@@ -92,7 +93,8 @@ void drawCells(QPainter& p, const QRectF& plot, const HeatmapFigure& f, const Ax
     for (int r = 0; r < f.rows; ++r)
         for (int c = 0; c < f.cols; ++c) {
             const float v = f.values[size_t(r) * f.cols + c];
-            p.setBrush(std::isfinite(v) ? colormapLevelColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0)) : kNoDataColor);
+            p.setBrush(std::isfinite(v) ? colormapLevelColor(f.colormap, std::clamp(axis.unit(v), 0.0, 1.0))
+                                        : kNoDataColor);
             p.drawRect(QRectF(plot.left() + c * cw, plot.top() + r * ch, cw, ch));
         }
     p.restore();
@@ -177,7 +179,8 @@ void render(QPainter& p, const QRectF& rect, const HeatmapFigure& f) {
     const QSizeF plotSize(cell * f.cols, cell * f.rows);
     // Centre the block (axes + plot + bar) horizontally, top-align vertically.
     const double blockW = left + plotSize.width() + barW;
-    const QRectF plot(area.left() + (area.width() - blockW) / 2 + left, area.top(), plotSize.width(), plotSize.height());
+    const QRectF plot(area.left() + (area.width() - blockW) / 2 + left, area.top(), plotSize.width(),
+                      plotSize.height());
 
     drawCells(p, plot, f, colorAxis);
     p.setPen(QPen(Qt::black, 0.6));
@@ -189,9 +192,12 @@ void render(QPainter& p, const QRectF& rect, const HeatmapFigure& f) {
         p.drawRect(QRectF(plot.left() + h.x() * cell, plot.top() + h.y() * cell, cell, cell));
     }
 
-    if (xCats) drawCategoryX(p, plot, f.xCategories, xl.stride);
-    else drawXAxis(p, plot, xAxis, QString(), kMaxAxisTicks);
-    if (yCats) drawCategoryY(p, plot, f.yCategories, yl.stride, yl.extent);
+    if (xCats)
+        drawCategoryX(p, plot, f.xCategories, xl.stride);
+    else
+        drawXAxis(p, plot, xAxis, QString(), kMaxAxisTicks);
+    if (yCats)
+        drawCategoryY(p, plot, f.yCategories, yl.stride, yl.extent);
     else {
         // Positions grow downwards like matrix rows: mirror the axis.
         const Axis& flipped = yAxis;
@@ -211,7 +217,8 @@ void render(QPainter& p, const QRectF& rect, const HeatmapFigure& f) {
     if (!f.xLabel.isEmpty())
         p.drawText(QRectF(plot.left(), plot.bottom() + bottom - lineHeight(lf), plot.width(), lineHeight(lf)),
                    Qt::AlignCenter, f.xLabel);
-    if (!f.yLabel.isEmpty()) drawRotatedText(p, QPointF(plot.left() - left + lineHeight(lf) / 2, plot.center().y()), f.yLabel);
+    if (!f.yLabel.isEmpty())
+        drawRotatedText(p, QPointF(plot.left() - left + lineHeight(lf) / 2, plot.center().y()), f.yLabel);
 
     constexpr double kMinBarHeight = 60;  // a one-row grid still gets a readable bar
     const double barH = std::min(area.height(), std::max(plot.height(), kMinBarHeight));

@@ -19,7 +19,7 @@ namespace attnscope {
 /// A colour-mapped matrix with axes: the attention map, the head grid, the similarity matrix.
 struct HeatmapFigure {
     QString title;
-    QString subtitle;           ///< one line under the title (model, pooling, rectangle)
+    QString subtitle;  ///< one line under the title (model, pooling, rectangle)
     int rows = 0, cols = 0;
     std::vector<float> values;  ///< row-major [rows × cols]; NaN = no data (drawn hatched grey)
     ColorScale scale = ColorScale::Linear;
@@ -33,7 +33,7 @@ struct HeatmapFigure {
     /// Category labels per column / row (tokens, "H3", "L2"); when set they replace numeric
     /// ticks and are thinned to what fits.
     QStringList xCategories, yCategories;
-    bool annotate = false;          ///< print each cell's value when the cells are large enough
+    bool annotate = false;            ///< print each cell's value when the cells are large enough
     std::vector<QPoint> highlighted;  ///< (col, row) cells outlined (selected heads)
 };
 
@@ -66,15 +66,15 @@ struct LinePlotFigure {
 /// Grouped bars: per category one bar per group (mask recall per mask, time per variant).
 struct BarGroup {
     QString name;
-    std::vector<double> values;             ///< one per category; NaN = missing
-    std::vector<double> errLow, errHigh;    ///< optional whiskers (absolute values), same length
+    std::vector<double> values;           ///< one per category; NaN = missing
+    std::vector<double> errLow, errHigh;  ///< optional whiskers (absolute values), same length
 };
 struct BarChartFigure {
     QString title, subtitle;
-    QString valueLabel;          ///< the numeric axis
+    QString valueLabel;  ///< the numeric axis
     QStringList categories;
     std::vector<BarGroup> groups;
-    bool horizontal = true;      ///< category labels read better on the left
+    bool horizontal = true;  ///< category labels read better on the left
     bool logValue = false;
     double valueMax = std::numeric_limits<double>::quiet_NaN();  ///< NaN: from the data
 };
@@ -101,8 +101,8 @@ struct TokenHeadLines {
 };
 struct TokenFigure {
     QString title, subtitle;
-    QStringList queryTokens;  ///< the window's query tokens (left column)
-    QStringList keyTokens;    ///< the window's key tokens (right column)
+    QStringList queryTokens;                 ///< the window's query tokens (left column)
+    QStringList keyTokens;                   ///< the window's key tokens (right column)
     int64_t queryOffset = 0, keyOffset = 0;  ///< positions of the first row / column
     std::vector<TokenHeadLines> heads;
     int focusQuery = -1;      ///< >= 0: only this query's lines (hover focus)
@@ -114,7 +114,7 @@ struct NeuronFigure {
     QString title, subtitle;
     QString queryToken, keyToken;
     std::vector<float> q, k;
-    double scale = 1.0;                   ///< the layer's score scale (shown with the sum)
+    double scale = 1.0;                                             ///< the layer's score scale (shown with the sum)
     double probability = std::numeric_limits<double>::quiet_NaN();  ///< softmax p, when known
 };
 

@@ -15,7 +15,7 @@ namespace {
 const QColor kAxisColor(40, 40, 40);
 const QColor kGridColor(225, 225, 225);
 const QColor kTextColor(20, 20, 20);
-constexpr int kColorBarStops = 32;   // enough stops that a gradient matches the colormap
+constexpr int kColorBarStops = 32;  // enough stops that a gradient matches the colormap
 constexpr double kLegendSwatch = 8;
 constexpr int kMaxLegendEntries = 10;  // beyond this the legend says "+N more"
 }  // namespace
@@ -27,7 +27,10 @@ QFont font(FontRole role) {
     // so text has the same size on every device; point sizes would also apply the device DPI.
     f.setHintingPreference(QFont::PreferNoHinting);
     switch (role) {
-    case FontRole::Title: f.setPixelSize(kTitleSize); f.setBold(true); break;
+    case FontRole::Title:
+        f.setPixelSize(kTitleSize);
+        f.setBold(true);
+        break;
     case FontRole::Subtitle: f.setPixelSize(kSubtitleSize); break;
     case FontRole::Label: f.setPixelSize(kLabelSize); break;
     case FontRole::Tick: f.setPixelSize(kTickSize); break;
@@ -77,7 +80,7 @@ Axis makeAxis(double lo, double hi, bool log) {
     if (log) {
         if (hi <= 0) hi = 1;
         if (lo <= 0) lo = logScaleFloor(hi);  // no positive minimum: core's log floor
-        if (hi / lo < 10) {  // at least one decade so there is a tick
+        if (hi / lo < 10) {                   // at least one decade so there is a tick
             lo = std::pow(10.0, std::floor(std::log10(lo)));
             hi = std::pow(10.0, std::ceil(std::log10(hi)));
             if (hi <= lo) hi = lo * 10;
@@ -242,7 +245,7 @@ double colorBarWidth(const Axis& axis, const QString& label) {
 }
 
 QColor seriesColor(int index) {
-    static const QColor kPalette[] = {QColor(0, 114, 178),  QColor(230, 159, 0),   QColor(0, 158, 115),
+    static const QColor kPalette[] = {QColor(0, 114, 178),   QColor(230, 159, 0),  QColor(0, 158, 115),
                                       QColor(204, 121, 167), QColor(86, 180, 233), QColor(213, 94, 0),
                                       QColor(120, 120, 120), QColor(240, 228, 66)};
     constexpr int n = int(sizeof(kPalette) / sizeof(kPalette[0]));
@@ -273,9 +276,7 @@ QColor readableOn(const QColor& color, const QColor& background) {
     return c;
 }
 
-double tokenLineOpacity(float w) {
-    return std::clamp(std::sqrt(std::max(double(w), 0.0)), kMinLineOpacity, 1.0);
-}
+double tokenLineOpacity(float w) { return std::clamp(std::sqrt(std::max(double(w), 0.0)), kMinLineOpacity, 1.0); }
 
 void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const std::vector<QColor>& colors,
                 const std::vector<QPointF>& avoid) {
@@ -295,9 +296,11 @@ void drawLegend(QPainter& p, const QRectF& plot, const QStringList& names, const
     const double top = plot.top() + kGap, bottom = plot.bottom() - size.height() - kGap;
     QRectF box;
     int fewest = -1;
-    for (const QPointF corner : {QPointF(right, top), QPointF(left, top), QPointF(right, bottom), QPointF(left, bottom)}) {
+    for (const QPointF corner :
+         {QPointF(right, top), QPointF(left, top), QPointF(right, bottom), QPointF(left, bottom)}) {
         const QRectF candidate(corner, size);
-        const int covered = int(std::count_if(avoid.begin(), avoid.end(), [&](const QPointF& pt) { return candidate.contains(pt); }));
+        const int covered =
+            int(std::count_if(avoid.begin(), avoid.end(), [&](const QPointF& pt) { return candidate.contains(pt); }));
         if (fewest < 0 || covered < fewest) box = candidate, fewest = covered;
     }
     p.setPen(QPen(kGridColor.darker(120), 0.5));
@@ -324,11 +327,16 @@ QString displayToken(const QString& token, const QFont& f, double maxWidth) {
     QString s;
     s.reserve(token.size());
     for (QChar c : token) {
-        if (c == QLatin1Char('\n')) s += QChar(0x21B5);       // ↵
-        else if (c == QLatin1Char('\t')) s += QChar(0x2192);  // →
-        else if (c == QLatin1Char(' ')) s += blank ? QChar(0x2423) : c;
-        else if (c.category() == QChar::Other_Control) s += QChar(0xFFFD);
-        else s += c;
+        if (c == QLatin1Char('\n'))
+            s += QChar(0x21B5);  // ↵
+        else if (c == QLatin1Char('\t'))
+            s += QChar(0x2192);  // →
+        else if (c == QLatin1Char(' '))
+            s += blank ? QChar(0x2423) : c;
+        else if (c.category() == QChar::Other_Control)
+            s += QChar(0xFFFD);
+        else
+            s += c;
     }
     if (s.isEmpty()) s = QStringLiteral("∅");
     return QFontMetricsF(f).elidedText(s, Qt::ElideRight, maxWidth);

@@ -22,9 +22,9 @@ inline constexpr int kLabelSize = 9;
 inline constexpr int kTickSize = 7;
 inline constexpr double kMinLineContrast = 3.0;  ///< WCAG's minimum for graphics
 inline constexpr double kMinLineOpacity = 0.25;
-inline constexpr double kMargin = 8;       ///< around the whole figure
+inline constexpr double kMargin = 8;  ///< around the whole figure
 inline constexpr double kTickLength = 3;
-inline constexpr double kGap = 3;          ///< between a tick and its label, a label and its axis
+inline constexpr double kGap = 3;  ///< between a tick and its label, a label and its axis
 inline constexpr double kColorBarWidth = 10;
 inline constexpr double kMaxTokenLabelWidth = 70;  ///< longer tokens are elided
 

@@ -18,10 +18,10 @@ constexpr int kMaxTicksX = 7;
 constexpr int kMaxTicksY = 6;
 constexpr double kMarkerRadius = 2.2;
 constexpr double kLineWidth = 1.3;
-constexpr double kRightPad = 10;        // room for the last x tick label
-constexpr double kEndPad = 0.015;       // share of the x range added at both ends
-constexpr double kTopPad = 0.08;        // share of the y range added above the data
-constexpr double kBarFill = 0.8;        // share of a category band taken by its bars
+constexpr double kRightPad = 10;   // room for the last x tick label
+constexpr double kEndPad = 0.015;  // share of the x range added at both ends
+constexpr double kTopPad = 0.08;   // share of the y range added above the data
+constexpr double kBarFill = 0.8;   // share of a category band taken by its bars
 constexpr double kMaxBarThickness = 16;
 constexpr double kMaxCategoryLabel = 170;
 const QColor kReferenceColor(150, 60, 60);
@@ -65,7 +65,8 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
     if (!f.logY) yhi += (yhi - ylo) * kTopPad;  // headroom for reference labels and point labels
     if (std::isfinite(f.yMin)) ylo = f.yMin;
     if (std::isfinite(f.yMax)) yhi = f.yMax;
-    const bool discrete = std::any_of(f.series.begin(), f.series.end(), [](const LineSeries& s) { return s.stems || s.markers; });
+    const bool discrete =
+        std::any_of(f.series.begin(), f.series.end(), [](const LineSeries& s) { return s.stems || s.markers; });
     if (discrete && !f.logX) {  // stems and markers at the ends must not hide under the axes
         const double pad = (xhi - xlo) * kEndPad;
         xlo -= pad, xhi += pad;
@@ -99,16 +100,22 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
             p.setPen(QPen(c, 0.8));
             const double base = f.logY ? ya.min : std::max(0.0, ya.min);
             for (size_t i = 0; i < n; ++i)
-                if (std::isfinite(s.y[i])) p.drawLine(toPlot(plot, xa, ya, s.x[i], base), toPlot(plot, xa, ya, s.x[i], s.y[i]));
+                if (std::isfinite(s.y[i]))
+                    p.drawLine(toPlot(plot, xa, ya, s.x[i], base), toPlot(plot, xa, ya, s.x[i], s.y[i]));
         } else {
             QPainterPath path;
             bool open = false;
             for (size_t i = 0; i < n; ++i) {
                 const bool ok = std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && (!f.logY || s.y[i] > 0);
-                if (!ok) { open = false; continue; }
+                if (!ok) {
+                    open = false;
+                    continue;
+                }
                 const QPointF pt = toPlot(plot, xa, ya, s.x[i], s.y[i]);
-                if (open) path.lineTo(pt);
-                else path.moveTo(pt), open = true;
+                if (open)
+                    path.lineTo(pt);
+                else
+                    path.moveTo(pt), open = true;
             }
             p.setPen(QPen(c, kLineWidth, Qt::SolidLine, Qt::RoundCap, Qt::RoundJoin));
             p.drawPath(path);
@@ -117,7 +124,8 @@ void render(QPainter& p, const QRectF& rect, const LinePlotFigure& f) {
             p.setPen(Qt::NoPen);
             p.setBrush(c);
             for (size_t i = 0; i < n; ++i)
-                if (std::isfinite(s.y[i])) p.drawEllipse(toPlot(plot, xa, ya, s.x[i], s.y[i]), kMarkerRadius, kMarkerRadius);
+                if (std::isfinite(s.y[i]))
+                    p.drawEllipse(toPlot(plot, xa, ya, s.x[i], s.y[i]), kMarkerRadius, kMarkerRadius);
             p.setBrush(Qt::NoBrush);
         }
     }
@@ -172,7 +180,8 @@ void render(QPainter& p, const QRectF& rect, const BarChartFigure& f) {
         const double left = catW + kTickLength + 2 * kGap;
         double valueW = 0;  // the value printed after each bar
         if (ng == 1)
-            for (double v : f.groups.front().values) valueW = std::max(valueW, textWidth(tf, formatNumber(v)) + 2 * kGap);
+            for (double v : f.groups.front().values)
+                valueW = std::max(valueW, textWidth(tf, formatNumber(v)) + 2 * kGap);
         plot = QRectF(area.left() + left, area.top(), area.width() - left - kRightPad - valueW,
                       area.height() - xAxisHeight(f.valueLabel));
         drawGrid(p, plot, &va, nullptr, kMaxTicksX, 0);
@@ -204,19 +213,23 @@ void render(QPainter& p, const QRectF& rect, const BarChartFigure& f) {
             const bool hasErr = size_t(c) < grp.errLow.size() && size_t(c) < grp.errHigh.size();
             if (hasErr && std::isfinite(grp.errLow[size_t(c)]) && std::isfinite(grp.errHigh[size_t(c)])) {
                 p.setPen(QPen(Qt::black, 0.7));
-                const double e0 = va.unit(grp.errLow[size_t(c)]), e1 = std::clamp(va.unit(grp.errHigh[size_t(c)]), 0.0, 1.0);
+                const double e0 = va.unit(grp.errLow[size_t(c)]),
+                             e1 = std::clamp(va.unit(grp.errHigh[size_t(c)]), 0.0, 1.0);
                 const double mid = s + thick * 0.46;
                 if (f.horizontal)
-                    p.drawLine(QPointF(plot.left() + e0 * plot.width(), mid), QPointF(plot.left() + e1 * plot.width(), mid));
+                    p.drawLine(QPointF(plot.left() + e0 * plot.width(), mid),
+                               QPointF(plot.left() + e1 * plot.width(), mid));
                 else
-                    p.drawLine(QPointF(mid, plot.bottom() - e0 * plot.height()), QPointF(mid, plot.bottom() - e1 * plot.height()));
+                    p.drawLine(QPointF(mid, plot.bottom() - e0 * plot.height()),
+                               QPointF(mid, plot.bottom() - e1 * plot.height()));
             }
             if (f.horizontal && ng == 1) {  // value at the bar's end: exact numbers for the reader
                 p.setPen(Qt::black);
                 const QString t = formatNumber(v);
                 double end = bar.normalized().right();
                 if (hasErr && std::isfinite(grp.errHigh[size_t(c)]))  // past the whisker, not over it
-                    end = std::max(end, plot.left() + std::clamp(va.unit(grp.errHigh[size_t(c)]), 0.0, 1.0) * plot.width());
+                    end = std::max(end,
+                                   plot.left() + std::clamp(va.unit(grp.errHigh[size_t(c)]), 0.0, 1.0) * plot.width());
                 const double x = end + kGap;
                 p.drawText(QRectF(x, s, textWidth(tf, t) + 1, thick), Qt::AlignLeft | Qt::AlignVCenter, t);
             }
@@ -225,8 +238,8 @@ void render(QPainter& p, const QRectF& rect, const BarChartFigure& f) {
         const QString label = displayToken(f.categories[c], tf, kMaxCategoryLabel);
         if (f.horizontal) {
             const double y = plot.top() + (c + 0.5) * band;
-            p.drawText(QRectF(area.left(), y - lineHeight(tf) / 2, catW, lineHeight(tf)), Qt::AlignRight | Qt::AlignVCenter,
-                       label);
+            p.drawText(QRectF(area.left(), y - lineHeight(tf) / 2, catW, lineHeight(tf)),
+                       Qt::AlignRight | Qt::AlignVCenter, label);
         } else {
             const double x = plot.left() + (c + 0.5) * band;
             p.save();
@@ -266,10 +279,18 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
     // Pad linear axes so markers and labels at the extremes are not cut by the frame.
     constexpr double kPad = 0.08;
     constexpr double kLogPad = 1.6;  // a fifth of a decade on log axes
-    if (f.logX) xlo /= kLogPad, xhi *= kLogPad;
-    else { const double d = std::max((xhi - xlo) * kPad, std::abs(xhi) * kPad); xlo -= d, xhi += d; }
-    if (f.logY) ylo /= kLogPad, yhi *= kLogPad;
-    else { const double d = std::max((yhi - ylo) * kPad, std::abs(yhi) * kPad); ylo -= d, yhi += d; }
+    if (f.logX)
+        xlo /= kLogPad, xhi *= kLogPad;
+    else {
+        const double d = std::max((xhi - xlo) * kPad, std::abs(xhi) * kPad);
+        xlo -= d, xhi += d;
+    }
+    if (f.logY)
+        ylo /= kLogPad, yhi *= kLogPad;
+    else {
+        const double d = std::max((yhi - ylo) * kPad, std::abs(yhi) * kPad);
+        ylo -= d, yhi += d;
+    }
     const Axis xa = makeAxis(xlo, xhi, f.logX), ya = makeAxis(ylo, yhi, f.logY);
     const QRectF plot = numericPlotRect(area, ya, f.xLabel, f.yLabel);
     drawGrid(p, plot, &xa, &ya, kMaxTicksX, kMaxTicksY);
@@ -278,7 +299,8 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
     std::vector<size_t> valid;
     for (size_t i = 0; i < f.points.size(); ++i) {
         const auto& pt = f.points[i];
-        if (std::isfinite(pt.x) && std::isfinite(pt.y) && (!f.logX || pt.x > 0) && (!f.logY || pt.y > 0)) valid.push_back(i);
+        if (std::isfinite(pt.x) && std::isfinite(pt.y) && (!f.logX || pt.x > 0) && (!f.logY || pt.y > 0))
+            valid.push_back(i);
     }
     if (f.paretoFrontier && valid.size() > 1) {
         // Sorted by x, a point is on the frontier when its y beats every point left of it.
@@ -291,8 +313,10 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
         for (size_t i : order) {
             if (f.points[i].y >= best) continue;
             const QPointF pt = toPlot(plot, xa, ya, f.points[i].x, f.points[i].y);
-            if (path.elementCount() == 0) path.moveTo(pt);
-            else path.lineTo(QPointF(pt.x(), path.currentPosition().y())), path.lineTo(pt);
+            if (path.elementCount() == 0)
+                path.moveTo(pt);
+            else
+                path.lineTo(QPointF(pt.x(), path.currentPosition().y())), path.lineTo(pt);
             best = f.points[i].y;
         }
         p.setPen(QPen(kFrontierColor, 0.9, Qt::DashLine));
@@ -311,7 +335,8 @@ void render(QPainter& p, const QRectF& rect, const ScatterFigure& f) {
         const double w = textWidth(tf, pt.label);
         const double x = c.x() + kGap * 2 + w > plot.right() ? c.x() - kGap * 2 - w : c.x() + kGap * 2;
         // Above the point: the frontier's horizontal runs pass through the point's own height.
-        p.drawText(QRectF(x, c.y() - lineHeight(tf) - 1, w + 1, lineHeight(tf)), Qt::AlignLeft | Qt::AlignVCenter, pt.label);
+        p.drawText(QRectF(x, c.y() - lineHeight(tf) - 1, w + 1, lineHeight(tf)), Qt::AlignLeft | Qt::AlignVCenter,
+                   pt.label);
     }
     drawXAxis(p, plot, xa, f.xLabel, kMaxTicksX);
     drawYAxis(p, plot, ya, f.yLabel, kMaxTicksY);

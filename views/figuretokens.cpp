@@ -14,7 +14,7 @@ using namespace fig;
 
 namespace {
 constexpr double kMaxRowHeight = 14;
-constexpr double kColumnGap = 120;      // between the two token columns, where lines run
+constexpr double kColumnGap = 120;  // between the two token columns, where lines run
 constexpr double kLineWidth = 1.6;
 constexpr double kPanelGap = 10;
 constexpr int kMaxDimTicks = 8;
@@ -89,17 +89,18 @@ void render(QPainter& p, const QRectF& rect, const TokenFigure& f) {
                 QColor c = base;
                 c.setAlphaF(tokenLineOpacity(a));
                 p.setPen(QPen(c, kLineWidth, Qt::SolidLine, Qt::RoundCap));
-                p.drawLine(QPointF(lineL, rowCenter(area.top(), rowH, i)), QPointF(lineR, rowCenter(area.top(), rowH, j)));
+                p.drawLine(QPointF(lineL, rowCenter(area.top(), rowH, i)),
+                           QPointF(lineR, rowCenter(area.top(), rowH, j)));
             }
         }
     }
     p.setPen(Qt::black);
     for (int i = 0; i < nq; ++i)
-        p.drawText(QRectF(leftX, rowCenter(area.top(), rowH, i) - rowH / 2, colW, rowH), Qt::AlignRight | Qt::AlignVCenter,
-                   displayToken(f.queryTokens[i], rowFont));
+        p.drawText(QRectF(leftX, rowCenter(area.top(), rowH, i) - rowH / 2, colW, rowH),
+                   Qt::AlignRight | Qt::AlignVCenter, displayToken(f.queryTokens[i], rowFont));
     for (int j = 0; j < nk; ++j)
-        p.drawText(QRectF(rightX, rowCenter(area.top(), rowH, j) - rowH / 2, colW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
-                   displayToken(f.keyTokens[j], rowFont));
+        p.drawText(QRectF(rightX, rowCenter(area.top(), rowH, j) - rowH / 2, colW, rowH),
+                   Qt::AlignLeft | Qt::AlignVCenter, displayToken(f.keyTokens[j], rowFont));
     p.restore();
 }
 
@@ -141,7 +142,8 @@ void render(QPainter& p, const QRectF& rect, const NeuronFigure& f) {
     }
     const Axis dimAxis = makeAxis(-0.5, double(d) - 0.5, false);
     for (int k = 0; k < kPanels; ++k) {
-        const QRectF plot(area.left() + left, area.top() + k * (panelH + kPanelGap), area.width() - left - kGap, panelH);
+        const QRectF plot(area.left() + left, area.top() + k * (panelH + kPanelGap), area.width() - left - kGap,
+                          panelH);
         const Axis& ya = axes[size_t(k)];
         drawGrid(p, plot, nullptr, &ya, 0, kPanelTicks);
         const double barW = plot.width() / double(d);
@@ -151,7 +153,8 @@ void render(QPainter& p, const QRectF& rect, const NeuronFigure& f) {
             const double v = panels[k].v[i];
             const double y = plot.bottom() - ya.unit(v) * plot.height();
             p.setBrush(v >= 0 ? kPositive : kNegative);
-            p.drawRect(QRectF(plot.left() + i * barW + barW * 0.1, std::min(y, zeroY), barW * 0.8, std::abs(zeroY - y)));
+            p.drawRect(
+                QRectF(plot.left() + i * barW + barW * 0.1, std::min(y, zeroY), barW * 0.8, std::abs(zeroY - y)));
         }
         p.setBrush(Qt::NoBrush);
         p.setPen(QPen(Qt::black, 0.5));

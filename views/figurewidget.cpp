@@ -12,25 +12,19 @@ constexpr double kMinScreenTextPx = 10;  ///< the figure's smallest text (tick l
 constexpr double kMaxScale = 2.0;        ///< beyond this large widgets get more room, not bigger text
 }  // namespace
 
-FigureWidget::FigureWidget(QWidget* parent) : QWidget(parent)
-{
-    setMinimumSize(200, 150);
-}
+FigureWidget::FigureWidget(QWidget* parent) : QWidget(parent) { setMinimumSize(200, 150); }
 
-void FigureWidget::setFigure(std::optional<Figure> figure)
-{
+void FigureWidget::setFigure(std::optional<Figure> figure) {
     m_figure = std::move(figure);
     update();
 }
 
-void FigureWidget::setPlaceholder(const QString& text)
-{
+void FigureWidget::setPlaceholder(const QString& text) {
     m_placeholder = text;
     update();
 }
 
-void FigureWidget::paintEvent(QPaintEvent*)
-{
+void FigureWidget::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);
     if (!m_figure) {
@@ -46,11 +40,9 @@ void FigureWidget::paintEvent(QPaintEvent*)
     renderFigure(p, QRectF(QPointF(0, 0), QSizeF(size()) / s), *m_figure);
 }
 
-double FigureWidget::scale() const
-{
+double FigureWidget::scale() const {
     const double readable = kMinScreenTextPx / fig::kTickSize;
-    if (!m_figure)
-        return readable;
+    if (!m_figure) return readable;
     const QSizeF page = preferredFigureSize(*m_figure);
     const double fit = std::min(width() / page.width(), height() / page.height());
     return std::clamp(fit, readable, std::max(readable, kMaxScale));

@@ -28,51 +28,52 @@ struct RoleName {
     const char* shortName;
     const char* meaning;
 };
-const std::map<std::string, RoleName>& roleNames()
-{
+const std::map<std::string, RoleName>& roleNames() {
     static const std::map<std::string, RoleName> names = {
-        {"induction", {"ind", "induction"}},         {"duplicate-token", {"dup", "duplicate token"}},
-        {"previous-token", {"prev", "previous token"}}, {"next-token", {"next", "next token"}},
-        {"document", {"doc", "document"}},           {"local", {"local", "local band"}},
-        {"sink", {"sink", "first-token sink"}},       {"hidden-sink", {"hsink", "hidden sink"}},
-        {"vertical", {"vert", "vertical"}},           {"slash", {"slash", "slash (diagonals)"}},
-        {"broad", {"broad", "broad"}},               {"mixed", {"mix", "mixed"}},
+        {"induction", {"ind", "induction"}},
+        {"duplicate-token", {"dup", "duplicate token"}},
+        {"previous-token", {"prev", "previous token"}},
+        {"next-token", {"next", "next token"}},
+        {"document", {"doc", "document"}},
+        {"local", {"local", "local band"}},
+        {"sink", {"sink", "first-token sink"}},
+        {"hidden-sink", {"hsink", "hidden sink"}},
+        {"vertical", {"vert", "vertical"}},
+        {"slash", {"slash", "slash (diagonals)"}},
+        {"broad", {"broad", "broad"}},
+        {"mixed", {"mix", "mixed"}},
     };
     return names;
 }
 }  // namespace
 
-QString roleAbbreviation(const std::string& label)
-{
+QString roleAbbreviation(const std::string& label) {
     const auto it = roleNames().find(label);
     return it != roleNames().end() ? QString::fromLatin1(it->second.shortName) : QString::fromStdString(label);
 }
 
 std::optional<double> headMetric(const AnalysisRunner& analysis, HeadId id, HeadMetric metric, double gamma,
-                                 int blockSize, QString* text)
-{
+                                 int blockSize, QString* text) {
     const HeadAnalysis* h = analysis.head(id.layer, id.head);
-    if (!h || metric == HeadMetric::None)
-        return std::nullopt;
+    if (!h || metric == HeadMetric::None) return std::nullopt;
     double value = 0;
     QString label;
     switch (metric) {
-    case HeadMetric::None:
-        return std::nullopt;
+    case HeadMetric::None: return std::nullopt;
     case HeadMetric::Entropy:
         value = h->stats.entropyNormalized;
         label = QStringLiteral("H=%1").arg(h->stats.entropyNormalized, 0, 'f', 2);
         break;
     case HeadMetric::SinkScore: {
-        const float top = h->sinks.alpha.empty() ? 0.f : *std::max_element(h->sinks.alpha.begin(), h->sinks.alpha.end());
+        const float top =
+            h->sinks.alpha.empty() ? 0.f : *std::max_element(h->sinks.alpha.begin(), h->sinks.alpha.end());
         value = double(top);
         label = QStringLiteral("α=%1").arg(double(top), 0, 'f', 2);
         break;
     }
     case HeadMetric::Density: {
         const GammaCoverage* c = h->coverage(blockSize, gamma);
-        if (!c)
-            return std::nullopt;
+        if (!c) return std::nullopt;
         value = c->density;
         label = QStringLiteral("%1%").arg(c->density * 100, 0, 'f', 0);
         break;
@@ -87,8 +88,7 @@ std::optional<double> headMetric(const AnalysisRunner& analysis, HeadId id, Head
     case HeadMetric::JsCluster: {
         // Position in the average-linkage leaf order: heads that cluster together get near colours.
         const HeadSimilarity* s = analysis.similarity(id.layer);
-        if (!s || s->order.empty())
-            return std::nullopt;
+        if (!s || s->order.empty()) return std::nullopt;
         const auto it = std::find(s->order.begin(), s->order.end(), id.head);
         const int rank = int(it - s->order.begin());
         value = s->order.size() > 1 ? double(rank) / double(s->order.size() - 1) : 0.0;
@@ -96,14 +96,12 @@ std::optional<double> headMetric(const AnalysisRunner& analysis, HeadId id, Head
         break;
     }
     }
-    if (text)
-        *text = label;
+    if (text) *text = label;
     return std::clamp(value, 0.0, 1.0);
 }
 
 HeadGrid::HeadGrid(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session), m_analysis(analysis)
-{
+    : QWidget(parent), m_session(session), m_analysis(analysis) {
     m_metric = new QComboBox(this);
     m_metric->addItems({tr("No metric"), tr("Entropy (normalized)"), tr("Sink score (max α)"), tr("Density at γ"),
                         tr("Role score"), tr("JS cluster order")});
@@ -152,8 +150,8 @@ HeadGrid::HeadGrid(TraceSession* session, AnalysisRunner* analysis, QWidget* par
         else
             m_analysis->run();
     });
-    for (auto signal : {&AnalysisRunner::analysisStarted, &AnalysisRunner::analysisFinished,
-                        &AnalysisRunner::analysisCancelled})
+    for (auto signal :
+         {&AnalysisRunner::analysisStarted, &AnalysisRunner::analysisFinished, &AnalysisRunner::analysisCancelled})
         connect(analysis, signal, this, &HeadGrid::updateAnalysisStatus);
     connect(analysis, &AnalysisRunner::layerFinished, this, [this] {
         updateAnalysisStatus();
@@ -172,8 +170,7 @@ HeadGrid::HeadGrid(TraceSession* session, AnalysisRunner* analysis, QWidget* par
     updateLegend();
 }
 
-void HeadGrid::updateAnalysisStatus()
-{
+void HeadGrid::updateAnalysisStatus() {
     const bool open = m_session->isOpen();
     const bool running = m_analysis->isRunning();
     const bool done = bool(m_analysis->result());
@@ -186,8 +183,8 @@ void HeadGrid::updateAnalysisStatus()
                                  : tr("Analyse every head: sinks, sparsity, roles (Analysis ▸ Run Analysis, Ctrl+R)"));
     m_progress->setValue(int(m_analysis->progress() * kProgressSteps));
     if (running)
-        m_status->setText(tr("Analysing: %1 of %2 layers · %3%")
-                              .arg(layers).arg(total).arg(int(m_analysis->progress() * 100)));
+        m_status->setText(
+            tr("Analysing: %1 of %2 layers · %3%").arg(layers).arg(total).arg(int(m_analysis->progress() * 100)));
     else if (layers > 0 && !done)
         m_status->setText(tr("Analysis stopped after %1 of %2 layers").arg(layers).arg(total));
     else
@@ -199,48 +196,32 @@ void HeadGrid::updateAnalysisStatus()
     m_canvas->update();
 }
 
-void HeadGrid::updateLegend()
-{
+void HeadGrid::updateLegend() {
     // Only the roles the grid shows, so the line stays short.
     std::set<std::string> shown;
     if (m_canvas->metric == HeadMetric::RoleScore && m_session->isOpen())
         for (int l = 0; l < m_session->trace()->numLayers(); ++l)
             for (int h = 0; h < m_session->trace()->config(l).heads; ++h)
-                if (const HeadAnalysis* a = m_analysis->head(l, h))
-                    shown.insert(a->role.label);
+                if (const HeadAnalysis* a = m_analysis->head(l, h)) shown.insert(a->role.label);
     QStringList parts;
     for (const std::string& label : shown) {
         const auto it = roleNames().find(label);
-        if (it != roleNames().end() && QString::fromLatin1(it->second.shortName) != QString::fromLatin1(it->second.meaning))
+        if (it != roleNames().end() &&
+            QString::fromLatin1(it->second.shortName) != QString::fromLatin1(it->second.meaning))
             parts << QStringLiteral("%1 = %2").arg(QString::fromLatin1(it->second.shortName), tr(it->second.meaning));
     }
     m_legend->setText(parts.join(QStringLiteral(" · ")));
     m_legend->setVisible(!parts.isEmpty());
 }
 
-QString HeadGrid::analysisStatus() const
-{
-    return m_status->isHidden() ? QString() : m_status->text();
-}
+QString HeadGrid::analysisStatus() const { return m_status->isHidden() ? QString() : m_status->text(); }
 
-HeadMetric HeadGrid::metric() const
-{
-    return m_canvas->metric;
-}
+HeadMetric HeadGrid::metric() const { return m_canvas->metric; }
 
-void HeadGrid::setMetric(HeadMetric metric)
-{
-    m_metric->setCurrentIndex(int(metric));
-}
+void HeadGrid::setMetric(HeadMetric metric) { m_metric->setCurrentIndex(int(metric)); }
 
-int HeadGrid::thumbnailsReady() const
-{
-    return m_canvas->thumbnailsReady();
-}
+int HeadGrid::thumbnailsReady() const { return m_canvas->thumbnailsReady(); }
 
-void HeadGrid::clickHead(HeadId head, bool shift)
-{
-    m_canvas->click(head, shift);
-}
+void HeadGrid::clickHead(HeadId head, bool shift) { m_canvas->click(head, shift); }
 
 }  // namespace attnscope

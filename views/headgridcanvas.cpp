@@ -15,27 +15,23 @@
 namespace attnscope {
 
 namespace {
-constexpr int kThumbCells = 48;             ///< thumbnail resolution (cells per side)
+constexpr int kThumbCells = 48;  ///< thumbnail resolution (cells per side)
 constexpr double kLabelWidth = 28, kHeaderHeight = 16;
 constexpr double kMinCell = 20, kMaxCell = 96;
-constexpr double kFrame = 4;                ///< metric frame width
-constexpr int kThumbPriority = -1;          ///< below the visible map's jobs
-constexpr int kPendingAlpha = 150;          ///< veil over layers the running analysis has not reached
-constexpr int kLabelBandAlpha = 110;        ///< dark band under a cell's label
-constexpr double kLabelScale = 0.8;         ///< grid text, of the widget font
-constexpr double kSmallLabelScale = 0.7;    ///< a cell label that does not fit at kLabelScale
+constexpr double kFrame = 4;              ///< metric frame width
+constexpr int kThumbPriority = -1;        ///< below the visible map's jobs
+constexpr int kPendingAlpha = 150;        ///< veil over layers the running analysis has not reached
+constexpr int kLabelBandAlpha = 110;      ///< dark band under a cell's label
+constexpr double kLabelScale = 0.8;       ///< grid text, of the widget font
+constexpr double kSmallLabelScale = 0.7;  ///< a cell label that does not fit at kLabelScale
 const QString kMetricColormap = QStringLiteral("magma");
 const QString kTagPrefix = QStringLiteral("head:thumb:");
 
-quint64 keyOf(HeadId h)
-{
-    return (quint64(uint32_t(h.layer)) << 32) | uint32_t(h.head);
-}
+quint64 keyOf(HeadId h) { return (quint64(uint32_t(h.layer)) << 32) | uint32_t(h.head); }
 }  // namespace
 
 HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session), m_analysis(analysis)
-{
+    : QWidget(parent), m_session(session), m_analysis(analysis) {
     setMouseTracking(true);
     QSizePolicy policy(QSizePolicy::Preferred, QSizePolicy::Preferred);
     policy.setHeightForWidth(true);
@@ -53,8 +49,7 @@ HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, 
     connect(analysis, &AnalysisRunner::layerFinished, this, qOverload<>(&QWidget::update));
 }
 
-void HeadGridCanvas::requestThumbnails()
-{
+void HeadGridCanvas::requestThumbnails() {
     m_thumbs.clear();
     updateGeometry();
     const auto trace = m_session->trace();
@@ -81,75 +76,61 @@ void HeadGridCanvas::requestThumbnails()
     update();
 }
 
-void HeadGridCanvas::showThumbnail(const MapResult& r)
-{
+void HeadGridCanvas::showThumbnail(const MapResult& r) {
     MapColoring c;
     c.vmax = pooledMaximum(r.map, false);
-    m_thumbs.insert(keyOf({r.request.layer, r.request.head}), colorizeMap(r.map, c, true, palette().color(QPalette::Mid)));
+    m_thumbs.insert(keyOf({r.request.layer, r.request.head}),
+                    colorizeMap(r.map, c, true, palette().color(QPalette::Mid)));
     update(cellRect({r.request.layer, r.request.head}).toAlignedRect());
 }
 
-int HeadGridCanvas::maxHeads() const
-{
-    if (!m_session->isOpen())
-        return 1;
+int HeadGridCanvas::maxHeads() const {
+    if (!m_session->isOpen()) return 1;
     int n = 1;
-    for (int l = 0; l < m_session->trace()->numLayers(); ++l)
-        n = std::max(n, m_session->trace()->config(l).heads);
+    for (int l = 0; l < m_session->trace()->numLayers(); ++l) n = std::max(n, m_session->trace()->config(l).heads);
     return n;
 }
 
-double HeadGridCanvas::cellSize(int w) const
-{
-    return std::clamp((w - kLabelWidth) / maxHeads(), kMinCell, kMaxCell);
-}
+double HeadGridCanvas::cellSize(int w) const { return std::clamp((w - kLabelWidth) / maxHeads(), kMinCell, kMaxCell); }
 
-int HeadGridCanvas::heightForWidth(int w) const
-{
+int HeadGridCanvas::heightForWidth(int w) const {
     const int layers = m_session->isOpen() ? m_session->trace()->numLayers() : 1;
     return int(kHeaderHeight + layers * cellSize(w)) + 2;
 }
 
-QSize HeadGridCanvas::sizeHint() const
-{
+QSize HeadGridCanvas::sizeHint() const {
     const int w = int(kLabelWidth + maxHeads() * kMinCell * 1.5);
     return {w, heightForWidth(w)};
 }
 
-QRectF HeadGridCanvas::cellRect(HeadId h) const
-{
+QRectF HeadGridCanvas::cellRect(HeadId h) const {
     const double c = cellSize(width());
     return {kLabelWidth + h.head * c, kHeaderHeight + h.layer * c, c, c};
 }
 
-std::optional<HeadId> HeadGridCanvas::headAt(QPointF pos) const
-{
-    if (!m_session->isOpen())
-        return std::nullopt;
+std::optional<HeadId> HeadGridCanvas::headAt(QPointF pos) const {
+    if (!m_session->isOpen()) return std::nullopt;
     const double c = cellSize(width());
     const int head = int(std::floor((pos.x() - kLabelWidth) / c));
     const int layer = int(std::floor((pos.y() - kHeaderHeight) / c));
-    if (layer < 0 || layer >= m_session->trace()->numLayers() || head < 0 || head >= m_session->trace()->config(layer).heads)
+    if (layer < 0 || layer >= m_session->trace()->numLayers() || head < 0 ||
+        head >= m_session->trace()->config(layer).heads)
         return std::nullopt;
     return HeadId{layer, head};
 }
 
-void HeadGridCanvas::click(HeadId head, bool shift)
-{
+void HeadGridCanvas::click(HeadId head, bool shift) {
     if (shift)
         m_session->toggleCompared(head);
     else
         m_session->select(head);
 }
 
-void HeadGridCanvas::mousePressEvent(QMouseEvent* e)
-{
-    if (const auto h = headAt(e->position()))
-        click(*h, e->modifiers() & Qt::ShiftModifier);
+void HeadGridCanvas::mousePressEvent(QMouseEvent* e) {
+    if (const auto h = headAt(e->position())) click(*h, e->modifiers() & Qt::ShiftModifier);
 }
 
-void HeadGridCanvas::mouseMoveEvent(QMouseEvent* e)
-{
+void HeadGridCanvas::mouseMoveEvent(QMouseEvent* e) {
     const auto h = headAt(e->position());
     if (!h) {
         QToolTip::hideText();
@@ -157,17 +138,16 @@ void HeadGridCanvas::mouseMoveEvent(QMouseEvent* e)
     }
     QString tip = tr("Layer %1, head %2").arg(h->layer).arg(h->head);
     if (const HeadAnalysis* a = m_analysis->head(h->layer, h->head))
-        tip += QStringLiteral("\n%1: %2").arg(QString::fromStdString(a->role.label), QString::fromStdString(a->role.evidence));
+        tip += QStringLiteral("\n%1: %2")
+                   .arg(QString::fromStdString(a->role.label), QString::fromStdString(a->role.evidence));
     tip += tr("\nClick: show · Shift-click: compare");
     QToolTip::showText(e->globalPosition().toPoint(), tip, this);
 }
 
-void HeadGridCanvas::paintEvent(QPaintEvent*)
-{
+void HeadGridCanvas::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.fillRect(rect(), palette().color(QPalette::Base));
-    if (!m_session->isOpen())
-        return;
+    if (!m_session->isOpen()) return;
     const Trace& t = *m_session->trace();
     const double c = cellSize(width());
     QFont f = font();
@@ -208,8 +188,8 @@ void HeadGridCanvas::paintEvent(QPaintEvent*)
             const QFontMetricsF& lfm = fits ? fm : smallFm;
             if (value && c >= 2 * kMinCell && lfm.horizontalAdvance(text) <= textRect.width()) {
                 // On a dark band, so the text reads on any thumbnail.
-                const QRectF band(textRect.left() - 1, textRect.bottom() - lfm.height(), lfm.horizontalAdvance(text) + 2,
-                                  lfm.height());
+                const QRectF band(textRect.left() - 1, textRect.bottom() - lfm.height(),
+                                  lfm.horizontalAdvance(text) + 2, lfm.height());
                 p.fillRect(band, QColor(0, 0, 0, kLabelBandAlpha));
                 p.setPen(Qt::white);
                 p.setFont(fits ? f : small);

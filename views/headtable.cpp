@@ -14,14 +14,13 @@ constexpr int kRowPadding = 6;
 constexpr int kEqualShare = 1000;  ///< splitter sizes: table and plots half each
 }  // namespace
 
-QString analysisPrompt()
-{
-    return QObject::tr("Sinks, sparsity and head roles appear here once the analysis has run: it starts when a trace "
-                       "opens, with its progress above the head grid (Analysis ▸ Run Analysis, Ctrl+R, runs it again).");
+QString analysisPrompt() {
+    return QObject::tr(
+        "Sinks, sparsity and head roles appear here once the analysis has run: it starts when a trace "
+        "opens, with its progress above the head grid (Analysis ▸ Run Analysis, Ctrl+R, runs it again).");
 }
 
-QTableWidget* createHeadTable(TraceSession* session, QWidget* parent)
-{
+QTableWidget* createHeadTable(TraceSession* session, QWidget* parent) {
     auto* table = new QTableWidget(parent);
     table->verticalHeader()->hide();
     table->verticalHeader()->setDefaultSectionSize(table->fontMetrics().height() + kRowPadding);
@@ -30,13 +29,13 @@ QTableWidget* createHeadTable(TraceSession* session, QWidget* parent)
     table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     table->setSelectionBehavior(QAbstractItemView::SelectRows);
     QObject::connect(table, &QTableWidget::cellClicked, session, [table, session](int row, int) {
-        session->select({table->item(row, 0)->data(Qt::DisplayRole).toInt(), table->item(row, 1)->data(Qt::DisplayRole).toInt()});
+        session->select(
+            {table->item(row, 0)->data(Qt::DisplayRole).toInt(), table->item(row, 1)->data(Qt::DisplayRole).toInt()});
     });
     return table;
 }
 
-void setHeadCells(QTableWidget* table, int row, int layer, int head)
-{
+void setHeadCells(QTableWidget* table, int row, int layer, int head) {
     for (int column : {0, 1}) {
         auto* item = new QTableWidgetItem;
         item->setData(Qt::DisplayRole, column == 0 ? layer : head);
@@ -44,8 +43,7 @@ void setHeadCells(QTableWidget* table, int row, int layer, int head)
     }
 }
 
-QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent)
-{
+QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent) {
     left->setPlaceholder(analysisPrompt());
     right->setPlaceholder(analysisPrompt());
     auto* plots = new QSplitter(Qt::Horizontal, parent);

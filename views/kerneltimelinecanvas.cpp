@@ -16,17 +16,17 @@
 namespace attnscope {
 namespace {
 constexpr double kWheelZoomPerUnit = 1.0025;  // per angleDelta unit: one notch (120) ≈ 1.35×
-constexpr double kMinLabelPx = 40;              // kernel names are drawn inside boxes at least this wide
+constexpr double kMinLabelPx = 40;            // kernel names are drawn inside boxes at least this wide
 constexpr float kSecondsPerFrameFallback = 1.0f / 60.0f;
 constexpr int kAxisTicks = 8;
 
 ImU32 variantColour(int track) {
     // Tableau-like palette: adjacent tracks differ clearly.
-    static const ImU32 palette[] = {IM_COL32(78, 121, 167, 255), IM_COL32(242, 142, 43, 255),
-                                    IM_COL32(225, 87, 89, 255),  IM_COL32(118, 183, 178, 255),
-                                    IM_COL32(89, 161, 79, 255),  IM_COL32(237, 201, 72, 255),
+    static const ImU32 palette[] = {IM_COL32(78, 121, 167, 255),  IM_COL32(242, 142, 43, 255),
+                                    IM_COL32(225, 87, 89, 255),   IM_COL32(118, 183, 178, 255),
+                                    IM_COL32(89, 161, 79, 255),   IM_COL32(237, 201, 72, 255),
                                     IM_COL32(176, 122, 161, 255), IM_COL32(255, 157, 167, 255),
-                                    IM_COL32(156, 117, 95, 255), IM_COL32(186, 176, 172, 255)};
+                                    IM_COL32(156, 117, 95, 255),  IM_COL32(186, 176, 172, 255)};
     return palette[size_t(track) % (sizeof palette / sizeof palette[0])];
 }
 
@@ -91,14 +91,19 @@ QString KernelTimelineCanvas::detailsAt(QPointF pos) const {
             .arg(QString::fromStdString(r.name), variant)
             .arg(r.sample)
             .arg(formatTime(r.durationUs), formatTime(r.startUs));
-    return QStringLiteral("%1\nvariant %2 · sample %3\nduration %4 · start %5\ngrid [%6,%7,%8] · block [%9,%10,%11]\n"
-                          "registers/thread %12 · shared memory %13 B (static %14 + dynamic %15)\n"
-                          "stream %16 · correlation %17 · external id %18")
+    return QStringLiteral(
+               "%1\nvariant %2 · sample %3\nduration %4 · start %5\ngrid [%6,%7,%8] · block [%9,%10,%11]\n"
+               "registers/thread %12 · shared memory %13 B (static %14 + dynamic %15)\n"
+               "stream %16 · correlation %17 · external id %18")
         .arg(QString::fromStdString(r.name), variant)
         .arg(r.sample)
         .arg(formatTime(r.durationUs), formatTime(r.startUs))
-        .arg(r.grid[0]).arg(r.grid[1]).arg(r.grid[2])
-        .arg(r.block[0]).arg(r.block[1]).arg(r.block[2])
+        .arg(r.grid[0])
+        .arg(r.grid[1])
+        .arg(r.grid[2])
+        .arg(r.block[0])
+        .arg(r.block[1])
+        .arg(r.block[2])
         .arg(r.registers)
         .arg(r.staticSharedBytes + r.dynamicSharedBytes)
         .arg(r.staticSharedBytes)

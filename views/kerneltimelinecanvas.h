@@ -18,7 +18,7 @@ namespace attnscope {
 class KernelTimelineCanvas : public QOpenGLWidget {
     Q_OBJECT
 public:
-    static constexpr double kLabelWidth = 170;   ///< track-name column, pixels
+    static constexpr double kLabelWidth = 170;  ///< track-name column, pixels
     static constexpr double kTrackHeight = 22;
     static constexpr double kAxisHeight = 22;
 

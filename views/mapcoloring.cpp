@@ -11,8 +11,7 @@ namespace attnscope {
 namespace {
 constexpr float kTinyValue = 1e-12f;
 
-const std::array<QRgb, kColorLevels>& lut(const QString& name)
-{
+const std::array<QRgb, kColorLevels>& lut(const QString& name) {
     // One table per colormap name; the views only use a couple of names.
     static thread_local QString cachedName;
     static thread_local std::array<QRgb, kColorLevels> table{};
@@ -26,41 +25,29 @@ const std::array<QRgb, kColorLevels>& lut(const QString& name)
 size_t level(double unit) { return size_t(std::lround(unit * (kColorLevels - 1))); }
 }  // namespace
 
-float MapColoring::vmin() const
-{
-    return logScale ? float(logScaleFloor(double(vmax))) : 0.0f;
-}
+float MapColoring::vmin() const { return logScale ? float(logScaleFloor(double(vmax))) : 0.0f; }
 
-double MapColoring::unit(float v) const
-{
-    if (!(vmax > 0))
-        return 0.0;
+double MapColoring::unit(float v) const {
+    if (!(vmax > 0)) return 0.0;
     const double t = logScale ? scaleValue(v, ColorScale::Log, logScaleFloor(double(vmax)), double(vmax))
                               : scaleValue(v, ColorScale::Linear, 0.0, double(vmax));
     return std::isnan(t) ? 0.0 : t;
 }
 
-QRgb MapColoring::color(float v) const
-{
-    return lut(colormap)[level(unit(v))];
-}
+QRgb MapColoring::color(float v) const { return lut(colormap)[level(unit(v))]; }
 
-const std::vector<float>& pooledValues(const AttentionMap& map, bool maxPooling)
-{
+const std::vector<float>& pooledValues(const AttentionMap& map, bool maxPooling) {
     return maxPooling ? map.max : map.mean;
 }
 
-float pooledMaximum(const AttentionMap& map, bool maxPooling)
-{
+float pooledMaximum(const AttentionMap& map, bool maxPooling) {
     float m = kTinyValue;
     for (float v : pooledValues(map, maxPooling))
-        if (std::isfinite(v))
-            m = std::max(m, v);
+        if (std::isfinite(v)) m = std::max(m, v);
     return m;
 }
 
-QImage colorizeMap(const AttentionMap& map, const MapColoring& coloring, bool shadeMasked, QColor maskColor)
-{
+QImage colorizeMap(const AttentionMap& map, const MapColoring& coloring, bool shadeMasked, QColor maskColor) {
     QImage image(std::max(map.width, 1), std::max(map.height, 1), QImage::Format_RGB32);
     const auto& values = pooledValues(map, coloring.maxPooling);
     const auto& table = lut(coloring.colormap);

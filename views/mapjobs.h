@@ -23,7 +23,7 @@ struct MapResult {
     MapRequest request;
     AttentionMap map;
     bool exact = true;
-    QString backend;   ///< HeadMap::backendLabel: "GPU <name>", "CPU", "CPU, sampled rows", …
+    QString backend;  ///< HeadMap::backendLabel: "GPU <name>", "CPU", "CPU, sampled rows", …
     double seconds = 0;
     /// The map coloured on the worker (so the GUI thread does no per-cell work), with the
     /// coloring used; its vmax is this map's own maximum.

@@ -15,35 +15,34 @@ namespace attnscope {
 namespace {
 constexpr double kZoomStep = 2.0;
 /// Mask variants offered as overlays (block-list variants need the analysis, see the coverage overlay).
-constexpr const char* kVariantOverlays[] = {"sliding:64", "sliding:256", "sliding:1024", "prefix:256", "dilated:256:2",
-                                            "document:4"};
-}
+constexpr const char* kVariantOverlays[] = {"sliding:64", "sliding:256",   "sliding:1024",
+                                            "prefix:256", "dilated:256:2", "document:4"};
+}  // namespace
 
-MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
-{
+MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session) {
     m_canvas = new AttentionMapCanvas(session, this);
     m_pooling = new QComboBox(this);
     m_pooling->addItems({tr("Mean pooling"), tr("Max pooling")});
-    m_pooling->setToolTip(tr("How the probabilities of a cell's (query, key) pairs are combined when a "
-                             "pixel covers several tokens"));
+    m_pooling->setToolTip(
+        tr("How the probabilities of a cell's (query, key) pairs are combined when a "
+           "pixel covers several tokens"));
     m_log = new QCheckBox(tr("Log scale"), this);
     m_excludeSinks = new QCheckBox(tr("Exclude sinks"), this);
-    m_excludeSinks->setToolTip(tr("Mask the detected sink keys out of the softmax and renormalize "
-                                  "(ACT with beta = 0). Run the analysis first to detect sinks."));
+    m_excludeSinks->setToolTip(
+        tr("Mask the detected sink keys out of the softmax and renormalize "
+           "(ACT with beta = 0). Run the analysis first to detect sinks."));
     m_mask = new QCheckBox(tr("Mask"), this);
     m_mask->setToolTip(tr("Shade the pairs the causal / window mask rules out"));
     m_sinks = new QCheckBox(tr("Sink columns"), this);
     m_variant = new QComboBox(this);
     m_variant->setToolTip(tr("Shade the pairs a sparse attention variant would skip"));
     m_variant->addItem(tr("No variant mask"), QString());
-    for (const char* v : kVariantOverlays)
-        m_variant->addItem(QString::fromLatin1(v), QString::fromLatin1(v));
+    for (const char* v : kVariantOverlays) m_variant->addItem(QString::fromLatin1(v), QString::fromLatin1(v));
 
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(4, 2, 4, 2);
     bar->addWidget(m_pooling);
-    for (QCheckBox* c : {m_log, m_mask, m_sinks, m_excludeSinks})
-        bar->addWidget(c);
+    for (QCheckBox* c : {m_log, m_mask, m_sinks, m_excludeSinks}) bar->addWidget(c);
     bar->addWidget(m_variant);
     bar->addStretch();
     auto addButton = [&](const QString& text, const QString& tip, auto fn) {
@@ -71,8 +70,7 @@ MapPanel::MapPanel(TraceSession* session, QWidget* parent) : QWidget(parent), m_
         connect(c, &QCheckBox::toggled, this, &MapPanel::pushOptions);
 }
 
-void MapPanel::syncFromOptions()
-{
+void MapPanel::syncFromOptions() {
     const ViewOptions& o = m_session->options();
     const QSignalBlocker b1(m_pooling), b2(m_log), b3(m_mask), b4(m_sinks), b5(m_excludeSinks), b6(m_variant);
     // A token not in the list (a user program from the variant editor) gets an item of its own.
@@ -90,8 +88,7 @@ void MapPanel::syncFromOptions()
     m_excludeSinks->setChecked(o.excludeSinks);
 }
 
-void MapPanel::pushOptions()
-{
+void MapPanel::pushOptions() {
     ViewOptions o = m_session->options();
     o.maxPooling = m_pooling->currentIndex() == 1;
     o.logScale = m_log->isChecked();
@@ -102,10 +99,8 @@ void MapPanel::pushOptions()
     m_session->setOptions(o);
 }
 
-std::optional<Figure> MapPanel::currentFigure() const
-{
-    if (!m_canvas->hasOverview())
-        return std::nullopt;
+std::optional<Figure> MapPanel::currentFigure() const {
+    if (!m_canvas->hasOverview()) return std::nullopt;
     return Figure(m_canvas->figure());
 }
 

@@ -5,32 +5,27 @@
 
 namespace attnscope {
 
-void MapViewport::reset(int64_t t, double w, double h)
-{
+void MapViewport::reset(int64_t t, double w, double h) {
     tokens = std::max<int64_t>(t, 0);
     width = std::max(w, 1.0);
     height = std::max(h, 1.0);
     fitAll();
 }
 
-double MapViewport::maxTokensPerPixel() const
-{
+double MapViewport::maxTokensPerPixel() const {
     const double side = std::max(1.0, std::min(width, height));
     return std::max(double(std::max<int64_t>(tokens, 1)) / side, minTokensPerPixel());
 }
 
-void MapViewport::fitAll()
-{
+void MapViewport::fitAll() {
     tokensPerPixel = maxTokensPerPixel();
     keyOrigin = 0;
     queryOrigin = 0;
     clamp();
 }
 
-void MapViewport::zoomAbout(double x, double y, double factor)
-{
-    if (!(factor > 0) || !std::isfinite(factor))
-        return;
+void MapViewport::zoomAbout(double x, double y, double factor) {
+    if (!(factor > 0) || !std::isfinite(factor)) return;
     const double key = xToKey(x);
     const double query = yToQuery(y);
     tokensPerPixel = std::clamp(tokensPerPixel / factor, minTokensPerPixel(), maxTokensPerPixel());
@@ -39,34 +34,29 @@ void MapViewport::zoomAbout(double x, double y, double factor)
     clamp();
 }
 
-void MapViewport::panPixels(double dx, double dy)
-{
+void MapViewport::panPixels(double dx, double dy) {
     keyOrigin -= dx * tokensPerPixel;
     queryOrigin -= dy * tokensPerPixel;
     clamp();
 }
 
-void MapViewport::resize(double w, double h)
-{
+void MapViewport::resize(double w, double h) {
     width = std::max(w, 1.0);
     height = std::max(h, 1.0);
     clamp();
 }
 
-int64_t MapViewport::keyAt(double x) const
-{
+int64_t MapViewport::keyAt(double x) const {
     const double k = std::floor(xToKey(x));
     return (k < 0 || k >= double(tokens)) ? -1 : int64_t(k);
 }
 
-int64_t MapViewport::queryAt(double y) const
-{
+int64_t MapViewport::queryAt(double y) const {
     const double q = std::floor(yToQuery(y));
     return (q < 0 || q >= double(tokens)) ? -1 : int64_t(q);
 }
 
-MapViewport::Range MapViewport::visible() const
-{
+MapViewport::Range MapViewport::visible() const {
     auto span = [this](double origin, double pixels) {
         const double t = double(tokens);
         const int64_t a = int64_t(std::clamp(std::floor(origin), 0.0, t));
@@ -78,8 +68,7 @@ MapViewport::Range MapViewport::visible() const
     return {q0, q1, k0, k1};
 }
 
-void MapViewport::clamp()
-{
+void MapViewport::clamp() {
     tokensPerPixel = std::clamp(tokensPerPixel, minTokensPerPixel(), maxTokensPerPixel());
     auto clampAxis = [this](double& origin, double pixels) {
         const double visibleTokens = pixels * tokensPerPixel;

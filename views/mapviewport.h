@@ -9,11 +9,11 @@ struct MapViewport {
     /// Most pixels one token may take when zoomed all the way in (room for a token label).
     static constexpr double kMaxPixelsPerToken = 48.0;
 
-    int64_t tokens = 0;       ///< T (queries and keys)
-    double width = 0;         ///< plot area in pixels
+    int64_t tokens = 0;  ///< T (queries and keys)
+    double width = 0;    ///< plot area in pixels
     double height = 0;
-    double keyOrigin = 0;     ///< key (column) at pixel x = 0
-    double queryOrigin = 0;   ///< query (row) at pixel y = 0
+    double keyOrigin = 0;    ///< key (column) at pixel x = 0
+    double queryOrigin = 0;  ///< query (row) at pixel y = 0
     double tokensPerPixel = 1;
 
     /// Sets the size and T, then shows the whole map.

@@ -36,10 +36,10 @@
 namespace attnscope {
 namespace {
 const QStringList kDefaultVariants = {"causal", "sliding:1024", "alibi", "softcap:30", "document:8", "linear"};
-const QStringList kOtherVariants = {"full", "prefix:1024", "dilated:512:2", "relbias:0.01", "topk:8", "gamma:0.9",
-                                    "vslash", "decode",
-                                    // cuDNN's fused SDPA with the same masks: the production baseline (GPU only).
-                                    "cudnn:causal", "cudnn:full", "cudnn:sliding:1024", "cudnn:alibi", "cudnn:softcap:30"};
+const QStringList kOtherVariants = {
+    "full", "prefix:1024", "dilated:512:2", "relbias:0.01", "topk:8", "gamma:0.9", "vslash", "decode",
+    // cuDNN's fused SDPA with the same masks: the production baseline (GPU only).
+    "cudnn:causal", "cudnn:full", "cudnn:sliding:1024", "cudnn:alibi", "cudnn:softcap:30"};
 constexpr int kProgressSteps = 1000;
 constexpr int kMaxTokens = 1 << 20;
 constexpr int kRelErrorColumn = 11;
@@ -169,8 +169,9 @@ void ProfilerPanel::buildUi() {
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(m_runButton);
     buttons->addWidget(m_cancelButton);
-    const std::pair<QString, QString> formats[] = {
-        {QStringLiteral("json"), tr("JSON")}, {QStringLiteral("csv"), tr("CSV")}, {QStringLiteral("perfetto"), tr("Perfetto")}};
+    const std::pair<QString, QString> formats[] = {{QStringLiteral("json"), tr("JSON")},
+                                                   {QStringLiteral("csv"), tr("CSV")},
+                                                   {QStringLiteral("perfetto"), tr("Perfetto")}};
     for (const auto& [format, name] : formats) {
         auto* b = new QPushButton(tr("Export %1…").arg(name));
         b->setEnabled(false);
@@ -233,8 +234,8 @@ void ProfilerPanel::updateSourceControls() {
     const bool trace = m_fromTrace->isChecked();
     m_layer->setEnabled(trace);
     m_head->setEnabled(trace);
-    for (QWidget* w : {static_cast<QWidget*>(m_batch), static_cast<QWidget*>(m_heads),
-                       static_cast<QWidget*>(m_tokens), static_cast<QWidget*>(m_headDim)})
+    for (QWidget* w : {static_cast<QWidget*>(m_batch), static_cast<QWidget*>(m_heads), static_cast<QWidget*>(m_tokens),
+                       static_cast<QWidget*>(m_headDim)})
         w->setEnabled(!trace);
 }
 
@@ -285,7 +286,9 @@ void ProfilerPanel::setSyntheticShape(int batch, int heads, int tokens, int head
     m_headDim->setValue(headDim);
 }
 
-void ProfilerPanel::setBackendChoice(BackendChoice choice) { m_backend->setCurrentIndex(m_backend->findData(int(choice))); }
+void ProfilerPanel::setBackendChoice(BackendChoice choice) {
+    m_backend->setCurrentIndex(m_backend->findData(int(choice)));
+}
 
 void ProfilerPanel::setMaxSamples(int samples) { m_maxSamples->setValue(samples); }
 
@@ -306,7 +309,8 @@ ProfileRequest ProfilerPanel::request() const {
     }
     r.shapes = {s};
     for (int i = 0; i < m_variantList->count(); ++i)
-        if (m_variantList->item(i)->checkState() == Qt::Checked) r.variants.push_back(itemToken(m_variantList->item(i)).toStdString());
+        if (m_variantList->item(i)->checkState() == Qt::Checked)
+            r.variants.push_back(itemToken(m_variantList->item(i)).toStdString());
     for (const std::string& t : splitVariantList(m_extraVariants->text().toStdString()))
         if (const QString s = QString::fromStdString(t).trimmed(); !s.isEmpty()) r.variants.push_back(s.toStdString());
     r.backend = BackendChoice(m_backend->currentData().toInt());
@@ -387,14 +391,16 @@ void ProfilerPanel::showResult(Result<ProfileReport> result) {
     m_report = std::move(*result);
     m_progress->setValue(kProgressSteps);
     m_status->setText(tr("done in %1 s").arg(m_report->wallSeconds, 0, 'f', 1));
-    QString label = tr("Backend: %1 — %2 (%3)")
-                        .arg(QString::fromStdString(m_report->backend), QString::fromStdString(m_report->backendDescription),
-                             QString::fromStdString(m_report->mode));
+    QString label =
+        tr("Backend: %1 — %2 (%3)")
+            .arg(QString::fromStdString(m_report->backend), QString::fromStdString(m_report->backendDescription),
+                 QString::fromStdString(m_report->mode));
     if (!m_report->fallbackReason.empty())
         label += "<br><b style='color:#b05000'>" + tr("CPU fallback: ") +
                  QString::fromStdString(m_report->fallbackReason).toHtmlEscaped() + "</b>";
     if (!m_report->metricsNote.empty())
-        label += "<br><span style='color:#b05000'>" + QString::fromStdString(m_report->metricsNote).toHtmlEscaped() + "</span>";
+        label += "<br><span style='color:#b05000'>" + QString::fromStdString(m_report->metricsNote).toHtmlEscaped() +
+                 "</span>";
     m_backendLabel->setText(label);
     if (!m_report->shapes.empty()) {
         const ShapeProfile& shape = m_report->shapes.front();
@@ -409,9 +415,10 @@ void ProfilerPanel::showResult(Result<ProfileReport> result) {
 }
 
 void ProfilerPanel::fillTable(const ShapeProfile& shape, const std::string& backend) {
-    const QStringList headers = {tr("variant"), tr("backend"), tr("median ms"), tr("min ms"), tr("IQR ms"),
-                                 tr("rel std"), tr("n"), tr("TFLOP/s"), tr("GB/s"), tr("ratio to dense"),
-                                 tr("density"), tr("rel error"), tr("recall"), tr("kernels / error")};
+    const QStringList headers = {tr("variant"), tr("backend"),        tr("median ms"), tr("min ms"),
+                                 tr("IQR ms"),  tr("rel std"),        tr("n"),         tr("TFLOP/s"),
+                                 tr("GB/s"),    tr("ratio to dense"), tr("density"),   tr("rel error"),
+                                 tr("recall"),  tr("kernels / error")};
     m_table->clear();
     m_table->setColumnCount(int(headers.size()));
     m_table->setHorizontalHeaderLabels(headers);
@@ -427,27 +434,41 @@ void ProfilerPanel::fillTable(const ShapeProfile& shape, const std::string& back
                                                   .arg(k.staticSharedBytes + k.dynamicSharedBytes)
                                             : QString::fromStdString(k.name));
         const QString relError = v.relError >= 0 ? cell(v.relError, 3) : v.accuracyNote.empty() ? cell(-1) : tr("n/a");
-        const QStringList cells = {QString::fromStdString(v.label) + (v.isDense ? tr(" (dense)") : QString()),
-                                   QString::fromStdString(rowBackend),
-                                   cell(v.stats.median), cell(v.stats.min), cell(v.stats.iqr),
-                                   QString::number(v.stats.relStdDev * 100, 'f', 2) + "%", QString::number(v.stats.n),
-                                   cell(v.tflops), cell(v.gbps), cell(v.ratioToDense), cell(v.density),
-                                   relError, cell(v.recall),
-                                   v.error.empty() ? kernels.join(QStringLiteral("; ")) : QString::fromStdString(v.error)};
+        const QStringList cells = {
+            QString::fromStdString(v.label) + (v.isDense ? tr(" (dense)") : QString()),
+            QString::fromStdString(rowBackend),
+            cell(v.stats.median),
+            cell(v.stats.min),
+            cell(v.stats.iqr),
+            QString::number(v.stats.relStdDev * 100, 'f', 2) + "%",
+            QString::number(v.stats.n),
+            cell(v.tflops),
+            cell(v.gbps),
+            cell(v.ratioToDense),
+            cell(v.density),
+            relError,
+            cell(v.recall),
+            v.error.empty() ? kernels.join(QStringLiteral("; ")) : QString::fromStdString(v.error)};
         for (int c = 0; c < cells.size(); ++c) m_table->setItem(row, c, new QTableWidgetItem(cells[c]));
-        if (!v.accuracyNote.empty()) m_table->item(row, kRelErrorColumn)->setToolTip(QString::fromStdString(v.accuracyNote));
+        if (!v.accuracyNote.empty())
+            m_table->item(row, kRelErrorColumn)->setToolTip(QString::fromStdString(v.accuracyNote));
         if (!v.error.empty()) m_table->item(row, int(cells.size()) - 1)->setToolTip(QString::fromStdString(v.error));
     }
-    m_table->horizontalHeaderItem(kRelErrorColumn)->setToolTip(
-        tr("‖O − O_dense‖ / ‖O_dense‖ on the trace's data; n/a where the variant is a different function"));
+    m_table->horizontalHeaderItem(kRelErrorColumn)
+        ->setToolTip(
+            tr("‖O − O_dense‖ / ‖O_dense‖ on the trace's data; n/a where the variant is a different function"));
     m_table->resizeColumnsToContents();
 }
 
 void ProfilerPanel::exportReport(const QString& format) {
     if (!m_report) return;
     const QString filter = format == "csv" ? tr("CSV (*.csv)") : tr("JSON (*.json)");
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export profile"), QStringLiteral("profile.%1").arg(
-                                                          format == "csv" ? "csv" : format == "perfetto" ? "trace.json" : "json"), filter);
+    const QString path = QFileDialog::getSaveFileName(this, tr("Export profile"),
+                                                      QStringLiteral("profile.%1")
+                                                          .arg(format == "csv"        ? "csv"
+                                                               : format == "perfetto" ? "trace.json"
+                                                                                      : "json"),
+                                                      filter);
     if (path.isEmpty()) return;
     if (Status st = writeProfile(*m_report, path.toStdString(), format.toStdString()); !st)
         emit profilingFailed(QString::fromStdString(st.message()));

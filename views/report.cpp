@@ -16,7 +16,9 @@ namespace {
 // Shares of the progress bar: computing dominates, writing (figure encoding) follows.
 constexpr double kCollectEnd = 0.8, kFiguresEnd = 0.95;
 
-bool wants(const ReportOptions& o, ReportFormat f) { return std::find(o.formats.begin(), o.formats.end(), f) != o.formats.end(); }
+bool wants(const ReportOptions& o, ReportFormat f) {
+    return std::find(o.formats.begin(), o.formats.end(), f) != o.formats.end();
+}
 
 /// "a,,b" -> {"a", "b"}.
 std::vector<std::string> commaList(const std::string& text) {
@@ -34,21 +36,30 @@ std::vector<std::string> commaList(const std::string& text) {
 
 ProgressFn progressRange(const ProgressFn& progress, double from, double to) {
     if (!progress) return {};
-    return [progress, from, to](double f, std::string_view s) { return progress(from + (to - from) * std::clamp(f, 0.0, 1.0), s); };
+    return [progress, from, to](double f, std::string_view s) {
+        return progress(from + (to - from) * std::clamp(f, 0.0, 1.0), s);
+    };
 }
 
 Result<std::vector<ReportFormat>> parseReportFormats(const std::string& text) {
     std::vector<ReportFormat> out;
     for (const std::string& f : commaList(text)) {
         ReportFormat rf;
-        if (f == "html") rf = ReportFormat::Html;
-        else if (f == "md" || f == "markdown") rf = ReportFormat::Markdown;
-        else if (f == "json") rf = ReportFormat::Json;
-        else if (f == "csv") rf = ReportFormat::Csv;
-        else return Status(ErrorCode::InvalidArgument, "--format: unknown format '" + f + "' (expected html, md, json or csv)");
+        if (f == "html")
+            rf = ReportFormat::Html;
+        else if (f == "md" || f == "markdown")
+            rf = ReportFormat::Markdown;
+        else if (f == "json")
+            rf = ReportFormat::Json;
+        else if (f == "csv")
+            rf = ReportFormat::Csv;
+        else
+            return Status(ErrorCode::InvalidArgument,
+                          "--format: unknown format '" + f + "' (expected html, md, json or csv)");
         if (std::find(out.begin(), out.end(), rf) == out.end()) out.push_back(rf);
     }
-    if (out.empty()) return Status(ErrorCode::InvalidArgument, "--format: no format given (expected html, md, json or csv)");
+    if (out.empty())
+        return Status(ErrorCode::InvalidArgument, "--format: no format given (expected html, md, json or csv)");
     return out;
 }
 
@@ -60,14 +71,15 @@ Result<std::vector<HeadRef>> parseHeadRefs(const std::string& text) {
         int consumed = 0;
         if (std::sscanf(part.c_str(), "%d%c%d%n", &h.layer, &colon, &h.head, &consumed) != 3 || colon != ':' ||
             consumed != int(part.size()) || h.layer < 0 || h.head < 0)
-            return Status(ErrorCode::InvalidArgument, "--heads: cannot read '" + part + "' (expected LAYER:HEAD, e.g. 0:3)");
+            return Status(ErrorCode::InvalidArgument,
+                          "--heads: cannot read '" + part + "' (expected LAYER:HEAD, e.g. 0:3)");
         if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
     }
     return out;
 }
 
-Result<ReportResult> generateReport(const std::string& tracePath, const std::string& outDir, const ReportOptions& options,
-                                    const ProgressFn& progress) {
+Result<ReportResult> generateReport(const std::string& tracePath, const std::string& outDir,
+                                    const ReportOptions& options, const ProgressFn& progress) {
     namespace fs = std::filesystem;
     if (options.formats.empty()) return Status(ErrorCode::InvalidArgument, "report: no output format requested");
     std::error_code ec;
@@ -102,7 +114,9 @@ Result<ReportResult> generateReport(const std::string& tracePath, const std::str
     }
     if (wants(options, ReportFormat::Markdown)) {
         for (const auto& [name, png] : pngs)
-            if (Status s = write("figures/" + name.toStdString() + ".png", png.constData(), size_t(png.size())); !s.ok()) return s;
+            if (Status s = write("figures/" + name.toStdString() + ".png", png.constData(), size_t(png.size()));
+                !s.ok())
+                return s;
         const QByteArray md = reportToMarkdown(doc);
         if (Status s = write("report.md", md.constData(), size_t(md.size())); !s.ok()) return s;
     }

@@ -34,10 +34,10 @@ struct ReportOptions {
     AnalyzeOptions analysis;
     /// Variants to profile on the first selected head's Q/K/V (empty = no profile section).
     std::vector<std::string> profileVariants;
-    int mapCells = 256;        ///< overview map resolution (cells per side)
-    int zoomTokens = 256;      ///< side of the zoomed window (tokens)
-    int windowTokens = 24;     ///< side of the token-level window (one cell per token)
-    double dpi = 150;          ///< PNG figures
+    int mapCells = 256;     ///< overview map resolution (cells per side)
+    int zoomTokens = 256;   ///< side of the zoomed window (tokens)
+    int windowTokens = 24;  ///< side of the token-level window (one cell per token)
+    double dpi = 150;       ///< PNG figures
 };
 
 struct ReportResult {

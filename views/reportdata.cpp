@@ -112,11 +112,12 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
     if (!trace) return trace.status();
     d.trace = *trace;
     if (!d.trace->hasQK())
-        return Status(ErrorCode::Unsupported, tracePath + ": weights-only trace (no Q/K); reports need Q/K to analyse heads");
+        return Status(ErrorCode::Unsupported,
+                      tracePath + ": weights-only trace (no Q/K); reports need Q/K to analyse heads");
     for (const HeadRef& h : o.heads) {
         if (h.layer < 0 || h.layer >= d.trace->numLayers() || h.head < 0 || h.head >= d.trace->config(h.layer).heads)
-            return Status(ErrorCode::InvalidArgument, "--heads: " + std::to_string(h.layer) + ":" + std::to_string(h.head) +
-                                                          " is not a head of " + tracePath);
+            return Status(ErrorCode::InvalidArgument, "--heads: " + std::to_string(h.layer) + ":" +
+                                                          std::to_string(h.head) + " is not a head of " + tracePath);
     }
     if (!report(progress, kOpenShare, "analyse")) return cancelled();
 

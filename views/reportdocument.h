@@ -28,10 +28,10 @@ struct ReportTable {
 struct ReportBlock {
     enum class Kind { Paragraph, Table, Figure };
     Kind kind = Kind::Paragraph;
-    QString text;            ///< paragraph text, or the figure caption
+    QString text;  ///< paragraph text, or the figure caption
     ReportTable table;
     std::optional<Figure> figure;
-    QString name;            ///< figure file stem (figures/<name>.png)
+    QString name;  ///< figure file stem (figures/<name>.png)
 };
 
 struct ReportSection {
@@ -75,7 +75,6 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
 
 /// The sections of the report (trace summary, overview, sinks, sparsity, roles, maps, profile).
 ReportDocument buildReportDocument(const ReportData& data);
-
 
 /// Every figure of the document as PNG at `dpi`, keyed by its file stem (encoded once for all
 /// writers).

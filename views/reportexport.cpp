@@ -63,7 +63,8 @@ Json reportToJson(const ReportData& d, const std::vector<std::string>& files) {
         for (const auto& [name, map] : scaleList) {
             Json s = Json::object();
             s.set("scale", name);
-            s.set("rect", Json(Json::Array{Json(map->rect.q0), Json(map->rect.q1), Json(map->rect.k0), Json(map->rect.k1)}));
+            s.set("rect",
+                  Json(Json::Array{Json(map->rect.q0), Json(map->rect.q1), Json(map->rect.k0), Json(map->rect.k1)}));
             s.set("width", map->width);
             s.set("height", map->height);
             scales.push(std::move(s));
@@ -72,8 +73,10 @@ Json reportToJson(const ReportData& d, const std::vector<std::string>& files) {
         sel.push(std::move(h));
     }
     j.set("selectedHeads", std::move(sel));
-    if (d.profile) j.set("profile", profileToJson(*d.profile));
-    else j.set("profile", Json());
+    if (d.profile)
+        j.set("profile", profileToJson(*d.profile));
+    else
+        j.set("profile", Json());
     if (!d.profileNote.empty()) j.set("profileNote", d.profileNote);
     Json f = Json::array();
     for (const auto& name : files) f.push(name);
@@ -85,10 +88,25 @@ std::vector<std::pair<std::string, std::string>> reportToCsv(const ReportData& d
     const TraceMetadata& meta = d.trace->metadata();
     std::vector<std::pair<std::string, std::string>> out;
 
-    std::vector<std::string> header = {"layer", "head", "role", "entropy", "entropy_normalized", "mean_distance",
-                                       "first_token_mass", "recent_mass", "alpha0", "first_token_sink", "hidden_sinks",
-                                       "previous_token", "next_token", "duplicate_token", "induction", "local_mass",
-                                       "document_mass", "vertical_score", "slash_score"};
+    std::vector<std::string> header = {"layer",
+                                       "head",
+                                       "role",
+                                       "entropy",
+                                       "entropy_normalized",
+                                       "mean_distance",
+                                       "first_token_mass",
+                                       "recent_mass",
+                                       "alpha0",
+                                       "first_token_sink",
+                                       "hidden_sinks",
+                                       "previous_token",
+                                       "next_token",
+                                       "duplicate_token",
+                                       "induction",
+                                       "local_mass",
+                                       "document_mass",
+                                       "vertical_score",
+                                       "slash_score"};
     const auto& gammas = d.analysis.options.head.gammas;
     const auto& sizes = d.analysis.options.head.blockSizes;
     for (int64_t b : sizes)
@@ -99,13 +117,25 @@ std::vector<std::pair<std::string, std::string>> reportToCsv(const ReportData& d
     CsvTable masks({"layer", "head", "mask", "params", "recall", "output_error", "kept_fraction"});
     for (const auto& h : d.analysis.heads) {
         const std::string L = std::to_string(h.layer), H = std::to_string(h.head);
-        std::vector<std::string> r = {L, H, h.role.label, csvNumber(h.stats.entropy), csvNumber(h.stats.entropyNormalized),
-                                      csvNumber(h.stats.meanDistance), csvNumber(h.stats.firstTokenMass), csvNumber(h.stats.recentMass),
-                                      csvNumber(h.sinks.alpha0), h.sinks.firstTokenSink ? "1" : "0",
-                                      std::to_string(h.sinks.hiddenSinks.size()), csvNumber(h.roles.previousToken),
-                                      csvNumber(h.roles.nextToken), csvNumber(h.roles.duplicateToken), csvNumber(h.roles.induction),
-                                      csvNumber(h.roles.localMass), h.roles.documentMass < 0 ? "" : csvNumber(h.roles.documentMass),
-                                      csvNumber(h.roles.verticalScore), csvNumber(h.roles.slashScore)};
+        std::vector<std::string> r = {L,
+                                      H,
+                                      h.role.label,
+                                      csvNumber(h.stats.entropy),
+                                      csvNumber(h.stats.entropyNormalized),
+                                      csvNumber(h.stats.meanDistance),
+                                      csvNumber(h.stats.firstTokenMass),
+                                      csvNumber(h.stats.recentMass),
+                                      csvNumber(h.sinks.alpha0),
+                                      h.sinks.firstTokenSink ? "1" : "0",
+                                      std::to_string(h.sinks.hiddenSinks.size()),
+                                      csvNumber(h.roles.previousToken),
+                                      csvNumber(h.roles.nextToken),
+                                      csvNumber(h.roles.duplicateToken),
+                                      csvNumber(h.roles.induction),
+                                      csvNumber(h.roles.localMass),
+                                      h.roles.documentMass < 0 ? "" : csvNumber(h.roles.documentMass),
+                                      csvNumber(h.roles.verticalScore),
+                                      csvNumber(h.roles.slashScore)};
         for (int64_t b : sizes)
             for (double g : gammas) {
                 const GammaCoverage* c = h.coverage(b, g);
@@ -121,15 +151,17 @@ std::vector<std::pair<std::string, std::string>> reportToCsv(const ReportData& d
                 sparsity.row({L, H, std::to_string(b.blockSize), csvNumber(c.gamma), std::to_string(c.keptBlocks),
                               std::to_string(b.allowedBlocks), csvNumber(c.density), csvNumber(c.recall)});
         for (const auto& m : h.masks)
-            masks.row({L, H, m.name, m.params, csvNumber(m.recall), csvNumber(m.outputError), csvNumber(m.keptFraction)});
+            masks.row(
+                {L, H, m.name, m.params, csvNumber(m.recall), csvNumber(m.outputError), csvNumber(m.keptFraction)});
     }
-    CsvTable layers({"layer", "heads", "sink_rate_percent", "hidden_sink_heads", "median_entropy", "median_entropy_normalized",
-                     "density", "roles"});
+    CsvTable layers({"layer", "heads", "sink_rate_percent", "hidden_sink_heads", "median_entropy",
+                     "median_entropy_normalized", "density", "roles"});
     for (const auto& l : d.analysis.layers) {
         std::string roles;
         for (const auto& [label, n] : l.roles) roles += (roles.empty() ? "" : ";") + label + "=" + std::to_string(n);
-        layers.row({std::to_string(l.layer), std::to_string(l.heads), csvNumber(l.sinkRate), std::to_string(l.hiddenSinkHeads),
-                    csvNumber(l.medianEntropy), csvNumber(l.medianEntropyNormalized), csvNumber(l.density), roles});
+        layers.row({std::to_string(l.layer), std::to_string(l.heads), csvNumber(l.sinkRate),
+                    std::to_string(l.hiddenSinkHeads), csvNumber(l.medianEntropy), csvNumber(l.medianEntropyNormalized),
+                    csvNumber(l.density), roles});
     }
     out.push_back({"heads.csv", heads.text()});
     out.push_back({"layers.csv", layers.text()});

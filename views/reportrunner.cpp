@@ -15,20 +15,20 @@ const QString kTag = QStringLiteral("report");
 
 ReportRunner::ReportRunner(TraceSession* session, QObject* parent) : QObject(parent), m_session(session) {}
 
-void ReportRunner::run(const QString& dir)
-{
+void ReportRunner::run(const QString& dir) {
     const quint64 job = ++m_job;
     m_running = true;
     QPointer<ReportRunner> self(this);
     auto progress = [self, job](double f, std::string_view stage) {
         postToGuiThread(self.data(), [self, job, f, s = QString::fromUtf8(stage.data(), qsizetype(stage.size()))] {
-            if (self && self->m_job == job)
-                emit self->progressChanged(f, s);
+            if (self && self->m_job == job) emit self->progressChanged(f, s);
         });
         return true;
     };
-    auto work = [trace = m_session->path().toStdString(), out = dir.toStdString(), progress](const CancelToken& cancel) {
-        return generateReport(trace, out, {}, [&](double f, std::string_view s) { return progress(f, s) && !cancel.cancelled(); });
+    auto work = [trace = m_session->path().toStdString(), out = dir.toStdString(),
+                 progress](const CancelToken& cancel) {
+        return generateReport(trace, out, {},
+                              [&](double f, std::string_view s) { return progress(f, s) && !cancel.cancelled(); });
     };
     m_session->compute()->submitCpu(kTag, std::move(work), this, [this, job, dir](Result<ReportResult> r) {
         if (job != m_job || r.status().code() == ErrorCode::Cancelled)
@@ -41,10 +41,8 @@ void ReportRunner::run(const QString& dir)
     });
 }
 
-void ReportRunner::cancel()
-{
-    if (!m_running)
-        return;
+void ReportRunner::cancel() {
+    if (!m_running) return;
     m_session->compute()->cancelAll(kTag);  // its cancel token stops generateReport
     m_running = false;
     ++m_job;

@@ -12,9 +12,9 @@
 namespace attnscope {
 
 namespace {
-constexpr double kClusterDistance = 0.5;   // heads closer than this (JS distance) share a cluster
-constexpr int kMaxSimilarityFigures = 4;   // layers whose similarity matrix is drawn
-constexpr int kMaxListedSinks = 5;         // hidden sinks listed per head in the sink table
+constexpr double kClusterDistance = 0.5;  // heads closer than this (JS distance) share a cluster
+constexpr int kMaxSimilarityFigures = 4;  // layers whose similarity matrix is drawn
+constexpr int kMaxListedSinks = 5;        // hidden sinks listed per head in the sink table
 constexpr int kTextPreviewChars = 300;
 constexpr int kSummaryBlockSize = 128;
 
@@ -49,7 +49,8 @@ std::vector<std::vector<int>> clusters(const HeadSimilarity& s) {
     for (int h = 0; h < s.heads; ++h) groups[find(h)].push_back(h);
     std::vector<std::vector<int>> out;
     for (auto& [root, members] : groups) out.push_back(members);
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size() || (a.size() == b.size() && a < b); });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.size() > b.size() || (a.size() == b.size() && a < b); });
     return out;
 }
 
@@ -69,10 +70,11 @@ ReportSection summarySection(const ReportData& d) {
         const LayerConfig& c = t.config(0);
         row(QStringLiteral("heads / kv heads / head dim (layer 0)"),
             QStringLiteral("%1 / %2 / %3").arg(c.heads).arg(c.kvHeads).arg(c.headDim));
-        row(QStringLiteral("mask (layer 0)"), QStringLiteral("%1%2%3")
-                                                  .arg(c.causal ? QStringLiteral("causal") : QStringLiteral("bidirectional"))
-                                                  .arg(c.slidingWindow > 0 ? QStringLiteral(", window %1").arg(c.slidingWindow) : QString())
-                                                  .arg(c.alibi ? QStringLiteral(", ALiBi") : QString()));
+        row(QStringLiteral("mask (layer 0)"),
+            QStringLiteral("%1%2%3")
+                .arg(c.causal ? QStringLiteral("causal") : QStringLiteral("bidirectional"))
+                .arg(c.slidingWindow > 0 ? QStringLiteral(", window %1").arg(c.slidingWindow) : QString())
+                .arg(c.alibi ? QStringLiteral(", ALiBi") : QString()));
     }
     row(QStringLiteral("dtype"), QString::fromLatin1(dtypeName(t.dtype())));
     row(QStringLiteral("file size"), QStringLiteral("%1 MiB").arg(num(double(t.fileSize()) / (1024.0 * 1024.0))));
@@ -95,15 +97,18 @@ std::vector<std::pair<int, int>> selectedPairs(const ReportData& d) {
 
 ReportSection overviewSection(const ReportData& d) {
     ReportSection s{QStringLiteral("overview"), QStringLiteral("Model overview"), {}};
-    s.paragraph(QStringLiteral("Every analysed head, layers by rows. Outlined cells are the heads shown in detail below."));
-    ReportTable tab{{QStringLiteral("layer"), QStringLiteral("heads"), QStringLiteral("sink rate %"), QStringLiteral("hidden-sink heads"),
-                     QStringLiteral("median entropy (nats)"), QStringLiteral("density @0.9"), QStringLiteral("roles")},
+    s.paragraph(
+        QStringLiteral("Every analysed head, layers by rows. Outlined cells are the heads shown in detail below."));
+    ReportTable tab{{QStringLiteral("layer"), QStringLiteral("heads"), QStringLiteral("sink rate %"),
+                     QStringLiteral("hidden-sink heads"), QStringLiteral("median entropy (nats)"),
+                     QStringLiteral("density @0.9"), QStringLiteral("roles")},
                     {}};
     for (const auto& l : d.analysis.layers) {
         QStringList roles;
         for (const auto& [label, n] : l.roles) roles << QStringLiteral("%1 %2").arg(str(label)).arg(n);
-        tab.rows.push_back({QString::number(l.layer), QString::number(l.heads), num(l.sinkRate), QString::number(l.hiddenSinkHeads),
-                            num(l.medianEntropy), num(l.density), roles.join(QStringLiteral(", "))});
+        tab.rows.push_back({QString::number(l.layer), QString::number(l.heads), num(l.sinkRate),
+                            QString::number(l.hiddenSinkHeads), num(l.medianEntropy), num(l.density),
+                            roles.join(QStringLiteral(", "))});
     }
     s.table(std::move(tab));
     const auto sel = selectedPairs(d);
@@ -121,13 +126,18 @@ ReportSection overviewSection(const ReportData& d) {
 ReportSection sinkSection(const ReportData& d) {
     ReportSection s{QStringLiteral("sinks"), QStringLiteral("Attention sinks"), {}};
     const QStringList tokens = traceTokens(d.trace->metadata());
-    s.paragraph(QStringLiteral("Model sink rate: %1% of heads have a first-token sink (alpha_0 > %2). Hidden sinks: keys after the "
-                               "first with alpha_k > %3.")
-                    .arg(num(d.analysis.sinkRate))
-                    .arg(d.analysis.options.head.sinks.firstTokenEps)
-                    .arg(d.analysis.options.head.sinks.hiddenThreshold));
-    s.figure(sinkRateFigure(d.analysis), QStringLiteral("sink-rate"), QStringLiteral("First-token sink rate per layer."));
-    ReportTable tab{{QStringLiteral("head"), QStringLiteral("alpha_0"), QStringLiteral("first-token sink"), QStringLiteral("hidden sinks (key token alpha)")}, {}};
+    s.paragraph(
+        QStringLiteral(
+            "Model sink rate: %1% of heads have a first-token sink (alpha_0 > %2). Hidden sinks: keys after the "
+            "first with alpha_k > %3.")
+            .arg(num(d.analysis.sinkRate))
+            .arg(d.analysis.options.head.sinks.firstTokenEps)
+            .arg(d.analysis.options.head.sinks.hiddenThreshold));
+    s.figure(sinkRateFigure(d.analysis), QStringLiteral("sink-rate"),
+             QStringLiteral("First-token sink rate per layer."));
+    ReportTable tab{{QStringLiteral("head"), QStringLiteral("alpha_0"), QStringLiteral("first-token sink"),
+                     QStringLiteral("hidden sinks (key token alpha)")},
+                    {}};
     const HeadAnalysis* strongestHidden = nullptr;
     double strongest = 0;
     int quiet = 0;
@@ -141,43 +151,54 @@ ReportSection sinkSection(const ReportData& d) {
             const int64_t k = h.sinks.hiddenSinks[i];
             const double a = size_t(k) < h.sinks.alpha.size() ? h.sinks.alpha[size_t(k)] : NAN;
             if (a > strongest) strongest = a, strongestHidden = &h;
-            if (int(i) < kMaxListedSinks) hidden << QStringLiteral("%1 “%2” %3").arg(k).arg(tokenAt(tokens, k).trimmed()).arg(num(a, 2));
+            if (int(i) < kMaxListedSinks)
+                hidden << QStringLiteral("%1 “%2” %3").arg(k).arg(tokenAt(tokens, k).trimmed()).arg(num(a, 2));
         }
         if (int(h.sinks.hiddenSinks.size()) > kMaxListedSinks)
             hidden << QStringLiteral("+%1 more").arg(h.sinks.hiddenSinks.size() - kMaxListedSinks);
-        tab.rows.push_back({headName(h.layer, h.head), num(h.sinks.alpha0), h.sinks.firstTokenSink ? QStringLiteral("yes") : QStringLiteral("no"),
+        tab.rows.push_back({headName(h.layer, h.head), num(h.sinks.alpha0),
+                            h.sinks.firstTokenSink ? QStringLiteral("yes") : QStringLiteral("no"),
                             hidden.join(QStringLiteral("; "))});
     }
     s.table(std::move(tab));
     s.paragraph(QStringLiteral("%1 heads have no sink.").arg(quiet));
     const HeadAnalysis* shown = strongestHidden;
-    if (!shown && !d.analysis.heads.empty()) shown = &*std::max_element(d.analysis.heads.begin(), d.analysis.heads.end(),
-        [](const HeadAnalysis& a, const HeadAnalysis& b) { return a.sinks.alpha0 < b.sinks.alpha0; });
+    if (!shown && !d.analysis.heads.empty())
+        shown = &*std::max_element(
+            d.analysis.heads.begin(), d.analysis.heads.end(),
+            [](const HeadAnalysis& a, const HeadAnalysis& b) { return a.sinks.alpha0 < b.sinks.alpha0; });
     if (shown)
         s.figure(sinkFigure(*shown, tokens, d.analysis.options.head.sinks), QStringLiteral("sink-alpha"),
                  QStringLiteral("alpha_k per key of %1 (%2).")
-                     .arg(headName(shown->layer, shown->head),
-                          strongestHidden ? QStringLiteral("the strongest hidden sink") : QStringLiteral("the strongest first-token sink")));
+                     .arg(headName(shown->layer, shown->head), strongestHidden
+                                                                   ? QStringLiteral("the strongest hidden sink")
+                                                                   : QStringLiteral("the strongest first-token sink")));
     return s;
 }
 
 ReportSection sparsitySection(const ReportData& d) {
     ReportSection s{QStringLiteral("sparsity"), QStringLiteral("Sparsity"), {}};
-    s.paragraph(QStringLiteral("Density: the share of allowed blocks needed per block-row to reach attention mass gamma. "
-                               "Recall: the attention mass a candidate mask keeps; output error: ‖O_mask − O‖/‖O‖."));
+    s.paragraph(
+        QStringLiteral("Density: the share of allowed blocks needed per block-row to reach attention mass gamma. "
+                       "Recall: the attention mass a candidate mask keeps; output error: ‖O_mask − O‖/‖O‖."));
     s.figure(densityFigure(d.analysis, kSummaryBlockSize), QStringLiteral("density-gamma"),
              QStringLiteral("Density against gamma, mean over the heads of each layer."));
-    s.figure(maskRecallFigure(d.analysis), QStringLiteral("mask-recall"), QStringLiteral("Mean recall of each candidate mask."));
+    s.figure(maskRecallFigure(d.analysis), QStringLiteral("mask-recall"),
+             QStringLiteral("Mean recall of each candidate mask."));
     std::vector<QString> order;
     std::map<QString, std::array<double, 4>> acc;  // recall, error, kept, n
     for (const auto& h : d.analysis.heads)
         for (const auto& m : h.masks) {
-            const QString n = str(m.name) + (m.params.empty() ? QString() : QStringLiteral(" (") + str(m.params) + QStringLiteral(")"));
+            const QString n =
+                str(m.name) +
+                (m.params.empty() ? QString() : QStringLiteral(" (") + str(m.params) + QStringLiteral(")"));
             if (!acc.count(n)) order.push_back(n), acc[n] = {0, 0, 0, 0};
             auto& a = acc[n];
             a[0] += m.recall, a[1] += m.outputError, a[2] += m.keptFraction, a[3] += 1;
         }
-    ReportTable tab{{QStringLiteral("mask"), QStringLiteral("mean recall"), QStringLiteral("mean output error"), QStringLiteral("mean kept fraction")}, {}};
+    ReportTable tab{{QStringLiteral("mask"), QStringLiteral("mean recall"), QStringLiteral("mean output error"),
+                     QStringLiteral("mean kept fraction")},
+                    {}};
     for (const auto& n : order) {
         const auto& a = acc[n];
         tab.rows.push_back({n, num(a[0] / a[3]), num(a[1] / a[3]), num(a[2] / a[3])});
@@ -188,11 +209,12 @@ ReportSection sparsitySection(const ReportData& d) {
 
 ReportSection rolesSection(const ReportData& d) {
     ReportSection s{QStringLiteral("roles"), QStringLiteral("Head roles and similarity"), {}};
-    ReportTable tab{{QStringLiteral("head"), QStringLiteral("role"), QStringLiteral("evidence"), QStringLiteral("entropy"),
-                     QStringLiteral("mean distance")},
+    ReportTable tab{{QStringLiteral("head"), QStringLiteral("role"), QStringLiteral("evidence"),
+                     QStringLiteral("entropy"), QStringLiteral("mean distance")},
                     {}};
     for (const auto& h : d.analysis.heads)
-        tab.rows.push_back({headName(h.layer, h.head), str(h.role.label), str(h.role.evidence), num(h.stats.entropy), num(h.stats.meanDistance)});
+        tab.rows.push_back({headName(h.layer, h.head), str(h.role.label), str(h.role.evidence), num(h.stats.entropy),
+                            num(h.stats.meanDistance)});
     s.table(std::move(tab));
     if (d.analysis.similarity.empty()) return s;
     ReportTable cl{{QStringLiteral("layer"), QStringLiteral("clusters (JS distance ≤ 0.5)")}, {}};
@@ -227,16 +249,25 @@ ReportSection headsSection(const ReportData& d) {
         for (const auto& h : d.analysis.heads)
             if (h.layer == m.ref.layer && h.head == m.ref.head)
                 s.paragraph(QStringLiteral("%1: %2 (%3).").arg(name, str(h.role.label), str(h.role.evidence)));
-        s.figure(mapFigure(m.overview, tokens, false, name + QStringLiteral(": whole sequence")), stem + QStringLiteral("-overview"),
-                 QStringLiteral("%1, overview of all %2 tokens (mean pooling, log scale).").arg(name).arg(d.analysis.tokens));
+        s.figure(mapFigure(m.overview, tokens, false, name + QStringLiteral(": whole sequence")),
+                 stem + QStringLiteral("-overview"),
+                 QStringLiteral("%1, overview of all %2 tokens (mean pooling, log scale).")
+                     .arg(name)
+                     .arg(d.analysis.tokens));
         s.figure(mapFigure(m.zoom, tokens, true, name + QStringLiteral(": zoom")), stem + QStringLiteral("-zoom"),
                  QStringLiteral("%1, a diagonal window in the middle of the sequence (max pooling).").arg(name));
         const MapRect& wr = m.window.rect;
-        s.figure(mapFigure(m.window, tokens, false, name + QStringLiteral(": token level")), stem + QStringLiteral("-tokens"),
-                 QStringLiteral("%1, the last %2 queries against keys %3–%4 (around the key the last query attends to most), "
-                                "one cell per token.")
-                     .arg(name).arg(wr.q1 - wr.q0).arg(wr.k0).arg(wr.k1 - 1));
-        s.figure(tokenFigure({m.window}, {name}, tokens, name + QStringLiteral(": token view")), stem + QStringLiteral("-lines"),
+        s.figure(mapFigure(m.window, tokens, false, name + QStringLiteral(": token level")),
+                 stem + QStringLiteral("-tokens"),
+                 QStringLiteral(
+                     "%1, the last %2 queries against keys %3–%4 (around the key the last query attends to most), "
+                     "one cell per token.")
+                     .arg(name)
+                     .arg(wr.q1 - wr.q0)
+                     .arg(wr.k0)
+                     .arg(wr.k1 - 1));
+        s.figure(tokenFigure({m.window}, {name}, tokens, name + QStringLiteral(": token view")),
+                 stem + QStringLiteral("-lines"),
                  QStringLiteral("%1, the same window as lines from queries (left) to keys (right).").arg(name));
     }
     return s;
@@ -244,9 +275,11 @@ ReportSection headsSection(const ReportData& d) {
 
 void flattenJson(const Json& j, const QString& prefix, ReportTable& tab) {
     if (j.isObject()) {
-        for (const auto& [k, v] : j.asObject()) flattenJson(v, prefix.isEmpty() ? str(k) : prefix + QLatin1Char('.') + str(k), tab);
+        for (const auto& [k, v] : j.asObject())
+            flattenJson(v, prefix.isEmpty() ? str(k) : prefix + QLatin1Char('.') + str(k), tab);
     } else if (j.isArray()) {
-        for (size_t i = 0; i < j.asArray().size(); ++i) flattenJson(j.asArray()[i], prefix + QStringLiteral("[%1]").arg(i), tab);
+        for (size_t i = 0; i < j.asArray().size(); ++i)
+            flattenJson(j.asArray()[i], prefix + QStringLiteral("[%1]").arg(i), tab);
     } else if (!j.isNull()) {
         tab.rows.push_back({prefix, j.isString() ? str(j.asString()) : str(j.dump())});
     }
@@ -259,29 +292,35 @@ ReportSection profileSection(const ReportData& d) {
         return s;
     }
     const ProfileReport& p = *d.profile;
-    s.paragraph(QStringLiteral("Backend: %1 (%2), %3 mode, %4 s.").arg(str(p.backend), str(p.backendDescription), str(p.mode), num(p.wallSeconds)));
+    s.paragraph(QStringLiteral("Backend: %1 (%2), %3 mode, %4 s.")
+                    .arg(str(p.backend), str(p.backendDescription), str(p.mode), num(p.wallSeconds)));
     if (!p.fallbackReason.empty()) s.paragraph(QStringLiteral("CPU fallback: %1").arg(str(p.fallbackReason)));
     if (!p.metricsNote.empty()) s.paragraph(QStringLiteral("Metrics: %1").arg(str(p.metricsNote)));
     for (const auto& shape : p.shapes) {
-        ReportTable tab{{QStringLiteral("variant"), QStringLiteral("median ms"), QStringLiteral("IQR ms"), QStringLiteral("rel. std"),
-                         QStringLiteral("n"), QStringLiteral("TFLOP/s"), QStringLiteral("GB/s"), QStringLiteral("× dense"),
-                         QStringLiteral("density"), QStringLiteral("rel. error"), QStringLiteral("recall")},
+        ReportTable tab{{QStringLiteral("variant"), QStringLiteral("median ms"), QStringLiteral("IQR ms"),
+                         QStringLiteral("rel. std"), QStringLiteral("n"), QStringLiteral("TFLOP/s"),
+                         QStringLiteral("GB/s"), QStringLiteral("× dense"), QStringLiteral("density"),
+                         QStringLiteral("rel. error"), QStringLiteral("recall")},
                         {}};
         for (const auto& v : shape.variants) {
             if (!v.error.empty()) {
-                tab.rows.push_back({str(v.label), QStringLiteral("error: ") + str(v.error), {}, {}, {}, {}, {}, {}, {}, {}, {}});
+                tab.rows.push_back(
+                    {str(v.label), QStringLiteral("error: ") + str(v.error), {}, {}, {}, {}, {}, {}, {}, {}, {}});
                 continue;
             }
-            tab.rows.push_back({str(v.label) + (v.isDense ? QStringLiteral(" (dense)") : QString()), num(v.stats.median, 4), num(v.stats.iqr),
-                                num(v.stats.relStdDev), QString::number(v.stats.n), num(v.tflops), num(v.gbps), num(v.ratioToDense),
+            tab.rows.push_back({str(v.label) + (v.isDense ? QStringLiteral(" (dense)") : QString()),
+                                num(v.stats.median, 4), num(v.stats.iqr), num(v.stats.relStdDev),
+                                QString::number(v.stats.n), num(v.tflops), num(v.gbps), num(v.ratioToDense),
                                 num(v.density), v.relError < 0 ? QStringLiteral("–") : num(v.relError),
                                 v.recall < 0 ? QStringLiteral("–") : num(v.recall)});
         }
         s.paragraph(QStringLiteral("Shape: %1.").arg(str(shape.description)));
         s.table(std::move(tab));
-        s.figure(profileTimeFigure(shape, p.backend), QStringLiteral("profile-time"), QStringLiteral("Median time per variant."));
+        s.figure(profileTimeFigure(shape, p.backend), QStringLiteral("profile-time"),
+                 QStringLiteral("Median time per variant."));
         s.figure(paretoFigure(shape, p.backend), QStringLiteral("profile-pareto"),
-                 QStringLiteral("Time against relative output error; the dashed line joins variants nothing beats on both."));
+                 QStringLiteral(
+                     "Time against relative output error; the dashed line joins variants nothing beats on both."));
         break;  // reports profile one shape (the first selected head)
     }
     ReportTable env{{QStringLiteral("environment"), QStringLiteral("value")}, {}};
@@ -317,9 +356,13 @@ void ReportSection::figure(Figure f, const QString& name, const QString& caption
 
 ReportDocument buildReportDocument(const ReportData& d) {
     ReportDocument doc;
-    doc.title = QStringLiteral("attnscope report: %1").arg(str(d.trace->metadata().model.empty() ? d.trace->path() : d.trace->metadata().model));
+    doc.title = QStringLiteral("attnscope report: %1")
+                    .arg(str(d.trace->metadata().model.empty() ? d.trace->path() : d.trace->metadata().model));
     doc.subtitle = QStringLiteral("%1 · %2 tokens · %3 layers · attnscope %4")
-                       .arg(str(d.trace->path())).arg(d.trace->tokens()).arg(d.trace->numLayers()).arg(QStringLiteral(ATTNSCOPE_VERSION));
+                       .arg(str(d.trace->path()))
+                       .arg(d.trace->tokens())
+                       .arg(d.trace->numLayers())
+                       .arg(QStringLiteral(ATTNSCOPE_VERSION));
     doc.sections.push_back(summarySection(d));
     doc.sections.push_back(overviewSection(d));
     doc.sections.push_back(sinkSection(d));

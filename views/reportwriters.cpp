@@ -61,9 +61,12 @@ Result<ReportPngs> encodeReportFigures(const ReportDocument& doc, double dpi, co
 
 QByteArray reportToHtml(const ReportDocument& doc, const ReportPngs& pngs) {
     QString h;
-    h += QStringLiteral("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>%1</title>\n<style>%2</style>\n</head>\n<body>\n")
+    h += QStringLiteral(
+             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta "
+             "charset=\"utf-8\"/>\n<title>%1</title>\n<style>%2</style>\n</head>\n<body>\n")
              .arg(escapeHtml(doc.title), QString::fromLatin1(kStyle));
-    h += QStringLiteral("<h1>%1</h1>\n<p class=\"sub\">%2</p>\n<div class=\"toc\">").arg(escapeHtml(doc.title), escapeHtml(doc.subtitle));
+    h += QStringLiteral("<h1>%1</h1>\n<p class=\"sub\">%2</p>\n<div class=\"toc\">")
+             .arg(escapeHtml(doc.title), escapeHtml(doc.subtitle));
     for (const auto& s : doc.sections) h += QStringLiteral("<a href=\"#%1\">%2</a> ").arg(s.id, escapeHtml(s.title));
     h += QStringLiteral("</div>\n");
     for (const auto& s : doc.sections) {
@@ -85,8 +88,10 @@ QByteArray reportToHtml(const ReportDocument& doc, const ReportPngs& pngs) {
             }
             case ReportBlock::Kind::Figure: {
                 const QSizeF pt = preferredFigureSize(*b.figure);
-                h += QStringLiteral("<div class=\"figure\" id=\"fig-%1\"><img alt=\"%2\" width=\"%3\" height=\"%4\" src=\"data:image/png;base64,%5\"/>"
-                                    "<p class=\"caption\">%2</p></div>\n")
+                h += QStringLiteral(
+                         "<div class=\"figure\" id=\"fig-%1\"><img alt=\"%2\" width=\"%3\" height=\"%4\" "
+                         "src=\"data:image/png;base64,%5\"/>"
+                         "<p class=\"caption\">%2</p></div>\n")
                          .arg(b.name, escapeHtml(b.text))
                          .arg(std::lround(pt.width() * kCssPxPerPoint))
                          .arg(std::lround(pt.height() * kCssPxPerPoint))
@@ -111,7 +116,8 @@ QByteArray reportToMarkdown(const ReportDocument& doc) {
             case ReportBlock::Kind::Table: {
                 QStringList head, rule;
                 for (const auto& c : b.table.header) head << markdownCell(c), rule << QStringLiteral("---");
-                md += QStringLiteral("| %1 |\n| %2 |\n").arg(head.join(QStringLiteral(" | ")), rule.join(QStringLiteral(" | ")));
+                md += QStringLiteral("| %1 |\n| %2 |\n")
+                          .arg(head.join(QStringLiteral(" | ")), rule.join(QStringLiteral(" | ")));
                 for (const auto& r : b.table.rows) {
                     QStringList cells;
                     for (const auto& c : r) cells << markdownCell(c);

@@ -18,11 +18,10 @@ namespace attnscope {
 namespace {
 constexpr int kMaxListedSinks = 6;
 constexpr int kLearnedColumn = 6;  // shown only for traces with learned sink logits (GPT-OSS)
-}
+}  // namespace
 
 SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session), m_analysis(analysis)
-{
+    : QWidget(parent), m_session(session), m_analysis(analysis) {
     m_summary = new QLabel(analysisPrompt(), this);
     m_summary->setWordWrap(true);
     auto* run = new QPushButton(tr("Run analysis"), this);
@@ -33,7 +32,8 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
         {tr("Layer"), tr("Head"), tr("α₀"), tr("Sink"), tr("Hidden sinks"), tr("Role"), tr("Learned")});
     m_table->horizontalHeaderItem(2)->setToolTip(tr("First-token sink score: mean attention to key 0"));
     m_table->horizontalHeaderItem(3)->setToolTip(tr("First-token sink: α₀ above the threshold"));
-    m_table->horizontalHeaderItem(4)->setToolTip(tr("Keys after the first with sink score α above the threshold: key (α)"));
+    m_table->horizontalHeaderItem(4)->setToolTip(
+        tr("Keys after the first with sink score α above the threshold: key (α)"));
     m_table->horizontalHeaderItem(kLearnedColumn)
         ->setToolTip(tr("Learned sink (a per-head logit in the softmax denominator, GPT-OSS): its share of the "
                         "attention mass, mean over rows of exp(sink − L)"));
@@ -53,13 +53,9 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
     refreshTable();
 }
 
-int SinksPanel::rows() const
-{
-    return m_table->rowCount();
-}
+int SinksPanel::rows() const { return m_table->rowCount(); }
 
-void SinksPanel::refreshTable()
-{
+void SinksPanel::refreshTable() {
     m_table->setSortingEnabled(false);
     m_table->setRowCount(0);
     m_table->setColumnHidden(kLearnedColumn, true);  // until a head with a learned sink fills it
@@ -83,8 +79,7 @@ void SinksPanel::refreshTable()
             keys << QStringLiteral("%1 (%2)").arg(k).arg(alpha);
             withTokens << QStringLiteral("%1 “%2” (α %3)").arg(k).arg(tokens.value(int(k)).trimmed(), alpha);
         }
-        if (h.sinks.hiddenSinks.size() > kMaxListedSinks)
-            keys << QStringLiteral("…");
+        if (h.sinks.hiddenSinks.size() > kMaxListedSinks) keys << QStringLiteral("…");
         setHeadCells(m_table, r, h.layer, h.head);
         auto* alpha = new QTableWidgetItem;
         alpha->setData(Qt::DisplayRole, QString::number(h.sinks.alpha0, 'f', 3).toDouble());
@@ -108,28 +103,29 @@ void SinksPanel::refreshTable()
     m_table->setColumnHidden(kLearnedColumn, learned == 0);
     m_table->setSortingEnabled(true);
     QString summary = tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
-                          .arg(model->sinkRate, 0, 'f', 1).arg(model->heads.size())
-                          .arg(model->options.head.sinks.firstTokenEps).arg(hidden)
+                          .arg(model->sinkRate, 0, 'f', 1)
+                          .arg(model->heads.size())
+                          .arg(model->options.head.sinks.firstTokenEps)
+                          .arg(hidden)
                           .arg(model->options.head.sinks.hiddenThreshold);
     if (learned > 0)
         summary += tr(" · learned sinks in %1 heads take %2% of their attention mass on average")
-                       .arg(learned).arg(100.0 * learnedShare / learned, 0, 'f', 1);
+                       .arg(learned)
+                       .arg(100.0 * learnedShare / learned, 0, 'f', 1);
     m_summary->setText(summary);
     refreshPlots();
 }
 
-void SinksPanel::refreshPlots()
-{
+void SinksPanel::refreshPlots() {
     const auto& model = m_session->analysis();
     const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
-    m_alpha->setFigure(h ? std::optional<Figure>(sinkFigure(*h, traceTokens(m_session->trace()->metadata()),
-                                                            model->options.head.sinks))
+    m_alpha->setFigure(h ? std::optional<Figure>(
+                               sinkFigure(*h, traceTokens(m_session->trace()->metadata()), model->options.head.sinks))
                          : std::nullopt);
     m_rate->setFigure(model ? std::optional<Figure>(sinkRateFigure(*model)) : std::nullopt);
 }
 
-std::optional<Figure> SinksPanel::currentFigure() const
-{
+std::optional<Figure> SinksPanel::currentFigure() const {
     return m_alpha->figure() ? m_alpha->figure() : m_rate->figure();
 }
 

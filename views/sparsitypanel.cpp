@@ -22,8 +22,7 @@ const QList<double> kGammas = {0.5, 0.9, 0.95, 0.99};
 const QList<int> kBlockSizes = {64, 128};
 constexpr int kFixedColumns = 4;
 
-QTableWidgetItem* numberItem(double v, int decimals)
-{
+QTableWidgetItem* numberItem(double v, int decimals) {
     auto* item = new QTableWidgetItem;
     item->setData(Qt::DisplayRole, QString::number(v, 'f', decimals).toDouble());
     return item;
@@ -31,14 +30,11 @@ QTableWidgetItem* numberItem(double v, int decimals)
 }  // namespace
 
 SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session)
-{
+    : QWidget(parent), m_session(session) {
     m_gamma = new QComboBox(this);
-    for (double g : kGammas)
-        m_gamma->addItem(QStringLiteral("γ = %1").arg(g), g);
+    for (double g : kGammas) m_gamma->addItem(QStringLiteral("γ = %1").arg(g), g);
     m_block = new QComboBox(this);
-    for (int b : kBlockSizes)
-        m_block->addItem(tr("block %1").arg(b), b);
+    for (int b : kBlockSizes) m_block->addItem(tr("block %1").arg(b), b);
     m_overlay = new QCheckBox(tr("Show coverage blocks on the map"), this);
     m_summary = new QLabel(analysisPrompt(), this);
     m_summary->setWordWrap(true);
@@ -77,8 +73,7 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     refreshTable();
 }
 
-void SparsityPanel::pushOptions()
-{
+void SparsityPanel::pushOptions() {
     ViewOptions o = m_session->options();
     o.gamma = m_gamma->currentData().toDouble();
     o.blockSize = m_block->currentData().toInt();
@@ -86,13 +81,9 @@ void SparsityPanel::pushOptions()
     m_session->setOptions(o);
 }
 
-int SparsityPanel::rows() const
-{
-    return m_table->rowCount();
-}
+int SparsityPanel::rows() const { return m_table->rowCount(); }
 
-void SparsityPanel::refreshTable()
-{
+void SparsityPanel::refreshTable() {
     m_table->setSortingEnabled(false);
     m_table->setRowCount(0);
     const auto& model = m_session->analysis();
@@ -115,7 +106,8 @@ void SparsityPanel::refreshTable()
     m_table->horizontalHeaderItem(3)->setToolTip(tr("Attention mass inside the kept blocks"));
     for (int m = 0; m < int(masks.size()); ++m)
         m_table->horizontalHeaderItem(kFixedColumns + m)
-            ->setToolTip(tr("%1: attention mass it keeps (recall) / output error").arg(QString::fromStdString(masks[size_t(m)].name)));
+            ->setToolTip(tr("%1: attention mass it keeps (recall) / output error")
+                             .arg(QString::fromStdString(masks[size_t(m)].name)));
     m_table->setRowCount(int(model->heads.size()));
     double densitySum = 0;
     for (int r = 0; r < int(model->heads.size()); ++r) {
@@ -126,26 +118,27 @@ void SparsityPanel::refreshTable()
         m_table->setItem(r, 3, numberItem(c ? c->recall : 0.0, 3));
         densitySum += c ? c->density : 0.0;
         for (int m = 0; m < int(h.masks.size()) && kFixedColumns + m < headers.size(); ++m)
-            m_table->setItem(r, kFixedColumns + m, new QTableWidgetItem(QStringLiteral("%1 / %2")
-                                                                           .arg(h.masks[size_t(m)].recall, 0, 'f', 3)
-                                                                           .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
+            m_table->setItem(r, kFixedColumns + m,
+                             new QTableWidgetItem(QStringLiteral("%1 / %2")
+                                                      .arg(h.masks[size_t(m)].recall, 0, 'f', 3)
+                                                      .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
     }
     m_table->setSortingEnabled(true);
     m_summary->setText(tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
-                           .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1).arg(o.blockSize).arg(o.gamma));
+                           .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1)
+                           .arg(o.blockSize)
+                           .arg(o.gamma));
     refreshPlots();
 }
 
-void SparsityPanel::refreshPlots()
-{
+void SparsityPanel::refreshPlots() {
     const auto& model = m_session->analysis();
     const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
     m_density->setFigure(h ? std::optional<Figure>(headDensityFigure(*h)) : std::nullopt);
     m_recall->setFigure(model ? std::optional<Figure>(maskRecallFigure(*model)) : std::nullopt);
 }
 
-std::optional<Figure> SparsityPanel::currentFigure() const
-{
+std::optional<Figure> SparsityPanel::currentFigure() const {
     return m_density->figure() ? m_density->figure() : m_recall->figure();
 }
 

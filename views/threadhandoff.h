@@ -32,16 +32,14 @@ extern "C" void __tsan_release(void* addr);
 namespace attnscope {
 
 /// Before posting work or a result into `queue` (any address naming one queue).
-inline void handOff([[maybe_unused]] const void* queue)
-{
+inline void handOff([[maybe_unused]] const void* queue) {
 #ifdef ATTNSCOPE_TSAN
     __tsan_release(const_cast<void*>(queue));
 #endif
 }
 
 /// Where the work or result posted into `queue` starts running.
-inline void takeOver([[maybe_unused]] const void* queue)
-{
+inline void takeOver([[maybe_unused]] const void* queue) {
 #ifdef ATTNSCOPE_TSAN
     __tsan_acquire(const_cast<void*>(queue));
 #endif
@@ -66,8 +64,7 @@ public:
     HandedOff& operator=(HandedOff&&) = delete;
     ~HandedOff() { takeOver(Queue); }
 
-    decltype(auto) operator()()
-    {
+    decltype(auto) operator()() {
         takeOver(Queue);
         if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
             m_f();
@@ -84,16 +81,14 @@ private:
 };
 
 template <const char* Queue, typename F>
-HandedOff<Queue, F> handedOff(F f)
-{
+HandedOff<Queue, F> handedOff(F f) {
     return HandedOff<Queue, F>(std::move(f));
 }
 
 /// Runs `f` on `receiver`'s (the GUI) thread through its event queue: progress and partial
 /// results posted from a worker.
 template <typename F>
-void postToGuiThread(QObject* receiver, F f)
-{
+void postToGuiThread(QObject* receiver, F f) {
     QMetaObject::invokeMethod(receiver, handedOff<&queue::guiThread>(std::move(f)), Qt::QueuedConnection);
 }
 

@@ -11,9 +11,7 @@
 
 namespace attnscope {
 
-double timeAxisStep(double spanUs, int ticks) {
-    return niceTickStep(spanUs / std::max(ticks, 1));
-}
+double timeAxisStep(double spanUs, int ticks) { return niceTickStep(spanUs / std::max(ticks, 1)); }
 
 std::string formatAxisTime(double us, double stepUs) {
     struct Unit {

@@ -16,7 +16,7 @@ struct TimelineViewport {
     double domainStartUs = 0, domainEndUs = 1;  ///< the whole recording
     double startUs = 0;                         ///< time at pixel x = 0
     double usPerPixel = 1;
-    double width = 1;                           ///< plot width in pixels
+    double width = 1;  ///< plot width in pixels
 
     /// Sets the recording's extent and the plot width, then shows everything.
     void reset(double domainStart, double domainEnd, double widthPx);
@@ -41,9 +41,9 @@ struct TimelineViewport {
 /// each was narrower than the fold width.
 struct TimelineBox {
     int track = 0;
-    double x0 = 0, x1 = 0;   ///< pixels
-    int first = 0;           ///< index of the first record in the box
-    int count = 1;           ///< records folded into it (1 = a single kernel)
+    double x0 = 0, x1 = 0;  ///< pixels
+    int first = 0;          ///< index of the first record in the box
+    int count = 1;          ///< records folded into it (1 = a single kernel)
 };
 
 /// Tracks of a record list: one per (variant, stream), in order of first appearance.

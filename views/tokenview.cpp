@@ -29,8 +29,7 @@ constexpr int kMaxDefaultHeads = 4;
 const QString kTagPrefix = QStringLiteral("head:tokens:");
 }  // namespace
 
-TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session)
-{
+TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session) {
     m_layer = new QSpinBox(this);
     m_start = new QSpinBox(this);
     m_start->setToolTip(tr("First token of the window"));
@@ -71,8 +70,7 @@ TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), 
         request();
     });
     connect(session, &TraceSession::currentChanged, this, [this](HeadId h) {
-        if (h.layer != m_layer->value())
-            m_layer->setValue(h.layer);
+        if (h.layer != m_layer->value()) m_layer->setValue(h.layer);
     });
     connect(session, &TraceSession::inspected, this, [this](qint64 query, qint64) {
         // Bring the inspected query into the window.
@@ -92,13 +90,10 @@ TokenView::TokenView(TraceSession* session, QWidget* parent) : QWidget(parent), 
     });
 }
 
-void TokenView::rebuildHeadBoxes()
-{
-    for (QCheckBox* box : m_heads)
-        delete box;
+void TokenView::rebuildHeadBoxes() {
+    for (QCheckBox* box : m_heads) delete box;
     m_heads.clear();
-    if (!m_session->isOpen())
-        return;
+    if (!m_session->isOpen()) return;
     const int heads = m_session->trace()->config(m_layer->value()).heads;
     for (int h = 0; h < heads; ++h) {
         auto* box = new QCheckBox(QStringLiteral("H%1").arg(h), this);
@@ -113,25 +108,23 @@ void TokenView::rebuildHeadBoxes()
     }
 }
 
-void TokenView::request()
-{
+void TokenView::request() {
     m_canvas->weights.clear();
     m_canvas->update();
-    if (!m_session->isOpen())
-        return;
+    if (!m_session->isOpen()) return;
     const Trace& t = *m_session->trace();
     const int64_t w0 = std::min<int64_t>(m_start->value(), std::max<int64_t>(0, t.tokens() - 1));
     const int64_t w1 = std::min<int64_t>(t.tokens(), w0 + m_window->value());
     m_canvas->offset = w0;
     m_canvas->tokens.clear();
     for (int64_t i = w0; i < w1; ++i)
-        m_canvas->tokens << (size_t(i) < t.metadata().tokens.size() ? QString::fromStdString(t.metadata().tokens[size_t(i)])
-                                                                    : QString::number(i));
+        m_canvas->tokens << (size_t(i) < t.metadata().tokens.size()
+                                 ? QString::fromStdString(t.metadata().tokens[size_t(i)])
+                                 : QString::number(i));
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     auto trace = m_session->trace();
     for (int h = 0; h < int(m_heads.size()); ++h) {
-        if (!m_heads[size_t(h)]->isChecked())
-            continue;
+        if (!m_heads[size_t(h)]->isChecked()) continue;
         MapRequest r;
         r.layer = m_layer->value();
         r.head = h;
@@ -139,75 +132,54 @@ void TokenView::request()
         r.width = r.height = int(w1 - w0);
         r.excludedKeys = m_session->excludedKeys({r.layer, h});
         m_session->compute()->submitCpu(
-            kTagPrefix + QString::number(h), [cache, trace, r](const CancelToken& c) { return computeMap(*cache, r, c); },
-            this, [this](Result<MapResult> m) {
+            kTagPrefix + QString::number(h),
+            [cache, trace, r](const CancelToken& c) { return computeMap(*cache, r, c); }, this,
+            [this](Result<MapResult> m) {
                 if (m)  // a failed head is left out of the view
                     showWeights(*m);
             });
     }
 }
 
-void TokenView::showWeights(const MapResult& r)
-{
+void TokenView::showWeights(const MapResult& r) {
     if (r.request.layer != m_layer->value() || r.request.rect.q0 != m_canvas->offset)
-        return;  // a window or layer no longer shown
+        return;                                      // a window or layer no longer shown
     m_canvas->weights[r.request.head] = r.map.mean;  // one token per cell: exact probabilities
     m_canvas->update();
 }
 
-int TokenView::headsReady() const
-{
-    return int(m_canvas->weights.size());
-}
+int TokenView::headsReady() const { return int(m_canvas->weights.size()); }
 
-std::optional<Figure> TokenView::currentFigure() const
-{
-    if (m_canvas->weights.empty())
-        return std::nullopt;
+std::optional<Figure> TokenView::currentFigure() const {
+    if (m_canvas->weights.empty()) return std::nullopt;
     return Figure(m_canvas->figure(tr("Layer %1 head view").arg(m_layer->value())));
 }
 
-TokenFigure TokenLinesCanvas::figure(const QString& title) const
-{
+TokenFigure TokenLinesCanvas::figure(const QString& title) const {
     TokenFigure f;
     f.title = title;
     f.subtitle = QObject::tr("tokens %1–%2").arg(offset).arg(offset + tokens.size() - 1);
     f.queryTokens = f.keyTokens = tokens;
     f.queryOffset = f.keyOffset = offset;
-    for (const auto& [head, w] : weights)
-        f.heads.push_back({QStringLiteral("H%1").arg(head), w});
+    for (const auto& [head, w] : weights) f.heads.push_back({QStringLiteral("H%1").arg(head), w});
     f.focusQuery = focusQuery;
     f.minWeight = minWeight;
     return f;
 }
 
-double TokenLinesCanvas::rowHeight() const
-{
+double TokenLinesCanvas::rowHeight() const {
     return tokens.isEmpty() ? kMaxRowHeight : std::min(kMaxRowHeight, (height() - 8.0) / tokens.size());
 }
 
-double TokenLinesCanvas::columnWidth() const
-{
-    return std::max(kMinColumnWidth, width() * 0.15);
-}
+double TokenLinesCanvas::columnWidth() const { return std::max(kMinColumnWidth, width() * 0.15); }
 
-double TokenLinesCanvas::gap() const
-{
-    return std::clamp(width() * 0.3, kMinGap, kMaxGap);
-}
+double TokenLinesCanvas::gap() const { return std::clamp(width() * 0.3, kMinGap, kMaxGap); }
 
-double TokenLinesCanvas::gapLeft() const
-{
-    return (width() - gap()) / 2;
-}
+double TokenLinesCanvas::gapLeft() const { return (width() - gap()) / 2; }
 
-double TokenLinesCanvas::gapRight() const
-{
-    return (width() + gap()) / 2;
-}
+double TokenLinesCanvas::gapRight() const { return (width() + gap()) / 2; }
 
-void TokenLinesCanvas::paintEvent(QPaintEvent*)
-{
+void TokenLinesCanvas::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.fillRect(rect(), palette().color(QPalette::Base));
     p.setRenderHint(QPainter::Antialiasing);
@@ -217,14 +189,11 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
     for (const auto& [head, w] : weights) {
         QColor c = fig::readableOn(fig::seriesColor(head), palette().color(QPalette::Base));
         for (int i = 0; i < n; ++i) {
-            if (focusQuery >= 0 && i != focusQuery)
-                continue;
+            if (focusQuery >= 0 && i != focusQuery) continue;
             for (int j = 0; j < n; ++j) {
-                if (focusKey >= 0 && j != focusKey)
-                    continue;
+                if (focusKey >= 0 && j != focusKey) continue;
                 const float a = size_t(i * n + j) < w.size() ? w[size_t(i * n + j)] : 0.f;
-                if (a < minWeight)
-                    continue;
+                if (a < minWeight) continue;
                 c.setAlphaF(fig::tokenLineOpacity(a));
                 p.setPen(QPen(c, std::clamp(kLineMaxWidth * std::sqrt(double(a)), kLineMinWidth, kLineMaxWidth)));
                 p.drawLine(QPointF(xl + 4, 4 + (i + 0.5) * rh), QPointF(xr - 4, 4 + (j + 0.5) * rh));
@@ -238,10 +207,8 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
         const QRectF left(xl - cw + 4, 4 + i * rh, cw - 8, rh), right(xr + 4, 4 + i * rh, cw - 8, rh);
         const QString label = QString(tokens[i]).replace(QLatin1Char('\n'), QStringLiteral("⏎"));
         p.setPen(palette().color(QPalette::Text));
-        if (i == focusQuery)
-            p.fillRect(left, palette().color(QPalette::Highlight).lighter(150));
-        if (i == focusKey)
-            p.fillRect(right, palette().color(QPalette::Highlight).lighter(150));
+        if (i == focusQuery) p.fillRect(left, palette().color(QPalette::Highlight).lighter(150));
+        if (i == focusKey) p.fillRect(right, palette().color(QPalette::Highlight).lighter(150));
         p.drawText(left, Qt::AlignRight | Qt::AlignVCenter, label);
         p.drawText(right, Qt::AlignLeft | Qt::AlignVCenter, label);
     }
@@ -251,8 +218,7 @@ void TokenLinesCanvas::paintEvent(QPaintEvent*)
     }
 }
 
-void TokenLinesCanvas::mouseMoveEvent(QMouseEvent* e)
-{
+void TokenLinesCanvas::mouseMoveEvent(QMouseEvent* e) {
     const double rh = rowHeight();
     const int row = int((e->position().y() - 4) / rh);
     const bool valid = row >= 0 && row < tokens.size();
@@ -261,8 +227,7 @@ void TokenLinesCanvas::mouseMoveEvent(QMouseEvent* e)
     update();
 }
 
-void TokenLinesCanvas::leaveEvent(QEvent*)
-{
+void TokenLinesCanvas::leaveEvent(QEvent*) {
     focusQuery = focusKey = -1;
     update();
 }

@@ -14,15 +14,17 @@ constexpr qint64 kScanLimitBytes = qint64(1) << 30;
 
 TraceSession::TraceSession(ComputeService* compute, QObject* parent) : QObject(parent), m_compute(compute) {}
 
-void TraceSession::open(const QString& path)
-{
+void TraceSession::open(const QString& path) {
     OpenOptions options;
     // Counting NaN/Inf reads the whole file: worth it for the validation panel unless it is huge.
     options.scanValues = QFileInfo(path).size() <= kScanLimitBytes;
     m_compute->submitCpu(
         kOpenTag + QLatin1Char(':') + path,
-        [p = path.toStdString(), options](const CancelToken& cancel) { return Trace::open(p, options, cancelOnly(cancel)); },
-        this, [this, path](Result<TracePtr> t) {
+        [p = path.toStdString(), options](const CancelToken& cancel) {
+            return Trace::open(p, options, cancelOnly(cancel));
+        },
+        this,
+        [this, path](Result<TracePtr> t) {
             if (t)
                 setTrace(std::move(*t));
             else if (t.status().code() != ErrorCode::Cancelled)  // a newer open of the same file
@@ -30,17 +32,13 @@ void TraceSession::open(const QString& path)
         });
 }
 
-void TraceSession::setTrace(std::shared_ptr<const Trace> trace)
-{
-    if (m_trace)
-        close();
+void TraceSession::setTrace(std::shared_ptr<const Trace> trace) {
+    if (m_trace) close();
     m_trace = std::move(trace);
-    if (!m_trace)
-        return;
+    if (!m_trace) return;
     m_cache = std::make_shared<HeadCache>(m_trace);
     m_sinks.assign(size_t(m_trace->numLayers()), {});
-    for (int l = 0; l < m_trace->numLayers(); ++l)
-        m_sinks[size_t(l)].assign(size_t(m_trace->config(l).heads), {});
+    for (int l = 0; l < m_trace->numLayers(); ++l) m_sinks[size_t(l)].assign(size_t(m_trace->config(l).heads), {});
     m_current = {};
     m_compared.clear();
     m_query = m_key = -1;
@@ -50,10 +48,8 @@ void TraceSession::setTrace(std::shared_ptr<const Trace> trace)
     emit comparedChanged();
 }
 
-void TraceSession::close()
-{
-    if (!m_trace)
-        return;
+void TraceSession::close() {
+    if (!m_trace) return;
     m_compute->cancelAll(QStringLiteral("head:"));
     m_trace.reset();
     m_cache.reset();
@@ -63,13 +59,9 @@ void TraceSession::close()
     emit traceClosed();
 }
 
-QString TraceSession::path() const
-{
-    return m_trace ? QString::fromStdString(m_trace->path()) : QString();
-}
+QString TraceSession::path() const { return m_trace ? QString::fromStdString(m_trace->path()) : QString(); }
 
-void TraceSession::select(HeadId head)
-{
+void TraceSession::select(HeadId head) {
     if (!m_trace || head.layer < 0 || head.layer >= m_trace->numLayers() || head.head < 0 ||
         head.head >= m_trace->config(head.layer).heads || head == m_current)
         return;
@@ -77,42 +69,35 @@ void TraceSession::select(HeadId head)
     emit currentChanged(head);
 }
 
-void TraceSession::toggleCompared(HeadId head)
-{
+void TraceSession::toggleCompared(HeadId head) {
     if (m_compared.removeOne(head)) {
         emit comparedChanged();
         return;
     }
     m_compared.append(head);
-    while (m_compared.size() > kMaxCompared)
-        m_compared.removeFirst();
+    while (m_compared.size() > kMaxCompared) m_compared.removeFirst();
     emit comparedChanged();
 }
 
-void TraceSession::setCompared(const QList<HeadId>& heads)
-{
+void TraceSession::setCompared(const QList<HeadId>& heads) {
     m_compared = heads.mid(0, kMaxCompared);
     emit comparedChanged();
 }
 
-void TraceSession::setOptions(const ViewOptions& options)
-{
-    if (options == m_options)
-        return;
+void TraceSession::setOptions(const ViewOptions& options) {
+    if (options == m_options) return;
     m_options = options;
     emit optionsChanged();
 }
 
-std::vector<int64_t> TraceSession::sinkKeys(HeadId head) const
-{
+std::vector<int64_t> TraceSession::sinkKeys(HeadId head) const {
     if (head.layer < 0 || size_t(head.layer) >= m_sinks.size() || head.head < 0 ||
         size_t(head.head) >= m_sinks[size_t(head.layer)].size())
         return {};
     return m_sinks[size_t(head.layer)][size_t(head.head)];
 }
 
-void TraceSession::setSinkKeys(HeadId head, std::vector<int64_t> keys)
-{
+void TraceSession::setSinkKeys(HeadId head, std::vector<int64_t> keys) {
     if (head.layer < 0 || size_t(head.layer) >= m_sinks.size() || head.head < 0 ||
         size_t(head.head) >= m_sinks[size_t(head.layer)].size())
         return;
@@ -120,13 +105,11 @@ void TraceSession::setSinkKeys(HeadId head, std::vector<int64_t> keys)
     emit sinksChanged();
 }
 
-std::vector<int64_t> TraceSession::excludedKeys(HeadId head) const
-{
+std::vector<int64_t> TraceSession::excludedKeys(HeadId head) const {
     return m_options.excludeSinks ? sinkKeys(head) : std::vector<int64_t>{};
 }
 
-void TraceSession::setAnalysis(std::shared_ptr<const ModelAnalysis> analysis)
-{
+void TraceSession::setAnalysis(std::shared_ptr<const ModelAnalysis> analysis) {
     m_analysis = std::move(analysis);
     if (m_analysis)
         for (const HeadAnalysis& h : m_analysis->heads)
@@ -136,18 +119,14 @@ void TraceSession::setAnalysis(std::shared_ptr<const ModelAnalysis> analysis)
     emit analysisChanged();
 }
 
-const HeadAnalysis* TraceSession::headAnalysis(HeadId head) const
-{
-    if (!m_analysis)
-        return nullptr;
+const HeadAnalysis* TraceSession::headAnalysis(HeadId head) const {
+    if (!m_analysis) return nullptr;
     for (const HeadAnalysis& h : m_analysis->heads)
-        if (h.layer == head.layer && h.head == head.head)
-            return &h;
+        if (h.layer == head.layer && h.head == head.head) return &h;
     return nullptr;
 }
 
-void TraceSession::inspect(int64_t query, int64_t key)
-{
+void TraceSession::inspect(int64_t query, int64_t key) {
     m_query = query;
     m_key = key;
     emit inspected(query, key);

@@ -25,15 +25,15 @@ struct HeadId {
 
 /// Options shared by the map views.
 struct ViewOptions {
-    bool maxPooling = false;   ///< pooled max instead of mean
+    bool maxPooling = false;  ///< pooled max instead of mean
     bool logScale = true;
-    bool excludeSinks = false; ///< mask out the detected sink keys and renormalize
-    bool showCausal = true;    ///< shade the masked (never attended) region
-    bool showSinks = true;     ///< mark sink columns
-    bool showCoverage = false; ///< outline blocks outside the gamma-coverage set
+    bool excludeSinks = false;  ///< mask out the detected sink keys and renormalize
+    bool showCausal = true;     ///< shade the masked (never attended) region
+    bool showSinks = true;      ///< mark sink columns
+    bool showCoverage = false;  ///< outline blocks outside the gamma-coverage set
     double gamma = 0.9;
     int blockSize = 128;
-    QString variantOverlay;    ///< a mask variant ("sliding:256", …) whose dropped pairs are shaded; "" = none
+    QString variantOverlay;  ///< a mask variant ("sliding:256", …) whose dropped pairs are shaded; "" = none
     bool operator==(const ViewOptions&) const = default;
 };
 

@@ -25,11 +25,12 @@ using namespace attnscope;
 
 namespace {
 constexpr const char* kOrigin = "program";
-constexpr QRgb kAllowed = 0xff1f3a93;   // dark blue: computed pairs
-constexpr QRgb kMasked = 0xfff4f4f4;    // near white: masked pairs
+constexpr QRgb kAllowed = 0xff1f3a93;         // dark blue: computed pairs
+constexpr QRgb kMasked = 0xfff4f4f4;          // near white: masked pairs
 constexpr qint64 kMaxProgramBytes = 1 << 20;  // a program is a few lines; refuse anything larger
-constexpr const char* kExample = "# A causal sliding window with 4 sink tokens\nconst WINDOW = 256\n"
-                                 "mask: k <= q && (k < 4 || q - k < WINDOW)\n";
+constexpr const char* kExample =
+    "# A causal sliding window with 4 sink tokens\nconst WINDOW = 256\n"
+    "mask: k <= q && (k < 4 || q - k < WINDOW)\n";
 }  // namespace
 
 VariantEditor::VariantEditor(QWidget* parent) : QWidget(parent) {
@@ -135,7 +136,8 @@ QString VariantEditor::importFile(const QString& path) {
         return m_status->text();
     }
     if (f.size() > kMaxProgramBytes) {
-        m_status->setText(tr("%1: %2 bytes; a variant program is at most %3 bytes").arg(path).arg(f.size()).arg(kMaxProgramBytes));
+        m_status->setText(
+            tr("%1: %2 bytes; a variant program is at most %3 bytes").arg(path).arg(f.size()).arg(kMaxProgramBytes));
         return m_status->text();
     }
     const QByteArray bytes = f.readAll();

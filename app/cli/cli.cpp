@@ -111,8 +111,8 @@ bool Args::parseOnce(bool optionalTakesNext) {
                 continue;
             }
             if (!inlineValue) {
-                const bool nextIsValue = i + 1 < m_argv.size() && (m_argv[i + 1].empty() || m_argv[i + 1][0] != '-' ||
-                                                                   m_argv[i + 1] == "-");
+                const bool nextIsValue =
+                    i + 1 < m_argv.size() && (m_argv[i + 1].empty() || m_argv[i + 1][0] != '-' || m_argv[i + 1] == "-");
                 if (opt->optionalValue) {
                     if (optionalTakesNext && nextIsValue) {
                         value = m_argv[++i];
@@ -185,7 +185,9 @@ void Args::printHelp() const {
         any = true;
         std::string left = o.isPositional ? o.name
                                           : (o.name.size() == 1 ? "-" : "--") + o.name +
-                                                (o.isFlag ? "" : o.optionalValue ? "[=" + o.valueName + "]" : " VALUE");
+                                                (o.isFlag          ? ""
+                                                 : o.optionalValue ? "[=" + o.valueName + "]"
+                                                                   : " VALUE");
         std::printf("  %-22s %s", left.c_str(), o.help.c_str());
         if (!o.defaultValue.empty()) std::printf(" (default %s)", o.defaultValue.c_str());
         std::printf("\n");
@@ -207,8 +209,8 @@ int checkCpuWork(const std::string& verb, double products, int64_t headDim, bool
     if (products <= 0) return kRun;
     const CpuWorkEstimate e = estimateCpuWork(products, headDim);
     if (e.overLimit() && !allowLong)
-        return fail(verb, what + " on the CPU would take " + e.describe() +
-                              ", over the limit of " + describeSeconds(kCpuWorkLimitSeconds) +
+        return fail(verb, what + " on the CPU would take " + e.describe() + ", over the limit of " +
+                              describeSeconds(kCpuWorkLimitSeconds) +
                               ": run it on a GPU (without --cpu), ask for less (fewer layers with --layers, a "
                               "smaller --rect), or pass --allow-long to run it anyway (Ctrl-C stops it)");
     if (e.seconds > kCpuWorkNoticeSeconds)
@@ -226,7 +228,8 @@ Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const 
     if (arg != "demo") return Trace::open(arg, options, progress);
     const std::string path = findDemoTrace();
     if (path.empty())
-        return Status(ErrorCode::IoError, "demo: no demo trace found (set ATTNSCOPE_DEMO, or install attnscope with its demo)");
+        return Status(ErrorCode::IoError,
+                      "demo: no demo trace found (set ATTNSCOPE_DEMO, or install attnscope with its demo)");
     return Trace::open(path, options, progress);
 }
 
@@ -251,8 +254,7 @@ std::optional<std::pair<int, int>> parseMapSize(const std::string& text, int max
     if (n == 1) h = w;
     const bool ok = (n == 1 || (n == 3 && x == 'x')) && w >= 1 && h >= 1 && w <= maxSide && h <= maxSide;
     if (!ok) {
-        if (error)
-            *error = "--size " + text + ": expected N or WxH with 1 <= N, W, H <= " + std::to_string(maxSide);
+        if (error) *error = "--size " + text + ": expected N or WxH with 1 <= N, W, H <= " + std::to_string(maxSide);
         return std::nullopt;
     }
     return std::pair{w, h};
@@ -280,7 +282,8 @@ std::optional<std::vector<int>> parseIndexList(const std::string& text, int limi
         int a = 0, b = 0;
         char dash = 0;
         int n = std::sscanf(part.c_str(), "%d%c%d", &a, &dash, &b);
-        if (n == 1) b = a;
+        if (n == 1)
+            b = a;
         else if (!(n == 3 && dash == '-')) {
             if (error) *error = what + ": cannot read '" + part + "' (expected N or N-M)";
             return std::nullopt;

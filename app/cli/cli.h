@@ -56,7 +56,7 @@ public:
     bool parse();
     int exitCode() const { return m_exitCode; }
 
-    bool has(const std::string& name) const;  ///< option given, flag set, or positional present
+    bool has(const std::string& name) const;         ///< option given, flag set, or positional present
     std::string get(const std::string& name) const;  ///< value, default, or ""
     std::optional<long long> getInt(const std::string& name, std::string* error) const;
     std::optional<double> getDouble(const std::string& name, std::string* error) const;
@@ -125,9 +125,10 @@ Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const 
 
 #define ATTNSCOPE_CLI_CAT2(a, b) a##b
 #define ATTNSCOPE_CLI_CAT(a, b) ATTNSCOPE_CLI_CAT2(a, b)
-#define ATTNSCOPE_CLI_VERB(NAME, USAGE, SUMMARY, FN) \
-    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN})
+#define ATTNSCOPE_CLI_VERB(NAME, USAGE, SUMMARY, FN)                 \
+    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = \
+        ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN})
 /// A verb with a separate parse step (Verb::parse).
-#define ATTNSCOPE_CLI_VERB_PARSE(NAME, USAGE, SUMMARY, FN, PARSE)                                          \
-    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) =                                      \
+#define ATTNSCOPE_CLI_VERB_PARSE(NAME, USAGE, SUMMARY, FN, PARSE)    \
+    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = \
         ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN, PARSE})

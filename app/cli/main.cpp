@@ -11,10 +11,11 @@ static void printUsage() {
                 ATTNSCOPE_VERSION);
     std::printf("usage: attnscope-cli VERB [options]   (attnscope-cli VERB --help for details)\n\nverbs:\n");
     for (const auto& [name, verb] : verbs()) std::printf("  %-10s %s\n", name.c_str(), verb.summary.c_str());
-    std::printf("\nA TRACE argument may be 'demo' (the bundled trace).\n"
-                "exit status: 0 done, %d the input or the run failed, %d the command line is wrong, %d done in part\n"
-                "(profile: a variant failed, its row says why; selftest --gpu: no usable GPU)\n",
-                kExitFailure, kExitUsage, kExitIncomplete);
+    std::printf(
+        "\nA TRACE argument may be 'demo' (the bundled trace).\n"
+        "exit status: 0 done, %d the input or the run failed, %d the command line is wrong, %d done in part\n"
+        "(profile: a variant failed, its row says why; selftest --gpu: no usable GPU)\n",
+        kExitFailure, kExitUsage, kExitIncomplete);
 }
 
 int main(int argc, char** argv) {

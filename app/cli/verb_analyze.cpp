@@ -42,9 +42,10 @@ void printSummary(const ModelAnalysis& m, const AnalyzeOptions& o, double second
     for (const auto& s : m.layers)
         std::printf("%5d %5d %7.1f %6d %9.3f %7.3f %9.3f  %s\n", s.layer, s.heads, s.sinkRate, s.hiddenSinkHeads,
                     s.medianEntropy, s.medianEntropyNormalized, s.density, rolesText(s).c_str());
-    std::printf("(H_median: median over heads of the mean entropy in nats; density: kept/allowed blocks at "
-                "gamma %.2f, block %lld)\n",
-                o.summaryGamma, static_cast<long long>(o.summaryBlockSize));
+    std::printf(
+        "(H_median: median over heads of the mean entropy in nats; density: kept/allowed blocks at "
+        "gamma %.2f, block %lld)\n",
+        o.summaryGamma, static_cast<long long>(o.summaryBlockSize));
 }
 
 void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
@@ -52,22 +53,23 @@ void printHeads(const ModelAnalysis& m, const AnalyzeOptions& o) {
                 "hidden", "entropy", "prev", "ind", "dup", "density", "evidence");
     for (const auto& h : m.heads) {
         const GammaCoverage* c = h.coverage(o.summaryBlockSize, o.summaryGamma);
-        std::printf("%5d %4d %-15s %6.3f %5s %-12s %7.3f %5.2f %5.2f %5.2f %7.3f  %s\n", h.layer, h.head,
-                    h.role.label.c_str(), h.sinks.alpha0, h.sinks.firstTokenSink ? "yes" : "no",
-                    sinksText(h.sinks).c_str(), h.stats.entropy, h.roles.previousToken,
-                    h.roles.repeatRows >= o.head.roles.minRepeatRows ? h.roles.inductionRepeat : h.roles.inductionMatched,
-                    h.roles.duplicateMatched, c ? c->density : 0.0, h.role.evidence.c_str());
+        std::printf(
+            "%5d %4d %-15s %6.3f %5s %-12s %7.3f %5.2f %5.2f %5.2f %7.3f  %s\n", h.layer, h.head, h.role.label.c_str(),
+            h.sinks.alpha0, h.sinks.firstTokenSink ? "yes" : "no", sinksText(h.sinks).c_str(), h.stats.entropy,
+            h.roles.previousToken,
+            h.roles.repeatRows >= o.head.roles.minRepeatRows ? h.roles.inductionRepeat : h.roles.inductionMatched,
+            h.roles.duplicateMatched, c ? c->density : 0.0, h.role.evidence.c_str());
     }
 }
 
 /// Heads with a learned sink logit (GPT-OSS): the share of each head's attention mass the sink
 /// takes (the keys' probabilities sum to the rest).
 void printLearnedSinks(const ModelAnalysis& m) {
-    if (std::none_of(m.heads.begin(), m.heads.end(), [](const HeadAnalysis& h) { return h.sinks.learnedSink; }))
-        return;
-    std::printf("\nlearned sinks: share of each head's attention mass taken by its sink logit (mean over rows "
-                "of exp(sink - L))\n%5s %4s %8s %7s\n",
-                "layer", "head", "logit", "share");
+    if (std::none_of(m.heads.begin(), m.heads.end(), [](const HeadAnalysis& h) { return h.sinks.learnedSink; })) return;
+    std::printf(
+        "\nlearned sinks: share of each head's attention mass taken by its sink logit (mean over rows "
+        "of exp(sink - L))\n%5s %4s %8s %7s\n",
+        "layer", "head", "logit", "share");
     for (const auto& h : m.heads)
         if (h.sinks.learnedSink)
             std::printf("%5d %4d %8.3f %7.3f\n", h.layer, h.head, h.sinks.learnedSinkLogit, h.sinks.learnedSinkShare);
@@ -83,19 +85,21 @@ void printTimings(const ModelAnalysis& m) {
         std::printf("\n");
         read += t.readMs, upload += t.uploadMs, compute += t.computeMs, finish += t.finishMs;
     }
-    std::printf("total: read %.1f ms, upload %.1f ms (both overlap the previous layer's compute on the GPU), "
-                "compute %.1f ms, finish %.1f ms\n\n",
-                read, upload, compute, finish);
+    std::printf(
+        "total: read %.1f ms, upload %.1f ms (both overlap the previous layer's compute on the GPU), "
+        "compute %.1f ms, finish %.1f ms\n\n",
+        read, upload, compute, finish);
 }
 
 /// The command-line step (Verb::parse): every option that needs no trace, into `o` (--layers is
 /// read once the trace is open: its bounds are the trace's).
 int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
-    a.description("Measures every head of TRACE two-pass from Q/K/V (never T x T): entropy, attention "
-                  "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
-                  "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
-                  "error, previous-token / duplicate / induction scores, a role label per head and head "
-                  "similarity. Prints a per-layer summary and a per-head table.")
+    a.description(
+         "Measures every head of TRACE two-pass from Q/K/V (never T x T): entropy, attention "
+         "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
+         "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
+         "error, previous-token / duplicate / induction scores, a role label per head and head "
+         "similarity. Prints a per-layer summary and a per-head table.")
         .positional("TRACE", "*.attn.safetensors trace with Q/K/V, or 'demo' for the bundled trace")
         .option("layers", "layers to analyse, e.g. 0,3-5 (default: all)")
         .optionalValue("json", "FILE",
@@ -111,8 +115,9 @@ int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
         .flag("all", "also measure the candidate masks and head similarity without --json")
         .flag("no-similarity", "skip the per-layer head similarity pass")
         .flag("no-heads", "print only the per-layer summary")
-        .flag("cpu", "run on the CPU even when a GPU is present (default: the GPUs' tensor cores when there are any; "
-                     "layers are spread over every visible GPU)")
+        .flag("cpu",
+              "run on the CPU even when a GPU is present (default: the GPUs' tensor cores when there are any; "
+              "layers are spread over every visible GPU)")
         .flag("allow-long", "run CPU work estimated at over an hour (refused by default, with the estimate)")
         .flag("timing", "print per-layer read / upload / compute / finish milliseconds")
         .flag("no-progress", "no progress line on stderr");
@@ -204,8 +209,8 @@ int analyzeVerb(Args& a) {
             products += passes * c.heads * scoreProducts(t.tokens(), t.tokens(), c.headDim, c.causal);
             headDim = std::max<int64_t>(headDim, c.headDim);
         }
-        if (int rc = checkCpuWork(kVerb, products, headDim, a.has("allow-long"), "analyzing " + std::to_string(t.tokens()) +
-                                                                                   " tokens");
+        if (int rc = checkCpuWork(kVerb, products, headDim, a.has("allow-long"),
+                                  "analyzing " + std::to_string(t.tokens()) + " tokens");
             rc != kRun)
             return rc;
     }
@@ -219,7 +224,9 @@ int analyzeVerb(Args& a) {
         return 0;
     }
     std::printf("backend: %s%s\n", model->backend.c_str(),
-                a.has("cpu") ? " (--cpu)" : (gpu && !gpu->info().available ? (" (no GPU: " + gpu->info().reason + ")").c_str() : ""));
+                a.has("cpu")
+                    ? " (--cpu)"
+                    : (gpu && !gpu->info().available ? (" (no GPU: " + gpu->info().reason + ")").c_str() : ""));
     for (const auto& n : model->notes) std::printf("note: %s\n", n.c_str());
     if (a.has("timing")) printTimings(*model);
     printSummary(*model, model->options, seconds);
@@ -235,9 +242,9 @@ int analyzeVerb(Args& a) {
 }  // namespace
 
 ATTNSCOPE_CLI_VERB_PARSE("analyze",
-                   "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
-                   "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
-                   "[--no-similarity] [--no-heads] [--cpu] [--allow-long] [--timing] [--no-progress]",
-                   "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
-                   analyzeVerb, parseAnalyzeOnly);
+                         "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
+                         "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
+                         "[--no-similarity] [--no-heads] [--cpu] [--allow-long] [--timing] [--no-progress]",
+                         "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
+                         analyzeVerb, parseAnalyzeOnly);
 }  // namespace attnscope::cli

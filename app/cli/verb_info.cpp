@@ -46,7 +46,8 @@ void printText(const Trace& t, bool scanned) {
     for (int i = 0; i < t.numLayers(); ++i) {
         const LayerConfig& c = t.config(i);
         std::string tensors;
-        for (const auto& [role, view] : traceTensorRoles(t, i)) tensors += std::string(tensors.empty() ? "" : " ") + role;
+        for (const auto& [role, view] : traceTensorRoles(t, i))
+            tensors += std::string(tensors.empty() ? "" : " ") + role;
         std::printf("  %5d  %5d  %2d  %8d  %-8.4g  %-6s  %6s  %7s  %-5s  %-12s  %s\n", i, c.heads, c.kvHeads, c.headDim,
                     c.scale, c.causal ? "yes" : "no", optionalNumber(double(c.slidingWindow), "%.0f").c_str(),
                     optionalNumber(c.softcap, "%g").c_str(), c.alibi ? "yes" : "no", c.positional.c_str(),
@@ -82,7 +83,8 @@ void printText(const Trace& t, bool scanned) {
     } else {
         std::printf("non-finite  NaN/Inf found in %zu tensor(s):\n", t.nonFinite().size());
         for (const auto& n : t.nonFinite())
-            std::printf("              %-20s %lld NaN, %lld Inf\n", n.tensor.c_str(), (long long)n.nan, (long long)n.inf);
+            std::printf("              %-20s %lld NaN, %lld Inf\n", n.tensor.c_str(), (long long)n.nan,
+                        (long long)n.inf);
     }
     std::printf("validation  OK (%zu warning%s)\n", t.warnings().size(), t.warnings().size() == 1 ? "" : "s");
     for (const auto& w : t.warnings()) std::printf("  warning: %s\n", w.c_str());
@@ -90,10 +92,11 @@ void printText(const Trace& t, bool scanned) {
 
 /// The command-line step (Verb::parse).
 int parseInfoArgs(Args& a) {
-    a.description("Prints what a trace holds: model, source, kind, T, per-layer heads / kv heads / head dim / scale / "
-                  "causal / window / softcap / ALiBi / positional encoding, dtypes, file size, NaN/Inf counts, and "
-                  "the validation result with warnings. Exit 0 when the trace is valid, 1 with a one-line error "
-                  "naming the file otherwise.")
+    a.description(
+         "Prints what a trace holds: model, source, kind, T, per-layer heads / kv heads / head dim / scale / "
+         "causal / window / softcap / ALiBi / positional encoding, dtypes, file size, NaN/Inf counts, and "
+         "the validation result with warnings. Exit 0 when the trace is valid, 1 with a one-line error "
+         "naming the file otherwise.")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo' for the bundled trace")
         .flag("json", "print a JSON object instead of text (camelCase keys, docs/json.md)")
         .flag("no-scan", "skip the NaN/Inf scan (opens without reading the tensor data)")
@@ -123,8 +126,10 @@ int infoVerb(Args& a) {
         return fail(kVerb, trace.status());
     }
     if (a.has("json"))
-        std::printf("%s\n", traceSummaryJson(**trace, {.details = true, .scanned = options.scanValues}).dump(2).c_str());
-    else printText(**trace, options.scanValues);
+        std::printf("%s\n",
+                    traceSummaryJson(**trace, {.details = true, .scanned = options.scanValues}).dump(2).c_str());
+    else
+        printText(**trace, options.scanValues);
     return 0;
 }
 }  // namespace

@@ -40,7 +40,8 @@ std::string toCsv(const AttentionMap& m, const std::vector<float>& values) {
     char buf[32];
     for (int y = 0; y < m.height; ++y) {
         for (int x = 0; x < m.width; ++x) {
-            std::snprintf(buf, sizeof buf, "%s%.9g", x ? "," : "", double(values[size_t(y) * size_t(m.width) + size_t(x)]));
+            std::snprintf(buf, sizeof buf, "%s%.9g", x ? "," : "",
+                          double(values[size_t(y) * size_t(m.width) + size_t(x)]));
             out += buf;
         }
         out += '\n';
@@ -61,10 +62,11 @@ struct MapArgs {
 
 /// The command-line step (Verb::parse): everything that needs no trace.
 int parseMapArgs(Args& a, MapArgs& m) {
-    a.description("Renders the attention map of one head over a rectangle of the T x T matrix, pooled to WxH cells "
-                  "(mean or max of the probabilities in each cell), as a PNG (colormap, log or linear scale) or a CSV "
-                  "(a header row with each column's first key, then H rows of W values). Computed from Q/K in two "
-                  "passes without holding T x T; weights-only traces are pooled from their stored probabilities.")
+    a.description(
+         "Renders the attention map of one head over a rectangle of the T x T matrix, pooled to WxH cells "
+         "(mean or max of the probabilities in each cell), as a PNG (colormap, log or linear scale) or a CSV "
+         "(a header row with each column's first key, then H rows of W values). Computed from Q/K in two "
+         "passes without holding T x T; weights-only traces are pooled from their stored probabilities.")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo' for the bundled trace")
         .option("layer", "layer index")
         .option("head", "query head index")
@@ -126,7 +128,8 @@ int mapVerb(Args& a) {
     const int64_t tokens = t.tokens();
     if (*layer < 0 || *layer >= t.numLayers())
         return fail(kVerb, "--layer " + std::to_string(*layer) + " out of range: the trace has " +
-                               std::to_string(t.numLayers()) + " layers (0.." + std::to_string(t.numLayers() - 1) + ")");
+                               std::to_string(t.numLayers()) + " layers (0.." + std::to_string(t.numLayers() - 1) +
+                               ")");
     const int heads = t.config(int(*layer)).heads;
     if (*head < 0 || *head >= heads)
         return fail(kVerb, "--head " + std::to_string(*head) + " out of range: layer " + std::to_string(*layer) +
@@ -134,7 +137,8 @@ int mapVerb(Args& a) {
     MapRect rect{0, tokens, 0, tokens};
     if (p.hasRect) {
         rect = p.rect;
-        if (rect.q0 < 0 || rect.q1 <= rect.q0 || rect.q1 > tokens || rect.k0 < 0 || rect.k1 <= rect.k0 || rect.k1 > tokens)
+        if (rect.q0 < 0 || rect.q1 <= rect.q0 || rect.q1 > tokens || rect.k0 < 0 || rect.k1 <= rect.k0 ||
+            rect.k1 > tokens)
             return fail(kVerb, "--rect " + a.get("rect") + " must lie inside [0," + std::to_string(tokens) +
                                    "] with q0 < q1 and k0 < k1");
     }
@@ -155,9 +159,9 @@ int mapVerb(Args& a) {
         const int64_t rows = rect.q1 - rect.q0;
         const double products = scoreProducts(rows, tokens, c.headDim, c.causal) +
                                 scoreProducts(rows, rect.k1 - rect.k0, c.headDim, c.causal);
-        if (int rc = checkCpuWork(kVerb, products, c.headDim, a.has("allow-long"),
-                                  "a map over " + std::to_string(rows) + " x " + std::to_string(rect.k1 - rect.k0) +
-                                      " pairs");
+        if (int rc = checkCpuWork(
+                kVerb, products, c.headDim, a.has("allow-long"),
+                "a map over " + std::to_string(rows) + " x " + std::to_string(rect.k1 - rect.k0) + " pairs");
             rc != kRun)
             return rc;
     }
@@ -165,8 +169,10 @@ int mapVerb(Args& a) {
     auto map = headMap(cache, request, progressLine(!a.has("no-progress")), gpu.get());
     if (!map) return fail(kVerb, map.status());
     if (map->nonFinite > 0)
-        std::fprintf(stderr, "attnscope-cli map: warning: layer %d head %d has %lld NaN/Inf values in Q/K; those "
-                             "cells are drawn magenta\n", request.layer, request.head, static_cast<long long>(map->nonFinite));
+        std::fprintf(stderr,
+                     "attnscope-cli map: warning: layer %d head %d has %lld NaN/Inf values in Q/K; those "
+                     "cells are drawn magenta\n",
+                     request.layer, request.head, static_cast<long long>(map->nonFinite));
     std::string backend = map->backendLabel;
     if (map->backend == MapBackend::Cpu && backend == "CPU")
         backend = a.has("cpu") ? "CPU (--cpu)" : gpu ? "CPU (no GPU: " + gpu->info().reason + ")" : "CPU";
@@ -188,19 +194,20 @@ int mapVerb(Args& a) {
         written = writePng(out, colorize(values, m.width, m.height, c));
     }
     if (!written) return fail(kVerb, written);
-    std::printf("wrote %s (%dx%d cells, layer %d head %d, queries [%lld,%lld) x keys [%lld,%lld), %s pooling%s) on %s\n",
-                out.c_str(), m.width, m.height, request.layer, request.head, static_cast<long long>(rect.q0),
-                static_cast<long long>(rect.q1), static_cast<long long>(rect.k0), static_cast<long long>(rect.k1),
-                pool.c_str(), csv ? "" : (", " + scale + " scale").c_str(), backend.c_str());
+    std::printf(
+        "wrote %s (%dx%d cells, layer %d head %d, queries [%lld,%lld) x keys [%lld,%lld), %s pooling%s) on %s\n",
+        out.c_str(), m.width, m.height, request.layer, request.head, static_cast<long long>(rect.q0),
+        static_cast<long long>(rect.q1), static_cast<long long>(rect.k0), static_cast<long long>(rect.k1), pool.c_str(),
+        csv ? "" : (", " + scale + " scale").c_str(), backend.c_str());
     return 0;
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE("map",
-                   "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
-                   "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--allow-long] [--no-progress] "
-                   "-o map.png|map.csv",
-                   "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb,
-                         parseMapOnly);
+ATTNSCOPE_CLI_VERB_PARSE(
+    "map",
+    "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
+    "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--allow-long] [--no-progress] "
+    "-o map.png|map.csv",
+    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb, parseMapOnly);
 
 }  // namespace attnscope::cli

@@ -23,8 +23,10 @@ int parseRequest(Args& a, Parsed& out) {
     std::string err;
     ProfileRequest& r = out.request;
     GpuDType dtype = GpuDType::BF16;
-    if (a.get("dtype") == "f16") dtype = GpuDType::F16;
-    else if (a.get("dtype") != "bf16") return fail(kVerb, "--dtype expects bf16 or f16, got '" + a.get("dtype") + "'");
+    if (a.get("dtype") == "f16")
+        dtype = GpuDType::F16;
+    else if (a.get("dtype") != "bf16")
+        return fail(kVerb, "--dtype expects bf16 or f16, got '" + a.get("dtype") + "'");
     if (a.has("trace") == a.has("shape"))
         return fail(kVerb, "give either TRACE (with --layer/--head; 'demo' for the bundled trace) or --shape B,H,T,D");
     if (a.has("trace")) {
@@ -32,7 +34,8 @@ int parseRequest(Args& a, Parsed& out) {
         auto layer = a.getInt("layer", &err);
         if (!layer) return fail(kVerb, err);
         s.layer = int(*layer);
-        if (a.get("head") == "all") s.head = -1;
+        if (a.get("head") == "all")
+            s.head = -1;
         else {
             auto head = a.getInt("head", &err);
             if (!head || *head < 0) return fail(kVerb, err.empty() ? "--head expects a head index or 'all'" : err);
@@ -51,7 +54,8 @@ int parseRequest(Args& a, Parsed& out) {
             r.shapes.push_back(*s);
         }
         if (r.shapes.empty())  // "--shape /" or "--shape ''": --overhead would read a shape that is not there
-            return fail(kVerb, "--shape '" + a.get("shape") + "': expected B,H,T,D or B,H,Hkv,T,D (several separated by '/')");
+            return fail(kVerb,
+                        "--shape '" + a.get("shape") + "': expected B,H,T,D or B,H,Hkv,T,D (several separated by '/')");
     }
     r.variants = splitVariantList(a.get("variants"));  // commas inside an expr: program's calls stay
     r.dense = a.get("dense");
@@ -96,14 +100,15 @@ int runOverhead(const Parsed& p) {
 
 /// The command-line step (Verb::parse): the request from every option; no trace is opened.
 int parseProfileArgs(Args& a, Parsed& p) {
-    a.description("Runs attention variants side by side on a trace's own Q/K/V or on a synthetic shape. On a GPU "
-                  "kernels are timed from CUPTI activity records; without one the CPU reference runs with wall-clock "
-                  "timing and results are labelled CPU. Accuracy: relative output error and attention-mass recall "
-                  "against the dense float32 reference. cudnn:V (V one of full, causal, sliding:W, alibi, softcap:C, "
-                  "relbias:B) runs cuDNN's fused SDPA with V's mask on the same data, timed and scored the same way: the "
-                  "production baseline next to every variant (GPU only; cuDNN 9 is loaded at run time from "
-                  "ATTNSCOPE_CUDNN_LIB or libcudnn.so.9, and its rows say why when it cannot run). Exit 3 when a "
-                  "variant's row holds an error.")
+    a.description(
+         "Runs attention variants side by side on a trace's own Q/K/V or on a synthetic shape. On a GPU "
+         "kernels are timed from CUPTI activity records; without one the CPU reference runs with wall-clock "
+         "timing and results are labelled CPU. Accuracy: relative output error and attention-mass recall "
+         "against the dense float32 reference. cudnn:V (V one of full, causal, sliding:W, alibi, softcap:C, "
+         "relbias:B) runs cuDNN's fused SDPA with V's mask on the same data, timed and scored the same way: the "
+         "production baseline next to every variant (GPU only; cuDNN 9 is loaded at run time from "
+         "ATTNSCOPE_CUDNN_LIB or libcudnn.so.9, and its rows say why when it cannot run). Exit 3 when a "
+         "variant's row holds an error.")
         .positional("trace", "trace file (*.attn.safetensors), or 'demo'", false)
         .option("layer", "trace layer", "0")
         .option("head", "trace head, or 'all'", "0")
@@ -128,7 +133,8 @@ int parseProfileArgs(Args& a, Parsed& p) {
         .option("target-rsd", "stopping rule: target relative std dev", "0.005")
         .option("timeout", "stopping rule: seconds per variant", "15")
         .option("seed", "synthetic data seed", "1")
-        .optionalValue("json", "FILE", "write everything as JSON to FILE; without FILE (or '-') to stdout instead of the table")
+        .optionalValue("json", "FILE",
+                       "write everything as JSON to FILE; without FILE (or '-') to stdout instead of the table")
         .option("csv", "write the table as CSV")
         .option("perfetto", "write a Chrome/Perfetto trace of the kernel timeline")
         .flag("no-progress", "no progress line on stderr");
@@ -155,8 +161,10 @@ int profileVerb(Args& a) {
             if (Status s = checkOutputFile(path); !s) return fail(kVerb, s);
     auto report = runProfileOnBestBackend(p.request, progressLine(!a.has("no-progress")));
     if (!report) return fail(kVerb, report.status());
-    if (p.json == "-") std::printf("%s\n", profileToJson(*report).dump(1).c_str());
-    else std::fputs(profileToText(*report).c_str(), stdout);
+    if (p.json == "-")
+        std::printf("%s\n", profileToJson(*report).dump(1).c_str());
+    else
+        std::fputs(profileToText(*report).c_str(), stdout);
     for (const auto& [path, format] : {std::pair{p.json, "json"}, {p.csv, "csv"}, {p.perfetto, "perfetto"}}) {
         if (path.empty() || path == "-") continue;
         if (Status st = writeProfile(*report, path, format); !st) return fail(kVerb, st);
@@ -169,12 +177,13 @@ int profileVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE("profile",
-                   "profile [TRACE --layer L --head H|all | --shape B,H,T,D[/...]] [--variants causal,sliding:1024,...] "
-                   "[--dense V] [--dtype bf16|f16] [--seed S] [--cold|--hot] [--metrics] [--cpu|--gpu] [--overhead] "
-                   "[--no-accuracy] [--accuracy-rows N] [--warmup N] [--min-samples N] [--max-samples N] "
-                   "[--target-rsd X] [--timeout S] [--json[=F]] [--csv F] [--perfetto F] [--no-progress]",
-                   "time attention variants side by side (CUPTI or CPU) with their accuracy on the data",
-                   profileVerb, parseProfileOnly);
+ATTNSCOPE_CLI_VERB_PARSE(
+    "profile",
+    "profile [TRACE --layer L --head H|all | --shape B,H,T,D[/...]] [--variants causal,sliding:1024,...] "
+    "[--dense V] [--dtype bf16|f16] [--seed S] [--cold|--hot] [--metrics] [--cpu|--gpu] [--overhead] "
+    "[--no-accuracy] [--accuracy-rows N] [--warmup N] [--min-samples N] [--max-samples N] "
+    "[--target-rsd X] [--timeout S] [--json[=F]] [--csv F] [--perfetto F] [--no-progress]",
+    "time attention variants side by side (CUPTI or CPU) with their accuracy on the data", profileVerb,
+    parseProfileOnly);
 
 }  // namespace attnscope::cli

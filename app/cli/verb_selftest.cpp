@@ -60,9 +60,10 @@ bool cpuCase(const std::string& name, int64_t T, int d, std::mt19937_64& rng, st
 
 /// The command-line step (Verb::parse).
 int parseSelftestArgs(Args& args) {
-    args.description("Checks results against float64 brute force on fresh random inputs. --gpu runs every "
-                     "variant, dtype and head dim on the GPU. Exit status: 0 all passed, 1 a check failed, 2 the "
-                     "command line is wrong, 3 --gpu without a usable GPU.")
+    args.description(
+            "Checks results against float64 brute force on fresh random inputs. --gpu runs every "
+            "variant, dtype and head dim on the GPU. Exit status: 0 all passed, 1 a check failed, 2 the "
+            "command line is wrong, 3 --gpu without a usable GPU.")
         .flag("gpu", "run the GPU self-test (kernels vs float64 CPU reference)")
         .flag("quick", "fewer shapes per variant");
     if (!args.parse()) return args.exitCode();
@@ -108,8 +109,10 @@ int run(Args& args) {
             print(ok, line);
         }
         const auto info = createGpuEngine()->info();
-        if (!info.available) std::printf("GPU check skipped: %s\n", info.reason.c_str());
-        else std::printf("GPU present (%s): run with --gpu for the kernel checks\n", info.name.c_str());
+        if (!info.available)
+            std::printf("GPU check skipped: %s\n", info.reason.c_str());
+        else
+            std::printf("GPU present (%s): run with --gpu for the kernel checks\n", info.name.c_str());
     }
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed > 0 ? kExitFailed : 0;
@@ -117,7 +120,7 @@ int run(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE(kVerb, "selftest [--gpu] [--quick]", "check the engine (and with --gpu the kernels) vs float64", run,
-                         parseSelftestArgs);
+ATTNSCOPE_CLI_VERB_PARSE(kVerb, "selftest [--gpu] [--quick]",
+                         "check the engine (and with --gpu the kernels) vs float64", run, parseSelftestArgs);
 
 }  // namespace attnscope::cli

@@ -27,21 +27,23 @@ std::optional<DType> parseDType(const std::string& s) {
 /// The command-line step (Verb::parse): every option into `o` and the output checked; nothing
 /// is written.
 int parseSynthArgs(Args& a, SynthOptions& o) {
-    a.description("Writes a synthetic causal-LM trace whose heads carry planted, known patterns (first-token sink, "
-                  "hidden sink, local band, previous-token, induction on a repeated segment, documents, noise, noise), "
-                  "and prints where each pattern is. The kv heads take the 8 patterns in turn (any count works), each "
-                  "shared by a GQA group of query heads. Give the GQA shape as --heads H --kv-heads K (H a multiple of "
-                  "K; --heads alone means K = H), or as --kv-groups G (with --kv-heads K, or with the default of one kv "
-                  "head per pattern); --heads with --kv-groups is refused. The file is streamed to disk a layer at a "
-                  "time (at most tens of MB of memory per thread at any size), into a temporary file renamed into place when "
-                  "complete, so real model shapes need no model weights, e.g. a Llama-3-8B shape (12.9 GB): --layers "
-                  "32 --heads 32 --kv-heads 8 --head-dim 128 --tokens 32768 --dtype bf16. Sizes that overflow, exceed "
-                  "the reader's limits or the free disk space are refused before anything is written.")
+    a.description(
+         "Writes a synthetic causal-LM trace whose heads carry planted, known patterns (first-token sink, "
+         "hidden sink, local band, previous-token, induction on a repeated segment, documents, noise, noise), "
+         "and prints where each pattern is. The kv heads take the 8 patterns in turn (any count works), each "
+         "shared by a GQA group of query heads. Give the GQA shape as --heads H --kv-heads K (H a multiple of "
+         "K; --heads alone means K = H), or as --kv-groups G (with --kv-heads K, or with the default of one kv "
+         "head per pattern); --heads with --kv-groups is refused. The file is streamed to disk a layer at a "
+         "time (at most tens of MB of memory per thread at any size), into a temporary file renamed into place when "
+         "complete, so real model shapes need no model weights, e.g. a Llama-3-8B shape (12.9 GB): --layers "
+         "32 --heads 32 --kv-heads 8 --head-dim 128 --tokens 32768 --dtype bf16. Sizes that overflow, exceed "
+         "the reader's limits or the free disk space are refused before anything is written.")
         .option("o", "output trace file (*.attn.safetensors)")
         .option("tokens", "sequence length T (2 .. 4194304)", "1024")
         .option("layers", "number of layers", "2")
         .option("heads", "query heads per layer, a multiple of --kv-heads (default: kv heads × kv groups)")
-        .option("kv-heads", "kv heads per layer, taking the patterns in turn (default: --heads, else 8, one per pattern)")
+        .option("kv-heads",
+                "kv heads per layer, taking the patterns in turn (default: --heads, else 8, one per pattern)")
         .option("head-dim", "head dim d (at least 32 for T up to 128k)", "64")
         .option("kv-groups", "query heads per kv head (GQA ratio); not with --heads", "1")
         .option("dtype", "f32, f16 or bf16", "f16")
@@ -59,9 +61,9 @@ int parseSynthArgs(Args& a, SynthOptions& o) {
         long long* value;
     };
     long long tokens = 0, layers = 0, dim = 0, groups = 0, docs = 0, seed = 0, heads = 0, kvHeads = 0;
-    std::vector<IntOpt> intOpts = {IntOpt{"tokens", 2, 1LL << 22, &tokens},     IntOpt{"layers", 1, 1024, &layers},
-                                   IntOpt{"head-dim", 1, 4096, &dim},          IntOpt{"kv-groups", 1, 64, &groups},
-                                   IntOpt{"documents", 1, 1LL << 22, &docs},   IntOpt{"seed", 0, INT64_MAX, &seed}};
+    std::vector<IntOpt> intOpts = {IntOpt{"tokens", 2, 1LL << 22, &tokens},  IntOpt{"layers", 1, 1024, &layers},
+                                   IntOpt{"head-dim", 1, 4096, &dim},        IntOpt{"kv-groups", 1, 64, &groups},
+                                   IntOpt{"documents", 1, 1LL << 22, &docs}, IntOpt{"seed", 0, INT64_MAX, &seed}};
     if (a.has("heads")) intOpts.push_back({"heads", 1, kMaxHeads, &heads});
     if (a.has("kv-heads")) intOpts.push_back({"kv-heads", 1, kMaxHeads, &kvHeads});
     for (const IntOpt& opt : intOpts) {
@@ -73,12 +75,13 @@ int parseSynthArgs(Args& a, SynthOptions& o) {
         *opt.value = *v;
     }
     if (a.has("heads") && a.has("kv-groups"))
-        return fail(kVerb, "--heads and --kv-groups both set the query heads: give --heads H --kv-heads K, or "
-                           "--kv-groups G (with or without --kv-heads)");
+        return fail(kVerb,
+                    "--heads and --kv-groups both set the query heads: give --heads H --kv-heads K, or "
+                    "--kv-groups G (with or without --kv-heads)");
     if (heads > 0 && kvHeads == 0) kvHeads = heads;  // --heads alone: one kv head per query head
     if (heads > 0 && heads % kvHeads != 0)
-        return fail(kVerb, "--heads " + std::to_string(heads) + " must be a multiple of --kv-heads " +
-                               std::to_string(kvHeads));
+        return fail(
+            kVerb, "--heads " + std::to_string(heads) + " must be a multiple of --kv-heads " + std::to_string(kvHeads));
     const auto dtype = parseDType(a.get("dtype"));
     if (!dtype) return fail(kVerb, "--dtype " + a.get("dtype") + ": expected f32, f16 or bf16");
     o.tokens = tokens;
@@ -113,8 +116,7 @@ int synthVerb(Args& a) {
                 static_cast<unsigned long long>(o.seed));
     std::error_code ec;
     const uintmax_t bytes = std::filesystem::file_size(out, ec);
-    if (!ec)
-        std::printf("size: %s (%ju bytes) in %.1f s\n", humanBytes(bytes).c_str(), bytes, seconds);
+    if (!ec) std::printf("size: %s (%ju bytes) in %.1f s\n", humanBytes(bytes).c_str(), bytes, seconds);
     std::printf("planted (every layer):\n");
     for (size_t h = 0; h < truth->heads.size(); ++h) {
         const SynthHead kind = truth->heads[h];
@@ -136,8 +138,7 @@ int synthVerb(Args& a) {
         }
         std::printf("  head %2zu  %-17s %s\n", h, synthHeadName(kind), where.c_str());
     }
-    std::printf("repeated segment: tokens [%lld,%lld) copy [%lld,%lld)\n",
-                static_cast<long long>(truth->repeatStart),
+    std::printf("repeated segment: tokens [%lld,%lld) copy [%lld,%lld)\n", static_cast<long long>(truth->repeatStart),
                 static_cast<long long>(truth->repeatStart + truth->repeatLength),
                 static_cast<long long>(truth->repeatStart - truth->repeatLength),
                 static_cast<long long>(truth->repeatStart));
@@ -149,10 +150,10 @@ int synthVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE("synth",
-                   "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
-                   "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
-                   "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb,
-                         parseSynthOnly);
+ATTNSCOPE_CLI_VERB_PARSE(
+    "synth",
+    "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
+    "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
+    "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb, parseSynthOnly);
 
 }  // namespace attnscope::cli

@@ -5,9 +5,9 @@
 namespace attnscope {
 
 struct DemoTrace {
-    QString path;        ///< empty when nothing could be found or generated
+    QString path;  ///< empty when nothing could be found or generated
     bool synthetic = false;
-    QString message;     ///< what happened, for the status bar (or the error)
+    QString message;  ///< what happened, for the status bar (or the error)
 };
 
 /// The bundled demo trace (findDemoTrace, attnscope/demo_trace.h). When there is none, writes a

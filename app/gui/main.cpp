@@ -5,8 +5,7 @@
 
 #include "mainwindow.h"
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("attnscope"));
     QApplication::setApplicationName(QStringLiteral("attnscope"));
@@ -16,7 +15,8 @@ int main(int argc, char** argv)
     parser.setApplicationDescription(QObject::tr("Attention visualizer for captured Q/K/V traces"));
     parser.addHelpOption();
     parser.addVersionOption();
-    parser.addPositionalArgument(QStringLiteral("trace"), QObject::tr("Trace to open (*.attn.safetensors)"), QStringLiteral("[TRACE]"));
+    parser.addPositionalArgument(QStringLiteral("trace"), QObject::tr("Trace to open (*.attn.safetensors)"),
+                                 QStringLiteral("[TRACE]"));
     parser.process(app);
 
     attnscope::MainWindow window;

@@ -54,8 +54,7 @@ constexpr int kStatusMargin = 16;               ///< status bar padding around t
 constexpr int kReportSteps = 1000;              ///< report progress dialog resolution
 }  // namespace
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
-{
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowTitle(QStringLiteral("attnscope"));
     setAcceptDrops(true);
     setDockOptions(AnimatedDocks | AllowTabbedDocks | AllowNestedDocks);
@@ -82,8 +81,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     // A head the user picks is kept; until then the window moves to the most interesting head once
     // the analysis knows which it is.
     connect(m_session, &TraceSession::currentChanged, this, [this](HeadId head) {
-        if (head != HeadId{})
-            m_pickHeadWhenAnalysed = false;
+        if (head != HeadId{}) m_pickHeadWhenAnalysed = false;
     });
     // The analysis shows its progress in the head grid; the status bar only says when it ends.
     connect(m_analysis, &AnalysisRunner::analysisFinished, this, [this] {
@@ -99,26 +97,22 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     connect(m_report, &ReportRunner::progressChanged, this, [this](double f, const QString& stage) {
         // setValue() of a modal progress dialog processes events, which may run the deferred
         // delete of a cancelled dialog: it goes last, after the only other use of the pointer.
-        if (!m_reportDialog)
-            return;
+        if (!m_reportDialog) return;
         m_reportDialog->setLabelText(stage);
         m_reportDialog->setValue(int(f * kReportSteps));
     });
     connect(m_report, &ReportRunner::reportWritten, this, [this](const QString&, int files) {
-        if (m_reportDialog)
-            m_reportDialog->deleteLater();
+        if (m_reportDialog) m_reportDialog->deleteLater();
         showStatus(tr("Report written: %n file(s)", nullptr, files), kStatusMessageMs);
         emit reportFinished(true);
     });
     connect(m_report, &ReportRunner::reportFailed, this, [this](const QString& message) {
-        if (m_reportDialog)
-            m_reportDialog->deleteLater();
+        if (m_reportDialog) m_reportDialog->deleteLater();
         showError(tr("Report failed"), message);
         emit reportFinished(false);
     });
     connect(m_report, &ReportRunner::reportCancelled, this, [this] {
-        if (m_reportDialog)
-            m_reportDialog->deleteLater();
+        if (m_reportDialog) m_reportDialog->deleteLater();
         showStatus(tr("Report cancelled"), kStatusMessageMs);
         emit reportFinished(false);
     });
@@ -126,13 +120,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
 
 MainWindow::~MainWindow() = default;
 
-AttentionMapCanvas* MainWindow::mapCanvas() const
-{
-    return m_map->canvas();
-}
+AttentionMapCanvas* MainWindow::mapCanvas() const { return m_map->canvas(); }
 
-void MainWindow::buildPanels()
-{
+void MainWindow::buildPanels() {
     m_tabs = new QTabWidget(this);
     m_tabs->setDocumentMode(true);
     m_map = new MapPanel(m_session, this);
@@ -148,7 +138,8 @@ void MainWindow::buildPanels()
         m_profiler = new ProfilerPanel({}, this);
         new ProfileRunner(m_compute, m_profiler);  // on ComputeService's GPU worker: one thread owns CUDA and CUPTI
         m_tabs->addTab(m_profiler, tr("P&rofiler"));
-        connect(m_session, &TraceSession::traceOpened, m_profiler, [this] { m_profiler->setTrace(m_session->trace()); });
+        connect(m_session, &TraceSession::traceOpened, m_profiler,
+                [this] { m_profiler->setTrace(m_session->trace()); });
         connect(m_session, &TraceSession::currentChanged, m_profiler,
                 [this](HeadId h) { m_profiler->setHead(h.layer, h.head); });  // profile what the map shows
         connect(m_session, &TraceSession::traceClosed, m_profiler, [this] { m_profiler->setTrace({}); });
@@ -184,8 +175,8 @@ void MainWindow::buildPanels()
 
     m_hover = new QLabel(this);
     // Short, so messages have the room; the whole description (why there is no GPU) on hover.
-    m_backend = new QLabel(m_compute->gpuAvailable() ? tr("GPU: %1").arg(m_compute->gpuDescription()) : tr("CPU only"),
-                           this);
+    m_backend =
+        new QLabel(m_compute->gpuAvailable() ? tr("GPU: %1").arg(m_compute->gpuDescription()) : tr("CPU only"), this);
     m_backend->setToolTip(tr("Compute: %1").arg(m_compute->gpuDescription()));
     statusBar()->addWidget(m_hover, 1);
     statusBar()->addPermanentWidget(m_backend);
@@ -194,20 +185,19 @@ void MainWindow::buildPanels()
             [this](const QString& message) { showStatus(tr("Map failed: %1").arg(message), kStatusMessageMs); });
 }
 
-void MainWindow::buildMenus()
-{
+void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(tr("&Open…"), QKeySequence::Open, this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open trace"), {},
                                                           tr("Attention traces (*.attn.safetensors);;All files (*)"));
-        if (!path.isEmpty())
-            openTrace(path);
+        if (!path.isEmpty()) openTrace(path);
     });
     m_recentMenu = file->addMenu(tr("Open &Recent"));
     file->addAction(tr("Open &Demo Trace"), this, &MainWindow::openDemo);
     file->addSeparator();
     file->addAction(tr("&Export View…"), QKeySequence(tr("Ctrl+E")), this, &MainWindow::exportViewInteractive);
-    file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+Shift+E")), this, &MainWindow::exportReportInteractive);
+    file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+Shift+E")), this,
+                    &MainWindow::exportReportInteractive);
     file->addSeparator();
     file->addAction(tr("&Close Trace"), QKeySequence::Close, m_session, &TraceSession::close);
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
@@ -240,8 +230,7 @@ void MainWindow::buildMenus()
     toggle(tr("Show &Coverage Blocks"), {}, &ViewOptions::showCoverage);
     view->addSeparator();
     auto step = [this](int dLayer, int dHead) {
-        if (!m_session->isOpen())
-            return;
+        if (!m_session->isOpen()) return;
         HeadId h = m_session->current();
         const int layers = m_session->trace()->numLayers();
         h.layer = std::clamp(h.layer + dLayer, 0, layers - 1);
@@ -257,8 +246,7 @@ void MainWindow::buildMenus()
         view->addAction(m_tabs->tabText(i).remove(QLatin1Char('&')), QKeySequence(QStringLiteral("Ctrl+%1").arg(i + 1)),
                         this, [this, i] { m_tabs->setCurrentIndex(i); });
     view->addSeparator();
-    for (QDockWidget* dock : findChildren<QDockWidget*>())
-        view->addAction(dock->toggleViewAction());
+    for (QDockWidget* dock : findChildren<QDockWidget*>()) view->addAction(dock->toggleViewAction());
 
     QMenu* analysis = menuBar()->addMenu(tr("&Analysis"));
     analysis->addAction(tr("&Run Analysis"), QKeySequence(tr("Ctrl+R")), m_analysis, &AnalysisRunner::run);
@@ -278,8 +266,7 @@ void MainWindow::buildMenus()
     });
 }
 
-void MainWindow::openTrace(const QString& path)
-{
+void MainWindow::openTrace(const QString& path) {
     if (!QFileInfo(path).isFile()) {
         showError(tr("Could not open %1").arg(path), tr("%1: no such file").arg(path));
         m_recent.removeAll(path);
@@ -290,8 +277,7 @@ void MainWindow::openTrace(const QString& path)
     m_session->open(path);
 }
 
-void MainWindow::openDemo()
-{
+void MainWindow::openDemo() {
     const DemoTrace demo = locateDemoTrace();
     if (demo.path.isEmpty()) {
         showError(tr("No demo trace"), demo.message);
@@ -301,8 +287,7 @@ void MainWindow::openDemo()
     m_openingMessage = showStatus(demo.message, 0);  // replaced by "Opened …" like the plain opening message
 }
 
-void MainWindow::showError(const QString& title, const QString& message)
-{
+void MainWindow::showError(const QString& title, const QString& message) {
     m_lastError = message;
     showStatus(QStringLiteral("%1: %2").arg(title, message), kStatusMessageMs);
     // Non-modal: the app keeps running (and tests never block on a dialog).
@@ -316,8 +301,7 @@ void MainWindow::showError(const QString& title, const QString& message)
     emit errorShown(message);
 }
 
-QString MainWindow::showStatus(const QString& text, int timeoutMs)
-{
+QString MainWindow::showStatus(const QString& text, int timeoutMs) {
     // QStatusBar clips a long message at the permanent widgets; elide it instead, whole on hover.
     const int room = statusBar()->width() - m_backend->sizeHint().width() - 2 * kStatusMargin;
     const QString shown = statusBar()->fontMetrics().elidedText(text, Qt::ElideRight, std::max(room, 0));
@@ -326,67 +310,57 @@ QString MainWindow::showStatus(const QString& text, int timeoutMs)
     return shown;
 }
 
-void MainWindow::addRecent(const QString& path)
-{
+void MainWindow::addRecent(const QString& path) {
     const QString abs = QFileInfo(path).absoluteFilePath();
     m_recent.removeAll(abs);
     m_recent.prepend(abs);
-    while (m_recent.size() > kMaxRecent)
-        m_recent.removeLast();
+    while (m_recent.size() > kMaxRecent) m_recent.removeLast();
     rebuildRecentMenu();
     saveSettings();
 }
 
-void MainWindow::rebuildRecentMenu()
-{
+void MainWindow::rebuildRecentMenu() {
     m_recentMenu->clear();
     for (const QString& path : m_recent)
         m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openTrace(path); })->setToolTip(path);
     m_recentMenu->setEnabled(!m_recent.isEmpty());
 }
 
-QString MainWindow::exportCurrentView(const QString& path)
-{
+QString MainWindow::exportCurrentView(const QString& path) {
     const auto format = figureFormatFromPath(path);
-    if (!format)
-        return tr("%1: unknown figure format; expected .png, .svg or .pdf").arg(path);
+    if (!format) return tr("%1: unknown figure format; expected .png, .svg or .pdf").arg(path);
     auto* source = dynamic_cast<FigureSource*>(m_tabs->currentWidget());
     const auto figure = source ? source->currentFigure() : std::nullopt;
     if (!figure)
-        return tr("The %1 view has nothing to export yet").arg(m_tabs->tabText(m_tabs->currentIndex()).remove(QLatin1Char('&')));
+        return tr("The %1 view has nothing to export yet")
+            .arg(m_tabs->tabText(m_tabs->currentIndex()).remove(QLatin1Char('&')));
     const Status s = saveFigure(*figure, path, *format);
     return s.ok() ? QString() : QString::fromStdString(s.message());
 }
 
-void MainWindow::exportViewInteractive()
-{
+void MainWindow::exportViewInteractive() {
     const QString path = QFileDialog::getSaveFileName(this, tr("Export view"), QStringLiteral("attnscope-figure.pdf"),
                                                       tr("PDF (*.pdf);;SVG (*.svg);;PNG (*.png)"));
-    if (path.isEmpty())
-        return;
+    if (path.isEmpty()) return;
     if (const QString error = exportCurrentView(path); !error.isEmpty())
         showError(tr("Export failed"), error);
     else
         showStatus(tr("Saved %1").arg(path), kStatusMessageMs);
 }
 
-void MainWindow::exportReportInteractive()
-{
+void MainWindow::exportReportInteractive() {
     if (!m_session->isOpen()) {
         showError(tr("Export report"), tr("Open a trace first."));
         return;
     }
     const QString dir = QFileDialog::getExistingDirectory(this, tr("Write the report into"));
-    if (!dir.isEmpty())
-        exportReport(dir);
+    if (!dir.isEmpty()) exportReport(dir);
 }
 
-void MainWindow::exportReport(const QString& dir)
-{
+void MainWindow::exportReport(const QString& dir) {
     // A window-modal progress dialog: the event loop keeps running (the report is written on the
     // CPU pool), and Cancel stops the run.
-    if (m_reportDialog)
-        m_reportDialog->deleteLater();
+    if (m_reportDialog) m_reportDialog->deleteLater();
     m_reportDialog = new QProgressDialog(tr("Writing the report to %1").arg(dir), tr("Cancel"), 0, kReportSteps, this);
     m_reportDialog->setWindowTitle(tr("Export report"));
     m_reportDialog->setWindowModality(Qt::WindowModal);
@@ -397,20 +371,16 @@ void MainWindow::exportReport(const QString& dir)
     m_report->run(dir);
 }
 
-void MainWindow::closeEvent(QCloseEvent* e)
-{
+void MainWindow::closeEvent(QCloseEvent* e) {
     saveSettings();
     e->accept();
 }
 
-void MainWindow::dragEnterEvent(QDragEnterEvent* e)
-{
-    if (e->mimeData()->hasUrls())
-        e->acceptProposedAction();
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+    if (e->mimeData()->hasUrls()) e->acceptProposedAction();
 }
 
-void MainWindow::dropEvent(QDropEvent* e)
-{
+void MainWindow::dropEvent(QDropEvent* e) {
     const auto urls = e->mimeData()->urls();
     for (const QUrl& url : urls) {
         if (url.isLocalFile()) {
@@ -421,8 +391,7 @@ void MainWindow::dropEvent(QDropEvent* e)
     }
 }
 
-void MainWindow::loadSettings()
-{
+void MainWindow::loadSettings() {
     QSettings s;
     if (!restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray())) {
         // First start: large, so the layer table and the head grid show every row.
@@ -456,8 +425,7 @@ void MainWindow::loadSettings()
     m_tabs->setCurrentIndex(s.value(QStringLiteral("window/tab"), 0).toInt());
 }
 
-void MainWindow::saveSettings() const
-{
+void MainWindow::saveSettings() const {
     QSettings s;
     s.setValue(QStringLiteral("window/geometry"), saveGeometry());
     s.setValue(QStringLiteral("window/state"), saveState());

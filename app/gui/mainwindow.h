@@ -84,8 +84,8 @@ private:
     QPointer<QProgressDialog> m_reportDialog;  ///< while a report is being written
     QStringList m_recent;
     QString m_lastError;
-    QString m_openingMessage;            ///< shown while a trace opens; replaced once it is open
-    bool m_pickHeadWhenAnalysed = false; ///< no head picked by the user since the trace opened
+    QString m_openingMessage;             ///< shown while a trace opens; replaced once it is open
+    bool m_pickHeadWhenAnalysed = false;  ///< no head picked by the user since the trace opened
 };
 
 }  // namespace attnscope

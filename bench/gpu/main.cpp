@@ -131,13 +131,20 @@ int main(int argc, char** argv) {
         if (a == "--help" || a == "-h") {
             usage();
             return 0;
-        } else if (a == "--shapes") shapes = next();
-        else if (a == "--variants") variants = next();
-        else if (a == "--anchors") o.anchors = next();
-        else if (a == "--json") o.json = next();
-        else if (a == "--reps") o.reps = std::atoi(next().c_str());
-        else if (a == "--warmup") o.warmup = std::atoi(next().c_str());
-        else if (a == "--gqa") o.kvRatio = std::atoi(next().c_str());
+        } else if (a == "--shapes")
+            shapes = next();
+        else if (a == "--variants")
+            variants = next();
+        else if (a == "--anchors")
+            o.anchors = next();
+        else if (a == "--json")
+            o.json = next();
+        else if (a == "--reps")
+            o.reps = std::atoi(next().c_str());
+        else if (a == "--warmup")
+            o.warmup = std::atoi(next().c_str());
+        else if (a == "--gqa")
+            o.kvRatio = std::atoi(next().c_str());
         else if (a == "--dtype") {
             const std::string t = next();
             if (t != "bf16" && t != "f16") {
@@ -171,8 +178,8 @@ int main(int argc, char** argv) {
     std::printf("GPU %s, %d SMs, SM clock %d MHz, forward kernel %s; median of %d runs after %d warm-ups, %s\n",
                 info.name.c_str(), info.smCount, info.smClockMHz, info.forwardKernel.c_str(), o.reps, o.warmup,
                 o.dtype == GpuDType::BF16 ? "bf16" : "f16");
-    std::printf("%-16s %-24s %9s %9s %8s %9s %9s %9s\n", "B,H,T,D", "variant", "ms", "TFLOP/s", "density",
-                "x cuDNN", "x FA2", "x flex");
+    std::printf("%-16s %-24s %9s %9s %8s %9s %9s %9s\n", "B,H,T,D", "variant", "ms", "TFLOP/s", "density", "x cuDNN",
+                "x FA2", "x flex");
     Json rows = Json::array();
     int failures = 0;
     for (const Shape& s : o.shapes) {
@@ -236,8 +243,10 @@ int main(int argc, char** argv) {
             rows.push(row);
             auto cell = [](double x) {
                 char b[32];
-                if (std::isnan(x)) std::snprintf(b, sizeof b, "%9s", "-");
-                else std::snprintf(b, sizeof b, "%9.2f", x);
+                if (std::isnan(x))
+                    std::snprintf(b, sizeof b, "%9s", "-");
+                else
+                    std::snprintf(b, sizeof b, "%9.2f", x);
                 return std::string(b);
             };
             std::printf("%-16s %-24s %9.3f %s %8.3f %s %s %s\n", s.text().c_str(), name.c_str(), *ms,

@@ -67,7 +67,9 @@ int main(int argc, char** argv) {
         } else if (a == "--reps") {
             reps = std::stoi(v);
         } else {
-            std::fprintf(stderr, "usage: attnscope-bench-gpu-map [--tokens 8192,32768,131072] [--dim 64] [--cells 512] [--reps 10]\n");
+            std::fprintf(
+                stderr,
+                "usage: attnscope-bench-gpu-map [--tokens 8192,32768,131072] [--dim 64] [--cells 512] [--reps 10]\n");
             return 2;
         }
     }
@@ -124,11 +126,12 @@ int main(int argc, char** argv) {
             }
         }
         const double flops = 2.0 * 2.0 * double(T) * double(T) * dim / 2.0;  // two passes of Q·Kᵀ, causal half
-        std::printf("{\"impl\": \"attnscope-gpu-map\", \"T\": %lld, \"D\": %d, \"cells\": %d, \"ms_host_in\": %.3f, "
-                    "\"ms_resident\": %.3f, \"tflops_resident\": %.1f%s}\n",
-                    static_cast<long long>(T), dim, cells, median(hostIn), median(resident),
-                    flops / (median(resident) * 1e-3) / 1e12,
-                    err >= 0 ? (", \"max_rel_err_vs_cpu\": " + std::to_string(err)).c_str() : "");
+        std::printf(
+            "{\"impl\": \"attnscope-gpu-map\", \"T\": %lld, \"D\": %d, \"cells\": %d, \"ms_host_in\": %.3f, "
+            "\"ms_resident\": %.3f, \"tflops_resident\": %.1f%s}\n",
+            static_cast<long long>(T), dim, cells, median(hostIn), median(resident),
+            flops / (median(resident) * 1e-3) / 1e12,
+            err >= 0 ? (", \"max_rel_err_vs_cpu\": " + std::to_string(err)).c_str() : "");
         std::fflush(stdout);
     }
     return 0;

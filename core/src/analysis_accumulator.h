@@ -144,9 +144,9 @@ struct MaskedOutputs {
     const MatrixRM& v;
     bool enabled;
     std::vector<CandidateMask> masks;
-    MatrixRM dense;                    ///< Σ_j p_ij v_j (unnormalised O)
+    MatrixRM dense;  ///< Σ_j p_ij v_j (unnormalised O)
     std::vector<MaskedOutput> outputs;
-    std::vector<MatrixRM> scratch;     ///< per worker: a tile's masked copy
+    std::vector<MatrixRM> scratch;  ///< per worker: a tile's masked copy
 };
 
 /// Pass 3: the top-k block mask (from the head's own block mass at the top-k block size) and its

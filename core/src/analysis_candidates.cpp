@@ -25,7 +25,8 @@ std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector
     auto before = [&](int64_t a, int64_t b) {
         return score[size_t(a)] > score[size_t(b)] || (score[size_t(a)] == score[size_t(b)] && a < b);
     };
-    if (take < candidates.size()) std::nth_element(candidates.begin(), candidates.begin() + std::ptrdiff_t(take), candidates.end(), before);
+    if (take < candidates.size())
+        std::nth_element(candidates.begin(), candidates.begin() + std::ptrdiff_t(take), candidates.end(), before);
     for (size_t x = 0; x < take; ++x) keep[size_t(candidates[x])] = 1;
     return keep;
 }
@@ -48,7 +49,7 @@ bool CandidateMask::contains(int64_t i, int64_t j) const {
 }
 
 CandidateMask::Ranges CandidateMask::fill(int64_t qStart, int64_t kStart, const Eigen::Ref<const MatrixRM>& P,
-                                  MatrixRM& out) const {
+                                          MatrixRM& out) const {
     const int64_t r = P.rows(), c = P.cols(), kEnd = kStart + c;
     out.setZero(r, c);
     // Two column ranges: [0] the sink columns, [1] everything else (window / vertical-slash).
@@ -101,9 +102,9 @@ CandidateMask::Ranges CandidateMask::fill(int64_t qStart, int64_t kStart, const 
 
 namespace attnscope::detail {
 
-Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k,
-                                                       const AttentionSpec& spec, const std::vector<float>& lse,
-                                                       const CandidateMaskOptions& o, const ProgressFn& progress) {
+Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                                       const std::vector<float>& lse, const CandidateMaskOptions& o,
+                                                       const ProgressFn& progress) {
     const int64_t T = q.rows();
     // MInference vertical-slash: column sums and diagonal sums of the last n queries' attention.
     const int64_t n = std::min(T, std::max<int64_t>(1, o.estimateQueries));
@@ -136,8 +137,8 @@ Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const 
 
 namespace attnscope {
 
-std::vector<CandidateMask> candidateMasks(const std::vector<double>& vSum, const std::vector<double>& sSum,
-                                          int64_t T, bool causal, const CandidateMaskOptions& o) {
+std::vector<CandidateMask> candidateMasks(const std::vector<double>& vSum, const std::vector<double>& sSum, int64_t T,
+                                          bool causal, const CandidateMaskOptions& o) {
     std::vector<CandidateMask> out;
     CandidateMask w;
     w.kind = CandidateMask::Kind::Window;
@@ -168,8 +169,8 @@ std::vector<CandidateMask> candidateMasks(const std::vector<double>& vSum, const
     vsm.slash = detail::pickTop(sSum, forcedS, o.slashCount);
     for (size_t x = 0; x < vsm.slash.size(); ++x)
         if (vsm.slash[x]) vsm.slashOffsets.push_back(int64_t(x) - origin);
-    vsm.params = "last=" + std::to_string(n) + " v=" + std::to_string(o.verticalCount) + " s=" +
-                 std::to_string(o.slashCount);
+    vsm.params =
+        "last=" + std::to_string(n) + " v=" + std::to_string(o.verticalCount) + " s=" + std::to_string(o.slashCount);
     out.push_back(std::move(vsm));
     return out;
 }
@@ -273,7 +274,8 @@ void errorTerms(const MaskedOutput& m, const MatrixRM& dense, const std::vector<
 
 }  // namespace
 
-MaskedOutput::MaskedOutput(int64_t tokens, int64_t dv) : numerator(MatrixRM::Zero(tokens, dv)), mass(size_t(tokens), 0.0) {}
+MaskedOutput::MaskedOutput(int64_t tokens, int64_t dv)
+    : numerator(MatrixRM::Zero(tokens, dv)), mass(size_t(tokens), 0.0) {}
 
 MaskedOutputs::MaskedOutputs(const MatrixRM& v, std::vector<CandidateMask> candidates, bool enabled, int workers)
     : v(v), enabled(enabled), masks(std::move(candidates)), scratch(size_t(workers)) {
@@ -344,7 +346,8 @@ Status finishCandidates(HeadAnalysis& h, const HeadSums& sums, const AttentionSp
     const int64_t topB = options.topKBlockSize;
     for (const HeadSums::Masked& m : sums.masked) {
         if (int64_t(m.mass.size()) != T)
-            return Status{ErrorCode::Shape, "finishHead: a candidate mask's mass holds " + std::to_string(m.mass.size()) +
+            return Status{ErrorCode::Shape, "finishHead: a candidate mask's mass holds " +
+                                                std::to_string(m.mass.size()) +
                                                 " rows, expected T=" + std::to_string(T)};
         CandidateMaskResult c;
         const bool topK = !m.keptBlocks.empty();
@@ -352,8 +355,8 @@ Status finishCandidates(HeadAnalysis& h, const HeadSums& sums, const AttentionSp
         c.params = topK ? "k=" + std::to_string(options.topKBlocks) + " B=" + std::to_string(topB) : m.mask.params;
         c.recall = rows.mean(m.mass);
         c.outputError = m.errorRef2 > 0 ? std::sqrt(m.errorDiff2 / m.errorRef2) : 0.0;
-        const int64_t kept = topK ? keptAllowedPairs(m.keptBlocks, topB, spec.mask, T)
-                                  : keptAllowedPairs(m.mask, spec.mask, T);
+        const int64_t kept =
+            topK ? keptAllowedPairs(m.keptBlocks, topB, spec.mask, T) : keptAllowedPairs(m.mask, spec.mask, T);
         c.keptFraction = allowedPairs > 0 ? double(kept) / allowedPairs : 0;
         h.masks.push_back(std::move(c));
     }

@@ -25,9 +25,11 @@ Status validate(const MatrixRM& q, const MatrixRM& k, const MatrixRM& v, const H
         return {ErrorCode::Shape, "analyzeHead: head dim of q (" + std::to_string(q.cols()) + ") and k (" +
                                       std::to_string(k.cols()) + ") differ"};
     for (int64_t b : o.blockSizes)
-        if (b <= 0) return {ErrorCode::InvalidArgument, "analyzeHead: block size " + std::to_string(b) + ", expected > 0"};
+        if (b <= 0)
+            return {ErrorCode::InvalidArgument, "analyzeHead: block size " + std::to_string(b) + ", expected > 0"};
     for (double g : o.gammas)
-        if (!(g > 0 && g <= 1)) return {ErrorCode::InvalidArgument, "analyzeHead: gamma " + std::to_string(g) + ", expected (0, 1]"};
+        if (!(g > 0 && g <= 1))
+            return {ErrorCode::InvalidArgument, "analyzeHead: gamma " + std::to_string(g) + ", expected (0, 1]"};
     if (o.masks.enabled && (o.masks.topKBlockSize <= 0 || o.masks.window <= 0 || o.masks.sinkWindow <= 0))
         return {ErrorCode::InvalidArgument, "analyzeHead: candidate mask window/block size must be > 0"};
     return {};
@@ -39,10 +41,8 @@ namespace detail {
 
 HeadAccumulator::HeadAccumulator(const MatrixRM& v, const AttentionSpec& spec, const HeadContext& context,
                                  const HeadAnalysisOptions& options, std::vector<CandidateMask> masks, int workers)
-    : m_tokens(v.rows()),
-      m_rows(v.rows(), spec.mask.causal, options.roles.recentTokens),
-      m_roles(v.rows(), context, options.roles),
-      m_profiles(v.rows(), spec.mask.causal, workers),
+    : m_tokens(v.rows()), m_rows(v.rows(), spec.mask.causal, options.roles.recentTokens),
+      m_roles(v.rows(), context, options.roles), m_profiles(v.rows(), spec.mask.causal, workers),
       m_blocks(accumulatedBlockSizes(options), v.rows(), workers),
       m_masked(v, std::move(masks), options.masks.enabled, workers) {}
 
@@ -107,8 +107,8 @@ Result<HeadSums> accumulateHead(const MatrixRM& q, const MatrixRM& k, const Matr
 
     // Pass 3: top-k blocks (oracle, from this head's own block mass at topKBlockSize).
     if (options.masks.enabled) {
-        auto top = topKBlockOutput(q, k, v, spec, sums, acc.denseOutput(), options.masks,
-                                   subProgress(progress, 0.85, 1.0));
+        auto top =
+            topKBlockOutput(q, k, v, spec, sums, acc.denseOutput(), options.masks, subProgress(progress, 0.85, 1.0));
         if (!top) return top.status();
         sums.masked.push_back(std::move(*top));
     }

@@ -46,10 +46,9 @@ std::vector<uint8_t> pickTop(const std::vector<double>& score, const std::vector
 
 /// Window, sink+window and vertical-slash masks; the vertical-slash one is estimated from the
 /// probabilities of the last `estimateQueries` rows (one small pass 2 over those rows).
-Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k,
-                                                       const AttentionSpec& spec, const std::vector<float>& lse,
-                                                       const CandidateMaskOptions& options,
-                                                       const ProgressFn& progress);
+Result<std::vector<CandidateMask>> buildCandidateMasks(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
+                                                       const std::vector<float>& lse,
+                                                       const CandidateMaskOptions& options, const ProgressFn& progress);
 
 /// Allowed pairs (under `mask`) that the candidate keeps, summed over rows.
 int64_t keptAllowedPairs(const CandidateMask& candidate, const MaskSpec& mask, int64_t tokens);

@@ -38,9 +38,7 @@ void allowedInterval(const MaskSpec& mask, int64_t tokens, int64_t query, int64_
     hi = std::min(tokens - 1, query - dLo);
 }
 
-bool isSimpleMask(const MaskSpec& m) {
-    return m.documents.empty() && !m.blocks && m.dilation <= 1 && m.prefix <= 0;
-}
+bool isSimpleMask(const MaskSpec& m) { return m.documents.empty() && !m.blocks && m.dilation <= 1 && m.prefix <= 0; }
 
 MaskCounts countAllowed(const MaskSpec& mask, int64_t tokens) {
     MaskCounts c;

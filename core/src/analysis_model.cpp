@@ -21,14 +21,16 @@ namespace {
 
 Status validateOptions(const Trace& trace, AnalyzeOptions& o) {
     if (!trace.hasQK())
-        return {ErrorCode::Unsupported, trace.path() + ": analysis needs Q/K/V tensors, the trace only stores attention weights"};
+        return {ErrorCode::Unsupported,
+                trace.path() + ": analysis needs Q/K/V tensors, the trace only stores attention weights"};
     if (trace.tokens() <= 0) return {ErrorCode::Format, trace.path() + ": trace has no tokens, expected T ≥ 1"};
     if (o.layers.empty())
         for (int l = 0; l < trace.numLayers(); ++l) o.layers.push_back(l);
     for (int l : o.layers)
         if (l < 0 || l >= trace.numLayers())
-            return {ErrorCode::InvalidArgument, trace.path() + ": layer " + std::to_string(l) + " requested, expected [0, " +
-                                                    std::to_string(trace.numLayers()) + ")"};
+            return {ErrorCode::InvalidArgument, trace.path() + ": layer " + std::to_string(l) +
+                                                    " requested, expected [0, " + std::to_string(trace.numLayers()) +
+                                                    ")"};
     std::sort(o.layers.begin(), o.layers.end());
     o.layers.erase(std::unique(o.layers.begin(), o.layers.end()), o.layers.end());
     // The summary's gamma and block size are always measured.
@@ -45,10 +47,10 @@ Result<MatrixRM> loadHead(const Trace& trace, int layer, int head, Which which) 
     if (!m) return m.status();
     if (m->nonFinite > 0) {
         static const char* names[] = {"q", "k", "v"};
-        return Status(ErrorCode::NumericValues,
-                      trace.path() + ": tensor layers." + std::to_string(layer) + "." + names[int(which)] + " head " +
-                          std::to_string(head) + " has " + std::to_string(m->nonFinite) +
-                          " NaN/Inf values, expected finite values for the analysis");
+        return Status(ErrorCode::NumericValues, trace.path() + ": tensor layers." + std::to_string(layer) + "." +
+                                                    names[int(which)] + " head " + std::to_string(head) + " has " +
+                                                    std::to_string(m->nonFinite) +
+                                                    " NaN/Inf values, expected finite values for the analysis");
     }
     return std::move(m->m);
 }
@@ -121,7 +123,8 @@ Result<std::optional<FinishJob>> analyzeLayerOnGpu(const Trace& trace, int l, in
     timing->readMs = gt.readMs, timing->uploadMs = gt.uploadMs, timing->computeMs = gt.computeMs;
     timing->passes = gt.passes;
     auto heads = std::make_shared<std::vector<HeadAnalysis>>(static_cast<size_t>(cfg.heads));
-    auto finishAll = [heads, specs, &ctx, &options, l](const std::vector<HeadSums>& all, const std::vector<int>& which) {
+    auto finishAll = [heads, specs, &ctx, &options, l](const std::vector<HeadSums>& all,
+                                                       const std::vector<int>& which) {
         std::vector<Status> errors(which.size());
         parallelFor(int64_t(which.size()), [&](int64_t x, int) {
             const int h = which[size_t(x)];
@@ -177,8 +180,9 @@ Result<std::optional<FinishJob>> analyzeLayerOnGpu(const Trace& trace, int l, in
         out.timing = *timing;
         if (options.similarity) {
             if (trace.tokens() > options.gpuSimilarityMaxTokens) {
-                out.notes.push_back("head similarity skipped above T=" + std::to_string(options.gpuSimilarityMaxTokens) +
-                                    " on the GPU path (its H² joint passes run on the CPU)");
+                out.notes.push_back(
+                    "head similarity skipped above T=" + std::to_string(options.gpuSimilarityMaxTokens) +
+                    " on the GPU path (its H² joint passes run on the CPU)");
             } else {
                 std::vector<MatrixRM> qs, ks;
                 for (int h = 0; h < cfg.heads; ++h) {
@@ -228,12 +232,12 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
     for (int l : options.layers)
         total += trace.config(l).heads * ((options.excludeSinks ? 2.0 : 1.0) + (options.similarity ? 1.0 : 0.0));
     auto progressMutex = std::make_shared<std::mutex>();
-    const ProgressFn serialProgress =
-        progress ? ProgressFn([progress, progressMutex](double f, std::string_view stage) {
-            std::lock_guard lock(*progressMutex);
-            return progress(f, stage);
-        })
-                 : ProgressFn();
+    const ProgressFn serialProgress = progress
+                                          ? ProgressFn([progress, progressMutex](double f, std::string_view stage) {
+                                                std::lock_guard lock(*progressMutex);
+                                                return progress(f, stage);
+                                            })
+                                          : ProgressFn();
     double done = 0;
     std::mutex stepMutex;
     auto step = [&](double units) {
@@ -301,7 +305,8 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
                 AnalyzeOptions& mine = perEngine[e];
                 mine.gpu = engines[e];
                 for (size_t li = e; li < options.layers.size() && !stop; li += engines.size()) {
-                    const int next = li + engines.size() < options.layers.size() ? options.layers[li + engines.size()] : -1;
+                    const int next =
+                        li + engines.size() < options.layers.size() ? options.layers[li + engines.size()] : -1;
                     auto job = analyzeLayerOnGpu(trace, options.layers[li], next, ctx, mine, workerNotes[e], step);
                     if (!job) {
                         workerErrors[e] = job.status();
@@ -390,7 +395,8 @@ Result<ModelAnalysis> analyzeTrace(const Trace& trace, const AnalyzeOptions& opt
         }
         if (options.similarity) {
             std::vector<HeadInput> inputs;
-            for (int h = 0; h < cfg.heads; ++h) inputs.push_back({&qs[size_t(h)], &ks[size_t(h)], specs[size_t(h)], std::move(lses[size_t(h)])});
+            for (int h = 0; h < cfg.heads; ++h)
+                inputs.push_back({&qs[size_t(h)], &ks[size_t(h)], specs[size_t(h)], std::move(lses[size_t(h)])});
             auto sim = headSimilarity(std::move(inputs), step(cfg.heads));
             if (!sim) return sim.status();
             sim->layer = l;

@@ -114,12 +114,9 @@ DocumentRuns buildRuns(const std::vector<int32_t>& docs, int64_t tokens) {
 }
 
 TokenRoleSums::TokenRoleSums(int64_t tokens, const HeadContext& context, const RoleOptions& options)
-    : context(context),
-      options(options),
-      templates(buildTemplates(context.tokenIds, tokens)),
+    : context(context), options(options), templates(buildTemplates(context.tokenIds, tokens)),
       repeats(buildRepeats(context.tokenIds, tokens, options.repeatContext)),
-      runs(buildRuns(context.documents, tokens)),
-      haveDocs(int64_t(context.documents.size()) == tokens) {
+      runs(buildRuns(context.documents, tokens)), haveDocs(int64_t(context.documents.size()) == tokens) {
     for (auto* vec : {&duplicate, &induction, &repeat, &document}) vec->assign(size_t(tokens), 0.0);
 }
 
@@ -139,14 +136,16 @@ void TokenRoleSums::addTile(int64_t qStart, int64_t kStart, const ProbabilityTil
                 duplicate[si] += row(*it - kStart);
             // Induction: tok_{j-1} == tok_i with j - 1 < i, i.e. j = p + 1 ≤ i.
             const int64_t jHi = std::min(kEnd, i + 1);
-            for (auto it = std::lower_bound(pos.begin(), pos.end(), kStart - 1); it != pos.end() && *it + 1 < jHi; ++it) {
+            for (auto it = std::lower_bound(pos.begin(), pos.end(), kStart - 1); it != pos.end() && *it + 1 < jHi;
+                 ++it) {
                 const int64_t j = *it + 1;
                 if (j < kStart || (ro.excludeCurrentToken && j == i)) continue;
                 induction[si] += row(j - kStart);
             }
         }
         if (!repeats.keys.empty()) {
-            const auto b0 = repeats.keys.begin() + repeats.rowStart[si], b1 = repeats.keys.begin() + repeats.rowStart[si + 1];
+            const auto b0 = repeats.keys.begin() + repeats.rowStart[si],
+                       b1 = repeats.keys.begin() + repeats.rowStart[si + 1];
             for (auto it = std::lower_bound(b0, b1, kStart); it != b1 && *it < kEnd; ++it)
                 if (!(ro.excludeCurrentToken && *it == i)) repeat[si] += row(*it - kStart);
         }
@@ -169,8 +168,7 @@ void TokenRoleSums::moveInto(HeadSums& out) {
 }
 
 ProfileSums::ProfileSums(int64_t tokens, bool causal, int workers)
-    : origin(causal ? 0 : tokens - 1),
-      column(size_t(workers), std::vector<double>(size_t(tokens), 0.0)),
+    : origin(causal ? 0 : tokens - 1), column(size_t(workers), std::vector<double>(size_t(tokens), 0.0)),
       offset(size_t(workers), std::vector<double>(size_t(origin + tokens), 0.0)) {}
 
 void ProfileSums::addTile(int worker, int64_t qStart, int64_t kStart, const ProbabilityTile& P) {
@@ -185,7 +183,8 @@ void ProfileSums::addTile(int worker, int64_t qStart, int64_t kStart, const Prob
         Eigen::Map<Eigen::ArrayXd> o(off.data() + (i - (sHi - 1) + origin), sHi - kStart);
         o += P.row(a).head(sHi - kStart).reverse().transpose().cast<double>().array();
     }
-    Eigen::Map<Eigen::VectorXd>(column[size_t(worker)].data() + kStart, c) += P.colwise().sum().transpose().cast<double>();
+    Eigen::Map<Eigen::VectorXd>(column[size_t(worker)].data() + kStart, c) +=
+        P.colwise().sum().transpose().cast<double>();
 }
 
 void ProfileSums::merge(HeadSums& out) {
@@ -197,8 +196,7 @@ void ProfileSums::merge(HeadSums& out) {
     out.offset = std::move(offset[0]);
 }
 
-void finishProfiles(HeadAnalysis& h, const HeadSums& sums, const ActiveRows& rows, bool causal,
-                    const RoleOptions& o) {
+void finishProfiles(HeadAnalysis& h, const HeadSums& sums, const ActiveRows& rows, bool causal, const RoleOptions& o) {
     // Profiles (vertical = columns, slash = offsets), normalised by the number of rows.
     const double invRows = rows.count > 0 ? 1.0 / double(rows.count) : 0.0;
     h.profiles.columnMass.resize(sums.column.size());
@@ -213,8 +211,10 @@ void finishProfiles(HeadAnalysis& h, const HeadSums& sums, const ActiveRows& row
     std::vector<float> far;
     for (size_t x = 0; x < off.size(); ++x) {
         const int64_t d = int64_t(x) - origin;
-        if (std::abs(d) < o.localWidth) local += off[x];
-        else far.push_back(off[x]);
+        if (std::abs(d) < o.localWidth)
+            local += off[x];
+        else
+            far.push_back(off[x]);
     }
     h.roles.localMass = local;
     h.roles.slashScore = topSum(std::move(far), o.profileTop);
@@ -328,12 +328,18 @@ HeadRole classifyHead(const HeadAnalysis& h, const RoleOptions& o) {
     // A "document" head keeps its mass in its own document and spreads over it (a local head also
     // stays in its document, but only near the diagonal).
     const bool document = r.documentMass >= o.documentThreshold && r.documentSpread >= 0.5;
-    if (r.inductionRows > 0 && induction >= o.inductionThreshold) role.label = "induction";
-    else if (r.duplicateRows > 0 && r.duplicateMatched >= o.duplicateThreshold) role.label = "duplicate-token";
-    else if (r.previousToken >= o.positionalThreshold) role.label = "previous-token";
-    else if (r.nextToken >= o.positionalThreshold) role.label = "next-token";
-    else if (document) role.label = "document", ev += " " + fmt("doc", r.documentMass) + " " + fmt("spread", r.documentSpread);
-    else if (r.localMass >= o.localThreshold) role.label = "local", ev += " " + fmt("local", r.localMass);
+    if (r.inductionRows > 0 && induction >= o.inductionThreshold)
+        role.label = "induction";
+    else if (r.duplicateRows > 0 && r.duplicateMatched >= o.duplicateThreshold)
+        role.label = "duplicate-token";
+    else if (r.previousToken >= o.positionalThreshold)
+        role.label = "previous-token";
+    else if (r.nextToken >= o.positionalThreshold)
+        role.label = "next-token";
+    else if (document)
+        role.label = "document", ev += " " + fmt("doc", r.documentMass) + " " + fmt("spread", r.documentSpread);
+    else if (r.localMass >= o.localThreshold)
+        role.label = "local", ev += " " + fmt("local", r.localMass);
     else if (s.firstTokenSink || !s.hiddenSinks.empty()) {
         // The strongest sink names the head: a hidden sink often sits behind a weaker first-token one.
         // Key 0 competes only when it is a first-token sink (alpha_0 > eps): a head whose alpha_0
@@ -347,10 +353,14 @@ HeadRole classifyHead(const HeadAnalysis& h, const RoleOptions& o) {
         } else {
             role.label = "sink";
         }
-    } else if (r.verticalScore >= o.verticalThreshold) role.label = "vertical", ev += " " + fmt("vert", r.verticalScore);
-    else if (r.slashScore >= o.slashThreshold) role.label = "slash", ev += " " + fmt("slash", r.slashScore);
-    else if (h.stats.entropyNormalized >= o.broadNormalizedEntropy) role.label = "broad";
-    else role.label = "mixed";
+    } else if (r.verticalScore >= o.verticalThreshold)
+        role.label = "vertical", ev += " " + fmt("vert", r.verticalScore);
+    else if (r.slashScore >= o.slashThreshold)
+        role.label = "slash", ev += " " + fmt("slash", r.slashScore);
+    else if (h.stats.entropyNormalized >= o.broadNormalizedEntropy)
+        role.label = "broad";
+    else
+        role.label = "mixed";
     role.evidence = ev;
     return role;
 }

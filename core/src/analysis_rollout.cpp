@@ -14,14 +14,15 @@ Result<std::vector<double>> rolloutRow(const Trace& trace, int64_t query, const 
     const int64_t T = trace.tokens();
     const int L = trace.numLayers();
     if (!trace.hasQK())
-        return Status(ErrorCode::Unsupported, trace.path() + ": rollout needs Q/K tensors, the trace only stores weights");
+        return Status(ErrorCode::Unsupported,
+                      trace.path() + ": rollout needs Q/K tensors, the trace only stores weights");
     if (query < 0 || query >= T)
-        return Status(ErrorCode::InvalidArgument,
-                      "rolloutRow: query " + std::to_string(query) + " out of range, expected [0, " + std::to_string(T) + ")");
+        return Status(ErrorCode::InvalidArgument, "rolloutRow: query " + std::to_string(query) +
+                                                      " out of range, expected [0, " + std::to_string(T) + ")");
     const int last = options.lastLayer < 0 ? L - 1 : options.lastLayer;
     if (last >= L)
-        return Status(ErrorCode::InvalidArgument, "rolloutRow: lastLayer " + std::to_string(last) + ", trace has " +
-                                                      std::to_string(L) + " layers");
+        return Status(ErrorCode::InvalidArgument,
+                      "rolloutRow: lastLayer " + std::to_string(last) + ", trace has " + std::to_string(L) + " layers");
     std::vector<double> r(size_t(T), 0.0);
     r[size_t(query)] = 1.0;
     const int workers = workerCount();
@@ -43,7 +44,8 @@ Result<std::vector<double>> rolloutRow(const Trace& trace, int64_t query, const 
             if (!k) return k.status();
             AttentionSpec spec = specForLayer(cfg, h);
             const size_t idx = size_t(l * H + h);
-            if (options.excludeSinks && idx < options.sinkKeys.size()) spec = specWithoutKeys(spec, options.sinkKeys[idx]);
+            if (options.excludeSinks && idx < options.sinkKeys.size())
+                spec = specWithoutKeys(spec, options.sinkKeys[idx]);
             auto lse = rowLogSumExp(q->m, k->m, spec, 0, rowsEnd);
             if (!lse) return lse.status();
             for (int64_t i = 0; i < rowsEnd; ++i)

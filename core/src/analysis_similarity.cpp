@@ -16,9 +16,9 @@ namespace attnscope {
 
 namespace {
 
-constexpr double kSmoothKeep = 0.999;   // Clark et al.: p' = 0.999 p + 0.001 / T
+constexpr double kSmoothKeep = 0.999;  // Clark et al.: p' = 0.999 p + 0.001 / T
 constexpr double kSmoothSpread = 0.001;
-constexpr int64_t kKeyChunk = 4096;     // keys per slab buffer (bounds memory at long T)
+constexpr int64_t kKeyChunk = 4096;  // keys per slab buffer (bounds memory at long T)
 
 /// Σ x ln x of a row (x > 0 after smoothing).
 inline double xlogx(const Eigen::ArrayXf& x) { return double((x * x.log()).sum()); }
@@ -74,15 +74,16 @@ Result<HeadSimilarity> headSimilarity(std::vector<HeadInput> heads, const Progre
     for (int h = 0; h < H; ++h) {
         HeadInput& in = heads[size_t(h)];
         if (int64_t(in.lse.size()) == T) continue;
-        auto l = rowLogSumExp(*in.q, *in.k, in.spec, 0, T,
-                              detail::subProgress(progress, 0.3 * h / H, 0.3 * (h + 1) / H));
+        auto l =
+            rowLogSumExp(*in.q, *in.k, in.spec, 0, T, detail::subProgress(progress, 0.3 * h / H, 0.3 * (h + 1) / H));
         if (!l) return l.status();
         in.lse = std::move(*l);
     }
     // Keys beyond the diagonal hold no mass in any causal head (so contribute 0 to every JS).
     bool allCausal = true;
     int64_t prefix = 0;
-    for (const auto& in : heads) allCausal = allCausal && in.spec.mask.causal, prefix = std::max(prefix, in.spec.mask.prefix);
+    for (const auto& in : heads)
+        allCausal = allCausal && in.spec.mask.causal, prefix = std::max(prefix, in.spec.mask.prefix);
     auto rowEnd = [&](int64_t i) { return allCausal ? std::max(i + 1, prefix) : T; };
 
     const int workers = workerCount();
@@ -114,7 +115,8 @@ Result<HeadSimilarity> headSimilarity(std::vector<HeadInput> heads, const Progre
                 std::vector<Eigen::ArrayXf> x(static_cast<size_t>(H));
                 std::vector<double> self(static_cast<size_t>(H));
                 for (int h = 0; h < H; ++h) {
-                    x[size_t(h)] = buf[size_t(h)].row(a).head(cols).transpose().array() * float(kSmoothKeep) + smoothAdd;
+                    x[size_t(h)] =
+                        buf[size_t(h)].row(a).head(cols).transpose().array() * float(kSmoothKeep) + smoothAdd;
                     self[size_t(h)] = xlogx(x[size_t(h)]);
                 }
                 auto& out = acc[size_t(w)];

@@ -29,7 +29,8 @@ ActiveRows activeRows(const std::vector<float>& lse, const MaskCounts& counts) {
 
 RowStatistics::RowStatistics(int64_t tokens, bool causal, int64_t recentTokens)
     : tokens(tokens), causal(causal), recent(std::max<int64_t>(1, recentTokens)) {
-    for (auto* vec : {&mass, &plogp, &distance, &first, &self, &recentMass, &prev, &next}) vec->assign(size_t(tokens), 0.0);
+    for (auto* vec : {&mass, &plogp, &distance, &first, &self, &recentMass, &prev, &next})
+        vec->assign(size_t(tokens), 0.0);
 }
 
 void RowStatistics::addTile(int64_t qStart, int64_t kStart, const ProbabilityTile& P) {

@@ -35,8 +35,8 @@ Result<AttentionRow> attentionRow(const MatrixRM& q, const MatrixRM& k, const At
     if (Status s = checkQK(q, k, "attentionRow"); !s.ok()) return s;
     const int64_t T = q.rows();
     if (query < 0 || query >= T)
-        return Status(ErrorCode::InvalidArgument,
-                      "attentionRow: query " + std::to_string(query) + " out of range, expected [0, " + std::to_string(T) + ")");
+        return Status(ErrorCode::InvalidArgument, "attentionRow: query " + std::to_string(query) +
+                                                      " out of range, expected [0, " + std::to_string(T) + ")");
     auto lse = rowLogSumExp(q, k, spec, query, query + 1);
     if (!lse) return lse.status();
     AttentionRow row;
@@ -55,8 +55,8 @@ Result<AttentionColumn> attentionColumn(const MatrixRM& q, const MatrixRM& k, co
     if (Status s = checkQK(q, k, "attentionColumn"); !s.ok()) return s;
     const int64_t T = q.rows();
     if (key < 0 || key >= T)
-        return Status(ErrorCode::InvalidArgument,
-                      "attentionColumn: key " + std::to_string(key) + " out of range, expected [0, " + std::to_string(T) + ")");
+        return Status(ErrorCode::InvalidArgument, "attentionColumn: key " + std::to_string(key) +
+                                                      " out of range, expected [0, " + std::to_string(T) + ")");
     std::vector<float> own;
     if (!lse || int64_t(lse->size()) != T) {
         auto l = rowLogSumExp(q, k, spec, 0, T, detail::subProgress(progress, 0.0, 0.9));
@@ -71,8 +71,8 @@ Result<AttentionColumn> attentionColumn(const MatrixRM& q, const MatrixRM& k, co
         for (int64_t a = 0; a < P.rows(); ++a) col.probabilities[size_t(qStart + a)] = P(a, 0);
     };
     // A one-key-wide rectangle: pass 2 costs O(T·d).
-    if (Status s = forEachProbabilityTile(q, k, spec, *lse, 0, T, key, key + 1, tile,
-                                          detail::subProgress(progress, 0.9, 1.0));
+    if (Status s =
+            forEachProbabilityTile(q, k, spec, *lse, 0, T, key, key + 1, tile, detail::subProgress(progress, 0.9, 1.0));
         !s.ok())
         return s;
     int64_t viewers = 0;

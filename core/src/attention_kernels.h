@@ -26,10 +26,10 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // truncation error r⁸/8! < 6e-9 is far below float rounding. Inputs below kExpMin give 0 (the
 // result would be denormal), which also maps masked −inf scores to probability 0.
 constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;          // ln 2 rounded to 9 bits: n·kLn2Hi is exact
+constexpr float kLn2Hi = 0.693359375f;              // ln 2 rounded to 9 bits: n·kLn2Hi is exact
 constexpr float kLn2Lo = -2.12194440054690583e-4f;  // ln 2 − kLn2Hi
-constexpr float kExpMin = -87.33654f;           // ln(FLT_MIN)
-constexpr float kExpMax = 88.3762626f;          // ln(FLT_MAX)
+constexpr float kExpMin = -87.33654f;               // ln(FLT_MIN)
+constexpr float kExpMax = 88.3762626f;              // ln(FLT_MAX)
 constexpr int kFloatExponentBias = 127;
 constexpr int kFloatMantissaBits = 23;
 // 1/k! for k = 2..7
@@ -56,7 +56,8 @@ inline float expScalar(float x) {
 inline __m256 exp8(__m256 x) {
     const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ);
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 n =
+        _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
     __m256 p = _mm256_set1_ps(kInvFact7);
@@ -225,8 +226,8 @@ struct ScoreTile {
 
 /// Pass 1 for rows [row0, row0+rows) (positions row0 + qOffset …): the row logsumexp, in double
 /// for the sum so long rows keep full float precision.
-void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                   const MaskPlan& plan, int64_t row0, int64_t rows, int64_t qOffset, bool skipEmpty, float* lseOut);
+void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, const MaskPlan& plan,
+                   int64_t row0, int64_t rows, int64_t qOffset, bool skipEmpty, float* lseOut);
 
 /// The ProgressReporter pattern every engine entry point uses: report per finished item.
 class ItemProgress {

@@ -49,8 +49,8 @@ Status forEachProbabilityTile(const MatrixRM& q, const MatrixRM& k, const Attent
     if (Status s = validateInputs(kWhat, q, k, spec, 0); !s) return s;
     if (Status s = checkRect(kWhat, q, k, q0, q1, k0, k1); !s) return s;
     if (static_cast<int64_t>(lse.size()) != q1 - q0)
-        return {ErrorCode::Shape, std::string(kWhat) + ": lse has " + std::to_string(lse.size()) + " rows but the rect has " +
-                                      std::to_string(q1 - q0)};
+        return {ErrorCode::Shape, std::string(kWhat) + ": lse has " + std::to_string(lse.size()) +
+                                      " rows but the rect has " + std::to_string(q1 - q0)};
     if (options.tileQ <= 0 || options.tileK <= 0)
         return {ErrorCode::InvalidArgument, std::string(kWhat) + ": tile sizes must be positive"};
     const MaskPlan plan(spec);
@@ -70,8 +70,10 @@ Status forEachProbabilityTile(const MatrixRM& q, const MatrixRM& k, const Attent
             w.compute(k, plan, cls, row0, rows, ka, cols);
             for (int64_t r = 0; r < rows; ++r) {
                 const float l = lse[size_t(row0 + r - q0)];
-                if (l == kNegInf) std::fill(w.row(r), w.row(r) + cols, 0.0f);
-                else expInPlace(w.row(r), cols, l);
+                if (l == kNegInf)
+                    std::fill(w.row(r), w.row(r) + cols, 0.0f);
+                else
+                    expInPlace(w.row(r), cols, l);
             }
             fn(worker, row0, ka, w.s.topLeftCorner(rows, cols));
         }

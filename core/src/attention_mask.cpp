@@ -34,14 +34,18 @@ TileClass MaskPlan::positional(int64_t pa, int64_t pb, int64_t ka, int64_t kb) c
     const int64_t dMin = pa - (kb - 1), dMax = (pb - 1) - ka;  // range of q − k over the tile
     TileClass c = TileClass::Full;
     if (m.causal) {
-        if (dMax < 0) c = TileClass::Empty;
-        else if (dMin < 0) c = TileClass::Partial;
+        if (dMax < 0)
+            c = TileClass::Empty;
+        else if (dMin < 0)
+            c = TileClass::Partial;
     }
     if (c != TileClass::Empty && m.window > 0) {
         const bool outside = dMin >= m.window || (!m.causal && dMax <= -m.window);
         const bool inside = dMax < m.window && (m.causal || dMin > -m.window);
-        if (outside) c = TileClass::Empty;
-        else if (!inside) c = TileClass::Partial;
+        if (outside)
+            c = TileClass::Empty;
+        else if (!inside)
+            c = TileClass::Partial;
     }
     if (c == TileClass::Full && m.dilation > 1 && !(dMin == dMax && dMin % m.dilation == 0)) c = TileClass::Partial;
     if (ka < m.prefix) {  // keys below the prefix are visible whatever the positional rule says

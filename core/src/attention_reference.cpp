@@ -20,8 +20,8 @@ Result<AttentionOutput> referenceAttention(const MatrixRM& q, const MatrixRM& k,
     constexpr const char* kWhat = "referenceAttention";
     if (Status s = validateInputs(kWhat, q, k, spec, qOffset); !s) return s;
     if (v.rows() != k.rows())
-        return Status(ErrorCode::Shape, std::string(kWhat) + ": v has " + std::to_string(v.rows()) + " rows but k has " +
-                                            std::to_string(k.rows()) + " (expected equal)");
+        return Status(ErrorCode::Shape, std::string(kWhat) + ": v has " + std::to_string(v.rows()) +
+                                            " rows but k has " + std::to_string(k.rows()) + " (expected equal)");
     const int64_t tq = q.rows(), tk = k.rows(), dv = v.cols();
     AttentionOutput result;
     result.out = MatrixRM::Zero(tq, dv);

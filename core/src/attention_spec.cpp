@@ -64,7 +64,7 @@ AttentionSpec specForLayer(const LayerConfig& layer, int head) {
     spec.softcap = static_cast<float>(layer.softcap);
     if (layer.alibi)
         spec.alibiSlope = head >= 0 && size_t(head) < layer.alibiSlopes.size() ? layer.alibiSlopes[size_t(head)]
-                                                                             : alibiSlope(head, layer.heads);
+                                                                               : alibiSlope(head, layer.heads);
     spec.mask.causal = layer.causal;
     spec.mask.window = layer.slidingWindow;
     if (head >= 0 && size_t(head) < layer.sinks.size()) spec.sinkLogit = layer.sinks[size_t(head)];

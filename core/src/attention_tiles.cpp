@@ -22,8 +22,8 @@ void ScoreTile::compute(const MatrixRM& k, const MaskPlan& plan, TileClass cls, 
     if (cls == TileClass::Partial) plan.apply(s.data(), s.cols(), pa, rows, ka, cols);
 }
 
-void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                   const MaskPlan& plan, int64_t row0, int64_t rows, int64_t qOffset, bool skipEmpty, float* lseOut) {
+void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, const MaskPlan& plan,
+                   int64_t row0, int64_t rows, int64_t qOffset, bool skipEmpty, float* lseOut) {
     // Online softmax normaliser: running max m and Σ exp(s − m), rescaled when m grows.
     float m[kTileQ];
     double l[kTileQ];
@@ -55,8 +55,9 @@ void tileLogSumExp(ScoreTile& w, const MatrixRM& q, const MatrixRM& k, const Att
 
 void ItemProgress::itemDone() {
     const int64_t done = m_done.fetch_add(1) + 1;
-    m_reporter.report(m_from + (m_to - m_from) * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(1, m_items)),
-                      m_stage);
+    m_reporter.report(
+        m_from + (m_to - m_from) * static_cast<double>(done) / static_cast<double>(std::max<int64_t>(1, m_items)),
+        m_stage);
 }
 
 }  // namespace attnscope::detail

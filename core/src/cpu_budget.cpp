@@ -59,10 +59,14 @@ CpuWorkEstimate estimateCpuWork(double products, int64_t headDim) {
 
 std::string describeSeconds(double seconds) {
     char buf[64];
-    if (seconds < 90) std::snprintf(buf, sizeof buf, "%.0f s", seconds);
-    else if (seconds < 3600) std::snprintf(buf, sizeof buf, "%.1f min", seconds / 60);
-    else if (seconds < 48 * 3600) std::snprintf(buf, sizeof buf, "%.1f h", seconds / 3600);
-    else std::snprintf(buf, sizeof buf, "%.1f days", seconds / 86400);
+    if (seconds < 90)
+        std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+    else if (seconds < 3600)
+        std::snprintf(buf, sizeof buf, "%.1f min", seconds / 60);
+    else if (seconds < 48 * 3600)
+        std::snprintf(buf, sizeof buf, "%.1f h", seconds / 3600);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f days", seconds / 86400);
     return buf;
 }
 

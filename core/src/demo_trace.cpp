@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 constexpr std::string_view kTraceSuffix = ".attn.safetensors";
 
 bool isTraceName(const std::string& name) {
-    return name.size() > kTraceSuffix.size() && name.compare(name.size() - kTraceSuffix.size(), kTraceSuffix.size(), kTraceSuffix) == 0;
+    return name.size() > kTraceSuffix.size() &&
+           name.compare(name.size() - kTraceSuffix.size(), kTraceSuffix.size(), kTraceSuffix) == 0;
 }
 
 /// `location` itself when it is a file; the first trace by name when it is a directory.
@@ -25,7 +26,8 @@ std::string firstTrace(const fs::path& location) {
     if (!fs::is_directory(location, ec)) return {};
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(location, ec))
-        if (const std::string n = e.path().filename().string(); isTraceName(n) && e.is_regular_file(ec)) names.push_back(n);
+        if (const std::string n = e.path().filename().string(); isTraceName(n) && e.is_regular_file(ec))
+            names.push_back(n);
     if (names.empty()) return {};
     return (location / *std::min_element(names.begin(), names.end())).string();
 }

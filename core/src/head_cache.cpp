@@ -36,8 +36,8 @@ Result<std::shared_ptr<const HeadData>> HeadCache::head(int layer, int head) {
         }
     }
     if (!m_trace || layer < 0 || layer >= m_trace->numLayers() || head < 0 || head >= m_trace->config(layer).heads)
-        return Status(ErrorCode::InvalidArgument, "no head " + std::to_string(layer) + "." + std::to_string(head) +
-                                                      " in this trace");
+        return Status(ErrorCode::InvalidArgument,
+                      "no head " + std::to_string(layer) + "." + std::to_string(head) + " in this trace");
     auto q = m_trace->head(layer, head, Which::Q);
     if (!q) return q.status();
     auto k = m_trace->head(layer, head, Which::K);

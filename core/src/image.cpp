@@ -186,7 +186,7 @@ Image colorize(const std::vector<float>& values, int width, int height, const Co
     for (size_t i = 0; i < n; ++i) {
         const double t = scaleValue(values[i], options.scale, lo, hi);
         // Diverging maps keep exact interpolation so that 0 stays white (t = 0.5 is no level).
-        const Rgb c = std::isnan(t)                          ? kInvalidColor
+        const Rgb c = std::isnan(t)                        ? kInvalidColor
                       : options.map == Colormap::Diverging ? colormapColor(options.map, t)
                                                            : colormapLevel(options.map, t);
         img.rgb[3 * i] = c.r;

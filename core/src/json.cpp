@@ -214,10 +214,14 @@ private:
         for (int i = 0; i < 4; ++i) {
             const char c = m_text[m_pos + i];
             out <<= 4;
-            if (c >= '0' && c <= '9') out |= uint32_t(c - '0');
-            else if (c >= 'a' && c <= 'f') out |= uint32_t(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') out |= uint32_t(c - 'A' + 10);
-            else return fail("invalid hex digit in \\u escape");
+            if (c >= '0' && c <= '9')
+                out |= uint32_t(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                out |= uint32_t(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                out |= uint32_t(c - 'A' + 10);
+            else
+                return fail("invalid hex digit in \\u escape");
         }
         m_pos += 4;
         return true;
@@ -348,8 +352,10 @@ private:
         if (i < num.size() && num[i] == '.') {
             for (++i; i < num.size() && isDigit(num[i]); ++i)
                 if (!seenNonZero) {
-                    if (num[i] == '0') ++leadingFractionZeros;
-                    else seenNonZero = true;
+                    if (num[i] == '0')
+                        ++leadingFractionZeros;
+                    else
+                        seenNonZero = true;
                 }
         }
         long long exponent = 0;
@@ -370,7 +376,8 @@ private:
         const size_t n = m_text.size();
         if (p < n && m_text[p] == '-') ++p;
         if (p >= n || !isDigit(m_text[p])) return fail("expected a value");
-        if (m_text[p] == '0') ++p;
+        if (m_text[p] == '0')
+            ++p;
         else
             while (p < n && isDigit(m_text[p])) ++p;
         if (p < n && m_text[p] == '.') {

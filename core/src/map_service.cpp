@@ -23,7 +23,9 @@ ProgressFn slice(const ProgressFn& parent, double from, double to) {
     return [parent, from, to](double f, std::string_view stage) { return parent(from + (to - from) * f, stage); };
 }
 
-std::string headName(const MapRequest& r) { return "layer " + std::to_string(r.layer) + " head " + std::to_string(r.head); }
+std::string headName(const MapRequest& r) {
+    return "layer " + std::to_string(r.layer) + " head " + std::to_string(r.head);
+}
 
 Status validate(const Trace& t, const MapRequest& r, const MapRect& rect) {
     if (r.layer < 0 || r.layer >= t.numLayers())
@@ -35,9 +37,10 @@ Status validate(const Trace& t, const MapRequest& r, const MapRect& rect) {
                                                 std::to_string(r.layer) + " has " + std::to_string(heads) + " heads"};
     const int64_t T = t.tokens();
     if (rect.q0 < 0 || rect.q1 <= rect.q0 || rect.q1 > T || rect.k0 < 0 || rect.k1 <= rect.k0 || rect.k1 > T)
-        return {ErrorCode::InvalidArgument, "map: rectangle q[" + std::to_string(rect.q0) + "," + std::to_string(rect.q1) +
-                                                ") x k[" + std::to_string(rect.k0) + "," + std::to_string(rect.k1) +
-                                                ") must lie inside [0," + std::to_string(T) + "] with q0 < q1 and k0 < k1"};
+        return {ErrorCode::InvalidArgument, "map: rectangle q[" + std::to_string(rect.q0) + "," +
+                                                std::to_string(rect.q1) + ") x k[" + std::to_string(rect.k0) + "," +
+                                                std::to_string(rect.k1) + ") must lie inside [0," + std::to_string(T) +
+                                                "] with q0 < q1 and k0 < k1"};
     if (r.width < 1 || r.height < 1 || r.width > kMaxMapSide || r.height > kMaxMapSide)
         return {ErrorCode::InvalidArgument, "map: size " + std::to_string(r.width) + "x" + std::to_string(r.height) +
                                                 " must be 1.." + std::to_string(kMaxMapSide) + " cells per side"};
@@ -203,8 +206,8 @@ Result<HeadMap> headMap(HeadCache& cache, const MapRequest& request, const Progr
         lse = *full;
         from = (from + 1.0) / 2;
     }
-    auto map = attentionMap(data.q, data.k, spec, rect, request.width, request.height, slice(progress, from, 1.0),
-                            lse.get());
+    auto map =
+        attentionMap(data.q, data.k, spec, rect, request.width, request.height, slice(progress, from, 1.0), lse.get());
     if (!map) return map.status();
     out.map = std::move(*map);
     out.backend = MapBackend::Cpu;

@@ -41,8 +41,8 @@ std::string humanBytes(uint64_t bytes) {
 Status checkHostMemory(uint64_t bytes, const std::string& what) {
     const uint64_t available = availableHostMemory();
     if (available == 0 || double(bytes) <= kHostMemoryShare * double(available)) return Status::success();
-    return Status(ErrorCode::OutOfMemory, what + " needs " + humanBytes(bytes) + " of host memory; " +
-                                              humanBytes(available) + " is available");
+    return Status(ErrorCode::OutOfMemory,
+                  what + " needs " + humanBytes(bytes) + " of host memory; " + humanBytes(available) + " is available");
 }
 
 }  // namespace attnscope

@@ -83,8 +83,7 @@ Status scoreAccuracy(ProfilerBackend& backend, const ProfileInputs& in, const Va
                     for (size_t i = 0; i < nv; ++i) {
                         if (!hasMask(specs[i])) continue;
                         // Whole tiles the mask keeps or drops need no mask_mod call per element.
-                        const BlockState state =
-                            variantRectState(masks[i], T, qs, qs + P.rows(), ks, ks + P.cols());
+                        const BlockState state = variantRectState(masks[i], T, qs, qs + P.rows(), ks, ks + P.cols());
                         if (state != BlockState::Partial) {
                             in[i] = state == BlockState::Full ? sum : 0.0;
                             continue;

@@ -34,7 +34,8 @@ public:
     }
     Result<BackendSample> runSample(const VariantSpec& v, uint64_t externalId, bool cold) override {
         if (!m_inputs) return Result<BackendSample>(ErrorCode::Internal, "CPU profiler: prepare() was not called");
-        if (std::string why = variantNeedsGpu(v); !why.empty()) return Result<BackendSample>(ErrorCode::Unsupported, why);
+        if (std::string why = variantNeedsGpu(v); !why.empty())
+            return Result<BackendSample>(ErrorCode::Unsupported, why);
         if (cold) flushCache();
         const auto& p = m_inputs->problem;
         const double t0 = steadyMicros();
@@ -66,7 +67,8 @@ public:
         return referenceRows(v, *m_inputs, b, h, q0, q1);
     }
     Result<std::vector<double>> blockMass(int b, int h, const AttentionSpec& spec, int64_t blockSize) override {
-        if (!m_inputs) return Result<std::vector<double>>(ErrorCode::Internal, "CPU profiler: prepare() was not called");
+        if (!m_inputs)
+            return Result<std::vector<double>>(ErrorCode::Internal, "CPU profiler: prepare() was not called");
         return cpuBlockMass(*m_inputs, b, h, spec, blockSize);
     }
     MetricsResult collectMetrics(const VariantSpec&, const std::vector<std::string>&) override {

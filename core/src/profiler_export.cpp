@@ -155,11 +155,10 @@ std::string profileToCsv(const ProfileReport& report) {
          "block_density,rel_error,recall,error\n";
     for (const auto& s : report.shapes)
         for (const auto& v : s.variants) {
-            o << csvField(s.description) << ',' << csvField(v.label) << ',' << v.backend << ','
-              << num(v.stats.median) << ',' << num(v.stats.min) << ',' << num(v.stats.max) << ','
-              << num(v.stats.iqr) << ',' << num(v.stats.relStdDev) << ',' << v.stats.n << ','
-              << stopReasonName(v.stop) << ',' << num(v.tflops) << ',' << num(v.gbps) << ','
-              << num(v.ratioToDense) << ',' << num(v.density) << ','
+            o << csvField(s.description) << ',' << csvField(v.label) << ',' << v.backend << ',' << num(v.stats.median)
+              << ',' << num(v.stats.min) << ',' << num(v.stats.max) << ',' << num(v.stats.iqr) << ','
+              << num(v.stats.relStdDev) << ',' << v.stats.n << ',' << stopReasonName(v.stop) << ',' << num(v.tflops)
+              << ',' << num(v.gbps) << ',' << num(v.ratioToDense) << ',' << num(v.density) << ','
               << (v.relError >= 0 ? num(v.relError) : "") << ',' << (v.recall >= 0 ? num(v.recall) : "") << ','
               << csvField(v.error) << '\n';
         }
@@ -247,9 +246,9 @@ std::string profileToText(const ProfileReport& report) {
     if (!report.metricsNote.empty()) o << "metrics: " << report.metricsNote << "\n";
     for (const auto& s : report.shapes) {
         o << "\n" << s.description << "  (dense = " << s.denseLabel << ")\n";
-        std::snprintf(line, sizeof line, "%-16s %-4s %10s %10s %9s %7s %4s %8s %8s %7s %7s %9s %7s\n", "variant",
-                      "bk", "median ms", "min ms", "IQR ms", "relstd", "n", "TFLOP/s", "GB/s", "ratio", "density",
-                      "rel err", "recall");
+        std::snprintf(line, sizeof line, "%-16s %-4s %10s %10s %9s %7s %4s %8s %8s %7s %7s %9s %7s\n", "variant", "bk",
+                      "median ms", "min ms", "IQR ms", "relstd", "n", "TFLOP/s", "GB/s", "ratio", "density", "rel err",
+                      "recall");
         o << line;
         for (const auto& v : s.variants) {
             if (!v.error.empty()) {
@@ -258,10 +257,10 @@ std::string profileToText(const ProfileReport& report) {
             }
             const std::string err = v.relError >= 0 ? num(v.relError, 3) : v.accuracyNote.empty() ? "-" : "n/a";
             const std::string rec = v.recall >= 0 ? num(v.recall, 4) : "-";
-            std::snprintf(line, sizeof line, "%-16s %-4s %10.4f %10.4f %9.4f %6.2f%% %4d %8.3g %8.4g %7.3f %7.3f %9s %7s\n",
-                          v.label.c_str(), v.backend.c_str(), v.stats.median, v.stats.min, v.stats.iqr,
-                          v.stats.relStdDev * 100, v.stats.n, v.tflops, v.gbps, v.ratioToDense, v.density,
-                          err.c_str(), rec.c_str());
+            std::snprintf(
+                line, sizeof line, "%-16s %-4s %10.4f %10.4f %9.4f %6.2f%% %4d %8.3g %8.4g %7.3f %7.3f %9s %7s\n",
+                v.label.c_str(), v.backend.c_str(), v.stats.median, v.stats.min, v.stats.iqr, v.stats.relStdDev * 100,
+                v.stats.n, v.tflops, v.gbps, v.ratioToDense, v.density, err.c_str(), rec.c_str());
             o << line;
         }
         for (const auto& v : s.variants)
@@ -272,12 +271,14 @@ std::string profileToText(const ProfileReport& report) {
             for (const auto& k : v.kernels) {
                 std::string name = k.name.size() > 90 ? k.name.substr(0, 87) + "..." : k.name;
                 if (v.backend == "GPU")
-                    std::snprintf(line, sizeof line, "  %-14s %s  grid [%d,%d,%d] block [%d,%d,%d] regs %d smem %d B, %d launches, median %.2f us\n",
-                                  v.label.c_str(), name.c_str(), k.grid[0], k.grid[1], k.grid[2], k.block[0], k.block[1],
-                                  k.block[2], k.registers, k.staticSharedBytes + k.dynamicSharedBytes, k.launches, k.medianUs);
+                    std::snprintf(
+                        line, sizeof line,
+                        "  %-14s %s  grid [%d,%d,%d] block [%d,%d,%d] regs %d smem %d B, %d launches, median %.2f us\n",
+                        v.label.c_str(), name.c_str(), k.grid[0], k.grid[1], k.grid[2], k.block[0], k.block[1],
+                        k.block[2], k.registers, k.staticSharedBytes + k.dynamicSharedBytes, k.launches, k.medianUs);
                 else  // registers, shared memory and the launch grid exist on the GPU only
-                    std::snprintf(line, sizeof line, "  %-14s %s  %d calls, median %.2f us\n", v.label.c_str(), name.c_str(),
-                                  k.launches, k.medianUs);
+                    std::snprintf(line, sizeof line, "  %-14s %s  %d calls, median %.2f us\n", v.label.c_str(),
+                                  name.c_str(), k.launches, k.medianUs);
                 o << line;
             }
         bool anyMetrics = false;
@@ -299,8 +300,8 @@ Status writeProfile(const ProfileReport& report, const std::string& path, const 
     if (format == "json") return writeFileAtomic(path, profileToJson(report).dump(1));
     if (format == "csv") return writeFileAtomic(path, profileToCsv(report));
     if (format == "perfetto") return writeFileAtomic(path, profileToPerfetto(report).dump());
-    return {ErrorCode::InvalidArgument, "profile export '" + path + "': unknown format '" + format +
-                                            "' (expected json, csv or perfetto)"};
+    return {ErrorCode::InvalidArgument,
+            "profile export '" + path + "': unknown format '" + format + "' (expected json, csv or perfetto)"};
 }
 
 }  // namespace attnscope

@@ -23,8 +23,9 @@ Result<std::vector<long long>> parseInts(const std::string& text) {
         char* end = nullptr;
         long long x = std::strtoll(part.c_str(), &end, 10);
         if (part.empty() || *end != '\0' || x <= 0)
-            return Result<std::vector<long long>>(ErrorCode::InvalidArgument,
-                                                  "shape '" + text + "': expected positive integers B,H,T,D, got '" + part + "'");
+            return Result<std::vector<long long>>(
+                ErrorCode::InvalidArgument,
+                "shape '" + text + "': expected positive integers B,H,T,D, got '" + part + "'");
         out.push_back(x);
         if (comma == std::string::npos) break;
         pos = comma + 1;
@@ -47,9 +48,9 @@ Result<ShapeSource> parseShape(const std::string& text) {
     if (!ints) return ints.status();
     const auto& v = *ints;
     if (v.size() != 4 && v.size() != 5)
-        return Result<ShapeSource>(ErrorCode::InvalidArgument,
-                                   "shape '" + text + "': expected B,H,T,D or B,H,Hkv,T,D (" + std::to_string(v.size()) +
-                                       " numbers given)");
+        return Result<ShapeSource>(
+            ErrorCode::InvalidArgument,
+            "shape '" + text + "': expected B,H,T,D or B,H,Hkv,T,D (" + std::to_string(v.size()) + " numbers given)");
     ShapeSource s;
     s.batch = int(v[0]);
     s.heads = int(v[1]);
@@ -57,9 +58,9 @@ Result<ShapeSource> parseShape(const std::string& text) {
     s.tokens = v[v.size() - 2];
     s.headDim = int(v.back());
     if (s.heads % s.kvHeads != 0)
-        return Result<ShapeSource>(ErrorCode::InvalidArgument, "shape '" + text + "': heads (" + std::to_string(s.heads) +
-                                                                   ") must be a multiple of kv heads (" +
-                                                                   std::to_string(s.kvHeads) + ")");
+        return Result<ShapeSource>(ErrorCode::InvalidArgument,
+                                   "shape '" + text + "': heads (" + std::to_string(s.heads) +
+                                       ") must be a multiple of kv heads (" + std::to_string(s.kvHeads) + ")");
     return s;
 }
 
@@ -80,7 +81,8 @@ Result<ProfileProblem> profileProblem(const ShapeSource& s) {
     p.dtype = s.dtype;
     if (!s.trace) {
         if (s.batch <= 0 || s.heads <= 0 || s.kvHeads <= 0 || s.tokens <= 0 || s.headDim <= 0 || s.heads % s.kvHeads)
-            return Result<ProfileProblem>(ErrorCode::InvalidArgument, "synthetic shape: expected positive B, H, T, D with H % Hkv == 0");
+            return Result<ProfileProblem>(ErrorCode::InvalidArgument,
+                                          "synthetic shape: expected positive B, H, T, D with H % Hkv == 0");
         p.batch = s.batch;
         p.heads = s.heads;
         p.kvHeads = s.kvHeads;
@@ -89,19 +91,23 @@ Result<ProfileProblem> profileProblem(const ShapeSource& s) {
         p.scale = float(1.0 / std::sqrt(double(s.headDim)));
         out.description = "synthetic B=" + std::to_string(p.batch) + " H=" + std::to_string(p.heads) +
                           (p.kvHeads != p.heads ? " Hkv=" + std::to_string(p.kvHeads) : std::string()) +
-                          " T=" + std::to_string(p.tokens) + " D=" + std::to_string(p.headDim) + " " + gpuDtypeName(p.dtype);
+                          " T=" + std::to_string(p.tokens) + " D=" + std::to_string(p.headDim) + " " +
+                          gpuDtypeName(p.dtype);
         out.causal = true;
     } else {
         const Trace& t = *s.trace;
         if (!t.hasQK())
-            return Result<ProfileProblem>(ErrorCode::Unsupported, t.path() + ": weights-only trace has no Q/K/V to profile");
+            return Result<ProfileProblem>(ErrorCode::Unsupported,
+                                          t.path() + ": weights-only trace has no Q/K/V to profile");
         if (s.layer < 0 || s.layer >= t.numLayers())
             return Result<ProfileProblem>(ErrorCode::InvalidArgument, t.path() + ": layer " + std::to_string(s.layer) +
-                                                                          " out of range [0, " + std::to_string(t.numLayers()) + ")");
+                                                                          " out of range [0, " +
+                                                                          std::to_string(t.numLayers()) + ")");
         const LayerConfig& cfg = t.config(s.layer);
         if (s.head >= cfg.heads)
-            return Result<ProfileProblem>(ErrorCode::InvalidArgument, t.path() + ": head " + std::to_string(s.head) +
-                                                                          " out of range [0, " + std::to_string(cfg.heads) + ")");
+            return Result<ProfileProblem>(
+                ErrorCode::InvalidArgument,
+                t.path() + ": head " + std::to_string(s.head) + " out of range [0, " + std::to_string(cfg.heads) + ")");
         const bool all = s.head < 0;
         p.batch = 1;
         p.heads = all ? cfg.heads : 1;
@@ -118,7 +124,8 @@ Result<ProfileProblem> profileProblem(const ShapeSource& s) {
     const double elems = double(p.batch) * double(p.tokens) * double(p.headDim) * (double(p.heads) + 2.0 * p.kvHeads);
     constexpr double kMaxBytes = 9.0e18;  // beyond any machine, and below uint64_t's range
     if (elems * sizeof(float) > kMaxBytes)
-        return Result<ProfileProblem>(ErrorCode::OutOfMemory, out.description + ": the inputs would need more than 8 EiB");
+        return Result<ProfileProblem>(ErrorCode::OutOfMemory,
+                                      out.description + ": the inputs would need more than 8 EiB");
     out.hostBytes = uint64_t(elems * sizeof(float));
     return out;
 }
@@ -158,7 +165,8 @@ Result<ProfileInputs> loadProfileInputs(const ShapeSource& s) {
         auto m = t.head(s.layer, qHead, w);
         if (!m) return m.status();
         if (m->m.rows() != p.tokens || m->m.cols() != p.headDim)
-            return {ErrorCode::Shape, t.path() + ": layer " + std::to_string(s.layer) + " head matrix shape differs from [T, d]"};
+            return {ErrorCode::Shape,
+                    t.path() + ": layer " + std::to_string(s.layer) + " head matrix shape differs from [T, d]"};
         std::copy(m->m.data(), m->m.data() + headElems, dst.begin() + size_t(slot) * headElems);
         return Status::success();
     };

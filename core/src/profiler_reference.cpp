@@ -87,8 +87,8 @@ Result<std::vector<double>> cpuBlockMass(const ProfileInputs& in, int b, int h, 
 
 Status deriveBlockList(VariantSpec& v, const std::vector<double>& mass, int64_t nb) {
     if (int64_t(mass.size()) != nb * nb)
-        return {ErrorCode::Shape, "block mass: expected " + std::to_string(nb * nb) + " values, got " +
-                                      std::to_string(mass.size())};
+        return {ErrorCode::Shape,
+                "block mass: expected " + std::to_string(nb * nb) + " values, got " + std::to_string(mass.size())};
     auto blocks = std::make_shared<std::vector<uint8_t>>(size_t(nb * nb), uint8_t(0));
     auto keep = [&](int64_t qb, int64_t kb) {
         if (kb >= 0 && kb <= qb) (*blocks)[size_t(qb * nb + kb)] = 1;

@@ -57,7 +57,8 @@ struct ShapeRun {
         if (!report(0, "loading inputs")) return cancelled();
         auto problem = profileProblem(source);
         if (!problem) return problem.status();
-        if (Status st = backend.checkFits(problem->problem); !st) return Status(st.code(), problem->description + ": " + st.message());
+        if (Status st = backend.checkFits(problem->problem); !st)
+            return Status(st.code(), problem->description + ": " + st.message());
         auto inputs = loadProfileInputs(source);
         if (!inputs) return inputs.status();
         ShapeProfile shape;
@@ -68,8 +69,9 @@ struct ShapeRun {
         if (!dense) return dense.status();
         if (dense->kind == VariantKind::LinearAttention || dense->kind == VariantKind::Decode ||
             dense->kind == VariantKind::BlockSparse)
-            return Result<ShapeProfile>(ErrorCode::InvalidArgument, "dense baseline \"" + shape.denseLabel +
-                                                                        "\" must be a softmax mask variant (causal or full)");
+            return Result<ShapeProfile>(
+                ErrorCode::InvalidArgument,
+                "dense baseline \"" + shape.denseLabel + "\" must be a softmax mask variant (causal or full)");
         std::vector<VariantSpec> specs;
         std::vector<std::string> tokens = request.variants;
         if (std::find(tokens.begin(), tokens.end(), shape.denseLabel) == tokens.end())
@@ -215,10 +217,13 @@ Json requestJson(const ProfileRequest& r) {
 }
 }  // namespace
 
-Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequest& request, const ProgressFn& progress) {
+Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequest& request,
+                                     const ProgressFn& progress) {
     if (Status st = validateStoppingRule(request.stop); !st) return st;
-    if (request.shapes.empty()) return Result<ProfileReport>(ErrorCode::InvalidArgument, "profile: no shape given (--shape or a trace)");
-    if (request.variants.empty()) return Result<ProfileReport>(ErrorCode::InvalidArgument, "profile: no variants given (--variants)");
+    if (request.shapes.empty())
+        return Result<ProfileReport>(ErrorCode::InvalidArgument, "profile: no shape given (--shape or a trace)");
+    if (request.variants.empty())
+        return Result<ProfileReport>(ErrorCode::InvalidArgument, "profile: no variants given (--variants)");
     if (request.warmup < 0) return Result<ProfileReport>(ErrorCode::InvalidArgument, "profile: warmup must be >= 0");
     const double t0 = steadyMicros();
     ProgressReporter reporter(progress);
@@ -231,7 +236,7 @@ Result<ProfileReport> runProfileWith(ProfilerBackend& backend, const ProfileRequ
     report.environment.set("attnscopeVersion", ATTNSCOPE_VERSION);
     uint64_t nextExternalId = 1;
     for (size_t i = 0; i < request.shapes.size(); ++i) {
-        ShapeRun run{backend, request, reporter, double(i) / request.shapes.size(), 1.0 / request.shapes.size(),
+        ShapeRun run{backend,       request, reporter, double(i) / request.shapes.size(), 1.0 / request.shapes.size(),
                      nextExternalId};
         auto shape = run.run(request.shapes[i]);
         if (!shape) return shape.status();

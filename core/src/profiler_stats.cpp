@@ -50,14 +50,12 @@ const char* stopReasonName(StopReason r) {
 }
 
 Status validateStoppingRule(const StoppingRule& rule) {
-    if (!(rule.targetRelStdDev > 0))
-        return {ErrorCode::InvalidArgument, "stopping rule: targetRelStdDev must be > 0"};
+    if (!(rule.targetRelStdDev > 0)) return {ErrorCode::InvalidArgument, "stopping rule: targetRelStdDev must be > 0"};
     if (rule.minSamples < 1 || rule.maxSamples < rule.minSamples)
         return {ErrorCode::InvalidArgument, "stopping rule: expected 1 <= minSamples (" +
                                                 std::to_string(rule.minSamples) + ") <= maxSamples (" +
                                                 std::to_string(rule.maxSamples) + ")"};
-    if (!(rule.timeoutSeconds > 0))
-        return {ErrorCode::InvalidArgument, "stopping rule: timeoutSeconds must be > 0"};
+    if (!(rule.timeoutSeconds > 0)) return {ErrorCode::InvalidArgument, "stopping rule: timeoutSeconds must be > 0"};
     if (rule.minTotalMs < 0) return {ErrorCode::InvalidArgument, "stopping rule: minTotalMs must be >= 0"};
     return Status::success();
 }

@@ -20,11 +20,11 @@
 namespace attnscope {
 
 namespace {
-constexpr int64_t kVocabulary = 32000;     ///< token ids are drawn from [0, kVocabulary)
+constexpr int64_t kVocabulary = 32000;  ///< token ids are drawn from [0, kVocabulary)
 constexpr int64_t kMaxTokens = int64_t(1) << 22;
-constexpr float kGroupNoise = 0.02f;       ///< per query head jitter inside a GQA group (logit space)
+constexpr float kGroupNoise = 0.02f;                  ///< per query head jitter inside a GQA group (logit space)
 constexpr uint64_t kSeedMix = 0x9E3779B97F4A7C15ull;  ///< golden-ratio increment: decorrelates sub-seeds
-constexpr int64_t kMaxHeads = 1 << 16;     ///< per layer, query or kv (LayerConfig counts are int)
+constexpr int64_t kMaxHeads = 1 << 16;                ///< per layer, query or kv (LayerConfig counts are int)
 /// Rows are generated in blocks of about this many floats (1 MiB): a few blocks per worker is all
 /// the memory the generator holds, whatever T is.
 constexpr int64_t kBlockElements = int64_t(1) << 18;
@@ -162,7 +162,8 @@ Result<Plan> makePlan(const SynthOptions& o) {
     meta.layers.assign(size_t(o.layers), cfg);
     meta.extraJson = "{\"synthetic\":{\"hidden_sink\":" + std::to_string(truth.hiddenSinkPosition) +
                      ",\"repeat_start\":" + std::to_string(truth.repeatStart) +
-                     ",\"repeat_length\":" + std::to_string(truth.repeatLength) + ",\"seed\":" + std::to_string(o.seed) + "}}";
+                     ",\"repeat_length\":" + std::to_string(truth.repeatLength) +
+                     ",\"seed\":" + std::to_string(o.seed) + "}}";
     return p;
 }
 

@@ -20,10 +20,10 @@ namespace {
 constexpr int kCodeBase = 8;
 constexpr double kTwoPi = 6.283185307179586;
 const double kCodeGap = 1.0 - std::cos(kTwoPi / kCodeBase);  ///< least dot-product loss of a wrong code
-constexpr double kMarginNats = 8.0;   ///< designed score margin beyond log T: leaked mass < e^-8
-constexpr double kSinkNats = 3.0;     ///< sink score beyond log T: p(sink) ≥ e³/(e³+1) ≈ 0.95
+constexpr double kMarginNats = 8.0;                          ///< designed score margin beyond log T: leaked mass < e^-8
+constexpr double kSinkNats = 3.0;         ///< sink score beyond log T: p(sink) ≥ e³/(e³+1) ≈ 0.95
 constexpr double kBandHalfPeriod = 32.0;  ///< first rotation frequency: cos falls to −1 at offset 32
-constexpr double kFillerSigma = 0.2;  ///< small noise in unused columns (score std ≈ 0.04·√columns)
+constexpr double kFillerSigma = 0.2;      ///< small noise in unused columns (score std ≈ 0.04·√columns)
 
 int digitsFor(int64_t values) {
     int digits = 1;
@@ -68,9 +68,9 @@ Status checkHeadDim(SynthHead pattern, const Sequence& seq, int headDim) {
     const int needed = columnsNeeded(pattern, seq.tokens, seq.vocabulary, seq.documentCount);
     if (needed > headDim)
         return Status(ErrorCode::InvalidArgument, std::string("synth: head ") + synthHeadName(pattern) + " needs " +
-                                                      std::to_string(needed) + " of the head dim's columns at T=" +
-                                                      std::to_string(seq.tokens) + " but head dim is " +
-                                                      std::to_string(headDim));
+                                                      std::to_string(needed) +
+                                                      " of the head dim's columns at T=" + std::to_string(seq.tokens) +
+                                                      " but head dim is " + std::to_string(headDim));
     return Status::success();
 }
 

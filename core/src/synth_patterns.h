@@ -15,9 +15,9 @@ namespace attnscope::synth {
 struct Sequence {
     int64_t tokens = 0;
     std::vector<int64_t> tokenIds;
-    int64_t vocabulary = 0;      ///< ids are < vocabulary; vocabulary itself codes "no token"
+    int64_t vocabulary = 0;  ///< ids are < vocabulary; vocabulary itself codes "no token"
     std::vector<int32_t> documents;
-    int documentCount = 1;       ///< 1 + the largest id in `documents`
+    int documentCount = 1;  ///< 1 + the largest id in `documents`
     int64_t hiddenSink = 0;
 };
 
@@ -29,7 +29,8 @@ class HeadCodeStream {
 public:
     /// Starts at row 0 with a copy of `rng`; fails with InvalidArgument when d is too small for T.
     /// `seq` must outlive the stream.
-    static Result<HeadCodeStream> start(SynthHead pattern, const Sequence& seq, int headDim, const std::mt19937_64& rng);
+    static Result<HeadCodeStream> start(SynthHead pattern, const Sequence& seq, int headDim,
+                                        const std::mt19937_64& rng);
 
     /// The next `rows` rows of q̂ and k̂ into `q` and `k` (row-major, rows × d each).
     void next(int64_t rows, float* q, float* k);
@@ -44,14 +45,14 @@ private:
     SynthHead m_pattern;
     const Sequence* m_seq;
     int m_dim;
-    int m_needed;            ///< pattern columns; the rest are filler
-    double m_weight = 0;     ///< digit-code weight √A
-    double m_sink = 0;       ///< sink key score
-    double m_bandWeight = 0; ///< local band amplitude c
+    int m_needed;             ///< pattern columns; the rest are filler
+    double m_weight = 0;      ///< digit-code weight √A
+    double m_sink = 0;        ///< sink key score
+    double m_bandWeight = 0;  ///< local band amplitude c
     int64_t m_row = 0;
-    std::mt19937_64 m_engine;                  ///< q̂ (noise) or both (filler)
-    std::normal_distribution<float> m_dist;    ///< noise (σ = d^-¼) or filler
-    std::mt19937_64 m_kEngine;                 ///< noise only: k̂, starting after q̂'s draws
+    std::mt19937_64 m_engine;                ///< q̂ (noise) or both (filler)
+    std::normal_distribution<float> m_dist;  ///< noise (σ = d^-¼) or filler
+    std::mt19937_64 m_kEngine;               ///< noise only: k̂, starting after q̂'s draws
     std::normal_distribution<float> m_kDist;
 };
 

@@ -31,8 +31,8 @@ namespace {
 Status checkLayerHead(const Trace& t, int layer, int head) {
     if (layer < 0 || layer >= t.numLayers())
         return Status(ErrorCode::InvalidArgument, t.path() + ": layer " + std::to_string(layer) +
-                                                      " out of range (the trace has " +
-                                                      std::to_string(t.numLayers()) + " layers)");
+                                                      " out of range (the trace has " + std::to_string(t.numLayers()) +
+                                                      " layers)");
     const int heads = t.config(layer).heads;
     if (head < 0 || head >= heads)
         return Status(ErrorCode::InvalidArgument, t.path() + ": head " + std::to_string(head) + " of layer " +
@@ -81,8 +81,8 @@ Result<HeadMatrix> Trace::head(int layer, int head, Which which) const {
     try {
         out.m.resize(T, d);
     } catch (const std::bad_alloc&) {
-        return Status(ErrorCode::OutOfMemory, path() + ": tensor " + t.name + ": cannot allocate " +
-                                                  std::to_string(T) + "×" + std::to_string(d) + " floats");
+        return Status(ErrorCode::OutOfMemory, path() + ": tensor " + t.name + ": cannot allocate " + std::to_string(T) +
+                                                  "×" + std::to_string(d) + " floats");
     }
     if (Status st = convertGuarded(*this, *m_impl, t, int64_t(index) * T * d, T * d, out.m.data()); !st) return st;
     out.nonFinite = countNonFinite(out.m.data(), T * d);

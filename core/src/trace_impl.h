@@ -45,8 +45,8 @@ public:
 private:
     const std::byte* m_data = nullptr;
     uint64_t m_size = 0;
-    int m_fd = -1;            ///< kept open to watch the file (fstat) for changes
-    int64_t m_mtimeNs = 0;    ///< modification time at open
+    int m_fd = -1;          ///< kept open to watch the file (fstat) for changes
+    int64_t m_mtimeNs = 0;  ///< modification time at open
 };
 
 struct Trace::Impl {

@@ -105,20 +105,23 @@ bool integral(const Json& v, double lo, double hi) {
 /// An integer list read by Json::parseNumberArray into `append`: true when taken; false (nothing
 /// appended) when the text is not a plain array of numbers; the first non-integer or out-of-range
 /// entry is refused as parseIntArray refuses it.
-Result<bool> leanIntArray(const MetaReader& reader, const char* field, const std::string& text, const std::string& where,
-                          double lo, double hi, auto&& append) {
+Result<bool> leanIntArray(const MetaReader& reader, const char* field, const std::string& text,
+                          const std::string& where, double lo, double hi, auto&& append) {
     size_t i = 0;
     Status bad;
-    auto taken = Json::parseNumberArray(text, [&](double x) {
-        if (!integral(Json(x), lo, hi)) {
-            bad = reader.error(ErrorCode::Format, std::string(field) + "[" + std::to_string(i) + "]",
-                               "is " + Json(x).dump() + ", expected an integer");
-            return false;
-        }
-        append(x);
-        ++i;
-        return true;
-    }, where);
+    auto taken = Json::parseNumberArray(
+        text,
+        [&](double x) {
+            if (!integral(Json(x), lo, hi)) {
+                bad = reader.error(ErrorCode::Format, std::string(field) + "[" + std::to_string(i) + "]",
+                                   "is " + Json(x).dump() + ", expected an integer");
+                return false;
+            }
+            append(x);
+            ++i;
+            return true;
+        },
+        where);
     if (!taken) return taken.status();
     if (!bad.ok()) return bad;
     return *taken;
@@ -142,8 +145,8 @@ Status parseLayer(const Json& l, size_t index, const MetaReader& reader, LayerCo
     out.headDim = int(need(key::kHeadDim)->asNumber());
     if (out.heads % out.kvHeads != 0)
         return bad(key::kKvHeads,
-                   "is " + std::to_string(out.kvHeads) + ", which does not divide heads = " + std::to_string(out.heads) +
-                       " (GQA needs heads to be a multiple of kv_heads)",
+                   "is " + std::to_string(out.kvHeads) + ", which does not divide heads = " +
+                       std::to_string(out.heads) + " (GQA needs heads to be a multiple of kv_heads)",
                    ErrorCode::Shape);
 
     const Json* scale = need(key::kScale);
@@ -179,9 +182,9 @@ Status parseLayer(const Json& l, size_t index, const MetaReader& reader, LayerCo
                                      " finite numbers (one ALiBi slope per query head)";
         if (!out.alibi) return bad(key::kAlibiSlopes, "is given but alibi is not true");
         if (!s->isArray() || s->asArray().size() != size_t(out.heads))
-            return bad(key::kAlibiSlopes,
-                       (s->isArray() ? "has " + std::to_string(s->asArray().size()) + " entries, " : "is not an array, ") +
-                           expected);
+            return bad(key::kAlibiSlopes, (s->isArray() ? "has " + std::to_string(s->asArray().size()) + " entries, "
+                                                        : "is not an array, ") +
+                                              expected);
         for (const Json& e : s->asArray()) {
             if (!e.isNumber() || !std::isfinite(e.asNumber()))
                 return bad(key::kAlibiSlopes, "holds " + e.dump() + ", " + expected);
@@ -202,12 +205,10 @@ Status parseKind(const MetaReader& reader, const std::string& kind, TraceMetadat
             m.kind = k;
             return Status::success();
         }
-    return reader.error(ErrorCode::Format, key::kKind,
-                        "is '" + kind + "', expected one of causal-lm, encoder, vision");
+    return reader.error(ErrorCode::Format, key::kKind, "is '" + kind + "', expected one of causal-lm, encoder, vision");
 }
 
-Status parseIntArray(const MetaReader& reader, const char* field, const Json& v, double lo, double hi,
-                     auto&& append) {
+Status parseIntArray(const MetaReader& reader, const char* field, const Json& v, double lo, double hi, auto&& append) {
     if (!v.isArray()) return reader.error(ErrorCode::Format, field, "must be a JSON array of integers");
     size_t i = 0;
     for (const Json& e : v.asArray()) {
@@ -279,11 +280,11 @@ Status parseLists(const MetaReader& reader, TraceMetadata& m) {
         Status st = parseLayer(l, m.layers.size(), reader, c);
         if (!st) return st;
         if (!c.alibiSlopes.empty() && m.version < traceformat::kSinksVersion)
-            return reader.error(ErrorCode::Format,
-                                std::string(key::kLayers) + "[" + std::to_string(m.layers.size()) + "]." +
-                                    key::kAlibiSlopes,
-                                "needs format version " + std::to_string(traceformat::kSinksVersion) +
-                                    " (the file says " + std::to_string(m.version) + ")");
+            return reader.error(
+                ErrorCode::Format,
+                std::string(key::kLayers) + "[" + std::to_string(m.layers.size()) + "]." + key::kAlibiSlopes,
+                "needs format version " + std::to_string(traceformat::kSinksVersion) + " (the file says " +
+                    std::to_string(m.version) + ")");
         m.layers.push_back(std::move(c));
     }
     return Status::success();
@@ -297,7 +298,8 @@ Status parseVisionGrid(const MetaReader& reader, TraceMetadata& m) {
     const Json& g = *grid;
     if (!g.isArray() || g.size() != 2 || !integral(g.asArray()[0], 1, kMaxLayerDim) ||
         !integral(g.asArray()[1], 1, kMaxLayerDim))
-        return reader.error(ErrorCode::Format, key::kPatchGrid, "is " + g.dump() + ", expected [rows,cols] of positive integers");
+        return reader.error(ErrorCode::Format, key::kPatchGrid,
+                            "is " + g.dump() + ", expected [rows,cols] of positive integers");
     m.patchRows = int(g.asArray()[0].asNumber());
     m.patchCols = int(g.asArray()[1].asNumber());
     return Status::success();
@@ -321,7 +323,8 @@ Status parseCaptureCheck(const MetaReader& reader, TraceMetadata& m) {
     CaptureCheck& out = m.captureCheck;
     out.present = true;
     out.status = status->asString();
-    for (auto [field, target] : {std::pair{"max_abs_delta", &out.maxAbsDelta}, std::pair{"tolerance", &out.tolerance}}) {
+    for (auto [field, target] :
+         {std::pair{"max_abs_delta", &out.maxAbsDelta}, std::pair{"tolerance", &out.tolerance}}) {
         const Json* v = c.find(field);
         if (!v || !v->isNumber() || !std::isfinite(v->asNumber()) || v->asNumber() < 0)
             return bad(field, "must be a non-negative number");
@@ -364,8 +367,10 @@ Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& wh
     for (auto [field, target] : {std::pair{key::kModel, &m.model}, std::pair{key::kSource, &m.source}}) {
         const std::string* s = reader.string(field, false, st);
         if (!st) return st;
-        if (s) *target = *s;
-        else warnings.push_back(std::string("__metadata__.") + field + " is missing");
+        if (s)
+            *target = *s;
+        else
+            warnings.push_back(std::string("__metadata__.") + field + " is missing");
     }
     if (const std::string* text = reader.string(key::kText, false, st)) m.text = *text;
     if (!st) return st;
@@ -385,10 +390,9 @@ Result<TraceMetadata> parseTraceMetadata(const Json& meta, const std::string& wh
     }
     if (st = parseCaptureCheck(reader, m); !st) return st;
     for (const auto& [k, v] : meta.asObject()) {
-        static const char* const kKnown[] = {key::kFormat,   key::kVersion,   key::kModel,  key::kSource,
-                                             key::kKind,     key::kPatchGrid, key::kText,   key::kTokens,
-                                             key::kTokenIds, key::kLayers,    key::kDocuments, key::kExtra,
-                                             key::kCaptureCheck};
+        static const char* const kKnown[] = {
+            key::kFormat, key::kVersion,  key::kModel,  key::kSource,    key::kKind,  key::kPatchGrid,   key::kText,
+            key::kTokens, key::kTokenIds, key::kLayers, key::kDocuments, key::kExtra, key::kCaptureCheck};
         bool known = false;
         for (const char* name : kKnown) known = known || k == name;
         if (!known)
@@ -416,7 +420,6 @@ Json layerConfigJson(const LayerConfig& c) {
     l.set(key::kPositional, c.positional);
     return l;
 }
-
 
 std::string TraceWriter::metadataJson(const TraceMetadata& m) {
     Json meta = Json::object();

@@ -25,14 +25,16 @@ int64_t mtimeNs(const struct stat& st) { return int64_t(st.st_mtim.tv_sec) * 1'0
 Status MappedFile::checkUnchanged(const std::string& path) const {
     if (m_fd < 0) return Status::success();
     struct stat st {};
-    if (fstat(m_fd, &st) != 0) return Status(ErrorCode::IoError, path + ": cannot stat the open file: " + std::strerror(errno));
+    if (fstat(m_fd, &st) != 0)
+        return Status(ErrorCode::IoError, path + ": cannot stat the open file: " + std::strerror(errno));
     if (uint64_t(st.st_size) != m_size)
         return Status(ErrorCode::IoError, path + ": the file changed on disk after it was opened (" +
                                               std::to_string(m_size) + " bytes then, " + std::to_string(st.st_size) +
                                               " now: truncated or rewritten); reopen it");
     if (mtimeNs(st) != m_mtimeNs)
-        return Status(ErrorCode::IoError, path + ": the file was modified on disk after it was opened (same size, "
-                                                 "new contents); reopen it");
+        return Status(ErrorCode::IoError, path +
+                                              ": the file was modified on disk after it was opened (same size, "
+                                              "new contents); reopen it");
     return Status::success();
 }
 
@@ -118,8 +120,8 @@ Result<TensorView> parseTensorEntry(const std::string& name, const Json& entry, 
     }
     for (const int64_t n : view.shape)
         if (!checkedMul(bytes, uint64_t(n), bytes))
-            return Status(ErrorCode::Format, tensor + "shape " + shapeString(view.shape) + " × " + dtypeName(view.dtype) +
-                                                 " overflows a 64-bit byte count");
+            return Status(ErrorCode::Format, tensor + "shape " + shapeString(view.shape) + " × " +
+                                                 dtypeName(view.dtype) + " overflows a 64-bit byte count");
     if (bytes > maxTensorBytes)
         return Status(ErrorCode::Format, tensor + "shape " + shapeString(view.shape) + " × " + dtypeName(view.dtype) +
                                              " claims " + std::to_string(bytes) + " bytes, more than the limit of " +
@@ -177,8 +179,8 @@ Result<Json> readHeader(Trace::Impl& impl) {
     // other kind of file, not a damaged trace.
     const bool looksLikeSafetensors = std::to_integer<char>(firstHeaderByte) == '{' && headerLength <= kMaxHeaderBytes;
     if (headerLength > size - kHeaderLengthBytes) {
-        const std::string detail = "header length " + std::to_string(headerLength) + " runs past the end of the file (" +
-                                   std::to_string(size) + " bytes)";
+        const std::string detail = "header length " + std::to_string(headerLength) +
+                                   " runs past the end of the file (" + std::to_string(size) + " bytes)";
         if (!looksLikeSafetensors) return notATrace(where, "not a safetensors file: its " + detail);
         return Status(ErrorCode::Format, where + ": " + detail + ": the file is truncated");
     }
@@ -205,8 +207,10 @@ Status openInto(Trace::Impl& impl, const OpenOptions& options, const ProgressFn&
 
     const Json* meta = header->find(traceformat::kMetadataKey);
     if (!meta)
-        return notATrace(impl.path, "a safetensors file without __metadata__ (model weights?); a trace's header has "
-                                    "__metadata__ with format \"" + std::string(traceformat::kFormat) + "\"");
+        return notATrace(impl.path,
+                         "a safetensors file without __metadata__ (model weights?); a trace's header has "
+                         "__metadata__ with format \"" +
+                             std::string(traceformat::kFormat) + "\"");
     auto parsed = parseTraceMetadata(*meta, impl.path, impl.warnings);
     if (!parsed) return parsed.status();
     impl.meta = std::move(*parsed);

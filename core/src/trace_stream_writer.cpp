@@ -108,7 +108,8 @@ Result<std::unique_ptr<TraceStreamWriter>> TraceStreamWriter::create(const std::
                                                       std::to_string(kMaxHeaderBytes) + " (too many tokens)");
     const uint64_t dataStart = kHeaderLengthBytes + header.size();
     if (dataBytes > uint64_t(std::numeric_limits<off_t>::max()) - dataStart)
-        return Status(ErrorCode::InvalidArgument, path + ": " + sizeText(dataBytes) + " of tensors exceed a file offset");
+        return Status(ErrorCode::InvalidArgument,
+                      path + ": " + sizeText(dataBytes) + " of tensors exceed a file offset");
     impl->fileSize = dataStart + dataBytes;
     uint64_t offset = dataStart;
     for (uint64_t b : bytes) {
@@ -147,9 +148,10 @@ Status TraceStreamWriter::write(size_t tensor, int64_t first, const float* value
     if (w.fd < 0) return Status(ErrorCode::InvalidArgument, w.path + ": write after commit");
     if (tensor >= w.tensors.size() || first < 0 || count < 0 || uint64_t(first) > w.elements[tensor] ||
         uint64_t(count) > w.elements[tensor] - uint64_t(first))
-        return Status(ErrorCode::InvalidArgument,
-                      w.path + ": elements [" + std::to_string(first) + ", +" + std::to_string(count) + ") outside " +
-                          (tensor < w.tensors.size() ? "tensor " + w.tensors[tensor].name : std::string("the tensors")));
+        return Status(
+            ErrorCode::InvalidArgument,
+            w.path + ": elements [" + std::to_string(first) + ", +" + std::to_string(count) + ") outside " +
+                (tensor < w.tensors.size() ? "tensor " + w.tensors[tensor].name : std::string("the tensors")));
     const DType dtype = w.tensors[tensor].dtype;
     const size_t esize = dtypeSize(dtype);
     thread_local std::vector<std::byte> encoded;

@@ -61,7 +61,8 @@ Json traceSummaryJson(const Trace& trace, const TraceSummaryOptions& o) {
     j.set("source", m.source);
     j.set("kind", traceKindName(m.kind));
     if (o.details)
-        j.set("patchGrid", m.kind == TraceKind::Vision ? Json(Json::Array{Json(m.patchRows), Json(m.patchCols)}) : Json());
+        j.set("patchGrid",
+              m.kind == TraceKind::Vision ? Json(Json::Array{Json(m.patchRows), Json(m.patchCols)}) : Json());
     j.set("tokens", trace.tokens());
     j.set("layers", trace.numLayers());
     j.set("dtype", dtypeName(trace.dtype()));

@@ -48,11 +48,11 @@ Status checkOverlaps(const std::vector<TensorView>& tensors, Trace::Impl& impl) 
         const TensorView& a = *order[i - 1];
         const TensorView& b = *order[i];
         if (b.offset < a.offset + a.bytes)
-            return Status(ErrorCode::Format,
-                          impl.path + ": tensor " + b.name + ": data_offsets [" + std::to_string(b.offset) + "," +
-                              std::to_string(b.offset + b.bytes) + "] overlap tensor " + a.name + " [" +
-                              std::to_string(a.offset) + "," + std::to_string(a.offset + a.bytes) +
-                              "] (tensors must not share bytes)");
+            return Status(ErrorCode::Format, impl.path + ": tensor " + b.name + ": data_offsets [" +
+                                                 std::to_string(b.offset) + "," + std::to_string(b.offset + b.bytes) +
+                                                 "] overlap tensor " + a.name + " [" + std::to_string(a.offset) + "," +
+                                                 std::to_string(a.offset + a.bytes) +
+                                                 "] (tensors must not share bytes)");
     }
     if (covered < impl.dataSize)
         impl.warnings.push_back(std::to_string(impl.dataSize - covered) +
@@ -125,8 +125,8 @@ private:
             return error(ErrorCode::IoError, "tensor " + t.name + ": the file was truncated while it was read");
         for (size_t h = 0; h < values.size(); ++h)
             if (!std::isfinite(values[h]))
-                return error(ErrorCode::Format, "tensor " + t.name + ": head " + std::to_string(h) + "'s sink logit is " +
-                                                    (std::isnan(values[h]) ? "NaN" : "infinite") +
+                return error(ErrorCode::Format, "tensor " + t.name + ": head " + std::to_string(h) +
+                                                    "'s sink logit is " + (std::isnan(values[h]) ? "NaN" : "infinite") +
                                                     " (expected a finite number)");
         c.sinks = std::move(values);
         return Status::success();
@@ -144,7 +144,8 @@ private:
                                                " does not match __metadata__.layers[" + std::to_string(layer) +
                                                "] (expected " + expectedShape(slot, c) + ")");
         const int64_t T = s[1];
-        if (T == 0) return error(ErrorCode::Shape, "tensor " + t.name + " has T = 0 (a trace needs at least one token)");
+        if (T == 0)
+            return error(ErrorCode::Shape, "tensor " + t.name + " has T = 0 (a trace needs at least one token)");
         if (m_tName.empty()) {
             m_tName = t.name;
             m_impl.tokens = T;
@@ -167,15 +168,17 @@ private:
         if (m_impl.hasQK) {
             for (int s : {SlotQ, SlotK, SlotV})
                 if (!slots[size_t(s)])
-                    return error(ErrorCode::Shape, "tensor " + prefix + kSlotNames[size_t(s)] + " is missing (expected " +
+                    return error(ErrorCode::Shape, "tensor " + prefix + kSlotNames[size_t(s)] +
+                                                       " is missing (expected " +
                                                        expectedShape(s, m_impl.meta.layers[size_t(layer)]) + ")");
         } else if (anyQKV) {
             return error(ErrorCode::Shape, "layer " + std::to_string(layer) +
                                                " has q/k/v but layer 0 has none: a trace has q/k/v in every layer "
                                                "or in none (weights-only)");
         } else if (!slots[SlotAttn]) {
-            return error(ErrorCode::Shape, "tensor " + prefix + "attn is missing (a weights-only trace needs it in "
-                                                                "every layer)");
+            return error(ErrorCode::Shape, "tensor " + prefix +
+                                               "attn is missing (a weights-only trace needs it in "
+                                               "every layer)");
         }
         for (int s = 0; s < SlotCount; ++s)
             if (slots[size_t(s)])
@@ -208,8 +211,8 @@ private:
         const auto& m = m_impl.meta;
         if (m.patchRows > 0 && int64_t(m.patchRows) * m.patchCols > m_impl.tokens)
             return error(ErrorCode::Shape, "__metadata__.patch_grid [" + std::to_string(m.patchRows) + "," +
-                                               std::to_string(m.patchCols) + "] has more patches than T = " +
-                                               std::to_string(m_impl.tokens));
+                                               std::to_string(m.patchCols) +
+                                               "] has more patches than T = " + std::to_string(m_impl.tokens));
         return Status::success();
     }
 

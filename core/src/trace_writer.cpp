@@ -113,7 +113,8 @@ std::vector<std::byte> TraceWriter::serialize() const {
     for (size_t i = 0; i < m_meta.layers.size(); ++i) {
         const std::vector<float>& sinks = m_meta.layers[i].sinks;
         const std::string name = "layers." + std::to_string(i) + ".sinks";
-        if (sinks.empty() || std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; }))
+        if (sinks.empty() ||
+            std::any_of(entries.begin(), entries.end(), [&](const Entry& e) { return e.name == name; }))
             continue;
         std::vector<std::byte> bytes(sinks.size() * sizeof(float));
         encodeValues(DType::F32, sinks.data(), sinks.size(), bytes.data());
@@ -193,8 +194,7 @@ Status folderError(const std::string& path, int err) {
     const std::string dir = folderOf(path);
     if (err == ENOENT || err == ENOTDIR)
         return Status(ErrorCode::IoError, path + ": cannot write: the folder " + dir + " does not exist");
-    if (err == EACCES || err == EPERM || err == EROFS)
-        return ioError(path, "cannot write in the folder " + dir, err);
+    if (err == EACCES || err == EPERM || err == EROFS) return ioError(path, "cannot write in the folder " + dir, err);
     return ioError(path, "cannot create a file in the folder " + dir, err);
 }
 
@@ -237,7 +237,8 @@ Status checkOutputDirectory(const std::string& dir) {
         return Status(ErrorCode::IoError, dir + ": cannot write: the folder does not exist");
     if (!std::filesystem::is_directory(dir, ec))
         return Status(ErrorCode::IoError, dir + ": cannot write: it exists and is not a folder");
-    if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) return ioError(dir, "cannot write in the folder", errno);
+    if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
+        return ioError(dir, "cannot write in the folder", errno);
     return Status::success();
 }
 

@@ -68,10 +68,9 @@ Result<VariantSpec> parseCustomVariant(const std::string& text) {
     const bool file = startsWith(text, kFilePrefix);
     const std::string body = text.substr(std::strlen(file ? kFilePrefix : kInlinePrefix));
     if (body.empty())
-        return Status{ErrorCode::InvalidArgument,
-                      std::string("variant \"") + text + "\": expected " +
-                          (file ? "a program file after custom: (custom:FILE.attnvar)"
-                                : "a program after expr: (expr:mask: k <= q)")};
+        return Status{ErrorCode::InvalidArgument, std::string("variant \"") + text + "\": expected " +
+                                                      (file ? "a program file after custom: (custom:FILE.attnvar)"
+                                                            : "a program after expr: (expr:mask: k <= q)")};
     auto parsed = file ? loadVariantExpr(body) : parseVariantExpr(body, "expr");
     if (!parsed) return parsed.status();
     VariantSpec v;

@@ -118,15 +118,14 @@ private:
         const ExprNode& n = m_e.nodes[size_t(i)];
         auto r = [&](int x) { return ref(x, loc); };
         // An operand as float (mixed int / float arithmetic promotes the int).
-        auto f = [&](int x) {
-            return m_e.nodes[size_t(x)].type == ExprType::Float ? r(x) : "float(" + r(x) + ")";
-        };
+        auto f = [&](int x) { return m_e.nodes[size_t(x)].type == ExprType::Float ? r(x) : "float(" + r(x) + ")"; };
         const bool isInt = n.type == ExprType::Int;
-        const bool floatOperands = n.a >= 0 && n.b >= 0 &&
-                                   (m_e.nodes[size_t(n.a)].type == ExprType::Float ||
-                                    m_e.nodes[size_t(n.b)].type == ExprType::Float);
+        const bool floatOperands =
+            n.a >= 0 && n.b >= 0 &&
+            (m_e.nodes[size_t(n.a)].type == ExprType::Float || m_e.nodes[size_t(n.b)].type == ExprType::Float);
         auto bin = [&](const char* op) {
-            return floatOperands ? "(" + f(n.a) + " " + op + " " + f(n.b) + ")" : "(" + r(n.a) + " " + op + " " + r(n.b) + ")";
+            return floatOperands ? "(" + f(n.a) + " " + op + " " + f(n.b) + ")"
+                                 : "(" + r(n.a) + " " + op + " " + r(n.b) + ")";
         };
         switch (n.op) {
         case ExprOp::Doc: return "(" + r(n.a) + " >= 0 && " + r(n.a) + " < tokens ? doc[" + r(n.a) + "] : -1)";
@@ -206,8 +205,7 @@ void emitValues(std::ostringstream& out, const VariantExpr& e, const char* type,
     out << "        return out;\n    }\n";
 }
 
-constexpr const char* kMembers =
-    "    const int* doc;\n    const int* pos;\n    int tokens;\n    int heads;\n";
+constexpr const char* kMembers = "    const int* doc;\n    const int* pos;\n    int tokens;\n    int heads;\n";
 
 }  // namespace
 

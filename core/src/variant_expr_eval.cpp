@@ -23,6 +23,8 @@ void loop(double* d, int64_t n, bool isInt, const double* a, int sa, const doubl
 void dispatch(ExprOp op, double* d, int64_t n, bool isInt, const double* a, int sa, const double* b, int sb,
               const double* c, int sc) {
     switch (op) {
+        // One case per operator from the X-macro, laid out by hand:
+        // clang-format off
 #define ATTNSCOPE_LOOP(OP) \
     case ExprOp::OP: return loop<ExprOp::OP>(d, n, isInt, a, sa, b, sb, c, sc);
         ATTNSCOPE_LOOP(Neg) ATTNSCOPE_LOOP(Not) ATTNSCOPE_LOOP(ToFloat) ATTNSCOPE_LOOP(Add) ATTNSCOPE_LOOP(Sub)
@@ -32,6 +34,7 @@ void dispatch(ExprOp op, double* d, int64_t n, bool isInt, const double* a, int 
         ATTNSCOPE_LOOP(Exp) ATTNSCOPE_LOOP(Log) ATTNSCOPE_LOOP(Where)
 #undef ATTNSCOPE_LOOP
     default: break;
+        // clang-format on
     }
 }
 

@@ -41,39 +41,61 @@ inline double sanitizeScore(double s) {
 /// Abs, Add … Mod, Min, Max) are ints, so the result wraps.
 template <ExprOp OP>
 inline double scalarOp(bool isInt, double a, double b = 0, double c = 0) {
-    if constexpr (OP == ExprOp::Neg) return isInt ? wrap32(-asInt(a)) : -a;
-    else if constexpr (OP == ExprOp::Not) return a != 0 ? 0.0 : 1.0;
-    else if constexpr (OP == ExprOp::ToFloat) return a;
-    else if constexpr (OP == ExprOp::Add) return isInt ? wrap32(asInt(a) + asInt(b)) : a + b;
-    else if constexpr (OP == ExprOp::Sub) return isInt ? wrap32(asInt(a) - asInt(b)) : a - b;
-    else if constexpr (OP == ExprOp::Mul) return isInt ? wrap32(asInt(a) * asInt(b)) : a * b;
-    else if constexpr (OP == ExprOp::Div) return isInt ? floorDiv(a, b) : a / b;
-    else if constexpr (OP == ExprOp::Mod) return isInt ? floorMod(a, b) : floatMod(a, b);
-    else if constexpr (OP == ExprOp::Lt) return a < b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Le) return a <= b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Gt) return a > b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Ge) return a >= b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Eq) return a == b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Ne) return a != b ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::And) return (a != 0 && b != 0) ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Or) return (a != 0 || b != 0) ? 1.0 : 0.0;
-    else if constexpr (OP == ExprOp::Min) return a < b ? a : b;
-    else if constexpr (OP == ExprOp::Max) return a > b ? a : b;
-    else if constexpr (OP == ExprOp::Abs) return isInt ? wrap32(a < 0 ? -asInt(a) : asInt(a)) : std::fabs(a);
-    else if constexpr (OP == ExprOp::Tanh) return std::tanh(a);
-    else if constexpr (OP == ExprOp::Exp) return std::exp(a);
-    else if constexpr (OP == ExprOp::Log) return std::log(a);
-    else if constexpr (OP == ExprOp::Where) return a != 0 ? b : c;
-    else return 0.0;
+    if constexpr (OP == ExprOp::Neg)
+        return isInt ? wrap32(-asInt(a)) : -a;
+    else if constexpr (OP == ExprOp::Not)
+        return a != 0 ? 0.0 : 1.0;
+    else if constexpr (OP == ExprOp::ToFloat)
+        return a;
+    else if constexpr (OP == ExprOp::Add)
+        return isInt ? wrap32(asInt(a) + asInt(b)) : a + b;
+    else if constexpr (OP == ExprOp::Sub)
+        return isInt ? wrap32(asInt(a) - asInt(b)) : a - b;
+    else if constexpr (OP == ExprOp::Mul)
+        return isInt ? wrap32(asInt(a) * asInt(b)) : a * b;
+    else if constexpr (OP == ExprOp::Div)
+        return isInt ? floorDiv(a, b) : a / b;
+    else if constexpr (OP == ExprOp::Mod)
+        return isInt ? floorMod(a, b) : floatMod(a, b);
+    else if constexpr (OP == ExprOp::Lt)
+        return a < b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Le)
+        return a <= b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Gt)
+        return a > b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Ge)
+        return a >= b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Eq)
+        return a == b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Ne)
+        return a != b ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::And)
+        return (a != 0 && b != 0) ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Or)
+        return (a != 0 || b != 0) ? 1.0 : 0.0;
+    else if constexpr (OP == ExprOp::Min)
+        return a < b ? a : b;
+    else if constexpr (OP == ExprOp::Max)
+        return a > b ? a : b;
+    else if constexpr (OP == ExprOp::Abs)
+        return isInt ? wrap32(a < 0 ? -asInt(a) : asInt(a)) : std::fabs(a);
+    else if constexpr (OP == ExprOp::Tanh)
+        return std::tanh(a);
+    else if constexpr (OP == ExprOp::Exp)
+        return std::exp(a);
+    else if constexpr (OP == ExprOp::Log)
+        return std::log(a);
+    else if constexpr (OP == ExprOp::Where)
+        return a != 0 ? b : c;
+    else
+        return 0.0;
 }
 
 /// ALiBi slope of head h of `heads` (attention.h alibiSlope, the built-in variant's value).
 double slopeOf(double head, int heads);
 
 /// The operators scalarOp covers (everything except leaves, Doc, Pos and Slope).
-inline bool isPureOp(ExprOp op) {
-    return op >= ExprOp::Neg && op != ExprOp::Slope;
-}
+inline bool isPureOp(ExprOp op) { return op >= ExprOp::Neg && op != ExprOp::Slope; }
 
 /// Runtime dispatch of scalarOp (constant folding; not for inner loops).
 double foldOp(ExprOp op, bool isInt, double a, double b, double c);

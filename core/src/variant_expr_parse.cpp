@@ -70,6 +70,8 @@ double slopeOf(double head, int heads) {
 
 double foldOp(ExprOp op, bool isInt, double a, double b, double c) {
     switch (op) {
+        // One case per operator from the X-macro, laid out by hand:
+        // clang-format off
 #define ATTNSCOPE_FOLD(OP) \
     case ExprOp::OP: return scalarOp<ExprOp::OP>(isInt, a, b, c);
         ATTNSCOPE_FOLD(Neg) ATTNSCOPE_FOLD(Not) ATTNSCOPE_FOLD(ToFloat) ATTNSCOPE_FOLD(Add) ATTNSCOPE_FOLD(Sub)
@@ -79,6 +81,7 @@ double foldOp(ExprOp op, bool isInt, double a, double b, double c) {
         ATTNSCOPE_FOLD(Exp) ATTNSCOPE_FOLD(Log) ATTNSCOPE_FOLD(Where)
 #undef ATTNSCOPE_FOLD
     default: return 0.0;
+        // clang-format on
     }
 }
 
@@ -106,8 +109,8 @@ std::string describe(const Token& t) {
     return "'" + t.text + "'";
 }
 
-constexpr int kMaxNodes = 4096;     // a program larger than this is refused (GPU code size)
-constexpr int kMaxDepth = 200;      // nesting depth (the recursive descent's stack)
+constexpr int kMaxNodes = 4096;  // a program larger than this is refused (GPU code size)
+constexpr int kMaxDepth = 200;   // nesting depth (the recursive descent's stack)
 constexpr size_t kMaxSource = 64 * 1024;
 
 class Parser {
@@ -129,9 +132,7 @@ private:
         return errorAt(t.line, t.col, "expected " + what + ", found " + describe(t));
     }
     const Token& peek(size_t ahead = 0) const { return m_toks[std::min(m_pos + ahead, m_toks.size() - 1)]; }
-    bool isOp(const char* op, size_t ahead = 0) const {
-        return peek(ahead).kind == Tok::Op && peek(ahead).text == op;
-    }
+    bool isOp(const char* op, size_t ahead = 0) const { return peek(ahead).kind == Tok::Op && peek(ahead).text == op; }
     void skipNewlinesAfterOperator() {
         while (peek().kind == Tok::Newline && peek().text == "\n") ++m_pos;
     }
@@ -156,8 +157,9 @@ private:
     }
     Status needType(int n, const Token& at, bool wantBool, const std::string& context) const {
         if ((at_(n).type == ExprType::Bool) == wantBool) return {};
-        return errorAt(at.line, at.col, context + " expects " + (wantBool ? "a condition" : "a number") +
-                                            ", got " + typeName(at_(n).type));
+        return errorAt(
+            at.line, at.col,
+            context + " expects " + (wantBool ? "a condition" : "a number") + ", got " + typeName(at_(n).type));
     }
     const ExprNode& at_(int i) const { return at(i); }
 
@@ -182,8 +184,10 @@ Status Parser::lex() {
     size_t i = 0;
     auto advance = [&](size_t n) {
         for (size_t j = 0; j < n; ++j, ++i) {
-            if (m_src[i] == '\n') ++line, col = 1;
-            else ++col;
+            if (m_src[i] == '\n')
+                ++line, col = 1;
+            else
+                ++col;
         }
     };
     static const char* kOps2[] = {"&&", "||", "<=", ">=", "==", "!="};
@@ -226,13 +230,14 @@ Status Parser::lex() {
                     j = e;
                     while (j < m_src.size() && std::isdigit(static_cast<unsigned char>(m_src[j]))) ++j;
                 } else {
-                    return errorAt(line, col + int(e - i), "expected the digits of an exponent in '" +
-                                                               m_src.substr(i, e - i + 1) + "'");
+                    return errorAt(line, col + int(e - i),
+                                   "expected the digits of an exponent in '" + m_src.substr(i, e - i + 1) + "'");
                 }
             }
             if (j < m_src.size() && (std::isalpha(static_cast<unsigned char>(m_src[j])) || m_src[j] == '_'))
-                return errorAt(line, col + int(j - i), "expected an operator after number '" + m_src.substr(i, j - i) +
-                                                           "', found '" + std::string(1, m_src[j]) + "'");
+                return errorAt(line, col + int(j - i),
+                               "expected an operator after number '" + m_src.substr(i, j - i) + "', found '" +
+                                   std::string(1, m_src[j]) + "'");
             t.kind = Tok::Number;
             t.text = m_src.substr(i, j - i);
             t.isFloat = isFloat;
@@ -262,7 +267,8 @@ Status Parser::lex() {
             continue;
         }
         if (ch == '&' || ch == '|')
-            return errorAt(line, col, std::string("expected '") + ch + ch + "' (the language has no bitwise '" + ch + "')");
+            return errorAt(line, col,
+                           std::string("expected '") + ch + ch + "' (the language has no bitwise '" + ch + "')");
         const unsigned char u = static_cast<unsigned char>(ch);
         char buf[16];
         std::snprintf(buf, sizeof buf, u >= 0x20 && u < 0x7f ? "'%c'" : "byte 0x%02x", u);
@@ -347,8 +353,9 @@ Result<int> Parser::node(ExprOp op, const Token& t, int a, int b, int c) {
     case ExprOp::Eq:
     case ExprOp::Ne:
         if ((at(a).type == ExprType::Bool) != (at(b).type == ExprType::Bool))
-            return errorAt(t.line, t.col, ctx + " compares " + typeName(at(a).type) + " with " + typeName(at(b).type) +
-                                              " (expected two numbers or two conditions)");
+            return errorAt(t.line, t.col,
+                           ctx + " compares " + typeName(at(a).type) + " with " + typeName(at(b).type) +
+                               " (expected two numbers or two conditions)");
         type = ExprType::Bool;
         break;
     case ExprOp::And:
@@ -360,9 +367,10 @@ Result<int> Parser::node(ExprOp op, const Token& t, int a, int b, int c) {
     case ExprOp::Where:
         if (Status s = needType(a, t, true, "where()'s first argument"); !s) return s;
         if ((at(b).type == ExprType::Bool) != (at(c).type == ExprType::Bool))
-            return errorAt(t.line, t.col, std::string("where() chooses between ") + typeName(at(b).type) + " and " +
-                                              typeName(at(c).type) + " (expected two numbers or two conditions)");
-        type = at(b).type == ExprType::Bool    ? ExprType::Bool
+            return errorAt(t.line, t.col,
+                           std::string("where() chooses between ") + typeName(at(b).type) + " and " +
+                               typeName(at(c).type) + " (expected two numbers or two conditions)");
+        type = at(b).type == ExprType::Bool                                 ? ExprType::Bool
                : at(b).type == ExprType::Int && at(c).type == ExprType::Int ? ExprType::Int
                                                                             : ExprType::Float;
         break;
@@ -371,8 +379,8 @@ Result<int> Parser::node(ExprOp op, const Token& t, int a, int b, int c) {
     const bool allConst = (a < 0 || at(a).op == ExprOp::Const) && (b < 0 || at(b).op == ExprOp::Const) &&
                           (c < 0 || at(c).op == ExprOp::Const);
     if (allConst && isPureOp(op)) {
-        const double v = foldOp(op, intArith, a >= 0 ? at(a).value : 0, b >= 0 ? at(b).value : 0,
-                                c >= 0 ? at(c).value : 0);
+        const double v =
+            foldOp(op, intArith, a >= 0 ? at(a).value : 0, b >= 0 ? at(b).value : 0, c >= 0 ? at(c).value : 0);
         return leaf(ExprOp::Const, type, t, v);
     }
     if (int(m_expr->nodes.size()) >= kMaxNodes)
@@ -494,19 +502,22 @@ Result<int> Parser::primary() {
             const double v = std::strtod(t.text.c_str(), nullptr);
             constexpr double kFloatMax = 3.4028234663852886e38;  // the GPU evaluates in float
             if (!(std::fabs(v) <= kFloatMax))
-                return errorAt(t.line, t.col, "expected a number within the float range (|x| <= 3.4e38), found " + t.text);
+                return errorAt(t.line, t.col,
+                               "expected a number within the float range (|x| <= 3.4e38), found " + t.text);
             return leaf(ExprOp::Const, ExprType::Float, t, v);
         }
         if (t.text.size() > 10 || std::strtoll(t.text.c_str(), nullptr, 10) > INT32_MAX)
-            return errorAt(t.line, t.col, "expected an integer up to 2147483647, found " + t.text +
-                                              " (write " + t.text + ".0 for a floating-point number)");
+            return errorAt(t.line, t.col,
+                           "expected an integer up to 2147483647, found " + t.text + " (write " + t.text +
+                               ".0 for a floating-point number)");
         return leaf(ExprOp::Const, ExprType::Int, t, double(std::strtoll(t.text.c_str(), nullptr, 10)));
     }
     if (isOp("(")) {
         ++m_pos;
         auto e = expression();
         if (!e) return e;
-        if (!isOp(")")) return expected("')' to close the '(' at " + std::to_string(t.line) + ":" + std::to_string(t.col));
+        if (!isOp(")"))
+            return expected("')' to close the '(' at " + std::to_string(t.line) + ":" + std::to_string(t.col));
         ++m_pos;
         return e;
     }
@@ -522,28 +533,30 @@ Result<int> Parser::primary() {
         ++m_pos;
         return node(t.text == "doc" ? ExprOp::Doc : ExprOp::Pos, t, *i);
     }
-    static const std::pair<const char*, ExprOp> kVars[] = {{"b", ExprOp::Batch}, {"h", ExprOp::Head},
-                                                           {"q", ExprOp::Query}, {"k", ExprOp::Key},
+    static const std::pair<const char*, ExprOp> kVars[] = {{"b", ExprOp::Batch},  {"h", ExprOp::Head},
+                                                           {"q", ExprOp::Query},  {"k", ExprOp::Key},
                                                            {"T", ExprOp::Tokens}, {"H", ExprOp::Heads}};
     for (auto [name, op] : kVars)
         if (t.text == name) return leaf(op, ExprType::Int, t);
     if (t.text == "s") return leaf(ExprOp::Score, ExprType::Float, t);
     if (t.text == "true" || t.text == "false") return leaf(ExprOp::Const, ExprType::Bool, t, t.text == "true" ? 1 : 0);
     if (auto it = m_names.find(t.text); it != m_names.end()) return it->second.node;
-    return errorAt(t.line, t.col, "unknown name '" + t.text +
-                                      "' (expected b, h, q, k, s, T, H, doc[i], pos[i], a function call, or a name "
-                                      "declared earlier with const or let)");
+    return errorAt(t.line, t.col,
+                   "unknown name '" + t.text +
+                       "' (expected b, h, q, k, s, T, H, doc[i], pos[i], a function call, or a name "
+                       "declared earlier with const or let)");
 }
 
 Result<int> Parser::call(const Token& name) {
     static const std::map<std::string, std::pair<ExprOp, int>> kFunctions = {
-        {"min", {ExprOp::Min, 2}},   {"max", {ExprOp::Max, 2}},     {"abs", {ExprOp::Abs, 1}},
-        {"tanh", {ExprOp::Tanh, 1}}, {"exp", {ExprOp::Exp, 1}},     {"log", {ExprOp::Log, 1}},
+        {"min", {ExprOp::Min, 2}},     {"max", {ExprOp::Max, 2}},     {"abs", {ExprOp::Abs, 1}},
+        {"tanh", {ExprOp::Tanh, 1}},   {"exp", {ExprOp::Exp, 1}},     {"log", {ExprOp::Log, 1}},
         {"where", {ExprOp::Where, 3}}, {"slope", {ExprOp::Slope, 1}}, {"float", {ExprOp::ToFloat, 1}}};
     auto f = kFunctions.find(name.text);
     if (f == kFunctions.end())
-        return errorAt(name.line, name.col, "unknown function '" + name.text +
-                                                "' (expected min, max, abs, tanh, exp, log, where, slope or float)");
+        return errorAt(
+            name.line, name.col,
+            "unknown function '" + name.text + "' (expected min, max, abs, tanh, exp, log, where, slope or float)");
     ++m_pos;  // '('
     std::vector<int> args;
     if (!isOp(")")) {
@@ -563,8 +576,9 @@ Result<int> Parser::call(const Token& name) {
     ++m_pos;
     const int want = f->second.second;
     if (int(args.size()) != want)
-        return errorAt(name.line, name.col, name.text + "() takes " + std::to_string(want) + " argument" +
-                                                (want == 1 ? "" : "s") + ", got " + std::to_string(args.size()));
+        return errorAt(name.line, name.col,
+                       name.text + "() takes " + std::to_string(want) + " argument" + (want == 1 ? "" : "s") +
+                           ", got " + std::to_string(args.size()));
     args.resize(3, -1);
     return node(f->second.first, name, args[0], args[1], args[2]);
 }
@@ -578,24 +592,26 @@ Status Parser::statement() {
         ++m_pos;
         const Token name = peek();
         if (name.kind != Tok::Name) return expected(std::string("a name after '") + (isConst ? "const" : "let") + "'");
-        static const char* kReserved[] = {"b",    "h",   "q",   "k",   "s",     "T",     "H",    "doc",   "pos",
-                                          "true", "false", "min", "max", "abs", "tanh", "exp", "log", "where",
+        static const char* kReserved[] = {"b",     "h",     "q",     "k",   "s",    "T",     "H",        "doc", "pos",
+                                          "true",  "false", "min",   "max", "abs",  "tanh",  "exp",      "log", "where",
                                           "slope", "float", "const", "let", "mask", "score", "documents"};
         for (const char* r : kReserved)
             if (name.text == r)
                 return errorAt(name.line, name.col, "expected a new name, found the reserved name '" + name.text + "'");
         if (auto it = m_names.find(name.text); it != m_names.end())
-            return errorAt(name.line, name.col, "'" + name.text + "' is already defined on line " +
-                                                    std::to_string(it->second.line) + " (expected a new name)");
+            return errorAt(name.line, name.col,
+                           "'" + name.text + "' is already defined on line " + std::to_string(it->second.line) +
+                               " (expected a new name)");
         ++m_pos;
         if (!isOp("=")) return expected("'=' after '" + name.text + "'");
         ++m_pos;
         auto e = expression();
         if (!e) return e.status();
         if (isConst && at(*e).op != ExprOp::Const)
-            return errorAt(name.line, name.col, "const " + name.text +
-                                                    ": expected a constant value (numbers and earlier constants; use "
-                                                    "let for values of q, k, s, doc[], …)");
+            return errorAt(name.line, name.col,
+                           "const " + name.text +
+                               ": expected a constant value (numbers and earlier constants; use "
+                               "let for values of q, k, s, doc[], …)");
         if (isConst) m_expr->constants.emplace_back(name.text, at(*e).value);
         m_names[name.text] = {*e, name.line, isConst};
         return {};
@@ -615,8 +631,10 @@ Status Parser::statement() {
         const ExprNode& n = at(*e);
         if (isMask) {
             if (n.type != ExprType::Bool)
-                return errorAt(n.line, n.col, std::string("mask: expected a condition (true where the pair is "
-                                                          "computed), got ") + typeName(n.type));
+                return errorAt(n.line, n.col,
+                               std::string("mask: expected a condition (true where the pair is "
+                                           "computed), got ") +
+                                   typeName(n.type));
             if (n.deps & kDepScore)
                 return errorAt(n.line, n.col, "mask: reads the score 's', which only a 'score:' statement may use");
             m_expr->mask = *e;
@@ -637,8 +655,10 @@ Status Parser::statement() {
         m_expr->documents = int(v);
         ++m_pos;
     } else {
-        return errorAt(t.line, t.col, "expected a statement (const NAME = …, let NAME = …, mask: …, score: … or "
-                                      "documents: N), found '" + t.text + "'");
+        return errorAt(t.line, t.col,
+                       "expected a statement (const NAME = …, let NAME = …, mask: …, score: … or "
+                       "documents: N), found '" +
+                           t.text + "'");
     }
     if (!st) return st;
     if (peek().kind != Tok::Newline && peek().kind != Tok::End)
@@ -664,8 +684,9 @@ Status Parser::statement() {
 
 Result<std::shared_ptr<const VariantExpr>> Parser::run() {
     if (m_src.size() > kMaxSource)
-        return errorAt(1, 1, "expected a program of at most " + std::to_string(kMaxSource / 1024) + " KiB, got " +
-                                 std::to_string(m_src.size()) + " bytes");
+        return errorAt(1, 1,
+                       "expected a program of at most " + std::to_string(kMaxSource / 1024) + " KiB, got " +
+                           std::to_string(m_src.size()) + " bytes");
     if (Status s = lex(); !s) return s;
     while (peek().kind != Tok::End) {
         if (peek().kind == Tok::Newline) {

@@ -81,8 +81,10 @@ Interval compare(ExprOp op, const Interval& a, const Interval& b) {
     }
     // NaN makes every comparison false except !=, which it makes true.
     if (nan) {
-        if (op == ExprOp::Ne) r.hi = 1;
-        else r.lo = 0;
+        if (op == ExprOp::Ne)
+            r.hi = 1;
+        else
+            r.lo = 0;
     }
     return r;
 }
@@ -117,9 +119,7 @@ Interval multiply(bool isInt, const Interval& a, const Interval& b) {
     return isInt ? intResult(h.lo, h.hi) : h;
 }
 
-Interval monotone(double (*f)(double), const Interval& a) {
-    return hull({f(a.lo), f(a.hi)}, a.nan);
-}
+Interval monotone(double (*f)(double), const Interval& a) { return hull({f(a.lo), f(a.hi)}, a.nan); }
 
 }  // namespace
 
@@ -154,8 +154,12 @@ ExprTruth maskOverRect(const VariantExpr& e, const ExprBinding& at, int64_t q0, 
         case ExprOp::Neg: r = isInt ? intResult(-A.hi, -A.lo) : Interval{-A.hi, -A.lo, A.nan}; break;
         case ExprOp::Not: r = {1 - A.hi, 1 - A.lo, false}; break;
         case ExprOp::ToFloat: r = A; break;
-        case ExprOp::Add: r = isInt ? intResult(A.lo + B.lo, A.hi + B.hi) : hull({A.lo + B.lo, A.hi + B.hi}, A.nan || B.nan); break;
-        case ExprOp::Sub: r = isInt ? intResult(A.lo - B.hi, A.hi - B.lo) : hull({A.lo - B.hi, A.hi - B.lo}, A.nan || B.nan); break;
+        case ExprOp::Add:
+            r = isInt ? intResult(A.lo + B.lo, A.hi + B.hi) : hull({A.lo + B.lo, A.hi + B.hi}, A.nan || B.nan);
+            break;
+        case ExprOp::Sub:
+            r = isInt ? intResult(A.lo - B.hi, A.hi - B.lo) : hull({A.lo - B.hi, A.hi - B.lo}, A.nan || B.nan);
+            break;
         case ExprOp::Mul: r = multiply(isInt, A, B); break;
         case ExprOp::Div: r = divide(isInt, A, B); break;
         case ExprOp::Mod: r = modulo(isInt, A, B); break;
@@ -170,9 +174,12 @@ ExprTruth maskOverRect(const VariantExpr& e, const ExprBinding& at, int64_t q0, 
         case ExprOp::Min: r = {std::min(A.lo, B.lo), std::min(A.hi, B.hi), A.nan || B.nan}; break;
         case ExprOp::Max: r = {std::max(A.lo, B.lo), std::max(A.hi, B.hi), A.nan || B.nan}; break;
         case ExprOp::Abs:
-            if (A.lo >= 0) r = A;
-            else if (A.hi <= 0) r = isInt ? intResult(-A.hi, -A.lo) : Interval{-A.hi, -A.lo, A.nan};
-            else r = isInt ? intResult(0, std::max(-A.lo, A.hi)) : Interval{0, std::max(-A.lo, A.hi), A.nan};
+            if (A.lo >= 0)
+                r = A;
+            else if (A.hi <= 0)
+                r = isInt ? intResult(-A.hi, -A.lo) : Interval{-A.hi, -A.lo, A.nan};
+            else
+                r = isInt ? intResult(0, std::max(-A.lo, A.hi)) : Interval{0, std::max(-A.lo, A.hi), A.nan};
             break;
         case ExprOp::Tanh: r = monotone([](double x) { return std::tanh(x); }, A); break;
         case ExprOp::Exp: r = monotone([](double x) { return std::exp(x); }, A); break;
@@ -182,9 +189,12 @@ ExprTruth maskOverRect(const VariantExpr& e, const ExprBinding& at, int64_t q0, 
             break;
         case ExprOp::Slope: r = hull({slopeOf(A.hi, at.heads), slopeOf(A.lo, at.heads)}, false); break;
         case ExprOp::Where:
-            if (A.lo == 1) r = B;
-            else if (A.hi == 0) r = C;
-            else r = {std::min(B.lo, C.lo), std::max(B.hi, C.hi), B.nan || C.nan};
+            if (A.lo == 1)
+                r = B;
+            else if (A.hi == 0)
+                r = C;
+            else
+                r = {std::min(B.lo, C.lo), std::max(B.hi, C.hi), B.nan || C.nan};
             break;
         }
     }

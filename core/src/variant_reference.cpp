@@ -26,7 +26,6 @@ double applyScore(const VariantSpec* mod, double s, int h, int heads, int64_t q,
     }
 }
 
-
 VariantReference softmaxReference(const VariantSpec& v, int batch, int heads, int kvHeads, int64_t T, int D,
                                   float scale, const std::vector<float>& q, const std::vector<float>& k,
                                   const std::vector<float>& vv, bool decode) {
@@ -101,15 +100,16 @@ Result<VariantReference> variantReferenceAttention(const VariantSpec& v, const V
     const bool decode = v.kind == VariantKind::Decode;
     const int64_t tq = decode ? 1 : p.tokens;
     if (p.batch <= 0 || p.heads <= 0 || p.kvHeads <= 0 || p.heads % p.kvHeads != 0 || p.tokens <= 0 || p.headDim <= 0)
-        return Status{ErrorCode::InvalidArgument, "variantReferenceAttention: batch, heads, kvHeads, tokens, headDim "
-                                                  "must be > 0 and heads a multiple of kvHeads"};
+        return Status{ErrorCode::InvalidArgument,
+                      "variantReferenceAttention: batch, heads, kvHeads, tokens, headDim "
+                      "must be > 0 and heads a multiple of kvHeads"};
     const size_t qCount = size_t(p.batch) * p.heads * tq * p.headDim;
     const size_t kvCount = size_t(p.batch) * p.kvHeads * p.tokens * p.headDim;
     if (q.size() != qCount || k.size() != kvCount || vv.size() != kvCount)
         return Status{ErrorCode::Shape, "variantReferenceAttention: q holds " + std::to_string(q.size()) +
                                             " floats (expected " + std::to_string(qCount) + "), k/v " +
-                                            std::to_string(k.size()) + "/" + std::to_string(vv.size()) +
-                                            " (expected " + std::to_string(kvCount) + ")"};
+                                            std::to_string(k.size()) + "/" + std::to_string(vv.size()) + " (expected " +
+                                            std::to_string(kvCount) + ")"};
     if (v.kind == VariantKind::LinearAttention)
         return linearReference(v, p.batch, p.heads, p.kvHeads, p.tokens, p.headDim, q, k, vv);
     const float scale = p.scale > 0 ? p.scale : 1.0f / std::sqrt(float(p.headDim));

@@ -82,10 +82,10 @@ Result<VariantSpec> parseSingle(const std::string& token) {
         }
         return badToken(token, "\"" + name + "\" takes " + range + " parameter(s)");
     };
-#define ATTNSCOPE_TRY(expr)              \
-    do {                                 \
-        Status s_ = (expr);              \
-        if (!s_) return s_;              \
+#define ATTNSCOPE_TRY(expr) \
+    do {                    \
+        Status s_ = (expr); \
+        if (!s_) return s_; \
     } while (0)
 #define ATTNSCOPE_TRY_ASSIGN(dst, expr) \
     do {                                \
@@ -392,8 +392,8 @@ Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, i
     if (!(scale > 0) || !std::isfinite(scale))
         return Status{ErrorCode::InvalidArgument, "referenceSpec: scale must be a positive number (1/sqrt(d))"};
     if (heads <= 0 || head < 0 || head >= heads)
-        return Status{ErrorCode::InvalidArgument, "referenceSpec: head " + std::to_string(head) + " not in [0, " +
-                                                      std::to_string(heads) + ")"};
+        return Status{ErrorCode::InvalidArgument,
+                      "referenceSpec: head " + std::to_string(head) + " not in [0, " + std::to_string(heads) + ")"};
     AttentionSpec s;
     s.scale = scale;
     MaskSpec& m = s.mask;
@@ -437,10 +437,10 @@ Result<AttentionSpec> referenceSpec(const VariantSpec& v, int64_t T, int head, i
         const int64_t bs = std::max<int64_t>(1, v.blockSize);
         const int64_t nb = (T + bs - 1) / bs;
         if (!v.blocks || static_cast<int64_t>(v.blocks->size()) != nb * nb)
-            return Status{ErrorCode::InvalidArgument,
-                          "referenceSpec: VariantSpec.blocks of \"" + v.label + "\" must hold " +
-                              std::to_string(nb * nb) + " flags (ceil(T/" + std::to_string(bs) + ")^2), got " +
-                              std::to_string(v.blocks ? v.blocks->size() : 0)};
+            return Status{ErrorCode::InvalidArgument, "referenceSpec: VariantSpec.blocks of \"" + v.label +
+                                                          "\" must hold " + std::to_string(nb * nb) +
+                                                          " flags (ceil(T/" + std::to_string(bs) + ")^2), got " +
+                                                          std::to_string(v.blocks ? v.blocks->size() : 0)};
         m.causal = true;
         m.blocks = v.blocks;
         m.blockSize = bs;
@@ -468,8 +468,8 @@ Result<MatrixRM> linearAttentionReference(const MatrixRM& q, const MatrixRM& k, 
     if (q.rows() != k.rows() || k.rows() != v.rows() || q.cols() != k.cols())
         return Status{ErrorCode::Shape, "linearAttentionReference: q [" + std::to_string(q.rows()) + "x" +
                                             std::to_string(q.cols()) + "], k [" + std::to_string(k.rows()) + "x" +
-                                            std::to_string(k.cols()) + "], v [" + std::to_string(v.rows()) +
-                                            "x" + std::to_string(v.cols()) +
+                                            std::to_string(k.cols()) + "], v [" + std::to_string(v.rows()) + "x" +
+                                            std::to_string(v.cols()) +
                                             "]: expected equal token counts and q/k of equal width"};
     if (!(decay >= 0) || !std::isfinite(decay))
         return Status{ErrorCode::InvalidArgument, "linearAttentionReference: decay must be >= 0"};

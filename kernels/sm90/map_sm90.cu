@@ -29,10 +29,10 @@
 namespace attnscope::gpu {
 namespace {
 
-constexpr int kBlock = 128;                          ///< query rows per CTA and keys per step
+constexpr int kBlock = 128;                             ///< query rows per CTA and keys per step
 constexpr int kThreads = flex::HopperConfig::kThreads;  ///< two warpgroups (loadSwizzledTile strides by it)
-constexpr int kNT = kBlock / 8;                      ///< n8 score tiles of a warp's 16 × 128 strip
-constexpr unsigned kPanel = kBlock * 128;            ///< one 64-column panel of a 128-row tile, bytes
+constexpr int kNT = kBlock / 8;                         ///< n8 score tiles of a warp's 16 × 128 strip
+constexpr unsigned kPanel = kBlock * 128;               ///< one 64-column panel of a 128-row tile, bytes
 static_assert(kThreads == 256 && flex::HopperConfig::kBlockM == kBlock, "two warpgroups of 64 rows");
 
 /// K stages in flight: three at D = 64 (Q + 3 K tiles = 65 KiB: registers, not shared memory,
@@ -85,7 +85,10 @@ __device__ __forceinline__ bool blockFull(const AnalysisSpec& s, int q0, int q1,
         int lo = 0, hi = s.excludedCount;
         while (lo < hi) {
             const int mid = (lo + hi) / 2;
-            if (s.excluded[mid] < k0) lo = mid + 1; else hi = mid;
+            if (s.excluded[mid] < k0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         if (lo < s.excludedCount && s.excluded[lo] <= k1) return false;
     }
@@ -232,8 +235,10 @@ __global__ void __launch_bounds__(kThreads, 2) mapSm90Kernel(const __grid_consta
 #pragma unroll
                 for (int x = 0; x < kNT * 4; ++x) {
                     const int i = w0 + lane / 4 + 8 * ((x >> 1) & 1), j = k0 + 8 * (x >> 2) + 2 * (lane % 4) + (x & 1);
-                    if (!full && !(j < keyEnd && pass::allows(spec, i, j, T))) s[x] = -INFINITY;
-                    else if (scoreMods) s[x] = pass::score2Of(spec, s[x], i, j);
+                    if (!full && !(j < keyEnd && pass::allows(spec, i, j, T)))
+                        s[x] = -INFINITY;
+                    else if (scoreMods)
+                        s[x] = pass::score2Of(spec, s[x], i, j);
                 }
             }
             float alpha[2];
@@ -283,8 +288,8 @@ __global__ void __launch_bounds__(kThreads, 2) mapSm90Kernel(const __grid_consta
                 l += __shfl_xor_sync(0xffffffffu, l, 2);
                 const int i = w0 + lane / 4 + 8 * r;
                 if (lane % 4 == 0 && i < rowEnd)
-                    args.lse[i] = pass::foldSink(l > 0.0f ? (rowMax[r] + log2f(l)) * flex::kLn2 : -INFINITY,
-                                                 spec.sinkLogit);
+                    args.lse[i] =
+                        pass::foldSink(l > 0.0f ? (rowMax[r] + log2f(l)) * flex::kLn2 : -INFINITY, spec.sinkLogit);
             }
         }
     } else {
@@ -317,9 +322,12 @@ Status launchT(const MapArgs& m, float* lse, cudaStream_t stream) {
         constexpr long long kTargetCtas = 132 * 4;
         strips = std::max(1LL, std::min(keyTiles, (kTargetCtas + rowTiles - 1) / rowTiles));
     }
-    kernel<<<dim3(unsigned(rowTiles), unsigned(strips)), kThreads, kShared, stream>>>(args);  // rows in x: up to 2^31 - 1
-    if constexpr (MODE == Mode::Lse) ATTNSCOPE_CUDA_TRY_LAUNCH("mapSm90Kernel<lse>");
-    else ATTNSCOPE_CUDA_TRY_LAUNCH("mapSm90Kernel<pool>");
+    kernel<<<dim3(unsigned(rowTiles), unsigned(strips)), kThreads, kShared, stream>>>(
+        args);  // rows in x: up to 2^31 - 1
+    if constexpr (MODE == Mode::Lse)
+        ATTNSCOPE_CUDA_TRY_LAUNCH("mapSm90Kernel<lse>");
+    else
+        ATTNSCOPE_CUDA_TRY_LAUNCH("mapSm90Kernel<pool>");
     return {};
 }
 
@@ -351,8 +359,9 @@ bool mapSm90PoolTakes(const CellGrid& g) {
 
 Status launchMapPoolSm90(const MapArgs& m, cudaStream_t stream) {
     if (!mapSm90PoolTakes(m.grid))
-        return {ErrorCode::InvalidArgument, "GPU map (wgmma): the pooling needs an aligned cell grid of cells "
-                                            "of whole multiples of 128 keys"};
+        return {ErrorCode::InvalidArgument,
+                "GPU map (wgmma): the pooling needs an aligned cell grid of cells "
+                "of whole multiples of 128 keys"};
     return launchMode<Mode::Pool>(m, nullptr, stream);
 }
 

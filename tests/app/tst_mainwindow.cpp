@@ -46,18 +46,16 @@ namespace {
 // Longer than the overview's 1024 cells, so token level needs finer tiles than the overview.
 constexpr int64_t kTokens = 1280;
 constexpr int kLayers = 2;
-constexpr int kHeads = 8;          // SynthOptions' default planted heads
+constexpr int kHeads = 8;  // SynthOptions' default planted heads
 constexpr int kTimeoutMs = 60000;
-constexpr double kPngDpi = 150;    // FigureSaveOptions' default
+constexpr double kPngDpi = 150;  // FigureSaveOptions' default
 enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
 
-bool nonUniform(const QImage& image)
-{
+bool nonUniform(const QImage& image) {
     const QRgb first = image.pixel(0, 0);
     for (int y = 0; y < image.height(); y += 3)
         for (int x = 0; x < image.width(); x += 3)
-            if (image.pixel(x, y) != first)
-                return true;
+            if (image.pixel(x, y) != first) return true;
     return false;
 }
 }  // namespace
@@ -91,8 +89,7 @@ private:
     std::unique_ptr<MainWindow> m_window;
 };
 
-void TestMainWindow::initTestCase()
-{
+void TestMainWindow::initTestCase() {
     QStandardPaths::setTestModeEnabled(true);
     qputenv("ATTNSCOPE_NO_DIALOGS", "1");
     QCoreApplication::setOrganizationName(QStringLiteral("attnscope-test"));
@@ -109,8 +106,7 @@ void TestMainWindow::initTestCase()
     m_window->show();
 }
 
-void TestMainWindow::firstStartOpensLarge()
-{
+void TestMainWindow::firstStartOpensLarge() {
     QSettings().clear();
     MainWindow fresh;
     fresh.show();
@@ -119,12 +115,14 @@ void TestMainWindow::firstStartOpensLarge()
     constexpr double kLarge = 0.8;  // of the screen, per side
     QVERIFY2(fresh.width() >= kLarge * screen.width() && fresh.height() >= kLarge * screen.height() &&
                  screen.contains(fresh.frameGeometry()),
-             qPrintable(QStringLiteral("%1×%2 on a %3×%4 screen").arg(fresh.width()).arg(fresh.height())
-                            .arg(screen.width()).arg(screen.height())));
+             qPrintable(QStringLiteral("%1×%2 on a %3×%4 screen")
+                            .arg(fresh.width())
+                            .arg(fresh.height())
+                            .arg(screen.width())
+                            .arg(screen.height())));
 }
 
-void TestMainWindow::analysisRunsOnOpen()
-{
+void TestMainWindow::analysisRunsOnOpen() {
     MainWindow& w = *m_window;
     QCOMPARE(w.headGrid()->metric(), HeadMetric::RoleScore);  // the grid opens on the head roles
     QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
@@ -140,7 +138,7 @@ void TestMainWindow::analysisRunsOnOpen()
     w.openTrace(m_trace);
     QTRY_VERIFY_WITH_TIMEOUT(w.session()->isOpen(), kTimeoutMs);
     QVERIFY(!w.statusBar()->currentMessage().contains(QStringLiteral("Opening")));  // replaced once open
-    QVERIFY(w.analysis()->isRunning());  // without Ctrl+R
+    QVERIFY(w.analysis()->isRunning());                                             // without Ctrl+R
     QVERIFY(w.headGrid()->analysisStatus().contains(QStringLiteral("Analysing")));
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
     QCOMPARE(layers, (QList<int>{0, 1}));
@@ -153,8 +151,7 @@ void TestMainWindow::analysisRunsOnOpen()
     QCOMPARE(w.session()->current(), best);
 }
 
-void TestMainWindow::cancelAnalysis()
-{
+void TestMainWindow::cancelAnalysis() {
     MainWindow& w = *m_window;
     QSignalSpy cancelled(w.analysis(), &AnalysisRunner::analysisCancelled);
     QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
@@ -170,8 +167,7 @@ void TestMainWindow::cancelAnalysis()
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kTimeoutMs);
 }
 
-void TestMainWindow::compareBeforeASelection()
-{
+void TestMainWindow::compareBeforeASelection() {
     MainWindow& w = *m_window;
     QVERIFY(w.session()->compared().isEmpty());
     auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
@@ -185,8 +181,7 @@ void TestMainWindow::compareBeforeASelection()
     w.tabs()->setCurrentIndex(MapTab);
 }
 
-void TestMainWindow::neuronViewHasAxes()
-{
+void TestMainWindow::neuronViewHasAxes() {
     MainWindow& w = *m_window;
     auto* neurons = qobject_cast<NeuronView*>(w.tabs()->widget(NeuronsTab));
     QVERIFY(neurons);
@@ -198,8 +193,7 @@ void TestMainWindow::neuronViewHasAxes()
     QVERIFY(std::holds_alternative<NeuronFigure>(*plot->figure()));
 }
 
-void TestMainWindow::openAndSelectHeads()
-{
+void TestMainWindow::openAndSelectHeads() {
     MainWindow& w = *m_window;  // analysisRunsOnOpen opened the trace
     QVERIFY(w.session()->isOpen());
     QCOMPARE(w.session()->trace()->tokens(), kTokens);
@@ -216,7 +210,7 @@ void TestMainWindow::openAndSelectHeads()
     w.headGrid()->clickHead({0, 3}, true);
     QCOMPARE(w.session()->compared().size(), 2);
     QCOMPARE(w.session()->current(), (HeadId{1, 3}));  // shift-click does not change the selection
-    w.headGrid()->clickHead({0, 3}, true);              // shift-click again removes it
+    w.headGrid()->clickHead({0, 3}, true);             // shift-click again removes it
     QCOMPARE(w.session()->compared().size(), 1);
     w.headGrid()->clickHead({0, 3}, true);
     auto* compare = qobject_cast<ComparisonView*>(w.tabs()->widget(CompareTab));
@@ -227,8 +221,7 @@ void TestMainWindow::openAndSelectHeads()
     QVERIFY(compare->jsDistance() <= 1.0);
 }
 
-void TestMainWindow::badTraceKeepsRunning()
-{
+void TestMainWindow::badTraceKeepsRunning() {
     MainWindow& w = *m_window;
     const QString bad = m_dir.filePath(QStringLiteral("bad.attn.safetensors"));
     QFile f(bad);
@@ -246,8 +239,7 @@ void TestMainWindow::badTraceKeepsRunning()
     QVERIFY(shown.startsWith(QStringLiteral("Could not open")));
     int permanent = 0;
     for (QWidget* child : w.statusBar()->findChildren<QWidget*>(Qt::FindDirectChildrenOnly))
-        if (child->isVisible())
-            permanent += child->width();
+        if (child->isVisible()) permanent += child->width();
     QVERIFY2(w.statusBar()->fontMetrics().horizontalAdvance(shown) <= w.statusBar()->width() - permanent,
              qPrintable(shown));
     w.openTrace(m_dir.filePath(QStringLiteral("missing.attn.safetensors")));
@@ -257,8 +249,7 @@ void TestMainWindow::badTraceKeepsRunning()
     QCOMPARE(w.session()->path(), QFileInfo(m_trace).absoluteFilePath());
 }
 
-void TestMainWindow::zoomToTokenLevelAndBack()
-{
+void TestMainWindow::zoomToTokenLevelAndBack() {
     MainWindow& w = *m_window;
     w.tabs()->setCurrentIndex(MapTab);
     AttentionMapCanvas* map = w.mapCanvas();
@@ -317,8 +308,7 @@ void TestMainWindow::zoomToTokenLevelAndBack()
     QCOMPARE(map->grab().toImage(), plain);
 }
 
-void TestMainWindow::runAnalyses()
-{
+void TestMainWindow::runAnalyses() {
     MainWindow& w = *m_window;
     QSignalSpy finished(w.analysis(), &AnalysisRunner::analysisFinished);
     w.analysis()->run();
@@ -343,7 +333,8 @@ void TestMainWindow::runAnalyses()
             for (const QString& line : table->horizontalHeaderItem(c)->text().split(QLatin1Char('\n')))
                 QVERIFY2(table->horizontalHeader()->fontMetrics().horizontalAdvance(line) <= table->columnWidth(c),
                          qPrintable(line));
-            QVERIFY2(static_cast<QAbstractItemView*>(table)->sizeHintForColumn(c) <= table->columnWidth(c),  // no cell elided
+            QVERIFY2(static_cast<QAbstractItemView*>(table)->sizeHintForColumn(c) <=
+                         table->columnWidth(c),  // no cell elided
                      qPrintable(table->horizontalHeaderItem(c)->text()));
         }
     }
@@ -367,8 +358,7 @@ void TestMainWindow::runAnalyses()
     QTRY_VERIFY_WITH_TIMEOUT(w.mapCanvas()->isUpToDate(), kTimeoutMs);
 }
 
-void TestMainWindow::runCpuProfile()
-{
+void TestMainWindow::runCpuProfile() {
     // Without OpenGL (offscreen) the window has no profiler tab; the panel still profiles when
     // it is not drawn, on the window's trace.
     std::unique_ptr<ProfilerPanel> standalone;
@@ -376,7 +366,8 @@ void TestMainWindow::runCpuProfile()
     if (profiler) {
         m_window->tabs()->setCurrentWidget(profiler);
     } else {
-        QCOMPARE(m_window->tabs()->tabText(m_window->tabs()->count() - 1).remove(QLatin1Char('&')), QStringLiteral("Profiler"));
+        QCOMPARE(m_window->tabs()->tabText(m_window->tabs()->count() - 1).remove(QLatin1Char('&')),
+                 QStringLiteral("Profiler"));
         standalone = std::make_unique<ProfilerPanel>(m_window->session()->trace());
         profiler = standalone.get();
     }
@@ -392,8 +383,7 @@ void TestMainWindow::runCpuProfile()
     QVERIFY(profiler->report()->shapes.front().variants.size() >= 2);  // both variants (and the dense baseline)
 }
 
-void TestMainWindow::exportReportWithProgress()
-{
+void TestMainWindow::exportReportWithProgress() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     QSignalSpy finished(m_window.get(), &MainWindow::reportFinished);
@@ -406,8 +396,7 @@ void TestMainWindow::exportReportWithProgress()
     QTRY_VERIFY_WITH_TIMEOUT(m_window->findChild<QProgressDialog*>() == nullptr, kTimeoutMs);
 }
 
-void TestMainWindow::cancelReport()
-{
+void TestMainWindow::cancelReport() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     QSignalSpy finished(m_window.get(), &MainWindow::reportFinished);
@@ -425,19 +414,17 @@ void TestMainWindow::cancelReport()
     QCOMPARE(finished.count(), 1);
 }
 
-void TestMainWindow::exportEachFormat_data()
-{
+void TestMainWindow::exportEachFormat_data() {
     QTest::addColumn<int>("tab");
     QTest::addColumn<QString>("extension");
-    const QStringList names = {QStringLiteral("map"), QStringLiteral("tokens"), QStringLiteral("neurons"),
-                               QStringLiteral("compare"), QStringLiteral("sinks"), QStringLiteral("sparsity")};
+    const QStringList names = {QStringLiteral("map"),     QStringLiteral("tokens"), QStringLiteral("neurons"),
+                               QStringLiteral("compare"), QStringLiteral("sinks"),  QStringLiteral("sparsity")};
     for (int tab = MapTab; tab <= SparsityTab; ++tab)
         for (const char* ext : {"png", "svg", "pdf"})
             QTest::addRow("%s.%s", qPrintable(names[tab]), ext) << tab << QString::fromLatin1(ext);
 }
 
-void TestMainWindow::exportEachFormat()
-{
+void TestMainWindow::exportEachFormat() {
     QFETCH(int, tab);
     QFETCH(QString, extension);
     MainWindow& w = *m_window;
@@ -480,8 +467,7 @@ void TestMainWindow::exportEachFormat()
     QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("view.bmp"))));
 }
 
-void TestMainWindow::learnedSinksAndCaptureCheck()
-{
+void TestMainWindow::learnedSinksAndCaptureCheck() {
     // A v2 trace with learned sinks in layer 1, written with --allow-mismatch: the Sinks table
     // shows each such head's learned-sink share, the trace panel the failed capture check.
     MainWindow& w = *m_window;
@@ -525,8 +511,7 @@ void TestMainWindow::learnedSinksAndCaptureCheck()
     QTRY_VERIFY_WITH_TIMEOUT(table->isColumnHidden(learned), kTimeoutMs);  // no learned sinks there
 }
 
-void TestMainWindow::dropOpensTrace()
-{
+void TestMainWindow::dropOpensTrace() {
     MainWindow& w = *m_window;
     const QString other = m_dir.filePath(QStringLiteral("dropped.attn.safetensors"));
     SynthOptions options;
@@ -550,8 +535,7 @@ void TestMainWindow::dropOpensTrace()
     QTRY_COMPARE_WITH_TIMEOUT(w.session()->path(), m_trace, kTimeoutMs);
 }
 
-void TestMainWindow::settingsPersist()
-{
+void TestMainWindow::settingsPersist() {
     m_window->close();
     QSettings s;
     QVERIFY(s.value(QStringLiteral("recentFiles")).toStringList().contains(QFileInfo(m_trace).absoluteFilePath()));
@@ -560,20 +544,19 @@ void TestMainWindow::settingsPersist()
     QVERIFY(second.recentFiles().contains(QFileInfo(m_trace).absoluteFilePath()));
 }
 
-void TestMainWindow::cleanupTestCase()
-{
+void TestMainWindow::cleanupTestCase() {
     m_window.reset();
     QSettings().clear();
 }
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     // The newcomer's 1600×1000 screen rather than the offscreen platform's default 800×800.
     QTemporaryDir config;
     const QString screens = config.filePath(QStringLiteral("screens.json"));
     QFile file(screens);
     if (qgetenv("QT_QPA_PLATFORM") == "offscreen" && file.open(QIODevice::WriteOnly)) {
-        file.write(R"({"screens": [{"name": "screen", "x": 0, "y": 0, "width": 1600, "height": 1000, "logicalDpi": 96}]})");
+        file.write(
+            R"({"screens": [{"name": "screen", "x": 0, "y": 0, "width": 1600, "height": 1000, "logicalDpi": 96}]})");
         file.close();
         qputenv("QT_QPA_PLATFORM", "offscreen:configfile=" + screens.toUtf8());
     }

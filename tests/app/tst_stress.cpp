@@ -35,8 +35,7 @@ constexpr int kReportCancels = 4;
 constexpr int kTimeoutMs = 240000;
 
 /// The map on screen is the selected head's, of the open trace, and nothing is pending.
-bool settledOn(MainWindow& w, HeadId head)
-{
+bool settledOn(MainWindow& w, HeadId head) {
     AttentionMapCanvas* map = w.mapCanvas();
     const MapResult* shown = map->shownMap();
     return map->isUpToDate() && shown && shown->request.layer == head.layer && shown->request.head == head.head &&
@@ -65,8 +64,7 @@ private:
     std::mt19937_64 m_rng{m_seed};
 };
 
-void TestStress::initTestCase()
-{
+void TestStress::initTestCase() {
     qInfo("seed %llu (ATTNSCOPE_TEST_SEED=%llu replays it)", qulonglong(m_seed), qulonglong(m_seed));
     QStandardPaths::setTestModeEnabled(true);
     qputenv("ATTNSCOPE_NO_DIALOGS", "1");
@@ -90,18 +88,15 @@ void TestStress::initTestCase()
     QVERIFY(QTest::qWaitForWindowExposed(m_window.get()));
 }
 
-void TestStress::openAndSettle(const QString& path, bool alreadyAsked)
-{
+void TestStress::openAndSettle(const QString& path, bool alreadyAsked) {
     MainWindow& w = *m_window;
-    if (!alreadyAsked)
-        w.openTrace(path);
+    if (!alreadyAsked) w.openTrace(path);
     QTRY_COMPARE_WITH_TIMEOUT(w.session()->path(), QFileInfo(path).absoluteFilePath(), kTimeoutMs);
     QTRY_VERIFY_WITH_TIMEOUT(w.session()->analysis() && !w.analysis()->isRunning(), kTimeoutMs);
     QTRY_VERIFY_WITH_TIMEOUT(settledOn(w, w.session()->current()), kTimeoutMs);
 }
 
-void TestStress::rapidZoomPanAndHeadSwitching()
-{
+void TestStress::rapidZoomPanAndHeadSwitching() {
     MainWindow& w = *m_window;
     openAndSettle(m_trace);
     AttentionMapCanvas* map = w.mapCanvas();
@@ -110,9 +105,7 @@ void TestStress::rapidZoomPanAndHeadSwitching()
     HeadId last = w.session()->current();
     for (int i = 0; i < kStormSteps; ++i) {
         switch (action(m_rng)) {
-        case 0:
-            map->zoomBy(zoom(m_rng));
-            break;
+        case 0: map->zoomBy(zoom(m_rng)); break;
         case 1: {  // a drag, as the user pans
             const QPoint from(map->width() / 2, map->height() / 2);
             const QPoint to = from + QPoint(int(shift(m_rng)), int(shift(m_rng)));
@@ -146,15 +139,13 @@ void TestStress::rapidZoomPanAndHeadSwitching()
     QCOMPARE(map->grab().toImage(), afterStorm);
 }
 
-void TestStress::switchTracesBeforeTheyOpen()
-{
+void TestStress::switchTracesBeforeTheyOpen() {
     MainWindow& w = *m_window;
     // Each open is overtaken by the next before it finishes; the last one asked for wins.
     for (int i = 0; i < 6; ++i) {
         w.openTrace(i % 2 ? m_other : m_trace);
         QCoreApplication::processEvents();
-        if (i == 3)
-            w.session()->close();
+        if (i == 3) w.session()->close();
     }
     openAndSettle(m_other, true);
     // Still the last one a while later: no earlier open lands after it.
@@ -166,8 +157,7 @@ void TestStress::switchTracesBeforeTheyOpen()
     QCOMPARE(int(w.session()->analysis()->heads.size()), kHeads);  // the one-layer trace's heads
 }
 
-void TestStress::closeTraceWhileJobsRun()
-{
+void TestStress::closeTraceWhileJobsRun() {
     MainWindow& w = *m_window;
     openAndSettle(m_trace);
     QTemporaryDir reportDir;
@@ -195,8 +185,7 @@ void TestStress::closeTraceWhileJobsRun()
     QTRY_VERIFY_WITH_TIMEOUT(settledOn(w, (HeadId{1, 2})), kTimeoutMs);
 }
 
-void TestStress::cancelReportsOneAfterAnother()
-{
+void TestStress::cancelReportsOneAfterAnother() {
     MainWindow& w = *m_window;
     QVERIFY(w.session()->isOpen());
     QTemporaryDir dir;
@@ -210,8 +199,7 @@ void TestStress::cancelReportsOneAfterAnother()
         QProgressDialog* dialog = dialogs.last();
         auto* cancel = dialog->findChild<QPushButton*>();
         QVERIFY(cancel);
-        if (i % 2)
-            QCoreApplication::processEvents();  // let it start on the pool first
+        if (i % 2) QCoreApplication::processEvents();  // let it start on the pool first
         cancel->click();
         QCOMPARE(finished.count(), i + 1);
         QCOMPARE(finished.last().first().toBool(), false);
@@ -227,8 +215,7 @@ void TestStress::cancelReportsOneAfterAnother()
     QCOMPARE(finished.count(), kReportCancels + 1);  // no late result from a cancelled one
 }
 
-void TestStress::cleanupTestCase()
-{
+void TestStress::cleanupTestCase() {
     m_window.reset();
     QSettings().clear();
 }

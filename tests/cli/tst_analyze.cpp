@@ -20,8 +20,8 @@
 using namespace attnscope;
 
 namespace {
-using cliTest::Run;
 using cliTest::cli;
+using cliTest::Run;
 }  // namespace
 
 class TestAnalyze : public QObject {
@@ -119,7 +119,8 @@ void TestAnalyze::learnedSinkShare() {
     constexpr int64_t kT = 150;
     TraceMetadata m = testfixture::smallMetadata(2, kHeads, kKv, kDim, kT);
     std::mt19937_64 rng(seed);
-    for (int h = 0; h < kHeads; ++h) m.layers[1].sinks.push_back(std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng));
+    for (int h = 0; h < kHeads; ++h)
+        m.layers[1].sinks.push_back(std::uniform_real_distribution<float>(-1.0f, 3.0f)(rng));
     const QString path = m_dir.filePath(QStringLiteral("sinks.attn.safetensors"));
     QVERIFY(testfixture::randomTrace(m, DType::F32, uint32_t(seed)).write(path.toStdString()).ok());
     const QString json = m_dir.filePath(QStringLiteral("sinks.json"));
@@ -146,8 +147,11 @@ void TestAnalyze::learnedSinkShare() {
         for (double l : b.lse) share += std::exp(double(spec.sinkLogit) - l) / double(kT);
         QVERIFY(std::abs(learned->find("logit")->asNumber() - double(m.layers[1].sinks[size_t(head)])) <= 1e-5);
         QVERIFY2(std::abs(learned->find("share")->asNumber() - share) <= 1e-5,
-                 qPrintable(QString("seed %1 head %2: share %3 vs %4").arg(seed).arg(head)
-                                .arg(learned->find("share")->asNumber()).arg(share)));
+                 qPrintable(QString("seed %1 head %2: share %3 vs %4")
+                                .arg(seed)
+                                .arg(head)
+                                .arg(learned->find("share")->asNumber())
+                                .arg(share)));
         ++checked;
     }
     QCOMPARE(checked, kHeads);

@@ -40,7 +40,8 @@ private slots:
         QVERIFY(m_dir.isValid());
         const Run r = cli({"--help"});
         QCOMPARE(r.code, 0);
-        QVERIFY2(r.out.contains("exit status: 0 done, 1 the input or the run failed, 2 the command line is wrong, 3 done in part"),
+        QVERIFY2(r.out.contains(
+                     "exit status: 0 done, 1 the input or the run failed, 2 the command line is wrong, 3 done in part"),
                  qPrintable(r.out));
         const QRegularExpression verbLine(QStringLiteral("^  ([a-z]+) "));
         for (const QString& line : r.out.split('\n'))
@@ -102,7 +103,8 @@ private slots:
         // export: the same spellings, and the earlier ones as hidden aliases.
         for (const QStringList& extra : {QStringList{"--size", "24x12", "--pool", "max", "--no-progress"},
                                          QStringList{"--size", "24", "--pooling", "max", "--quiet"}}) {
-            r = cli(QStringList{"export", "demo", "--view", "map", "--dpi", "72", "-o", m_dir.filePath("s.png")} + extra);
+            r = cli(QStringList{"export", "demo", "--view", "map", "--dpi", "72", "-o", m_dir.filePath("s.png")} +
+                    extra);
             QVERIFY2(r.code == 0, qPrintable(extra.join(' ') + ": " + r.err));
         }
         r = cli({"export", "demo", "--view", "map", "--size", "12x0", "-o", m_dir.filePath("s.png")});
@@ -116,14 +118,15 @@ private slots:
     void jsonWithoutAFileGoesToStdout() {
         const QStringList common{"--layers", "0", "--no-similarity", "--cpu", "--no-progress"};
         // --json before or after the trace, bare or '-': one JSON document on stdout, nothing else.
-        for (const QStringList& args : {QStringList{"analyze", "demo", "--json"} + common,
-                                        QStringList{"analyze", "--json", "demo"} + common,
-                                        QStringList{"analyze", "demo", "--json", "-"} + common}) {
+        for (const QStringList& args :
+             {QStringList{"analyze", "demo", "--json"} + common, QStringList{"analyze", "--json", "demo"} + common,
+              QStringList{"analyze", "demo", "--json", "-"} + common}) {
             const Run r = cli(args);
             QVERIFY2(r.code == 0, qPrintable(args.join(' ') + ": " + r.err));
             QJsonParseError e;
             const QJsonDocument doc = QJsonDocument::fromJson(r.out.toUtf8(), &e);
-            QVERIFY2(e.error == QJsonParseError::NoError && doc.isObject(), qPrintable(args.join(' ') + ": " + r.out.left(200)));
+            QVERIFY2(e.error == QJsonParseError::NoError && doc.isObject(),
+                     qPrintable(args.join(' ') + ": " + r.out.left(200)));
             QVERIFY2(doc.object().contains("heads"), qPrintable(args.join(' ')));
         }
         // With a file, as before (either spelling), and the tables on stdout.
@@ -142,8 +145,8 @@ private slots:
         const Run info = cli({"info", "demo", "--json", "--no-scan"});
         QCOMPARE(info.code, 0);
         QVERIFY(QJsonDocument::fromJson(info.out.toUtf8()).isObject());
-        const Run profile = cli({"profile", "demo", "--json", "--variants", "causal", "--cpu", "--no-accuracy", "--warmup",
-                                 "0", "--min-samples", "1", "--max-samples", "1", "--no-progress"});
+        const Run profile = cli({"profile", "demo", "--json", "--variants", "causal", "--cpu", "--no-accuracy",
+                                 "--warmup", "0", "--min-samples", "1", "--max-samples", "1", "--no-progress"});
         QVERIFY2(profile.code == 0, qPrintable(profile.err));
         QVERIFY2(QJsonDocument::fromJson(profile.out.toUtf8()).isObject(), qPrintable(profile.out.left(200)));
     }
@@ -152,7 +155,8 @@ private slots:
         for (const QString& verb : m_verbs) {
             const Run r = cli({verb, "--no-such-option"});
             QVERIFY2(r.code == 2, qPrintable(verb + ": exit " + QString::number(r.code) + " " + r.err));
-            QVERIFY2(r.err.startsWith("attnscope-cli " + verb + ": unknown option --no-such-option"), qPrintable(r.err));
+            QVERIFY2(r.err.startsWith("attnscope-cli " + verb + ": unknown option --no-such-option"),
+                     qPrintable(r.err));
             QCOMPARE(r.err.count('\n'), 1);
         }
         const Run missingValue = cli({"map", "demo", "--layer"});
@@ -172,9 +176,9 @@ private slots:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write("plain text, not a trace");
         f.close();
-        for (const QStringList& args : {QStringList{"info", bogus}, QStringList{"analyze", bogus},
-                                        QStringList{"map", bogus, "--layer", "0", "--head", "0", "-o",
-                                                    m_dir.filePath("m.png")}}) {
+        for (const QStringList& args :
+             {QStringList{"info", bogus}, QStringList{"analyze", bogus},
+              QStringList{"map", bogus, "--layer", "0", "--head", "0", "-o", m_dir.filePath("m.png")}}) {
             const Run r = cli(args);
             QVERIFY2(r.code == 1, qPrintable(args.join(' ') + ": exit " + QString::number(r.code)));
             QVERIFY2(r.err.contains(bogus), qPrintable(r.err));

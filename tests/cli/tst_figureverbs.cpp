@@ -14,8 +14,8 @@
 using namespace attnscope;
 
 namespace {
-using cliTest::Run;
 using cliTest::cli;
+using cliTest::Run;
 
 QByteArray readAll(const QString& path) {
     QFile f(path);
@@ -58,16 +58,18 @@ void TestFigureVerbs::exportEachViewAndFormat_data() {
     QTest::addColumn<QString>("view");
     QTest::addColumn<QString>("ext");
     for (const char* v : {"map", "grid", "tokens", "neuron", "sinks", "sparsity"})
-        for (const char* e : {"png", "svg", "pdf"}) QTest::newRow(qPrintable(QStringLiteral("%1.%2").arg(v, e))) << v << e;
+        for (const char* e : {"png", "svg", "pdf"})
+            QTest::newRow(qPrintable(QStringLiteral("%1.%2").arg(v, e))) << v << e;
 }
 
 void TestFigureVerbs::exportEachViewAndFormat() {
     QFETCH(QString, view);
     QFETCH(QString, ext);
     const QString out = m_dir.filePath(view + QLatin1Char('.') + ext);
-    const Run r = cli({QStringLiteral("export"), m_trace, QStringLiteral("--layer"), QStringLiteral("1"), QStringLiteral("--head"),
-                       QStringLiteral("0"), QStringLiteral("--view"), view, QStringLiteral("--dpi"), QStringLiteral("72"),
-                       QStringLiteral("--no-progress"), QStringLiteral("-o"), out});
+    const Run r =
+        cli({QStringLiteral("export"), m_trace, QStringLiteral("--layer"), QStringLiteral("1"),
+             QStringLiteral("--head"), QStringLiteral("0"), QStringLiteral("--view"), view, QStringLiteral("--dpi"),
+             QStringLiteral("72"), QStringLiteral("--no-progress"), QStringLiteral("-o"), out});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY2(r.err.isEmpty(), qPrintable(r.err));  // no Qt noise on a headless machine
     const QByteArray bytes = readAll(out);
@@ -100,7 +102,8 @@ void TestFigureVerbs::exportRefusesBadInput() {
     QFETCH(QStringList, args);
     QFETCH(QString, message);
     QStringList full{QStringLiteral("export"), m_trace};
-    for (QString a : args) full << (a.endsWith(QLatin1String(".png")) || a.endsWith(QLatin1String(".jpg")) ? m_dir.filePath(a) : a);
+    for (QString a : args)
+        full << (a.endsWith(QLatin1String(".png")) || a.endsWith(QLatin1String(".jpg")) ? m_dir.filePath(a) : a);
     const Run r = cli(full);
     QCOMPARE(r.code, 1);
     QVERIFY2(r.err.contains(message), qPrintable(r.err));
@@ -110,8 +113,9 @@ void TestFigureVerbs::exportRefusesBadInput() {
 
 void TestFigureVerbs::reportWritesRequestedFormats() {
     const QString out = m_dir.filePath(QStringLiteral("rep"));
-    const Run r = cli({QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--format"), QStringLiteral("md,json"),
-                       QStringLiteral("--heads"), QStringLiteral("1:2"), QStringLiteral("--dpi"), QStringLiteral("72"), QStringLiteral("--no-progress")});
+    const Run r = cli({QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--format"),
+                       QStringLiteral("md,json"), QStringLiteral("--heads"), QStringLiteral("1:2"),
+                       QStringLiteral("--dpi"), QStringLiteral("72"), QStringLiteral("--no-progress")});
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(r.out.contains(QLatin1String("report.md")));
     QVERIFY(QFile::exists(out + QStringLiteral("/report.json")));
@@ -122,13 +126,16 @@ void TestFigureVerbs::reportWritesRequestedFormats() {
 
 void TestFigureVerbs::reportRefusesBadInput() {
     const QString out = m_dir.filePath(QStringLiteral("bad"));
-    for (const QStringList& extra : {QStringList{"--format", "docx"}, QStringList{"--heads", "1"}, QStringList{"--heads", "7:0"},
-                                     QStringList{"--profile", "nosuchvariant"}}) {
-        const Run r = cli(QStringList{QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--no-progress")} + extra);
+    for (const QStringList& extra : {QStringList{"--format", "docx"}, QStringList{"--heads", "1"},
+                                     QStringList{"--heads", "7:0"}, QStringList{"--profile", "nosuchvariant"}}) {
+        const Run r = cli(
+            QStringList{QStringLiteral("report"), m_trace, QStringLiteral("-o"), out, QStringLiteral("--no-progress")} +
+            extra);
         QCOMPARE(r.code, 1);
         QVERIFY2(r.err.startsWith(QLatin1String("attnscope-cli report: ")), qPrintable(r.err));
     }
-    const Run missing = cli({QStringLiteral("report"), m_dir.filePath(QStringLiteral("none.attn.safetensors")), QStringLiteral("-o"), out});
+    const Run missing = cli(
+        {QStringLiteral("report"), m_dir.filePath(QStringLiteral("none.attn.safetensors")), QStringLiteral("-o"), out});
     QCOMPARE(missing.code, 1);
     QVERIFY(missing.err.contains(QLatin1String("none.attn.safetensors")));
 }
@@ -139,8 +146,8 @@ void TestFigureVerbs::reportDefaultsToTheDemoTrace() {
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.insert(QStringLiteral("ATTNSCOPE_DEMO"), m_trace);
     const QString out = m_dir.filePath(QStringLiteral("demo"));
-    const Run r = cli({QStringLiteral("report"), QStringLiteral("-o"), out, QStringLiteral("--format"), QStringLiteral("json"),
-                       QStringLiteral("--no-progress")},
+    const Run r = cli({QStringLiteral("report"), QStringLiteral("-o"), out, QStringLiteral("--format"),
+                       QStringLiteral("json"), QStringLiteral("--no-progress")},
                       env);
     QVERIFY2(r.code == 0, qPrintable(r.err));
     QVERIFY(r.out.contains(m_trace));

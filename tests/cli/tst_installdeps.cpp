@@ -14,18 +14,15 @@ namespace {
 constexpr int kTimeoutMs = 60000;
 
 /// Installed package names and the names they provide (virtual packages), from dpkg.
-QSet<QString> installedNames()
-{
+QSet<QString> installedNames() {
     QProcess dpkg;
     dpkg.start(QStringLiteral("dpkg-query"),
                {QStringLiteral("-W"), QStringLiteral("-f=${db:Status-Abbrev}|${Package}|${Provides}\\n")});
-    if (!dpkg.waitForFinished(kTimeoutMs))
-        return {};
+    if (!dpkg.waitForFinished(kTimeoutMs)) return {};
     QSet<QString> names;
     for (const QString& line : QString::fromUtf8(dpkg.readAllStandardOutput()).split(QLatin1Char('\n'))) {
         const QStringList f = line.split(QLatin1Char('|'));
-        if (f.size() < 3 || !f[0].startsWith(QLatin1String("ii")))
-            continue;
+        if (f.size() < 3 || !f[0].startsWith(QLatin1String("ii"))) continue;
         names.insert(f[1]);
         for (QString provided : f[2].split(QLatin1Char(','), Qt::SkipEmptyParts)) {
             provided = provided.trimmed();
@@ -42,8 +39,7 @@ private slots:
     void asksOnlyForMissingPackages();
 };
 
-void TestInstallDeps::asksOnlyForMissingPackages()
-{
+void TestInstallDeps::asksOnlyForMissingPackages() {
     if (QStandardPaths::findExecutable(QStringLiteral("dpkg-query")).isEmpty())
         QSKIP("not a Debian system: no dpkg-query");
     QTemporaryDir stubs;
@@ -71,15 +67,14 @@ void TestInstallDeps::asksOnlyForMissingPackages()
         QVERIFY(script.waitForFinished(kTimeoutMs));
         QVERIFY2(script.exitCode() == 0, script.readAllStandardError().constData());
         QFile f(log);
-        if (!f.exists())
-            continue;  // nothing missing: apt was not called
+        if (!f.exists()) continue;  // nothing missing: apt was not called
         QVERIFY(f.open(QIODevice::ReadOnly));
         for (const QString& line : QString::fromUtf8(f.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
-            if (!line.contains(QLatin1String("install")))
-                continue;
+            if (!line.contains(QLatin1String("install"))) continue;
             for (const QString& word : line.split(QLatin1Char(' '), Qt::SkipEmptyParts))
-                QVERIFY2(word.startsWith(QLatin1Char('-')) || word == QLatin1String("install") || !installed.contains(word),
-                         qPrintable(QStringLiteral("apt was asked to install %1, which is installed").arg(word)));
+                QVERIFY2(
+                    word.startsWith(QLatin1Char('-')) || word == QLatin1String("install") || !installed.contains(word),
+                    qPrintable(QStringLiteral("apt was asked to install %1, which is installed").arg(word)));
         }
     }
 }

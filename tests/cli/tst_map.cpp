@@ -21,7 +21,8 @@ private:
         QProcess p;
         p.start(ATTNSCOPE_CLI, args);
         if (!p.waitForFinished(120000)) return {-1, {}, {}};
-        return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+        return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()),
+                QString::fromUtf8(p.readAllStandardError())};
     }
 
     static QList<QList<double>> readCsv(const QString& path, QStringList* header) {
@@ -45,15 +46,16 @@ private slots:
     void initTestCase() {
         QVERIFY(m_dir.isValid());
         m_trace = m_dir.filePath("s.attn.safetensors");
-        const auto [code, out, err] = cli({"synth", "-o", m_trace, "--tokens", "300", "--layers", "1", "--dtype", "f32",
-                                           "--seed", "5"});
+        const auto [code, out, err] =
+            cli({"synth", "-o", m_trace, "--tokens", "300", "--layers", "1", "--dtype", "f32", "--seed", "5"});
         QVERIFY2(code == 0, qPrintable(err));
         QVERIFY(out.contains("previous-token") && out.contains("induction") && out.contains("repeated segment"));
     }
 
     void png() {
         const QString png = m_dir.filePath("m.png");
-        const auto [code, out, err] = cli({"map", m_trace, "--layer", "0", "--head", "0", "--size", "64x32", "-o", png});
+        const auto [code, out, err] =
+            cli({"map", m_trace, "--layer", "0", "--head", "0", "--size", "64x32", "-o", png});
         QVERIFY2(code == 0, qPrintable(err));
         QFile f(png);
         QVERIFY(f.open(QIODevice::ReadOnly));
@@ -95,8 +97,8 @@ private slots:
 
     void excludeSinks() {
         const QString csv = m_dir.filePath("x.csv");
-        const auto [code, out, err] = cli({"map", m_trace, "--layer", "0", "--head", "0", "--exclude-sinks", "--size",
-                                           "4x4", "-o", csv});
+        const auto [code, out, err] =
+            cli({"map", m_trace, "--layer", "0", "--head", "0", "--exclude-sinks", "--size", "4x4", "-o", csv});
         QVERIFY2(code == 0, qPrintable(err));
         QVERIFY2(out.contains("excluded 1 sink key(s): 0"), qPrintable(out));
     }
@@ -104,10 +106,11 @@ private slots:
     // The CLI's PNG is core's colorize() of the values its CSV holds, byte for byte (the GUI's
     // map draws the same bytes: tests/views/tst_mapcoloring), for each pooling, scale and colormap.
     void pngIsCoreColorize() {
-        for (const QStringList& extra : {QStringList{}, QStringList{"--pool", "max"},
-                                         QStringList{"--scale", "linear", "--colormap", "magma"}}) {
-            const QStringList args = QStringList{"map", m_trace, "--layer", "0", "--head", "1", "--size", "40x24", "--cpu",
-                                                 "--no-progress"} + extra;
+        for (const QStringList& extra :
+             {QStringList{}, QStringList{"--pool", "max"}, QStringList{"--scale", "linear", "--colormap", "magma"}}) {
+            const QStringList args = QStringList{"map", m_trace,  "--layer", "0",     "--head",
+                                                 "1",   "--size", "40x24",   "--cpu", "--no-progress"} +
+                                     extra;
             const QString png = m_dir.filePath("c.png"), csv = m_dir.filePath("c.csv");
             for (const QString& out : {png, csv}) {
                 const auto [code, o, err] = cli(args + QStringList{"-o", out});
@@ -150,7 +153,8 @@ private slots:
     void badArguments() {
         QFETCH(QStringList, args);
         QFETCH(QString, message);
-        const auto [code, out, err] = cli(QStringList{"map", m_trace} + args + QStringList{"-o", m_dir.filePath("e.png")});
+        const auto [code, out, err] =
+            cli(QStringList{"map", m_trace} + args + QStringList{"-o", m_dir.filePath("e.png")});
         QCOMPARE(code, 1);
         QVERIFY2(err.contains(message), qPrintable(err));
         QCOMPARE(err.count('\n'), 1);  // one line

@@ -116,24 +116,34 @@ void TestOutputs::initTestCase() {
 void TestOutputs::writerRows() {
     QTest::addColumn<QString>("writer");
     QTest::addColumn<QString>("ext");
-    const std::vector<std::pair<const char*, const char*>> rows = {
-        {"map", "png"},       {"map", "csv"},          {"export", "png"},      {"export", "svg"},
-        {"export", "pdf"},    {"analyze", "json"},     {"profile-json", "json"}, {"profile-csv", "csv"},
-        {"profile-perfetto", "json"}, {"synth", "attn.safetensors"}};
+    const std::vector<std::pair<const char*, const char*>> rows = {{"map", "png"},
+                                                                   {"map", "csv"},
+                                                                   {"export", "png"},
+                                                                   {"export", "svg"},
+                                                                   {"export", "pdf"},
+                                                                   {"analyze", "json"},
+                                                                   {"profile-json", "json"},
+                                                                   {"profile-csv", "csv"},
+                                                                   {"profile-perfetto", "json"},
+                                                                   {"synth", "attn.safetensors"}};
     for (const auto& [w, e] : rows) QTest::newRow(qPrintable(QStringLiteral("%1 .%2").arg(w, e))) << w << e;
 }
 
 QStringList TestOutputs::argsFor(const QString& writer, const QString& out) const {
     const QStringList quick = {"--cpu", "--warmup", "0", "--min-samples", "2", "--max-samples", "2", "--no-progress"};
     const QStringList shape = {"profile", "--shape", "1,2,64,16", "--variants", "causal"};
-    if (writer == "map") return {"map", m_trace, "--layer", "0", "--head", "1", "--cpu", "--size", "32", "--no-progress", "-o", out};
+    if (writer == "map")
+        return {"map", m_trace, "--layer", "0", "--head", "1", "--cpu", "--size", "32", "--no-progress", "-o", out};
     if (writer == "export")
-        return {"export", m_trace, "--layer", "0", "--head", "1", "--view", "map", "--dpi", "72", "--no-progress", "-o", out};
+        return {"export", m_trace, "--layer",       "0",  "--head", "1", "--view", "map",
+                "--dpi",  "72",    "--no-progress", "-o", out};
     if (writer == "analyze") return {"analyze", m_trace, "--cpu", "--no-progress", "--json", out};
     if (writer == "profile-json") return shape + quick + QStringList{"--json", out};
     if (writer == "profile-csv") return shape + quick + QStringList{"--csv", out};
     if (writer == "profile-perfetto") return shape + quick + QStringList{"--perfetto", out};
-    if (writer == "synth") return {"synth", "-o", out, "--tokens", "64", "--layers", "1", "--heads", "2", "--head-dim", "16", "--no-progress"};
+    if (writer == "synth")
+        return {"synth", "-o",      out, "--tokens",   "64", "--layers",
+                "1",     "--heads", "2", "--head-dim", "16", "--no-progress"};
     qFatal("unknown writer %s", qPrintable(writer));
     return {};
 }
@@ -159,7 +169,8 @@ void TestOutputs::missingFolder() {
     const QString out = missing + QStringLiteral("/sub/out.") + ext;
     const Run r = runCli(argsFor(writer, out));
     QCOMPARE(r.code, 1);
-    QVERIFY2(r.err.contains(out + QStringLiteral(": cannot write: the folder ") + missing + QStringLiteral("/sub does not exist")),
+    QVERIFY2(r.err.contains(out + QStringLiteral(": cannot write: the folder ") + missing +
+                            QStringLiteral("/sub does not exist")),
              qPrintable(r.err));
     QCOMPARE(r.err.count(QLatin1Char('\n')), 1);  // one line
     QVERIFY(!QFileInfo::exists(missing));
@@ -192,7 +203,8 @@ void TestOutputs::readOnlyFolder() {
     for (const QString& out : {ro + QStringLiteral("/new.") + ext, good}) {
         const Run r = runCli(argsFor(writer, out), true);
         QCOMPARE(r.code, 1);
-        QVERIFY2(r.err.contains(out + QStringLiteral(": cannot write in the folder ") + ro + QStringLiteral(": Permission denied")),
+        QVERIFY2(r.err.contains(out + QStringLiteral(": cannot write in the folder ") + ro +
+                                QStringLiteral(": Permission denied")),
                  qPrintable(r.err));
     }
     QCOMPARE(::chmod(ro.toUtf8().constData(), 0755), 0);
@@ -238,7 +250,8 @@ void TestOutputs::reportOutputs() {
     writeFile(file, "not a folder");
     const Run onFile = report(file);
     QCOMPARE(onFile.code, 1);
-    QVERIFY2(onFile.err.contains(file + QStringLiteral(": cannot create the report directory")), qPrintable(onFile.err));
+    QVERIFY2(onFile.err.contains(file + QStringLiteral(": cannot create the report directory")),
+             qPrintable(onFile.err));
     QCOMPARE(readAll(file), QByteArray("not a folder"));
     // A read-only folder, and a new folder inside one.
     const QString ro = m_dir.filePath(QStringLiteral("report-ro"));
@@ -246,7 +259,8 @@ void TestOutputs::reportOutputs() {
     QCOMPARE(::chmod(ro.toUtf8().constData(), 0555), 0);
     const Run inRo = report(ro, true);
     QCOMPARE(inRo.code, 1);
-    QVERIFY2(inRo.err.contains(ro + QStringLiteral(": cannot write in the folder: Permission denied")), qPrintable(inRo.err));
+    QVERIFY2(inRo.err.contains(ro + QStringLiteral(": cannot write in the folder: Permission denied")),
+             qPrintable(inRo.err));
     const Run belowRo = report(ro + QStringLiteral("/new"), true);
     QCOMPARE(belowRo.code, 1);
     QVERIFY2(belowRo.err.contains(ro + QStringLiteral("/new: cannot create the report directory: Permission denied")),
@@ -259,7 +273,8 @@ void TestOutputs::reportOutputs() {
     QVERIFY(before.size() > 16);
     const Run full = report(ok, false, "16");
     QCOMPARE(full.code, 1);
-    QVERIFY2(full.err.contains(ok + QStringLiteral("/report.html: ")) && full.err.contains(QLatin1String("No space left on device")),
+    QVERIFY2(full.err.contains(ok + QStringLiteral("/report.html: ")) &&
+                 full.err.contains(QLatin1String("No space left on device")),
              qPrintable(full.err));
     QCOMPARE(readAll(ok + "/report.html"), before);
     QVERIFY(temporaries(ok).isEmpty());

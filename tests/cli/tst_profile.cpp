@@ -13,8 +13,8 @@
 using namespace attnscope;
 
 namespace {
-using cliTest::Run;
 using cliTest::cli;
+using cliTest::Run;
 
 const QStringList kQuick = {"--cpu", "--warmup", "0", "--min-samples", "2", "--max-samples", "3"};
 }  // namespace
@@ -24,14 +24,17 @@ class TestProfile : public QObject {
 private slots:
     void syntheticWithExports() {
         QTemporaryDir dir;
-        const QString json = dir.filePath("p.json"), csv = dir.filePath("p.csv"), perfetto = dir.filePath("p.trace.json");
+        const QString json = dir.filePath("p.json"), csv = dir.filePath("p.csv"),
+                      perfetto = dir.filePath("p.trace.json");
         const Run r = cli(QStringList{"profile", "--shape", "1,2,256,32", "--variants", "causal,sliding:64,linear",
-                                      "--json", json, "--csv", csv, "--perfetto", perfetto} + kQuick);
+                                      "--json", json, "--csv", csv, "--perfetto", perfetto} +
+                          kQuick);
         QVERIFY2(r.code == 0, qPrintable(r.err));
         QVERIFY(r.out.contains("backend: CPU"));
         for (const char* v : {"causal", "sliding:64", "linear"}) QVERIFY(r.out.contains(QString(v) + " "));
         // Linear attention is another function: its rel error is explained, not given as a number.
-        QVERIFY2(r.out.contains("linear: rel err not compared: linear attention is a different function"), qPrintable(r.out));
+        QVERIFY2(r.out.contains("linear: rel err not compared: linear attention is a different function"),
+                 qPrintable(r.out));
         QVERIFY2(!r.out.contains("regs") && !r.out.contains("smem"), qPrintable(r.out));  // GPU-only fields
         QFile j(json), c(csv), p(perfetto);
         QVERIFY(j.open(QIODevice::ReadOnly) && c.open(QIODevice::ReadOnly) && p.open(QIODevice::ReadOnly));
@@ -57,7 +60,8 @@ private slots:
         o.layers = 1;
         o.headDim = 32;
         QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
-        const Run r = cli(QStringList{"profile", path, "--layer", "0", "--head", "2", "--variants", "causal,topk:1"} + kQuick);
+        const Run r =
+            cli(QStringList{"profile", path, "--layer", "0", "--head", "2", "--variants", "causal,topk:1"} + kQuick);
         QVERIFY2(r.code == 0, qPrintable(r.err));
         QVERIFY(r.out.contains("layer 0 head 2"));
         QVERIFY(r.out.contains("topk:1"));
@@ -73,7 +77,8 @@ private slots:
         QTest::newRow("missing trace") << QStringList{"profile", "/nonexistent.attn.safetensors"} << "nonexistent";
         QTest::newRow("cold and hot") << QStringList{"profile", "--shape", "1,1,64,16", "--cold", "--hot"} << "exclude";
         // 768 GiB of float inputs: refused at once, naming the bytes (it used to generate until killed).
-        QTest::newRow("absurd size") << QStringList{"profile", "--shape", "64,64,131072,128", "--variants", "full", "--cpu"}
+        QTest::newRow("absurd size") << QStringList{"profile",    "--shape", "64,64,131072,128",
+                                                    "--variants", "full",    "--cpu"}
                                      << "T=131072 D=128 bf16: Q, K, V as float32 needs 768.0 GiB of host memory";
     }
     void refusesBadInput() {

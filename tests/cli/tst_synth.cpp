@@ -67,8 +67,8 @@ private slots:
 
     void kvHeadsWithKvGroups() {
         const QString path = m_dir.filePath("groups.attn.safetensors");
-        const auto r = cli({"synth", "-o", path, "--kv-heads", "3", "--kv-groups", "2", "--tokens", "200",
-                            "--layers", "1"});
+        const auto r =
+            cli({"synth", "-o", path, "--kv-heads", "3", "--kv-groups", "2", "--tokens", "200", "--layers", "1"});
         QVERIFY2(r.code == 0, qPrintable(r.err));
         QVERIFY2(r.out.contains("6 heads (3 kv heads)"), qPrintable(r.out));
     }

@@ -178,7 +178,8 @@ inline Status writeRandomTrace(const std::string& path, int64_t T, int layers, i
     for (int l = 0; l < layers; ++l) {
         std::vector<MatrixRM> q, k, v;
         for (int h = 0; h < heads; ++h) q.push_back(randomMatrix(T, d, rng, 1.5f));
-        for (int h = 0; h < kvHeads; ++h) k.push_back(randomMatrix(T, d, rng, 1.5f)), v.push_back(randomMatrix(T, d, rng, 1.0f));
+        for (int h = 0; h < kvHeads; ++h)
+            k.push_back(randomMatrix(T, d, rng, 1.5f)), v.push_back(randomMatrix(T, d, rng, 1.0f));
         w.addLayer(l, DType::F32, q, k, v);
     }
     return w.write(path);

@@ -180,10 +180,9 @@ inline AttentionSpec makeSpec(const std::string& kind, int64_t T, int d, std::mt
 }
 
 inline const std::vector<std::string>& specKinds() {
-    static const std::vector<std::string> kinds = {"none",     "causal",   "window",  "window-bidir", "prefix",
-                                                   "documents", "dilation", "excluded", "blocks",      "softcap",
-                                                   "alibi",    "relbias",  "combo",   "sink",         "sink-window",
-                                                   "sink-bidir"};
+    static const std::vector<std::string> kinds = {
+        "none",   "causal",  "window", "window-bidir", "prefix", "documents", "dilation",    "excluded",
+        "blocks", "softcap", "alibi",  "relbias",      "combo",  "sink",      "sink-window", "sink-bidir"};
     return kinds;
 }
 

@@ -90,8 +90,10 @@ inline ScatterFigure sampleScatter() {
     f.xLabel = QStringLiteral("time (ms)");
     f.yLabel = QStringLiteral("relative error");
     f.logY = true;
-    f.points = {{1.0, 1e-7, QStringLiteral("causal")}, {0.4, 1e-3, QStringLiteral("sliding")},
-                {0.5, 1e-2, QStringLiteral("topk")}, {0.2, 1e-1, QStringLiteral("linear")}};
+    f.points = {{1.0, 1e-7, QStringLiteral("causal")},
+                {0.4, 1e-3, QStringLiteral("sliding")},
+                {0.5, 1e-2, QStringLiteral("topk")},
+                {0.2, 1e-1, QStringLiteral("linear")}};
     return f;
 }
 
@@ -99,7 +101,8 @@ inline TokenFigure sampleTokens() {
     TokenFigure f;
     f.title = QStringLiteral("Token view");
     const int n = 6;
-    for (int i = 0; i < n; ++i) f.queryTokens << QStringLiteral(" w%1").arg(i), f.keyTokens << QStringLiteral(" w%1").arg(i);
+    for (int i = 0; i < n; ++i)
+        f.queryTokens << QStringLiteral(" w%1").arg(i), f.keyTokens << QStringLiteral(" w%1").arg(i);
     for (int h = 0; h < 2; ++h) {
         TokenHeadLines l;
         l.name = QStringLiteral("H%1").arg(h);

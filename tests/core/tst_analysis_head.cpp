@@ -88,7 +88,8 @@ void TestAnalysisHead::matchesBruteForce() {
             const double p = d.at(i, j);
             if (p > 0) hi -= p * std::log(p);
             dist += p * std::abs(double(i - j));
-            const bool rec = c.spec.mask.causal ? (j > i - opt.roles.recentTokens && j <= i) : j >= T - opt.roles.recentTokens;
+            const bool rec =
+                c.spec.mask.causal ? (j > i - opt.roles.recentTokens && j <= i) : j >= T - opt.roles.recentTokens;
             if (rec) recent += p;
             if (c.context.documents[size_t(i)] == c.context.documents[size_t(j)]) doc += p;
         }

@@ -55,7 +55,8 @@ void TestAnalysisSimilarity::jensenShannon() {
                 }
             js /= double(T);
             const size_t x = size_t(h * H + g);
-            QVERIFY2(std::abs(r->divergence[x] - js) < 1e-4, qPrintable(QString("%1 vs %2").arg(r->divergence[x]).arg(js)));
+            QVERIFY2(std::abs(r->divergence[x] - js) < 1e-4,
+                     qPrintable(QString("%1 vs %2").arg(r->divergence[x]).arg(js)));
             QVERIFY(close(r->distance[x], std::sqrt(std::max(0.0, r->divergence[x]) / std::log(2.0)), 1e-12));
             QVERIFY(close(r->similarity[x], 1.0 - r->distance[x], 1e-12));
         }

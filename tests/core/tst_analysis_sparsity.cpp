@@ -139,10 +139,10 @@ void TestAnalysisSparsity::blocksAndMasks() {
     const std::vector<std::function<bool(int64_t, int64_t)>> keeps = {
         [&](int64_t i, int64_t j) { return std::abs(i - j) < mo.window; },
         [&](int64_t i, int64_t j) { return j < mo.sinkTokens || std::abs(i - j) < mo.sinkWindow; },
-        [&](int64_t i, int64_t j) { return vKeep[size_t(j)] || (i - j + origin >= 0 && sKeep[size_t(i - j + origin)]); },
         [&](int64_t i, int64_t j) {
-            return topKeep[size_t((i / mo.topKBlockSize) * nbK + j / mo.topKBlockSize)] != 0;
+            return vKeep[size_t(j)] || (i - j + origin >= 0 && sKeep[size_t(i - j + origin)]);
         },
+        [&](int64_t i, int64_t j) { return topKeep[size_t((i / mo.topKBlockSize) * nbK + j / mo.topKBlockSize)] != 0; },
     };
     QCOMPARE(h.masks.size(), keeps.size());
     const auto denseOut = maskedOutput(d, c.v, [](int64_t, int64_t) { return true; });
@@ -156,7 +156,8 @@ void TestAnalysisSparsity::blocksAndMasks() {
         const CandidateMaskResult& cm = h.masks[m];
         QVERIFY2(close(cm.recall, recall / rows, kTol), cm.name.c_str());
         QVERIFY2(close(cm.keptFraction, double(kept) / double(allowedPairs), 1e-12), cm.name.c_str());
-        QVERIFY2(std::abs(cm.outputError - err) <= 2e-4, qPrintable(QString("%1: %2 vs %3").arg(cm.name.c_str()).arg(cm.outputError).arg(err)));
+        QVERIFY2(std::abs(cm.outputError - err) <= 2e-4,
+                 qPrintable(QString("%1: %2 vs %3").arg(cm.name.c_str()).arg(cm.outputError).arg(err)));
     }
 }
 

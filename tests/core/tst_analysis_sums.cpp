@@ -150,19 +150,28 @@ void TestAnalysisSums::sumsMatchBruteForce() {
     QVERIFY2(sums.ok(), sums.message().c_str());
     const Brute b = bruteSums(q, k, spec, ctx, o);
     const std::pair<const char*, std::pair<const std::vector<double>*, const std::vector<double>*>> fields[] = {
-        {"mass", {&sums->mass, &b.mass}},           {"plogp", {&sums->plogp, &b.plogp}},
-        {"distance", {&sums->distance, &b.distance}}, {"first", {&sums->first, &b.first}},
-        {"self", {&sums->self, &b.self}},           {"recent", {&sums->recent, &b.recent}},
-        {"prev", {&sums->prev, &b.prev}},           {"next", {&sums->next, &b.next}},
-        {"duplicate", {&sums->duplicate, &b.duplicate}}, {"induction", {&sums->induction, &b.induction}},
-        {"repeat", {&sums->repeat, &b.repeat}},     {"document", {&sums->document, &b.document}},
-        {"column", {&sums->column, &b.column}},     {"offset", {&sums->offset, &b.offset}}};
+        {"mass", {&sums->mass, &b.mass}},
+        {"plogp", {&sums->plogp, &b.plogp}},
+        {"distance", {&sums->distance, &b.distance}},
+        {"first", {&sums->first, &b.first}},
+        {"self", {&sums->self, &b.self}},
+        {"recent", {&sums->recent, &b.recent}},
+        {"prev", {&sums->prev, &b.prev}},
+        {"next", {&sums->next, &b.next}},
+        {"duplicate", {&sums->duplicate, &b.duplicate}},
+        {"induction", {&sums->induction, &b.induction}},
+        {"repeat", {&sums->repeat, &b.repeat}},
+        {"document", {&sums->document, &b.document}},
+        {"column", {&sums->column, &b.column}},
+        {"offset", {&sums->offset, &b.offset}}};
     for (const auto& [name, pair] : fields) {
         // Distance sums grow with T: compare them relative to T.
         const double scale = std::string(name) == "distance" ? double(T) : 1.0;
         const double diff = maxDiff(*pair.first, *pair.second) / scale;
-        QVERIFY2(diff <= kTolerance, qPrintable(QStringLiteral("%1: max diff %2 (tol %3), seed %4")
-                                                    .arg(name).arg(diff).arg(kTolerance).arg(seed)));
+        QVERIFY2(
+            diff <= kTolerance,
+            qPrintable(
+                QStringLiteral("%1: max diff %2 (tol %3), seed %4").arg(name).arg(diff).arg(kTolerance).arg(seed)));
     }
     QCOMPARE(sums->blockSizes, accumulatedBlockSizes(o));
     for (size_t x = 0; x < b.blocks.size(); ++x)

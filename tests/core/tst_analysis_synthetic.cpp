@@ -71,9 +71,7 @@ void TestAnalysisSynthetic::plantedPatterns() {
             QVERIFY2(a.sinks.hiddenSinks.size() == 1, why.c_str());
             QVERIFY2(a.role.label == "hidden-sink", why.c_str());
             break;
-        case SynthHead::LocalBand:
-            QVERIFY2(a.role.label == "local" && a.roles.localMass > 0.9, why.c_str());
-            break;
+        case SynthHead::LocalBand: QVERIFY2(a.role.label == "local" && a.roles.localMass > 0.9, why.c_str()); break;
         case SynthHead::PreviousToken:
             QVERIFY2(a.role.label == "previous-token" && a.roles.previousToken > 0.9, why.c_str());
             break;
@@ -116,8 +114,10 @@ void TestAnalysisSynthetic::plantedPatterns() {
             QCOMPARE(std::abs(a - b), long(1));
         }
     }
-    const int prev = int(std::find(truth->heads.begin(), truth->heads.end(), SynthHead::PreviousToken) - truth->heads.begin());
-    const int sink = int(std::find(truth->heads.begin(), truth->heads.end(), SynthHead::FirstTokenSink) - truth->heads.begin());
+    const int prev =
+        int(std::find(truth->heads.begin(), truth->heads.end(), SynthHead::PreviousToken) - truth->heads.begin());
+    const int sink =
+        int(std::find(truth->heads.begin(), truth->heads.end(), SynthHead::FirstTokenSink) - truth->heads.begin());
     QVERIFY(sim.distance[size_t(prev * sim.heads + sink)] > 0.5);
 }
 

@@ -87,8 +87,8 @@ void TestAnalysisToken::rollout() {
     for (int l = L - 1; l >= 0; --l) {
         std::vector<double> Ahat(size_t(T * T), 0.0);
         for (int h = 0; h < H; ++h) {
-            const Dense d = denseAttention(tr.head(l, h, Which::Q)->m, tr.head(l, h, Which::K)->m,
-                                           specForLayer(tr.config(l), h));
+            const Dense d =
+                denseAttention(tr.head(l, h, Which::Q)->m, tr.head(l, h, Which::K)->m, specForLayer(tr.config(l), h));
             for (size_t x = 0; x < Ahat.size(); ++x) Ahat[x] += d.A[x] / H;
         }
         for (int64_t i = 0; i < T; ++i) {

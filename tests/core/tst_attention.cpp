@@ -105,7 +105,8 @@ void TestAttention::rowLogSumExpMatches() {
     QCOMPARE(int64_t(lse->size()), q1 - q0);
     const BruteAttention ref = bruteAttention(q, k, spec);
     const double err = lseError(*lse, ref.lse, size_t(q0));
-    QVERIFY2(err <= kTolerance, QString("seed %1 rows [%2,%3): lse error %4").arg(seed).arg(q0).arg(q1).arg(err).toUtf8());
+    QVERIFY2(err <= kTolerance,
+             QString("seed %1 rows [%2,%3): lse error %4").arg(seed).arg(q0).arg(q1).arg(err).toUtf8());
 }
 
 void TestAttention::gqaHeadsOfATrace_data() {
@@ -186,7 +187,8 @@ void TestAttention::sinkRescalesAnOutputWithout() {
     const uint64_t seed = freshSeed();
     std::mt19937_64 rng(seed);
     AttentionSpec spec = makeSpec(kind.toStdString(), tokens, 32, rng);
-    const MatrixRM q = randomMatrix(rng, tokens, 32), k = randomMatrix(rng, tokens, 32), v = randomMatrix(rng, tokens, 32);
+    const MatrixRM q = randomMatrix(rng, tokens, 32), k = randomMatrix(rng, tokens, 32),
+                   v = randomMatrix(rng, tokens, 32);
     auto plain = referenceAttention(q, k, v, spec);
     QVERIFY2(plain.ok(), plain.message().c_str());
     spec.sinkLogit = std::uniform_real_distribution<float>(-2.0f, 4.0f)(rng);

@@ -77,8 +77,17 @@ void TestAttentionMap::mapMatchesBruteForce() {
     const double maxErr = probabilityError(asMatrix(map->max, map->height, map->width), ref.max);
     const double allowedErr = (asMatrix(map->allowed, map->height, map->width) - ref.allowed).cwiseAbs().maxCoeff();
     const QByteArray msg = QString("seed %1 rect [%2,%3)x[%4,%5) size %6x%7: mean %8 max %9 allowed %10")
-                               .arg(seed).arg(rect.q0).arg(rect.q1).arg(rect.k0).arg(rect.k1).arg(width).arg(height)
-                               .arg(meanErr).arg(maxErr).arg(allowedErr).toUtf8();
+                               .arg(seed)
+                               .arg(rect.q0)
+                               .arg(rect.q1)
+                               .arg(rect.k0)
+                               .arg(rect.k1)
+                               .arg(width)
+                               .arg(height)
+                               .arg(meanErr)
+                               .arg(maxErr)
+                               .arg(allowedErr)
+                               .toUtf8();
     QVERIFY2(meanErr <= kTolerance, msg.constData());
     QVERIFY2(maxErr <= kTolerance, msg.constData());
     QVERIFY2(allowedErr <= 1e-6, msg.constData());
@@ -131,7 +140,7 @@ void TestAttentionMap::sinkColumnsFindThePlantedSink() {
     MatrixRM q = randomMatrix(rng, t, d, 0.3f), k = randomMatrix(rng, t, d, 0.3f);
     q.col(0).setConstant(3.0f);  // every query aligns with key 0's large first component
     k(0, 0) = 12.0f;
-    k(250, 0) = 2.5f;            // a weak column: alpha well below the threshold
+    k(250, 0) = 2.5f;  // a weak column: alpha well below the threshold
     AttentionSpec spec;
     spec.scale = 1.0f / std::sqrt(float(d));
     spec.mask.causal = true;
@@ -155,12 +164,12 @@ void TestAttentionMap::cancellation() {
     auto lse = rowLogSumExp(q, k, AttentionSpec{}, 0, 2000);
     QVERIFY(lse.ok());
     // Cancelling pass 2 alone (lse given) also stops.
-    auto m2 = attentionMap(q, k, AttentionSpec{}, {0, 2000, 0, 2000}, 64, 64,
-                           [](double, std::string_view) { return false; }, &*lse);
+    auto m2 = attentionMap(
+        q, k, AttentionSpec{}, {0, 2000, 0, 2000}, 64, 64, [](double, std::string_view) { return false; }, &*lse);
     QCOMPARE(m2.status().code(), ErrorCode::Cancelled);
-    Status s = forEachProbabilityTile(q, k, AttentionSpec{}, *lse, 0, 2000, 0, 2000,
-                                      [](int, int64_t, int64_t, const Eigen::Ref<const MatrixRM>&) {},
-                                      [](double, std::string_view) { return false; });
+    Status s = forEachProbabilityTile(
+        q, k, AttentionSpec{}, *lse, 0, 2000, 0, 2000, [](int, int64_t, int64_t, const Eigen::Ref<const MatrixRM>&) {},
+        [](double, std::string_view) { return false; });
     QCOMPARE(s.code(), ErrorCode::Cancelled);
 }
 

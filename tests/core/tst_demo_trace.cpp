@@ -36,7 +36,8 @@ private slots:
 
 void TestDemoTrace::patternsPresent() {
     const std::string path = findDemo();
-    if (path.empty()) QSKIP("no resources/demo/*.attn.safetensors yet (the demo trace is trained and captured separately)");
+    if (path.empty())
+        QSKIP("no resources/demo/*.attn.safetensors yet (the demo trace is trained and captured separately)");
     auto trace = Trace::open(path);
     QVERIFY2(trace.ok(), trace.message().c_str());
     QVERIFY2(int64_t((*trace)->metadata().tokenIds.size()) == (*trace)->tokens(), "demo trace has no token ids");
@@ -52,7 +53,9 @@ void TestDemoTrace::patternsPresent() {
     std::string sinks;
     for (const HeadAnalysis& h : model->heads) {
         if (h.layer >= 1 && h.sinks.alpha0 > kSinkEps) ++sinkHeads;
-        if (h.layer >= 1) sinks += " L" + std::to_string(h.layer) + "H" + std::to_string(h.head) + "=" + std::to_string(h.sinks.alpha0).substr(0, 4);
+        if (h.layer >= 1)
+            sinks += " L" + std::to_string(h.layer) + "H" + std::to_string(h.head) + "=" +
+                     std::to_string(h.sinks.alpha0).substr(0, 4);
         if (!bestPrev || h.roles.previousToken > bestPrev->roles.previousToken) bestPrev = &h;
         if (!bestInd || h.roles.inductionRepeat > bestInd->roles.inductionRepeat) bestInd = &h;
     }
@@ -62,10 +65,11 @@ void TestDemoTrace::patternsPresent() {
           bestInd->roles.inductionRepeat, bestInd->roles.induction, static_cast<long long>(bestInd->roles.repeatRows));
     QVERIFY2(bestPrev->roles.previousToken > kPreviousToken, "no previous-token head above 0.4");
     QVERIFY2(bestInd->roles.inductionRepeat > kInduction, "no induction head above 0.3 on the repeated passage");
-    QVERIFY2(sinkHeads >= kMinSinkHeads,
-             qPrintable(QString("first-token sinks (alpha_0 > 0.3) in %1 heads of layers >= 1, expected >= 4; alpha_0:%2")
-                            .arg(sinkHeads)
-                            .arg(sinks.c_str())));
+    QVERIFY2(
+        sinkHeads >= kMinSinkHeads,
+        qPrintable(QString("first-token sinks (alpha_0 > 0.3) in %1 heads of layers >= 1, expected >= 4; alpha_0:%2")
+                       .arg(sinkHeads)
+                       .arg(sinks.c_str())));
 }
 
 QTEST_GUILESS_MAIN(TestDemoTrace)

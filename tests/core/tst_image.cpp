@@ -52,7 +52,8 @@ DecodedPng decode(const std::vector<uint8_t>& png) {
         pos += 12 + len;
     }
     if (!sawEnd || pos != png.size()) return d.error = "no IEND at the end", d;
-    if (idat.size() < 6 || ((idat[0] << 8) | idat[1]) % 31 != 0 || (idat[0] & 0x0F) != 8) return d.error = "zlib header", d;
+    if (idat.size() < 6 || ((idat[0] << 8) | idat[1]) % 31 != 0 || (idat[0] & 0x0F) != 8)
+        return d.error = "zlib header", d;
     size_t z = 2;
     for (bool last = false; !last;) {
         if (z + 5 > idat.size()) return d.error = "truncated deflate", d;
@@ -130,9 +131,10 @@ void TestImage::sharedScales() {
     QCOMPARE(kLogScaleDecades, 4.0);
     QVERIFY(std::abs(logScaleFloor(0.5) - 0.5e-4) < 1e-18);
     // 1-2-5 steps: the smallest 1, 2 or 5 x 10^k at least as large as the raw step.
-    const std::pair<double, double> cases[] = {{0.7, 1}, {1, 1}, {1.01, 2}, {2, 2}, {3, 5}, {5.5, 10}, {12, 20},
-                                               {0.03, 0.05}, {450, 500}, {0.0011, 0.002}};
-    for (const auto& [raw, step] : cases) QVERIFY2(std::abs(niceTickStep(raw) - step) < 1e-12 * step, qPrintable(QString::number(raw)));
+    const std::pair<double, double> cases[] = {{0.7, 1},  {1, 1},   {1.01, 2},    {2, 2},     {3, 5},
+                                               {5.5, 10}, {12, 20}, {0.03, 0.05}, {450, 500}, {0.0011, 0.002}};
+    for (const auto& [raw, step] : cases)
+        QVERIFY2(std::abs(niceTickStep(raw) - step) < 1e-12 * step, qPrintable(QString::number(raw)));
     QCOMPARE(niceTickStep(0), 1.0);
     QCOMPARE(niceTickStep(std::nan("")), 1.0);
     // Against the definition on random raw steps over 12 decades.
@@ -146,7 +148,9 @@ void TestImage::sharedScales() {
         QVERIFY2(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 || std::abs(mantissa - 5) < 1e-9,
                  qPrintable(QString::number(step)));
         // The next smaller 1-2-5 step would be too small.
-        const double smaller = std::abs(mantissa - 1) < 1e-9 ? step / 2 : std::abs(mantissa - 2) < 1e-9 ? step / 2 : step * 0.4;
+        const double smaller = std::abs(mantissa - 1) < 1e-9   ? step / 2
+                               : std::abs(mantissa - 2) < 1e-9 ? step / 2
+                                                               : step * 0.4;
         QVERIFY(smaller < raw * (1 + 1e-12));
     }
 }

@@ -17,27 +17,48 @@ private slots:
     void parsesValid_data() {
         QTest::addColumn<QString>("text");
         QTest::addColumn<QString>("compact");  // expected dump() of the parsed value
-        QTest::newRow("null") << "null" << "null";
-        QTest::newRow("true") << " true " << "true";
-        QTest::newRow("false") << "false" << "false";
-        QTest::newRow("int") << "42" << "42";
-        QTest::newRow("negative") << "-7" << "-7";
-        QTest::newRow("fraction") << "0.5" << "0.5";
-        QTest::newRow("exponent") << "1e3" << "1000";
-        QTest::newRow("neg exponent") << "2.5E-3" << "0.0025";
-        QTest::newRow("big int exact") << "9007199254740992" << "9007199254740992";
-        QTest::newRow("string") << "\"abc\"" << "\"abc\"";
-        QTest::newRow("escapes") << "\"a\\\"b\\\\c\\/d\\n\\t\\r\\b\\f\"" << "\"a\\\"b\\\\c/d\\n\\t\\r\\b\\f\"";
-        QTest::newRow("unicode escape") << "\"\\u00e9\\u4e2d\"" << "\"é中\"";
-        QTest::newRow("surrogate pair") << "\"\\ud83d\\ude00\"" << "\"😀\"";
-        QTest::newRow("raw utf8") << "\"▁the Ġcat\"" << "\"▁the Ġcat\"";
-        QTest::newRow("control escape") << "\"\\u0001\"" << "\"\\u0001\"";
-        QTest::newRow("empty array") << "[ ]" << "[]";
-        QTest::newRow("empty object") << "{ }" << "{}";
-        QTest::newRow("nested") << "{\"a\": [1, {\"b\": null}], \"c\": \"d\"}" << "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}";
-        QTest::newRow("order kept") << "{\"z\":1,\"a\":2,\"m\":3}" << "{\"z\":1,\"a\":2,\"m\":3}";
-        QTest::newRow("huge exponent") << "1e999" << "null";
-        QTest::newRow("tiny exponent") << "1e-999" << "0";
+        QTest::newRow("null") << "null"
+                              << "null";
+        QTest::newRow("true") << " true "
+                              << "true";
+        QTest::newRow("false") << "false"
+                               << "false";
+        QTest::newRow("int") << "42"
+                             << "42";
+        QTest::newRow("negative") << "-7"
+                                  << "-7";
+        QTest::newRow("fraction") << "0.5"
+                                  << "0.5";
+        QTest::newRow("exponent") << "1e3"
+                                  << "1000";
+        QTest::newRow("neg exponent") << "2.5E-3"
+                                      << "0.0025";
+        QTest::newRow("big int exact") << "9007199254740992"
+                                       << "9007199254740992";
+        QTest::newRow("string") << "\"abc\""
+                                << "\"abc\"";
+        QTest::newRow("escapes") << "\"a\\\"b\\\\c\\/d\\n\\t\\r\\b\\f\""
+                                 << "\"a\\\"b\\\\c/d\\n\\t\\r\\b\\f\"";
+        QTest::newRow("unicode escape") << "\"\\u00e9\\u4e2d\""
+                                        << "\"é中\"";
+        QTest::newRow("surrogate pair") << "\"\\ud83d\\ude00\""
+                                        << "\"😀\"";
+        QTest::newRow("raw utf8") << "\"▁the Ġcat\""
+                                  << "\"▁the Ġcat\"";
+        QTest::newRow("control escape") << "\"\\u0001\""
+                                        << "\"\\u0001\"";
+        QTest::newRow("empty array") << "[ ]"
+                                     << "[]";
+        QTest::newRow("empty object") << "{ }"
+                                      << "{}";
+        QTest::newRow("nested") << "{\"a\": [1, {\"b\": null}], \"c\": \"d\"}"
+                                << "{\"a\":[1,{\"b\":null}],\"c\":\"d\"}";
+        QTest::newRow("order kept") << "{\"z\":1,\"a\":2,\"m\":3}"
+                                    << "{\"z\":1,\"a\":2,\"m\":3}";
+        QTest::newRow("huge exponent") << "1e999"
+                                       << "null";
+        QTest::newRow("tiny exponent") << "1e-999"
+                                       << "0";
         QTest::newRow("depth 255") << QString(255, '[') + QString(255, ']') << QString(255, '[') + QString(255, ']');
     }
     void parsesValid() {
@@ -54,7 +75,7 @@ private slots:
 
     void rejectsInvalid_data() {
         QTest::addColumn<QString>("text");
-        QTest::addColumn<int>("offset");       // byte offset named in the message
+        QTest::addColumn<int>("offset");        // byte offset named in the message
         QTest::addColumn<QString>("fragment");  // what the message says
         QTest::newRow("empty") << "" << 0 << "unexpected end";
         QTest::newRow("trailing") << "1 2" << 2 << "trailing";
@@ -86,8 +107,9 @@ private slots:
         QVERIFY(!r.ok());
         QCOMPARE(r.status().code(), ErrorCode::Format);
         const QString msg = QString::fromStdString(r.message());
-        QVERIFY2(msg.startsWith("model.attn.safetensors: header: invalid JSON at byte " + QString::number(offset) + ":"),
-                 qPrintable(msg));
+        QVERIFY2(
+            msg.startsWith("model.attn.safetensors: header: invalid JSON at byte " + QString::number(offset) + ":"),
+            qPrintable(msg));
         QVERIFY2(msg.contains(fragment), qPrintable(msg));
     }
 
@@ -99,19 +121,20 @@ private slots:
             int offset;
             const char* byte;
         } cases[] = {
-            {"\"tok\xFF\xFEen\"", 4, "0xFF"},          // the bytes FF FE inside a token string
-            {"{\"a\":\"\xC0\xAF\"}", 6, "0xC0"},     // overlong '/'
-            {"[\"\xED\xA0\x80\"]", 2, "0xED"},        // an encoded surrogate
-            {"\"\xF4\x90\x80\x80\"", 1, "0xF4"},     // above U+10FFFF
-            {"\"ab\xE2\x82\"", 3, "0xE2"},             // truncated sequence
-            {"{\"k\x80\":1}", 3, "0x80"},               // a stray continuation byte in a key
+            {"\"tok\xFF\xFEen\"", 4, "0xFF"},     // the bytes FF FE inside a token string
+            {"{\"a\":\"\xC0\xAF\"}", 6, "0xC0"},  // overlong '/'
+            {"[\"\xED\xA0\x80\"]", 2, "0xED"},    // an encoded surrogate
+            {"\"\xF4\x90\x80\x80\"", 1, "0xF4"},  // above U+10FFFF
+            {"\"ab\xE2\x82\"", 3, "0xE2"},        // truncated sequence
+            {"{\"k\x80\":1}", 3, "0x80"},         // a stray continuation byte in a key
         };
         for (const auto& c : cases) {
             auto r = Json::parse(c.text, "t.attn.safetensors: header");
             QVERIFY(!r.ok());
             const QString msg = QString::fromStdString(r.message());
-            QVERIFY2(msg.startsWith("t.attn.safetensors: header: invalid JSON at byte " + QString::number(c.offset) + ":"),
-                     qPrintable(msg));
+            QVERIFY2(
+                msg.startsWith("t.attn.safetensors: header: invalid JSON at byte " + QString::number(c.offset) + ":"),
+                qPrintable(msg));
             QVERIFY2(msg.contains("invalid UTF-8") && msg.contains(c.byte), qPrintable(msg));
         }
         // Well-formed multi-byte sequences of every length pass.

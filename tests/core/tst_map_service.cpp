@@ -43,8 +43,18 @@ QByteArray compare(const AttentionMap& map, const BruteAttention& b, const Atten
     *ok = map.width == ref.mean.cols() && map.height == ref.mean.rows() && meanErr <= kTolerance &&
           maxErr <= kTolerance && allowedErr <= 1e-6;
     return QString("rect [%1,%2)x[%3,%4) size %5x%6 -> %7x%8: mean %9 max %10 allowed %11")
-        .arg(rect.q0).arg(rect.q1).arg(rect.k0).arg(rect.k1).arg(w).arg(h).arg(map.width).arg(map.height)
-        .arg(meanErr).arg(maxErr).arg(allowedErr).toUtf8();
+        .arg(rect.q0)
+        .arg(rect.q1)
+        .arg(rect.k0)
+        .arg(rect.k1)
+        .arg(w)
+        .arg(h)
+        .arg(map.width)
+        .arg(map.height)
+        .arg(meanErr)
+        .arg(maxErr)
+        .arg(allowedErr)
+        .toUtf8();
 }
 }  // namespace
 
@@ -114,9 +124,11 @@ void TestMapService::exactMapsMatchBruteForce() {
         QCOMPARE(map->map.rect.q1, rect.q1);
         const HeadQK h = loadHead(*trace, r.layer, r.head);
         bool ok = false;
-        const QByteArray msg = compare(map->map, bruteAttention(h.q, h.k, h.spec), h.spec, rect, r.width, r.height, &ok);
+        const QByteArray msg =
+            compare(map->map, bruteAttention(h.q, h.k, h.spec), h.spec, rect, r.width, r.height, &ok);
         QVERIFY2(ok, (QByteArray("seed ") + QByteArray::number(qulonglong(seed)) + " trial " +
-                      QByteArray::number(trial) + ": " + msg).constData());
+                      QByteArray::number(trial) + ": " + msg)
+                         .constData());
     }
 }
 
@@ -219,7 +231,8 @@ void TestMapService::sampledRowsAreExactRows() {
         for (int64_t key = q + 1; key < T; ++key) shifted.mask.excludedKeys.push_back(key);
         const QByteArray msg = compare(one, row, shifted, {0, 1, 0, T}, 50, 1, &ok);
         QVERIFY2(ok, (QByteArray("seed ") + QByteArray::number(qulonglong(seed)) + " row " +
-                      QByteArray::number(qlonglong(q)) + ": " + msg).constData());
+                      QByteArray::number(qlonglong(q)) + ": " + msg)
+                         .constData());
     }
 }
 

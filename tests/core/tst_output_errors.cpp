@@ -34,11 +34,16 @@ struct NamedWriter {
 
 std::vector<NamedWriter> writers() {
     std::vector<NamedWriter> w;
-    w.push_back({"writeFileAtomic", [](const std::string& p) { return writeFileAtomic(p, std::string(5000, 'x')); }, 5000});
-    w.push_back({"TraceWriter", [](const std::string& p) {
-                     return testfixture::randomTrace(testfixture::smallMetadata(1, 2, 1, 16, 64), DType::F32, 5).write(p);
-                 }, 4096});
-    w.push_back({"writeSyntheticTrace", [](const std::string& p) {
+    w.push_back(
+        {"writeFileAtomic", [](const std::string& p) { return writeFileAtomic(p, std::string(5000, 'x')); }, 5000});
+    w.push_back(
+        {"TraceWriter",
+         [](const std::string& p) {
+             return testfixture::randomTrace(testfixture::smallMetadata(1, 2, 1, 16, 64), DType::F32, 5).write(p);
+         },
+         4096});
+    w.push_back({"writeSyntheticTrace",
+                 [](const std::string& p) {
                      SynthOptions o;
                      o.tokens = 128;
                      o.layers = 1;
@@ -46,12 +51,15 @@ std::vector<NamedWriter> writers() {
                      o.heads = {SynthHead::LocalBand, SynthHead::Noise};
                      auto r = writeSyntheticTrace(p, o);
                      return r ? Status::success() : r.status();
-                 }, 8192});
-    w.push_back({"writePng", [](const std::string& p) {
+                 },
+                 8192});
+    w.push_back({"writePng",
+                 [](const std::string& p) {
                      std::vector<float> values(64 * 64);
                      for (size_t i = 0; i < values.size(); ++i) values[i] = float((i * 2654435761u) % 1000);
                      return writePng(p, colorize(values, 64, 64));
-                 }, 200});
+                 },
+                 200});
     for (const char* format : {"json", "csv", "perfetto"})
         w.push_back({format, [format](const std::string& p) { return writeProfile(ProfileReport{}, p, format); }, 2});
     return w;
@@ -61,7 +69,8 @@ std::vector<NamedWriter> writers() {
 QStringList temporaries(const QString& dir) {
     QStringList out;
     for (const auto& e : fs::directory_iterator(dir.toStdString()))
-        if (e.path().filename().string().find(".tmp-") != std::string::npos) out << QString::fromStdString(e.path().string());
+        if (e.path().filename().string().find(".tmp-") != std::string::npos)
+            out << QString::fromStdString(e.path().string());
     return out;
 }
 
@@ -207,7 +216,8 @@ void TestOutputErrors::preflightChecks() {
     QVERIFY(checkOutputFile("relative-name.json").ok() == (::access(".", W_OK) == 0));
     QVERIFY(checkOutputDirectory(m_dir.path().toStdString()).ok());
     const Status notFolder = checkOutputDirectory(m_dir.filePath("ok-writeFileAtomic.out").toStdString());
-    QVERIFY2(!notFolder.ok() && notFolder.message().find("not a folder") != std::string::npos, notFolder.message().c_str());
+    QVERIFY2(!notFolder.ok() && notFolder.message().find("not a folder") != std::string::npos,
+             notFolder.message().c_str());
     const QString ro = m_dir.filePath(QStringLiteral("ro2"));
     QVERIFY(QDir().mkpath(ro));
     QCOMPARE(::chmod(ro.toUtf8().constData(), 0555), 0);

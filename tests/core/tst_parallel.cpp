@@ -27,31 +27,25 @@ private slots:
     void backgroundYieldsToInteractive();
 };
 
-void TestParallel::everyItemOnce()
-{
+void TestParallel::everyItemOnce() {
     std::vector<std::atomic<int>> seen(kItems);
     std::atomic<int> badWorker{0};
     parallelFor(kItems, [&](int64_t i, int worker) {
         ++seen[size_t(i)];
-        if (worker < 0 || worker >= workerCount())
-            ++badWorker;
+        if (worker < 0 || worker >= workerCount()) ++badWorker;
     });
-    for (const auto& s : seen)
-        QCOMPARE(s.load(), 1);
+    for (const auto& s : seen) QCOMPARE(s.load(), 1);
     QCOMPARE(badWorker.load(), 0);
 }
 
-void TestParallel::nestedRunsInline()
-{
+void TestParallel::nestedRunsInline() {
     std::atomic<int64_t> total{0};
     parallelFor(8, [&](int64_t, int) { parallelFor(8, [&](int64_t, int) { ++total; }); });
     QCOMPARE(total.load(), int64_t(64));
 }
 
-void TestParallel::backgroundDoesNotHoldTheSharedPool()
-{
-    if (workerCount() < 2)
-        QSKIP("one worker: every parallelFor runs inline, no pool is shared");
+void TestParallel::backgroundDoesNotHoldTheSharedPool() {
+    if (workerCount() < 2) QSKIP("one worker: every parallelFor runs inline, no pool is shared");
     std::binary_semaphore release(0);
     std::atomic<bool> holding{false}, interactiveDone{false};
     // A background job (an analysis) whose parallelFor is in the middle of a long item.
@@ -68,8 +62,7 @@ void TestParallel::backgroundDoesNotHoldTheSharedPool()
     auto finish = qScopeGuard([&] {  // also when a check fails: the interactive call may wait for the release
         release.release();
         background.join();
-        if (interactive)
-            interactive->join();
+        if (interactive) interactive->join();
     });
     QTRY_VERIFY_WITH_TIMEOUT(holding.load(), kTimeoutMs);
     // An interactive caller (a map request) meanwhile.
@@ -81,10 +74,8 @@ void TestParallel::backgroundDoesNotHoldTheSharedPool()
     QTRY_VERIFY_WITH_TIMEOUT(interactiveDone.load(), kTimeoutMs);
 }
 
-void TestParallel::backgroundYieldsToInteractive()
-{
-    if (workerCount() < 2)
-        QSKIP("one worker: every parallelFor runs inline, no pool is shared");
+void TestParallel::backgroundYieldsToInteractive() {
+    if (workerCount() < 2) QSKIP("one worker: every parallelFor runs inline, no pool is shared");
     std::binary_semaphore release(0);
     std::atomic<bool> interactiveHolding{false};
     std::atomic<int64_t> backgroundItems{0};
@@ -102,8 +93,7 @@ void TestParallel::backgroundYieldsToInteractive()
     auto finish = qScopeGuard([&] {
         release.release();
         interactive.join();
-        if (background)
-            background->join();
+        if (background) background->join();
     });
     QTRY_VERIFY_WITH_TIMEOUT(interactiveHolding.load(), kTimeoutMs);
     background.emplace([&] {

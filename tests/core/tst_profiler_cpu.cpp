@@ -41,8 +41,8 @@ class TestProfilerCpu : public QObject {
 
 private slots:
     void everyVariantLabelledCpu() {
-        const std::vector<std::string> variants = {"causal", "sliding:64", "alibi", "softcap:20", "document:4",
-                                                   "topk:1", "linear", "decode", "full"};
+        const std::vector<std::string> variants = {"causal", "sliding:64", "alibi",  "softcap:20", "document:4",
+                                                   "topk:1", "linear",     "decode", "full"};
         auto cpu = createCpuProfilerBackend();
         auto rep = runProfileWith(*cpu, smallRequest(512, variants, QRandomGenerator::global()->generate64()));
         QVERIFY2(rep.ok(), rep.message().c_str());
@@ -150,7 +150,8 @@ private slots:
         TraceMetadata m = testfixture::smallMetadata(1, 2, 1, 32, kT);
         m.layers[0].sinks = {1.5f, 3.0f};
         const std::string path = dir.filePath(QStringLiteral("sinks.attn.safetensors")).toStdString();
-        QVERIFY(testfixture::randomTrace(m, DType::F32, uint32_t(QRandomGenerator::global()->generate())).write(path).ok());
+        QVERIFY(
+            testfixture::randomTrace(m, DType::F32, uint32_t(QRandomGenerator::global()->generate())).write(path).ok());
         auto trace = Trace::open(path);
         QVERIFY2(trace.ok(), trace.message().c_str());
         ShapeSource all;
@@ -218,10 +219,18 @@ private slots:
         QTest::addColumn<QString>("variant");
         QTest::addColumn<QString>("shape");
         QTest::addColumn<QString>("expect");
-        QTest::newRow("unknown variant") << "bogus" << "1,1,64,16" << "bogus";
-        QTest::newRow("bad shape") << "causal" << "1,1,x,16" << "shape";
-        QTest::newRow("short shape") << "causal" << "1,64,16" << "B,H,T,D";
-        QTest::newRow("gqa mismatch") << "causal" << "1,3,2,64,16" << "multiple";
+        QTest::newRow("unknown variant") << "bogus"
+                                         << "1,1,64,16"
+                                         << "bogus";
+        QTest::newRow("bad shape") << "causal"
+                                   << "1,1,x,16"
+                                   << "shape";
+        QTest::newRow("short shape") << "causal"
+                                     << "1,64,16"
+                                     << "B,H,T,D";
+        QTest::newRow("gqa mismatch") << "causal"
+                                      << "1,3,2,64,16"
+                                      << "multiple";
     }
     void badRequests() {
         QFETCH(QString, variant);
@@ -243,7 +252,8 @@ private slots:
 
     void cancellation() {
         auto cpu = createCpuProfilerBackend();
-        auto rep = runProfileWith(*cpu, smallRequest(128, {"causal"}, 5), [](double, std::string_view) { return false; });
+        auto rep =
+            runProfileWith(*cpu, smallRequest(128, {"causal"}, 5), [](double, std::string_view) { return false; });
         QVERIFY(!rep.ok());
         QCOMPARE(rep.status().code(), ErrorCode::Cancelled);
     }

@@ -164,8 +164,10 @@ private slots:
             r = evaluateStop(rule, samples, 0.001 * samples.size());
         }
         QVERIFY2(r == expected, stopReasonName(r));
-        if (expected == StopReason::Converged) QCOMPARE(int(samples.size()), rule.minSamples);
-        else QCOMPARE(int(samples.size()), rule.maxSamples);
+        if (expected == StopReason::Converged)
+            QCOMPARE(int(samples.size()), rule.minSamples);
+        else
+            QCOMPARE(int(samples.size()), rule.maxSamples);
     }
 
     void invalidRules_data() {

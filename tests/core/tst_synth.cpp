@@ -21,13 +21,13 @@ constexpr int64_t kBand = 16;  ///< "local" means within this many tokens behind
 
 /// Pattern scores of one head's dense probabilities (definitions of analysis-metrics.md).
 struct Scores {
-    double sink0 = 0;       ///< alpha_0
-    double hidden = 0;      ///< alpha_h at the planted hidden sink
+    double sink0 = 0;         ///< alpha_0
+    double hidden = 0;        ///< alpha_h at the planted hidden sink
     double maxLaterSink = 0;  ///< max alpha_k over k ≥ 1
-    double band = 0;        ///< mean mass within kBand tokens behind
-    double previous = 0;    ///< mean A[i, i−1]
-    double induction = 0;   ///< mean A[i, i−L+1] over the second copy
-    double inDocument = 0;  ///< mean mass inside the query's document
+    double band = 0;          ///< mean mass within kBand tokens behind
+    double previous = 0;      ///< mean A[i, i−1]
+    double induction = 0;     ///< mean A[i, i−L+1] over the second copy
+    double inDocument = 0;    ///< mean mass inside the query's document
 };
 
 Scores score(const MatrixRMd& p, const SynthTruth& truth) {
@@ -35,8 +35,10 @@ Scores score(const MatrixRMd& p, const SynthTruth& truth) {
     Scores s;
     for (int64_t key = 0; key < t; ++key) {
         const double alpha = p.col(key).sum() / double(t - key);
-        if (key == 0) s.sink0 = alpha;
-        else s.maxLaterSink = std::max(s.maxLaterSink, alpha);
+        if (key == 0)
+            s.sink0 = alpha;
+        else
+            s.maxLaterSink = std::max(s.maxLaterSink, alpha);
         if (key == truth.hiddenSinkPosition) s.hidden = alpha;
     }
     for (int64_t i = 0; i < t; ++i) {
@@ -56,7 +58,13 @@ Scores score(const MatrixRMd& p, const SynthTruth& truth) {
 
 QString describe(const Scores& s) {
     return QString("sink0 %1 hidden %2 maxLater %3 band %4 prev %5 induction %6 inDoc %7")
-        .arg(s.sink0).arg(s.hidden).arg(s.maxLaterSink).arg(s.band).arg(s.previous).arg(s.induction).arg(s.inDocument);
+        .arg(s.sink0)
+        .arg(s.hidden)
+        .arg(s.maxLaterSink)
+        .arg(s.band)
+        .arg(s.previous)
+        .arg(s.induction)
+        .arg(s.inDocument);
 }
 }  // namespace
 
@@ -131,8 +139,8 @@ void TestSynth::patternsAreWherePlanted() {
         QVERIFY(q.ok() && k.ok());
         const Scores s = score(bruteAttention(q->m, k->m, specForLayer(tr.config(0), h)).p, *truth);
         const SynthHead kind = truth->heads[size_t(h)];
-        const QByteArray msg = QString("seed %1 head %2 (%3): %4")
-                                   .arg(o.seed).arg(h).arg(synthHeadName(kind)).arg(describe(s)).toUtf8();
+        const QByteArray msg =
+            QString("seed %1 head %2 (%3): %4").arg(o.seed).arg(h).arg(synthHeadName(kind)).arg(describe(s)).toUtf8();
         switch (kind) {
         case SynthHead::FirstTokenSink: QVERIFY2(s.sink0 > 0.5, msg.constData()); break;
         case SynthHead::HiddenSink: QVERIFY2(s.hidden > 0.2, msg.constData()); break;
@@ -171,8 +179,8 @@ void TestSynth::longSequenceSampledRows() {
         const AttentionSpec spec = specForLayer((*trace)->config(0), h);
         for (int sample = 0; sample < 6; ++sample) {
             // Rows from the second copy so every pattern applies.
-            const int64_t i = truth.repeatStart + 1 +
-                              std::uniform_int_distribution<int64_t>(0, truth.repeatLength - 2)(rng);
+            const int64_t i =
+                truth.repeatStart + 1 + std::uniform_int_distribution<int64_t>(0, truth.repeatLength - 2)(rng);
             const BruteAttention b = bruteAttention(q->m.middleRows(i, 1), k->m, spec, i);
             const QByteArray msg = QString("seed %1 head %2 row %3").arg(o.seed).arg(h).arg(i).toUtf8();
             switch (o.heads[size_t(h)]) {
@@ -217,9 +225,12 @@ void TestSynth::streamingMatchesInMemory_data() {
         << int(DType::BF16) << 4500 << 128 << 2 << 2 << 8 << 1 << false << true;
     QTest::newRow("BF16 d=128 H=8 K=2 noise T=4500 re-run codes")
         << int(DType::BF16) << 4500 << 128 << 1 << 2 << 8 << 1 << true << true;
-    QTest::newRow("BF16 d=128 H=8 K=2 noise T=4500") << int(DType::BF16) << 4500 << 128 << 1 << 2 << 8 << 1 << true << false;
-    QTest::newRow("F16 d=64 8 patterns GQA 2 T=333") << int(DType::F16) << 333 << 64 << 2 << 0 << 0 << 2 << false << true;
-    QTest::newRow("F32 d=33 T=301 H=6 K=3 (odd T·d)") << int(DType::F32) << 301 << 33 << 1 << 3 << 6 << 1 << false << true;
+    QTest::newRow("BF16 d=128 H=8 K=2 noise T=4500")
+        << int(DType::BF16) << 4500 << 128 << 1 << 2 << 8 << 1 << true << false;
+    QTest::newRow("F16 d=64 8 patterns GQA 2 T=333")
+        << int(DType::F16) << 333 << 64 << 2 << 0 << 0 << 2 << false << true;
+    QTest::newRow("F32 d=33 T=301 H=6 K=3 (odd T·d)")
+        << int(DType::F32) << 301 << 33 << 1 << 3 << 6 << 1 << false << true;
     QTest::newRow("BF16 d=128 H=10 K=10 cycles T=200")
         << int(DType::BF16) << 200 << 128 << 1 << 10 << 10 << 1 << false << false;
 }

@@ -53,7 +53,7 @@ void TestTraceChanges::guardReturnsInsteadOfCrashing() {
     QCOMPARE(ftruncate(fd, page), 0);  // pages 1..3 are gone: touching them raises SIGBUS
     QVERIFY(!detail::guarded([&] { seen = p[3 * page]; }));
     QVERIFY(!detail::guarded([&] { seen = p[2 * page + 5]; }));  // again: the handler stays installed
-    QVERIFY(detail::guarded([&] { seen = p[10]; }));  // page 0 is still there
+    QVERIFY(detail::guarded([&] { seen = p[10]; }));             // page 0 is still there
     // Nested guards: the inner fault returns to the inner guard only.
     bool innerOk = true;
     QVERIFY(detail::guarded([&] { innerOk = detail::guarded([&] { seen = p[3 * page]; }); }));

@@ -108,7 +108,7 @@ Bytes customLayers(const TraceMetadata& m, const std::vector<std::pair<std::stri
 }
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> qkv(int layer, int64_t T = kT, int heads = kHeads,
-                                                               int kv = kKv, int d = kDim) {
+                                                              int kv = kKv, int d = kDim) {
     const std::string p = "layers." + std::to_string(layer) + ".";
     return {{p + "q", {heads, T, d}}, {p + "k", {kv, T, d}}, {p + "v", {kv, T, d}}};
 }
@@ -130,19 +130,45 @@ struct Case {
 const std::vector<Case>& cases() {
     static const std::vector<Case> all = {
         {"empty file", [] { return Bytes{}; }, ErrorCode::Format, {"truncated", "0 bytes", "8-byte header length"}},
-        {"truncated inside header length", [] { Bytes b = baseImage(); b.resize(5); return b; }, ErrorCode::Format,
+        {"truncated inside header length",
+         [] {
+             Bytes b = baseImage();
+             b.resize(5);
+             return b;
+         },
+         ErrorCode::Format,
          {"truncated", "5 bytes"}},
-        {"truncated inside header", [] { Bytes b = baseImage(); b.resize(40); return b; }, ErrorCode::Format,
+        {"truncated inside header",
+         [] {
+             Bytes b = baseImage();
+             b.resize(40);
+             return b;
+         },
+         ErrorCode::Format,
          {"header length", "runs past the end of the file (40 bytes)"}},
-        {"truncated data", [] { Bytes b = baseImage(); b.resize(b.size() - 10); return b; }, ErrorCode::Format,
+        {"truncated data",
+         [] {
+             Bytes b = baseImage();
+             b.resize(b.size() - 10);
+             return b;
+         },
+         ErrorCode::Format,
          {"tensor layers.1.v", "run past the end of the data section"}},
-        {"header length past EOF", [] { return withHeaderLength(1'000'000); }, ErrorCode::Format,
+        {"header length past EOF",
+         [] { return withHeaderLength(1'000'000); },
+         ErrorCode::Format,
          {"header length 1000000", "runs past the end of the file"}},
-        {"header length 2^64-1", [] { return withHeaderLength(std::numeric_limits<uint64_t>::max()); },
-         ErrorCode::Format, {"header length 18446744073709551615", "runs past the end"}},
-        {"invalid JSON", [] { return joinImage("{\"__metadata__\": {\"format\": ", Bytes(64)); }, ErrorCode::Format,
+        {"header length 2^64-1",
+         [] { return withHeaderLength(std::numeric_limits<uint64_t>::max()); },
+         ErrorCode::Format,
+         {"header length 18446744073709551615", "runs past the end"}},
+        {"invalid JSON",
+         [] { return joinImage("{\"__metadata__\": {\"format\": ", Bytes(64)); },
+         ErrorCode::Format,
          {": header: invalid JSON at byte 28", "expected a value"}},
-        {"header not an object", [] { return joinImage("[1,2]", {}); }, ErrorCode::Format,
+        {"header not an object",
+         [] { return joinImage("[1,2]", {}); },
+         ErrorCode::Format,
          {": not an attnscope trace (.attn.safetensors): not a safetensors file", "not a JSON object"}},
         // Other kinds of file say first that they are no trace, then why (issue 19).
         {"a text file",
@@ -152,24 +178,29 @@ const std::vector<Case>& cases() {
              std::memcpy(b.data(), text.data(), text.size());
              return b;
          },
-         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): not a safetensors file", "runs past the end"}},
+         ErrorCode::Format,
+         {": not an attnscope trace (.attn.safetensors): not a safetensors file", "runs past the end"}},
         {"a PNG image",
          [] {
-             const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                                          0,    0,   0,   1,   0,    0,    0,   1,   8, 2, 0, 0,  0};
+             const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D',
+                                          'R',  0,   0,   0,   1,    0,    0,    0,    1, 8, 2, 0,  0,   0};
              Bytes b(sizeof png);
              std::memcpy(b.data(), png, sizeof png);
              return b;
          },
-         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): not a safetensors file"}},
+         ErrorCode::Format,
+         {": not an attnscope trace (.attn.safetensors): not a safetensors file"}},
         {"invalid UTF-8 in a token",  // the bytes FF FE inside a token string of __metadata__
          [] {
              FileImage img = splitImage(baseImage());
              std::string text = img.header.dump();
-             text.replace(text.find("t1"), 2, "t\xFF\xFE" "1");
+             text.replace(text.find("t1"), 2,
+                          "t\xFF\xFE"
+                          "1");
              return joinImage(text, img.data);
          },
-         ErrorCode::Format, {": header: invalid JSON at byte", "invalid UTF-8 in a string (byte 0xFF)"}},
+         ErrorCode::Format,
+         {": header: invalid JSON at byte", "invalid UTF-8 in a string (byte 0xFF)"}},
         {"missing __metadata__",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
@@ -177,14 +208,23 @@ const std::vector<Case>& cases() {
                  o.erase(o.begin());  // __metadata__ is the first member
              });
          },
-         ErrorCode::Format, {": not an attnscope trace (.attn.safetensors): a safetensors file without __metadata__"}},
-        {"wrong format string", [] { return withMeta("format", "safetensors.model"); }, ErrorCode::Format,
+         ErrorCode::Format,
+         {": not an attnscope trace (.attn.safetensors): a safetensors file without __metadata__"}},
+        {"wrong format string",
+         [] { return withMeta("format", "safetensors.model"); },
+         ErrorCode::Format,
          {"__metadata__.format", "'safetensors.model'", "expected 'attnscope.trace'"}},
-        {"unsupported version", [] { return withMeta("version", "3"); }, ErrorCode::Unsupported,
+        {"unsupported version",
+         [] { return withMeta("version", "3"); },
+         ErrorCode::Unsupported,
          {"__metadata__.version", "'3'", "supports versions 1 to 2"}},
-        {"metadata value not a string", [] { return withMeta("layers", Json::array()); }, ErrorCode::Format,
+        {"metadata value not a string",
+         [] { return withMeta("layers", Json::array()); },
+         ErrorCode::Format,
          {"__metadata__.layers", "must be a string"}},
-        {"metadata JSON invalid", [] { return withMeta("layers", "[{\"heads\": 4,"); }, ErrorCode::Format,
+        {"metadata JSON invalid",
+         [] { return withMeta("layers", "[{\"heads\": 4,"); },
+         ErrorCode::Format,
          {"__metadata__.layers: invalid JSON at byte"}},
         {"tokens missing",
          [] {
@@ -194,66 +234,95 @@ const std::vector<Case>& cases() {
                      if (o[i].first == "tokens") o.erase(o.begin() + std::ptrdiff_t(i));
              });
          },
-         ErrorCode::Format, {"__metadata__.tokens is missing"}},
-        {"unknown kind", [] { return withMeta("kind", "decoder"); }, ErrorCode::Format,
+         ErrorCode::Format,
+         {"__metadata__.tokens is missing"}},
+        {"unknown kind",
+         [] { return withMeta("kind", "decoder"); },
+         ErrorCode::Format,
          {"__metadata__.kind", "'decoder'", "causal-lm, encoder, vision"}},
-        {"vision without patch grid", [] { return withMeta("kind", "vision"); }, ErrorCode::Format,
+        {"vision without patch grid",
+         [] { return withMeta("kind", "vision"); },
+         ErrorCode::Format,
          {"__metadata__.patch_grid is missing"}},
-        {"layer field missing", [] { return withLayerField(1, "head_dim", Json(), true); }, ErrorCode::Format,
+        {"layer field missing",
+         [] { return withLayerField(1, "head_dim", Json(), true); },
+         ErrorCode::Format,
          {"__metadata__.layers[1].head_dim is missing"}},
-        {"layer field wrong type", [] { return withLayerField(0, "heads", "4"); }, ErrorCode::Format,
+        {"layer field wrong type",
+         [] { return withLayerField(0, "heads", "4"); },
+         ErrorCode::Format,
          {"__metadata__.layers[0].heads", "positive integer"}},
-        {"layer scale not positive", [] { return withLayerField(0, "scale", -1.0); }, ErrorCode::Format,
+        {"layer scale not positive",
+         [] { return withLayerField(0, "scale", -1.0); },
+         ErrorCode::Format,
          {"__metadata__.layers[0].scale", "positive finite"}},
-        {"GQA heads not divisible", [] { return withLayerField(1, "kv_heads", 3); }, ErrorCode::Shape,
+        {"GQA heads not divisible",
+         [] { return withLayerField(1, "kv_heads", 3); },
+         ErrorCode::Shape,
          {"__metadata__.layers[1].kv_heads", "does not divide heads = 4"}},
         {"unknown dtype",
-         [] {
-             return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.0.q").set("dtype", "F64"); });
-         },
-         ErrorCode::Unsupported, {"tensor layers.0.q", "dtype 'F64'", "F32, F16 or BF16"}},
+         [] { return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.0.q").set("dtype", "F64"); }); },
+         ErrorCode::Unsupported,
+         {"tensor layers.0.q", "dtype 'F64'", "F32, F16 or BF16"}},
         {"offsets out of range",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes& d) {
                  tensor(h, "layers.0.k").set("data_offsets", offsets(d.size() - 10, d.size() + 182));
              });
          },
-         ErrorCode::Format, {"tensor layers.0.k", "run past the end of the data section"}},
+         ErrorCode::Format,
+         {"tensor layers.0.k", "run past the end of the data section"}},
         {"offsets reversed",
          [] {
-             return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.0.q").set("data_offsets", offsets(384, 0)); });
+             return editImage(baseImage(),
+                              [](Json& h, Bytes&) { tensor(h, "layers.0.q").set("data_offsets", offsets(384, 0)); });
          },
-         ErrorCode::Format, {"tensor layers.0.q", "begin <= end"}},
+         ErrorCode::Format,
+         {"tensor layers.0.q", "begin <= end"}},
         {"offsets overlapping",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
                  tensor(h, "layers.0.v").set("data_offsets", *tensor(h, "layers.0.k").find("data_offsets"));
              });
          },
-         ErrorCode::Format, {"overlap", "layers.0.k", "layers.0.v"}},
+         ErrorCode::Format,
+         {"overlap", "layers.0.k", "layers.0.v"}},
         {"shape x dtype != bytes",
-         [] { return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.1.k").set("shape", shape({2, 6, 7})); }); },
-         ErrorCode::Format, {"tensor layers.1.k", "shape [2,6,7] × F16 needs 168 bytes but data_offsets span 192"}},
+         [] {
+             return editImage(baseImage(), [](Json& h, Bytes&) {
+                 tensor(h, "layers.1.k").set("shape", shape({2, 6, 7}));
+             });
+         },
+         ErrorCode::Format,
+         {"tensor layers.1.k", "shape [2,6,7] × F16 needs 168 bytes but data_offsets span 192"}},
         {"dtype size != bytes",
          [] { return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.0.v").set("dtype", "F32"); }); },
-         ErrorCode::Format, {"tensor layers.0.v", "× F32 needs 384 bytes but data_offsets span 192"}},
+         ErrorCode::Format,
+         {"tensor layers.0.v", "× F32 needs 384 bytes but data_offsets span 192"}},
         {"shape overflows",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
                  tensor(h, "layers.0.q").set("shape", shape({int64_t(1) << 40, int64_t(1) << 40, 8}));
              });
          },
-         ErrorCode::Format, {"tensor layers.0.q", "[1099511627776,1099511627776,8]", "overflows"}},
+         ErrorCode::Format,
+         {"tensor layers.0.q", "[1099511627776,1099511627776,8]", "overflows"}},
         {"absurd size",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
                  tensor(h, "layers.0.q").set("shape", shape({int64_t(1) << 20, int64_t(1) << 20, 64}));
              });
          },
-         ErrorCode::Format, {"tensor layers.0.q", "more than the limit"}},
+         ErrorCode::Format,
+         {"tensor layers.0.q", "more than the limit"}},
         {"negative shape",
-         [] { return editImage(baseImage(), [](Json& h, Bytes&) { tensor(h, "layers.0.q").set("shape", shape({-4, 6, 8})); }); },
-         ErrorCode::Format, {"tensor layers.0.q", "not a non-negative integer"}},
+         [] {
+             return editImage(baseImage(), [](Json& h, Bytes&) {
+                 tensor(h, "layers.0.q").set("shape", shape({-4, 6, 8}));
+             });
+         },
+         ErrorCode::Format,
+         {"tensor layers.0.q", "not a non-negative integer"}},
         {"duplicate tensor",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
@@ -261,7 +330,8 @@ const std::vector<Case>& cases() {
                  h.asObject().emplace_back("layers.0.q", copy);
              });
          },
-         ErrorCode::Format, {"overlap", "layers.0.q"}},
+         ErrorCode::Format,
+         {"overlap", "layers.0.q"}},
         {"missing layer tensor",
          [] {
              return editImage(baseImage(), [](Json& h, Bytes&) {
@@ -270,54 +340,73 @@ const std::vector<Case>& cases() {
                      if (o[i].first == "layers.1.v") o.erase(o.begin() + std::ptrdiff_t(i));
              });
          },
-         ErrorCode::Shape, {"tensor layers.1.v is missing", "[kv_heads=2, T, head_dim=8]"}},
-        {"missing layer", [] { return customLayers(baseMeta(3), concat(qkv(0), qkv(1))); }, ErrorCode::Shape,
+         ErrorCode::Shape,
+         {"tensor layers.1.v is missing", "[kv_heads=2, T, head_dim=8]"}},
+        {"missing layer",
+         [] { return customLayers(baseMeta(3), concat(qkv(0), qkv(1))); },
+         ErrorCode::Shape,
          {"layer 2 has no tensors", "lists 3 layers"}},
-        {"extra layer", [] { return customLayers(baseMeta(1), concat(qkv(0), qkv(1))); }, ErrorCode::Shape,
+        {"extra layer",
+         [] { return customLayers(baseMeta(1), concat(qkv(0), qkv(1))); },
+         ErrorCode::Shape,
          {"tensor layers.1.q belongs to layer 1", "lists 1 layers"}},
-        {"heads disagree with metadata", [] { return customLayers(baseMeta(1), qkv(0, kT, 3)); }, ErrorCode::Shape,
+        {"heads disagree with metadata",
+         [] { return customLayers(baseMeta(1), qkv(0, kT, 3)); },
+         ErrorCode::Shape,
          {"tensor layers.0.q", "shape [3,6,8]", "__metadata__.layers[0]", "[heads=4, T, head_dim=8]"}},
-        {"kv heads disagree with metadata", [] { return customLayers(baseMeta(1), qkv(0, kT, kHeads, 4)); },
-         ErrorCode::Shape, {"tensor layers.0.k", "shape [4,6,8]", "[kv_heads=2, T, head_dim=8]"}},
-        {"head dim disagrees with metadata", [] { return customLayers(baseMeta(1), qkv(0, kT, kHeads, kKv, 16)); },
-         ErrorCode::Shape, {"tensor layers.0.q", "shape [4,6,16]", "head_dim=8"}},
+        {"kv heads disagree with metadata",
+         [] { return customLayers(baseMeta(1), qkv(0, kT, kHeads, 4)); },
+         ErrorCode::Shape,
+         {"tensor layers.0.k", "shape [4,6,8]", "[kv_heads=2, T, head_dim=8]"}},
+        {"head dim disagrees with metadata",
+         [] { return customLayers(baseMeta(1), qkv(0, kT, kHeads, kKv, 16)); },
+         ErrorCode::Shape,
+         {"tensor layers.0.q", "shape [4,6,16]", "head_dim=8"}},
         {"wrong rank",
          [] {
              auto t = qkv(0);
              t[0].second = {kHeads, kT * kDim};
              return customLayers(baseMeta(1), t);
          },
-         ErrorCode::Shape, {"tensor layers.0.q", "shape [4,48]"}},
+         ErrorCode::Shape,
+         {"tensor layers.0.q", "shape [4,48]"}},
         {"T mismatch between tensors",
          [] {
              auto t = concat(qkv(0), qkv(1));
              t[4].second = {kKv, 5, kDim};  // layers.1.k
              return customLayers(baseMeta(2), t);
          },
-         ErrorCode::Shape, {"tensor layers.1.k has T = 5", "layers.0.q has T = 6"}},
+         ErrorCode::Shape,
+         {"tensor layers.1.k has T = 5", "layers.0.q has T = 6"}},
         {"token count != T",
          [] {
              TraceMetadata m = baseMeta(1);
              m.tokens.pop_back();
              return customLayers(m, qkv(0));
          },
-         ErrorCode::Shape, {"__metadata__.tokens has 5 entries", "T = 6"}},
+         ErrorCode::Shape,
+         {"__metadata__.tokens has 5 entries", "T = 6"}},
         {"token id count != T",
          [] {
              TraceMetadata m = baseMeta(1);
              m.tokenIds.push_back(99);
              return customLayers(m, qkv(0));
          },
-         ErrorCode::Shape, {"__metadata__.token_ids has 7 entries", "T = 6"}},
+         ErrorCode::Shape,
+         {"__metadata__.token_ids has 7 entries", "T = 6"}},
         {"mixed weights-only layers",
          [] {
              auto t = qkv(0);
              t.push_back({"layers.1.attn", {kHeads, kT, kT}});
              return customLayers(baseMeta(2), t);
          },
-         ErrorCode::Shape, {"tensor layers.1.q is missing"}},
+         ErrorCode::Shape,
+         {"tensor layers.1.q is missing"}},
         {"attn not square",
-         [] { return customLayers(baseMeta(1), {{"layers.0.attn", {kHeads, kT, kT + 1}}}); }, ErrorCode::Shape,
+         [] {
+             return customLayers(baseMeta(1), {{"layers.0.attn", {kHeads, kT, kT + 1}}});
+         },
+         ErrorCode::Shape,
          {"tensor layers.0.attn", "shape [4,6,7]", "[heads=4, T, T]"}},
         {"zero tokens",
          [] {
@@ -326,26 +415,51 @@ const std::vector<Case>& cases() {
              m.tokenIds.clear();
              return customLayers(m, qkv(0, 0));
          },
-         ErrorCode::Shape, {"tensor layers.0.q has T = 0"}},
+         ErrorCode::Shape,
+         {"tensor layers.0.q has T = 0"}},
         // Learned sinks (format v2): [heads] finite logits, only in a v2 file.
-        {"sinks in a v1 file", [] { return withSinks(1, {kHeads}, std::vector<float>(kHeads, 0.5f)); },
-         ErrorCode::Format, {"tensor layers.0.sinks (learned sinks) needs trace format version 2", "version is 1"}},
-        {"sinks wrong length", [] { return withSinks(2, {kHeads - 1}, std::vector<float>(kHeads - 1, 0.5f)); },
-         ErrorCode::Shape, {"tensor layers.0.sinks: shape [3]", "(expected [heads=4])"}},
-        {"sinks two-dimensional", [] { return withSinks(2, {kHeads, 1}, std::vector<float>(kHeads, 0.5f)); },
-         ErrorCode::Shape, {"tensor layers.0.sinks: shape [4,1]", "(expected [heads=4])"}},
+        {"sinks in a v1 file",
+         [] { return withSinks(1, {kHeads}, std::vector<float>(kHeads, 0.5f)); },
+         ErrorCode::Format,
+         {"tensor layers.0.sinks (learned sinks) needs trace format version 2", "version is 1"}},
+        {"sinks wrong length",
+         [] { return withSinks(2, {kHeads - 1}, std::vector<float>(kHeads - 1, 0.5f)); },
+         ErrorCode::Shape,
+         {"tensor layers.0.sinks: shape [3]", "(expected [heads=4])"}},
+        {"sinks two-dimensional",
+         [] {
+             return withSinks(2, {kHeads, 1}, std::vector<float>(kHeads, 0.5f));
+         },
+         ErrorCode::Shape,
+         {"tensor layers.0.sinks: shape [4,1]", "(expected [heads=4])"}},
         {"sinks NaN",
-         [] { return withSinks(2, {kHeads}, {0.5f, std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f}); },
-         ErrorCode::Format, {"tensor layers.0.sinks: head 1's sink logit is NaN", "expected a finite number"}},
+         [] {
+             return withSinks(2, {kHeads}, {0.5f, std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f});
+         },
+         ErrorCode::Format,
+         {"tensor layers.0.sinks: head 1's sink logit is NaN", "expected a finite number"}},
         {"sinks infinite",
-         [] { return withSinks(2, {kHeads}, {0.5f, 0.0f, 0.0f, -std::numeric_limits<float>::infinity()}); },
-         ErrorCode::Format, {"tensor layers.0.sinks: head 3's sink logit is infinite"}},
+         [] {
+             return withSinks(2, {kHeads}, {0.5f, 0.0f, 0.0f, -std::numeric_limits<float>::infinity()});
+         },
+         ErrorCode::Format,
+         {"tensor layers.0.sinks: head 3's sink logit is infinite"}},
         // ALiBi slopes of the model's own (format v2): one finite number per head, with alibi.
-        {"alibi_slopes in a v1 file", [] { return withAlibiSlopes(1, true, numbers({0.5, 0.25, 0.125, 0.0625})); },
-         ErrorCode::Format, {"__metadata__.layers[0].alibi_slopes", "needs format version 2", "the file says 1"}},
-        {"alibi_slopes wrong length", [] { return withAlibiSlopes(2, true, numbers({0.5, 0.25, 0.125})); },
-         ErrorCode::Format, {"layers[0].alibi_slopes", "has 3 entries", "array of 4 finite numbers"}},
-        {"alibi_slopes not an array", [] { return withAlibiSlopes(2, true, Json(0.5)); }, ErrorCode::Format,
+        {"alibi_slopes in a v1 file",
+         [] {
+             return withAlibiSlopes(1, true, numbers({0.5, 0.25, 0.125, 0.0625}));
+         },
+         ErrorCode::Format,
+         {"__metadata__.layers[0].alibi_slopes", "needs format version 2", "the file says 1"}},
+        {"alibi_slopes wrong length",
+         [] {
+             return withAlibiSlopes(2, true, numbers({0.5, 0.25, 0.125}));
+         },
+         ErrorCode::Format,
+         {"layers[0].alibi_slopes", "has 3 entries", "array of 4 finite numbers"}},
+        {"alibi_slopes not an array",
+         [] { return withAlibiSlopes(2, true, Json(0.5)); },
+         ErrorCode::Format,
          {"layers[0].alibi_slopes", "is not an array"}},
         {"alibi_slopes not numbers",
          [] {
@@ -353,9 +467,14 @@ const std::vector<Case>& cases() {
              a.push(Json("x"));
              return withAlibiSlopes(2, true, a);
          },
-         ErrorCode::Format, {"layers[0].alibi_slopes", "holds \"x\""}},
-        {"alibi_slopes without alibi", [] { return withAlibiSlopes(2, false, numbers({0.5, 0.25, 0.125, 0.0625})); },
-         ErrorCode::Format, {"layers[0].alibi_slopes", "alibi is not true"}},
+         ErrorCode::Format,
+         {"layers[0].alibi_slopes", "holds \"x\""}},
+        {"alibi_slopes without alibi",
+         [] {
+             return withAlibiSlopes(2, false, numbers({0.5, 0.25, 0.125, 0.0625}));
+         },
+         ErrorCode::Format,
+         {"layers[0].alibi_slopes", "alibi is not true"}},
     };
     return all;
 }
@@ -417,7 +536,8 @@ private slots:
                                     .arg(errorCodeName(t.status().code()), errorCodeName(c.code), msg.c_str())));
             QVERIFY2(msg.rfind(path.toStdString() + ": ", 0) == 0, msg.c_str());  // names the file first
             for (const std::string& f : c.fragments)
-                QVERIFY2(msg.find(f) != std::string::npos, qPrintable(QString("'%1' not in: %2").arg(f.c_str(), msg.c_str())));
+                QVERIFY2(msg.find(f) != std::string::npos,
+                         qPrintable(QString("'%1' not in: %2").arg(f.c_str(), msg.c_str())));
             QVERIFY2(msg.find('\n') == std::string::npos, msg.c_str());  // one line
         }
         // The input file is never modified.
@@ -526,8 +646,9 @@ private slots:
         // Forward compatibility: names a later version may add are reported, not refused.
         const Bytes b = editImage(baseImage(), [](Json& h, Bytes& d) {
             metadata(h).set("future_key", "x");
-            h.set("model.extra_tensor", Json(Json::Object{{"dtype", "F32"}, {"shape", shape({2})},
-                                                          {"data_offsets", offsets(d.size(), d.size() + 8)}}));
+            h.set("model.extra_tensor",
+                  Json(Json::Object{
+                      {"dtype", "F32"}, {"shape", shape({2})}, {"data_offsets", offsets(d.size(), d.size() + 8)}}));
             d.resize(d.size() + 8 + 16);  // 8 bytes for the tensor, 16 that belong to nothing
         });
         const QString path = writeBytes("warn.attn.safetensors", b);
@@ -535,7 +656,8 @@ private slots:
         QVERIFY2(t.ok(), t.message().c_str());
         const auto& w = (*t)->warnings();
         auto has = [&](const char* s) {
-            return std::any_of(w.begin(), w.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; });
+            return std::any_of(w.begin(), w.end(),
+                               [&](const std::string& x) { return x.find(s) != std::string::npos; });
         };
         QCOMPARE(w.size(), size_t(3));
         QVERIFY(has("__metadata__.future_key is not part of trace format v1"));

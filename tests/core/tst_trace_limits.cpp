@@ -65,7 +65,8 @@ class TestTraceLimits : public QObject {
 
     std::string save(const Bytes& bytes) {
         const std::string path = m_dir.filePath(QStringLiteral("t%1.attn.safetensors").arg(++m_n)).toStdString();
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
         return path;
     }
     /// Opens `path` under the time and memory bounds.
@@ -129,7 +130,8 @@ void TestTraceLimits::claimedHeadsWithoutTensors() {
     // The metadata says 1,000 × 256; the file holds one layer of one head.
     TraceMetadata claimed = meta(1000, 256, 1, 4);
     TraceWriter w(claimed);
-    for (const char* which : {"q", "k", "v"}) w.addTensor(std::string("layers.0.") + which, DType::F32, {1, 4, 1}, std::vector<float>(4, 1.f));
+    for (const char* which : {"q", "k", "v"})
+        w.addTensor(std::string("layers.0.") + which, DType::F32, {1, 4, 1}, std::vector<float>(4, 1.f));
     expectRefusal(save(w.serialize()), "does not match __metadata__.layers[0] (expected [heads=256, T, head_dim=1])");
 }
 
@@ -140,7 +142,8 @@ void TestTraceLimits::absurdDimensions() {
     TraceMetadata m = meta(1, int(kHuge), int(kHuge), 4);
     const std::vector<std::pair<std::string, std::vector<int64_t>>> tensors = {
         {"layers.0.q", {kHuge, 4, kHuge}}, {"layers.0.k", {kHuge, 4, kHuge}}, {"layers.0.v", {kHuge, 4, kHuge}}};
-    expectRefusal(save(claimedImage(m, tensors, 64, uint64_t(kHuge) * 4 * uint64_t(kHuge) * 2)), "more than the limit of");
+    expectRefusal(save(claimedImage(m, tensors, 64, uint64_t(kHuge) * 4 * uint64_t(kHuge) * 2)),
+                  "more than the limit of");
     // Shapes within the byte limit but far beyond the file: refused on the data offsets.
     TraceMetadata m2 = meta(1, 1024, 1024, 4);
     const std::vector<std::pair<std::string, std::vector<int64_t>>> t2 = {
@@ -159,7 +162,8 @@ void TestTraceLimits::halfAMillionLayersClaimed() {
     // 500,000 layer entries (a 59 MB header) over a one-layer file.
     TraceMetadata m = meta(500000, 1, 1, 4);
     TraceWriter w(m);
-    for (const char* which : {"q", "k", "v"}) w.addTensor(std::string("layers.0.") + which, DType::F32, {1, 4, 1}, std::vector<float>(4, 1.f));
+    for (const char* which : {"q", "k", "v"})
+        w.addTensor(std::string("layers.0.") + which, DType::F32, {1, 4, 1}, std::vector<float>(4, 1.f));
     expectRefusal(save(w.serialize()), "layer 1 has no tensors");
 }
 
@@ -215,7 +219,8 @@ void TestTraceLimits::fourMillionTokens() {
     TraceWriter w(m);
     std::vector<float> values(static_cast<size_t>(kT));
     for (int64_t i = 0; i < kT; ++i) values[size_t(i)] = float(i % 1000);
-    for (const char* which : {"q", "k", "v"}) w.addTensor(std::string("layers.0.") + which, DType::F32, {1, kT, 1}, values);
+    for (const char* which : {"q", "k", "v"})
+        w.addTensor(std::string("layers.0.") + which, DType::F32, {1, kT, 1}, values);
     const std::string path = save(w.serialize());
     m = TraceMetadata();
     values = {};

@@ -112,13 +112,20 @@ private slots:
                         const double x = in[size_t(h * T * d + i)];
                         const double y = hm->m.data()[i];
                         if (dtype == DType::F32) {
-                            QVERIFY2(y == x, qPrintable(QString("element %1: %2 != %3").arg(i).arg(y).arg(x)));  // exact
+                            QVERIFY2(y == x,
+                                     qPrintable(QString("element %1: %2 != %3").arg(i).arg(y).arg(x)));  // exact
                         } else if (x == 0) {
                             QCOMPARE(y, 0.0);
                         } else if (!(std::fabs(y - x) <= halfUlp(x, f))) {
-                            QFAIL(qPrintable(QString("layer %1 head %2 element %3: stored %4 read %5, error %6 > half ulp %7")
-                                                 .arg(l).arg(h).arg(i).arg(x, 0, 'g', 17).arg(y, 0, 'g', 17)
-                                                 .arg(std::fabs(y - x)).arg(halfUlp(x, f))));
+                            QFAIL(qPrintable(
+                                QString("layer %1 head %2 element %3: stored %4 read %5, error %6 > half ulp %7")
+                                    .arg(l)
+                                    .arg(h)
+                                    .arg(i)
+                                    .arg(x, 0, 'g', 17)
+                                    .arg(y, 0, 'g', 17)
+                                    .arg(std::fabs(y - x))
+                                    .arg(halfUlp(x, f))));
                         }
                     }
                 }
@@ -137,7 +144,8 @@ private slots:
         QTest::addColumn<float>("expected");
         const float inf = std::numeric_limits<float>::infinity();
         QTest::newRow("f16 tie down to even") << DType::F16 << 1.0f + std::ldexp(1.f, -11) << 1.0f;
-        QTest::newRow("f16 tie up to even") << DType::F16 << 1.0f + 3 * std::ldexp(1.f, -11) << 1.0f + std::ldexp(1.f, -9);
+        QTest::newRow("f16 tie up to even")
+            << DType::F16 << 1.0f + 3 * std::ldexp(1.f, -11) << 1.0f + std::ldexp(1.f, -9);
         QTest::newRow("f16 above tie") << DType::F16 << 1.0f + std::ldexp(1.f, -11) + std::ldexp(1.f, -20)
                                        << 1.0f + std::ldexp(1.f, -10);
         QTest::newRow("f16 max") << DType::F16 << 65504.f << 65504.f;
@@ -147,11 +155,12 @@ private slots:
         QTest::newRow("f16 smallest subnormal") << DType::F16 << std::ldexp(1.f, -24) << std::ldexp(1.f, -24);
         QTest::newRow("f16 half subnormal tie to zero") << DType::F16 << std::ldexp(1.f, -25) << 0.f;
         QTest::newRow("f16 1.5 subnormal tie to 2") << DType::F16 << 3 * std::ldexp(1.f, -25) << std::ldexp(1.f, -23);
-        QTest::newRow("f16 subnormal to normal carry") << DType::F16 << std::ldexp(1.f, -14) - std::ldexp(1.f, -26)
-                                                       << std::ldexp(1.f, -14);
+        QTest::newRow("f16 subnormal to normal carry")
+            << DType::F16 << std::ldexp(1.f, -14) - std::ldexp(1.f, -26) << std::ldexp(1.f, -14);
         QTest::newRow("f16 inf") << DType::F16 << inf << inf;
         QTest::newRow("bf16 tie down to even") << DType::BF16 << 1.0f + std::ldexp(1.f, -8) << 1.0f;
-        QTest::newRow("bf16 tie up to even") << DType::BF16 << 1.0f + 3 * std::ldexp(1.f, -8) << 1.0f + std::ldexp(1.f, -6);
+        QTest::newRow("bf16 tie up to even")
+            << DType::BF16 << 1.0f + 3 * std::ldexp(1.f, -8) << 1.0f + std::ldexp(1.f, -6);
         QTest::newRow("bf16 overflow") << DType::BF16 << std::numeric_limits<float>::max() << inf;
         QTest::newRow("bf16 -inf") << DType::BF16 << -inf << -inf;
     }

@@ -109,7 +109,11 @@ void TestVariantExpr::examplesEqualTheirTwins() {
     const uint64_t seed = testing::freshSeed();
     // Shapes: long enough to cross the 1024 window / prefix, GQA, several heads (ALiBi slopes),
     // a ragged last block.
-    struct Shape { int b, h, hkv; int64_t T; int d; };
+    struct Shape {
+        int b, h, hkv;
+        int64_t T;
+        int d;
+    };
     for (Shape s : {Shape{1, 2, 1, 1100, 16}, Shape{2, 4, 2, 301, 32}, Shape{1, 3, 3, 1400, 8}}) {
         Problem p = randomProblem(s.b, s.h, s.hkv, s.T, s.d, seed + uint64_t(s.T));
         auto a = variantReferenceAttention(custom, p.shape, p.q, p.k, p.v);
@@ -123,7 +127,8 @@ void TestVariantExpr::examplesEqualTheirTwins() {
         const int64_t nb = (s.T + 127) / 128;
         for (int64_t qb = 0; qb < nb; ++qb)
             for (int64_t kb = 0; kb < nb; ++kb)
-                QCOMPARE(int(variantBlockState(custom, s.T, qb, kb, 128)), int(variantBlockState(twin, s.T, qb, kb, 128)));
+                QCOMPARE(int(variantBlockState(custom, s.T, qb, kb, 128)),
+                         int(variantBlockState(twin, s.T, qb, kb, 128)));
         QCOMPARE(blockDensity(custom, s.T), blockDensity(twin, s.T));
     }
 }
@@ -136,9 +141,7 @@ void TestVariantExpr::examplesWithoutTwins() {
     const Case cases[] = {
         {"streamingllm.attnvar", [](int64_t q, int64_t k) { return k <= q && (k < 4 || q - k < 1024); }},
         {"neighbourhood_2d.attnvar",
-         [](int64_t q, int64_t k) {
-             return std::abs(q / 32 - k / 32) <= 3 && std::abs(q % 32 - k % 32) <= 3;
-         }},
+         [](int64_t q, int64_t k) { return std::abs(q / 32 - k / 32) <= 3 && std::abs(q % 32 - k % 32) <= 3; }},
     };
     for (const Case& c : cases) {
         const VariantSpec v = mustParse("custom:" + examplePath(c.file));
@@ -153,7 +156,7 @@ void TestVariantExpr::examplesWithoutTwins() {
                 int allowed = 0, total = 0;
                 for (int64_t q = qb * 128; q < std::min(T, qb * 128 + 128); ++q)
                     for (int64_t k = kb * 128; k < std::min(T, kb * 128 + 128); ++k, ++total) allowed += c.rule(q, k);
-                const BlockState want = allowed == 0 ? BlockState::Empty
+                const BlockState want = allowed == 0       ? BlockState::Empty
                                         : allowed == total ? BlockState::Full
                                                            : BlockState::Partial;
                 QCOMPARE(int(variantBlockState(v, T, qb, kb, 128)), int(want));
@@ -198,34 +201,62 @@ void TestVariantExpr::tiledEngineRunsPrograms() {
 void TestVariantExpr::parseErrors_data() {
     QTest::addColumn<QString>("text");
     QTest::addColumn<QString>("message");
-    QTest::newRow("empty") << "" << "expression:1:1: expected a 'mask:' or a 'score:' statement";
-    QTest::newRow("missing operand") << "mask: k < " << "expression:1:11: expected an expression, found end of input";
-    QTest::newRow("second line") << "const W = 4\nmask: k < W &&" << "expression:2:15: expected an expression";
-    QTest::newRow("unknown name") << "mask: k < window" << "expression:1:11: unknown name 'window'";
-    QTest::newRow("unknown function") << "score: sin(s)" << "expression:1:8: unknown function 'sin'";
-    QTest::newRow("arity") << "score: max(s)" << "expression:1:8: max() takes 2 arguments, got 1";
-    QTest::newRow("mask type") << "mask: q - k" << "mask: expected a condition";
-    QTest::newRow("score type") << "score: s > 0" << "score: expected a number";
-    QTest::newRow("s in mask") << "mask: s > 0" << "only a 'score:' statement may use";
-    QTest::newRow("bool arithmetic") << "mask: (q < k) + 1 > 0" << "expression:1:15: '+' expects a number, got a condition";
-    QTest::newRow("and of numbers") << "mask: q && k" << "'&&' expects a condition, got an integer";
-    QTest::newRow("chained compare") << "mask: 0 < q < 5" << "expression:1:13: expected '&&' or '||' between comparisons";
-    QTest::newRow("const zero divisor") << "mask: q / 0 == 1" << "expression:1:9: '/': the divisor is the constant 0";
-    QTest::newRow("const not constant") << "const W = q\nmask: k < W" << "const W: expected a constant value";
-    QTest::newRow("redefined") << "const W = 1\nlet W = 2\nmask: k < W" << "expression:2:5: 'W' is already defined on line 1";
-    QTest::newRow("reserved") << "let q = 1\nmask: k < q" << "the reserved name 'q'";
-    QTest::newRow("two masks") << "mask: k < q\nmask: k > q" << "expression:2:1: a second 'mask:' statement";
-    QTest::newRow("unclosed") << "mask: (k < q" << "expected ')' to close the '(' at 1:7";
-    QTest::newRow("doc without index") << "mask: doc == 1" << "expected '[' after 'doc'";
-    QTest::newRow("float index") << "mask: doc[1.5] == 1" << "'doc' expects an integer index, got a number";
-    QTest::newRow("bitwise") << "mask: k < 4 | q < 2" << "expression:1:13: expected '||'";
-    QTest::newRow("junk char") << "mask: k < q $" << "expression:1:13: unexpected character '$'";
-    QTest::newRow("huge int") << "mask: k < 99999999999" << "expected an integer up to 2147483647";
-    QTest::newRow("trailing") << "mask: k < q q" << "expression:1:13: expected an operator, or the end of the statement";
-    QTest::newRow("no statement") << "k < q" << "expression:1:1: expected a statement";
-    QTest::newRow("where branches") << "score: where(k < q, s, k < 2)" << "where() chooses between a number and a condition";
-    QTest::newRow("bad exponent") << "score: s * 1e" << "expected the digits of an exponent";
-    QTest::newRow("documents") << "documents: 0\nmask: k <= q" << "expected a positive integer number of documents";
+    QTest::newRow("empty") << ""
+                           << "expression:1:1: expected a 'mask:' or a 'score:' statement";
+    QTest::newRow("missing operand") << "mask: k < "
+                                     << "expression:1:11: expected an expression, found end of input";
+    QTest::newRow("second line") << "const W = 4\nmask: k < W &&"
+                                 << "expression:2:15: expected an expression";
+    QTest::newRow("unknown name") << "mask: k < window"
+                                  << "expression:1:11: unknown name 'window'";
+    QTest::newRow("unknown function") << "score: sin(s)"
+                                      << "expression:1:8: unknown function 'sin'";
+    QTest::newRow("arity") << "score: max(s)"
+                           << "expression:1:8: max() takes 2 arguments, got 1";
+    QTest::newRow("mask type") << "mask: q - k"
+                               << "mask: expected a condition";
+    QTest::newRow("score type") << "score: s > 0"
+                                << "score: expected a number";
+    QTest::newRow("s in mask") << "mask: s > 0"
+                               << "only a 'score:' statement may use";
+    QTest::newRow("bool arithmetic") << "mask: (q < k) + 1 > 0"
+                                     << "expression:1:15: '+' expects a number, got a condition";
+    QTest::newRow("and of numbers") << "mask: q && k"
+                                    << "'&&' expects a condition, got an integer";
+    QTest::newRow("chained compare") << "mask: 0 < q < 5"
+                                     << "expression:1:13: expected '&&' or '||' between comparisons";
+    QTest::newRow("const zero divisor") << "mask: q / 0 == 1"
+                                        << "expression:1:9: '/': the divisor is the constant 0";
+    QTest::newRow("const not constant") << "const W = q\nmask: k < W"
+                                        << "const W: expected a constant value";
+    QTest::newRow("redefined") << "const W = 1\nlet W = 2\nmask: k < W"
+                               << "expression:2:5: 'W' is already defined on line 1";
+    QTest::newRow("reserved") << "let q = 1\nmask: k < q"
+                              << "the reserved name 'q'";
+    QTest::newRow("two masks") << "mask: k < q\nmask: k > q"
+                               << "expression:2:1: a second 'mask:' statement";
+    QTest::newRow("unclosed") << "mask: (k < q"
+                              << "expected ')' to close the '(' at 1:7";
+    QTest::newRow("doc without index") << "mask: doc == 1"
+                                       << "expected '[' after 'doc'";
+    QTest::newRow("float index") << "mask: doc[1.5] == 1"
+                                 << "'doc' expects an integer index, got a number";
+    QTest::newRow("bitwise") << "mask: k < 4 | q < 2"
+                             << "expression:1:13: expected '||'";
+    QTest::newRow("junk char") << "mask: k < q $"
+                               << "expression:1:13: unexpected character '$'";
+    QTest::newRow("huge int") << "mask: k < 99999999999"
+                              << "expected an integer up to 2147483647";
+    QTest::newRow("trailing") << "mask: k < q q"
+                              << "expression:1:13: expected an operator, or the end of the statement";
+    QTest::newRow("no statement") << "k < q"
+                                  << "expression:1:1: expected a statement";
+    QTest::newRow("where branches") << "score: where(k < q, s, k < 2)"
+                                    << "where() chooses between a number and a condition";
+    QTest::newRow("bad exponent") << "score: s * 1e"
+                                  << "expected the digits of an exponent";
+    QTest::newRow("documents") << "documents: 0\nmask: k <= q"
+                               << "expected a positive integer number of documents";
 }
 
 void TestVariantExpr::parseErrors() {
@@ -319,7 +350,14 @@ void TestVariantExpr::intervalsAreSound() {
                 for (int64_t k = k0; k < k1; ++k)
                     if (evalMaskPair(**e, at, q, k) != (t == ExprTruth::True))
                         QFAIL(qPrintable(QString("%1: rect [%2,%3)x[%4,%5) said %6 but pair (%7,%8) differs")
-                                             .arg(m).arg(q0).arg(q1).arg(k0).arg(k1).arg(int(t)).arg(q).arg(k)));
+                                             .arg(m)
+                                             .arg(q0)
+                                             .arg(q1)
+                                             .arg(k0)
+                                             .arg(k1)
+                                             .arg(int(t))
+                                             .arg(q)
+                                             .arg(k)));
         }
     }
     QVERIFY(decided > 500);  // the classifier decides most rectangles
@@ -390,7 +428,8 @@ void TestVariantExpr::tokensAndLabels() {
     // Errors name the file / the token.
     auto missing = parseVariant("custom:/nonexistent/x.attnvar");
     QVERIFY(!missing);
-    QVERIFY2(missing.message().find("/nonexistent/x.attnvar: cannot open") != std::string::npos, missing.message().c_str());
+    QVERIFY2(missing.message().find("/nonexistent/x.attnvar: cannot open") != std::string::npos,
+             missing.message().c_str());
     auto bad = parseVariant("expr:mask: k <");
     QVERIFY(!bad);
     QVERIFY2(bad.message().find("expr:1:10: expected an expression") != std::string::npos, bad.message().c_str());

@@ -88,7 +88,7 @@ void compareBlockStates(const VariantSpec& v, int64_t T, int64_t block) {
                     allowed += variantAllows(v, T, q, k);
                     ++pairs;
                 }
-            const BlockState expect = allowed == 0 ? BlockState::Empty
+            const BlockState expect = allowed == 0       ? BlockState::Empty
                                       : allowed == pairs ? BlockState::Full
                                                          : BlockState::Partial;
             QCOMPARE(int(variantBlockState(v, T, qb, kb, block)), int(expect));
@@ -106,7 +106,7 @@ void compareRectStates(const VariantSpec& v, int64_t T, std::mt19937_64& rng) {
                 allowed += variantAllows(v, T, q, k);
                 ++pairs;
             }
-        const BlockState expect = allowed == 0 ? BlockState::Empty
+        const BlockState expect = allowed == 0       ? BlockState::Empty
                                   : allowed == pairs ? BlockState::Full
                                                      : BlockState::Partial;
         QCOMPARE(int(variantRectState(v, T, q0, q1, k0, k1)), int(expect));
@@ -132,7 +132,8 @@ void TestVariants::blockStates_data() {
     QTest::addColumn<qint64>("blockSize");
     for (const char* t : {"full", "causal", "sliding:40", "prefix:50", "document:5", "dilated:9:4", "alibi",
                           "sliding:30&document:3", "prefix:20|sliding:10"})
-        for (qint64 T : {1, 97, 200}) QTest::newRow((std::string(t) + "/" + std::to_string(T)).c_str()) << t << T << qint64(32);
+        for (qint64 T : {1, 97, 200})
+            QTest::newRow((std::string(t) + "/" + std::to_string(T)).c_str()) << t << T << qint64(32);
 }
 
 void TestVariants::blockStates() {
@@ -272,7 +273,8 @@ void TestVariants::variantReference() {
     QVERIFY2(decode.ok(), decode.message().c_str());
     for (int bh = 0; bh < p.batch * p.heads; ++bh) {
         for (int c = 0; c < p.headDim; ++c)
-            QVERIFY(std::fabs(decode->out[bh * p.headDim + c] - causal->out[(bh + 1) * headSize - p.headDim + c]) < 1e-12);
+            QVERIFY(std::fabs(decode->out[bh * p.headDim + c] - causal->out[(bh + 1) * headSize - p.headDim + c]) <
+                    1e-12);
         QVERIFY(std::fabs(decode->lse[bh] - causal->lse[(bh + 1) * p.tokens - 1]) < 1e-12);
     }
     auto linear = variantReferenceAttention(*parseVariant("linear:0.1"), p, q, k, v);
@@ -281,7 +283,8 @@ void TestVariants::variantReference() {
     auto view = [&](const std::vector<float>& x, size_t head) {
         return MatrixRM(Eigen::Map<const MatrixRM>(x.data() + head * headSize, p.tokens, p.headDim));
     };
-    auto one = linearAttentionReference(view(q, b * p.heads + h), view(k, b * p.kvHeads + hk), view(v, b * p.kvHeads + hk), 0.1f);
+    auto one = linearAttentionReference(view(q, b * p.heads + h), view(k, b * p.kvHeads + hk),
+                                        view(v, b * p.kvHeads + hk), 0.1f);
     QVERIFY(one.ok());
     for (int64_t i = 0; i < p.tokens * p.headDim; ++i)
         QCOMPARE(float(linear->out[(b * p.heads + h) * headSize + size_t(i)]), one->data()[i]);

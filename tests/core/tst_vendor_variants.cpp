@@ -18,12 +18,16 @@ class ScopedEnv {
 public:
     ScopedEnv(const char* name, const char* value) : m_name(name) {
         if (const char* old = std::getenv(name)) m_old = old, m_had = true;
-        if (value) setenv(name, value, 1);
-        else unsetenv(name);
+        if (value)
+            setenv(name, value, 1);
+        else
+            unsetenv(name);
     }
     ~ScopedEnv() {
-        if (m_had) setenv(m_name, m_old.c_str(), 1);
-        else unsetenv(m_name);
+        if (m_had)
+            setenv(m_name, m_old.c_str(), 1);
+        else
+            unsetenv(m_name);
     }
 
 private:
@@ -90,14 +94,22 @@ void TestVendorVariants::parsesToTheBuiltinMask() {
 void TestVendorVariants::parseErrors_data() {
     QTest::addColumn<QString>("token");
     QTest::addColumn<QString>("expected");  // part of the message
-    QTest::newRow("empty") << "cudnn:" << "name the mask";
-    QTest::newRow("document") << "cudnn:document:4" << "no \"document\" mask";
-    QTest::newRow("linear") << "cudnn:linear" << "no \"linear\" mask";
-    QTest::newRow("decode") << "cudnn:decode" << "no \"decode\" mask";
-    QTest::newRow("composition") << "cudnn:sliding:64&document:2" << "not a composition";
-    QTest::newRow("twice") << "cudnn:cudnn:causal" << "one \"cudnn:\" prefix";
-    QTest::newRow("bad parameter") << "cudnn:sliding:x" << "window must be a positive integer";
-    QTest::newRow("unknown") << "cudnn:flash" << "unknown variant";
+    QTest::newRow("empty") << "cudnn:"
+                           << "name the mask";
+    QTest::newRow("document") << "cudnn:document:4"
+                              << "no \"document\" mask";
+    QTest::newRow("linear") << "cudnn:linear"
+                            << "no \"linear\" mask";
+    QTest::newRow("decode") << "cudnn:decode"
+                            << "no \"decode\" mask";
+    QTest::newRow("composition") << "cudnn:sliding:64&document:2"
+                                 << "not a composition";
+    QTest::newRow("twice") << "cudnn:cudnn:causal"
+                           << "one \"cudnn:\" prefix";
+    QTest::newRow("bad parameter") << "cudnn:sliding:x"
+                                   << "window must be a positive integer";
+    QTest::newRow("unknown") << "cudnn:flash"
+                             << "unknown variant";
 }
 
 void TestVendorVariants::parseErrors() {

@@ -34,8 +34,7 @@ private:
     std::shared_ptr<const Trace> m_trace;
 };
 
-void TestAttentionMapCanvas::initTestCase()
-{
+void TestAttentionMapCanvas::initTestCase() {
     QVERIFY(m_dir.isValid());
     const std::string path = m_dir.filePath(QStringLiteral("t.attn.safetensors")).toStdString();
     SynthOptions o;
@@ -47,8 +46,7 @@ void TestAttentionMapCanvas::initTestCase()
     m_trace = *t;
 }
 
-void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail()
-{
+void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail() {
     ComputeService compute;
     TraceSession session(&compute);
     AttentionMapCanvas canvas(&session);
@@ -59,15 +57,13 @@ void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail()
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     const float overviewMax = canvas.coloring().vmax;
 
-    for (int i = 0; i < kZoomSteps; ++i)
-        canvas.zoomBy(kZoomStep);
+    for (int i = 0; i < kZoomSteps; ++i) canvas.zoomBy(kZoomStep);
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     const MapResult* detail = canvas.shownMap();
     QVERIFY(detail && detail->map.rect.k1 - detail->map.rect.k0 < kTokens);  // a detail tile is shown
-    QVERIFY(canvas.coloring().vmax != overviewMax);  // in its own range
+    QVERIFY(canvas.coloring().vmax != overviewMax);                          // in its own range
 
-    for (int i = 0; i < kZoomSteps; ++i)
-        canvas.zoomBy(1 / kZoomStep);
+    for (int i = 0; i < kZoomSteps; ++i) canvas.zoomBy(1 / kZoomStep);
     QVERIFY(canvas.viewport().isOverview());
     QVERIFY(canvas.isUpToDate());
     QCOMPARE(canvas.coloring().vmax, overviewMax);
@@ -77,8 +73,7 @@ void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail()
     QCOMPARE(zoomedOut, canvas.grab().toImage());
 }
 
-void TestAttentionMapCanvas::headerFits_data()
-{
+void TestAttentionMapCanvas::headerFits_data() {
     QTest::addColumn<double>("width");
     QTest::addColumn<QString>("state");
     const QString title = QStringLiteral("L4 H0  ·  mean pooling  ·  log  ·  2 sink keys excluded  ·  window 4096");
@@ -88,15 +83,15 @@ void TestAttentionMapCanvas::headerFits_data()
     }
 }
 
-void TestAttentionMapCanvas::headerFits()
-{
+void TestAttentionMapCanvas::headerFits() {
     QFETCH(double, width);
     QFETCH(QString, state);
     const QString title = QStringLiteral("L4 H0  ·  mean pooling  ·  log  ·  2 sink keys excluded  ·  window 4096");
     const QFontMetricsF fm(QApplication::font());
     const auto [shownTitle, shownState] = AttentionMapCanvas::fitHeader(title, state, fm, width);
-    QVERIFY2(fm.horizontalAdvance(shownTitle) + AttentionMapCanvas::kHeaderGap + fm.horizontalAdvance(shownState) <= width,
-             qPrintable(shownTitle + QStringLiteral(" | ") + shownState));
+    QVERIFY2(
+        fm.horizontalAdvance(shownTitle) + AttentionMapCanvas::kHeaderGap + fm.horizontalAdvance(shownState) <= width,
+        qPrintable(shownTitle + QStringLiteral(" | ") + shownState));
     if (fm.horizontalAdvance(title + state) + AttentionMapCanvas::kHeaderGap <= width) {  // room for both: unchanged
         QCOMPARE(shownTitle, title);
         QCOMPARE(shownState, state);

@@ -33,18 +33,18 @@ struct Answers {
     std::vector<Result<int>> results;
     int count() const { return int(results.size()); }
     /// A callback that records into this (which outlives the receivers of the tests).
-    auto recorder() { return [this](Result<int> r) { results.push_back(std::move(r)); }; }
+    auto recorder() {
+        return [this](Result<int> r) { results.push_back(std::move(r)); };
+    }
 };
 
 enum class Lane { Cpu, Gpu, Background };
 
 /// Submits a job returning Result<int> on `lane`.
 template <typename Job>
-quint64 submitOn(ComputeService& service, Lane lane, const QString& tag, Job job, QObject* receiver, Answers& answers)
-{
+quint64 submitOn(ComputeService& service, Lane lane, const QString& tag, Job job, QObject* receiver, Answers& answers) {
     switch (lane) {
-    case Lane::Cpu:
-        return service.submitCpu(tag, job, receiver, answers.recorder());
+    case Lane::Cpu: return service.submitCpu(tag, job, receiver, answers.recorder());
     case Lane::Gpu:
         return service.submitGpu(
             tag, [job](GpuEngine*, const CancelToken& c) { return job(c); }, receiver, answers.recorder());
@@ -59,8 +59,7 @@ quint64 submitOn(ComputeService& service, Lane lane, const QString& tag, Job job
 /// again after the test did), acquire() waits until it is open.
 class Gate {
 public:
-    void release()
-    {
+    void release() {
         m_open = true;
         m_open.notify_all();
     }
@@ -71,10 +70,8 @@ private:
 };
 
 /// Spins (without running the event loop) until `flag` is set.
-bool waitWithoutEvents(const std::atomic<bool>& flag)
-{
-    for (int i = 0; i < kTimeoutMs && !flag.load(); ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+bool waitWithoutEvents(const std::atomic<bool>& flag) {
+    for (int i = 0; i < kTimeoutMs && !flag.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return flag.load();
 }
 }  // namespace
@@ -96,8 +93,7 @@ private slots:
     void interactiveJobsPassBackgroundWork();
 };
 
-void TestComputeService::resultArrivesOnGuiThread()
-{
+void TestComputeService::resultArrivesOnGuiThread() {
     ComputeService service;
     QObject receiver;
     QThread* gui = QThread::currentThread();
@@ -128,8 +124,7 @@ void TestComputeService::resultArrivesOnGuiThread()
     QCOMPARE(values.back(), service.gpuAvailable() ? 2 : 1);
 }
 
-void TestComputeService::deliveredToTheRequesterOnly()
-{
+void TestComputeService::deliveredToTheRequesterOnly() {
     // No broadcast: the service has no signal that carries results.
     const QMetaObject& meta = ComputeService::staticMetaObject;
     for (int i = meta.methodOffset(); i < meta.methodCount(); ++i)
@@ -141,8 +136,10 @@ void TestComputeService::deliveredToTheRequesterOnly()
     auto openOnExit = qScopeGuard([&] { release.release(); });
     QObject a, b;
     Answers answersA, answersB;
-    service.submitCpu(QStringLiteral("a"), [](const CancelToken&) -> Result<int> { return 1; }, &a, answersA.recorder());
-    service.submitCpu(QStringLiteral("b"), [](const CancelToken&) -> Result<int> { return 2; }, &b, answersB.recorder());
+    service.submitCpu(
+        QStringLiteral("a"), [](const CancelToken&) -> Result<int> { return 1; }, &a, answersA.recorder());
+    service.submitCpu(
+        QStringLiteral("b"), [](const CancelToken&) -> Result<int> { return 2; }, &b, answersB.recorder());
     QTRY_VERIFY_WITH_TIMEOUT(answersA.count() == 1 && answersB.count() == 1, kTimeoutMs);
     QTest::qWait(kQuietMs);
     QCOMPARE(answersA.count(), 1);
@@ -163,7 +160,8 @@ void TestComputeService::deliveredToTheRequesterOnly()
         },
         &a, first.recorder());
     QTRY_VERIFY_WITH_TIMEOUT(started.load(), kTimeoutMs);
-    service.submitCpu(QStringLiteral("shared"), [](const CancelToken&) -> Result<int> { return 20; }, &b, second.recorder());
+    service.submitCpu(
+        QStringLiteral("shared"), [](const CancelToken&) -> Result<int> { return 20; }, &b, second.recorder());
     release.release();
     QTRY_COMPARE_WITH_TIMEOUT(second.count(), 1, kTimeoutMs);
     QTest::qWait(kQuietMs);
@@ -173,15 +171,13 @@ void TestComputeService::deliveredToTheRequesterOnly()
     QCOMPARE(*second.results[0], 20);
 }
 
-void TestComputeService::newestWins_data()
-{
+void TestComputeService::newestWins_data() {
     QTest::addColumn<int>("queued");
     QTest::newRow("one queued behind a running job") << 1;
     QTest::newRow("several queued: only the last runs") << 5;
 }
 
-void TestComputeService::newestWins()
-{
+void TestComputeService::newestWins() {
     QFETCH(int, queued);
     Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
@@ -212,13 +208,12 @@ void TestComputeService::newestWins()
     QCOMPARE(service.pendingJobs(), 2);  // one running, one queued: older queued ones were replaced
     // The replaced requesters hear Cancelled at once, while the first job still runs.
     QTRY_COMPARE_WITH_TIMEOUT(answers[0].count(), 1, kTimeoutMs);
-    for (int i = 0; i < queued - 1; ++i)
-        QTRY_COMPARE_WITH_TIMEOUT(answers[size_t(i + 1)].count(), 1, kTimeoutMs);
+    for (int i = 0; i < queued - 1; ++i) QTRY_COMPARE_WITH_TIMEOUT(answers[size_t(i + 1)].count(), 1, kTimeoutMs);
     release.release();
     QTRY_COMPARE_WITH_TIMEOUT(answers.back().count(), 1, kTimeoutMs);
     QTest::qWait(kQuietMs);
-    QVERIFY(firstCancelled);           // the running job was told to stop
-    QCOMPARE(runs.load(), 2);          // the replaced jobs never ran
+    QVERIFY(firstCancelled);   // the running job was told to stop
+    QCOMPARE(runs.load(), 2);  // the replaced jobs never ran
     for (size_t i = 0; i + 1 < answers.size(); ++i) {
         QCOMPARE(answers[i].count(), 1);  // exactly once: its result (-1) was dropped
         QCOMPARE(answers[i].results[0].status().code(), ErrorCode::Cancelled);
@@ -230,20 +225,20 @@ void TestComputeService::newestWins()
     QCOMPARE(service.pendingJobs(), 0);
 }
 
-void TestComputeService::tagsAreIndependent()
-{
+void TestComputeService::tagsAreIndependent() {
     ComputeService service;
     QObject receiver;
     Answers zero, one;
-    service.submitCpu(QStringLiteral("thumb:0"), [](const CancelToken&) -> Result<int> { return 0; }, &receiver, zero.recorder());
-    service.submitCpu(QStringLiteral("thumb:1"), [](const CancelToken&) -> Result<int> { return 1; }, &receiver, one.recorder());
+    service.submitCpu(
+        QStringLiteral("thumb:0"), [](const CancelToken&) -> Result<int> { return 0; }, &receiver, zero.recorder());
+    service.submitCpu(
+        QStringLiteral("thumb:1"), [](const CancelToken&) -> Result<int> { return 1; }, &receiver, one.recorder());
     QTRY_VERIFY_WITH_TIMEOUT(zero.count() == 1 && one.count() == 1, kTimeoutMs);
     QCOMPARE(*zero.results[0], 0);
     QCOMPARE(*one.results[0], 1);
 }
 
-void TestComputeService::cancelAllAnswersCancelled()
-{
+void TestComputeService::cancelAllAnswersCancelled() {
     Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
     auto openOnExit = qScopeGuard([&] { release.release(); });
@@ -269,7 +264,8 @@ void TestComputeService::cancelAllAnswersCancelled()
         },
         &receiver, waiting.recorder());
     QTRY_COMPARE_WITH_TIMEOUT(running.count(), 1, kTimeoutMs);  // replaced by the second
-    service.submitCpu(QStringLiteral("other"), [](const CancelToken&) -> Result<int> { return 2; }, &receiver, other.recorder());
+    service.submitCpu(
+        QStringLiteral("other"), [](const CancelToken&) -> Result<int> { return 2; }, &receiver, other.recorder());
     service.cancelAll(QStringLiteral("head:"));
     QTRY_COMPARE_WITH_TIMEOUT(waiting.count(), 1, kTimeoutMs);  // answered before the job stops
     QCOMPARE(waiting.results[0].status().code(), ErrorCode::Cancelled);
@@ -285,8 +281,7 @@ void TestComputeService::cancelAllAnswersCancelled()
     QVERIFY(!queuedRan);
 }
 
-void TestComputeService::destroyedReceiverGetsNothing_data()
-{
+void TestComputeService::destroyedReceiverGetsNothing_data() {
     QTest::addColumn<QString>("when");
     QTest::newRow("while its job runs") << QStringLiteral("running");
     QTest::newRow("with the result on its way") << QStringLiteral("result posted");
@@ -294,8 +289,7 @@ void TestComputeService::destroyedReceiverGetsNothing_data()
     QTest::newRow("with a Cancelled answer on its way") << QStringLiteral("refusal posted");
 }
 
-void TestComputeService::destroyedReceiverGetsNothing()
-{
+void TestComputeService::destroyedReceiverGetsNothing() {
     QFETCH(QString, when);
     Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
@@ -349,7 +343,8 @@ void TestComputeService::destroyedReceiverGetsNothing()
     } else {
         service.submitCpu(QStringLiteral("t"), blocking, receiver.get(), gone.recorder());
         QTRY_VERIFY_WITH_TIMEOUT(started.load(), kTimeoutMs);
-        service.submitCpu(QStringLiteral("t"), later, receiver.get(), gone.recorder());  // posts Cancelled for the first
+        service.submitCpu(QStringLiteral("t"), later, receiver.get(),
+                          gone.recorder());  // posts Cancelled for the first
         receiver.reset();
         release.release();
         QTRY_COMPARE_WITH_TIMEOUT(service.pendingJobs(), 0, kTimeoutMs);
@@ -364,8 +359,7 @@ void TestComputeService::destroyedReceiverGetsNothing()
     QCOMPARE(gone.count(), 0);
 }
 
-void TestComputeService::typedErrors_data()
-{
+void TestComputeService::typedErrors_data() {
     QTest::addColumn<int>("kind");
     QTest::addColumn<int>("expected");
     QTest::addColumn<QString>("message");
@@ -376,8 +370,7 @@ void TestComputeService::typedErrors_data()
     QTest::newRow("thrown std::runtime_error") << 4 << int(ErrorCode::Internal) << QStringLiteral("boom");
 }
 
-void TestComputeService::typedErrors()
-{
+void TestComputeService::typedErrors() {
     QFETCH(int, kind);
     QFETCH(int, expected);
     QFETCH(QString, message);
@@ -404,18 +397,17 @@ void TestComputeService::typedErrors()
     }
 }
 
-void TestComputeService::callbackMaySubmitAgain()
-{
+void TestComputeService::callbackMaySubmitAgain() {
     ComputeService service;
     QObject receiver;
     std::vector<int> values;
     std::function<void(int)> step = [&](int n) {
-        service.submitCpu(QStringLiteral("chain"), [n](const CancelToken&) -> Result<int> { return n; }, &receiver,
-                          [&](Result<int> r) {
-                              values.push_back(r ? *r : -1);
-                              if (r && *r < 3)
-                                  step(*r + 1);  // from inside the delivery, under the same tag
-                          });
+        service.submitCpu(
+            QStringLiteral("chain"), [n](const CancelToken&) -> Result<int> { return n; }, &receiver,
+            [&](Result<int> r) {
+                values.push_back(r ? *r : -1);
+                if (r && *r < 3) step(*r + 1);  // from inside the delivery, under the same tag
+            });
     };
     step(1);
     QTRY_COMPARE_WITH_TIMEOUT(values.size(), size_t(3), kTimeoutMs);
@@ -423,8 +415,7 @@ void TestComputeService::callbackMaySubmitAgain()
     QTRY_COMPARE_WITH_TIMEOUT(service.pendingJobs(), 0, kTimeoutMs);
 }
 
-void TestComputeService::interactiveJobsPassBackgroundWork()
-{
+void TestComputeService::interactiveJobsPassBackgroundWork() {
     Gate release;  // declared first: a failed check leaves no job blocked on a destroyed gate
     ComputeService service;
     auto openOnExit = qScopeGuard([&] { release.release(); });
@@ -458,10 +449,11 @@ void TestComputeService::interactiveJobsPassBackgroundWork()
     service.submitCpu(QStringLiteral("head:map:preview"), mapJob(QStringLiteral("preview")), &receiver, record);
     service.submitGpu(
         QStringLiteral("head:map:detail"),
-        [job = mapJob(QStringLiteral("detail"))](GpuEngine*, const CancelToken& c) { return job(c); }, &receiver, record,
-        ComputeService::WhileGpuBusy::RunOnCpu);
+        [job = mapJob(QStringLiteral("detail"))](GpuEngine*, const CancelToken& c) { return job(c); }, &receiver,
+        record, ComputeService::WhileGpuBusy::RunOnCpu);
     QTRY_COMPARE_WITH_TIMEOUT(done.size(), 2, kTimeoutMs);  // both, while the analysis still runs
-    QCOMPARE(QSet<QString>(done.begin(), done.end()), (QSet<QString>{QStringLiteral("preview"), QStringLiteral("detail")}));
+    QCOMPARE(QSet<QString>(done.begin(), done.end()),
+             (QSet<QString>{QStringLiteral("preview"), QStringLiteral("detail")}));
     release.release();
     QTRY_COMPARE_WITH_TIMEOUT(done.size(), 3, kTimeoutMs);
     QCOMPARE(done.back(), QStringLiteral("analysis"));

@@ -93,15 +93,24 @@ void TestFigure::figures_data() {
     QTest::addColumn<Figure>("figure");
     QTest::addColumn<QString>("title");
     QTest::addColumn<QString>("element");  // an SVG element the figure must contain
-    QTest::newRow("map-overview") << Figure(test::sampleMap(200, false)) << "Layer 1 head 3 map" << "image";
-    QTest::newRow("map-tokens") << Figure(test::sampleMap(24, true)) << "Layer 1 head 3 map" << "rect";
-    QTest::newRow("grid") << Figure(test::sampleGrid()) << "Head grid: entropy" << "rect";
-    QTest::newRow("sinks") << Figure(test::sampleSinks()) << "Sink scores" << "polyline";
-    QTest::newRow("density") << Figure(test::sampleDensity()) << "Density against gamma" << "path";
-    QTest::newRow("bars") << Figure(test::sampleBars()) << "Mask recall" << "rect";
-    QTest::newRow("scatter") << Figure(test::sampleScatter()) << "Speed against accuracy" << "circle";
-    QTest::newRow("tokens") << Figure(test::sampleTokens()) << "Token view" << "polyline";
-    QTest::newRow("neuron") << Figure(test::sampleNeuron()) << "Neuron view" << "rect";
+    QTest::newRow("map-overview") << Figure(test::sampleMap(200, false)) << "Layer 1 head 3 map"
+                                  << "image";
+    QTest::newRow("map-tokens") << Figure(test::sampleMap(24, true)) << "Layer 1 head 3 map"
+                                << "rect";
+    QTest::newRow("grid") << Figure(test::sampleGrid()) << "Head grid: entropy"
+                          << "rect";
+    QTest::newRow("sinks") << Figure(test::sampleSinks()) << "Sink scores"
+                           << "polyline";
+    QTest::newRow("density") << Figure(test::sampleDensity()) << "Density against gamma"
+                             << "path";
+    QTest::newRow("bars") << Figure(test::sampleBars()) << "Mask recall"
+                          << "rect";
+    QTest::newRow("scatter") << Figure(test::sampleScatter()) << "Speed against accuracy"
+                             << "circle";
+    QTest::newRow("tokens") << Figure(test::sampleTokens()) << "Token view"
+                            << "polyline";
+    QTest::newRow("neuron") << Figure(test::sampleNeuron()) << "Neuron view"
+                            << "rect";
 }
 
 void TestFigure::png() {
@@ -137,8 +146,8 @@ void TestFigure::svg() {
 void TestFigure::pdfOnePagePerFigure() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    std::vector<Figure> figures = {test::sampleMap(64, false), test::sampleGrid(), test::sampleSinks(),
-                                   test::sampleBars(), test::sampleScatter(), test::sampleNeuron()};
+    std::vector<Figure> figures = {test::sampleMap(64, false), test::sampleGrid(),    test::sampleSinks(),
+                                   test::sampleBars(),         test::sampleScatter(), test::sampleNeuron()};
     const QString many = dir.filePath(QStringLiteral("all.pdf"));
     const QString one = dir.filePath(QStringLiteral("one.pdf"));
     QVERIFY(saveFiguresPdf(figures, many).ok());

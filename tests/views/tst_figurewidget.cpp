@@ -19,16 +19,14 @@ private slots:
     void textStaysReadable();
 };
 
-void TestFigureWidget::textStaysReadable_data()
-{
+void TestFigureWidget::textStaysReadable_data() {
     QTest::addColumn<QSize>("size");
     QTest::newRow("small plot beside a table") << QSize(300, 200);
     QTest::newRow("half a tab") << QSize(700, 400);
     QTest::newRow("a whole tab") << QSize(1250, 850);
 }
 
-void TestFigureWidget::textStaysReadable()
-{
+void TestFigureWidget::textStaysReadable() {
     QFETCH(QSize, size);
     FigureWidget w;
     w.resize(size);

@@ -59,11 +59,19 @@ void compareWithCore(const AttentionMap& map, bool logScale, bool maxPooling, co
         for (int x = 0; x < map.width; ++x) {
             const QRgb g = gui.pixel(x, y);
             const Rgb k = core.pixel(x, y);
-            QVERIFY2(qRed(g) == k.r && qGreen(g) == k.g && qBlue(g) == k.b,
-                     qPrintable(QStringLiteral("%1 %2 %3 pooling, cell (%4,%5) value %6: GUI %7,%8,%9 vs core %10,%11,%12")
-                                    .arg(colormap, logScale ? "log" : "linear", maxPooling ? "max" : "mean")
-                                    .arg(x).arg(y).arg(double(pooledValues(map, maxPooling)[size_t(y * map.width + x)]))
-                                    .arg(qRed(g)).arg(qGreen(g)).arg(qBlue(g)).arg(k.r).arg(k.g).arg(k.b)));
+            QVERIFY2(
+                qRed(g) == k.r && qGreen(g) == k.g && qBlue(g) == k.b,
+                qPrintable(QStringLiteral("%1 %2 %3 pooling, cell (%4,%5) value %6: GUI %7,%8,%9 vs core %10,%11,%12")
+                               .arg(colormap, logScale ? "log" : "linear", maxPooling ? "max" : "mean")
+                               .arg(x)
+                               .arg(y)
+                               .arg(double(pooledValues(map, maxPooling)[size_t(y * map.width + x)]))
+                               .arg(qRed(g))
+                               .arg(qGreen(g))
+                               .arg(qBlue(g))
+                               .arg(k.r)
+                               .arg(k.g)
+                               .arg(k.b)));
         }
 }
 }  // namespace

@@ -22,8 +22,7 @@ private slots:
     void tokenAtPixel();
 };
 
-void TestMapViewport::fitAll_data()
-{
+void TestMapViewport::fitAll_data() {
     QTest::addColumn<qint64>("tokens");
     QTest::addColumn<double>("width");
     QTest::addColumn<double>("height");
@@ -37,8 +36,7 @@ void TestMapViewport::fitAll_data()
     QTest::newRow("32k") << qint64(32768) << 1024.0 << 768.0 << 32768.0 / 768.0 << qint64(32768);
 }
 
-void TestMapViewport::fitAll()
-{
+void TestMapViewport::fitAll() {
     QFETCH(qint64, tokens);
     QFETCH(double, width);
     QFETCH(double, height);
@@ -59,8 +57,7 @@ void TestMapViewport::fitAll()
     QVERIFY(qAbs(left - right) < 1e-6);
 }
 
-void TestMapViewport::zoomKeepsPointFixed_data()
-{
+void TestMapViewport::zoomKeepsPointFixed_data() {
     QTest::addColumn<double>("x");
     QTest::addColumn<double>("y");
     QTest::addColumn<double>("factor");
@@ -70,8 +67,7 @@ void TestMapViewport::zoomKeepsPointFixed_data()
     QTest::newRow("×8 then out is tested elsewhere") << 300.0 << 300.0 << 8.0;
 }
 
-void TestMapViewport::zoomKeepsPointFixed()
-{
+void TestMapViewport::zoomKeepsPointFixed() {
     QFETCH(double, x);
     QFETCH(double, y);
     QFETCH(double, factor);
@@ -86,8 +82,7 @@ void TestMapViewport::zoomKeepsPointFixed()
     QVERIFY(qAbs(v.yToQuery(y) - query) < 1e-6);
 }
 
-void TestMapViewport::zoomIsClamped_data()
-{
+void TestMapViewport::zoomIsClamped_data() {
     QTest::addColumn<double>("factor");
     QTest::addColumn<bool>("toMin");
     QTest::newRow("zoom in far") << 1e6 << true;
@@ -95,8 +90,7 @@ void TestMapViewport::zoomIsClamped_data()
     QTest::newRow("zoom out a little from overview") << 0.5 << false;
 }
 
-void TestMapViewport::zoomIsClamped()
-{
+void TestMapViewport::zoomIsClamped() {
     QFETCH(double, factor);
     QFETCH(bool, toMin);
     MapViewport v;
@@ -111,8 +105,7 @@ void TestMapViewport::zoomIsClamped()
         QVERIFY(r.k1 - r.k0 <= qint64(640 / MapViewport::kMaxPixelsPerToken) + 2);
 }
 
-void TestMapViewport::panIsClamped_data()
-{
+void TestMapViewport::panIsClamped_data() {
     QTest::addColumn<double>("dx");
     QTest::addColumn<double>("dy");
     QTest::addColumn<double>("keyOrigin");
@@ -123,8 +116,7 @@ void TestMapViewport::panIsClamped_data()
     QTest::newRow("far left/up clamps at 0") << 1e6 << 1e6 << 0.0 << 0.0;
 }
 
-void TestMapViewport::panIsClamped()
-{
+void TestMapViewport::panIsClamped() {
     QFETCH(double, dx);
     QFETCH(double, dy);
     QFETCH(double, keyOrigin);
@@ -138,16 +130,14 @@ void TestMapViewport::panIsClamped()
     QVERIFY(qAbs(v.queryOrigin - queryOrigin) < 1e-9);
 }
 
-void TestMapViewport::roundTrip_data()
-{
+void TestMapViewport::roundTrip_data() {
     QTest::addColumn<double>("token");
     QTest::newRow("0") << 0.0;
     QTest::newRow("middle") << 511.5;
     QTest::newRow("last") << 1023.0;
 }
 
-void TestMapViewport::roundTrip()
-{
+void TestMapViewport::roundTrip() {
     QFETCH(double, token);
     MapViewport v;
     v.reset(1024, 300, 700);
@@ -156,8 +146,7 @@ void TestMapViewport::roundTrip()
     QVERIFY(qAbs(v.yToQuery(v.queryToY(token)) - token) < 1e-9);
 }
 
-void TestMapViewport::tokenAtPixel_data()
-{
+void TestMapViewport::tokenAtPixel_data() {
     QTest::addColumn<double>("x");
     QTest::addColumn<qint64>("key");
     // 8 tokens on 384 px: 48 px per token, no centring offset.
@@ -168,8 +157,7 @@ void TestMapViewport::tokenAtPixel_data()
     QTest::newRow("before the start") << -1.0 << qint64(-1);
 }
 
-void TestMapViewport::tokenAtPixel()
-{
+void TestMapViewport::tokenAtPixel() {
     QFETCH(double, x);
     QFETCH(qint64, key);
     MapViewport v;

@@ -54,7 +54,8 @@ private slots:
         const int relError = columnOf(*table, "rel error"), kernels = columnOf(*table, "kernels / error");
         QVERIFY(relError >= 0 && kernels >= 0);
         for (int row = 0; row < table->rowCount(); ++row) {
-            QVERIFY2(!table->item(row, kernels)->text().contains("regs"), qPrintable(table->item(row, kernels)->text()));
+            QVERIFY2(!table->item(row, kernels)->text().contains("regs"),
+                     qPrintable(table->item(row, kernels)->text()));
             if (table->item(row, 0)->text() == "linear") {
                 QCOMPARE(table->item(row, relError)->text(), QString("n/a"));
                 QVERIFY(table->item(row, relError)->toolTip().contains("different function"));
@@ -66,7 +67,8 @@ private slots:
         // Hovering the first kernel of the first track shows its details.
         const auto& rec = panel.report()->shapes[0].records;
         QVERIFY(!rec.empty());
-        const double x = KernelTimelineCanvas::kLabelWidth + timeline->viewport().timeToX(rec[0].startUs + rec[0].durationUs / 2);
+        const double x =
+            KernelTimelineCanvas::kLabelWidth + timeline->viewport().timeToX(rec[0].startUs + rec[0].durationUs / 2);
         const QString details = timeline->detailsAt(QPointF(x, KernelTimelineCanvas::kAxisHeight + 5));
         QVERIFY2(details.contains("cpu::") || details.contains("folded"), qPrintable(details));
         QVERIFY2(!details.contains("registers") && !details.contains("grid"), qPrintable(details));  // GPU-only
@@ -122,7 +124,8 @@ private slots:
             ++calls;
             worker = QThread::create([&panel, work] {
                 Result<ProfileReport> r = work();
-                QMetaObject::invokeMethod(&panel, [&panel, r] { panel.deliver(r); }, Qt::QueuedConnection);
+                QMetaObject::invokeMethod(
+                    &panel, [&panel, r] { panel.deliver(r); }, Qt::QueuedConnection);
             });
             worker->start();
         });

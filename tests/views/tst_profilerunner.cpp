@@ -11,8 +11,7 @@ using namespace attnscope;
 namespace {
 constexpr int kTimeoutMs = 60000;
 
-void smallCpuProfile(ProfilerPanel& panel)
-{
+void smallCpuProfile(ProfilerPanel& panel) {
     panel.setSyntheticShape(1, 2, 128, 32);
     panel.setVariants({QStringLiteral("causal"), QStringLiteral("sliding:32")});
     panel.setBackendChoice(BackendChoice::Cpu);
@@ -27,8 +26,7 @@ private slots:
     void panelDestroyedMidRun();
 };
 
-void TestProfileRunner::runsThroughTheService()
-{
+void TestProfileRunner::runsThroughTheService() {
     ComputeService compute;
     ProfilerPanel panel;
     new ProfileRunner(&compute, &panel);
@@ -45,8 +43,7 @@ void TestProfileRunner::runsThroughTheService()
     QCOMPARE(compute.pendingJobs(), 0);
 }
 
-void TestProfileRunner::panelDestroyedMidRun()
-{
+void TestProfileRunner::panelDestroyedMidRun() {
     ComputeService compute;
     auto panel = std::make_unique<ProfilerPanel>();
     new ProfileRunner(&compute, panel.get());

@@ -41,7 +41,8 @@ std::vector<Requirement> schemaRequirements() {
     if (begin < 0 || end < begin) return out;
     for (const QString& line : doc.mid(begin, end - begin).split(QLatin1Char('\n'))) {
         const QStringList parts = line.simplified().split(QLatin1Char(' '));
-        if (parts.size() != 2 || parts[0].startsWith(QLatin1Char('<')) || parts[0].startsWith(QLatin1Char('`'))) continue;
+        if (parts.size() != 2 || parts[0].startsWith(QLatin1Char('<')) || parts[0].startsWith(QLatin1Char('`')))
+            continue;
         out.push_back({parts[0], parts[1].split(QLatin1Char('|'))});
     }
     return out;
@@ -62,7 +63,8 @@ QString typeName(const Json& j) {
 // Checks `path` (a.b, a[].b) below `j`; appends failures to `errors`.
 void checkPath(const Json& j, QStringList segments, const Requirement& req, const QString& where, QStringList& errors) {
     if (segments.isEmpty()) {
-        if (!req.types.contains(typeName(j))) errors << QStringLiteral("%1: %2, expected %3").arg(where, typeName(j), req.types.join(QLatin1Char('|')));
+        if (!req.types.contains(typeName(j)))
+            errors << QStringLiteral("%1: %2, expected %3").arg(where, typeName(j), req.types.join(QLatin1Char('|')));
         return;
     }
     QString seg = segments.takeFirst();
@@ -147,8 +149,8 @@ void TestReport::initTestCase() {
 }
 
 void TestReport::writesEveryFormat() {
-    for (const char* f : {"report.html", "report.md", "report.json", "report-figures.pdf", "csv/heads.csv", "csv/layers.csv",
-                          "csv/sinks.csv", "csv/sparsity.csv", "csv/masks.csv"}) {
+    for (const char* f : {"report.html", "report.md", "report.json", "report-figures.pdf", "csv/heads.csv",
+                          "csv/layers.csv", "csv/sinks.csv", "csv/sparsity.csv", "csv/masks.csv"}) {
         QVERIFY2(QFile::exists(m_out + QLatin1Char('/') + QLatin1String(f)), f);
         QVERIFY2(std::find(m_result.files.begin(), m_result.files.end(), std::string(f)) != m_result.files.end(), f);
     }
@@ -209,8 +211,8 @@ void TestReport::markdownReferencesExistingFiles() {
         ++n;
     }
     QVERIFY(n >= 10);
-    for (const char* h : {"## Trace summary", "## Model overview", "## Attention sinks", "## Sparsity", "## Head roles and similarity",
-                          "## Selected heads at three scales"})
+    for (const char* h : {"## Trace summary", "## Model overview", "## Attention sinks", "## Sparsity",
+                          "## Head roles and similarity", "## Selected heads at three scales"})
         QVERIFY2(md.contains(QLatin1String(h)), h);
 }
 
@@ -236,7 +238,8 @@ void TestReport::csvHasOneRowPerItem() {
     QCOMPARE(csvRows(m_out + QStringLiteral("/csv/heads.csv")), heads);
     QCOMPARE(csvRows(m_out + QStringLiteral("/csv/layers.csv")), kLayers);
     const HeadAnalysisOptions defaults;
-    QCOMPARE(csvRows(m_out + QStringLiteral("/csv/sparsity.csv")), heads * int(defaults.gammas.size() * defaults.blockSizes.size()));
+    QCOMPARE(csvRows(m_out + QStringLiteral("/csv/sparsity.csv")),
+             heads * int(defaults.gammas.size() * defaults.blockSizes.size()));
     QVERIFY(csvRows(m_out + QStringLiteral("/csv/masks.csv")) >= heads);
     // The planted first-token sink heads appear in the sink table, each with key 0.
     const QString sinks = QString::fromUtf8(readAll(m_out + QStringLiteral("/csv/sinks.csv")));
@@ -256,7 +259,8 @@ void TestReport::pdfHasOnePagePerFigure() {
     QProcess p;
     p.start(pdfinfo, {m_out + QStringLiteral("/report-figures.pdf")});
     QVERIFY(p.waitForFinished(30000));
-    const auto m = QRegularExpression(QStringLiteral("Pages:\\s+(\\d+)")).match(QString::fromUtf8(p.readAllStandardOutput()));
+    const auto m =
+        QRegularExpression(QStringLiteral("Pages:\\s+(\\d+)")).match(QString::fromUtf8(p.readAllStandardOutput()));
     QVERIFY(m.hasMatch());
     const int figures = int(QDir(m_out + QStringLiteral("/figures")).entryList({QStringLiteral("*.png")}).size());
     QCOMPARE(m.captured(1).toInt(), figures);
@@ -305,14 +309,16 @@ void TestReport::formatsAndHeadsParse() {
 
 void TestReport::cancelStopsTheReport() {
     const QString out = m_dir.filePath(QStringLiteral("cancelled"));
-    auto r = generateReport(m_trace.toStdString(), out.toStdString(), {}, [](double f, std::string_view) { return f < 0.1; });
+    auto r = generateReport(m_trace.toStdString(), out.toStdString(), {},
+                            [](double f, std::string_view) { return f < 0.1; });
     QVERIFY(!r.ok());
     QCOMPARE(r.status().code(), ErrorCode::Cancelled);
     QVERIFY(!QFile::exists(out + QStringLiteral("/report.html")));
 }
 
 void TestReport::badInputGivesClearErrors() {
-    auto missing = generateReport("/nonexistent/x.attn.safetensors", m_dir.filePath(QStringLiteral("bad")).toStdString());
+    auto missing =
+        generateReport("/nonexistent/x.attn.safetensors", m_dir.filePath(QStringLiteral("bad")).toStdString());
     QVERIFY(!missing.ok());
     QVERIFY(QString::fromStdString(missing.message()).contains(QLatin1String("/nonexistent/x.attn.safetensors")));
     ReportOptions ro;

@@ -30,8 +30,7 @@ private slots:
 
 private:
     /// Waits until the service is idle, then a little longer for answers that should not come.
-    void settle(ComputeService& compute)
-    {
+    void settle(ComputeService& compute) {
         QTRY_COMPARE_WITH_TIMEOUT(compute.pendingJobs(), 0, kTimeoutMs);
         QTest::qWait(kQuietMs);
     }
@@ -40,8 +39,7 @@ private:
     std::shared_ptr<const Trace> m_trace;
 };
 
-void TestReportRunner::initTestCase()
-{
+void TestReportRunner::initTestCase() {
     QVERIFY(m_dir.isValid());
     SynthOptions o;
     o.tokens = 96;
@@ -55,8 +53,7 @@ void TestReportRunner::initTestCase()
     m_trace = *t;
 }
 
-void TestReportRunner::writesTheReport()
-{
+void TestReportRunner::writesTheReport() {
     ComputeService compute;
     TraceSession session(&compute);
     session.setTrace(m_trace);
@@ -76,12 +73,10 @@ void TestReportRunner::writesTheReport()
     QVERIFY(QFile::exists(out + QStringLiteral("/report.html")));
     QVERIFY(QFile::exists(out + QStringLiteral("/report.json")));
     QVERIFY(!progress.isEmpty());
-    for (const auto& p : progress)
-        QVERIFY(p.at(0).toDouble() >= 0 && p.at(0).toDouble() <= 1);
+    for (const auto& p : progress) QVERIFY(p.at(0).toDouble() >= 0 && p.at(0).toDouble() <= 1);
 }
 
-void TestReportRunner::failureNamesTheFolder()
-{
+void TestReportRunner::failureNamesTheFolder() {
     ComputeService compute;
     TraceSession session(&compute);
     session.setTrace(m_trace);
@@ -96,12 +91,12 @@ void TestReportRunner::failureNamesTheFolder()
     settle(compute);
     QCOMPARE(written.count(), 0);
     QCOMPARE(failed.count(), 1);
-    QVERIFY2(failed.first().at(0).toString().contains(QStringLiteral("missing")), qPrintable(failed.first().at(0).toString()));
+    QVERIFY2(failed.first().at(0).toString().contains(QStringLiteral("missing")),
+             qPrintable(failed.first().at(0).toString()));
     QVERIFY(!runner.isRunning());
 }
 
-void TestReportRunner::cancelAnswersOnce()
-{
+void TestReportRunner::cancelAnswersOnce() {
     ComputeService compute;
     TraceSession session(&compute);
     session.setTrace(m_trace);
@@ -120,8 +115,7 @@ void TestReportRunner::cancelAnswersOnce()
     QCOMPARE(progress.count(), progressAtCancel);  // the cancelled run's progress is dropped
 }
 
-void TestReportRunner::newerRunReplacesOlder()
-{
+void TestReportRunner::newerRunReplacesOlder() {
     ComputeService compute;
     TraceSession session(&compute);
     session.setTrace(m_trace);

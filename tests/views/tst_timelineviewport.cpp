@@ -105,7 +105,7 @@ private slots:
         QTest::addColumn<double>("zoom");
         QTest::addColumn<int>("expectBoxes");
         // 100 kernels of 1 µs every 2 µs on one track, domain 200 µs on 100 px.
-        QTest::newRow("overview folds") << 1.0 << 1;   // 1 px per kernel: one folded box
+        QTest::newRow("overview folds") << 1.0 << 1;  // 1 px per kernel: one folded box
         QTest::newRow("zoomed apart") << 20.0 << 5;   // 10 px per kernel, 5 of them visible
     }
     void layoutFoldsTinyKernels() {

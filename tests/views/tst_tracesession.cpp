@@ -55,8 +55,7 @@ void TestTraceSession::jobOutlivesTraceSwitch() {
         [cache, &go](const CancelToken&) -> Result<qint64> {
             go.acquire();  // runs only after the session has switched traces
             auto head = cache->head(0, 0);
-            if (!head)
-                return head.status();
+            if (!head) return head.status();
             return qint64((*head)->q.rows() * 1000 + (*head)->q.cols());
         },
         &session, [&](Result<qint64> r) { finished << (r ? *r : qint64(-1)); });

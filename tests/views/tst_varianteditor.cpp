@@ -50,7 +50,7 @@ private slots:
         const auto marks = editor.textEdit()->extraSelections();
         QCOMPARE(marks.size(), 1);
         const QTextCursor c = marks.front().cursor;
-        QCOMPARE(c.block().blockNumber(), 1);               // line 2
+        QCOMPARE(c.block().blockNumber(), 1);                     // line 2
         QCOMPARE(c.selectionStart() - c.block().position(), 24);  // column 25
         QCOMPARE(c.selectedText(), QStringLiteral("window"));
         QCOMPARE(marks.front().format.underlineStyle(), QTextCharFormat::SpellCheckUnderline);
@@ -138,7 +138,8 @@ private slots:
             QVERIFY(editor.keep(QStringLiteral("  Softcap  ")));  // trimmed
             editor.setProgram(QStringLiteral("mask: k <= "));
             QVERIFY(!editor.keep(QStringLiteral("broken")));
-            QVERIFY2(editor.statusText().contains(QStringLiteral("expected an expression")), qPrintable(editor.statusText()));
+            QVERIFY2(editor.statusText().contains(QStringLiteral("expected an expression")),
+                     qPrintable(editor.statusText()));
             editor.setProgram(softcap);
             QVERIFY(!editor.keep(QStringLiteral("   ")));
             QCOMPARE(changed.size(), 2);
@@ -207,8 +208,9 @@ private slots:
             f.write("mask: k <= qq\n");
         }
         const QString brokenErr = other.importFile(broken);
-        QVERIFY2(brokenErr.startsWith(broken + QStringLiteral(": program:1:12: unknown name 'qq'")), qPrintable(brokenErr));
-        QCOMPARE(other.program(), QStringLiteral("mask: k <= qq\n"));  // shown for editing
+        QVERIFY2(brokenErr.startsWith(broken + QStringLiteral(": program:1:12: unknown name 'qq'")),
+                 qPrintable(brokenErr));
+        QCOMPARE(other.program(), QStringLiteral("mask: k <= qq\n"));                // shown for editing
         QCOMPARE(savedvariants::names(), QStringList{QStringLiteral("prefix-lm")});  // not kept
     }
 
@@ -216,7 +218,8 @@ private slots:
     /// the request as its expr: token, and the list follows keep/forget in the panel's editor.
     void profilerPanelListsKeptPrograms() {
         savedvariants::store(QStringLiteral("sinks+window"), QStringLiteral("mask: k <= q && (k < 4 || q - k < 256)"));
-        savedvariants::store(QStringLiteral("hand-edited"), QStringLiteral("mask: k <="));  // does not parse: not listed
+        savedvariants::store(QStringLiteral("hand-edited"),
+                             QStringLiteral("mask: k <="));  // does not parse: not listed
         ProfilerPanel panel;
         auto* list = panel.findChild<QListWidget*>();
         QVERIFY(list);

@@ -22,8 +22,8 @@ namespace {
 constexpr double kTargetFirstOverviewMs = 2000;
 constexpr double kTargetStallMs = 50;
 constexpr int kHeartbeatMs = 5;
-constexpr int kFrameMs = 16;             ///< one scripted interaction step per frame
-constexpr int kZoomSteps = 60;           ///< wheel steps from the overview to token level
+constexpr int kFrameMs = 16;    ///< one scripted interaction step per frame
+constexpr int kZoomSteps = 60;  ///< wheel steps from the overview to token level
 constexpr int kPanSteps = 60;
 constexpr int kTimeoutMs = 120000;
 constexpr int kWindowWidth = 1200, kWindowHeight = 900;
@@ -31,8 +31,7 @@ constexpr int kWindowWidth = 1200, kWindowHeight = 900;
 /// Records the longest gap between heartbeat ticks beyond their interval.
 class StallMonitor {
 public:
-    StallMonitor()
-    {
+    StallMonitor() {
         m_timer.setTimerType(Qt::PreciseTimer);
         m_timer.setInterval(kHeartbeatMs);
         QObject::connect(&m_timer, &QTimer::timeout, [this] {
@@ -40,12 +39,10 @@ public:
             m_clock.restart();
             const double stall = gap - kHeartbeatMs;
             m_max = std::max(m_max, stall);
-            if (stall > kTargetStallMs)
-                ++m_over;
+            if (stall > kTargetStallMs) ++m_over;
         });
     }
-    void start()
-    {
+    void start() {
         m_max = 0;
         m_over = 0;
         m_clock.start();
@@ -63,8 +60,7 @@ private:
 };
 }  // namespace
 
-int runResponsivenessBenchmark(int64_t tokens)
-{
+int runResponsivenessBenchmark(int64_t tokens) {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("bench.attn.safetensors"));
     SynthOptions options;
@@ -86,13 +82,13 @@ int runResponsivenessBenchmark(int64_t tokens)
     panel.resize(kWindowWidth, kWindowHeight);
     panel.show();
     AttentionMapCanvas* canvas = panel.canvas();
-    std::printf("compute: %s, %d hardware threads\n", qPrintable(compute.gpuDescription()), QThread::idealThreadCount());
+    std::printf("compute: %s, %d hardware threads\n", qPrintable(compute.gpuDescription()),
+                QThread::idealThreadCount());
 
     StallMonitor monitor;
     double firstOverviewMs = -1, exactOverviewMs = -1;
     QObject::connect(canvas, &AttentionMapCanvas::tileArrived, [&] {
-        if (firstOverviewMs < 0)
-            firstOverviewMs = double(clock.nsecsElapsed()) * 1e-6;
+        if (firstOverviewMs < 0) firstOverviewMs = double(clock.nsecsElapsed()) * 1e-6;
     });
     QString failure;
     QObject::connect(&session, &TraceSession::openFailed, [&](const QString&, const QString& m) { failure = m; });
@@ -126,8 +122,7 @@ int runResponsivenessBenchmark(int64_t tokens)
         driver.setInterval(kFrameMs);
         QObject::connect(&driver, &QTimer::timeout, [&] {
             step();
-            if (++done == steps)
-                driver.stop();
+            if (++done == steps) driver.stop();
         });
         QElapsedTimer t;
         t.start();
@@ -152,8 +147,10 @@ int runResponsivenessBenchmark(int64_t tokens)
                 zoomOut.second);
     monitor.stop();
     std::printf("interaction phase: %d tiles arrived, max stall %.1f ms, %d stalls > %.0f ms\n",
-                canvas->tilesReceived() - tilesBefore, monitor.maxStallMs(), monitor.stallsOverTarget(), kTargetStallMs);
-    const bool ok = firstOverviewMs <= kTargetFirstOverviewMs && std::max(openStall, monitor.maxStallMs()) <= kTargetStallMs;
+                canvas->tilesReceived() - tilesBefore, monitor.maxStallMs(), monitor.stallsOverTarget(),
+                kTargetStallMs);
+    const bool ok =
+        firstOverviewMs <= kTargetFirstOverviewMs && std::max(openStall, monitor.maxStallMs()) <= kTargetStallMs;
     std::printf("targets (first overview <= %.0f ms, no stall > %.0f ms): %s\n", kTargetFirstOverviewMs, kTargetStallMs,
                 ok ? "met" : "NOT met");
     return ok ? 0 : 1;

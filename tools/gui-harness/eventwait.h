@@ -9,22 +9,19 @@
 
 namespace attnscope {
 
-inline bool waitFor(const std::function<bool()>& done, int timeoutMs)
-{
+inline bool waitFor(const std::function<bool()>& done, int timeoutMs) {
     constexpr int kSliceMs = 5;
     QElapsedTimer timer;
     timer.start();
     while (!done()) {
-        if (timer.elapsed() > timeoutMs)
-            return false;
+        if (timer.elapsed() > timeoutMs) return false;
         QCoreApplication::processEvents(QEventLoop::AllEvents, kSliceMs);
         QThread::msleep(1);
     }
     return true;
 }
 
-inline void settle(int ms)
-{
+inline void settle(int ms) {
     waitFor([] { return false; }, ms);
 }
 

@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
     QCommandLineOption tokens(QStringLiteral("tokens"), QObject::tr("Tokens of the benchmark's synthetic head"),
                               QStringLiteral("N"), QStringLiteral("32768"));
     QCommandLineOption tour(QStringLiteral("screenshot-tour"),
-                            QObject::tr("Save a screenshot of each main view to DIR, then exit"), QStringLiteral("DIR"));
+                            QObject::tr("Save a screenshot of each main view to DIR, then exit"),
+                            QStringLiteral("DIR"));
     parser.addOptions({bench, tokens, tour});
     parser.process(app);
 

@@ -31,8 +31,7 @@ enum Tab { MapTab, TokensTab, NeuronsTab, CompareTab, SinksTab, SparsityTab };
 
 }  // namespace
 
-int runScreenshotTour(MainWindow& window, const QString& dir, const QString& trace)
-{
+int runScreenshotTour(MainWindow& window, const QString& dir, const QString& trace) {
     QDir().mkpath(dir);
     window.resize(window.screen()->availableSize());  // the Xvfb screen: 1600×1000, 1280×800, …
     TraceSession* session = window.session();
@@ -40,19 +39,18 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
         window.openDemo();
     else
         window.openTrace(trace);
-    if (!waitFor([&] { return session->isOpen() || !window.lastError().isEmpty(); }, kTimeoutMs) || !session->isOpen()) {
+    if (!waitFor([&] { return session->isOpen() || !window.lastError().isEmpty(); }, kTimeoutMs) ||
+        !session->isOpen()) {
         std::fprintf(stderr, "error: could not open the trace: %s\n", qPrintable(window.lastError()));
         return 2;
     }
     // The analysis starts by itself when a trace opens (unless turned off).
-    if (!window.analysis()->isRunning() && !session->analysis())
-        window.analysis()->run();
+    if (!window.analysis()->isRunning() && !session->analysis()) window.analysis()->run();
     waitFor([&] { return !window.analysis()->isRunning(); }, kAnalysisTimeoutMs);
     if (!session->analysis())
         std::fprintf(stderr, "warning: analysis unavailable: %s\n", qPrintable(window.lastError()));
     int heads = 0;
-    for (int l = 0; l < session->trace()->numLayers(); ++l)
-        heads += session->trace()->config(l).heads;
+    for (int l = 0; l < session->trace()->numLayers(); ++l) heads += session->trace()->config(l).heads;
     waitFor([&] { return window.headGrid()->thumbnailsReady() == heads; }, kTimeoutMs);
     window.headGrid()->setMetric(HeadMetric::RoleScore);
     const HeadId head = session->analysis() ? mostInterestingHead(*session->analysis()) : HeadId{};
@@ -131,8 +129,7 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
         const auto& report = profiler->report();
         if (timeline && report && !report->shapes.empty() && !report->shapes.front().records.empty()) {
             for (auto* results : profiler->findChildren<QTabWidget*>())
-                if (results->indexOf(timeline) >= 0)
-                    results->setCurrentWidget(timeline);
+                if (results->indexOf(timeline) >= 0) results->setCurrentWidget(timeline);
             shot(QStringLiteral("10-kernel-timeline"));
             ++expected;
         }

@@ -34,7 +34,8 @@ Result<MapRect> parseRect(const std::string& text, int64_t T) {
         return Status(ErrorCode::InvalidArgument, "--rect: expected q0,q1,k0,k1, got '" + text + "'");
     MapRect r{v[0], v[1], v[2], v[3]};
     if (r.q0 < 0 || r.k0 < 0 || r.q1 > T || r.k1 > T || r.q0 >= r.q1 || r.k0 >= r.k1)
-        return Status(ErrorCode::InvalidArgument, "--rect: " + text + " is not a non-empty rectangle inside 0.." + std::to_string(T));
+        return Status(ErrorCode::InvalidArgument,
+                      "--rect: " + text + " is not a non-empty rectangle inside 0.." + std::to_string(T));
     return r;
 }
 
@@ -114,27 +115,31 @@ Result<std::vector<Figure>> buildFigures(Args& args, const Context& c, const Pro
             maps.push_back(std::move(map->map));
             names << QStringLiteral("H%1").arg(hh);
         }
-        return std::vector<Figure>{tokenFigure(maps, names, c.tokens, QStringLiteral("Layer %1 token view").arg(c.layer))};
+        return std::vector<Figure>{
+            tokenFigure(maps, names, c.tokens, QStringLiteral("Layer %1 token view").arg(c.layer))};
     }
     if (view == "neuron") {
         auto h = loadHead(*c.trace, c.layer, head);
         if (!h) return h.status();
         const auto query = args.has("query") ? args.getInt("query", &error) : std::optional<long long>(T - 1);
-        if (!query || *query < 0 || *query >= T) return Status(ErrorCode::InvalidArgument, error.empty() ? "--query out of range" : error);
+        if (!query || *query < 0 || *query >= T)
+            return Status(ErrorCode::InvalidArgument, error.empty() ? "--query out of range" : error);
         auto row = attentionRow(h->q, h->k, h->spec, *query, 1);
         if (!row) return row.status();
         long long key = row->top.empty() ? 0 : row->top.front().first;  // default: the key it attends to most
         if (args.has("key")) {
             const auto k = args.getInt("key", &error);
-            if (!k || *k < 0 || *k >= T) return Status(ErrorCode::InvalidArgument, error.empty() ? "--key out of range" : error);
+            if (!k || *k < 0 || *k >= T)
+                return Status(ErrorCode::InvalidArgument, error.empty() ? "--key out of range" : error);
             key = *k;
         }
         std::vector<float> q(h->q.row(*query).data(), h->q.row(*query).data() + h->q.cols());
         std::vector<float> k(h->k.row(key).data(), h->k.row(key).data() + h->k.cols());
         auto tok = [&](long long i) { return i < c.tokens.size() ? c.tokens[int(i)] : QString::number(i); };
-        return std::vector<Figure>{neuronFigure(q, k, h->spec.scale, QStringLiteral("%1 “%2”").arg(*query).arg(tok(*query)),
-                                                QStringLiteral("%1 “%2”").arg(key).arg(tok(key)), row->probabilities[size_t(key)],
-                                                headTitle(c.layer, head) + QStringLiteral(": neuron view"))};
+        return std::vector<Figure>{
+            neuronFigure(q, k, h->spec.scale, QStringLiteral("%1 “%2”").arg(*query).arg(tok(*query)),
+                         QStringLiteral("%1 “%2”").arg(key).arg(tok(key)), row->probabilities[size_t(key)],
+                         headTitle(c.layer, head) + QStringLiteral(": neuron view"))};
     }
     if (view == "sinks" || view == "sparsity") {
         auto a = analyseOne(c, progress);
@@ -149,29 +154,39 @@ Result<std::vector<Figure>> buildFigures(Args& args, const Context& c, const Pro
         if (!model) return model.status();
         const std::string m = args.get("metric");
         GridMetric metric;
-        if (m == "entropy") metric = GridMetric::EntropyNormalized;
-        else if (m == "sink") metric = GridMetric::SinkScore;
-        else if (m == "density") metric = GridMetric::Density;
-        else if (m == "role") metric = GridMetric::RoleScore;
-        else if (m == "distance") metric = GridMetric::MeanDistance;
-        else return Status(ErrorCode::InvalidArgument, "--metric: expected entropy, sink, density, role or distance, got '" + m + "'");
+        if (m == "entropy")
+            metric = GridMetric::EntropyNormalized;
+        else if (m == "sink")
+            metric = GridMetric::SinkScore;
+        else if (m == "density")
+            metric = GridMetric::Density;
+        else if (m == "role")
+            metric = GridMetric::RoleScore;
+        else if (m == "distance")
+            metric = GridMetric::MeanDistance;
+        else
+            return Status(ErrorCode::InvalidArgument,
+                          "--metric: expected entropy, sink, density, role or distance, got '" + m + "'");
         return std::vector<Figure>{headGridFigure(*model, metric, {{c.layer, head}})};
     }
-    return Status(ErrorCode::InvalidArgument, "--view: expected map, grid, tokens, neuron, sinks or sparsity, got '" + view + "'");
+    return Status(ErrorCode::InvalidArgument,
+                  "--view: expected map, grid, tokens, neuron, sinks or sparsity, got '" + view + "'");
 }
 
 int runExport(Args& args) {
-    args.description("Renders one figure of TRACE to FILE (.png, .svg or .pdf, by extension) with axes, token labels,\n"
-                     "colour bar and title. --view sparsity writes density against gamma (and, in a PDF, a second page\n"
-                     "with the mask recall).")
+    args.description(
+            "Renders one figure of TRACE to FILE (.png, .svg or .pdf, by extension) with axes, token labels,\n"
+            "colour bar and title. --view sparsity writes density against gamma (and, in a PDF, a second page\n"
+            "with the mask recall).")
         .positional("TRACE", "the trace (*.attn.safetensors), or 'demo' for the bundled trace")
         .option("o", "output file: .png, .svg or .pdf")
         .option("layer", "layer", "0")
         .option("head", "head (tokens view: a list, e.g. 0,3,5)", "0")
         .option("view", "map, grid, tokens, neuron, sinks or sparsity", "map")
         .option("rect", "map/tokens: queries q0..q1 × keys k0..k1 as q0,q1,k0,k1 (end exclusive)")
-        .option("size", "map: cells, N (N x N) or WxH, clamped to the rect (token labels appear at one cell per "
-                        "token, <= 64)",
+        .option("size",
+                "map: cells, N (N x N) or WxH, clamped to the rect (token labels appear at one cell per "
+                "token, <= 64)",
                 "512")
         .option("pool", "map: pooling of each cell, mean or max", "mean")
         .option("metric", "grid: entropy, sink, density, role or distance", "entropy")
@@ -179,7 +194,7 @@ int runExport(Args& args) {
         .option("key", "neuron: key position (default: the key the query attends to most)")
         .option("dpi", "PNG resolution", "300")
         .flag("no-progress", "no progress line on stderr")
-        .alias("pooling", "pool")        // earlier spellings, hidden: scripts written for them keep working
+        .alias("pooling", "pool")  // earlier spellings, hidden: scripts written for them keep working
         .alias("quiet", "no-progress");
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o FILE (.png, .svg or .pdf)");
@@ -187,7 +202,8 @@ int runExport(Args& args) {
     const auto format = figureFormatFromPath(out);
     if (!format) return fail(kVerb, args.get("o") + ": unknown extension (expected .png, .svg or .pdf)");
     if (Status s = checkOutputFile(args.get("o")); !s) return fail(kVerb, s);  // before the figure is computed
-    if (args.get("pool") != "mean" && args.get("pool") != "max") return fail(kVerb, "--pool " + args.get("pool") + ": expected mean or max");
+    if (args.get("pool") != "mean" && args.get("pool") != "max")
+        return fail(kVerb, "--pool " + args.get("pool") + ": expected mean or max");
     std::string error;
     const auto dpi = args.getDouble("dpi", &error);
     if (!dpi) return fail(kVerb, error);
@@ -202,7 +218,8 @@ int runExport(Args& args) {
     const auto layer = args.getInt("layer", &error);
     if (!layer) return fail(kVerb, error);
     if (*layer < 0 || *layer >= c.trace->numLayers())
-        return fail(kVerb, "--layer " + std::to_string(*layer) + " out of range 0.." + std::to_string(c.trace->numLayers() - 1));
+        return fail(kVerb, "--layer " + std::to_string(*layer) + " out of range 0.." +
+                               std::to_string(c.trace->numLayers() - 1));
     c.layer = int(*layer);
     auto heads = parseIndexList(args.get("head"), c.trace->config(c.layer).heads, "--head", &error);
     if (!heads || heads->empty()) return fail(kVerb, error.empty() ? "--head: no head given" : error);
@@ -214,7 +231,8 @@ int runExport(Args& args) {
     if (!figures) return fail(kVerb, figures.status());
     FigureSaveOptions o;
     o.dpi = *dpi;
-    const Status st = *format == FigureFormat::Pdf ? saveFiguresPdf(*figures, out, o) : saveFigure(figures->front(), out, *format, o);
+    const Status st =
+        *format == FigureFormat::Pdf ? saveFiguresPdf(*figures, out, o) : saveFigure(figures->front(), out, *format, o);
     if (!st.ok()) return fail(kVerb, st);
     std::printf("%s written (%s)\n", args.get("o").c_str(), figureTitle(figures->front()).toStdString().c_str());
     return 0;
@@ -222,10 +240,11 @@ int runExport(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB("export",
-                   "export TRACE [--layer L] [--head H] [--view map|grid|tokens|neuron|sinks|sparsity] [--rect q0,q1,k0,k1] "
-                   "[--size N|WxH] [--pool mean|max] [--metric M] [--query Q] [--key K] [--dpi N] [--no-progress] "
-                   "-o FILE.{png,svg,pdf}",
-                   "render one publication figure of a trace to PNG, SVG or PDF", runExport);
+ATTNSCOPE_CLI_VERB(
+    "export",
+    "export TRACE [--layer L] [--head H] [--view map|grid|tokens|neuron|sinks|sparsity] [--rect q0,q1,k0,k1] "
+    "[--size N|WxH] [--pool mean|max] [--metric M] [--query Q] [--key K] [--dpi N] [--no-progress] "
+    "-o FILE.{png,svg,pdf}",
+    "render one publication figure of a trace to PNG, SVG or PDF", runExport);
 
 }  // namespace attnscope::cli

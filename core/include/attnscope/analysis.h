@@ -38,7 +38,7 @@ class Trace;
 /// metrics: "Sinks".
 struct SinkOptions {
     double firstTokenEps = kSinkScoreThreshold;  ///< Gu et al.: a head "has a sink" at k when alpha_k > eps
-    double hiddenThreshold = 0.1;    ///< ACT: hidden sinks beyond position 0
+    double hiddenThreshold = 0.1;                ///< ACT: hidden sinks beyond position 0
     /// Keys seen by fewer queries are not hidden-sink candidates: alpha_k of the last keys is a
     /// mean over a handful of queries (alpha_{T-1} is one probability), so it is noise.
     int64_t hiddenMinQueries = 32;
@@ -85,7 +85,7 @@ struct CandidateMaskOptions {
 
 struct HeadAnalysisOptions {
     std::vector<double> gammas = {0.5, 0.9, 0.95, 0.99};  ///< metrics: "Sparsity" (FlexPrefill gamma 0.9)
-    std::vector<int64_t> blockSizes = {64, 128};           ///< metrics: block mass matrix at B = 64 or 128
+    std::vector<int64_t> blockSizes = {64, 128};          ///< metrics: block mass matrix at B = 64 or 128
     SinkOptions sinks;
     RoleOptions roles;
     CandidateMaskOptions masks;
@@ -104,11 +104,11 @@ struct HeadContext {
 
 /// metrics: "Head roles" (entropy, mean attention distance) and "Sinks".
 struct HeadStats {
-    int64_t rows = 0;                 ///< queries with at least one allowed key
-    double entropy = 0;               ///< mean_i H_i, H_i = -Σ_j p_ij ln p_ij (nats)
-    double entropyNormalized = 0;     ///< mean_i H_i / ln(#allowed keys of i), rows with ≥ 2 keys
-    double meanDistance = 0;          ///< mean_i Σ_j p_ij |i - j| (ViT "mean attention distance")
-    double firstTokenMass = 0;        ///< mean_i p_i0
+    int64_t rows = 0;              ///< queries with at least one allowed key
+    double entropy = 0;            ///< mean_i H_i, H_i = -Σ_j p_ij ln p_ij (nats)
+    double entropyNormalized = 0;  ///< mean_i H_i / ln(#allowed keys of i), rows with ≥ 2 keys
+    double meanDistance = 0;       ///< mean_i Σ_j p_ij |i - j| (ViT "mean attention distance")
+    double firstTokenMass = 0;     ///< mean_i p_i0
     /// mean_i of the mass on the last `recentTokens` keys the query sees: keys (i-n, i] when
     /// causal, the final n keys of the sequence otherwise (e.g. [SEP] in encoders).
     double recentMass = 0;
@@ -116,7 +116,7 @@ struct HeadStats {
 
 /// metrics: "Sinks".
 struct SinkInfo {
-    std::vector<float> alpha;          ///< alpha_k = Σ_{i sees k} A[i,k] / #{i sees k}, per key
+    std::vector<float> alpha;  ///< alpha_k = Σ_{i sees k} A[i,k] / #{i sees k}, per key
     double alpha0 = 0;
     bool firstTokenSink = false;       ///< alpha_0 > firstTokenEps
     std::vector<int64_t> hiddenSinks;  ///< k ≥ 1 with alpha_k > hiddenThreshold
@@ -135,37 +135,37 @@ struct GammaCoverage {
     double gamma = 0;
     std::vector<int32_t> blocksPerRow;  ///< per block-row (0 for rows with no mass)
     int64_t keptBlocks = 0;
-    double density = 0;                 ///< kept / allowed blocks
-    double recall = 0;                  ///< Σ_kept M / Σ M
+    double density = 0;  ///< kept / allowed blocks
+    double recall = 0;   ///< Σ_kept M / Σ M
 };
 
 /// Block mass matrix M_IJ = Σ_{i∈I, j∈J} p_ij at one block size.
 struct BlockSparsity {
     int64_t blockSize = 0;
     int64_t blockRows = 0, blockCols = 0;
-    std::vector<float> mass;         ///< row-major [blockRows × blockCols]
-    std::vector<uint8_t> allowed;    ///< 1 where the mask allows at least one pair of the block
+    std::vector<float> mass;       ///< row-major [blockRows × blockCols]
+    std::vector<uint8_t> allowed;  ///< 1 where the mask allows at least one pair of the block
     int64_t allowedBlocks = 0;
     std::vector<GammaCoverage> coverage;  ///< one per requested gamma
 };
 
 /// A candidate sparse mask measured against dense attention.
 struct CandidateMaskResult {
-    std::string name;    ///< "window", "sink+window", "vertical-slash", "top-k blocks"
-    std::string params;  ///< e.g. "W=512"
-    double recall = 0;   ///< mean over queries of Σ_{j∈mask} A[i,j] (MInference pattern recall)
-    double outputError = 0;  ///< ‖O_mask - O‖_F / ‖O‖_F with V (masking = renormalising A)
-    double keptFraction = 0; ///< kept allowed pairs / allowed pairs
+    std::string name;         ///< "window", "sink+window", "vertical-slash", "top-k blocks"
+    std::string params;       ///< e.g. "W=512"
+    double recall = 0;        ///< mean over queries of Σ_{j∈mask} A[i,j] (MInference pattern recall)
+    double outputError = 0;   ///< ‖O_mask - O‖_F / ‖O‖_F with V (masking = renormalising A)
+    double keptFraction = 0;  ///< kept allowed pairs / allowed pairs
 };
 
 /// metrics: "Head roles". All scores in [0, 1].
 struct RoleScores {
-    double previousToken = 0;      ///< TransformerLens score, P_ij = [j = i-1]
-    double nextToken = 0;          ///< mean_i p_{i,i+1} (Clark et al.; 0 for causal heads)
-    double duplicateToken = 0;     ///< TransformerLens score over all rows
-    double induction = 0;          ///< TransformerLens score over all rows
-    double duplicateMatched = 0;   ///< same numerator, over rows whose template has an entry
-    double inductionMatched = 0;   ///< idem (label uses these: robust to how much text repeats)
+    double previousToken = 0;                      ///< TransformerLens score, P_ij = [j = i-1]
+    double nextToken = 0;                          ///< mean_i p_{i,i+1} (Clark et al.; 0 for causal heads)
+    double duplicateToken = 0;                     ///< TransformerLens score over all rows
+    double induction = 0;                          ///< TransformerLens score over all rows
+    double duplicateMatched = 0;                   ///< same numerator, over rows whose template has an entry
+    double inductionMatched = 0;                   ///< idem (label uses these: robust to how much text repeats)
     int64_t duplicateRows = 0, inductionRows = 0;  ///< rows with a template entry
     /// Induction on repeated text: the induction template restricted to rows whose last
     /// `repeatContext` tokens occurred earlier, with entries only after those earlier occurrences.
@@ -173,18 +173,18 @@ struct RoleScores {
     /// without being told where the copy is; natural one-token repeats no longer dilute it.
     double inductionRepeat = 0;
     int64_t repeatRows = 0;
-    double localMass = 0;          ///< mean_i Σ_{|i-j|<localWidth} p_ij
-    double documentMass = -1;      ///< mean_i Σ_{doc j = doc i} p_ij; -1 without document ids
-    double documentSpread = -1;    ///< mean distance / that of uniform in-document attention
-    double verticalScore = 0;      ///< share of mass in the top-n columns, key 0 excluded
-    double slashScore = 0;         ///< share of mass in the top-n offsets with |o| ≥ localWidth
+    double localMass = 0;        ///< mean_i Σ_{|i-j|<localWidth} p_ij
+    double documentMass = -1;    ///< mean_i Σ_{doc j = doc i} p_ij; -1 without document ids
+    double documentSpread = -1;  ///< mean distance / that of uniform in-document attention
+    double verticalScore = 0;    ///< share of mass in the top-n columns, key 0 excluded
+    double slashScore = 0;       ///< share of mass in the top-n offsets with |o| ≥ localWidth
 };
 
 /// Vertical (column) and slash (diagonal) profiles (metrics: MInference vertical/slash).
 struct HeadProfiles {
-    std::vector<float> columnMass;   ///< Σ_i p_ij / rows, per key (sums to 1)
-    std::vector<float> offsetMass;   ///< Σ_i p_{i,i-o} / rows, per offset o (sums to 1)
-    int64_t offsetOrigin = 0;        ///< index of offset 0 in offsetMass (0 for causal heads)
+    std::vector<float> columnMass;  ///< Σ_i p_ij / rows, per key (sums to 1)
+    std::vector<float> offsetMass;  ///< Σ_i p_{i,i-o} / rows, per offset o (sums to 1)
+    int64_t offsetOrigin = 0;       ///< index of offset 0 in offsetMass (0 for causal heads)
 };
 
 struct HeadRole {
@@ -197,9 +197,9 @@ struct HeadAnalysis {
     int layer = -1, head = -1;
     int64_t tokens = 0;
     HeadStats stats;
-    SinkInfo sinks;                    ///< from the dense map (even when sinks were excluded)
-    std::vector<int64_t> excludedKeys; ///< keys masked out for every other metric ("exclude sinks")
-    std::vector<BlockSparsity> blocks; ///< one per block size
+    SinkInfo sinks;                     ///< from the dense map (even when sinks were excluded)
+    std::vector<int64_t> excludedKeys;  ///< keys masked out for every other metric ("exclude sinks")
+    std::vector<BlockSparsity> blocks;  ///< one per block size
     std::vector<CandidateMaskResult> masks;
     RoleScores roles;
     HeadProfiles profiles;
@@ -282,8 +282,8 @@ std::vector<int> averageLinkageOrder(const std::vector<double>& distance, int n,
 
 struct AttentionRow {
     int64_t query = 0;
-    std::vector<float> probabilities;                 ///< [T], A[query, :]
-    std::vector<std::pair<int64_t, float>> top;       ///< top-k keys, largest first
+    std::vector<float> probabilities;            ///< [T], A[query, :]
+    std::vector<std::pair<int64_t, float>> top;  ///< top-k keys, largest first
 };
 
 /// The full attention row of one query with its top-k keys (pass 1 + 2 for a single row: O(T·d)).
@@ -292,9 +292,9 @@ Result<AttentionRow> attentionRow(const MatrixRM& q, const MatrixRM& k, const At
 
 struct AttentionColumn {
     int64_t key = 0;
-    std::vector<float> probabilities;                 ///< [T], A[:, key]
-    std::vector<std::pair<int64_t, float>> top;       ///< queries attending most, largest first
-    double alpha = 0;                                 ///< normalized column mean (sink score)
+    std::vector<float> probabilities;            ///< [T], A[:, key]
+    std::vector<std::pair<int64_t, float>> top;  ///< queries attending most, largest first
+    double alpha = 0;                            ///< normalized column mean (sink score)
 };
 
 /// Who attends to `key`: the column A[:, key]. Needs every row's lse (pass it to skip pass 1).
@@ -306,8 +306,8 @@ Result<AttentionColumn> attentionColumn(const MatrixRM& q, const MatrixRM& k, co
 /// Â_l = rownorm(mean_h A_l + I), r = e_query · Â_L · … · Â_0, two passes per head and layer
 /// over only the rows r touches. Returns r over the T input tokens (sums to 1).
 struct RolloutOptions {
-    int lastLayer = -1;      ///< -1: the last layer of the trace
-    bool excludeSinks = false; ///< needs `sinkKeys` per layer×head (see specWithoutKeys)
+    int lastLayer = -1;                          ///< -1: the last layer of the trace
+    bool excludeSinks = false;                   ///< needs `sinkKeys` per layer×head (see specWithoutKeys)
     std::vector<std::vector<int64_t>> sinkKeys;  ///< [layer·H + head]
 };
 Result<std::vector<double>> rolloutRow(const Trace& trace, int64_t query, const RolloutOptions& options = {},
@@ -321,7 +321,7 @@ class GpuEngine;
 struct LayerDone;
 
 struct AnalyzeOptions {
-    std::vector<int> layers;           ///< empty: every layer
+    std::vector<int> layers;  ///< empty: every layer
     /// The backend the caller picked: a GPU engine runs every layer it can (GpuEngine::
     /// analyzeLayerSums, the tensor-core passes) and the CPU the rest; null = the CPU only.
     GpuEngine* gpu = nullptr;
@@ -332,9 +332,9 @@ struct AnalyzeOptions {
     /// above it the result says it was skipped.
     int64_t gpuSimilarityMaxTokens = 8192;
     HeadAnalysisOptions head;
-    bool excludeSinks = false;         ///< detect sinks densely, then measure everything without them
-    bool similarity = true;            ///< per-layer head similarity (one more pass per head)
-    double summaryGamma = 0.9;         ///< density reported in the layer summary (FlexPrefill)
+    bool excludeSinks = false;  ///< detect sinks densely, then measure everything without them
+    bool similarity = true;     ///< per-layer head similarity (one more pass per head)
+    double summaryGamma = 0.9;  ///< density reported in the layer summary (FlexPrefill)
     int64_t summaryBlockSize = 128;
     /// Called on the calling thread as each layer is finished, in layer order, so a viewer can
     /// show layers before the whole model is done (the GUI's head grid fills in). Cancel through
@@ -345,9 +345,9 @@ struct AnalyzeOptions {
 struct LayerSummary {
     int layer = 0;
     int heads = 0;
-    double sinkRate = 0;               ///< % of heads with a first-token sink (metrics: "Sinks")
-    int hiddenSinkHeads = 0;           ///< heads with at least one hidden sink
-    double medianEntropy = 0;          ///< median over heads of the mean entropy, nats
+    double sinkRate = 0;       ///< % of heads with a first-token sink (metrics: "Sinks")
+    int hiddenSinkHeads = 0;   ///< heads with at least one hidden sink
+    double medianEntropy = 0;  ///< median over heads of the mean entropy, nats
     double medianEntropyNormalized = 0;
     double density = 0;                ///< mean over heads of density at summaryGamma / summaryBlockSize
     std::map<std::string, int> roles;  ///< label -> number of heads
@@ -358,12 +358,12 @@ struct ModelAnalysis {
     std::string model;
     int64_t tokens = 0;
     AnalyzeOptions options;
-    std::vector<HeadAnalysis> heads;          ///< layer-major
+    std::vector<HeadAnalysis> heads;  ///< layer-major
     std::vector<LayerSummary> layers;
-    std::vector<HeadSimilarity> similarity;   ///< one per analysed layer (when enabled)
-    double sinkRate = 0;                      ///< % over every analysed head
-    std::string backend = "CPU";              ///< "GPU <name> (tensor cores)", "CPU", or both with layer counts
-    std::vector<std::string> notes;           ///< fallbacks and skipped parts, one sentence each
+    std::vector<HeadSimilarity> similarity;  ///< one per analysed layer (when enabled)
+    double sinkRate = 0;                     ///< % over every analysed head
+    std::string backend = "CPU";             ///< "GPU <name> (tensor cores)", "CPU", or both with layer counts
+    std::vector<std::string> notes;          ///< fallbacks and skipped parts, one sentence each
     /// Per analysed layer: milliseconds reading the trace and uploading (overlapping the previous
     /// layer on the GPU path), computing the passes, and finishing the metrics on the CPU.
     struct LayerTiming {
@@ -379,7 +379,7 @@ struct ModelAnalysis {
 /// being built: valid during the call only, copy what you keep.
 struct LayerDone {
     int layer = 0;
-    std::span<const HeadAnalysis> heads;         ///< the layer's heads, in head order
+    std::span<const HeadAnalysis> heads;  ///< the layer's heads, in head order
     const LayerSummary* summary = nullptr;
     const HeadSimilarity* similarity = nullptr;  ///< null when not computed (or skipped)
 };

@@ -17,11 +17,11 @@ struct CandidateMask {
     enum class Kind { Window, SinkWindow, VerticalSlash };
     Kind kind = Kind::Window;
     std::string name, params;
-    int64_t window = 0;                ///< |i - j| < window
-    int64_t sinks = 0;                 ///< keys < sinks (SinkWindow)
-    std::vector<uint8_t> vertical;     ///< per key (VerticalSlash)
-    std::vector<uint8_t> slash;        ///< per offset index (i - j) + origin (VerticalSlash)
-    std::vector<int64_t> slashOffsets; ///< the kept offsets i - j
+    int64_t window = 0;                 ///< |i - j| < window
+    int64_t sinks = 0;                  ///< keys < sinks (SinkWindow)
+    std::vector<uint8_t> vertical;      ///< per key (VerticalSlash)
+    std::vector<uint8_t> slash;         ///< per offset index (i - j) + origin (VerticalSlash)
+    std::vector<int64_t> slashOffsets;  ///< the kept offsets i - j
     int64_t origin = 0;
 
     bool contains(int64_t i, int64_t j) const;
@@ -53,8 +53,7 @@ struct HeadSums {
     std::vector<float> lse;  ///< pass 1: L_i (natural log, -inf for rows with no allowed key)
     /// Σ_j p_ij, Σ p ln p, Σ p |i-j|, p_i0, p_ii, recent keys, p_{i,i-1}, p_{i,i+1}, and the
     /// duplicate / induction / repeated-context / same-document template numerators.
-    std::vector<double> mass, plogp, distance, first, self, recent, prev, next, duplicate, induction, repeat,
-        document;
+    std::vector<double> mass, plogp, distance, first, self, recent, prev, next, duplicate, induction, repeat, document;
     std::vector<double> column;  ///< Σ_i p_ij per key
     std::vector<double> offset;  ///< Σ p_ij per offset index i - j + origin (origin = 0 causal, else T-1)
     /// Block mass at each accumulated block size (the requested ones, then the top-k mask's).
@@ -63,8 +62,8 @@ struct HeadSums {
     /// One per candidate mask, in the order window, sink+window, vertical-slash, top-k blocks:
     /// the mask, Σ_{j∈mask} p_ij per row, and Σ_i ‖O_mask,i − O_i‖² and Σ_i ‖O_i‖².
     struct Masked {
-        CandidateMask mask;                 ///< unused for top-k blocks
-        std::vector<uint8_t> keptBlocks;    ///< top-k blocks only (at the top-k block size)
+        CandidateMask mask;               ///< unused for top-k blocks
+        std::vector<uint8_t> keptBlocks;  ///< top-k blocks only (at the top-k block size)
         std::vector<double> mass;
         double errorDiff2 = 0, errorRef2 = 0;
     };

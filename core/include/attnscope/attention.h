@@ -20,10 +20,10 @@ struct BoundVariantExpr;
 /// Which (query, key) pairs may attend. All conditions are AND-ed.
 struct MaskSpec {
     bool causal = false;
-    int64_t window = 0;   ///< > 0: |q - k| < window (with causal: 0 <= q - k < window)
-    int64_t prefix = 0;   ///< prefix-LM: keys < prefix are visible to every query, even when causal
-    int64_t dilation = 1; ///< dilated sliding window: additionally (q - k) % dilation == 0
-    std::vector<int32_t> documents;     ///< empty, or one id per token: doc[q] == doc[k] required
+    int64_t window = 0;              ///< > 0: |q - k| < window (with causal: 0 <= q - k < window)
+    int64_t prefix = 0;              ///< prefix-LM: keys < prefix are visible to every query, even when causal
+    int64_t dilation = 1;            ///< dilated sliding window: additionally (q - k) % dilation == 0
+    std::vector<int32_t> documents;  ///< empty, or one id per token: doc[q] == doc[k] required
     /// "Exclude sinks and renormalize" (ACT with beta = 0, analysis-metrics.md "Hidden sinks"):
     /// zeroing a key column and renormalising each row is the same as masking the key out of
     /// the softmax, so exclusion is a mask. Sorted ascending.
@@ -45,9 +45,9 @@ struct MaskSpec {
 /// score_mods compose on the capped score); mask applied last.
 struct AttentionSpec {
     float scale = 1.0f;
-    float softcap = 0.0f;     ///< 0 = off; else s <- c·tanh(s/c)
-    float alibiSlope = 0.0f;  ///< 0 = off; else s <- s + slope·(k - q)
-    float relativeBias = 0.0f; ///< 0 = off; else s <- s + relativeBias·(q - k) (attention-gym rel. bias)
+    float softcap = 0.0f;       ///< 0 = off; else s <- c·tanh(s/c)
+    float alibiSlope = 0.0f;    ///< 0 = off; else s <- s + slope·(k - q)
+    float relativeBias = 0.0f;  ///< 0 = off; else s <- s + relativeBias·(q - k) (attention-gym rel. bias)
     /// Learned sink (GPT-OSS): a per-head logit that joins every row's softmax denominator and
     /// takes mass but has no value. One rule everywhere: p(q,k) = exp(s - L') with
     /// L' = logaddexp(L over the allowed keys, sinkLogit), so rows sum to 1 - exp(sink - L').
@@ -78,8 +78,8 @@ float alibiSlope(int head, int heads);
 /// Output and row logsumexp of one head. Rows with no allowed key get O = 0 and lse = -inf (the
 /// sink logit with a learned sink). With a sink, lse is L' and O = Σ exp(s - L')·v.
 struct AttentionOutput {
-    MatrixRM out;             ///< [Tq, dv]
-    std::vector<float> lse;   ///< [Tq], natural log
+    MatrixRM out;            ///< [Tq, dv]
+    std::vector<float> lse;  ///< [Tq], natural log
 };
 
 /// Reference attention for one head, tile by tile (flash-style online softmax), multi-threaded.
@@ -92,8 +92,8 @@ Result<AttentionOutput> referenceAttention(const MatrixRM& q, const MatrixRM& k,
 
 /// Pass 1 only: the row logsumexp of rows [q0, q1) (natural log; -inf for empty rows), the
 /// learned sink folded in (L').
-Result<std::vector<float>> rowLogSumExp(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec,
-                                        int64_t q0, int64_t q1, const ProgressFn& progress = {});
+Result<std::vector<float>> rowLogSumExp(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, int64_t q0,
+                                        int64_t q1, const ProgressFn& progress = {});
 
 /// Callback for pass 2. `P` holds probabilities for rows [qStart, qStart+P.rows()) and keys
 /// [kStart, kStart+P.cols()); masked entries are 0. `worker` is in [0, workerCount) and is

@@ -17,8 +17,8 @@ namespace attnscope {
 
 struct GpuInfo {
     bool available = false;
-    std::string reason;       ///< why not available ("built without CUDA", "no CUDA device: …")
-    std::string name;         ///< "NVIDIA H200"
+    std::string reason;  ///< why not available ("built without CUDA", "no CUDA device: …")
+    std::string name;    ///< "NVIDIA H200"
     int computeMajor = 0, computeMinor = 0;
     int smCount = 0;
     uint64_t memoryBytes = 0;
@@ -33,10 +33,10 @@ enum class GpuDType { BF16, F16 };
 /// Host-side batch of attention inputs: [B, H, T, D] for q and [B, Hkv, T, D] for k/v, floats.
 struct AttentionProblem {
     int batch = 1, heads = 1, kvHeads = 1;
-    int64_t tokens = 0;    ///< T (for Decode: the KV length; q has one token)
+    int64_t tokens = 0;       ///< T (for Decode: the KV length; q has one token)
     int64_t queryTokens = 0;  ///< query rows per head: 0 = tokens; 1 for Decode
     int headDim = 128;
-    float scale = 0;       ///< 0 = 1/sqrt(headDim)
+    float scale = 0;  ///< 0 = 1/sqrt(headDim)
     GpuDType dtype = GpuDType::BF16;
 };
 
@@ -116,11 +116,12 @@ public:
                                                            const HeadAnalysisOptions& options, int nextLayer,
                                                            const ProgressFn& progress) {
         (void)trace, (void)layer, (void)specs, (void)context, (void)options, (void)nextLayer, (void)progress;
-        return Status{ErrorCode::Unsupported, info().reason.empty() ? "this GPU engine has no analysis passes" : info().reason};
+        return Status{ErrorCode::Unsupported,
+                      info().reason.empty() ? "this GPU engine has no analysis passes" : info().reason};
     }
     /// Split of the last analyzeLayerSums call: host reading + upload vs kernels, milliseconds.
     struct LayerTimes {
-        double readMs = 0, uploadMs = 0, computeMs = 0;  ///< read + upload overlap the previous layer's compute
+        double readMs = 0, uploadMs = 0, computeMs = 0;      ///< read + upload overlap the previous layer's compute
         std::vector<std::pair<std::string, double>> passes;  ///< kernel milliseconds per pass, then host time
     };
     virtual LayerTimes lastLayerTimes() const { return {}; }

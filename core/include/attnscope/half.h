@@ -49,9 +49,9 @@ inline uint16_t floatToF16(float f) {
     const uint32_t x = floatBits(f);
     const uint16_t sign = uint16_t((x >> 16) & 0x8000);
     const uint32_t ax = x & 0x7FFFFFFF;
-    const uint32_t e = ax >> kF32MantBits;  // biased F32 exponent
+    const uint32_t e = ax >> kF32MantBits;                                        // biased F32 exponent
     if (ax > kF32ExpMask) return uint16_t(sign | 0x7E00 | ((ax >> 13) & 0x1FF));  // NaN
-    constexpr uint32_t kFirstInfExp = 127 + 16;  // 2^16 and above: Inf
+    constexpr uint32_t kFirstInfExp = 127 + 16;                                   // 2^16 and above: Inf
     if (e >= kFirstInfExp) return uint16_t(sign | 0x7C00);
     constexpr uint32_t kFirstNormalExp = 127 - 14;  // 2^-14, smallest F16 normal
     if (e >= kFirstNormalExp) {

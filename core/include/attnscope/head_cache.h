@@ -37,7 +37,7 @@ public:
     Result<std::shared_ptr<const HeadData>> head(int layer, int head);
     /// Full row logsumexp [T] of the head under `spec`; computed on first use, thread-safe.
     Result<std::shared_ptr<const std::vector<float>>> lse(const HeadData& data, const AttentionSpec& spec,
-                                                         const ProgressFn& progress = {});
+                                                          const ProgressFn& progress = {});
     /// The lse when already computed, else null (never computes).
     std::shared_ptr<const std::vector<float>> cachedLse(const HeadData& data, const AttentionSpec& spec);
     /// The head's sink keys (sinkColumns at `threshold`), computed on first use; thread-safe.

@@ -80,7 +80,7 @@ private:
     bool m_bool = false;
     double m_number = 0;
     std::string m_string;
-    std::shared_ptr<Array> m_array;    // shared_ptr keeps Json copyable with incomplete types
+    std::shared_ptr<Array> m_array;  // shared_ptr keeps Json copyable with incomplete types
     std::shared_ptr<Object> m_object;
 };
 

@@ -26,8 +26,8 @@ inline constexpr int kMaxMapSide = 16384;
 
 struct MapRequest {
     int layer = 0, head = 0;
-    MapRect rect;  ///< a rectangle with q1 == 0 (the default) means the whole T×T map
-    int width = 512, height = 512;  ///< cells; clamped to the rectangle
+    MapRect rect;                       ///< a rectangle with q1 == 0 (the default) means the whole T×T map
+    int width = 512, height = 512;      ///< cells; clamped to the rectangle
     std::vector<int64_t> excludedKeys;  ///< keys masked out, rows renormalised
     /// Also exclude the head's sinks: keys whose sink score alpha_k exceeds kSinkScoreThreshold.
     bool excludeSinks = false;

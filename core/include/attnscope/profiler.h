@@ -67,7 +67,7 @@ struct KernelRecord {
     uint64_t externalId = 0;     ///< external correlation id of the variant run
     uint32_t correlationId = 0;  ///< runtime API correlation id (0 on the CPU)
     uint32_t deviceId = 0, streamId = 0;
-    double startUs = 0;          ///< relative to the session's first record
+    double startUs = 0;  ///< relative to the session's first record
     double durationUs = 0;
     int grid[3] = {0, 0, 0};
     int block[3] = {0, 0, 0};
@@ -78,9 +78,9 @@ struct KernelRecord {
 /// A metric from the CUPTI range profiler, summed (bytes, time) or time-weighted (percentages)
 /// over the variant's kernels.
 struct MetricValue {
-    std::string name;   ///< e.g. "dram__bytes_read.sum"
+    std::string name;  ///< e.g. "dram__bytes_read.sum"
     double value = 0;
-    std::string unit;   ///< "ns", "bytes", "%"
+    std::string unit;  ///< "ns", "bytes", "%"
 };
 
 struct MetricsResult {
@@ -132,7 +132,7 @@ struct ProfileProblem {
     AttentionProblem problem;
     std::string description;  ///< as ProfileInputs::description
     bool causal = true;
-    uint64_t hostBytes = 0;   ///< Q, K, V as float32 on the host
+    uint64_t hostBytes = 0;  ///< Q, K, V as float32 on the host
 };
 Result<ProfileProblem> profileProblem(const ShapeSource& source);
 
@@ -206,14 +206,14 @@ struct ProfileRequest {
     std::vector<std::string> variants;  ///< CLI tokens (parseVariant)
     std::string dense;                  ///< the baseline; "" = causal (or full for non-causal data)
     BackendChoice backend = BackendChoice::Auto;
-    bool cold = false;                  ///< flush L2 before every sample
-    int warmup = 3;                     ///< untimed runs per variant before sampling
+    bool cold = false;  ///< flush L2 before every sample
+    int warmup = 3;     ///< untimed runs per variant before sampling
     StoppingRule stop;
     bool metrics = false;
     std::vector<std::string> metricNames;  ///< empty: defaultMetricNames()
     bool accuracy = true;
-    int64_t accuracyRows = 2048;        ///< query rows scored per head (evenly spaced chunks)
-    int accuracyHeads = 1;              ///< heads scored (b = 0, h = 0…)
+    int64_t accuracyRows = 2048;  ///< query rows scored per head (evenly spaced chunks)
+    int accuracyHeads = 1;        ///< heads scored (b = 0, h = 0…)
 };
 
 struct KernelSummary {
@@ -228,17 +228,17 @@ struct VariantResult {
     std::string label;
     std::string backend;  ///< "GPU" / "CPU"
     bool isDense = false;
-    std::string error;    ///< non-empty when the variant could not run (the row shows why)
+    std::string error;            ///< non-empty when the variant could not run (the row shows why)
     std::vector<double> samples;  ///< ms, in run order
     SampleStats stats;
     StopReason stop = StopReason::Continue;
     double flops = 0, bytes = 0;  ///< dense-equivalent FLOPs × density; minimal bytes moved
     double tflops = 0, gbps = 0;
-    double ratioToDense = 0;       ///< median / dense median
-    double density = 0;            ///< blockDensity
-    double relError = -1;          ///< ‖O − O_dense‖/‖O_dense‖ (-1: not measured, see accuracyNote)
-    double recall = -1;            ///< dense attention mass inside the mask (-1: not defined)
-    std::string accuracyNote;      ///< why relError is not given when the variant ran (linear attention)
+    double ratioToDense = 0;   ///< median / dense median
+    double density = 0;        ///< blockDensity
+    double relError = -1;      ///< ‖O − O_dense‖/‖O_dense‖ (-1: not measured, see accuracyNote)
+    double recall = -1;        ///< dense attention mass inside the mask (-1: not defined)
+    std::string accuracyNote;  ///< why relError is not given when the variant ran (linear attention)
     std::vector<KernelSummary> kernels;
     MetricsResult metrics;
 };
@@ -252,11 +252,11 @@ struct ShapeProfile {
 };
 
 struct ProfileReport {
-    std::string backend;            ///< label of the backend used
+    std::string backend;  ///< label of the backend used
     std::string backendDescription;
-    std::string fallbackReason;     ///< why the CPU was used when the GPU was wanted
-    std::string mode;               ///< "hot" / "cold"
-    std::string metricsNote;        ///< why metrics are missing (empty when collected or not asked)
+    std::string fallbackReason;  ///< why the CPU was used when the GPU was wanted
+    std::string mode;            ///< "hot" / "cold"
+    std::string metricsNote;     ///< why metrics are missing (empty when collected or not asked)
     Json environment;
     std::vector<ShapeProfile> shapes;
     double wallSeconds = 0;

@@ -13,13 +13,13 @@
 namespace attnscope {
 
 enum class SynthHead {
-    FirstTokenSink,   ///< most queries attend to key 0
-    HiddenSink,       ///< a sink at a later position (SynthOptions::hiddenSinkPosition)
-    LocalBand,        ///< attention within a short window behind the query
-    PreviousToken,    ///< query i attends to i-1
-    Induction,        ///< on the repeated segment, i attends to the token after the earlier copy
-    Documents,        ///< block-diagonal: attends within its document only
-    Noise,            ///< uniform-ish random attention
+    FirstTokenSink,  ///< most queries attend to key 0
+    HiddenSink,      ///< a sink at a later position (SynthOptions::hiddenSinkPosition)
+    LocalBand,       ///< attention within a short window behind the query
+    PreviousToken,   ///< query i attends to i-1
+    Induction,       ///< on the repeated segment, i attends to the token after the earlier copy
+    Documents,       ///< block-diagonal: attends within its document only
+    Noise,           ///< uniform-ish random attention
 };
 const char* synthHeadName(SynthHead h);
 
@@ -27,7 +27,7 @@ struct SynthOptions {
     int64_t tokens = 1024;
     int layers = 2;
     int headDim = 64;
-    int kvGroups = 1;     ///< query heads per kv head (GQA ratio); heads are duplicated per group
+    int kvGroups = 1;  ///< query heads per kv head (GQA ratio); heads are duplicated per group
     /// Kv heads per layer; 0: one per entry of `heads`. Kv head j plants heads[j % heads.size()].
     int kvHeads = 0;
     /// Query heads per layer, a multiple of the kv heads; 0: kvHeads × kvGroups. When set,
@@ -50,11 +50,11 @@ struct SynthOptions {
 
 /// The planted ground truth, so tests know where to look.
 struct SynthTruth {
-    std::vector<SynthHead> heads;     ///< per query head of every layer
-    int kvHeads = 0;                  ///< per layer; query head h uses kv head h / (heads.size() / kvHeads)
+    std::vector<SynthHead> heads;  ///< per query head of every layer
+    int kvHeads = 0;               ///< per layer; query head h uses kv head h / (heads.size() / kvHeads)
     int64_t hiddenSinkPosition = 0;
     int64_t repeatStart = 0, repeatLength = 0;  ///< tokens [repeatStart, +len) copy [repeatStart-len, …)
-    std::vector<int32_t> documents;   ///< per token
+    std::vector<int32_t> documents;             ///< per token
 };
 
 /// Builds the trace in memory (writer ready to write) and its ground truth. Small traces only

@@ -16,7 +16,7 @@
 namespace attnscope {
 
 enum class DType { F32, F16, BF16 };
-const char* dtypeName(DType t);      ///< "F32", "F16", "BF16" (safetensors spelling)
+const char* dtypeName(DType t);  ///< "F32", "F16", "BF16" (safetensors spelling)
 size_t dtypeSize(DType t);
 
 enum class TraceKind { CausalLM, Encoder, Vision };
@@ -25,9 +25,9 @@ const char* traceKindName(TraceKind k);  ///< "causal-lm", "encoder", "vision"
 /// Per-layer attention settings, as recorded by the capture tool.
 struct LayerConfig {
     int heads = 0;
-    int kvHeads = 0;        ///< GQA: heads % kvHeads == 0; query head h uses kv head h / (heads/kvHeads)
+    int kvHeads = 0;  ///< GQA: heads % kvHeads == 0; query head h uses kv head h / (heads/kvHeads)
     int headDim = 0;
-    double scale = 0;       ///< multiplier of q·k (usually 1/sqrt(headDim))
+    double scale = 0;  ///< multiplier of q·k (usually 1/sqrt(headDim))
     bool causal = true;
     int64_t slidingWindow = 0;  ///< 0 = none; else key k visible from query q iff q - k < window
     double softcap = 0;         ///< 0 = none; else s <- c * tanh(s / c)
@@ -53,12 +53,12 @@ Json layerConfigJson(const LayerConfig& c);
 /// (metadata `capture_check`, docs/trace-format.md). Absent in traces from other tools.
 struct CaptureCheck {
     bool present = false;
-    std::string status;        ///< "passed", or "mismatch" (written only with --allow-mismatch)
-    double maxAbsDelta = 0;    ///< largest |Δ| over the checked rows (probabilities or output)
-    std::string compared;      ///< "probabilities" (eager) or "output" (the attention function's)
+    std::string status;      ///< "passed", or "mismatch" (written only with --allow-mismatch)
+    double maxAbsDelta = 0;  ///< largest |Δ| over the checked rows (probabilities or output)
+    std::string compared;    ///< "probabilities" (eager) or "output" (the attention function's)
     double tolerance = 0;
-    int worstLayer = -1;       ///< file layer of maxAbsDelta
-    int64_t rowsChecked = 0;   ///< rows per layer and head that were compared
+    int worstLayer = -1;      ///< file layer of maxAbsDelta
+    int64_t rowsChecked = 0;  ///< rows per layer and head that were compared
     bool passed() const { return !present || status == "passed"; }
 };
 /// One line for `info` and the GUI, e.g. "passed: max |Δp| 2.4e-07 ≤ 1e-04 (probabilities, 48
@@ -80,9 +80,9 @@ struct TraceMetadata {
     std::vector<std::string> tokens;  ///< display strings, one per position
     std::vector<int64_t> tokenIds;
     std::vector<LayerConfig> layers;
-    std::vector<int32_t> documents;   ///< optional document id per token (synthetic traces)
-    std::string extraJson;            ///< optional "extra" metadata object, verbatim JSON
-    CaptureCheck captureCheck;        ///< optional "capture_check" (the capture tool's self-check)
+    std::vector<int32_t> documents;  ///< optional document id per token (synthetic traces)
+    std::string extraJson;           ///< optional "extra" metadata object, verbatim JSON
+    CaptureCheck captureCheck;       ///< optional "capture_check" (the capture tool's self-check)
 };
 
 /// A tensor inside the mapped file. Zero-copy: `data` points into the mapping. Read it through
@@ -91,7 +91,7 @@ struct TensorView {
     std::string name;
     DType dtype = DType::F32;
     std::vector<int64_t> shape;
-    uint64_t offset = 0;   ///< from the start of the data section
+    uint64_t offset = 0;  ///< from the start of the data section
     uint64_t bytes = 0;
     const std::byte* data = nullptr;
 
@@ -103,12 +103,12 @@ struct TensorView {
 };
 
 struct LayerTensors {
-    TensorView q;  ///< [heads, T, d]
-    TensorView k;  ///< [kvHeads, T, d]
-    TensorView v;  ///< [kvHeads, T, d]
-    std::optional<TensorView> attn;  ///< [heads, T, T] probabilities (weights-only traces)
-    std::optional<TensorView> out;   ///< [heads, T, d] attention output for validation
-    std::optional<TensorView> sinks; ///< [heads] learned sink logits (v2; values in LayerConfig::sinks)
+    TensorView q;                     ///< [heads, T, d]
+    TensorView k;                     ///< [kvHeads, T, d]
+    TensorView v;                     ///< [kvHeads, T, d]
+    std::optional<TensorView> attn;   ///< [heads, T, T] probabilities (weights-only traces)
+    std::optional<TensorView> out;    ///< [heads, T, d] attention output for validation
+    std::optional<TensorView> sinks;  ///< [heads] learned sink logits (v2; values in LayerConfig::sinks)
 };
 
 enum class Which { Q, K, V };
@@ -150,13 +150,13 @@ public:
     /// layer) cannot mistake a reopened or new trace for this one.
     uint64_t openId() const;
     const TraceMetadata& metadata() const;
-    int64_t tokens() const;      ///< T
+    int64_t tokens() const;  ///< T
     int numLayers() const;
     const LayerConfig& config(int layer) const;
     const LayerTensors& layer(int layer) const;
     uint64_t fileSize() const;
-    DType dtype() const;         ///< dtype of layer 0's q
-    bool hasQK() const;          ///< false for weights-only traces (maps yes, variants no)
+    DType dtype() const;                                   ///< dtype of layer 0's q
+    bool hasQK() const;                                    ///< false for weights-only traces (maps yes, variants no)
     const std::vector<NonFiniteCount>& nonFinite() const;  ///< filled when scanValues was set
     const std::vector<std::string>& warnings() const;
 

@@ -25,39 +25,70 @@ namespace attnscope {
 enum class ExprType : uint8_t { Bool, Int, Float };
 
 enum class ExprOp : uint8_t {
-    Const,                                       // value
-    Batch, Head, Query, Key, Score, Tokens, Heads,  // b h q k s T H
-    Doc, Pos,                                    // doc[a], pos[a]
-    Neg, Not, ToFloat,                           // -a, !a, float(a)
-    Add, Sub, Mul, Div, Mod,
-    Lt, Le, Gt, Ge, Eq, Ne, And, Or,
-    Min, Max, Abs, Tanh, Exp, Log, Slope,        // slope(h): the ALiBi slope 2^(-8(h+1)/H)
-    Where,                                       // where(a, b, c)
+    Const,  // value
+    Batch,
+    Head,
+    Query,
+    Key,
+    Score,
+    Tokens,
+    Heads,  // b h q k s T H
+    Doc,
+    Pos,  // doc[a], pos[a]
+    Neg,
+    Not,
+    ToFloat,  // -a, !a, float(a)
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    And,
+    Or,
+    Min,
+    Max,
+    Abs,
+    Tanh,
+    Exp,
+    Log,
+    Slope,  // slope(h): the ALiBi slope 2^(-8(h+1)/H)
+    Where,  // where(a, b, c)
 };
 
 /// What a node reads, as bits: the result is uniform over what it does not read.
 enum ExprDeps : uint8_t {
-    kDepBatch = 1, kDepHead = 2, kDepQuery = 4, kDepKey = 8, kDepScore = 16, kDepArrays = 32,
+    kDepBatch = 1,
+    kDepHead = 2,
+    kDepQuery = 4,
+    kDepKey = 8,
+    kDepScore = 16,
+    kDepArrays = 32,
 };
 
 struct ExprNode {
     ExprOp op = ExprOp::Const;
     ExprType type = ExprType::Int;
-    double value = 0;         ///< Const (ints are exact, bools 0/1)
+    double value = 0;            ///< Const (ints are exact, bools 0/1)
     int a = -1, b = -1, c = -1;  ///< operand nodes (earlier in VariantExpr::nodes)
-    int line = 0, col = 0;    ///< where it was written (1-based)
-    uint8_t deps = 0;         ///< ExprDeps
+    int line = 0, col = 0;       ///< where it was written (1-based)
+    uint8_t deps = 0;            ///< ExprDeps
 };
 
 /// A parsed and checked variant program.
 struct VariantExpr {
-    std::string origin;       ///< file name, or "expression" for inline text
-    std::string source;       ///< the text as given
-    std::string canonical;    ///< its statements on one line without comments: the variant's label
+    std::string origin;           ///< file name, or "expression" for inline text
+    std::string source;           ///< the text as given
+    std::string canonical;        ///< its statements on one line without comments: the variant's label
     std::vector<ExprNode> nodes;  ///< operands before users
-    int mask = -1;            ///< node of the mask (Bool), -1: every pair is allowed
-    int score = -1;           ///< node of the score (Float), -1: the score is unchanged
-    int documents = 0;        ///< "documents: N": equal parts when the data has no document ids
+    int mask = -1;                ///< node of the mask (Bool), -1: every pair is allowed
+    int score = -1;               ///< node of the score (Float), -1: the score is unchanged
+    int documents = 0;            ///< "documents: N": equal parts when the data has no document ids
     std::vector<std::pair<std::string, double>> constants;  ///< declared constants, in order
 
     bool hasMask() const { return mask >= 0; }

@@ -15,19 +15,19 @@
 namespace attnscope {
 
 enum class VariantKind {
-    Full,            ///< no mask
+    Full,  ///< no mask
     Causal,
-    Sliding,         ///< causal, q - k < window
-    PrefixLM,        ///< k < prefix, or causal
-    Document,        ///< causal within jagged documents
-    DilatedSliding,  ///< causal, q - k < window·dilation and (q - k) % dilation == 0
-    Alibi,           ///< causal + ALiBi score_mod
-    Softcap,         ///< causal + tanh softcap score_mod (tanh.approx on the GPU)
-    RelativeBias,    ///< causal + s + bias·(q - k)
-    BlockSparse,     ///< causal ∧ a block list (top-k / gamma coverage / vertical-slash from a trace)
-    LinearAttention, ///< chunked causal linear attention (Lightning-2 style), optional decay
-    Decode,          ///< one query against the whole KV, split-KV (flash-decoding style)
-    Custom,          ///< a user program (variant_expr.h): its mask and score expressions
+    Sliding,          ///< causal, q - k < window
+    PrefixLM,         ///< k < prefix, or causal
+    Document,         ///< causal within jagged documents
+    DilatedSliding,   ///< causal, q - k < window·dilation and (q - k) % dilation == 0
+    Alibi,            ///< causal + ALiBi score_mod
+    Softcap,          ///< causal + tanh softcap score_mod (tanh.approx on the GPU)
+    RelativeBias,     ///< causal + s + bias·(q - k)
+    BlockSparse,      ///< causal ∧ a block list (top-k / gamma coverage / vertical-slash from a trace)
+    LinearAttention,  ///< chunked causal linear attention (Lightning-2 style), optional decay
+    Decode,           ///< one query against the whole KV, split-KV (flash-decoding style)
+    Custom,           ///< a user program (variant_expr.h): its mask and score expressions
 };
 const char* variantKindName(VariantKind k);
 
@@ -43,18 +43,18 @@ struct VariantExpr;
 
 struct VariantSpec {
     VariantKind kind = VariantKind::Causal;
-    std::string label;         ///< display label, e.g. "sliding:1024"
+    std::string label;  ///< display label, e.g. "sliding:1024"
     int64_t window = 1024;
     int64_t dilation = 2;
     int64_t prefix = 1024;
-    int documents = 8;          ///< number of documents (boundaries from documentIds or even split)
+    int documents = 8;                 ///< number of documents (boundaries from documentIds or even split)
     std::vector<int32_t> documentIds;  ///< optional explicit ids per token
     float softcap = 30.0f;
-    float bias = 0.01f;         ///< relative bias slope
-    float decay = 0.0f;         ///< linear attention decay λ (0 = none): state ← exp(-λ)·state + kᵀv
+    float bias = 0.01f;  ///< relative bias slope
+    float decay = 0.0f;  ///< linear attention decay λ (0 = none): state ← exp(-λ)·state + kᵀv
     int64_t blockSize = 128;
     std::shared_ptr<const std::vector<uint8_t>> blocks;  ///< BlockSparse: [ceil(T/128)²] kept flags
-    std::string blockSource;    ///< "topk:8", "gamma:0.9", "vslash" (derived from the trace)
+    std::string blockSource;                             ///< "topk:8", "gamma:0.9", "vslash" (derived from the trace)
     /// Optional composition: base mask AND/OR another variant's mask (score mods are not combined).
     MaskCombine combine = MaskCombine::None;
     std::shared_ptr<const VariantSpec> other;
@@ -102,7 +102,6 @@ enum class BlockState { Empty, Partial, Full };
 /// distinguishFull = false, Full is reported as Partial (cheaper: existence only).
 BlockState variantBlockState(const VariantSpec& v, int64_t T, int64_t qBlock, int64_t kBlock, int64_t blockSize,
                              bool distinguishFull = true);
-
 
 /// The same for any rectangle [q0, q1) × [k0, k1) of the T×T map (clipped to it).
 BlockState variantRectState(const VariantSpec& v, int64_t T, int64_t q0, int64_t q1, int64_t k0, int64_t k1,
