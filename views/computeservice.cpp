@@ -163,8 +163,14 @@ void ComputeService::start(const QString& tag, TagState& state, std::unique_ptr<
         [[fallthrough]];
     case Lane::Gpu:
         QMetaObject::invokeMethod(
-            m_gpuWorker, handedOff<&queue::gpuThread>([w = m_gpuWorker, work = std::move(p->work), token, deliver] {
-                deliver(work(w->available ? w->engine.get() : nullptr, token));
+            m_gpuWorker,
+            handedOff<&queue::gpuThread>([w = m_gpuWorker, work = std::move(p->work), token, deliver, heldGpu] {
+                // Background work on the GPU worker keeps its CPU parts on the background pool too,
+                // so they yield to interactive maps; the worker's next (interactive) job does not.
+                setBackgroundParallelism(heldGpu);
+                auto delivery = work(w->available ? w->engine.get() : nullptr, token);
+                setBackgroundParallelism(false);
+                deliver(std::move(delivery));
             }),
             Qt::QueuedConnection);
         break;
