@@ -5,7 +5,7 @@
 # responsiveness benchmark (attnscope-gui-harness) at 128k. The GPU machine has no Qt and no X server, so what they
 # need travels from here in one archive.
 #   here:    scripts/device-gui.sh pack     -> build/carry-gui.tar.xz (~36 MiB; needs gcc, xz, icupkg)
-#   device:  run, carry ["build/carry-gui.tar.xz"], timeout_s 450:   bash scripts/device-gui.sh run
+#   device:  run, carry ["build/carry-gui.tar.xz"], timeout_s 540:   bash scripts/device-gui.sh run
 #   here:    scripts/device-gui.sh run      (a rehearsal: Mesa softpipe, the GPU tests skip)
 #
 # pack: builds $BUILD (default build/release) under the team's build lock and strips its test
@@ -38,7 +38,7 @@
 # Results in $OUT: summary.txt, logs.tgz (run and ctest logs, tour and benchmark output, Xvfb log,
 #   glxinfo, every tour PNG), gpu-map-128k.png, gpu-map-128k-token-level.png,
 #   gpu-profiler-128k.png, gpu-kernel-timeline-128k.png.
-# Environment: OUT, BUILD, CTEST_JOBS (6), CTEST_TIMEOUT (240 s for the whole suite), TOUR_TOKENS
+# Environment: OUT, BUILD, CTEST_JOBS (6), CTEST_TIMEOUT (360 s for the whole suite), TOUR_TOKENS
 #   (131072), TOUR_HEADS (8), TOUR_TRACE (a trace for the tour instead: its shots are named
 #   gpu-<trace name>-*.png), TOUR_TIMEOUT (150 s), BENCH_TIMEOUT (60 s), SKIP_TESTS=1, SKIP_TOUR=1,
 #   SKIP_BENCH=1, GL_VENDOR ("nvidia mesa": the GLX vendor libraries tried in turn).
@@ -407,12 +407,12 @@ EOF
     if [[ ${SKIP_TESTS:-0} == 1 ]]; then
         : >"$logs/ctest.log"
     elif command -v ctest >/dev/null; then
-        echo "== $(ctest --version | head -1), -j ${CTEST_JOBS:-6}, at most ${CTEST_TIMEOUT:-240} s"
-        (cd "$PACKED_BUILD" && timeout -k 5 "${CTEST_TIMEOUT:-240}" ctest -V -j "${CTEST_JOBS:-6}") >"$logs/ctest.log" 2>&1
+        echo "== $(ctest --version | head -1), -j ${CTEST_JOBS:-6}, at most ${CTEST_TIMEOUT:-360} s"
+        (cd "$PACKED_BUILD" && timeout -k 5 "${CTEST_TIMEOUT:-360}" ctest -V -j "${CTEST_JOBS:-6}") >"$logs/ctest.log" 2>&1
         ctest_rc=$?
     else
         echo "== no ctest here: the tests of $PACKED_BUILD/tests/CTestTestfile.cmake one by one"
-        timeout -k 5 "${CTEST_TIMEOUT:-240}" mini_ctest "$tree/tests/CTestTestfile.cmake" >"$logs/ctest.log" 2>&1
+        timeout -k 5 "${CTEST_TIMEOUT:-360}" mini_ctest "$tree/tests/CTestTestfile.cmake" >"$logs/ctest.log" 2>&1
         ctest_rc=$?
     fi
     grep -E "tests passed|tests failed" "$logs/ctest.log"
