@@ -23,12 +23,13 @@
 #include <QTableWidget>
 #include <QTabWidget>
 #include <QVBoxLayout>
-#include <QtConcurrent/QtConcurrentRun>
 
 #include "attnscope/variant_expr.h"
+#include "computeservice.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
 #include "kerneltimelinecanvas.h"
+#include "profilerunner.h"
 #include "savedvariants.h"
 #include "varianteditor.h"
 #include "threadhandoff.h"
@@ -50,14 +51,13 @@ QString cell(double v, int precision = 4) { return v >= 0 ? QString::number(v, '
 ProfilerPanel::ProfilerPanel(std::shared_ptr<const Trace> trace, QWidget* parent) : QWidget(parent) {
     buildUi();
     setTrace(std::move(trace));
-    connect(&m_watcher, &QFutureWatcher<Result<ProfileReport>>::finished, this,
-            [this] { showResult(m_watcher.result()); });
 }
 
 ProfilerPanel::~ProfilerPanel() {
-    // The worker holds no pointer to the panel, but wait so its GPU work ends before teardown.
+    // The work holds no pointer to the panel; stop it, and let a service of our own finish it
+    // (its destructor waits) while the panel's members are still alive.
     if (m_cancel) m_cancel->store(true);
-    m_watcher.waitForFinished();
+    m_ownCompute.reset();
 }
 
 void ProfilerPanel::buildUi() {
@@ -321,7 +321,7 @@ ProfileRequest ProfilerPanel::request() const {
     return r;
 }
 
-bool ProfilerPanel::isRunning() const { return m_watcher.isRunning() || m_runnerBusy; }
+bool ProfilerPanel::isRunning() const { return m_runnerBusy; }
 
 void ProfilerPanel::deliver(Result<ProfileReport> result) {
     if (!m_runnerBusy) return;  // not ours (or already delivered)
@@ -349,12 +349,14 @@ void ProfilerPanel::run() {
         return !cancel->load();
     };
     Work work = [req, progress] { return runProfileOnBestBackend(req, progress); };
-    if (m_runner) {
-        m_runnerBusy = true;
-        m_runner(std::move(work));
-    } else {
-        m_watcher.setFuture(QtConcurrent::run(std::move(work)));
+    if (!m_runner) {
+        // A panel on its own (no main window) gets a service of its own: the one way runs go,
+        // on a GPU worker thread that owns the CUDA context and CUPTI.
+        m_ownCompute = std::make_unique<ComputeService>();
+        new ProfileRunner(m_ownCompute.get(), this);
     }
+    m_runnerBusy = true;
+    m_runner(std::move(work));
 }
 
 void ProfilerPanel::clearResults() {

@@ -3,7 +3,6 @@
 // or a synthetic B,H,T,D), run on a worker thread with progress, then read the results table, the
 // median-time bar chart and the kernel timeline. Without a GPU the results are labelled CPU and
 // the panel says why.
-#include <QFutureWatcher>
 #include <QWidget>
 
 #include <atomic>
@@ -27,6 +26,7 @@ class QTableWidget;
 
 namespace attnscope {
 
+class ComputeService;
 class FigureWidget;
 class KernelTimelineCanvas;
 
@@ -47,9 +47,10 @@ public:
     const std::optional<ProfileReport>& report() const { return m_report; }
     bool isRunning() const;
 
-    /// Where runs execute. By default a QtConcurrent thread; in the main window a ProfileRunner
-    /// hands them to ComputeService's GPU worker, the one thread that owns the CUDA context and
-    /// the CUPTI session. A runner must call deliver() on the GUI thread with the work's result.
+    /// Where runs execute: a ProfileRunner hands them to a ComputeService's GPU worker, the one
+    /// thread that owns the CUDA context and the CUPTI session (the main window's service; a
+    /// panel with no runner at its first run makes a service of its own). A runner must call
+    /// deliver() on the GUI thread with the work's result.
     using Work = std::function<Result<ProfileReport>()>;
     using Runner = std::function<void(Work work)>;
     void setRunner(Runner runner) { m_runner = std::move(runner); }
@@ -84,7 +85,7 @@ private:
 
     std::shared_ptr<const Trace> m_trace;
     std::optional<ProfileReport> m_report;
-    QFutureWatcher<Result<ProfileReport>> m_watcher;
+    std::unique_ptr<ComputeService> m_ownCompute;  ///< only for a panel without a runner
     Runner m_runner;
     bool m_runnerBusy = false;
     std::shared_ptr<std::atomic<bool>> m_cancel;
