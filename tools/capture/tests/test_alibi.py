@@ -6,9 +6,6 @@ ATTNSCOPE_CLI); one with 6 heads (BLOOM's interleaved slopes, not the format's s
 written with its own slopes (`alibi_slopes`, format v2) and matches too.
 """
 
-import os
-import subprocess
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -18,15 +15,9 @@ pytest.importorskip("safetensors")
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.module_hooks import IMPLEMENTATION  # noqa: E402
 from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
-from attnscope_capture.reference import attention_probs  # noqa: E402
-from attnscope_capture.trace_reader import read_trace, validate_trace  # noqa: E402
-from attnscope_capture.trace_writer import write_trace  # noqa: E402
-
-TOLERANCE = 1e-4
-NEGATIVE_CONTROL = 1e-3
-SEQ_LEN = 48
-VOCAB = 320
-SEED = 1234
+from attnscope_capture.trace_reader import read_trace  # noqa: E402
+from capture_testing import (NEGATIVE_CONTROL, SEED, TOLERANCE, VOCAB, cli_map_error, cli_path,  # noqa: E402
+                             eager_probs, input_ids, max_abs_dp, write_checked_trace)
 
 
 def _bloom(heads):
@@ -36,15 +27,10 @@ def _bloom(heads):
     return transformers.AutoModel.from_config(config, attn_implementation="eager").eval(), config
 
 
-def _ids():
-    return torch.randint(3, VOCAB, (1, SEQ_LEN), generator=torch.Generator().manual_seed(SEED))
-
-
 def test_bloom_alibi_matches_eager(summary_rows, tmp_path):
     model, config = _bloom(4)
-    ids = _ids()
-    with torch.no_grad():
-        probs = [a[0].double() for a in model(input_ids=ids, output_attentions=True).attentions]
+    ids = input_ids()
+    probs = eager_probs(model, ids)
     result = capture_ids(model, ids, record_output=True)
     assert result.implementations == [IMPLEMENTATION]
     assert len(result.captures) == config.n_layer == len(probs)
@@ -52,36 +38,20 @@ def test_bloom_alibi_matches_eager(summary_rows, tmp_path):
     for cap in result.captures:
         assert cap.settings["alibi"] and cap.settings["causal"]
         assert cap.settings["scale"] == pytest.approx((config.hidden_size // config.n_head) ** -0.5)
-    max_dp = max((attention_probs(c.q, c.k, c.settings) - p).abs().max().item()
-                 for c, p in zip(result.captures, probs))
+    max_dp = max_abs_dp(result.captures, probs)
     assert max_dp <= TOLERANCE, f"bloom: max |dp| {max_dp:.3e}"
     # The self-check compared P·V with BLOOM's own output; without ALiBi it would fail.
     assert result.check.passed and result.check.compared == "output", result.check.message()
-    no_alibi = max((attention_probs(c.q, c.k, dict(c.settings, alibi=False)) - p).abs().max().item()
-                   for c, p in zip(result.captures, probs))
+    no_alibi = max_abs_dp(result.captures, probs, alibi=False)
     assert no_alibi > NEGATIVE_CONTROL
     path = tmp_path / "bloom.attn.safetensors"
-    write_trace(str(path), result.captures, model="tiny-bloom", kind=result.kind, text="",
-                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
-                positional=result.positional, dtype="f32", capture_check=result.check.metadata())
-    assert validate_trace(str(path)) == []
+    write_checked_trace(result, ids, path, "tiny-bloom")
     summary_rows.append(("bloom", "eager hooks", max_dp, path.stat().st_size))
     summary_rows.append(("bloom", "no alibi", no_alibi, None))
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
+    cli = cli_path()
+    if cli is None:
         return
-    worst = 0.0
-    for layer, eager in enumerate(probs):
-        for head in range(config.n_head):
-            csv = tmp_path / f"l{layer}h{head}.csv"
-            run = subprocess.run([cli, "map", str(path), "--layer", str(layer), "--head", str(head), "--size",
-                                  f"{SEQ_LEN}x{SEQ_LEN}", "-o", str(csv), "--cpu"],
-                                 capture_output=True, text=True, timeout=120)
-            assert run.returncode == 0, run.stdout + run.stderr
-            with open(csv) as handle:
-                rows = handle.read().splitlines()[1:]
-            got = torch.tensor([[float(x) for x in r.split(",")] for r in rows], dtype=torch.float64)
-            worst = max(worst, (got - eager[head]).abs().max().item())
+    worst, _ = cli_map_error(cli, path, probs, config.n_head, tmp_path, ["--cpu"])
     assert worst <= TOLERANCE, f"attnscope-cli map --cpu on the BLOOM trace: max |dp| {worst:.3e}"
     summary_rows.append(("bloom", "C++ f32 CPU", worst, None))
 
@@ -91,42 +61,26 @@ def test_bloom_six_heads_keep_their_own_slopes(summary_rows, tmp_path):
     standard 2^(-8(h+1)/6). They are recorded as the layer's alibi_slopes and written as v2; with
     the standard slopes instead the probabilities would be off by far."""
     model, config = _bloom(6)
-    ids = _ids()
-    with torch.no_grad():
-        probs = [a[0].double() for a in model(input_ids=ids, output_attentions=True).attentions]
+    ids = input_ids()
+    probs = eager_probs(model, ids)
     result = capture_ids(model, ids)
     assert result.check.passed, result.check.message()
     for cap in result.captures:
         slopes = cap.settings["alibi_slopes"]
         assert slopes is not None and len(slopes) == 6
         assert slopes != pytest.approx(standard_alibi_slopes(6), rel=1e-3)
-    max_dp = max((attention_probs(c.q, c.k, c.settings) - p).abs().max().item()
-                 for c, p in zip(result.captures, probs))
+    max_dp = max_abs_dp(result.captures, probs)
     assert max_dp <= TOLERANCE, f"bloom 6 heads: max |dp| {max_dp:.3e}"
-    standard = max((attention_probs(c.q, c.k, dict(c.settings, alibi_slopes=None)) - p).abs().max().item()
-                   for c, p in zip(result.captures, probs))
+    standard = max_abs_dp(result.captures, probs, alibi_slopes=None)
     assert standard > NEGATIVE_CONTROL
     path = tmp_path / "bloom6.attn.safetensors"
-    write_trace(str(path), result.captures, model="tiny-bloom-6", kind=result.kind, text="",
-                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
-                positional=result.positional, dtype="f32", capture_check=result.check.metadata())
-    assert validate_trace(str(path)) == []
+    write_checked_trace(result, ids, path, "tiny-bloom-6")
     assert read_trace(str(path))[0]["version"] == "2"
     summary_rows.append(("bloom-6-heads", "eager hooks", max_dp, path.stat().st_size))
     summary_rows.append(("bloom-6-heads", "std slopes", standard, None))
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
+    cli = cli_path()
+    if cli is None:
         return
-    worst = 0.0
-    for head in range(6):
-        csv = tmp_path / f"h{head}.csv"
-        run = subprocess.run([cli, "map", str(path), "--layer", "0", "--head", str(head), "--size",
-                              f"{SEQ_LEN}x{SEQ_LEN}", "-o", str(csv), "--cpu"],
-                             capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stdout + run.stderr
-        with open(csv) as handle:
-            rows = handle.read().splitlines()[1:]
-        got = torch.tensor([[float(x) for x in r.split(",")] for r in rows], dtype=torch.float64)
-        worst = max(worst, (got - probs[0][head]).abs().max().item())
+    worst, _ = cli_map_error(cli, path, probs, 6, tmp_path, ["--cpu"], layers=[0])
     assert worst <= TOLERANCE, f"attnscope-cli map --cpu on the 6-head BLOOM trace: max |dp| {worst:.3e}"
     summary_rows.append(("bloom-6-heads", "C++ f32 CPU", worst, None))

@@ -23,15 +23,9 @@ from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from attnscope_capture.trace_reader import read_trace, validate_trace  # noqa: E402
 from attnscope_capture.trace_writer import write_trace  # noqa: E402
+from capture_testing import (INIT_RANGE, NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, SLIDING_WINDOW,  # noqa: E402
+                             TEXT, TOLERANCE, VOCAB, cli_or_skip, eager_run_cache, max_abs_dp, save_with_tokenizer)
 
-TOLERANCE = 1e-4          # max |dp| allowed between recomputed and eager probabilities (f32)
-QKV_TOLERANCE = 1e-5      # eager and SDPA runs see the same Q/K/V up to float rounding
-NEGATIVE_CONTROL = 1e-3   # a wrong setting must move the probabilities at least this much
-SEQ_LEN = 48
-SLIDING_WINDOW = 8        # much shorter than SEQ_LEN so that the window matters
-VOCAB = 320               # >= the byte-level test tokenizer's vocabulary
-INIT_RANGE = 0.15         # larger than the default 0.02 so that attention is far from uniform
-SEED = 1234
 CAPTURE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DECODER = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
@@ -86,38 +80,10 @@ def _build(arch, implementation, state_dict=None):
     return model.eval(), config
 
 
-def _ids():
-    generator = torch.Generator().manual_seed(SEED)
-    return torch.randint(3, VOCAB, (1, SEQ_LEN), generator=generator)
-
-
-def _eager_probs(model, ids):
-    with torch.no_grad():
-        outputs = model(input_ids=ids, output_attentions=True)
-    assert outputs.attentions is not None and len(outputs.attentions) > 0
-    return [a[0].double() for a in outputs.attentions]
-
-
-def _max_dp(captures, eager):
-    assert len(captures) == len(eager)
-    return max((attention_probs(c.q, c.k, c.settings) - p).abs().max().item()
-               for c, p in zip(captures, eager))
-
-
 @pytest.fixture(scope="module")
 def eager_runs():
-    """Per architecture: eager model, ids, eager probabilities, capture (cached per module)."""
-    cache = {}
-
-    def get(arch):
-        if arch not in cache:
-            model, config = _build(arch, "eager")
-            ids = _ids()
-            probs = _eager_probs(model, ids)
-            result = capture_ids(model, ids, record_output=True)
-            cache[arch] = (model, config, ids, probs, result)
-        return cache[arch]
-    return get
+    """Per architecture: eager model, config, ids, eager probabilities, capture (cached per module)."""
+    return eager_run_cache(_build)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -125,7 +91,7 @@ def test_eager_probabilities_match(arch, eager_runs, summary_rows, tmp_path):
     model, config, ids, probs, result = eager_runs(arch)
     assert result.implementations == ["eager"]
     assert len(result.captures) == len(probs) == result.attention_layers
-    max_dp = _max_dp(result.captures, probs)
+    max_dp = max_abs_dp(result.captures, probs)
     assert max_dp <= TOLERANCE, f"{arch}: max |dp| {max_dp:.3e} > {TOLERANCE}"
     path = tmp_path / f"{arch}.attn.safetensors"
     write_trace(str(path), result.captures, model=f"tiny-{arch}", kind=result.kind,
@@ -210,7 +176,7 @@ def test_flex_attention_capture_on_cuda(eager_runs):
     model, _ = _build("llama", "flex_attention", eager_model.state_dict())
     result = capture_ids(model.cuda(), ids.cuda())
     assert result.implementations == ["flex_attention"], result.implementations
-    assert _max_dp(result.captures, probs) <= TOLERANCE
+    assert max_abs_dp(result.captures, probs) <= TOLERANCE
 
 
 @pytest.mark.parametrize("arch,dtype", [("llama", "f32"), ("gpt2", "f16"), ("bert", "bf16")])
@@ -265,26 +231,8 @@ def test_validator_rejects_broken_files(eager_runs, tmp_path):
 
 # ---- command line ------------------------------------------------------------------------------
 
-def _save_with_tokenizer(arch, folder):
-    """Saves the tiny model with a small byte-level BPE tokenizer (no downloads)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - 16, special_tokens=["<bos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = ["In the beginning was the word, and the word was with attention.",
-              "Heads attend to the first token, to the previous token, and to copies."] * 20
-    tok.train_from_iterator(corpus, trainer)
-    bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A",
-                                                       special_tokens=[("<bos>", bos)])
-    model, _ = _build(arch, "sdpa")
-    model.save_pretrained(folder)
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>",
-                            clean_up_tokenization_spaces=False).save_pretrained(folder)
+TOKENIZER_CORPUS = ["In the beginning was the word, and the word was with attention.",
+                    "Heads attend to the first token, to the previous token, and to copies."] * 20
 
 
 def _run_cli(*args):
@@ -298,11 +246,9 @@ def _run_cli(*args):
 @pytest.fixture(scope="module")
 def saved_llama(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-llama")
-    _save_with_tokenizer("llama", str(folder))
+    model, _ = _build("llama", "sdpa")
+    save_with_tokenizer(model, str(folder), TOKENIZER_CORPUS)
     return str(folder)
-
-
-TEXT = "In the beginning was the word. Heads attend to copies, and the word was with attention."
 
 
 def test_cli_capture_and_layers(saved_llama, tmp_path):
@@ -341,10 +287,7 @@ def test_cli_errors_are_clear(saved_llama, tmp_path):
 def _cli_with_info():
     """Path of attnscope-cli from ATTNSCOPE_CLI, or skip (with the reason) when it is unset or the
     binary has no `info` verb."""
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
-        pytest.skip("ATTNSCOPE_CLI does not name an attnscope-cli binary; set it to check "
-                    "that the C++ reader opens the trace")
+    cli = cli_or_skip("check that the C++ reader opens the trace")
     probe = subprocess.run([cli, "info", "--help"], capture_output=True, text=True, timeout=60)
     if "unknown verb" in probe.stdout + probe.stderr:
         pytest.skip(f"{cli} has no 'info' verb in this build")

@@ -11,8 +11,6 @@ wrong scale) is refused, or written with --allow-mismatch and the status in the 
 """
 
 import json
-import os
-import subprocess
 
 import pytest
 
@@ -26,16 +24,9 @@ from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.check import check_captures  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from attnscope_capture.trace_reader import read_trace, validate_trace  # noqa: E402
-from attnscope_capture.trace_writer import write_trace  # noqa: E402
-
-TOLERANCE = 1e-4
-NEGATIVE_CONTROL = 1e-3
-SEQ_LEN = 48
-SLIDING_WINDOW = 8
-VOCAB = 320
-INIT_RANGE = 0.15
-SEED = 1234
-TEXT = "In the beginning was the word. Heads attend to copies, and the word was with attention."
+from capture_testing import (INIT_RANGE, NEGATIVE_CONTROL, SEED, SLIDING_WINDOW, TEXT, TOLERANCE,  # noqa: E402
+                             VOCAB, cli_map_error, cli_or_skip, cli_path, eager_probs, input_ids, max_abs_dp,
+                             run_cli, save_with_tokenizer, write_checked_trace)
 
 
 def _gpt_oss(implementation="eager"):
@@ -66,36 +57,13 @@ def _llama(implementation):
     return transformers.AutoModel.from_config(config, attn_implementation=implementation).eval()
 
 
-def _ids():
-    return torch.randint(3, VOCAB, (1, SEQ_LEN), generator=torch.Generator().manual_seed(SEED))
-
-
-def _eager_probs(model, ids):
-    with torch.no_grad():
-        outputs = model(input_ids=ids, output_attentions=True)
-    return [a[0].double() for a in outputs.attentions]
-
-
 @pytest.fixture(scope="module")
 def gpt_oss_run():
     model, config = _gpt_oss()
-    ids = _ids()
-    probs = _eager_probs(model, ids)
+    ids = input_ids()
+    probs = eager_probs(model, ids)
     result = capture_ids(model, ids, record_output=True)
     return model, config, ids, probs, result
-
-
-def _cli():
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
-        pytest.skip("ATTNSCOPE_CLI does not name an attnscope-cli binary; set it to check the C++ engine")
-    return cli
-
-
-def _run(cli, *args):
-    run = subprocess.run([cli, *args], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"attnscope-cli {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
-    return run.stdout
 
 
 def test_gpt_oss_sinks_are_recorded(gpt_oss_run):
@@ -111,16 +79,14 @@ def test_gpt_oss_sinks_are_recorded(gpt_oss_run):
 
 def test_gpt_oss_matches_eager_with_sinks(gpt_oss_run, summary_rows, tmp_path):
     model, config, ids, probs, result = gpt_oss_run
-    max_dp = max((attention_probs(c.q, c.k, c.settings) - p).abs().max().item()
-                 for c, p in zip(result.captures, probs))
+    max_dp = max_abs_dp(result.captures, probs)
     assert max_dp <= TOLERANCE, f"gpt-oss: max |dp| {max_dp:.3e}"
     # The self-check saw the eager probabilities and passed at the same precision.
     assert result.check.passed and result.check.compared == "probabilities"
     assert result.check.max_abs_delta <= TOLERANCE
     # Negative control: without the sinks the probabilities are wrong (the issue's 0.6), and
     # the self-check says so.
-    no_sinks = max((attention_probs(c.q, c.k, dict(c.settings, sinks=None)) - p).abs().max().item()
-                   for c, p in zip(result.captures, probs))
+    no_sinks = max_abs_dp(result.captures, probs, sinks=None)
     assert no_sinks > NEGATIVE_CONTROL
     saved = [c.settings["sinks"] for c in result.captures]
     try:
@@ -136,23 +102,13 @@ def test_gpt_oss_matches_eager_with_sinks(gpt_oss_run, summary_rows, tmp_path):
         out = attention_probs(cap.q, cap.k, cap.settings) @ cap.v.double().repeat_interleave(group, 0)
         assert (out - cap.out.double()).abs().max().item() <= TOLERANCE
     path = tmp_path / "gpt-oss.attn.safetensors"
-    write_trace(str(path), result.captures, model="tiny-gpt-oss", kind=result.kind, text="",
-                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
-                positional=result.positional, dtype="f32",
-                capture_check=result.check.metadata())
-    assert validate_trace(str(path)) == []
+    write_checked_trace(result, ids, path, "tiny-gpt-oss")
     meta, tensors = read_trace(str(path))
     assert meta["version"] == "2" and meta["capture_check"]["status"] == "passed"
     for i, cap in enumerate(result.captures):
         assert tensors[f"layers.{i}.sinks"].tolist() == pytest.approx(cap.settings["sinks"], abs=0.0)
     summary_rows.append(("gpt-oss", "eager", max_dp, path.stat().st_size))
     summary_rows.append(("gpt-oss", "no sinks", no_sinks, None))
-
-
-def _csv(path):
-    with open(path) as handle:
-        lines = handle.read().splitlines()[1:]  # header: key of each column
-    return torch.tensor([[float(x) for x in line.split(",")] for line in lines], dtype=torch.float64)
 
 
 @pytest.mark.parametrize("backend", ["cpu", "default"])
@@ -162,13 +118,11 @@ def test_gpt_oss_cpp_engine_matches(backend, gpt_oss_run, summary_rows, tmp_path
     against the model's own eager probabilities. 'default' runs on the GPU when there is one,
     which computes on 16-bit Q/K: an F16 trace against the float64 recomputation from its stored
     values (the self-test's tolerance, 1e-4 of the largest probability, plus the sums' 2e-4)."""
-    cli = _cli()
+    cli = cli_or_skip()
     model, config, ids, probs, result = gpt_oss_run
     dtype = "f32" if backend == "cpu" else "f16"
     path = tmp_path / f"gpt-oss-{dtype}.attn.safetensors"
-    write_trace(str(path), result.captures, model="tiny-gpt-oss", kind=result.kind, text="",
-                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
-                positional=result.positional, dtype=dtype, capture_check=result.check.metadata())
+    write_checked_trace(result, ids, path, "tiny-gpt-oss", dtype=dtype)
     if backend == "cpu":
         reference, tolerance = probs, TOLERANCE
     else:
@@ -177,20 +131,13 @@ def test_gpt_oss_cpp_engine_matches(backend, gpt_oss_run, summary_rows, tmp_path
                                      dict(layer, sinks=tensors[f"layers.{i}.sinks"].tolist()))
                      for i, layer in enumerate(meta["layers"])]
         tolerance = 2 * TOLERANCE
-    info = _run(cli, "info", str(path))
+    info = run_cli(cli, "info", str(path)).stdout
     assert "attnscope.trace v2" in info and "learned sink logits" in info and "passed" in info
     flags = ["--cpu"] if backend == "cpu" else []
-    worst, on = 0.0, ""
-    for layer, expected in enumerate(reference):
-        for head in range(config.num_attention_heads):
-            csv = tmp_path / f"l{layer}h{head}.csv"
-            out = _run(cli, "map", str(path), "--layer", str(layer), "--head", str(head), "--size",
-                       f"{SEQ_LEN}x{SEQ_LEN}", "-o", str(csv), *flags)
-            on = out.rsplit(" on ", 1)[-1].strip()
-            worst = max(worst, (_csv(csv) - expected[head]).abs().max().item())
+    worst, on = cli_map_error(cli, path, reference, config.num_attention_heads, tmp_path, flags)
     assert worst <= tolerance, f"attnscope-cli map ({on}): max |dp| {worst:.3e}"
     analysis = tmp_path / "analysis.json"
-    _run(cli, "analyze", str(path), "--json", str(analysis), *flags)
+    run_cli(cli, "analyze", str(path), "--json", str(analysis), *flags)
     with open(analysis) as handle:
         heads = json.load(handle)["heads"]
     share_error = 0.0
@@ -207,7 +154,7 @@ def test_gpt_oss_cpp_engine_matches(backend, gpt_oss_run, summary_rows, tmp_path
 def test_corrupted_capture_is_refused():
     """The check is sharp on models without sinks too, comparing probabilities (eager) or the
     attention function's output (SDPA): a 25% wrong scale fails it, naming the layer."""
-    ids = _ids()
+    ids = input_ids()
     for implementation, compared in (("eager", "probabilities"), ("sdpa", "output")):
         result = capture_ids(_llama(implementation), ids)
         assert result.check.passed, result.check.message()
@@ -223,34 +170,17 @@ def test_bf16_model_within_its_tolerance(summary_rows):
     """A bf16 model's own probabilities carry the rounding of Q·Kᵀ to bf16: the default tolerance
     for bf16 models (5e-2) must hold for a correct capture."""
     model = _llama("eager").to(torch.bfloat16)
-    result = capture_ids(model, _ids())
+    result = capture_ids(model, input_ids())
     assert result.check.tolerance == 5e-2
     assert result.check.passed, result.check.message()
     summary_rows.append(("llama bf16", "eager", result.check.max_abs_delta, None))
-
-
-def _save_with_tokenizer(model, folder):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB - 16, special_tokens=["<bos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([TEXT] * 20, trainer)
-    bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
-    model.save_pretrained(folder)
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>",
-                            clean_up_tokenization_spaces=False).save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
 def saved_gpt_oss(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-gpt-oss")
     model, _ = _gpt_oss()
-    _save_with_tokenizer(model, str(folder))
+    save_with_tokenizer(model, str(folder), [TEXT] * 20)
     return str(folder)
 
 
@@ -281,7 +211,7 @@ def test_cli_refuses_a_mismatch(saved_gpt_oss, tmp_path, monkeypatch, capsys):
     assert meta["capture_check"]["status"] == "mismatch"
     assert meta["capture_check"]["max_abs_delta"] > NEGATIVE_CONTROL
     assert validate_trace(str(allowed)) == []
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if cli and os.path.exists(cli):
-        info = _run(cli, "info", str(allowed))
+    cli = cli_path()
+    if cli is not None:
+        info = run_cli(cli, "info", str(allowed)).stdout
         assert "MISMATCH" in info and "--allow-mismatch" in info, info

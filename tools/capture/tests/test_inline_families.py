@@ -16,8 +16,6 @@ bfloat16 has made non-linear (positions beyond 256), are refused with the reason
 """
 
 import math
-import os
-import subprocess
 
 import pytest
 
@@ -29,16 +27,11 @@ from attnscope_capture import module_hooks  # noqa: E402
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
-from attnscope_capture.trace_reader import read_trace, validate_trace  # noqa: E402
-from attnscope_capture.trace_writer import write_trace  # noqa: E402
+from attnscope_capture.trace_reader import read_trace  # noqa: E402
+from capture_testing import (INIT_RANGE, NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, TOLERANCE,  # noqa: E402
+                             VOCAB, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids, max_abs_dp,
+                             run_cli, write_checked_trace)
 
-TOLERANCE = 1e-4
-QKV_TOLERANCE = 1e-5
-NEGATIVE_CONTROL = 1e-3
-SEQ_LEN = 48
-VOCAB = 320
-INIT_RANGE = 0.15
-SEED = 1234
 LAYERS = 3
 
 
@@ -101,63 +94,9 @@ def _build(arch, implementation, state_dict=None):
     return model.eval(), config
 
 
-def _ids():
-    return torch.randint(3, VOCAB, (1, SEQ_LEN), generator=torch.Generator().manual_seed(SEED))
-
-
 @pytest.fixture(scope="module")
 def eager_runs():
-    cache = {}
-
-    def get(arch):
-        if arch not in cache:
-            model, config = _build(arch, "eager")
-            ids = _ids()
-            with torch.no_grad():
-                probs = [a[0].double() for a in model(input_ids=ids, output_attentions=True).attentions]
-            cache[arch] = (model, config, ids, probs, capture_ids(model, ids, record_output=True))
-        return cache[arch]
-    return get
-
-
-def _max_dp(captures, probs, **override):
-    return max((attention_probs(c.q, c.k, dict(c.settings, **override)) - p).abs().max().item()
-               for c, p in zip(captures, probs))
-
-
-def _write(result, ids, path, dtype="f32"):
-    write_trace(str(path), result.captures, model=path.stem, kind=result.kind, text="",
-                tokens=[str(int(t)) for t in ids[0]], token_ids=ids[0].tolist(),
-                positional=result.positional, dtype=dtype, capture_check=result.check.metadata())
-    assert validate_trace(str(path)) == []
-
-
-def _cli():
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
-        pytest.skip("ATTNSCOPE_CLI does not name an attnscope-cli binary; set it to check the C++ engine")
-    return cli
-
-
-def _run(cli, *args):
-    run = subprocess.run([cli, *args], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"attnscope-cli {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
-    return run.stdout + run.stderr
-
-
-def _cli_map_error(cli, path, reference, heads, tmp_path, flags, layers=None):
-    """max |dp| of `attnscope-cli map` at full resolution against reference[layer][head]."""
-    worst = 0.0
-    for layer in (range(len(reference)) if layers is None else layers):
-        for head in range(heads):
-            csv = tmp_path / f"l{layer}h{head}.csv"
-            _run(cli, "map", str(path), "--layer", str(layer), "--head", str(head), "--size",
-                 f"{SEQ_LEN}x{SEQ_LEN}", "-o", str(csv), *flags)
-            with open(csv) as handle:
-                rows = handle.read().splitlines()[1:]
-            got = torch.tensor([[float(x) for x in r.split(",")] for r in rows], dtype=torch.float64)
-            worst = max(worst, (got - reference[layer][head]).abs().max().item())
-    return worst
+    return eager_run_cache(_build)
 
 
 @pytest.mark.parametrize("arch", list(ARCHES))
@@ -178,7 +117,7 @@ def test_matches_eager(arch, eager_runs, summary_rows, tmp_path):
         assert s["alibi"] == alibi
         assert (s["alibi_slopes"] is not None) == own
     assert result.positional == ("alibi" if alibi else "rope-applied")
-    max_dp = _max_dp(result.captures, probs)
+    max_dp = max_abs_dp(result.captures, probs)
     assert max_dp <= TOLERANCE, f"{arch}: max |dp| {max_dp:.3e}"
     # The self-check compared the same thing, on the model's own P.
     assert result.check.passed and result.check.compared == "probabilities", result.check.message()
@@ -189,7 +128,7 @@ def test_matches_eager(arch, eager_runs, summary_rows, tmp_path):
         assert (out - cap.out.double()).abs().max().item() <= TOLERANCE
     # The trace: v2 exactly when a layer has its own slopes; they come back as recorded.
     path = tmp_path / f"tiny-{arch}.attn.safetensors"
-    _write(result, ids, path)
+    write_checked_trace(result, ids, path, path.stem)
     meta, _ = read_trace(str(path))
     assert meta["version"] == ("2" if own else "1")
     for layer, cap in zip(meta["layers"], result.captures):
@@ -197,22 +136,23 @@ def test_matches_eager(arch, eager_runs, summary_rows, tmp_path):
     summary_rows.append((arch, "eager hooks", max_dp, path.stat().st_size))
     # Negative controls: the comparison sees a wrong scale, a flipped mask, a lost ALiBi bias and
     # standard slopes in place of the model's own.
-    assert _max_dp(result.captures, probs, scale=result.captures[0].settings["scale"] * 1.25) > NEGATIVE_CONTROL
-    assert _max_dp(result.captures, probs, causal=False) > NEGATIVE_CONTROL
+    assert max_abs_dp(result.captures, probs, scale=result.captures[0].settings["scale"] * 1.25) > NEGATIVE_CONTROL
+    assert max_abs_dp(result.captures, probs, causal=False) > NEGATIVE_CONTROL
     if alibi:
-        no_alibi = _max_dp(result.captures, probs, alibi=False)
+        no_alibi = max_abs_dp(result.captures, probs, alibi=False)
         assert no_alibi > NEGATIVE_CONTROL
         summary_rows.append((arch, "no alibi", no_alibi, None))
     if own:
-        standard = _max_dp(result.captures, probs, alibi_slopes=None)
+        standard = max_abs_dp(result.captures, probs, alibi_slopes=None)
         assert standard > NEGATIVE_CONTROL
         summary_rows.append((arch, "std slopes", standard, None))
-    cli = os.environ.get("ATTNSCOPE_CLI")
-    if not cli or not os.path.exists(cli):
+    cli = cli_path()
+    if cli is None:
         return
-    info = _run(cli, "info", str(path))
+    run = run_cli(cli, "info", str(path))
+    info = run.stdout + run.stderr
     assert "passed" in info and (("ALiBi slopes per head" in info) == own), info
-    worst = _cli_map_error(cli, path, probs, heads, tmp_path, ["--cpu"])
+    worst, _ = cli_map_error(cli, path, probs, heads, tmp_path, ["--cpu"])
     assert worst <= TOLERANCE, f"attnscope-cli map --cpu on the {arch} trace: max |dp| {worst:.3e}"
     summary_rows.append((arch, "C++ f32 CPU", worst, None))
 
@@ -221,16 +161,16 @@ def test_matches_eager(arch, eager_runs, summary_rows, tmp_path):
 def test_own_slopes_on_the_gpu(arch, eager_runs, summary_rows, tmp_path):
     """The layer's own slopes reach the GPU map (spec.alibiSlope): an F16 trace, layer 0, against
     the float64 recomputation from its stored 16-bit Q/K with the same slopes."""
-    cli = _cli()
+    cli = cli_or_skip()
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device: the GPU map is checked on the GPU machine")
     model, config, ids, probs, result = eager_runs(arch)
     path = tmp_path / f"tiny-{arch}-f16.attn.safetensors"
-    _write(result, ids, path, dtype="f16")
+    write_checked_trace(result, ids, path, path.stem, dtype="f16")
     meta, tensors = read_trace(str(path))
     reference = [attention_probs(tensors[f"layers.{i}.q"].float(), tensors[f"layers.{i}.k"].float(), layer)
                  for i, layer in enumerate(meta["layers"])]
-    worst = _cli_map_error(cli, path, reference, probs[0].shape[0], tmp_path, [], layers=[0])
+    worst, _ = cli_map_error(cli, path, reference, probs[0].shape[0], tmp_path, [], layers=[0])
     assert worst <= 2 * TOLERANCE, f"attnscope-cli map (GPU) on the {arch} trace: max |dp| {worst:.3e}"
     summary_rows.append((arch, "C++ f16 GPU", worst, None))
 
@@ -271,7 +211,7 @@ def test_falcon_sdpa(arch, eager_runs, summary_rows):
     # Against the eager probabilities: equal where both implementations compute the same thing
     # (rotary); with ALiBi the model's eager and SDPA code may add the bias differently, so the
     # number is kept, not asserted (the self-check above is what guards the SDPA trace).
-    max_dp = _max_dp(result.captures, probs)
+    max_dp = max_abs_dp(result.captures, probs)
     summary_rows.append((arch, "sdpa vs eager", max_dp, None))
     if not ARCHES[arch][4]:
         assert max_dp <= TOLERANCE, f"{arch} SDPA capture against eager: max |dp| {max_dp:.3e}"
@@ -289,7 +229,7 @@ def test_falcon_alibi_beyond_bfloat16_is_refused():
     torch.manual_seed(SEED)
     model = transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
     _reinit(model)
-    ids = torch.randint(3, VOCAB, (1, 300), generator=torch.Generator().manual_seed(SEED))
+    ids = input_ids(300)
     result = capture_ids(model, ids)
     assert max(c.settings["alibi_residual"] for c in result.captures) > 1e-2
     assert not result.check.passed
@@ -304,4 +244,4 @@ def test_unobservable_attention_is_refused(monkeypatch):
     monkeypatch.setattr(module_hooks, "BADDBMM_NAMES", frozenset())
     monkeypatch.setattr(module_hooks, "SDPA_NAMES", frozenset())
     with pytest.raises(RuntimeError, match="computed its attention without a matmul of Q and Kᵀ"):
-        capture_ids(model, _ids())
+        capture_ids(model, input_ids())
