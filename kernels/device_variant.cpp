@@ -83,6 +83,32 @@ bool scoreOf(const VariantSpec& v, int heads, flex::ScoreProgram& s) {
 
 }  // namespace
 
+Status buildDeviceBlockMask(DeviceVariant& dv, int64_t tokens, cudaStream_t stream,
+                            const std::function<Status(unsigned char* states)>& build) {
+    const int nb = static_cast<int>((tokens + flex::kMaskBlock - 1) / flex::kMaskBlock);
+    const size_t cells = static_cast<size_t>(nb) * nb;
+    DeviceArray state, counts, lists;
+    ATTNSCOPE_TRY_STATUS(state.allocate(cells, "block-mask states"));
+    ATTNSCOPE_TRY_STATUS(counts.allocate(2 * nb * sizeof(int), "block-mask counts"));
+    ATTNSCOPE_TRY_STATUS(lists.allocate(2 * cells * sizeof(int), "block-mask index lists"));
+    dv.view.numQBlocks = nb;
+    dv.view.numKvBlocks = nb;
+    dv.view.kvNum = counts.as<int>();
+    dv.view.fullNum = counts.as<int>() + nb;
+    dv.view.kvIdx = lists.as<int>();
+    dv.view.fullIdx = lists.as<int>() + cells;
+    ATTNSCOPE_TRY_STATUS(build(state.as<unsigned char>()));
+    std::vector<int> hostCounts(2 * nb);
+    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hostCounts.data(), counts.get(), hostCounts.size() * sizeof(int),
+                                       cudaMemcpyDeviceToHost, stream));
+    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(stream));
+    for (int c : hostCounts) dv.computedBlocks += c;
+    dv.arrays.push_back(std::move(state));
+    dv.arrays.push_back(std::move(counts));
+    dv.arrays.push_back(std::move(lists));
+    return {};
+}
+
 Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, int64_t tokens, int heads,
                                                           cudaStream_t stream, LaunchLog* log) {
     if (v.kind == VariantKind::Custom) return buildCustomDeviceVariant(v, tokens, heads, stream, log);
@@ -107,30 +133,9 @@ Result<std::unique_ptr<DeviceVariant>> buildDeviceVariant(const VariantSpec& v, 
     else
         dv->functor = MaskFunctor::Program;
 
-    // BlockMask storage: state bytes, two counts and two index lists per query block.
-    const int nb = static_cast<int>((tokens + flex::kMaskBlock - 1) / flex::kMaskBlock);
-    const size_t cells = static_cast<size_t>(nb) * nb;
-    DeviceArray state, counts, lists;
-    ATTNSCOPE_TRY_STATUS(state.allocate(cells, "block-mask states"));
-    ATTNSCOPE_TRY_STATUS(counts.allocate(2 * nb * sizeof(int), "block-mask counts"));
-    ATTNSCOPE_TRY_STATUS(lists.allocate(2 * cells * sizeof(int), "block-mask index lists"));
-    dv->view.numQBlocks = nb;
-    dv->view.numKvBlocks = nb;
-    dv->view.kvNum = counts.as<int>();
-    dv->view.fullNum = counts.as<int>() + nb;
-    dv->view.kvIdx = lists.as<int>();
-    dv->view.fullIdx = lists.as<int>() + cells;
-    ATTNSCOPE_TRY_STATUS(
-        buildBlockMask(dv->functor, prog, static_cast<int>(tokens), state.as<unsigned char>(), dv->view, stream, log));
-    // Count computed blocks for the FLOP accounting (once per variant, off the timed path).
-    std::vector<int> hostCounts(2 * nb);
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hostCounts.data(), counts.get(), hostCounts.size() * sizeof(int),
-                                       cudaMemcpyDeviceToHost, stream));
-    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(stream));
-    for (int c : hostCounts) dv->computedBlocks += c;
-    dv->arrays.push_back(std::move(state));
-    dv->arrays.push_back(std::move(counts));
-    dv->arrays.push_back(std::move(lists));
+    ATTNSCOPE_TRY_STATUS(buildDeviceBlockMask(*dv, tokens, stream, [&](unsigned char* states) {
+        return buildBlockMask(dv->functor, prog, static_cast<int>(tokens), states, dv->view, stream, log);
+    }));
     return dv;
 }
 

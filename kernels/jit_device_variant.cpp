@@ -1,7 +1,5 @@
 // A Custom VariantSpec on the device: its doc / pos arrays, the NVRTC program and the BlockMask
 // classified on the GPU from the program's mask (jit_variant.h).
-#include <vector>
-
 #include "attnscope/variant_expr.h"
 #include "device_variant.h"
 
@@ -28,28 +26,9 @@ Result<std::unique_ptr<DeviceVariant>> buildCustomDeviceVariant(const VariantSpe
         dv->arrays.push_back(std::move(doc));
         dv->arrays.push_back(std::move(pos));
     }
-    // BlockMask storage as for the built-in variants: states, two counts and two lists per row.
-    const int nb = static_cast<int>((tokens + flex::kMaskBlock - 1) / flex::kMaskBlock);
-    const size_t cells = static_cast<size_t>(nb) * nb;
-    DeviceArray state, counts, lists;
-    ATTNSCOPE_TRY_STATUS(state.allocate(cells, "block-mask states"));
-    ATTNSCOPE_TRY_STATUS(counts.allocate(2 * nb * sizeof(int), "block-mask counts"));
-    ATTNSCOPE_TRY_STATUS(lists.allocate(2 * cells * sizeof(int), "block-mask index lists"));
-    dv->view.numQBlocks = nb;
-    dv->view.numKvBlocks = nb;
-    dv->view.kvNum = counts.as<int>();
-    dv->view.fullNum = counts.as<int>() + nb;
-    dv->view.kvIdx = lists.as<int>();
-    dv->view.fullIdx = lists.as<int>() + cells;
-    ATTNSCOPE_TRY_STATUS(jitBuildBlockMask(*dv->jit, dv->jitArrays, state.as<unsigned char>(), dv->view, stream, log));
-    std::vector<int> hostCounts(2 * nb);
-    ATTNSCOPE_CUDA_TRY(cudaMemcpyAsync(hostCounts.data(), counts.get(), hostCounts.size() * sizeof(int),
-                                       cudaMemcpyDeviceToHost, stream));
-    ATTNSCOPE_CUDA_TRY(cudaStreamSynchronize(stream));
-    for (int c : hostCounts) dv->computedBlocks += c;
-    dv->arrays.push_back(std::move(state));
-    dv->arrays.push_back(std::move(counts));
-    dv->arrays.push_back(std::move(lists));
+    ATTNSCOPE_TRY_STATUS(buildDeviceBlockMask(*dv, tokens, stream, [&](unsigned char* states) {
+        return jitBuildBlockMask(*dv->jit, dv->jitArrays, states, dv->view, stream, log);
+    }));
     return dv;
 }
 
