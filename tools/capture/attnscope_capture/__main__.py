@@ -1,9 +1,11 @@
-"""python -m attnscope_capture --model PATH_OR_NAME (--text "..." | --text-file F) -o out.attn.safetensors"""
+"""python -m attnscope_capture --model PATH_OR_NAME (--text "..." | --text-file F | --image F |
+--synthetic-image SEED) -o out.attn.safetensors"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 EXIT_MISMATCH = 3  # the self-check refused the capture (1: other errors, 2: usage)
@@ -47,11 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m attnscope_capture",
         description="Capture Q/K/V (Q and K after RoPE, GQA kv heads kept) of a Hugging Face model "
-                    "on one text and write an attnscope trace (*.attn.safetensors).")
+                    "on one text, or of a vision model (ViT, DeiT, DINOv2 with or without "
+                    "registers, the CLIP or SigLIP vision tower) on one image, and write an "
+                    "attnscope trace (*.attn.safetensors).")
     parser.add_argument("--model", required=True, help="local folder or hub name of the model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="input text")
     source.add_argument("--text-file", help="UTF-8 file holding the input text")
+    source.add_argument("--image", help="image file (PNG, JPEG, ... read with Pillow) for a vision "
+                                        "model: a `vision` trace with patch_grid and the pixels the "
+                                        "model saw")
+    source.add_argument("--synthetic-image", type=non_negative_int, metavar="SEED",
+                        help="a procedurally generated image (gradient, grating, a circle, a square "
+                             "and a triangle) at the model's input size, for a vision model")
+    parser.add_argument("--no-image", action="store_true",
+                        help="vision: do not store the `image` tensor in the trace")
     parser.add_argument("--layers", type=parse_layers,
                         help="attention layers to keep, e.g. 0,3,5 (default: all)")
     parser.add_argument("--max-tokens", type=positive_int, help="truncate the input to N tokens")
@@ -82,8 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.text_file is not None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    vision = args.image is not None or args.synthetic_image is not None
+    if vision and args.max_tokens is not None:
+        parser.error("--max-tokens is for text; an image gives one token per patch (plus prefix tokens)")
+    if not vision and args.no_image:
+        parser.error("--no-image is for --image / --synthetic-image")
+    if vision:
+        text = None
+        if args.image is not None and not os.path.isfile(args.image):
+            print(f"error: --image {args.image}: no such file", file=sys.stderr)
+            return 2
+    elif args.text_file is not None:
         try:
             with open(args.text_file, encoding="utf-8") as handle:
                 text = handle.read()
@@ -93,19 +116,24 @@ def main(argv=None) -> int:
     else:
         text = args.text
     try:
-        from .capture import CaptureMismatch, capture_text
+        from .capture import CaptureMismatch, capture_image, capture_text
     except ImportError as error:
         print(f"error: attnscope_capture needs torch, transformers and safetensors: {error}",
               file=sys.stderr)
         return 2
     try:
-        summary = capture_text(args.model, text, args.output, layers=args.layers,
-                               max_tokens=args.max_tokens, dtype=args.dtype, device=args.device,
-                               compute_dtype=args.compute_dtype,
-                               attn_implementation=args.attn_implementation,
-                               record_output=args.with_output, extra=args.extra,
-                               allow_mismatch=args.allow_mismatch, check_rows=args.check_rows,
-                               check_tolerance=args.check_tolerance)
+        common = dict(layers=args.layers, dtype=args.dtype, device=args.device,
+                      compute_dtype=args.compute_dtype, attn_implementation=args.attn_implementation,
+                      record_output=args.with_output, extra=args.extra,
+                      allow_mismatch=args.allow_mismatch, check_rows=args.check_rows,
+                      check_tolerance=args.check_tolerance)
+        if vision:
+            summary = capture_image(args.model, args.output, image_path=args.image,
+                                    synthetic_seed=args.synthetic_image,
+                                    store_image=not args.no_image, **common)
+        else:
+            summary = capture_text(args.model, text, args.output, max_tokens=args.max_tokens,
+                                   **common)
     except CaptureMismatch as error:
         print(f"error: {error}; {args.output} not written (--allow-mismatch writes it with the "
               f"status recorded)", file=sys.stderr)
@@ -117,9 +145,13 @@ def main(argv=None) -> int:
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: {summary['tokens']} tokens, {summary['layers']} of "
+    grid = f", patch grid {summary['patch_grid'][0]}x{summary['patch_grid'][1]}" \
+        if summary.get("patch_grid") else ""
+    print(f"wrote {args.output}: {summary['tokens']} tokens{grid}, {summary['layers']} of "
           f"{summary['attention_layers']} attention layers, kind {summary['kind']}, "
           f"ran {','.join(summary['implementations'])}, {summary['bytes']} bytes")
+    if summary.get("preprocess", "").startswith("no image processor"):
+        print(f"note: {summary['preprocess']}", file=sys.stderr)
     check = summary["check"]
     if check is None:
         print("self-check: off (--check-rows 0)")

@@ -3,7 +3,8 @@
 validate_trace() checks the invariants the C++ reader (core/trace.h) relies on, from the raw
 bytes: header length, JSON header, all __metadata__ values strings, required keys, dtypes,
 offsets contiguous and in range, shape x dtype = byte size, one q/k/v per layer object, T equal
-everywhere and equal to the token count, GQA head counts that divide.
+everywhere and equal to the token count, GQA head counts that divide; for a vision trace the
+patch_grid (rows*cols <= T) and the optional U8 `image` [height, width, 3] (vision only).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any, Dict, List, Tuple
 
 HEADER_LENGTH_BYTES = 8
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
-REQUIRED_KEYS = ("format", "version", "model", "source", "kind", "text", "tokens", "token_ids",
-                 "layers")
+REQUIRED_KEYS = ("format", "version", "model", "source", "kind", "text", "tokens", "layers")
+MAX_IMAGE_SIDE = 8192  # a vision trace's `image` [height, width, 3] U8
 REQUIRED_LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_window",
                        "softcap", "alibi", "positional")
 OPTIONAL_TENSORS = ("out",)
@@ -59,17 +60,35 @@ def validate_trace(path: str) -> List[str]:
                         f"{meta['format']}/{meta['version']}")
     if meta["kind"] not in ("causal-lm", "encoder", "vision"):
         problems.append(f"kind: unexpected {meta['kind']!r}")
-    tokens, token_ids, layers = (json.loads(meta[k]) for k in ("tokens", "token_ids", "layers"))
-    if len(tokens) != len(token_ids):
-        problems.append(f"tokens: {len(tokens)} strings but {len(token_ids)} ids")
-    length = len(token_ids)
+    tokens, layers = json.loads(meta["tokens"]), json.loads(meta["layers"])
+    if "token_ids" in meta:
+        token_ids = json.loads(meta["token_ids"])
+        if len(tokens) != len(token_ids):
+            problems.append(f"tokens: {len(tokens)} strings but {len(token_ids)} ids")
+    length = len(tokens)
+    if meta["kind"] == "vision":
+        grid = json.loads(meta["patch_grid"]) if "patch_grid" in meta else None
+        if not (isinstance(grid, list) and len(grid) == 2 and all(isinstance(x, int) and x > 0 for x in grid)):
+            problems.append(f"patch_grid: a vision trace needs [rows, cols] of positive integers, got {grid!r}")
+        elif grid[0] * grid[1] > length:
+            problems.append(f"patch_grid: {grid[0]}x{grid[1]} patches but only T = {length} tokens")
     spans = []
     for name, info in header.items():
         dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in DTYPE_BYTES:
+        if name == "image":
+            if meta["kind"] != "vision":
+                problems.append(f"image: only a vision trace may hold an image (kind is {meta['kind']!r})")
+            if dtype != "U8" or len(shape) != 3 or shape[2] != 3 or \
+                    not all(1 <= x <= MAX_IMAGE_SIDE for x in shape[:2]):
+                problems.append(f"image: {dtype} {shape}, expected U8 [height, width, 3] with 1..{MAX_IMAGE_SIDE} "
+                                "per side")
+                continue
+            expected = 1
+        elif dtype not in DTYPE_BYTES:
             problems.append(f"{name}: dtype {dtype}, expected F32/F16/BF16")
             continue
-        expected = DTYPE_BYTES[dtype]
+        else:
+            expected = DTYPE_BYTES[dtype]
         for dim in shape:
             expected *= dim
         if end - begin != expected:
@@ -125,6 +144,8 @@ def validate_trace(path: str) -> List[str]:
                 problems.append(f"layers.{i}.sinks: learned sinks need version 2")
             if sinks["shape"] != [heads]:
                 problems.append(f"layers.{i}.sinks: shape {sinks['shape']}, expected [{heads}]")
+    if "image" in header:
+        expected_names.add("image")
     for name in sorted(set(header) - expected_names):
         problems.append(f"{name}: tensor not described by any layer object")
     return problems

@@ -2,7 +2,8 @@
 
 A trace is a safetensors file: tensors layers.{i}.q [heads,T,d], layers.{i}.k / .v [kv_heads,T,d],
 optional layers.{i}.out [heads,T,dv], and for layers with learned sink logits (GPT-OSS) the
-v2 tensor layers.{i}.sinks [heads] F32; __metadata__ holds only strings (JSON for structured
+v2 tensor layers.{i}.sinks [heads] F32, and for a vision trace the U8 tensor `image`
+[height, width, 3]; __metadata__ holds only strings (JSON for structured
 values). A layer whose ALiBi slopes are not the standard ones lists them as `alibi_slopes` (v2).
 The version written is the lowest that holds the content: 2 with sinks or own slopes, else 1.
 """
@@ -23,6 +24,7 @@ FORMAT = "attnscope.trace"
 VERSION = "1"
 SINKS_VERSION = "2"  # layers.{i}.sinks and a layer's own alibi_slopes
 KINDS = ("causal-lm", "encoder", "vision")
+MAX_IMAGE_SIDE = 8192  # the `image` tensor of a vision trace: 1..8192 pixels per side
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 # Keys of a per-layer object, in the order the format lists them.
 LAYER_KEYS = ("heads", "kv_heads", "head_dim", "scale", "causal", "sliding_window", "softcap",
@@ -42,8 +44,21 @@ def layer_object(capture: LayerCapture, positional: str) -> Dict[str, Any]:
     return obj
 
 
+def image_tensor(image: torch.Tensor, kind: str) -> torch.Tensor:
+    """The `image` tensor as written: uint8 [height, width, 3], 1..MAX_IMAGE_SIDE per side, vision only."""
+    if kind != "vision":
+        raise ValueError(f"image: only a vision trace stores the image (kind is {kind!r})")
+    if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.dim() != 3 or \
+            image.shape[2] != 3:
+        raise ValueError(f"image: expected a uint8 tensor [height, width, 3], got "
+                         f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}")
+    if not (1 <= image.shape[0] <= MAX_IMAGE_SIDE and 1 <= image.shape[1] <= MAX_IMAGE_SIDE):
+        raise ValueError(f"image: {image.shape[0]}x{image.shape[1]}, expected 1..{MAX_IMAGE_SIDE} per side")
+    return image.detach().cpu().contiguous()
+
+
 def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
-                   token_ids: Sequence[int], layers: List[Dict[str, Any]],
+                   token_ids: Optional[Sequence[int]], layers: List[Dict[str, Any]],
                    extra: Optional[Dict[str, Any]] = None,
                    documents: Optional[Sequence[int]] = None,
                    patch_grid: Optional[Sequence[int]] = None,
@@ -51,7 +66,7 @@ def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
                    capture_check: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if len(tokens) != len(token_ids):
+    if token_ids is not None and len(tokens) != len(token_ids):
         raise ValueError(f"{len(tokens)} token strings but {len(token_ids)} token ids")
     meta = {
         "format": FORMAT,
@@ -61,13 +76,20 @@ def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
         "kind": kind,
         "text": text,
         "tokens": json.dumps(list(tokens), ensure_ascii=False),
-        "token_ids": json.dumps([int(t) for t in token_ids]),
         "layers": json.dumps(layers),
     }
+    if token_ids is not None:  # optional: a vision trace has none
+        meta["token_ids"] = json.dumps([int(t) for t in token_ids])
     if kind == "vision":
         if patch_grid is None or len(patch_grid) != 2:
             raise ValueError("a vision trace needs patch_grid [rows, cols]")
-        meta["patch_grid"] = json.dumps([int(patch_grid[0]), int(patch_grid[1])])
+        rows, cols = int(patch_grid[0]), int(patch_grid[1])
+        if rows < 1 or cols < 1 or rows * cols > len(tokens):
+            raise ValueError(f"patch_grid [{rows}, {cols}]: expected positive rows and cols with "
+                             f"rows*cols <= T = {len(tokens)}")
+        meta["patch_grid"] = json.dumps([rows, cols])
+    elif patch_grid is not None:
+        raise ValueError(f"patch_grid is only for kind 'vision', not {kind!r}")
     if documents is not None:
         meta["documents"] = json.dumps([int(d) for d in documents])
     if extra:
@@ -78,13 +100,17 @@ def build_metadata(*, model: str, kind: str, text: str, tokens: Sequence[str],
 
 
 def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: str, text: str,
-                tokens: Sequence[str], token_ids: Sequence[int], positional: str,
+                tokens: Sequence[str], token_ids: Optional[Sequence[int]], positional: str,
                 dtype: str = "f16", extra: Optional[Dict[str, Any]] = None,
-                capture_check: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+                capture_check: Optional[Dict[str, Any]] = None,
+                patch_grid: Optional[Sequence[int]] = None,
+                image: Optional[torch.Tensor] = None) -> Dict[str, str]:
     """Writes the trace atomically (temporary file in the same folder, then os.replace).
 
     Returns the metadata written. Layers are numbered 0..n-1 in file order; each layer object
-    records the model's own layer index as "source_layer".
+    records the model's own layer index as "source_layer". A vision trace (kind "vision") has a
+    patch_grid [rows, cols] and optionally `image`, a uint8 [height, width, 3] tensor of the pixels
+    the model saw, stored as the U8 tensor `image` after the layer tensors.
     """
     from safetensors.torch import save_file
 
@@ -92,7 +118,7 @@ def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: st
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if not captures:
         raise ValueError("no attention layer was captured: nothing to write")
-    length = len(token_ids)
+    length = len(tokens)
     tensors: Dict[str, torch.Tensor] = {}
     for i, cap in enumerate(captures):
         for name, tensor in (("q", cap.q), ("k", cap.k), ("v", cap.v), ("out", cap.out)):
@@ -109,10 +135,13 @@ def write_trace(path: str, captures: List[LayerCapture], *, model: str, kind: st
                                  f"{cap.settings['heads']} heads")
             tensors[f"layers.{i}.sinks"] = torch.tensor([float(s) for s in sinks],
                                                         dtype=torch.float32)
+    if image is not None:
+        tensors["image"] = image_tensor(image, kind)
     has_sinks = any(c.settings.get("sinks") is not None or c.settings.get("alibi_slopes") is not None
                     for c in captures)
     meta = build_metadata(model=model, kind=kind, text=text, tokens=tokens, token_ids=token_ids,
                           layers=[layer_object(c, positional) for c in captures], extra=extra,
+                          patch_grid=patch_grid,
                           version=SINKS_VERSION if has_sinks else VERSION,
                           capture_check=capture_check)
     folder = os.path.dirname(os.path.abspath(path))
