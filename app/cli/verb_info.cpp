@@ -7,17 +7,39 @@
 #include "attnscope/trace.h"
 #include "attnscope/demo_trace.h"
 #include "attnscope/trace_summary.h"
+#include "attnscope/vision.h"
 #include "cli.h"
 
 namespace attnscope::cli {
 namespace {
 constexpr const char* kVerb = "info";
+constexpr size_t kMaxListedPrefix = 8;  ///< prefix token names shown in the layout line
 
 std::string optionalNumber(double v, const char* format) {
     if (v <= 0) return "-";
     char buf[32];
     std::snprintf(buf, sizeof buf, format, v);
     return buf;
+}
+
+/// The prefix/patch layout (docs/trace-format.md, "Vision") and the input image of a vision trace.
+void printVisionLayout(const Trace& t) {
+    auto layout = visionLayout(t);
+    if (!layout) return;
+    std::string names;
+    for (int64_t i = 0; i < layout->prefix && i < int64_t(kMaxListedPrefix); ++i)
+        names += (i ? " " : "") + t.metadata().tokens[size_t(i)];
+    if (layout->prefix > int64_t(kMaxListedPrefix)) names += " …";
+    std::printf("layout      %lld prefix token%s%s%s%s, then patches p0,0 … p%d,%d at positions %lld..%lld\n",
+                static_cast<long long>(layout->prefix), layout->prefix == 1 ? "" : "s", names.empty() ? "" : " (",
+                names.c_str(), names.empty() ? "" : ")", layout->rows - 1, layout->cols - 1,
+                static_cast<long long>(layout->prefix), static_cast<long long>(layout->tokens - 1));
+    if (const TensorView* img = t.imageTensor())
+        std::printf("image       %lld×%lld RGB (width × height), %.4g×%.4g pixels per patch\n",
+                    static_cast<long long>(img->shape[1]), static_cast<long long>(img->shape[0]),
+                    double(img->shape[1]) / layout->cols, double(img->shape[0]) / layout->rows);
+    else
+        std::printf("image       none (maps show the patch grid alone)\n");
 }
 
 void printText(const Trace& t, bool scanned) {
@@ -27,9 +49,10 @@ void printText(const Trace& t, bool scanned) {
     std::printf("format      %s v%d\n", m.format.c_str(), m.version);
     std::printf("model       %s\n", m.model.empty() ? "-" : m.model.c_str());
     std::printf("source      %s\n", m.source.empty() ? "-" : m.source.c_str());
-    if (m.kind == TraceKind::Vision)
+    if (m.kind == TraceKind::Vision) {
         std::printf("kind        vision (patch grid %d×%d)\n", m.patchRows, m.patchCols);
-    else
+        printVisionLayout(t);
+    } else
         std::printf("kind        %s\n", traceKindName(m.kind));
     std::printf("tokens      T = %lld\n", (long long)t.tokens());
     std::printf("layers      %d (%s)\n", t.numLayers(), t.hasQK() ? "q/k/v" : "weights only: stored attention");

@@ -113,6 +113,24 @@ Result<MatrixRM> Trace::storedAttention(int layer, int head, int64_t q0, int64_t
     return m;
 }
 
+const TensorView* Trace::imageTensor() const { return m_impl->image ? &*m_impl->image : nullptr; }
+
+Result<TraceImage> Trace::image() const {
+    const TensorView* t = imageTensor();
+    if (!t) return Status(ErrorCode::Unsupported, path() + ": the trace has no tensor " + kImageTensorName);
+    TraceImage img;
+    img.height = int(t->shape[0]);
+    img.width = int(t->shape[1]);
+    try {
+        img.rgb.resize(t->bytes);
+    } catch (const std::bad_alloc&) {
+        return Status(ErrorCode::OutOfMemory,
+                      path() + ": tensor " + t->name + ": cannot allocate " + std::to_string(t->bytes) + " bytes");
+    }
+    if (Status st = read(*t, 0, t->bytes, img.rgb.data()); !st) return st;
+    return img;
+}
+
 Status Trace::checkUnchanged() const { return m_impl->file.checkUnchanged(m_impl->path); }
 
 Status Trace::read(const TensorView& t, uint64_t offset, uint64_t bytes, void* dst) const {

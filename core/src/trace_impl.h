@@ -1,6 +1,7 @@
 #pragma once
 // Private state of an open trace, shared by the reader (trace_reader.cpp, trace_validate.cpp)
 // and the accessors (trace_access.cpp).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ struct Trace::Impl {
     TraceMetadata meta;
     int64_t tokens = 0;
     std::vector<LayerTensors> layers;
+    std::optional<TensorView> image;  ///< vision traces' input image (U8 [height, width, 3])
     bool hasQK = false;
     std::vector<NonFiniteCount> nonFinite;
     std::vector<std::string> warnings;

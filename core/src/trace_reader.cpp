@@ -74,10 +74,11 @@ Status MappedFile::open(const std::string& path) {
 namespace {
 
 Result<DType> parseDType(const std::string& name, const std::string& s, const std::string& where) {
-    for (DType t : {DType::F32, DType::F16, DType::BF16})
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::U8})
         if (s == dtypeName(t)) return t;
-    return Status(ErrorCode::Unsupported,
-                  where + ": tensor " + name + ": dtype '" + s + "' is not supported (expected F32, F16 or BF16)");
+    return Status(ErrorCode::Unsupported, where + ": tensor " + name + ": dtype '" + s +
+                                              "' is not supported (expected " +
+                                              (name == kImageTensorName ? "U8" : "F32, F16 or BF16") + ")");
 }
 
 /// A non-negative integer that fits a double exactly (shape entries, offsets).

@@ -71,6 +71,15 @@ Json traceSummaryJson(const Trace& trace, const TraceSummaryOptions& o) {
     if (o.details) {
         j.set("captureCheck", captureCheckJson(m.captureCheck));
         j.set("captureCheckText", describeCaptureCheck(m.captureCheck));
+        Json image;  // a vision trace's input image (tensor `image`), null without
+        if (const TensorView* t = trace.imageTensor()) {
+            image = Json::object();
+            image.set("width", t->shape[1]);
+            image.set("height", t->shape[0]);
+        }
+        j.set("image", std::move(image));
+        j.set("prefixTokens",
+              m.kind == TraceKind::Vision ? Json(trace.tokens() - int64_t(m.patchRows) * m.patchCols) : Json());
     }
     Json layers = Json::array();
     for (int l = 0; l < trace.numLayers(); ++l) {

@@ -14,6 +14,7 @@ const char* dtypeName(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::U8: return "U8";
     }
     return "?";
 }
@@ -23,6 +24,7 @@ size_t dtypeSize(DType t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    case DType::U8: return 1;
     }
     return 0;
 }
@@ -112,6 +114,9 @@ void TensorView::toFloat(int64_t first, int64_t count, float* out) const {
     case DType::F32: convertF32(src, end - begin, dst); break;
     case DType::F16: convertF16(src, end - begin, dst); break;
     case DType::BF16: convertBF16(src, end - begin, dst); break;
+    case DType::U8:
+        for (int64_t i = 0; i < end - begin; ++i) dst[i] = float(std::to_integer<uint8_t>(src[i]));
+        break;
     }
 }
 

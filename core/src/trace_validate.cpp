@@ -91,7 +91,31 @@ public:
 private:
     Status error(ErrorCode code, const std::string& what) const { return Status(code, m_impl.path + ": " + what); }
 
+    /// The input image of a vision trace: U8 [height, width, 3], 1..kMaxImageSide each side; only
+    /// in vision traces (the byte count was checked with the entry).
+    Status placeImage(TensorView t) {
+        const std::string what = "tensor " + t.name + " (the input image): ";
+        if (m_impl.meta.kind != TraceKind::Vision)
+            return error(ErrorCode::Format, what + "only allowed when __metadata__.kind is 'vision' (it is '" +
+                                                traceKindName(m_impl.meta.kind) + "')");
+        if (t.dtype != DType::U8)
+            return error(ErrorCode::Format, what + "dtype '" + dtypeName(t.dtype) + "' (expected U8: RGB bytes)");
+        const auto& s = t.shape;
+        const auto side = [](int64_t n) { return n >= 1 && n <= kMaxImageSide; };
+        if (s.size() != 3 || s[2] != 3 || !side(s[0]) || !side(s[1]))
+            return error(ErrorCode::Shape, what + "shape " + shapeString(s) +
+                                               " (expected [height, width, 3] with 1 ≤ " + "height, width ≤ " +
+                                               std::to_string(kMaxImageSide) + ")");
+        if (m_impl.image) return error(ErrorCode::Format, "tensor " + t.name + " appears more than once in the header");
+        m_impl.image = std::move(t);
+        return Status::success();
+    }
+
     Status place(TensorView t) {
+        if (t.name == kImageTensorName) return placeImage(std::move(t));
+        if (t.dtype == DType::U8)
+            return error(ErrorCode::Format, "tensor " + t.name + ": dtype 'U8' is only allowed for tensor " +
+                                                kImageTensorName + " (expected F32, F16 or BF16)");
         int layer = 0, slot = 0;
         if (!parseLayerName(t.name, layer, slot)) {
             m_impl.warnings.push_back("tensor " + t.name + " is not part of trace format v" +
@@ -245,6 +269,7 @@ Counts countChunk(const TensorView& t, int64_t first, int64_t count) {
     case DType::F32: return countSpecials<uint32_t>(p, count, 0x7F800000u);
     case DType::F16: return countSpecials<uint16_t>(p, count, 0x7C00);
     case DType::BF16: return countSpecials<uint16_t>(p, count, 0x7F80);
+    case DType::U8: return {};  // bytes have no NaN
     }
     return {};
 }

@@ -1,6 +1,7 @@
 // TraceWriter (safetensors layout) and atomic file writes.
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -30,6 +31,12 @@ void encodeValues(DType dtype, const float* values, size_t count, std::byte* out
         for (size_t i = 0; i < count; ++i) {
             const uint16_t b = half::floatToBf16(values[i]);
             std::memcpy(out + 2 * i, &b, 2);
+        }
+        break;
+    case DType::U8:  // image bytes: rounded and clamped to 0..255
+        for (size_t i = 0; i < count; ++i) {
+            const float v = std::isnan(values[i]) ? 0.0f : std::clamp(values[i], 0.0f, 255.0f);
+            out[i] = std::byte(uint8_t(std::lround(v)));
         }
         break;
     }
@@ -79,6 +86,12 @@ void TraceWriter::addTensor(std::string name, DType dtype, std::vector<int64_t> 
 void TraceWriter::addRawTensor(std::string name, DType dtype, std::vector<int64_t> shape,
                                std::vector<std::byte> bytes) {
     m_entries.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
+}
+
+void TraceWriter::addImage(int width, int height, std::vector<uint8_t> rgb) {
+    std::vector<std::byte> bytes(rgb.size());
+    if (!rgb.empty()) std::memcpy(bytes.data(), rgb.data(), rgb.size());
+    addRawTensor(kImageTensorName, DType::U8, {height, width, 3}, std::move(bytes));
 }
 
 namespace {

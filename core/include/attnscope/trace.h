@@ -15,8 +15,10 @@
 
 namespace attnscope {
 
-enum class DType { F32, F16, BF16 };
-const char* dtypeName(DType t);  ///< "F32", "F16", "BF16" (safetensors spelling)
+/// Tensor element types. U8 holds only the input image of a vision trace (tensor `image`); layer
+/// tensors are F32, F16 or BF16.
+enum class DType { F32, F16, BF16, U8 };
+const char* dtypeName(DType t);  ///< "F32", "F16", "BF16", "U8" (safetensors spelling)
 size_t dtypeSize(DType t);
 
 enum class TraceKind { CausalLM, Encoder, Vision };
@@ -113,6 +115,22 @@ struct LayerTensors {
 
 enum class Which { Q, K, V };
 
+/// Limits of the optional `image` tensor of a vision trace (docs/trace-format.md, "Vision").
+inline constexpr const char* kImageTensorName = "image";
+inline constexpr int kMaxImageSide = 8192;  ///< pixels, each of height and width
+
+/// The input image of a vision trace (tensor `image`, U8 [height, width, 3]): the RGB pixels the
+/// model saw, after the processor's resize/crop and before normalisation. Copied out of the
+/// mapping (the file may change while open), so it stays valid after the trace is closed.
+struct TraceImage {
+    int width = 0, height = 0;
+    std::vector<uint8_t> rgb;  ///< row-major [height][width][3]
+    /// Pixel rows [r·height/rows, (r+1)·height/rows) and columns likewise: what patch (r, c) of a
+    /// rows × cols grid covers.
+    int rowBegin(int r, int rows) const { return int(int64_t(r) * height / rows); }
+    int colBegin(int c, int cols) const { return int(int64_t(c) * width / cols); }
+};
+
 /// One head's Q, K or V as floats, with a count of NaN/Inf values found while converting.
 struct HeadMatrix {
     MatrixRM m;  ///< [T, d]
@@ -159,6 +177,11 @@ public:
     bool hasQK() const;                                    ///< false for weights-only traces (maps yes, variants no)
     const std::vector<NonFiniteCount>& nonFinite() const;  ///< filled when scanValues was set
     const std::vector<std::string>& warnings() const;
+    /// The `image` tensor of a vision trace (U8 [height, width, 3]), or nullptr when it has none.
+    const TensorView* imageTensor() const;
+    /// The image's pixels, read under the same rules as head() (an IoError, never a crash, when
+    /// the file changed since it was opened); Unsupported when the trace has no image.
+    Result<TraceImage> image() const;
 
     /// Query head `head` of `layer` as [T, d] floats. For K and V, `head` is the query head and
     /// is mapped to its kv head (GQA).
@@ -194,6 +217,9 @@ public:
     /// serialize(), unless a tensor of that name was added.
     void addLayer(int layer, DType dtype, const std::vector<MatrixRM>& q, const std::vector<MatrixRM>& k,
                   const std::vector<MatrixRM>& v);
+    /// Adds the input image of a vision trace as tensor `image` (U8 [height, width, 3]);
+    /// rgb.size() must be height·width·3 (else the reader refuses the file).
+    void addImage(int width, int height, std::vector<uint8_t> rgb);
     /// The complete file image (header length, JSON header, data).
     std::vector<std::byte> serialize() const;
     /// Writes atomically: `path`.tmp-XXXX then rename.
