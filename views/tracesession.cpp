@@ -14,6 +14,34 @@ constexpr qint64 kScanLimitBytes = qint64(1) << 30;
 
 TraceSession::TraceSession(ComputeService* compute, QObject* parent) : QObject(parent), m_compute(compute) {}
 
+void TraceSession::reload() {
+    if (!m_trace) return;
+    const HeadId head = m_current;
+    const QList<HeadId> compared = m_compared;
+    // After the new trace is set (a later open() overtakes this one: its traceOpened comes last);
+    // either answer ends both connections.
+    struct Pending {
+        QMetaObject::Connection opened, failed;
+    };
+    auto pending = std::make_shared<Pending>();
+    auto done = [pending] { disconnect(pending->opened), disconnect(pending->failed); };
+    pending->opened = connect(this, &TraceSession::traceOpened, this, [this, head, compared, done] {
+        done();
+        select(head);
+        QList<HeadId> kept;
+        for (const HeadId& h : compared)
+            if (hasHead(h)) kept.push_back(h);
+        if (!kept.isEmpty()) setCompared(kept);
+    });
+    pending->failed = connect(this, &TraceSession::openFailed, this, done);
+    open(path());
+}
+
+bool TraceSession::hasHead(HeadId head) const {
+    return m_trace && head.layer >= 0 && head.layer < m_trace->numLayers() && head.head >= 0 &&
+           head.head < m_trace->config(head.layer).heads;
+}
+
 void TraceSession::open(const QString& path) {
     OpenOptions options;
     // Counting NaN/Inf reads the whole file: worth it for the validation panel unless it is huge.
@@ -62,9 +90,7 @@ void TraceSession::close() {
 QString TraceSession::path() const { return m_trace ? QString::fromStdString(m_trace->path()) : QString(); }
 
 void TraceSession::select(HeadId head) {
-    if (!m_trace || head.layer < 0 || head.layer >= m_trace->numLayers() || head.head < 0 ||
-        head.head >= m_trace->config(head.layer).heads || head == m_current)
-        return;
+    if (!hasHead(head) || head == m_current) return;
     m_current = head;
     emit currentChanged(head);
 }

@@ -48,6 +48,10 @@ public:
     ComputeService* compute() const { return m_compute; }
     /// Opens `path` on a worker thread; emits traceOpened or openFailed.
     void open(const QString& path);
+    /// Opens the current trace's file again (it changed on disk: a re-capture, a copy over it),
+    /// then selects the head and the compared heads that were selected, where the file still
+    /// has them. While it opens, and if it fails (openFailed), the open trace stays.
+    void reload();
     /// Adopts an already opened trace (tests, the benchmark).
     void setTrace(std::shared_ptr<const Trace> trace);
     void close();
@@ -98,6 +102,8 @@ signals:
     void inspected(qint64 query, qint64 key);
 
 private:
+    bool hasHead(HeadId head) const;
+
     ComputeService* m_compute;
     std::shared_ptr<const Trace> m_trace;
     std::shared_ptr<HeadCache> m_cache;

@@ -199,6 +199,12 @@ void MainWindow::buildMenus() {
     file->addAction(tr("Export &Report…"), QKeySequence(tr("Ctrl+Shift+E")), this,
                     &MainWindow::exportReportInteractive);
     file->addSeparator();
+    // A trace that changed on disk (re-captured, copied over) fails its reads with "reopen it".
+    file->addAction(tr("Re&load Trace"), QKeySequence(tr("Ctrl+Shift+R")), this, [this] {
+        if (!m_session->isOpen()) return;
+        m_openingMessage = showStatus(tr("Reloading %1…").arg(QFileInfo(m_session->path()).fileName()), 0);
+        m_session->reload();
+    });
     file->addAction(tr("&Close Trace"), QKeySequence::Close, m_session, &TraceSession::close);
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 

@@ -2,6 +2,8 @@
 // the head cache it was given alive (the cache is shared with the job, not borrowed). Under the
 // ASan preset the old ownership (a raw pointer into a unique_ptr) failed here as a
 // heap-use-after-free; in any build the job must finish with the first trace's data.
+// Reload: a trace whose file changed on disk reads as "reopen it"; reload() opens the new file
+// and keeps the selected and compared heads that still exist.
 #include <QtTest>
 
 #include <QTemporaryDir>
@@ -34,6 +36,8 @@ class TestTraceSession : public QObject {
     Q_OBJECT
 private slots:
     void jobOutlivesTraceSwitch();
+    void reloadAfterTheFileChanged();
+    void reloadThatFailsKeepsTheTrace();
 };
 
 void TestTraceSession::jobOutlivesTraceSwitch() {
@@ -68,6 +72,87 @@ void TestTraceSession::jobOutlivesTraceSwitch() {
     auto now = session.cache()->head(0, 0);
     QVERIFY(now.ok());
     QCOMPARE((*now)->q.rows(), Eigen::Index(64));
+}
+
+void TestTraceSession::reloadAfterTheFileChanged() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString path = dir.filePath(QStringLiteral("r.attn.safetensors"));
+    SynthOptions o;
+    o.tokens = 80;
+    o.layers = 3;
+    o.headDim = 32;
+    QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
+    ComputeService compute;
+    TraceSession session(&compute);
+    QSignalSpy opened(&session, &TraceSession::traceOpened);
+    session.open(path);
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, kTimeoutMs);
+    const int heads = session.trace()->config(0).heads;
+    QVERIFY(heads >= 2);
+    session.select({2, 1});
+    session.setCompared({{0, 0}, {2, 1}});
+    const std::shared_ptr<const Trace> before = session.trace();
+
+    // A re-capture written over the file in place: longer sequence, one layer fewer.
+    o.tokens = 120;
+    o.layers = 2;
+    o.seed += 1;
+    const std::string scratch = dir.filePath(QStringLiteral("new.attn.safetensors")).toStdString();
+    QVERIFY(writeSyntheticTrace(scratch, o).ok());
+    {
+        QFile from(QString::fromStdString(scratch)), to(path);
+        QVERIFY(from.open(QIODevice::ReadOnly) && to.open(QIODevice::ReadWrite));
+        const QByteArray bytes = from.readAll();
+        QCOMPARE(to.write(bytes), bytes.size());  // same inode: the mapping sees the change
+        QVERIFY(to.resize(bytes.size()));
+    }
+    auto stale = before->head(0, 0, Which::Q);
+    QVERIFY2(!stale.ok(), "a read of the changed file must fail, not return other data");
+    QVERIFY2(QString::fromStdString(stale.message()).contains(QStringLiteral("reopen")), stale.message().c_str());
+
+    session.reload();
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, kTimeoutMs);
+    QVERIFY(session.trace() != before);
+    QCOMPARE(session.trace()->tokens(), int64_t(120));
+    // Layer 2 is gone: the selection falls back to the first head, the comparison keeps (0,0).
+    QCOMPARE(session.current(), (HeadId{0, 0}));
+    QCOMPARE(session.compared(), (QList<HeadId>{{0, 0}}));
+    auto fresh = session.trace()->head(1, 1, Which::Q);
+    QVERIFY2(fresh.ok(), fresh.message().c_str());
+
+    // Reloading again keeps a selection that still exists.
+    session.select({1, 1});
+    session.reload();
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 3, kTimeoutMs);
+    QCOMPARE(session.current(), (HeadId{1, 1}));
+}
+
+void TestTraceSession::reloadThatFailsKeepsTheTrace() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString path = dir.filePath(QStringLiteral("gone.attn.safetensors"));
+    SynthOptions o;
+    o.tokens = 64;
+    o.layers = 1;
+    o.headDim = 32;
+    auto written = writeSyntheticTrace(path.toStdString(), o);
+    QVERIFY2(written.ok(), written.message().c_str());
+    ComputeService compute;
+    TraceSession session(&compute);
+    QSignalSpy opened(&session, &TraceSession::traceOpened), failed(&session, &TraceSession::openFailed);
+    session.open(path);
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 1, kTimeoutMs);
+    session.select({0, 1});
+    const std::shared_ptr<const Trace> before = session.trace();
+    QVERIFY(QFile::remove(path));
+    session.reload();
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, kTimeoutMs);
+    QVERIFY2(failed.at(0).at(1).toString().contains(path), qPrintable(failed.at(0).at(1).toString()));
+    QCOMPARE(session.trace(), before);  // still open, still readable (the mapping holds it)
+    QCOMPARE(session.current(), (HeadId{0, 1}));
+    QVERIFY(session.trace()->head(0, 0, Which::Q).ok());
+    QCOMPARE(opened.count(), 1);
 }
 
 QTEST_MAIN(TestTraceSession)
