@@ -188,6 +188,13 @@ Status CudaEngine::fillHead(GpuHead& gh, const MatrixRM& q, const MatrixRM& k) {
     auto staging = head->pinned(elems * 2);
     if (!staging) return staging.status();
     uint16_t* packed = static_cast<uint16_t*>(*staging);
+    {  // Refused before anything is allocated when even one head does not fit.
+        const double need = double(elems) * 2 + double(T) * sizeof(float);
+        const double held = double(head->m_q.bytes() + head->m_k.bytes() + head->m_lse.bytes());
+        ATTNSCOPE_TRY_STATUS(
+            checkDeviceFits(need - held, "the GPU map of one head (q and k in 16 bits, T = " + std::to_string(T) +
+                                             ", d = " + std::to_string(q.cols()) + ", and its lse)"));
+    }
     ATTNSCOPE_TRY_STATUS(head->m_q.allocate(size_t(nq) * 2, "map q"));
     ATTNSCOPE_TRY_STATUS(head->m_k.allocate(size_t(k.size()) * 2, "map k"));
     ATTNSCOPE_TRY_STATUS(head->m_lse.allocate(size_t(T) * sizeof(float), "map lse"));

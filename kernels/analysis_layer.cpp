@@ -340,10 +340,17 @@ Result<std::vector<HeadSums>> LayerAnalyzer::run(const Trace& trace, int layer, 
     // Group size: what the free device memory holds (per head about 20·T floats, the numerator
     // and the block matrices), at most every head of the layer.
     size_t freeBytes = 0, totalBytes = 0;
-    cudaMemGetInfo(&freeBytes, &totalBytes);
+    deviceMemory(freeBytes, totalBytes);
     size_t perHead = size_t(T) * 4 * 32 + size_t(Tpad) * size_t(dimPad) * 4;
     for (int64_t b : blockSizes) perHead += size_t((T + b - 1) / b) * size_t((T + b - 1) / b) * 4;
     perHead += size_t((T + 63) / 64) * size_t((T + 63) / 64);  // top-k flags
+    // Refused before the passes allocate when one kv group's buffers do not fit (the block
+    // matrices grow as T²: at T = 4M one head needs about 23 GB).
+    ATTNSCOPE_TRY_STATUS(checkDeviceFits(double(perHead) * group,
+                                         where + ": the analysis buffers of " + std::to_string(group) +
+                                             (group == 1 ? " head" : " heads (one kv group)") +
+                                             " (row statistics and block matrices at T = " + std::to_string(T) + ")",
+                                         0.6));
     // Groups hold whole kv groups (the forward kernel's lse takes heads h0.. with their kv heads).
     int groupHeads = int(std::clamp<size_t>((freeBytes * 6 / 10) / std::max<size_t>(perHead, 1), 1, size_t(cfg.heads)));
     groupHeads = std::max(group, groupHeads / group * group);

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "cupti_session.h"
+#include "device_memory.h"
 #include "attnscope/memory.h"
 #include "attnscope/profiler.h"
 
@@ -64,17 +65,13 @@ public:
     }
 
     Status checkFits(const AttentionProblem& p) const override {
-        size_t freeBytes = 0, totalBytes = 0;
-        if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) return Status::success();  // the upload reports
         // Q, K, V and O in 16 bits, the lse in float32, and room for block masks and workspace.
-        constexpr double kHeadroom = 0.9;
         const double q = double(p.batch) * p.heads * p.tokens * p.headDim;
         const double kv = double(p.batch) * p.kvHeads * p.tokens * p.headDim;
         const double need = (2 * q + 2 * kv) * 2 + double(p.batch) * p.heads * p.tokens * sizeof(float);
-        if (need <= kHeadroom * double(freeBytes)) return Status::success();
-        return {ErrorCode::OutOfMemory, "Q, K, V, O and lse need " + humanBytes(uint64_t(need)) + " of GPU memory; " +
-                                            humanBytes(freeBytes) + " of " + humanBytes(totalBytes) + " is free on " +
-                                            m_info.name};
+        Status fits = gpu::checkDeviceFits(need, "Q, K, V, O and lse of the problem");
+        if (!fits) return {fits.code(), fits.message() + " on " + m_info.name};
+        return fits;
     }
 
     Status prepare(const ProfileInputs& inputs) override {

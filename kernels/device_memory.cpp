@@ -4,9 +4,46 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
+#include "attnscope/memory.h"
+
 namespace attnscope::gpu {
+
+namespace {
+/// ATTNSCOPE_GPU_MEMORY_LIMIT in bytes (0: not set or not a size).
+size_t memoryLimit() {
+    const char* text = std::getenv("ATTNSCOPE_GPU_MEMORY_LIMIT");
+    if (!text || !*text) return 0;
+    char* end = nullptr;
+    const double v = std::strtod(text, &end);
+    double scale = 1;
+    if (end && (*end == 'K' || *end == 'k')) scale = 1024.0;
+    if (end && (*end == 'M' || *end == 'm')) scale = 1024.0 * 1024;
+    if (end && (*end == 'G' || *end == 'g')) scale = 1024.0 * 1024 * 1024;
+    return v > 0 ? size_t(v * scale) : 0;
+}
+}  // namespace
+
+bool deviceMemory(size_t& freeBytes, size_t& totalBytes) {
+    freeBytes = totalBytes = 0;
+    if (cudaMemGetInfo(&freeBytes, &totalBytes) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    if (const size_t limit = memoryLimit(); limit > 0)
+        freeBytes = std::min(freeBytes, limit), totalBytes = std::min(totalBytes, limit);
+    return true;
+}
+
+Status checkDeviceFits(double needBytes, const std::string& what, double share) {
+    size_t freeBytes = 0, totalBytes = 0;
+    if (!deviceMemory(freeBytes, totalBytes) || needBytes <= share * double(freeBytes)) return {};
+    return {ErrorCode::OutOfMemory, what + " needs " + humanBytes(uint64_t(needBytes)) + " of GPU memory; " +
+                                        humanBytes(freeBytes) + " of " + humanBytes(totalBytes) + " is free"};
+}
 
 Status DeviceArray::allocate(size_t bytes, const std::string& what) {
     if (m_ptr && m_bytes >= bytes) return {};
@@ -16,7 +53,7 @@ Status DeviceArray::allocate(size_t bytes, const std::string& what) {
         m_ptr = nullptr;
         size_t freeBytes = 0, totalBytes = 0;
         cudaGetLastError();
-        cudaMemGetInfo(&freeBytes, &totalBytes);
+        deviceMemory(freeBytes, totalBytes);
         return {err == cudaErrorMemoryAllocation ? ErrorCode::OutOfMemory : ErrorCode::Device,
                 "cudaMalloc of " + std::to_string(bytes) + " bytes for " + what + " failed (" +
                     std::to_string(freeBytes >> 20) + " MiB free of " + std::to_string(totalBytes >> 20) +

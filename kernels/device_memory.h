@@ -46,6 +46,15 @@ private:
     size_t m_bytes = 0;
 };
 
+/// Free and total device memory (cudaMemGetInfo), both capped by ATTNSCOPE_GPU_MEMORY_LIMIT when
+/// it is set (bytes, or with a K, M or G suffix: as if the GPU had that much; tests use it to
+/// reach the out-of-memory refusals at sizes a test can afford). False when CUDA cannot say.
+bool deviceMemory(size_t& freeBytes, size_t& totalBytes);
+/// Refuses work before anything is allocated when `needBytes` exceed `share` of the free device
+/// memory: OutOfMemory "<what> needs X of GPU memory; Y of Z is free". Success when CUDA cannot
+/// say (the allocation then reports).
+Status checkDeviceFits(double needBytes, const std::string& what, double share = 0.9);
+
 /// Rounds floats to the dtype (round to nearest even) and packs them as 16-bit words.
 std::vector<uint16_t> toDType(const std::vector<float>& x, GpuDType t);
 /// Widens 16-bit words of the dtype to floats.
