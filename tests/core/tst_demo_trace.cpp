@@ -17,14 +17,19 @@ constexpr int kMinSinkHeads = 4;
 constexpr double kPreviousToken = 0.4;
 constexpr double kInduction = 0.3;
 
+/// The first trace by name (as findDemoTrace picks it): the text demo kjv-llama6, not the vision
+/// demo shapes-vit beside it.
 std::string findDemo() {
     const std::filesystem::path dir = std::filesystem::path(ATTNSCOPE_SOURCE_DIR) / "resources" / "demo";
     std::error_code ec;
+    std::string first;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
         const std::string name = e.path().filename().string();
-        if (name.size() > 17 && name.compare(name.size() - 17, 17, ".attn.safetensors") == 0) return e.path().string();
+        if (name.size() > 17 && name.compare(name.size() - 17, 17, ".attn.safetensors") == 0 &&
+            (first.empty() || e.path().string() < first))
+            first = e.path().string();
     }
-    return {};
+    return first;
 }
 }  // namespace
 
