@@ -1,4 +1,5 @@
-"""attnscope_capture: record Q/K/V of Hugging Face transformers models as attnscope traces.
+"""attnscope_capture: record Q/K/V of Hugging Face transformers models (text, and vision models on
+an image) as attnscope traces.
 
 The recorder wraps the attention function that transformers dispatches to (eager, SDPA, flash,
 flex, ...), so it sees Q and K after the positional rotation and V with GQA kv heads intact,
@@ -13,6 +14,7 @@ SOURCE = f"attnscope_capture {__version__}"
 _EXPORTS = {
     "AttentionRecorder": "recorder", "LayerCapture": "recorder",
     "CaptureResult": "capture", "capture_ids": "capture", "capture_text": "capture",
+    "capture_pixels": "capture", "capture_image": "capture",
     "write_trace": "trace_writer", "attention_probs": "reference",
     "read_trace": "trace_reader",
 }
