@@ -1,6 +1,8 @@
 #include "headtable.h"
 
+#include <QBoxLayout>
 #include <QHeaderView>
+#include <QLabel>
 #include <QSplitter>
 #include <QTableWidget>
 
@@ -56,6 +58,46 @@ QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget
     split->setStretchFactor(1, 1);
     split->setSizes({kEqualShare, kEqualShare});  // the table's size hint would take it all
     return split;
+}
+
+HeadTablePanel::HeadTablePanel(TraceSession* session, QWidget* parent)
+    : QWidget(parent), m_session(session), m_summary(new QLabel(analysisPrompt(), this)),
+      m_table(createHeadTable(session, this)), m_headPlot(new FigureWidget(this)), m_tracePlot(new FigureWidget(this)) {
+    m_summary->setWordWrap(true);
+    connect(session, &TraceSession::analysisChanged, this, &HeadTablePanel::refreshTable);
+    connect(session, &TraceSession::currentChanged, this, &HeadTablePanel::refreshPlots);
+}
+
+void HeadTablePanel::finishLayout(QBoxLayout* bar) {
+    QSplitter* split = tableAbovePlots(m_table, m_headPlot, m_tracePlot, this);
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(bar);
+    layout->addWidget(split, 1);
+}
+
+int HeadTablePanel::rows() const { return m_table->rowCount(); }
+
+void HeadTablePanel::clearTable() { m_table->setRowCount(0); }
+
+void HeadTablePanel::refreshTable() {
+    m_table->setSortingEnabled(false);
+    clearTable();
+    const auto& model = m_session->analysis();
+    const std::optional<QString> summary = model ? fillTable(*model) : std::nullopt;
+    if (summary) m_table->setSortingEnabled(true);
+    m_summary->setText(summary.value_or(analysisPrompt()));
+    refreshPlots();
+}
+
+void HeadTablePanel::refreshPlots() {
+    const auto& model = m_session->analysis();
+    const HeadAnalysis* h = model ? m_session->headAnalysis(m_session->current()) : nullptr;
+    m_headPlot->setFigure(h ? std::optional<Figure>(headFigure(*h, *model)) : std::nullopt);
+    m_tracePlot->setFigure(model ? std::optional<Figure>(traceFigure(*model)) : std::nullopt);
+}
+
+std::optional<Figure> HeadTablePanel::currentFigure() const {
+    return m_headPlot->figure() ? m_headPlot->figure() : m_tracePlot->figure();
 }
 
 }  // namespace attnscope

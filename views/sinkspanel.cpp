@@ -1,16 +1,12 @@
 #include "sinkspanel.h"
 
-#include <QHeaderView>
+#include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
-#include <QSplitter>
 #include <QTableWidget>
-#include <QVBoxLayout>
 
 #include "analysisrunner.h"
 #include "figurebuilders.h"
-#include "figurewidget.h"
-#include "headtable.h"
 #include "tracesession.h"
 
 namespace attnscope {
@@ -21,12 +17,9 @@ constexpr int kLearnedColumn = 6;  // shown only for traces with learned sink lo
 }  // namespace
 
 SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session), m_analysis(analysis) {
-    m_summary = new QLabel(analysisPrompt(), this);
-    m_summary->setWordWrap(true);
+    : HeadTablePanel(session, parent) {
     auto* run = new QPushButton(tr("Run analysis"), this);
     connect(run, &QPushButton::clicked, analysis, &AnalysisRunner::run);
-    m_table = createHeadTable(session, this);
     m_table->setColumnCount(7);
     m_table->setHorizontalHeaderLabels(
         {tr("Layer"), tr("Head"), tr("α₀"), tr("Sink"), tr("Hidden sinks"), tr("Role"), tr("Learned")});
@@ -38,39 +31,25 @@ SinksPanel::SinksPanel(TraceSession* session, AnalysisRunner* analysis, QWidget*
         ->setToolTip(tr("Learned sink (a per-head logit in the softmax denominator, GPT-OSS): its share of the "
                         "attention mass, mean over rows of exp(sink − L)"));
     m_table->setColumnHidden(kLearnedColumn, true);
-    m_alpha = new FigureWidget(this);
-    m_rate = new FigureWidget(this);
-    QSplitter* split = tableAbovePlots(m_table, m_alpha, m_rate, this);
     auto* top = new QHBoxLayout;
     top->addWidget(m_summary, 1);
     top->addWidget(run);
-    auto* layout = new QVBoxLayout(this);
-    layout->addLayout(top);
-    layout->addWidget(split, 1);
-
-    connect(session, &TraceSession::analysisChanged, this, &SinksPanel::refreshTable);
-    connect(session, &TraceSession::currentChanged, this, &SinksPanel::refreshPlots);
+    finishLayout(top);
     refreshTable();
 }
 
-int SinksPanel::rows() const { return m_table->rowCount(); }
-
-void SinksPanel::refreshTable() {
-    m_table->setSortingEnabled(false);
-    m_table->setRowCount(0);
+void SinksPanel::clearTable() {
+    HeadTablePanel::clearTable();
     m_table->setColumnHidden(kLearnedColumn, true);  // until a head with a learned sink fills it
-    const auto& model = m_session->analysis();
-    if (!model) {
-        m_summary->setText(analysisPrompt());
-        refreshPlots();
-        return;
-    }
+}
+
+std::optional<QString> SinksPanel::fillTable(const ModelAnalysis& model) {
     int hidden = 0, learned = 0;
     double learnedShare = 0;
     const QStringList tokens = traceTokens(m_session->trace()->metadata());
-    m_table->setRowCount(int(model->heads.size()));
-    for (int r = 0; r < int(model->heads.size()); ++r) {
-        const HeadAnalysis& h = model->heads[size_t(r)];
+    m_table->setRowCount(int(model.heads.size()));
+    for (int r = 0; r < int(model.heads.size()); ++r) {
+        const HeadAnalysis& h = model.heads[size_t(r)];
         hidden += h.sinks.hiddenSinks.empty() ? 0 : 1;
         QStringList keys, withTokens;  // short in the cell, with the tokens on hover
         for (size_t i = 0; i < h.sinks.hiddenSinks.size() && i < kMaxListedSinks; ++i) {
@@ -101,32 +80,23 @@ void SinksPanel::refreshTable() {
         }
     }
     m_table->setColumnHidden(kLearnedColumn, learned == 0);
-    m_table->setSortingEnabled(true);
     QString summary = tr("Sink rate %1% of %2 heads (first-token α₀ > %3) · %4 heads with hidden sinks (α > %5)")
-                          .arg(model->sinkRate, 0, 'f', 1)
-                          .arg(model->heads.size())
-                          .arg(model->options.head.sinks.firstTokenEps)
+                          .arg(model.sinkRate, 0, 'f', 1)
+                          .arg(model.heads.size())
+                          .arg(model.options.head.sinks.firstTokenEps)
                           .arg(hidden)
-                          .arg(model->options.head.sinks.hiddenThreshold);
+                          .arg(model.options.head.sinks.hiddenThreshold);
     if (learned > 0)
         summary += tr(" · learned sinks in %1 heads take %2% of their attention mass on average")
                        .arg(learned)
                        .arg(100.0 * learnedShare / learned, 0, 'f', 1);
-    m_summary->setText(summary);
-    refreshPlots();
+    return summary;
 }
 
-void SinksPanel::refreshPlots() {
-    const auto& model = m_session->analysis();
-    const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
-    m_alpha->setFigure(h ? std::optional<Figure>(
-                               sinkFigure(*h, traceTokens(m_session->trace()->metadata()), model->options.head.sinks))
-                         : std::nullopt);
-    m_rate->setFigure(model ? std::optional<Figure>(sinkRateFigure(*model)) : std::nullopt);
+Figure SinksPanel::headFigure(const HeadAnalysis& head, const ModelAnalysis& model) const {
+    return sinkFigure(head, traceTokens(m_session->trace()->metadata()), model.options.head.sinks);
 }
 
-std::optional<Figure> SinksPanel::currentFigure() const {
-    return m_alpha->figure() ? m_alpha->figure() : m_rate->figure();
-}
+Figure SinksPanel::traceFigure(const ModelAnalysis& model) const { return sinkRateFigure(model); }
 
 }  // namespace attnscope

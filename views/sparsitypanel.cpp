@@ -3,16 +3,10 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
-#include <QHeaderView>
 #include <QLabel>
-#include <QSplitter>
 #include <QTableWidget>
-#include <QVBoxLayout>
 
-#include "analysisrunner.h"
 #include "figurebuilders.h"
-#include "figurewidget.h"
-#include "headtable.h"
 #include "tracesession.h"
 
 namespace attnscope {
@@ -30,27 +24,18 @@ QTableWidgetItem* numberItem(double v, int decimals) {
 }  // namespace
 
 SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
-    : QWidget(parent), m_session(session) {
+    : HeadTablePanel(session, parent) {
     m_gamma = new QComboBox(this);
     for (double g : kGammas) m_gamma->addItem(QStringLiteral("γ = %1").arg(g), g);
     m_block = new QComboBox(this);
     for (int b : kBlockSizes) m_block->addItem(tr("block %1").arg(b), b);
     m_overlay = new QCheckBox(tr("Show coverage blocks on the map"), this);
-    m_summary = new QLabel(analysisPrompt(), this);
-    m_summary->setWordWrap(true);
-    m_table = createHeadTable(session, this);
-    m_density = new FigureWidget(this);
-    m_recall = new FigureWidget(this);
-
     auto* bar = new QHBoxLayout;
     bar->addWidget(m_gamma);
     bar->addWidget(m_block);
     bar->addWidget(m_overlay);
     bar->addWidget(m_summary, 1);
-    QSplitter* split = tableAbovePlots(m_table, m_density, m_recall, this);
-    auto* layout = new QVBoxLayout(this);
-    layout->addLayout(bar);
-    layout->addWidget(split, 1);
+    finishLayout(bar);
 
     auto sync = [this] {
         const ViewOptions& o = m_session->options();
@@ -67,8 +52,6 @@ SparsityPanel::SparsityPanel(TraceSession* session, AnalysisRunner* analysis, QW
     connect(m_gamma, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
     connect(m_block, &QComboBox::currentIndexChanged, this, &SparsityPanel::pushOptions);
     connect(m_overlay, &QCheckBox::toggled, this, &SparsityPanel::pushOptions);
-    connect(session, &TraceSession::analysisChanged, this, &SparsityPanel::refreshTable);
-    connect(session, &TraceSession::currentChanged, this, &SparsityPanel::refreshPlots);
     Q_UNUSED(analysis);
     refreshTable();
 }
@@ -81,20 +64,11 @@ void SparsityPanel::pushOptions() {
     m_session->setOptions(o);
 }
 
-int SparsityPanel::rows() const { return m_table->rowCount(); }
-
-void SparsityPanel::refreshTable() {
-    m_table->setSortingEnabled(false);
-    m_table->setRowCount(0);
-    const auto& model = m_session->analysis();
-    if (!model || model->heads.empty()) {
-        m_summary->setText(analysisPrompt());
-        refreshPlots();
-        return;
-    }
+std::optional<QString> SparsityPanel::fillTable(const ModelAnalysis& model) {
+    if (model.heads.empty()) return std::nullopt;
     const ViewOptions& o = m_session->options();
     QStringList headers = {tr("Layer"), tr("Head"), tr("Density"), tr("Recall")};
-    const auto& masks = model->heads.front().masks;
+    const auto& masks = model.heads.front().masks;
     // Two short lines per mask ("window", "recall / err"); its parameters on hover.
     for (const CandidateMaskResult& m : masks) {
         const QString name = QString::fromStdString(m.name);
@@ -108,10 +82,10 @@ void SparsityPanel::refreshTable() {
         m_table->horizontalHeaderItem(kFixedColumns + m)
             ->setToolTip(tr("%1: attention mass it keeps (recall) / output error")
                              .arg(QString::fromStdString(masks[size_t(m)].name)));
-    m_table->setRowCount(int(model->heads.size()));
+    m_table->setRowCount(int(model.heads.size()));
     double densitySum = 0;
-    for (int r = 0; r < int(model->heads.size()); ++r) {
-        const HeadAnalysis& h = model->heads[size_t(r)];
+    for (int r = 0; r < int(model.heads.size()); ++r) {
+        const HeadAnalysis& h = model.heads[size_t(r)];
         const GammaCoverage* c = h.coverage(o.blockSize, o.gamma);
         setHeadCells(m_table, r, h.layer, h.head);
         m_table->setItem(r, 2, numberItem(c ? c->density : 0.0, 3));
@@ -123,23 +97,16 @@ void SparsityPanel::refreshTable() {
                                                       .arg(h.masks[size_t(m)].recall, 0, 'f', 3)
                                                       .arg(h.masks[size_t(m)].outputError, 0, 'f', 3)));
     }
-    m_table->setSortingEnabled(true);
-    m_summary->setText(tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
-                           .arg(100 * densitySum / double(model->heads.size()), 0, 'f', 1)
-                           .arg(o.blockSize)
-                           .arg(o.gamma));
-    refreshPlots();
+    return tr("Mean density %1% of allowed %2-blocks to keep γ = %3 of each block-row's mass")
+        .arg(100 * densitySum / double(model.heads.size()), 0, 'f', 1)
+        .arg(o.blockSize)
+        .arg(o.gamma);
 }
 
-void SparsityPanel::refreshPlots() {
-    const auto& model = m_session->analysis();
-    const HeadAnalysis* h = m_session->headAnalysis(m_session->current());
-    m_density->setFigure(h ? std::optional<Figure>(headDensityFigure(*h)) : std::nullopt);
-    m_recall->setFigure(model ? std::optional<Figure>(maskRecallFigure(*model)) : std::nullopt);
+Figure SparsityPanel::headFigure(const HeadAnalysis& head, const ModelAnalysis&) const {
+    return headDensityFigure(head);
 }
 
-std::optional<Figure> SparsityPanel::currentFigure() const {
-    return m_density->figure() ? m_density->figure() : m_recall->figure();
-}
+Figure SparsityPanel::traceFigure(const ModelAnalysis& model) const { return maskRecallFigure(model); }
 
 }  // namespace attnscope
