@@ -99,6 +99,22 @@ int usageError(const std::string& verb, const std::string& message);
 /// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
 /// unless forced. Never cancels.
 ProgressFn progressLine(bool enabled = true);
+/// The steps of a verb whose command line fills a T: `Parse` declares the options, parses them
+/// into a T and checks them (kRun when accepted, else the exit code), `Run` does the work on it.
+/// parseOnly is the verb's parse step (Verb::parse), parseThenRun its run; register both with
+/// ATTNSCOPE_CLI_VERB_PARSED.
+template <class T, int (*Parse)(Args&, T&)>
+int parseOnly(Args& args) {
+    T parsed;
+    return Parse(args, parsed);
+}
+template <class T, int (*Parse)(Args&, T&), int (*Run)(Args&, T&)>
+int parseThenRun(Args& args) {
+    T parsed;
+    if (int rc = Parse(args, parsed); rc != kRun) return rc;
+    return Run(args, parsed);
+}
+
 
 /// Before quadratic CPU work of `products` score products (cpu_budget.h): refuses, with the
 /// estimate and the ways out, what would take longer than kCpuWorkLimitSeconds unless `allowLong`
@@ -132,3 +148,7 @@ Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const 
 #define ATTNSCOPE_CLI_VERB_PARSE(NAME, USAGE, SUMMARY, FN, PARSE)    \
     static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = \
         ::attnscope::cli::registerVerb({NAME, USAGE, SUMMARY, FN, PARSE})
+/// A verb whose parse step fills a T (parseOnly / parseThenRun above): PARSE(Args&, T&), RUN(Args&, T&).
+#define ATTNSCOPE_CLI_VERB_PARSED(NAME, USAGE, SUMMARY, T, PARSE, RUN)                               \
+    static const bool ATTNSCOPE_CLI_CAT(attnscope_verb_, __LINE__) = ::attnscope::cli::registerVerb( \
+        {NAME, USAGE, SUMMARY, ::attnscope::cli::parseThenRun<T, PARSE, RUN>, ::attnscope::cli::parseOnly<T, PARSE>})

@@ -166,14 +166,7 @@ int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
     return kRun;
 }
 
-int parseAnalyzeOnly(Args& a) {
-    AnalyzeOptions o;
-    return parseAnalyzeArgs(a, o);
-}
-
-int analyzeVerb(Args& a) {
-    AnalyzeOptions o;
-    if (int rc = parseAnalyzeArgs(a, o); rc != kRun) return rc;
+int analyzeVerb(Args& a, AnalyzeOptions& o) {
     const bool everything = a.has("json") || a.has("all");
     auto trace = openTraceArg(a.get("TRACE"));
     if (!trace) return fail(kVerb, trace.status());
@@ -241,10 +234,11 @@ int analyzeVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE("analyze",
-                         "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
-                         "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
-                         "[--no-similarity] [--no-heads] [--cpu] [--allow-long] [--timing] [--no-progress]",
-                         "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary",
-                         analyzeVerb, parseAnalyzeOnly);
+ATTNSCOPE_CLI_VERB_PARSED(
+    "analyze",
+    "analyze TRACE [--layers 0,3-5] [--json[=FILE]] [--exclude-sinks] [--gamma 0.9] [--block 128] "
+    "[--window 512] [--block-sizes 64,128] [--exclude-bos] [--exclude-current-token] [--all] "
+    "[--no-similarity] [--no-heads] [--cpu] [--allow-long] [--timing] [--no-progress]",
+    "sinks, sparsity, head roles and head similarity for every head, with a per-layer summary", AnalyzeOptions,
+    parseAnalyzeArgs, analyzeVerb);
 }  // namespace attnscope::cli

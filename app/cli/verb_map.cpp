@@ -108,14 +108,7 @@ int parseMapArgs(Args& a, MapArgs& m) {
     return kRun;
 }
 
-int parseMapOnly(Args& a) {
-    MapArgs m;
-    return parseMapArgs(a, m);
-}
-
-int mapVerb(Args& a) {
-    MapArgs p;
-    if (int rc = parseMapArgs(a, p); rc != kRun) return rc;
+int mapVerb(Args& a, MapArgs& p) {
     const std::string& out = p.out;
     const bool csv = p.csv;
     const auto layer = std::optional<long long>(p.layer), head = std::optional<long long>(p.head);
@@ -203,11 +196,12 @@ int mapVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE(
+ATTNSCOPE_CLI_VERB_PARSED(
     "map",
     "map TRACE --layer L --head H [--rect q0,q1,k0,k1] [--size N|WxH] [--pool mean|max] "
     "[--scale log|linear] [--colormap viridis|magma] [--exclude-sinks] [--cpu] [--allow-long] [--no-progress] "
     "-o map.png|map.csv",
-    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", mapVerb, parseMapOnly);
+    "render one head's pooled attention map (PNG or CSV) from Q/K, never holding T x T", MapArgs, parseMapArgs,
+    mapVerb);
 
 }  // namespace attnscope::cli

@@ -142,14 +142,7 @@ int parseProfileArgs(Args& a, Parsed& p) {
     return parseRequest(a, p);
 }
 
-int parseProfileOnly(Args& a) {
-    Parsed p;
-    return parseProfileArgs(a, p);
-}
-
-int profileVerb(Args& a) {
-    Parsed p;
-    if (int rc = parseProfileArgs(a, p); rc != kRun) return rc;
+int profileVerb(Args& a, Parsed& p) {
     if (a.has("trace")) {
         auto trace = openTraceArg(a.get("trace"));
         if (!trace) return fail(kVerb, trace.status());
@@ -177,13 +170,13 @@ int profileVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE(
+ATTNSCOPE_CLI_VERB_PARSED(
     "profile",
     "profile [TRACE --layer L --head H|all | --shape B,H,T,D[/...]] [--variants causal,sliding:1024,...] "
     "[--dense V] [--dtype bf16|f16] [--seed S] [--cold|--hot] [--metrics] [--cpu|--gpu] [--overhead] "
     "[--no-accuracy] [--accuracy-rows N] [--warmup N] [--min-samples N] [--max-samples N] "
     "[--target-rsd X] [--timeout S] [--json[=F]] [--csv F] [--perfetto F] [--no-progress]",
-    "time attention variants side by side (CUPTI or CPU) with their accuracy on the data", profileVerb,
-    parseProfileOnly);
+    "time attention variants side by side (CUPTI or CPU) with their accuracy on the data", Parsed, parseProfileArgs,
+    profileVerb);
 
 }  // namespace attnscope::cli

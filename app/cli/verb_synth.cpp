@@ -96,14 +96,7 @@ int parseSynthArgs(Args& a, SynthOptions& o) {
     return kRun;
 }
 
-int parseSynthOnly(Args& a) {
-    SynthOptions o;
-    return parseSynthArgs(a, o);
-}
-
-int synthVerb(Args& a) {
-    SynthOptions o;
-    if (int rc = parseSynthArgs(a, o); rc != kRun) return rc;
+int synthVerb(Args& a, SynthOptions& o) {
     const std::string out = a.get("o");
     const long long tokens = o.tokens;
     const auto started = std::chrono::steady_clock::now();
@@ -150,10 +143,11 @@ int synthVerb(Args& a) {
 }
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE(
+ATTNSCOPE_CLI_VERB_PARSED(
     "synth",
     "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
     "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
-    "write a synthetic trace with planted attention patterns (ground truth printed)", synthVerb, parseSynthOnly);
+    "write a synthetic trace with planted attention patterns (ground truth printed)", SynthOptions, parseSynthArgs,
+    synthVerb);
 
 }  // namespace attnscope::cli
