@@ -260,21 +260,6 @@ std::optional<std::pair<int, int>> parseMapSize(const std::string& text, int max
     return std::pair{w, h};
 }
 
-std::vector<std::string> splitList(const std::string& text, char sep) {
-    std::vector<std::string> out;
-    std::string cur;
-    for (char c : text) {
-        if (c == sep) {
-            if (!cur.empty()) out.push_back(cur);
-            cur.clear();
-        } else {
-            cur += c;
-        }
-    }
-    if (!cur.empty()) out.push_back(cur);
-    return out;
-}
-
 std::optional<std::vector<int>> parseIndexList(const std::string& text, int limit, const std::string& what,
                                                std::string* error) {
     std::vector<int> out;

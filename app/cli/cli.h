@@ -9,10 +9,13 @@
 
 #include "attnscope/cpu_budget.h"
 #include "attnscope/progress.h"
+#include "attnscope/split.h"
 #include "attnscope/status.h"
 #include "attnscope/trace.h"
 
 namespace attnscope::cli {
+
+using attnscope::splitList;  // "a,b,c" (empty parts dropped; attnscope/split.h)
 
 class Args;
 using VerbFn = int (*)(Args& args);
@@ -126,8 +129,6 @@ int checkCpuWork(const std::string& verb, double products, int64_t headDim, bool
 /// --size in every verb that draws a map (map, export).
 std::optional<std::pair<int, int>> parseMapSize(const std::string& text, int maxSide, std::string* error);
 
-/// Splits "a,b,c" (empty parts dropped).
-std::vector<std::string> splitList(const std::string& text, char sep = ',');
 /// Parses "0,3,5" or "0-3,7" into sorted unique indices < limit; error names the option.
 std::optional<std::vector<int>> parseIndexList(const std::string& text, int limit, const std::string& what,
                                                std::string* error);

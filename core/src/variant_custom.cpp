@@ -2,6 +2,8 @@
 // (its doc[] / pos[] arrays), the mask pair by pair and the block classification.
 #include "variant_custom.h"
 
+#include "attnscope/split.h"
+
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -81,23 +83,7 @@ Result<VariantSpec> parseCustomVariant(const std::string& text) {
     return v;
 }
 
-std::vector<std::string> splitVariantList(const std::string& text) {
-    std::vector<std::string> out;
-    std::string cur;
-    int depth = 0;
-    for (char c : text) {
-        if (c == '(' || c == '[') ++depth;
-        if ((c == ')' || c == ']') && depth > 0) --depth;
-        if (c == ',' && depth == 0) {
-            if (!cur.empty()) out.push_back(cur);
-            cur.clear();
-        } else {
-            cur += c;
-        }
-    }
-    if (!cur.empty()) out.push_back(cur);
-    return out;
-}
+std::vector<std::string> splitVariantList(const std::string& text) { return splitList(text, ','); }
 
 std::shared_ptr<const BoundVariantExpr> bindCustomVariant(const VariantSpec& v, int64_t T, int head, int heads,
                                                           int batch) {

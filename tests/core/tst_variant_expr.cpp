@@ -12,6 +12,7 @@
 #include <random>
 #include <regex>
 
+#include "attnscope/split.h"
 #include "attnscope/variant_expr.h"
 #include "attnscope/variants.h"
 #include "brute_attention.h"
@@ -416,6 +417,12 @@ void TestVariantExpr::tokensAndLabels() {
     const auto items = splitVariantList("causal,expr:mask: max(q, k) < 9 && doc[min(q, 3)] >= 0,sliding:64");
     QCOMPARE(items.size(), size_t(3));
     QCOMPARE(items[1], std::string("expr:mask: max(q, k) < 9 && doc[min(q, 3)] >= 0"));
+    // The same splitter for the CLI's other lists (attnscope/split.h): shapes split at '/', empty
+    // items dropped, separators inside brackets kept.
+    QCOMPARE(splitList("1,8,4096,64//2,8,8192,128/", '/'), (std::vector<std::string>{"1,8,4096,64", "2,8,8192,128"}));
+    QCOMPARE(splitList(",0,3-5,,7"), (std::vector<std::string>{"0", "3-5", "7"}));
+    QCOMPARE(splitList("a(b,c),d[e,f]"), (std::vector<std::string>{"a(b,c)", "d[e,f]"}));
+    QVERIFY(splitList("").empty());
     // The label is the program on one line, comments dropped.
     const VariantSpec v = mustParse("expr:const W = 8 # window\n  mask: k <= q &&\n   q - k < W");
     QCOMPARE(v.label, std::string("const W = 8; mask: k <= q && q - k < W"));

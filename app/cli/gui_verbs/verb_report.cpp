@@ -64,7 +64,7 @@ int runReport(Args& args) {
         if (gpu->info().available) options.analysis.gpu = gpu.get();
     }
     if (args.has("profile")) {
-        options.profileVariants = splitList(args.get("profile"));
+        options.profileVariants = splitVariantList(args.get("profile"));
         for (const auto& v : options.profileVariants)
             if (auto parsed = parseVariant(v); !parsed) return fail(kVerb, "--profile: " + parsed.message());
     }
