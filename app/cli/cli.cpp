@@ -41,6 +41,12 @@ Args& Args::positional(const std::string& name, const std::string& help, bool re
     m_opts.push_back({name, help, "", false, true, required});
     return *this;
 }
+Args& Args::mapCellOptions() {
+    return option("rect", "queries [q0,q1) x keys [k0,k1) as q0,q1,k0,k1 (default: the whole map)")
+        .option("size", "cells: N (N x N) or WxH, clamped to the rect", "512")
+        .option("pool", "pooling of each cell: mean or max", "mean");
+}
+Args& Args::noProgressFlag() { return flag("no-progress", "no progress line on stderr"); }
 Args& Args::description(const std::string& text) {
     m_description = text;
     return *this;

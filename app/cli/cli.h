@@ -54,6 +54,12 @@ public:
     /// An old spelling of a declared option, accepted for compatibility and not listed in --help.
     Args& alias(const std::string& oldName, const std::string& name);
     Args& description(const std::string& text);
+    /// Options spelled alike in every verb that has them (tests/cli/tst_conventions.cpp):
+    /// the cells of a map (map, export): --rect q0,q1,k0,k1, --size N|WxH (parseMapSize, default
+    /// 512) and --pool mean|max;
+    Args& mapCellOptions();
+    /// --no-progress, in every verb with a progress line.
+    Args& noProgressFlag();
 
     /// Returns false when parsing failed or --help was printed; exitCode() says which.
     bool parse();
@@ -93,15 +99,6 @@ inline constexpr int kExitIncomplete = 3;
 /// What a verb's parse step returns when the command line is accepted and the verb would run.
 inline constexpr int kRun = -1;
 
-/// Prints "attnscope-cli VERB: message" to stderr and returns kExitFailure (the one-line rule).
-int fail(const std::string& verb, const std::string& message);
-int fail(const std::string& verb, const Status& status);
-/// The same for a wrong command line: returns kExitUsage.
-int usageError(const std::string& verb, const std::string& message);
-
-/// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
-/// unless forced. Never cancels.
-ProgressFn progressLine(bool enabled = true);
 /// The steps of a verb whose command line fills a T: `Parse` declares the options, parses them
 /// into a T and checks them (kRun when accepted, else the exit code), `Run` does the work on it.
 /// parseOnly is the verb's parse step (Verb::parse), parseThenRun its run; register both with
@@ -118,6 +115,15 @@ int parseThenRun(Args& args) {
     return Run(args, parsed);
 }
 
+/// Prints "attnscope-cli VERB: message" to stderr and returns kExitFailure (the one-line rule).
+int fail(const std::string& verb, const std::string& message);
+int fail(const std::string& verb, const Status& status);
+/// The same for a wrong command line: returns kExitUsage.
+int usageError(const std::string& verb, const std::string& message);
+
+/// A terminal progress line on stderr ("\r[stage] 42%"), quiet when stderr is not a TTY
+/// unless forced. Never cancels.
+ProgressFn progressLine(bool enabled = true);
 
 /// Before quadratic CPU work of `products` score products (cpu_budget.h): refuses, with the
 /// estimate and the ways out, what would take longer than kCpuWorkLimitSeconds unless `allowLong`

@@ -70,15 +70,13 @@ int parseMapArgs(Args& a, MapArgs& m) {
         .positional("trace", "trace file (*.attn.safetensors), or 'demo' for the bundled trace")
         .option("layer", "layer index")
         .option("head", "query head index")
-        .option("rect", "q0,q1,k0,k1: queries [q0,q1) x keys [k0,k1) (default: the whole map)")
-        .option("size", "output cells: N (N x N) or WxH, clamped to the rect", "512")
-        .option("pool", "pooling of each cell: mean or max", "mean")
+        .mapCellOptions()
         .option("scale", "colour scale: log or linear", "log")
         .option("colormap", "viridis or magma", "viridis")
         .flag("exclude-sinks", "mask keys with normalized column mean alpha_k > 0.3 and renormalize rows")
         .flag("cpu", "compute on the CPU even when a GPU is present (default: the GPU when one is)")
         .flag("allow-long", "run CPU work estimated at over an hour (refused by default, with the estimate)")
-        .flag("no-progress", "no progress line on stderr")
+        .noProgressFlag()
         .option("o", "output file: .png or .csv");
     if (!a.parse()) return a.exitCode();
     m.out = a.get("o");

@@ -137,7 +137,7 @@ int parseProfileArgs(Args& a, Parsed& p) {
                        "write everything as JSON to FILE; without FILE (or '-') to stdout instead of the table")
         .option("csv", "write the table as CSV")
         .option("perfetto", "write a Chrome/Perfetto trace of the kernel timeline")
-        .flag("no-progress", "no progress line on stderr");
+        .noProgressFlag();
     if (!a.parse()) return a.exitCode();
     return parseRequest(a, p);
 }

@@ -177,23 +177,19 @@ int runExport(Args& args) {
     args.description(
             "Renders one figure of TRACE to FILE (.png, .svg or .pdf, by extension) with axes, token labels,\n"
             "colour bar and title. --view sparsity writes density against gamma (and, in a PDF, a second page\n"
-            "with the mask recall).")
+            "with the mask recall). --rect, --size and --pool shape the map view (--rect also the tokens view,\n"
+            "whose token labels appear at one cell per token, up to 64).")
         .positional("TRACE", "the trace (*.attn.safetensors), or 'demo' for the bundled trace")
         .option("o", "output file: .png, .svg or .pdf")
         .option("layer", "layer", "0")
         .option("head", "head (tokens view: a list, e.g. 0,3,5)", "0")
         .option("view", "map, grid, tokens, neuron, sinks or sparsity", "map")
-        .option("rect", "map/tokens: queries q0..q1 × keys k0..k1 as q0,q1,k0,k1 (end exclusive)")
-        .option("size",
-                "map: cells, N (N x N) or WxH, clamped to the rect (token labels appear at one cell per "
-                "token, <= 64)",
-                "512")
-        .option("pool", "map: pooling of each cell, mean or max", "mean")
+        .mapCellOptions()
         .option("metric", "grid: entropy, sink, density, role or distance", "entropy")
         .option("query", "neuron: query position (default: the last)")
         .option("key", "neuron: key position (default: the key the query attends to most)")
         .option("dpi", "PNG resolution", "300")
-        .flag("no-progress", "no progress line on stderr")
+        .noProgressFlag()
         .alias("pooling", "pool")  // earlier spellings, hidden: scripts written for them keep working
         .alias("quiet", "no-progress");
     if (!args.parse()) return args.exitCode();

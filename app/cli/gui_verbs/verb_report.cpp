@@ -26,7 +26,7 @@ int runReport(Args& args) {
         .option("dpi", "resolution of the PNG figures", "150")
         .flag("exclude-sinks", "measure every metric with the sink keys excluded and renormalised")
         .flag("cpu", "analyse on the CPU even when a GPU is present")
-        .flag("no-progress", "no progress line on stderr")
+        .noProgressFlag()
         .alias("quiet", "no-progress");  // the earlier spelling, hidden: scripts written for it keep working
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
