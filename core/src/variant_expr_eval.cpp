@@ -22,20 +22,10 @@ void loop(double* d, int64_t n, bool isInt, const double* a, int sa, const doubl
 
 void dispatch(ExprOp op, double* d, int64_t n, bool isInt, const double* a, int sa, const double* b, int sb,
               const double* c, int sc) {
-    switch (op) {
-        // One case per operator from the X-macro, laid out by hand:
-        // clang-format off
-#define ATTNSCOPE_LOOP(OP) \
-    case ExprOp::OP: return loop<ExprOp::OP>(d, n, isInt, a, sa, b, sb, c, sc);
-        ATTNSCOPE_LOOP(Neg) ATTNSCOPE_LOOP(Not) ATTNSCOPE_LOOP(ToFloat) ATTNSCOPE_LOOP(Add) ATTNSCOPE_LOOP(Sub)
-        ATTNSCOPE_LOOP(Mul) ATTNSCOPE_LOOP(Div) ATTNSCOPE_LOOP(Mod) ATTNSCOPE_LOOP(Lt) ATTNSCOPE_LOOP(Le)
-        ATTNSCOPE_LOOP(Gt) ATTNSCOPE_LOOP(Ge) ATTNSCOPE_LOOP(Eq) ATTNSCOPE_LOOP(Ne) ATTNSCOPE_LOOP(And)
-        ATTNSCOPE_LOOP(Or) ATTNSCOPE_LOOP(Min) ATTNSCOPE_LOOP(Max) ATTNSCOPE_LOOP(Abs) ATTNSCOPE_LOOP(Tanh)
-        ATTNSCOPE_LOOP(Exp) ATTNSCOPE_LOOP(Log) ATTNSCOPE_LOOP(Where)
-#undef ATTNSCOPE_LOOP
-    default: break;
-        // clang-format on
-    }
+    withPureOp(op, 0, [&](auto tag) {
+        loop<decltype(tag)::value>(d, n, isInt, a, sa, b, sb, c, sc);
+        return 0;
+    });
 }
 
 /// doc[i] / pos[i] with the out-of-range rule: -1 outside [0, T) or without the array.

@@ -4,6 +4,7 @@
 // as double: ints are exact 32-bit two's-complement values, bools 0 and 1.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "attnscope/variant_expr.h"
 
@@ -96,6 +97,28 @@ double slopeOf(double head, int heads);
 
 /// The operators scalarOp covers (everything except leaves, Doc, Pos and Slope).
 inline bool isPureOp(ExprOp op) { return op >= ExprOp::Neg && op != ExprOp::Slope; }
+
+/// The one per-operator switch over scalarOp's operators (isPureOp): returns
+/// f(std::integral_constant<ExprOp, OP>{}) for `op`, `other` for any other operator. The row
+/// evaluator's loops and constant folding (foldOp) dispatch through it.
+template <class R, class F>
+R withPureOp(ExprOp op, R other, F&& f) {
+    switch (op) {
+        // One case per operator, laid out by hand:
+        // clang-format off
+#define ATTNSCOPE_PURE_OP(OP) \
+    case ExprOp::OP: return f(std::integral_constant<ExprOp, ExprOp::OP>{});
+        ATTNSCOPE_PURE_OP(Neg) ATTNSCOPE_PURE_OP(Not) ATTNSCOPE_PURE_OP(ToFloat) ATTNSCOPE_PURE_OP(Add)
+        ATTNSCOPE_PURE_OP(Sub) ATTNSCOPE_PURE_OP(Mul) ATTNSCOPE_PURE_OP(Div) ATTNSCOPE_PURE_OP(Mod)
+        ATTNSCOPE_PURE_OP(Lt) ATTNSCOPE_PURE_OP(Le) ATTNSCOPE_PURE_OP(Gt) ATTNSCOPE_PURE_OP(Ge) ATTNSCOPE_PURE_OP(Eq)
+        ATTNSCOPE_PURE_OP(Ne) ATTNSCOPE_PURE_OP(And) ATTNSCOPE_PURE_OP(Or) ATTNSCOPE_PURE_OP(Min)
+        ATTNSCOPE_PURE_OP(Max) ATTNSCOPE_PURE_OP(Abs) ATTNSCOPE_PURE_OP(Tanh) ATTNSCOPE_PURE_OP(Exp)
+        ATTNSCOPE_PURE_OP(Log) ATTNSCOPE_PURE_OP(Where)
+#undef ATTNSCOPE_PURE_OP
+    default: return other;
+        // clang-format on
+    }
+}
 
 /// Runtime dispatch of scalarOp (constant folding; not for inner loops).
 double foldOp(ExprOp op, bool isInt, double a, double b, double c);

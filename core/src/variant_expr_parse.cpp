@@ -69,20 +69,7 @@ double slopeOf(double head, int heads) {
 }
 
 double foldOp(ExprOp op, bool isInt, double a, double b, double c) {
-    switch (op) {
-        // One case per operator from the X-macro, laid out by hand:
-        // clang-format off
-#define ATTNSCOPE_FOLD(OP) \
-    case ExprOp::OP: return scalarOp<ExprOp::OP>(isInt, a, b, c);
-        ATTNSCOPE_FOLD(Neg) ATTNSCOPE_FOLD(Not) ATTNSCOPE_FOLD(ToFloat) ATTNSCOPE_FOLD(Add) ATTNSCOPE_FOLD(Sub)
-        ATTNSCOPE_FOLD(Mul) ATTNSCOPE_FOLD(Div) ATTNSCOPE_FOLD(Mod) ATTNSCOPE_FOLD(Lt) ATTNSCOPE_FOLD(Le)
-        ATTNSCOPE_FOLD(Gt) ATTNSCOPE_FOLD(Ge) ATTNSCOPE_FOLD(Eq) ATTNSCOPE_FOLD(Ne) ATTNSCOPE_FOLD(And)
-        ATTNSCOPE_FOLD(Or) ATTNSCOPE_FOLD(Min) ATTNSCOPE_FOLD(Max) ATTNSCOPE_FOLD(Abs) ATTNSCOPE_FOLD(Tanh)
-        ATTNSCOPE_FOLD(Exp) ATTNSCOPE_FOLD(Log) ATTNSCOPE_FOLD(Where)
-#undef ATTNSCOPE_FOLD
-    default: return 0.0;
-        // clang-format on
-    }
+    return withPureOp(op, 0.0, [&](auto tag) { return scalarOp<decltype(tag)::value>(isInt, a, b, c); });
 }
 
 }  // namespace expr_detail
