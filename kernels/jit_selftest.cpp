@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <dirent.h>
-#include <fstream>
 #include <random>
 
 #include "attnscope/variant_expr.h"
+#include "attnscope/variant_twin.h"
 #include "cuda_engine.h"
 #include "jit_selftest.h"
 #include "jit_variant.h"
@@ -28,14 +28,6 @@ constexpr double kTwinTolerance = 2e-3;
 std::string variantsDirectory() {
     if (const char* d = std::getenv("ATTNSCOPE_VARIANTS_DIR"); d && *d) return d;
     return "resources/variants";
-}
-
-std::string twinOf(const std::string& path) {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("# twin: ", 0) == 0) return line.substr(8);
-    return {};
 }
 
 void addLine(SelfTestReport& report, bool ok, const std::string& text) {
@@ -114,7 +106,7 @@ Status runExample(gpu::CudaEngine& engine, const std::string& file, int batch, i
         addLine(report, false, file + ": " + custom.message());
         return {};
     }
-    const std::string twinToken = twinOf(file);
+    const std::string twinToken = variantTwinToken(file);
     AttentionProblem p;
     p.batch = batch, p.heads = heads, p.kvHeads = kvHeads, p.tokens = T, p.headDim = D, p.dtype = dtype;
     p.queryTokens = T;

@@ -7,13 +7,13 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <regex>
 
 #include "attnscope/split.h"
 #include "attnscope/variant_expr.h"
+#include "attnscope/variant_twin.h"
 #include "attnscope/variants.h"
 #include "brute_attention.h"
 
@@ -23,15 +23,6 @@ namespace {
 
 std::string examplePath(const std::string& name) {
     return std::string(ATTNSCOPE_SOURCE_DIR) + "/resources/variants/" + name;
-}
-
-/// The "# twin: TOKEN" line of an example, or "".
-std::string twinOf(const std::string& path) {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("# twin: ", 0) == 0) return line.substr(8);
-    return {};
 }
 
 struct Problem {
@@ -95,7 +86,7 @@ void TestVariantExpr::examplesEqualTheirTwins_data() {
     QTest::addColumn<QString>("file");
     int rows = 0;
     for (const auto& e : std::filesystem::directory_iterator(examplePath(""))) {
-        if (e.path().extension() != ".attnvar" || twinOf(e.path().string()).empty()) continue;
+        if (e.path().extension() != ".attnvar" || variantTwinToken(e.path().string()).empty()) continue;
         QTest::newRow(e.path().filename().string().c_str()) << QString::fromStdString(e.path().string());
         ++rows;
     }
@@ -105,7 +96,7 @@ void TestVariantExpr::examplesEqualTheirTwins_data() {
 void TestVariantExpr::examplesEqualTheirTwins() {
     QFETCH(QString, file);
     const VariantSpec custom = mustParse("custom:" + file.toStdString());
-    const VariantSpec twin = mustParse(twinOf(file.toStdString()));
+    const VariantSpec twin = mustParse(variantTwinToken(file.toStdString()));
     QCOMPARE(custom.kind, VariantKind::Custom);
     const uint64_t seed = testing::freshSeed();
     // Shapes: long enough to cross the 1024 window / prefix, GQA, several heads (ALiBi slopes),
