@@ -14,11 +14,11 @@
 #include "cuda_engine.h"
 #include "jit_selftest.h"
 #include "jit_variant.h"
+#include "selftest_reference.h"
 
 namespace attnscope {
 namespace {
 
-constexpr float kInputSigma = 1.5f;
 double tolerance(GpuDType t) { return t == GpuDType::BF16 ? 1e-2 : 5e-3; }
 constexpr double kLseTolerance = 1e-2;
 /// The program and its twin run the same arithmetic on the same inputs: their outputs may
@@ -34,13 +34,6 @@ void addLine(SelfTestReport& report, bool ok, const std::string& text) {
     ++report.cases;
     if (!ok) ++report.failures;
     report.lines.push_back(std::string(ok ? "PASS  " : "FAIL  ") + text);
-}
-
-std::vector<float> randomRounded(size_t n, GpuDType t, std::mt19937_64& rng) {
-    std::normal_distribution<float> nd(0.0f, kInputSigma);
-    std::vector<float> x(n);
-    for (auto& e : x) e = gpu::roundToDType(nd(rng), t);
-    return x;
 }
 
 struct GpuRun {

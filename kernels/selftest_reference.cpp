@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "device_memory.h"
+
 namespace attnscope {
 namespace {
 
@@ -16,6 +18,13 @@ double poolScore(const AttentionSpec& spec, double dot, int64_t q, int64_t k) {
 }
 
 }  // namespace
+
+std::vector<float> randomRounded(size_t n, GpuDType t, std::mt19937_64& rng) {
+    std::normal_distribution<float> nd(0.0f, kSelfTestInputSigma);
+    std::vector<float> x(n);
+    for (auto& e : x) e = gpu::roundToDType(nd(rng), t);
+    return x;
+}
 
 MapReference mapReference(const MatrixRM& q, const MatrixRM& k, const AttentionSpec& spec, MapRect rect, int width,
                           int height, int64_t blockSize) {
