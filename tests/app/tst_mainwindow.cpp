@@ -35,6 +35,7 @@
 #include "profilerpanel.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
+#include "synth_fixture.h"
 #include "tokenview.h"
 #include "trace_fixture.h"
 #include "tracepanel.h"
@@ -90,16 +91,10 @@ private:
 };
 
 void TestMainWindow::initTestCase() {
-    QStandardPaths::setTestModeEnabled(true);
-    qputenv("ATTNSCOPE_NO_DIALOGS", "1");
-    QCoreApplication::setOrganizationName(QStringLiteral("attnscope-test"));
-    QCoreApplication::setApplicationName(QStringLiteral("tst_mainwindow"));
+    testing::isolateGuiTest("tst_mainwindow");
     QVERIFY(m_dir.isValid());
     m_trace = m_dir.filePath(QStringLiteral("synthetic.attn.safetensors"));
-    SynthOptions options;
-    options.tokens = kTokens;
-    options.layers = kLayers;
-    auto truth = writeSyntheticTrace(m_trace.toStdString(), options);
+    auto truth = testing::writeSynthTrace(m_trace, kTokens, kLayers);
     QVERIFY2(truth.ok(), truth.message().c_str());
     m_window = std::make_unique<MainWindow>();
     m_window->resize(1400, 900);
@@ -514,10 +509,7 @@ void TestMainWindow::learnedSinksAndCaptureCheck() {
 void TestMainWindow::dropOpensTrace() {
     MainWindow& w = *m_window;
     const QString other = m_dir.filePath(QStringLiteral("dropped.attn.safetensors"));
-    SynthOptions options;
-    options.tokens = 64;
-    options.layers = 1;
-    QVERIFY(writeSyntheticTrace(other.toStdString(), options).ok());
+    QVERIFY(testing::writeSynthTrace(other, 64, 1).ok());
     QMimeData mime;
     mime.setUrls({QUrl::fromLocalFile(other)});
     // As a drag from the file manager arrives: enter (accepted for files), then the drop.

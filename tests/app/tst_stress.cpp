@@ -19,6 +19,7 @@
 #include "brute_attention.h"
 #include "headgrid.h"
 #include "mainwindow.h"
+#include "synth_fixture.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -66,21 +67,13 @@ private:
 
 void TestStress::initTestCase() {
     qInfo("seed %llu (ATTNSCOPE_TEST_SEED=%llu replays it)", qulonglong(m_seed), qulonglong(m_seed));
-    QStandardPaths::setTestModeEnabled(true);
-    qputenv("ATTNSCOPE_NO_DIALOGS", "1");
-    QCoreApplication::setOrganizationName(QStringLiteral("attnscope-test"));
-    QCoreApplication::setApplicationName(QStringLiteral("tst_stress"));
+    testing::isolateGuiTest("tst_stress");
     QVERIFY(m_dir.isValid());
     m_trace = m_dir.filePath(QStringLiteral("a.attn.safetensors"));
     m_other = m_dir.filePath(QStringLiteral("b.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = kTokens;
-    o.layers = kLayers;
-    auto a = writeSyntheticTrace(m_trace.toStdString(), o);
+    auto a = testing::writeSynthTrace(m_trace, kTokens, kLayers);
     QVERIFY2(a.ok(), a.message().c_str());
-    o.tokens = kOtherTokens;
-    o.layers = 1;
-    auto b = writeSyntheticTrace(m_other.toStdString(), o);
+    auto b = testing::writeSynthTrace(m_other, kOtherTokens, 1);
     QVERIFY2(b.ok(), b.message().c_str());
     m_window = std::make_unique<MainWindow>();
     m_window->resize(1400, 900);

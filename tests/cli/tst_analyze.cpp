@@ -15,6 +15,7 @@
 
 #include "brute_attention.h"
 #include "cli_run.h"
+#include "synth_fixture.h"
 #include "trace_fixture.h"
 
 using namespace attnscope;
@@ -45,10 +46,7 @@ private:
 void TestAnalyze::initTestCase() {
     QVERIFY(m_dir.isValid());
     m_trace = m_dir.filePath(QStringLiteral("s.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 512;
-    o.layers = 3;
-    QVERIFY(writeSyntheticTrace(m_trace.toStdString(), o).ok());
+    QVERIFY(testing::writeSynthTrace(m_trace, 512, 3).ok());
 }
 
 void TestAnalyze::summaryAndJson() {
@@ -183,10 +181,7 @@ void TestAnalyze::traceTruncatedWhileAnalysing() {
     // A trace truncated by another program mid-run (a re-capture written over it): once a bus
     // error (exit 135), now a one-line error naming the file.
     const QString trace = m_dir.filePath(QStringLiteral("truncate.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 4096;
-    o.layers = 8;
-    QVERIFY(writeSyntheticTrace(trace.toStdString(), o).ok());
+    QVERIFY(testing::writeSynthTrace(trace, 4096, 8).ok());
     const auto size = std::filesystem::file_size(trace.toStdString());
     QProcess p;
     p.start(QStringLiteral(ATTNSCOPE_CLI), {"analyze", trace, "--cpu", "--no-progress"});

@@ -10,6 +10,7 @@
 #include "attnscope/synth.h"
 
 #include "cli_run.h"
+#include "synth_fixture.h"
 
 using namespace attnscope;
 
@@ -46,11 +47,7 @@ void TestFigureVerbs::initTestCase() {
         QSKIP("attnscope-cli was built without the views (ATTNSCOPE_GUI=OFF): no export/report verbs");
     QVERIFY(m_dir.isValid());
     m_trace = m_dir.filePath(QStringLiteral("s.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 192;
-    o.layers = 2;
-    o.headDim = 32;
-    auto t = writeSyntheticTrace(m_trace.toStdString(), o);
+    auto t = testing::writeSynthTrace(m_trace, 192, 2, 32);
     QVERIFY2(t.ok(), t.message().c_str());
 }
 

@@ -9,6 +9,7 @@
 #include "attnscope/synth.h"
 
 #include "cli_run.h"
+#include "synth_fixture.h"
 
 using namespace attnscope;
 
@@ -55,11 +56,7 @@ private slots:
     void traceHead() {
         QTemporaryDir dir;
         const QString path = dir.filePath("s.attn.safetensors");
-        SynthOptions o;
-        o.tokens = 256;
-        o.layers = 1;
-        o.headDim = 32;
-        QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
+        QVERIFY(testing::writeSynthTrace(path, 256, 1, 32).ok());
         const Run r =
             cli(QStringList{"profile", path, "--layer", "0", "--head", "2", "--variants", "causal,topk:1"} + kQuick);
         QVERIFY2(r.code == 0, qPrintable(r.err));

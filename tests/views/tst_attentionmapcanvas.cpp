@@ -9,6 +9,7 @@
 #include "attnscope/synth.h"
 #include "attnscope/trace.h"
 #include "computeservice.h"
+#include "synth_fixture.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -36,12 +37,9 @@ private:
 
 void TestAttentionMapCanvas::initTestCase() {
     QVERIFY(m_dir.isValid());
-    const std::string path = m_dir.filePath(QStringLiteral("t.attn.safetensors")).toStdString();
-    SynthOptions o;
-    o.tokens = kTokens;
-    o.layers = 1;
-    QVERIFY(writeSyntheticTrace(path, o).ok());
-    auto t = Trace::open(path);
+    const QString path = m_dir.filePath(QStringLiteral("t.attn.safetensors"));
+    QVERIFY(testing::writeSynthTrace(path, kTokens, 1).ok());
+    auto t = Trace::open(path.toStdString());
     QVERIFY2(t.ok(), t.message().c_str());
     m_trace = *t;
 }

@@ -14,6 +14,7 @@
 #include "attnscope/json.h"
 #include "attnscope/synth.h"
 #include "report.h"
+#include "synth_fixture.h"
 
 using namespace attnscope;
 
@@ -118,11 +119,7 @@ private:
 void TestReport::initTestCase() {
     QVERIFY(m_dir.isValid());
     m_trace = m_dir.filePath(QStringLiteral("synth.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = kTokens;
-    o.layers = kLayers;
-    o.headDim = 32;
-    auto truth = writeSyntheticTrace(m_trace.toStdString(), o);
+    auto truth = testing::writeSynthTrace(m_trace, kTokens, kLayers, 32);
     QVERIFY2(truth.ok(), truth.message().c_str());
     m_truth = *truth;
     m_out = m_dir.filePath(QStringLiteral("report"));

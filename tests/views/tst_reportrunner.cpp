@@ -10,6 +10,7 @@
 #include "attnscope/trace.h"
 #include "computeservice.h"
 #include "reportrunner.h"
+#include "synth_fixture.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -41,14 +42,10 @@ private:
 
 void TestReportRunner::initTestCase() {
     QVERIFY(m_dir.isValid());
-    SynthOptions o;
-    o.tokens = 96;
-    o.layers = 1;
-    o.headDim = 32;
-    const std::string path = m_dir.filePath(QStringLiteral("small.attn.safetensors")).toStdString();
-    auto w = writeSyntheticTrace(path, o);
+    const QString path = m_dir.filePath(QStringLiteral("small.attn.safetensors"));
+    auto w = testing::writeSynthTrace(path, 96, 1, 32);
     QVERIFY2(w.ok(), w.message().c_str());
-    auto t = Trace::open(path);
+    auto t = Trace::open(path.toStdString());
     QVERIFY2(t.ok(), t.message().c_str());
     m_trace = *t;
 }

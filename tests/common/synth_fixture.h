@@ -1,0 +1,33 @@
+#pragma once
+// The synthetic traces the Qt-side tests open (views, app, CLI), and the settings isolation of
+// the tests that run the GUI.
+#include <QByteArray>
+#include <QCoreApplication>
+#include <QStandardPaths>
+#include <QString>
+
+#include "attnscope/synth.h"
+
+namespace attnscope::testing {
+
+/// Writes a synthetic trace of `tokens` tokens, `layers` layers and head dim `headDim` (the
+/// synth defaults for everything else: planted patterns, seed 1) to `path`.
+inline Result<SynthTruth> writeSynthTrace(const QString& path, int64_t tokens, int layers,
+                                          int headDim = SynthOptions{}.headDim) {
+    SynthOptions o;
+    o.tokens = tokens;
+    o.layers = layers;
+    o.headDim = headDim;
+    return writeSyntheticTrace(path.toStdString(), o);
+}
+
+/// For tests that run the main window: settings in the test location (never the user's) under
+/// an application of their own, and no modal dialogs (ATTNSCOPE_NO_DIALOGS).
+inline void isolateGuiTest(const char* application) {
+    QStandardPaths::setTestModeEnabled(true);
+    qputenv("ATTNSCOPE_NO_DIALOGS", "1");
+    QCoreApplication::setOrganizationName(QStringLiteral("attnscope-test"));
+    QCoreApplication::setApplicationName(QString::fromLatin1(application));
+}
+
+}  // namespace attnscope::testing
