@@ -9,6 +9,7 @@
 
 #include "computeservice.h"
 #include "colormap.h"
+#include "attnscope/cpu_budget.h"
 #include "attnscope/scales.h"
 #include "attnscope/variants.h"
 #include "figurebuilders.h"
@@ -138,7 +139,33 @@ void AttentionMapCanvas::restart() {
     update();
 }
 
+bool AttentionMapCanvas::withinCpuBudget(const MapRequest& request) {
+    // Below this many score products no machine comes near the budget (at 1e7 a second, far
+    // below any measured rate), so the rate is only measured (once, tens of ms) for huge maps.
+    constexpr double kSurelyWithinBudget = kCpuWorkLimitSeconds * 1e7;
+    const double products = cpuMapScoreProducts(*m_session->trace(), request);
+    if (products < kSurelyWithinBudget) return true;
+    const CpuWorkEstimate e = estimateCpuWork(products, m_session->trace()->config(request.layer).headDim);
+    if (!e.overLimit()) return true;
+    m_cpuLimit = tr("exact map: %1 on the CPU, over the limit of %2; zoom in, or open it where there is a GPU")
+                     .arg(QString::fromStdString(describeSeconds(e.seconds)),
+                          QString::fromStdString(describeSeconds(kCpuWorkLimitSeconds)));
+    return false;
+}
+
 void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu) {
+    // The CPU path is exact but O(T²) per head: an exact map past the CPU budget (cpu_budget.h,
+    // the CLI's limit too) is not started; the sampled preview stays, smaller rects (zoomed in)
+    // are computed.
+    const bool onGpu = gpu && m_session->compute()->gpuAvailable();
+    if (!request.sampledRows) {
+        m_cpuLimit.clear();
+        if (!onGpu && !withinCpuBudget(request)) {
+            m_session->compute()->cancelAll(tagPrefix() + level);
+            update();
+            return;
+        }
+    }
     m_computing = true;
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     const auto trace = m_session->trace();                  // keeps the cache's trace alive in the job
@@ -155,7 +182,7 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     };
     auto done = [this, level](Result<MapResult> r) { onMapFinished(level, std::move(r)); };
     // While the analysis holds the GPU, the map computes on the CPU rather than wait for it.
-    if (gpu && m_session->compute()->gpuAvailable())
+    if (onGpu)
         m_session->compute()->submitGpu(tag, run, this, done, ComputeService::WhileGpuBusy::RunOnCpu);
     else
         m_session->compute()->submitCpu(
@@ -224,7 +251,9 @@ void AttentionMapCanvas::dropDetailWhenOverviewSuffices() {
 
 bool AttentionMapCanvas::isUpToDate() const {
     if (overviewSuffices()) return true;
-    if (!m_overview || !m_overview->result.exact || !m_detail) return false;
+    // An exact detail of the view is up to date over a preview too (a preview stays the overview
+    // of a long trace whose exact map is over the CPU budget).
+    if (!m_overview || !m_detail) return false;
     const auto v = m_view.visible();
     const auto& r = m_detail->result.map.rect;
     return r.q0 == v.q0 && r.q1 == v.q1 && r.k0 == v.k0 && r.k1 == v.k1;
@@ -416,6 +445,8 @@ void AttentionMapCanvas::paintEvent(QPaintEvent*) {
         state = tr("error: %1").arg(m_error);
     else if (!m_overview)
         state = tr("computing overview…");
+    else if (!m_cpuLimit.isEmpty() && !isUpToDate())
+        state = tr("preview (sampled rows) · %1").arg(m_cpuLimit);
     else if (!m_overview->result.exact)
         state = tr("preview (sampled rows), exact map computing…");
     else if (!isUpToDate())

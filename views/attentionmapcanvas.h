@@ -40,6 +40,9 @@ public:
     /// True when an exact map at the current resolution is on screen (tests, benchmark).
     bool isUpToDate() const;
     bool hasOverview() const { return m_overview.has_value(); }
+    /// Non-empty when the exact map of the view would exceed the CPU budget and is not started
+    /// (no GPU): what it would take, and the ways out. The sampled preview stays on screen.
+    const QString& cpuLimitMessage() const { return m_cpuLimit; }
     int tilesReceived() const { return m_tilesReceived; }
     QString hoverText() const { return m_hoverText; }
     MapColoring coloring() const;
@@ -98,6 +101,8 @@ private:
     void drawAxes(QPainter& p) const;
     void drawColorBar(QPainter& p) const;
     QString tagPrefix() const;
+    /// False (and m_cpuLimit set) when `request` on the CPU would exceed the CPU budget.
+    bool withinCpuBudget(const MapRequest& request);
 
     TraceSession* m_session;
     bool m_follow = true;
@@ -111,6 +116,8 @@ private:
     bool m_computing = false;
     QString m_hoverText;
     QString m_error;
+    /// Why the exact map of the current view is not computed (over the CPU budget), or empty.
+    QString m_cpuLimit;
     struct CoverageCache {
         HeadId head{-1, -1};
         double gamma = 0;

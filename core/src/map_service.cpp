@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "attnscope/analysis_limits.h"
+#include "attnscope/cpu_budget.h"
 #include "attnscope/gpu.h"
 #include "attnscope/parallel.h"
 
@@ -152,6 +153,16 @@ Result<AttentionMap> sampledMap(const HeadData& data, const AttentionSpec& spec,
 
 MapRect requestRect(const MapRequest& request, int64_t tokens) {
     return request.rect.q1 == 0 ? MapRect{0, tokens, 0, tokens} : request.rect;
+}
+
+double cpuMapScoreProducts(const Trace& trace, const MapRequest& request) {
+    if (!trace.hasQK() || request.layer < 0 || request.layer >= trace.numLayers()) return 0;
+    const LayerConfig& c = trace.config(request.layer);
+    const MapRect rect = requestRect(request, trace.tokens());
+    const int64_t rows = request.sampledRows ? std::min<int64_t>(request.height, rect.q1 - rect.q0) : rect.q1 - rect.q0;
+    if (request.sampledRows) return scoreProducts(rows, trace.tokens(), c.headDim, false);
+    return scoreProducts(rows, trace.tokens(), c.headDim, c.causal) +
+           scoreProducts(rows, rect.k1 - rect.k0, c.headDim, c.causal);
 }
 
 Result<HeadMap> headMap(HeadCache& cache, const MapRequest& request, const ProgressFn& progress, GpuEngine* gpu) {

@@ -59,4 +59,10 @@ Result<HeadMap> headMap(HeadCache& cache, const MapRequest& request, const Progr
 /// The rectangle a request covers on a trace of `tokens` tokens (the whole map for the default).
 MapRect requestRect(const MapRequest& request, int64_t tokens);
 
+/// Score products the CPU path of `request` computes (cpu_budget.h's unit): pass 1 over every
+/// key of the rect's rows (their lse), pass 2 over the rect; for sampledRows, `height` rows of
+/// every key. 0 for weights-only traces (pooling stored probabilities). The CLI's `map --cpu`
+/// and the GUI's map canvas weigh it against the CPU budget before they start.
+double cpuMapScoreProducts(const Trace& trace, const MapRequest& request);
+
 }  // namespace attnscope
