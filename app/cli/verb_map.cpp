@@ -148,10 +148,8 @@ int mapVerb(Args& a, MapArgs& p) {
         // Pass 1 over every key of the rect's rows (their lse), pass 2 over the rect.
         const LayerConfig& c = t.config(request.layer);
         const int64_t rows = rect.q1 - rect.q0;
-        const double products = scoreProducts(rows, tokens, c.headDim, c.causal) +
-                                scoreProducts(rows, rect.k1 - rect.k0, c.headDim, c.causal);
         if (int rc = checkCpuWork(
-                kVerb, products, c.headDim, a.has("allow-long"),
+                kVerb, cpuMapScoreProducts(t, request), c.headDim, a.has("allow-long"),
                 "a map over " + std::to_string(rows) + " x " + std::to_string(rect.k1 - rect.k0) + " pairs");
             rc != kRun)
             return rc;
