@@ -162,13 +162,9 @@ private slots:
 
     void cpuRunPerfetto() {
         ProfileRequest req;
-        ShapeSource s;
-        s.batch = 1;
-        s.heads = 1;
-        s.kvHeads = 1;
-        s.tokens = 128;
-        s.headDim = 16;
-        req.shapes = {s};
+        auto shape = parseShape("1,1,1,128,16");  // B,H,Hkv,T,D as profile --shape takes it
+        QVERIFY2(shape.ok(), shape.message().c_str());
+        req.shapes = {*shape};
         req.variants = {"causal", "sliding:32", "linear"};
         req.warmup = 0;
         req.stop.minSamples = 2;

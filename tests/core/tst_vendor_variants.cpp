@@ -124,9 +124,10 @@ void TestVendorVariants::parseErrors() {
 
 void TestVendorVariants::cpuBackendSaysNeedsGpu() {
     ProfileRequest req;
-    ShapeSource s;
-    s.batch = 1, s.heads = 2, s.kvHeads = 2, s.tokens = 200, s.headDim = 32, s.seed = testing::freshSeed();
-    req.shapes = {s};
+    auto source = parseShape("1,2,2,200,32");  // B,H,Hkv,T,D as profile --shape takes it
+    QVERIFY2(source.ok(), source.message().c_str());
+    source->seed = testing::freshSeed();
+    req.shapes = {*source};
     req.variants = {"causal", "cudnn:causal", "cudnn:full"};
     req.warmup = 1;
     req.stop.minSamples = 2, req.stop.maxSamples = 2;
