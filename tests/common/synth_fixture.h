@@ -7,6 +7,7 @@
 #include <QString>
 
 #include "attnscope/synth.h"
+#include "attnscope/trace.h"
 
 namespace attnscope::testing {
 
@@ -19,6 +20,13 @@ inline Result<SynthTruth> writeSynthTrace(const QString& path, int64_t tokens, i
     o.layers = layers;
     o.headDim = headDim;
     return writeSyntheticTrace(path.toStdString(), o);
+}
+
+/// writeSynthTrace, then the trace opened: what the view tests hand to their session.
+inline Result<std::shared_ptr<const Trace>> openSynthTrace(const QString& path, int64_t tokens, int layers,
+                                                           int headDim = SynthOptions{}.headDim) {
+    if (auto written = writeSynthTrace(path, tokens, layers, headDim); !written) return written.status();
+    return Trace::open(path.toStdString());
 }
 
 /// For tests that run the main window: settings in the test location (never the user's) under

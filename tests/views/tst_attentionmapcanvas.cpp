@@ -37,9 +37,7 @@ private:
 
 void TestAttentionMapCanvas::initTestCase() {
     QVERIFY(m_dir.isValid());
-    const QString path = m_dir.filePath(QStringLiteral("t.attn.safetensors"));
-    QVERIFY(testing::writeSynthTrace(path, kTokens, 1).ok());
-    auto t = Trace::open(path.toStdString());
+    auto t = testing::openSynthTrace(m_dir.filePath(QStringLiteral("t.attn.safetensors")), kTokens, 1);
     QVERIFY2(t.ok(), t.message().c_str());
     m_trace = *t;
 }

@@ -42,10 +42,7 @@ private:
 
 void TestReportRunner::initTestCase() {
     QVERIFY(m_dir.isValid());
-    const QString path = m_dir.filePath(QStringLiteral("small.attn.safetensors"));
-    auto w = testing::writeSynthTrace(path, 96, 1, 32);
-    QVERIFY2(w.ok(), w.message().c_str());
-    auto t = Trace::open(path.toStdString());
+    auto t = testing::openSynthTrace(m_dir.filePath(QStringLiteral("small.attn.safetensors")), 96, 1, 32);
     QVERIFY2(t.ok(), t.message().c_str());
     m_trace = *t;
 }
