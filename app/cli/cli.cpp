@@ -231,11 +231,13 @@ int usageError(const std::string& verb, const std::string& message) {
 
 Result<std::shared_ptr<const Trace>> openTraceArg(const std::string& arg, const OpenOptions& options,
                                                   const ProgressFn& progress) {
-    if (arg != "demo") return Trace::open(arg, options, progress);
-    const std::string path = findDemoTrace();
+    if (!isDemoName(arg)) return Trace::open(arg, options, progress);
+    const std::string path = findDemoTrace(arg);
     if (path.empty())
-        return Status(ErrorCode::IoError,
-                      "demo: no demo trace found (set ATTNSCOPE_DEMO, or install attnscope with its demo)");
+        return Status(ErrorCode::IoError, arg + ": no " +
+                                              (arg == "demo" ? "demo trace" : std::string(kVisionDemoFile)) +
+                                              " found (set ATTNSCOPE_DEMO to a folder holding it, or install "
+                                              "attnscope with its demo)");
     return Trace::open(path, options, progress);
 }
 

@@ -12,7 +12,7 @@ static void printUsage() {
     std::printf("usage: attnscope-cli VERB [options]   (attnscope-cli VERB --help for details)\n\nverbs:\n");
     for (const auto& [name, verb] : verbs()) std::printf("  %-10s %s\n", name.c_str(), verb.summary.c_str());
     std::printf(
-        "\nA TRACE argument may be 'demo' (the bundled trace).\n"
+        "\nA TRACE argument may be 'demo' (the bundled trace) or 'demo:vision' (the bundled vision trace).\n"
         "exit status: 0 done, %d the input or the run failed, %d the command line is wrong, %d done in part\n"
         "(profile: a variant failed, its row says why; selftest --gpu: no usable GPU)\n",
         kExitFailure, kExitUsage, kExitIncomplete);

@@ -9,6 +9,7 @@
 #include "attnscope/gpu.h"
 #include "attnscope/trace.h"
 #include "cli.h"
+#include "vision_output.h"
 
 namespace attnscope::cli {
 namespace {
@@ -99,8 +100,10 @@ int parseAnalyzeArgs(Args& a, AnalyzeOptions& o) {
          "distance, first-token and hidden sinks, block sparsity at gamma 0.5/0.9/0.95/0.99, "
          "candidate masks (window, sink+window, vertical-slash, top-k blocks) with their output "
          "error, previous-token / duplicate / induction scores, a role label per head and head "
-         "similarity. Prints a per-layer summary and a per-head table.")
-        .positional("TRACE", "*.attn.safetensors trace with Q/K/V, or 'demo' for the bundled trace")
+         "similarity. Prints a per-layer summary and a per-head table. On a vision trace also each head's mean "
+         "attention distance in patches and the prefix tokens' (CLS, registers) share of the patch queries' "
+         "attention (JSON key 'vision').")
+        .positional("TRACE", "*.attn.safetensors trace with Q/K/V, or 'demo' / 'demo:vision' for the bundled traces")
         .option("layers", "layers to analyse, e.g. 0,3-5 (default: all)")
         .optionalValue("json", "FILE",
                        "write every result (vectors and block matrices included) as JSON to FILE; without FILE (or "
@@ -207,13 +210,19 @@ int analyzeVerb(Args& a, AnalyzeOptions& o) {
             rc != kRun)
             return rc;
     }
+    const VisionOptions visionOptions{o.layers};
+    if (int rc = checkVisionWork(kVerb, t, visionOptions, a.has("allow-long")); rc != kRun) return rc;
     const auto start = std::chrono::steady_clock::now();
     auto model = analyzeTrace(t, o, progressLine(!a.has("no-progress")));
     if (!model) return fail(kVerb, model.status());
+    auto vision = analyzeIfVision(t, visionOptions, progressLine(!a.has("no-progress")));
+    if (!vision) return fail(kVerb, vision.status());
+    Json json = toJson(*model);
+    if (*vision) json.set("vision", toJson(**vision));  // vision traces only
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (a.get("json") == "-") {  // JSON alone on stdout, as `info --json`; notes go to stderr
         for (const auto& n : model->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
-        std::printf("%s\n", toJson(*model).dump(1).c_str());
+        std::printf("%s\n", json.dump(1).c_str());
         return 0;
     }
     std::printf("backend: %s%s\n", model->backend.c_str(),
@@ -226,8 +235,9 @@ int analyzeVerb(Args& a, AnalyzeOptions& o) {
     if (!everything) std::printf("(candidate masks and head similarity: with --json FILE or --all)\n");
     if (!a.has("no-heads")) printHeads(*model, model->options);
     printLearnedSinks(*model);
+    if (*vision) printVisionTable(**vision);
     if (a.has("json")) {
-        if (Status s = writeFileAtomic(a.get("json"), toJson(*model).dump(1)); !s.ok()) return fail(kVerb, s);
+        if (Status s = writeFileAtomic(a.get("json"), json.dump(1)); !s.ok()) return fail(kVerb, s);
         std::printf("\nwrote %s\n", a.get("json").c_str());
     }
     return 0;

@@ -120,7 +120,7 @@ int parseInfoArgs(Args& a) {
          "causal / window / softcap / ALiBi / positional encoding, dtypes, file size, NaN/Inf counts, and "
          "the validation result with warnings. Exit 0 when the trace is valid, 1 with a one-line error "
          "naming the file otherwise.")
-        .positional("trace", "trace file (*.attn.safetensors), or 'demo' for the bundled trace")
+        .positional("trace", "trace file (*.attn.safetensors), or 'demo' / 'demo:vision' for the bundled traces")
         .flag("json", "print a JSON object instead of text (camelCase keys, docs/json.md)")
         .flag("no-scan", "skip the NaN/Inf scan (opens without reading the tensor data)")
         .flag("no-progress", "no progress line on stderr");
@@ -131,8 +131,9 @@ int parseInfoArgs(Args& a) {
 int infoVerb(Args& a) {
     if (int rc = parseInfoArgs(a); rc != kRun) return rc;
     std::string path = a.get("trace");
-    if (path == "demo") path = findDemoTrace();
-    if (path.empty()) return fail(kVerb, "no demo trace found (set ATTNSCOPE_DEMO or install the demo)");
+    if (isDemoName(path)) path = findDemoTrace(path);
+    if (path.empty())
+        return fail(kVerb, a.get("trace") + ": no such demo trace found (set ATTNSCOPE_DEMO or install the demo)");
 
     OpenOptions options;
     options.scanValues = !a.has("no-scan");

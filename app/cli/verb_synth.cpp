@@ -24,6 +24,39 @@ std::optional<DType> parseDType(const std::string& s) {
     return std::nullopt;
 }
 
+/// "ROWSxCOLS[,prefix=N][,patch=P]" (--vision) into the grid options; nullopt with `error` set.
+std::optional<VisionSynthOptions> parseVisionSynth(const std::string& text, std::string* error) {
+    VisionSynthOptions v;
+    const auto bad = [&](const std::string& why) {
+        *error = "--vision " + text + ": " + why + " (expected ROWSxCOLS[,prefix=N][,patch=P], e.g. 37x37,prefix=5)";
+        return std::nullopt;
+    };
+    const auto number = [](const std::string& s, long long lo, long long hi, int& out) {
+        char* end = nullptr;
+        const long long n = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || *end != '\0' || n < lo || n > hi) return false;
+        out = int(n);
+        return true;
+    };
+    const std::vector<std::string> parts = splitList(text);
+    if (parts.empty()) return bad("empty");
+    const size_t x = parts[0].find('x');
+    if (x == std::string::npos || !number(parts[0].substr(0, x), 1, 1024, v.rows) ||
+        !number(parts[0].substr(x + 1), 1, 1024, v.cols))
+        return bad("the grid must be ROWSxCOLS with sides in [1, 1024]");
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const std::string& p = parts[i];
+        if (p.rfind("prefix=", 0) == 0) {
+            if (!number(p.substr(7), 0, 64, v.prefix)) return bad("prefix must be in [0, 64]");
+        } else if (p.rfind("patch=", 0) == 0) {
+            if (!number(p.substr(6), 1, 64, v.patchSize)) return bad("patch must be in [1, 64]");
+        } else {
+            return bad("unknown part '" + p + "'");
+        }
+    }
+    return v;
+}
+
 /// The command-line step (Verb::parse): every option into `o` and the output checked; nothing
 /// is written.
 int parseSynthArgs(Args& a, SynthOptions& o) {
@@ -49,6 +82,12 @@ int parseSynthArgs(Args& a, SynthOptions& o) {
         .option("dtype", "f32, f16 or bf16", "f16")
         .option("documents", "number of documents", "4")
         .option("seed", "random seed", "1")
+        .option("vision",
+                "ROWSxCOLS[,prefix=N][,patch=P]: write a vision trace instead (kind vision, non-causal): N prefix "
+                "tokens ([CLS], [REG0] …; default 1, 0 for none) then a ROWS x COLS patch grid, an image of P-pixel "
+                "patches (default 14) with two shapes, and kv heads taking the patterns local-2d, register-sink, "
+                "object, noise in turn (default --heads 4); e.g. DINOv2-L with registers: --vision 37x37,prefix=5 "
+                "--layers 24 --heads 16. Not with --tokens, --kv-groups or --documents")
         .flag("no-progress", "no progress line on stderr");
     if (!a.parse()) return a.exitCode();
     const std::string out = a.get("o");
@@ -93,11 +132,58 @@ int parseSynthArgs(Args& a, SynthOptions& o) {
     o.documents = int(docs);
     o.seed = uint64_t(seed);
     o.dtype = *dtype;
+    if (a.has("vision")) {
+        for (const char* name : {"tokens", "kv-groups", "documents"})
+            if (a.has(name))
+                return fail(kVerb, std::string("--") + name + " does not apply to --vision (T = prefix + ROWS·COLS)");
+        std::string visionError;
+        auto vision = parseVisionSynth(a.get("vision"), &visionError);
+        if (!vision) return fail(kVerb, visionError);
+        vision->layers = o.layers;
+        vision->heads = heads > 0 ? int(heads) : (kvHeads > 0 ? int(kvHeads) : vision->heads);
+        vision->kvHeads = int(kvHeads);
+        vision->headDim = o.headDim;
+        vision->dtype = o.dtype;
+        vision->seed = o.seed;
+        o.vision = *vision;
+    }
     return kRun;
+}
+
+/// Writes a vision trace (--vision) and says what was planted where.
+int synthVision(const std::string& out, const VisionSynthOptions& v, const ProgressFn& progress) {
+    auto truth = writeVisionSyntheticTrace(out, v, progress);
+    if (!truth) return fail(kVerb, truth.status());
+    std::printf(
+        "wrote %s: vision, %d prefix token(s) + %dx%d patches (T=%lld), %d layer(s), %d heads (%d kv heads), "
+        "d=%d, %s, image %dx%d, seed %llu\n",
+        out.c_str(), v.prefix, v.rows, v.cols, static_cast<long long>(truth->tokens), v.layers, v.heads,
+        v.kvHeads ? v.kvHeads : v.heads, v.headDim, dtypeName(v.dtype), v.cols * v.patchSize, v.rows * v.patchSize,
+        static_cast<unsigned long long>(v.seed));
+    std::printf("planted (every layer):\n");
+    for (int h = 0; h < v.heads; ++h) {
+        const VisionSynthHead kind = truth->heads[size_t(h)];
+        std::string where;
+        switch (kind) {
+        case VisionSynthHead::Local: where = "patches attend to patches within ~1-2 of them (score -|d|^2)"; break;
+        case VisionSynthHead::Sink:
+            where = "patch queries put most mass on token " + std::to_string(truth->sinkToken) +
+                    (v.prefix > 0 ? " (the last prefix token)" : " (a background patch)");
+            break;
+        case VisionSynthHead::Object:
+            where = "attention stays in the query's region (" + std::to_string(truth->objectPatches) +
+                    " patches on the shapes, the rest background)";
+            break;
+        case VisionSynthHead::Noise: where = "diffuse random attention"; break;
+        }
+        std::printf("  head %2d  %-14s %s\n", h, visionSynthHeadName(kind), where.c_str());
+    }
+    return 0;
 }
 
 int synthVerb(Args& a, SynthOptions& o) {
     const std::string out = a.get("o");
+    if (o.vision) return synthVision(out, *o.vision, progressLine(!a.has("no-progress")));
     const long long tokens = o.tokens;
     const auto started = std::chrono::steady_clock::now();
     auto truth = writeSyntheticTrace(out, o, progressLine(!a.has("no-progress")));
@@ -146,7 +232,7 @@ int synthVerb(Args& a, SynthOptions& o) {
 ATTNSCOPE_CLI_VERB_PARSED(
     "synth",
     "synth -o FILE [--tokens T] [--layers N] [--heads H] [--kv-heads K] [--head-dim D] [--kv-groups G] "
-    "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--no-progress]",
+    "[--dtype f32|f16|bf16] [--documents N] [--seed S] [--vision ROWSxCOLS[,prefix=N][,patch=P]] [--no-progress]",
     "write a synthetic trace with planted attention patterns (ground truth printed)", SynthOptions, parseSynthArgs,
     synthVerb);
 

@@ -3,11 +3,13 @@
 // benchmarks (T up to 4M) at real model dimensions. Each layer's kv heads take the planted patterns
 // in turn (SynthOptions::heads, cycled), each shared by a GQA group of query heads.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "attnscope/progress.h"
 #include "attnscope/status.h"
+#include "attnscope/synth_vision.h"
 #include "attnscope/trace.h"
 
 namespace attnscope {
@@ -46,6 +48,9 @@ struct SynthOptions {
     /// query heads up to this size (T = 64k at d = 128), per worker thread; larger ones re-run the
     /// pattern's codes for each query head instead (about twice the time). 0: always re-run.
     int64_t codeCacheBytes = int64_t(32) << 20;
+    /// `synth --vision`: write a vision trace instead (writeVisionSyntheticTrace, synth_vision.h);
+    /// its layers, heads, head dim, dtype and seed come from there, not from the fields above.
+    std::optional<VisionSynthOptions> vision;
 };
 
 /// The planted ground truth, so tests know where to look.
