@@ -13,13 +13,14 @@
 #include "computeservice.h"
 #include "figurebuilders.h"
 #include "figurewidget.h"
+#include "headtable.h"
 #include "tracesession.h"
 
 namespace attnscope {
 
 namespace {
 const QString kJsTag = QStringLiteral("head:compare:js");
-constexpr int kMapsShare = 3000, kFiguresShare = 2000;  ///< of the height, maps above figures
+constexpr int kMapsWeight = 3, kFiguresWeight = 2;  ///< of the height, maps above figures
 }  // namespace
 
 ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, QWidget* parent)
@@ -34,16 +35,7 @@ ComparisonView::ComparisonView(TraceSession* session, AnalysisRunner* analysis, 
     m_difference->setPlaceholder(tr("The difference of the first two compared heads appears here."));
     m_similarity = new FigureWidget(this);
     m_similarity->setPlaceholder(tr("Head similarity (Jensen–Shannon) of the current layer: run the analysis."));
-    auto* bottom = new QSplitter(Qt::Horizontal, this);
-    bottom->addWidget(m_difference);
-    bottom->addWidget(m_similarity);
-    auto* split = new QSplitter(Qt::Vertical, this);
-    split->addWidget(maps);
-    split->addWidget(bottom);
-    split->setStretchFactor(0, 3);
-    split->setStretchFactor(1, 2);
-    // The maps' size hints would otherwise take nearly all the height from the figures below.
-    split->setSizes({kMapsShare, kFiguresShare});
+    QSplitter* split = abovePlots(maps, m_difference, m_similarity, kMapsWeight, kFiguresWeight, this);
     auto* top = new QHBoxLayout;
     top->addWidget(m_hint, 1);
     top->addWidget(m_distance);

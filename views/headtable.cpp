@@ -13,7 +13,7 @@ namespace attnscope {
 
 namespace {
 constexpr int kRowPadding = 6;
-constexpr int kEqualShare = 1000;  ///< splitter sizes: table and plots half each
+constexpr int kSizeUnit = 1000;  ///< splitter sizes per unit of weight (whole pixels for any ratio)
 }  // namespace
 
 QString analysisPrompt() {
@@ -45,19 +45,24 @@ void setHeadCells(QTableWidget* table, int row, int layer, int head) {
     }
 }
 
-QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent) {
-    left->setPlaceholder(analysisPrompt());
-    right->setPlaceholder(analysisPrompt());
+QSplitter* abovePlots(QWidget* above, FigureWidget* left, FigureWidget* right, int aboveWeight, int plotsWeight,
+                      QWidget* parent) {
     auto* plots = new QSplitter(Qt::Horizontal, parent);
     plots->addWidget(left);
     plots->addWidget(right);
     auto* split = new QSplitter(Qt::Vertical, parent);
-    split->addWidget(table);
+    split->addWidget(above);
     split->addWidget(plots);
-    split->setStretchFactor(0, 1);
-    split->setStretchFactor(1, 1);
-    split->setSizes({kEqualShare, kEqualShare});  // the table's size hint would take it all
+    split->setStretchFactor(0, aboveWeight);
+    split->setStretchFactor(1, plotsWeight);
+    split->setSizes({aboveWeight * kSizeUnit, plotsWeight * kSizeUnit});
     return split;
+}
+
+QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent) {
+    left->setPlaceholder(analysisPrompt());
+    right->setPlaceholder(analysisPrompt());
+    return abovePlots(table, left, right, 1, 1, parent);
 }
 
 HeadTablePanel::HeadTablePanel(TraceSession* session, QWidget* parent)

@@ -27,8 +27,13 @@ QString analysisPrompt();
 QTableWidget* createHeadTable(TraceSession* session, QWidget* parent);
 /// Fills the layer and head cells of `row` (numbers, so sorting is numeric).
 void setHeadCells(QTableWidget* table, int row, int layer, int head);
+/// `above` across the whole width, `left` beside `right` below it, the heights in the ratio
+/// aboveWeight : plotsWeight (stretch and first sizes: the size hints would give one side all).
+QSplitter* abovePlots(QWidget* above, FigureWidget* left, FigureWidget* right, int aboveWeight, int plotsWeight,
+                      QWidget* parent);
 /// A table across the whole width (a column per candidate mask or sink list does not share the
-/// width well), `left` beside `right` below it.
+/// width well), `left` beside `right` below it, half the height each; the figures say what they
+/// wait for (analysisPrompt).
 QSplitter* tableAbovePlots(QTableWidget* table, FigureWidget* left, FigureWidget* right, QWidget* parent);
 
 /// An analysis panel: a bar with a summary line (and the panel's controls), a per-head table of
