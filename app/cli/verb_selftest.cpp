@@ -58,8 +58,12 @@ bool cpuCase(const std::string& name, int64_t T, int d, std::mt19937_64& rng, st
     return err <= kCpuTolerance && lseErr <= kCpuTolerance * 10;
 }
 
+struct SelftestArgs {
+    bool gpu = false, quick = false;
+};
+
 /// The command-line step (Verb::parse).
-int parseSelftestArgs(Args& args) {
+int parseSelftestArgs(Args& args, SelftestArgs& o) {
     args.description(
             "Checks results against float64 brute force on fresh random inputs. --gpu runs every "
             "variant, dtype and head dim on the GPU. Exit status: 0 all passed, 1 a check failed, 2 the "
@@ -67,17 +71,18 @@ int parseSelftestArgs(Args& args) {
         .flag("gpu", "run the GPU self-test (kernels vs float64 CPU reference)")
         .flag("quick", "fewer shapes per variant");
     if (!args.parse()) return args.exitCode();
+    o.gpu = args.has("gpu");
+    o.quick = args.has("quick");
     return kRun;
 }
 
-int run(Args& args) {
-    if (int rc = parseSelftestArgs(args); rc != kRun) return rc;
+int run(Args&, SelftestArgs& o) {
     int passed = 0, failed = 0;
     auto print = [&](bool ok, const std::string& line) {
         (ok ? passed : failed)++;
         std::printf("%s  %s\n", ok ? "PASS" : "FAIL", line.c_str());
     };
-    if (args.has("gpu")) {
+    if (o.gpu) {
         auto engine = createGpuEngine();
         const GpuInfo info = engine->info();
         if (!info.available) {
@@ -88,7 +93,7 @@ int run(Args& args) {
         std::printf("GPU: %s (sm_%d%d, %d SMs, %.0f GiB), forward kernel %s\n", info.name.c_str(), info.computeMajor,
                     info.computeMinor, info.smCount, double(info.memoryBytes) / double(1ull << 30),
                     info.forwardKernel.c_str());
-        auto report = runGpuSelfTest(args.has("quick"));
+        auto report = runGpuSelfTest(o.quick);
         if (!report) {
             if (report.status().code() == ErrorCode::Unsupported) {
                 std::fprintf(stderr, "attnscope-cli %s: no GPU: %s\n", kVerb, report.message().c_str());
@@ -101,7 +106,7 @@ int run(Args& args) {
         failed = report->failures;
     } else {
         std::mt19937_64 rng(std::random_device{}());
-        const int64_t tokens = args.has("quick") ? 97 : 300;
+        const int64_t tokens = o.quick ? 97 : 300;
         for (const char* name : {"full", "causal", "sliding:40", "prefix:30", "document:3", "dilated:10:3", "alibi",
                                  "softcap:5", "relbias:0.05", "sliding:50&document:2"}) {
             std::string line;
@@ -120,7 +125,8 @@ int run(Args& args) {
 
 }  // namespace
 
-ATTNSCOPE_CLI_VERB_PARSE(kVerb, "selftest [--gpu] [--quick]",
-                         "check the engine (and with --gpu the kernels) vs float64", run, parseSelftestArgs);
+ATTNSCOPE_CLI_VERB_PARSED(kVerb, "selftest [--gpu] [--quick]",
+                          "check the engine (and with --gpu the kernels) vs float64", SelftestArgs, parseSelftestArgs,
+                          run);
 
 }  // namespace attnscope::cli
