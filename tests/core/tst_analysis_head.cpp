@@ -6,11 +6,10 @@
 #include <limits>
 
 #include "analysis_bruteforce.h"
+#include "mask_cases.h"
 
 using namespace attnscope;
 using namespace attnscope::test;
-
-Q_DECLARE_METATYPE(attnscope::test::MaskCase)
 
 namespace {
 constexpr double kTol = 1e-4;

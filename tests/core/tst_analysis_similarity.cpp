@@ -3,11 +3,10 @@
 #include <QtTest>
 
 #include "analysis_bruteforce.h"
+#include "mask_cases.h"
 
 using namespace attnscope;
 using namespace attnscope::test;
-
-Q_DECLARE_METATYPE(attnscope::test::MaskCase)
 
 class TestAnalysisSimilarity : public QObject {
     Q_OBJECT
@@ -20,12 +19,7 @@ private slots:
 };
 
 void TestAnalysisSimilarity::jensenShannon_data() {
-    QTest::addColumn<qint64>("T");
-    QTest::addColumn<MaskCase>("mask");
-    QTest::newRow("causal T=45") << qint64(45) << MaskCase::Causal;
-    QTest::newRow("causal T=300 (several slabs)") << qint64(300) << MaskCase::Causal;
-    QTest::newRow("full T=80") << qint64(80) << MaskCase::Full;
-    QTest::newRow("window T=130") << qint64(130) << MaskCase::Window;
+    addMaskCases({{45, MaskCase::Causal}, {300, MaskCase::Causal}, {80, MaskCase::Full}, {130, MaskCase::Window}});
 }
 
 void TestAnalysisSimilarity::jensenShannon() {

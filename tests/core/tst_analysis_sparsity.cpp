@@ -6,11 +6,10 @@
 #include <numeric>
 
 #include "analysis_bruteforce.h"
+#include "mask_cases.h"
 
 using namespace attnscope;
 using namespace attnscope::test;
-
-Q_DECLARE_METATYPE(attnscope::test::MaskCase)
 
 namespace {
 constexpr double kTol = 1e-4;
@@ -40,14 +39,12 @@ private slots:
 };
 
 void TestAnalysisSparsity::blocksAndMasks_data() {
-    QTest::addColumn<qint64>("T");
-    QTest::addColumn<MaskCase>("mask");
-    QTest::newRow("causal T=50") << qint64(50) << MaskCase::Causal;
-    QTest::newRow("causal T=161") << qint64(161) << MaskCase::Causal;
-    QTest::newRow("window T=120") << qint64(120) << MaskCase::Window;
-    QTest::newRow("full T=70") << qint64(70) << MaskCase::Full;
-    QTest::newRow("documents T=100") << qint64(100) << MaskCase::Documents;
-    QTest::newRow("excluded T=90") << qint64(90) << MaskCase::Excluded;
+    addMaskCases({{50, MaskCase::Causal},
+                  {161, MaskCase::Causal},
+                  {120, MaskCase::Window},
+                  {70, MaskCase::Full},
+                  {100, MaskCase::Documents},
+                  {90, MaskCase::Excluded}});
 }
 
 void TestAnalysisSparsity::blocksAndMasks() {

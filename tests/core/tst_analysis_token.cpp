@@ -5,11 +5,10 @@
 #include <QTemporaryDir>
 
 #include "analysis_bruteforce.h"
+#include "mask_cases.h"
 
 using namespace attnscope;
 using namespace attnscope::test;
-
-Q_DECLARE_METATYPE(attnscope::test::MaskCase)
 
 class TestAnalysisToken : public QObject {
     Q_OBJECT
@@ -22,12 +21,7 @@ private slots:
 };
 
 void TestAnalysisToken::rowAndColumn_data() {
-    QTest::addColumn<qint64>("T");
-    QTest::addColumn<MaskCase>("mask");
-    QTest::newRow("causal T=300") << qint64(300) << MaskCase::Causal;
-    QTest::newRow("full T=64") << qint64(64) << MaskCase::Full;
-    QTest::newRow("documents T=99") << qint64(99) << MaskCase::Documents;
-    QTest::newRow("excluded T=50") << qint64(50) << MaskCase::Excluded;
+    addMaskCases({{300, MaskCase::Causal}, {64, MaskCase::Full}, {99, MaskCase::Documents}, {50, MaskCase::Excluded}});
 }
 
 void TestAnalysisToken::rowAndColumn() {
