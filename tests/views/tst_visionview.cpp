@@ -1,0 +1,171 @@
+// VisionView (offscreen): patch hit-testing of the fitted picture (data-driven), the overlay's
+// values against a float64 brute force of the clicked query's row, a head change and a burst of
+// queries (the newest wins), and a vision trace without an image (the grid alone).
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+#include "attnscope/image.h"
+#include "attnscope/synth_vision.h"
+#include "attnscope/trace.h"
+#include "brute_attention.h"
+#include "computeservice.h"
+#include "tracesession.h"
+#include "visionview.h"
+
+using namespace attnscope;
+
+namespace {
+constexpr int kTimeoutMs = 60000;
+constexpr double kTol = 1e-5;  ///< float32 probabilities against float64
+}  // namespace
+
+class TestVisionView : public QObject {
+    Q_OBJECT
+    QTemporaryDir m_dir;
+
+    std::shared_ptr<const Trace> writeTrace(const QString& name, bool image, int rows, int cols, int prefix) {
+        VisionSynthOptions o;
+        o.rows = rows;
+        o.cols = cols;
+        o.prefix = prefix;
+        o.patchSize = 10;
+        o.layers = 2;
+        o.heads = 4;
+        o.headDim = 16;
+        o.dtype = DType::F32;
+        o.seed = testing::freshSeed();
+        o.image = image;
+        const std::string path = m_dir.filePath(name).toStdString();
+        if (auto w = writeVisionSyntheticTrace(path, o); !w) qFatal("%s", w.message().c_str());
+        auto t = Trace::open(path);
+        if (!t) qFatal("%s", t.message().c_str());
+        return *t;
+    }
+
+    /// The shown row against the brute force of (layer, head, query) on the trace's stored Q/K.
+    static void checkAgainstBrute(const Trace& t, const QueryPatchAttention& row) {
+        auto q = t.head(row.layer, row.head, Which::Q);
+        auto k = t.head(row.layer, row.head, Which::K);
+        QVERIFY(q.ok() && k.ok());
+        const auto b = testing::bruteAttention(q->m, k->m, specForLayer(t.config(row.layer), row.head));
+        const int64_t prefix = t.tokens() - int64_t(row.rows) * row.cols;
+        QCOMPARE(int64_t(row.prefix.size()), prefix);
+        for (int64_t j = 0; j < t.tokens(); ++j) {
+            const double got = j < prefix ? row.prefix[size_t(j)] : row.patches[size_t(j - prefix)];
+            QVERIFY2(
+                std::abs(got - b.p(row.query, j)) < kTol,
+                qPrintable(
+                    QString("query %1 key %2: %3 vs brute %4").arg(row.query).arg(j).arg(got).arg(b.p(row.query, j))));
+        }
+    }
+
+private slots:
+    void initTestCase() { QVERIFY(m_dir.isValid()); }
+
+    void patchAt_data() {
+        QTest::addColumn<QRectF>("area");
+        QTest::addColumn<QSize>("picture");
+        QTest::addColumn<int>("rows");
+        QTest::addColumn<int>("cols");
+        QTest::addColumn<QPointF>("point");
+        QTest::addColumn<int>("row");  // -1: outside
+        QTest::addColumn<int>("col");
+        const QRectF wide(0, 0, 200, 100);
+        QTest::newRow("left margin") << wide << QSize(100, 100) << 4 << 4 << QPointF(49.9, 50) << -1 << -1;
+        QTest::newRow("top-left patch") << wide << QSize(100, 100) << 4 << 4 << QPointF(50, 0) << 0 << 0;
+        QTest::newRow("centre") << wide << QSize(100, 100) << 4 << 4 << QPointF(100, 50) << 2 << 2;
+        QTest::newRow("bottom-right edge") << wide << QSize(100, 100) << 4 << 4 << QPointF(149.99, 99.99) << 3 << 3;
+        QTest::newRow("right margin") << wide << QSize(100, 100) << 4 << 4 << QPointF(150, 50) << -1 << -1;
+        QTest::newRow("non-square grid") << QRectF(0, 0, 300, 300) << QSize(150, 90) << 3 << 5 << QPointF(299, 150) << 1
+                                         << 4;
+        QTest::newRow("tall picture, top margin")
+            << QRectF(0, 0, 100, 400) << QSize(50, 100) << 6 << 3 << QPointF(50, 99) << -1 << -1;
+        QTest::newRow("tall picture, row 5")
+            << QRectF(0, 0, 100, 400) << QSize(50, 100) << 6 << 3 << QPointF(99, 299) << 5 << 2;
+    }
+
+    void patchAt() {
+        QFETCH(QRectF, area);
+        QFETCH(QSize, picture);
+        QFETCH(int, rows);
+        QFETCH(int, cols);
+        QFETCH(QPointF, point);
+        QFETCH(int, row);
+        QFETCH(int, col);
+        const VisionGeometry g = VisionGeometry::fit(area, picture.width(), picture.height(), rows, cols);
+        const auto hit = g.patchAt(point);
+        if (row < 0) {
+            QVERIFY(!hit);
+            return;
+        }
+        QVERIFY(hit);
+        QCOMPARE(hit->first, row);
+        QCOMPARE(hit->second, col);
+        QVERIFY(g.patchRect(row, col).adjusted(-1e-9, -1e-9, 1e-9, 1e-9).contains(point));
+    }
+
+    void clickedPatchAgainstBrute() {
+        const int rows = 6, cols = 8, prefix = 3;
+        auto trace = writeTrace("img.attn.safetensors", true, rows, cols, prefix);
+        ComputeService compute;
+        TraceSession session(&compute);
+        VisionView view(&session);
+        view.resize(900, 600);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        session.setTrace(trace);
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.hasImage(), kTimeoutMs);
+        QCOMPARE(view.query(), int64_t(prefix + (rows / 2) * cols + cols / 2));  // the centre patch first
+        checkAgainstBrute(*trace, *view.shown());
+
+        // Click patch (1, 6) of the drawn picture: it becomes the query.
+        const QRectF cell = view.canvas()->geometryNow().patchRect(1, 6);
+        QTest::mouseClick(view.canvas(), Qt::LeftButton, {}, cell.center().toPoint());
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.query() == prefix + 1 * cols + 6, kTimeoutMs);
+        checkAgainstBrute(*trace, *view.shown());
+        // The heatmap: one pixel per patch, the row's largest patch in the colormap's top colour.
+        const QImage heat = visionHeatmap(*view.shown(), true);
+        QCOMPARE(heat.size(), QSize(cols, rows));
+        const auto& p = view.shown()->patches;
+        const size_t top = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+        const Rgb want = colormapLevel(Colormap::Viridis, 1.0);
+        QCOMPARE(heat.pixelColor(int(top % cols), int(top / cols)), QColor(want.r, want.g, want.b));
+
+        // Another head: the row follows the session's selection.
+        session.select({1, 1});
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.shown()->layer == 1 && view.shown()->head == 1, kTimeoutMs);
+        checkAgainstBrute(*trace, *view.shown());
+
+        // A burst of queries: the last one is what stays on screen.
+        for (int c = 0; c < cols; ++c) view.setQuery(prefix + 4 * cols + c);
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate(), kTimeoutMs);
+        QCOMPARE(view.shown()->query, int64_t(prefix + 4 * cols + cols - 1));
+        checkAgainstBrute(*trace, *view.shown());
+    }
+
+    void withoutImageOrPrefix() {
+        auto trace = writeTrace("grid.attn.safetensors", false, 5, 7, 0);
+        ComputeService compute;
+        TraceSession session(&compute);
+        VisionView view(&session);
+        view.resize(700, 500);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        session.setTrace(trace);
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate(), kTimeoutMs);
+        QVERIFY(!view.hasImage());
+        QVERIFY(view.shown()->prefix.empty());
+        checkAgainstBrute(*trace, *view.shown());
+        // The grid alone fills square patches: a click maps to the patch under it.
+        const QRectF cell = view.canvas()->geometryNow().patchRect(4, 0);
+        QCOMPARE(cell.width(), cell.height());
+        QTest::mouseClick(view.canvas(), Qt::LeftButton, {}, cell.center().toPoint());
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.query() == 4 * 7, kTimeoutMs);
+        checkAgainstBrute(*trace, *view.shown());
+    }
+};
+
+QTEST_MAIN(TestVisionView)
+#include "tst_visionview.moc"
