@@ -38,6 +38,8 @@
 #include "reportrunner.h"
 #include "sinkspanel.h"
 #include "sparsitypanel.h"
+#include "visionview.h"
+#include "attnscope/demo_trace.h"
 #include "tokenview.h"
 #include "tracepanel.h"
 #include "tracesession.h"
@@ -132,6 +134,15 @@ void MainWindow::buildPanels() {
     m_tabs->addTab(new ComparisonView(m_session, m_analysis, this), tr("&Compare"));
     m_tabs->addTab(new SinksPanel(m_session, m_analysis, this), tr("&Sinks"));
     m_tabs->addTab(new SparsityPanel(m_session, m_analysis, this), tr("S&parsity"));
+    // The Vision tab: the image with the selected query patch's attention; for vision traces only.
+    m_vision = new VisionView(m_session, this);
+    const int visionTab = m_tabs->addTab(m_vision, tr("&Vision"));
+    m_tabs->setTabVisible(visionTab, false);
+    connect(m_session, &TraceSession::traceOpened, this, [this, visionTab] {
+        m_tabs->setTabVisible(visionTab, m_session->trace()->metadata().kind == TraceKind::Vision);
+    });
+    connect(m_session, &TraceSession::traceClosed, this,
+            [this, visionTab] { m_tabs->setTabVisible(visionTab, false); });
     // The profiler's kernel timeline is a QOpenGLWidget; a window holding one cannot be drawn
     // where there is no OpenGL (the offscreen platform), so the tab then says why instead.
     if (QOpenGLContext probe; probe.create()) {
@@ -272,7 +283,16 @@ void MainWindow::buildMenus() {
     });
 }
 
-void MainWindow::openTrace(const QString& path) {
+void MainWindow::openTrace(const QString& pathOrDemo) {
+    // "demo:vision" (and "demo") name the bundled traces, as in the CLI.
+    const QString path = isDemoName(pathOrDemo.toStdString())
+                             ? QString::fromStdString(findDemoTrace(pathOrDemo.toStdString()))
+                             : pathOrDemo;
+    if (path.isEmpty()) {
+        showError(tr("No demo trace"),
+                  tr("%1: not installed (set ATTNSCOPE_DEMO to a folder holding it)").arg(pathOrDemo));
+        return;
+    }
     if (!QFileInfo(path).isFile()) {
         showError(tr("Could not open %1").arg(path), tr("%1: no such file").arg(path));
         m_recent.removeAll(path);

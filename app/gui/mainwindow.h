@@ -20,6 +20,7 @@ class MapPanel;
 class ProfilerPanel;
 class ReportRunner;
 class TraceSession;
+class VisionView;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -42,6 +43,7 @@ public:
     /// The profiler tab, or null where OpenGL is unavailable (it then explains why).
     ProfilerPanel* profiler() const { return m_profiler; }
     QTabWidget* tabs() const { return m_tabs; }
+    VisionView* visionView() const { return m_vision; }
     QStringList recentFiles() const { return m_recent; }
     /// The last error shown to the user (tests).
     QString lastError() const { return m_lastError; }
@@ -74,6 +76,7 @@ private:
     AnalysisRunner* m_analysis;
     ReportRunner* m_report;
     QTabWidget* m_tabs = nullptr;
+    VisionView* m_vision = nullptr;
     MapPanel* m_map = nullptr;
     HeadGrid* m_headGrid = nullptr;
     ProfilerPanel* m_profiler = nullptr;

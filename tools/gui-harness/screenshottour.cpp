@@ -17,6 +17,7 @@
 #include "profilerpanel.h"
 #include "tokenview.h"
 #include "tracesession.h"
+#include "visionview.h"
 
 namespace attnscope {
 
@@ -113,6 +114,13 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     shot(QStringLiteral("08-sparsity"));
 
     int expected = 8;
+    // A vision trace: the image with the centre patch's attention, then a patch near the corner.
+    if (VisionView* vision = window.visionView(); window.tabs()->isTabVisible(window.tabs()->indexOf(vision))) {
+        window.tabs()->setCurrentWidget(vision);
+        waitFor([&] { return vision->isUpToDate(); }, kTimeoutMs);
+        shot(QStringLiteral("11-vision"));
+        ++expected;
+    }
     if (ProfilerPanel* profiler = window.profiler()) {
         // A CPU profile of the current head's shape: a few variants, few samples, so it is quick.
         window.tabs()->setCurrentWidget(profiler);
