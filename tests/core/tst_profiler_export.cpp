@@ -5,18 +5,16 @@
 #include <set>
 
 #include "attnscope/profiler.h"
+#include "kernel_record.h"
 
 using namespace attnscope;
 
 namespace {
+/// A timed kernel with the names, ids and launch configuration the exports write.
 KernelRecord record(int variant, int sample, uint32_t stream, double start, double dur, const char* name) {
-    KernelRecord r;
+    KernelRecord r = testing::kernelRecord(variant, stream, start, dur);
     r.name = name;
-    r.variantIndex = variant;
     r.sample = sample;
-    r.streamId = stream;
-    r.startUs = start;
-    r.durationUs = dur;
     r.correlationId = uint32_t(100 + sample);
     r.externalId = uint64_t(sample + 1);
     r.grid[0] = 64;

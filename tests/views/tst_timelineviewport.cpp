@@ -2,20 +2,10 @@
 #include <QtTest>
 
 #include "attnscope/profiler.h"
+#include "kernel_record.h"
 #include "timelineviewport.h"
 
 using namespace attnscope;
-
-namespace {
-KernelRecord rec(int variant, uint32_t stream, double start, double dur) {
-    KernelRecord r;
-    r.variantIndex = variant;
-    r.streamId = stream;
-    r.startUs = start;
-    r.durationUs = dur;
-    return r;
-}
-}  // namespace
 
 class TestTimelineViewport : public QObject {
     Q_OBJECT
@@ -93,7 +83,8 @@ private slots:
     }
 
     void tracksPerVariantAndStream() {
-        const std::vector<KernelRecord> r = {rec(0, 7, 0, 1), rec(1, 7, 2, 1), rec(1, 9, 2, 0.5), rec(0, 7, 5, 1)};
+        const std::vector<KernelRecord> r = {testing::kernelRecord(0, 7, 0, 1), testing::kernelRecord(1, 7, 2, 1),
+                                             testing::kernelRecord(1, 9, 2, 0.5), testing::kernelRecord(0, 7, 5, 1)};
         const TimelineTracks t = timelineTracks(r, {"causal", "linear"});
         QCOMPARE(t.names.size(), size_t(3));
         QCOMPARE(t.names[0], std::string("causal · stream 7"));
@@ -112,7 +103,7 @@ private slots:
         QFETCH(double, zoom);
         QFETCH(int, expectBoxes);
         std::vector<KernelRecord> r;
-        for (int i = 0; i < 100; ++i) r.push_back(rec(0, 1, 2.0 * i, 1.0));
+        for (int i = 0; i < 100; ++i) r.push_back(testing::kernelRecord(0, 1, 2.0 * i, 1.0));
         const TimelineTracks t = timelineTracks(r, {"causal"});
         TimelineViewport v;
         v.reset(0, 200, 100);
@@ -126,7 +117,7 @@ private slots:
     }
 
     void hitTesting() {
-        const std::vector<KernelRecord> r = {rec(0, 1, 10, 20), rec(1, 1, 40, 20)};
+        const std::vector<KernelRecord> r = {testing::kernelRecord(0, 1, 10, 20), testing::kernelRecord(1, 1, 40, 20)};
         const TimelineTracks t = timelineTracks(r, {"a", "b"});
         TimelineViewport v;
         v.reset(0, 100, 100);
