@@ -26,6 +26,8 @@ def encode(values, dtype):
         return struct.pack(f"<{len(values)}e", *values)
     if dtype == "BF16":  # the top half of an F32 (truncation is good enough for seeds)
         return b"".join(struct.pack("<I", struct.unpack("<I", struct.pack("<f", v))[0])[2:] for v in values)
+    if dtype == "U8":  # a vision trace's image bytes
+        return bytes(values)
     raise ValueError(dtype)
 
 
@@ -65,13 +67,13 @@ def image(meta, tensors):
     return struct.pack("<Q", len(text)) + text + data
 
 
-def qkv_trace(T, layers, dtype, rng, **kwargs):
+def qkv_trace(T, layers, dtype, rng, extra=(), **kwargs):
     tensors = []
     for i, l in enumerate(layers):
         for slot, h in (("q", l["heads"]), ("k", l["kv_heads"]), ("v", l["kv_heads"])):
             shape = [h, T, l["head_dim"]]
             tensors.append((f"layers.{i}.{slot}", dtype, shape, [rng.gauss(0, 1) for _ in range(math.prod(shape))]))
-    return image(metadata(T, layers, **kwargs), tensors)
+    return image(metadata(T, layers, **kwargs), tensors + list(extra))
 
 
 def main():
@@ -95,6 +97,11 @@ def main():
     files["broken_header_length.attn.safetensors"] = struct.pack("<Q", 1 << 40) + good[8:]
     bad = qkv_trace(3, [layer(4, 3, 2)], "F32", rng)  # kv_heads does not divide heads
     files["broken_gqa.attn.safetensors"] = bad
+    # A vision trace with its image: a [CLS] token, a 2x3 patch grid and a 6x9 RGB image (U8).
+    pixels = [rng.randrange(256) for _ in range(6 * 9 * 3)]
+    files["valid_vision_image.attn.safetensors"] = qkv_trace(
+        7, [layer(2, 1, 4, causal=False)], "F16", rng, kind="vision", patch_grid=[2, 3],
+        extra=[("image", "U8", [6, 9, 3], pixels)])
 
     for name, data in files.items():
         assert len(data) < 20_000, name
