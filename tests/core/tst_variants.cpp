@@ -58,22 +58,38 @@ void TestVariants::parse() {
 }
 
 void TestVariants::parseErrors_data() {
+    // Every refusal of parseVariant, the vendor ("cudnn:") tokens' included: the message names the
+    // token and says what is wrong.
     QTest::addColumn<QString>("text");
-    QTest::newRow("unknown") << "bogus";
-    QTest::newRow("bad window") << "sliding:-3";
-    QTest::newRow("too many") << "sliding:4:5";
-    QTest::newRow("dangling op") << "causal&";
-    QTest::newRow("linear in composition") << "causal&linear";
-    QTest::newRow("gamma range") << "gamma:1.5";
-    QTest::newRow("empty") << "";
+    QTest::addColumn<QString>("expected");  // part of the message
+    const QList<std::pair<const char*, const char*>> rows = {
+        {"bogus", "unknown variant"},
+        {"sliding:-3", "window must be a positive integer"},
+        {"sliding:4:5", "takes 0-1 parameter(s)"},
+        {"causal&", "composition needs a variant on each side"},
+        {"causal&linear", "only mask variants compose"},
+        {"gamma:1.5", "gamma must be in (0, 1]"},
+        {"", "empty variant name"},
+        {"cudnn:", "name the mask"},
+        {"cudnn:document:4", "no \"document\" mask"},
+        {"cudnn:linear", "no \"linear\" mask"},
+        {"cudnn:decode", "no \"decode\" mask"},
+        {"cudnn:sliding:64&document:2", "not a composition"},
+        {"cudnn:cudnn:causal", "one \"cudnn:\" prefix"},
+        {"cudnn:sliding:x", "window must be a positive integer"},
+        {"cudnn:flash", "unknown variant"},
+    };
+    for (const auto& [text, expected] : rows) QTest::addRow("%s", *text ? text : "(empty)") << text << expected;
 }
 
 void TestVariants::parseErrors() {
     QFETCH(QString, text);
+    QFETCH(QString, expected);
     auto v = parseVariant(text.toStdString());
     QVERIFY(!v.ok());
     QCOMPARE(v.status().code(), ErrorCode::InvalidArgument);
-    QVERIFY(!v.message().empty());
+    QVERIFY2(v.message().find(text.toStdString()) != std::string::npos, v.message().c_str());
+    QVERIFY2(v.message().find(expected.toStdString()) != std::string::npos, v.message().c_str());
 }
 
 namespace {

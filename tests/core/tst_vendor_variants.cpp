@@ -44,8 +44,6 @@ class TestVendorVariants : public QObject {
 private slots:
     void parsesToTheBuiltinMask_data();
     void parsesToTheBuiltinMask();
-    void parseErrors_data();
-    void parseErrors();
     void cpuBackendSaysNeedsGpu();
     void missingLibrarySaysWhy();
     void wrongLibrarySaysWhy();
@@ -89,37 +87,6 @@ void TestVendorVariants::parsesToTheBuiltinMask() {
     QCOMPARE(a->softcap, b->softcap);
     QCOMPARE(a->alibiSlope, b->alibiSlope);
     QCOMPARE(a->relativeBias, b->relativeBias);
-}
-
-void TestVendorVariants::parseErrors_data() {
-    QTest::addColumn<QString>("token");
-    QTest::addColumn<QString>("expected");  // part of the message
-    QTest::newRow("empty") << "cudnn:"
-                           << "name the mask";
-    QTest::newRow("document") << "cudnn:document:4"
-                              << "no \"document\" mask";
-    QTest::newRow("linear") << "cudnn:linear"
-                            << "no \"linear\" mask";
-    QTest::newRow("decode") << "cudnn:decode"
-                            << "no \"decode\" mask";
-    QTest::newRow("composition") << "cudnn:sliding:64&document:2"
-                                 << "not a composition";
-    QTest::newRow("twice") << "cudnn:cudnn:causal"
-                           << "one \"cudnn:\" prefix";
-    QTest::newRow("bad parameter") << "cudnn:sliding:x"
-                                   << "window must be a positive integer";
-    QTest::newRow("unknown") << "cudnn:flash"
-                             << "unknown variant";
-}
-
-void TestVendorVariants::parseErrors() {
-    QFETCH(QString, token);
-    QFETCH(QString, expected);
-    auto v = parseVariant(token.toStdString());
-    QVERIFY(!v.ok());
-    QCOMPARE(v.status().code(), ErrorCode::InvalidArgument);
-    QVERIFY2(contains(v.message(), token.toStdString()), v.message().c_str());
-    QVERIFY2(contains(v.message(), expected.toStdString()), v.message().c_str());
 }
 
 void TestVendorVariants::cpuBackendSaysNeedsGpu() {
