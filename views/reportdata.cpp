@@ -124,6 +124,13 @@ Result<ReportData> collectReportData(const std::string& tracePath, const ReportO
     auto analysis = analyzeTrace(*d.trace, o.analysis, progressRange(progress, kOpenShare, kAnalysisEnd));
     if (!analysis) return analysis.status();
     d.analysis = std::move(*analysis);
+    if (d.trace->metadata().kind == TraceKind::Vision) {  // two more passes over the patch rows per head
+        VisionOptions vo;
+        vo.layers = o.analysis.layers;
+        auto vision = analyzeVision(*d.trace, vo, progressRange(progress, kAnalysisEnd, kAnalysisEnd));
+        if (!vision) return vision.status();
+        d.vision = std::move(*vision);
+    }
 
     d.selected = o.heads.empty() ? autoSelect(d.analysis, o.autoHeads) : o.heads;
     HeadCache cache(d.trace, 1);

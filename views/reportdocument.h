@@ -13,6 +13,7 @@
 #include "attnscope/json.h"
 #include "attnscope/profiler.h"
 #include "attnscope/status.h"
+#include "attnscope/vision.h"
 #include "figure.h"
 #include "report.h"
 
@@ -62,7 +63,8 @@ struct ReportData {
     std::vector<HeadRef> selected;
     std::vector<HeadMaps> maps;
     std::optional<ProfileReport> profile;
-    std::string profileNote;  ///< why there is no profile section, when one was asked for
+    std::string profileNote;               ///< why there is no profile section, when one was asked for
+    std::optional<VisionAnalysis> vision;  ///< vision traces only: patch distance and prefix share per head
 };
 
 /// Maps a stage's progress [0, 1] onto [from, to] of `progress` (empty stays empty).

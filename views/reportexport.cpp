@@ -52,6 +52,7 @@ Json reportToJson(const ReportData& d, const std::vector<std::string>& files) {
     j.set("generator", std::string("attnscope ") + ATTNSCOPE_VERSION);
     j.set("trace", traceSummaryJson(*d.trace));
     j.set("analysis", toJson(d.analysis));
+    j.set("vision", d.vision ? toJson(*d.vision) : Json());  // null for other kinds
     Json sel = Json::array();
     for (const auto& m : d.maps) {
         Json h = Json::object();
@@ -169,6 +170,19 @@ std::vector<std::pair<std::string, std::string>> reportToCsv(const ReportData& d
     out.push_back({"sparsity.csv", sparsity.text()});
     out.push_back({"masks.csv", masks.text()});
     if (d.profile) out.push_back({"profile.csv", profileToCsv(*d.profile)});
+    if (d.vision) {  // one row per head; a share column per prefix token, named by its token
+        std::vector<std::string> header = {"layer", "head", "patch_queries", "patch_distance", "prefix_share"};
+        for (const auto& n : d.vision->prefixNames) header.push_back("share " + n);
+        CsvTable vision(header);
+        for (const VisionHeadStats& h : d.vision->heads) {
+            std::vector<std::string> r = {std::to_string(h.layer), std::to_string(h.head),
+                                          std::to_string(h.patchQueries), csvNumber(h.patchDistance),
+                                          csvNumber(h.prefixShare)};
+            for (double v : h.prefixTokenShare) r.push_back(csvNumber(v));
+            vision.row(r);
+        }
+        out.push_back({"vision.csv", vision.text()});
+    }
     return out;
 }
 

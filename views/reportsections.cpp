@@ -354,6 +354,35 @@ void ReportSection::figure(Figure f, const QString& name, const QString& caption
     blocks.push_back(std::move(b));
 }
 
+/// Vision traces: each head's mean attention distance in patches and the prefix tokens' share.
+ReportSection visionSection(const ReportData& d) {
+    const VisionAnalysis& v = *d.vision;
+    ReportSection s{QStringLiteral("vision"), QStringLiteral("Vision: attention distance and prefix tokens"), {}};
+    QStringList names;
+    for (const auto& n : v.prefixNames) names << str(n);
+    s.paragraph(
+        QStringLiteral("Patch grid %1×%2 with %3 prefix token(s)%4. Distance: the patch queries' mean attention "
+                       "distance over the patch keys, in patches (ViT's mean attention distance). Prefix "
+                       "share: their mean attention mass on the prefix tokens, and the token that takes the "
+                       "most (a register sink, as in “Vision Transformers Need Registers”).")
+            .arg(v.layout.rows)
+            .arg(v.layout.cols)
+            .arg(v.layout.prefix)
+            .arg(names.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(names.join(QStringLiteral(" ")))));
+    ReportTable tab{{QStringLiteral("head"), QStringLiteral("distance (patches)"), QStringLiteral("prefix share"),
+                     QStringLiteral("top prefix token")},
+                    {}};
+    for (const VisionHeadStats& h : v.heads) {
+        const int64_t top = h.topPrefixToken();
+        tab.rows.push_back(
+            {headName(h.layer, h.head), num(h.patchDistance), top < 0 ? QStringLiteral("-") : num(h.prefixShare),
+             top < 0 ? QStringLiteral("-")
+                     : QStringLiteral("%1 %2").arg(names[int(top)]).arg(num(h.prefixTokenShare[size_t(top)]))});
+    }
+    s.table(std::move(tab));
+    return s;
+}
+
 ReportDocument buildReportDocument(const ReportData& d) {
     ReportDocument doc;
     doc.title = QStringLiteral("attnscope report: %1")
@@ -368,6 +397,7 @@ ReportDocument buildReportDocument(const ReportData& d) {
     doc.sections.push_back(sinkSection(d));
     doc.sections.push_back(sparsitySection(d));
     doc.sections.push_back(rolesSection(d));
+    if (d.vision) doc.sections.push_back(visionSection(d));
     if (!d.maps.empty()) doc.sections.push_back(headsSection(d));
     if (d.profile || !d.profileNote.empty()) doc.sections.push_back(profileSection(d));
     return doc;

@@ -13,6 +13,7 @@
 
 #include "attnscope/json.h"
 #include "attnscope/synth.h"
+#include "attnscope/synth_vision.h"
 #include "report.h"
 #include "synth_fixture.h"
 
@@ -108,6 +109,7 @@ private slots:
     void formatsAndHeadsParse();
     void cancelStopsTheReport();
     void badInputGivesClearErrors();
+    void visionTraceAddsItsSection();
 
 private:
     QTemporaryDir m_dir;
@@ -224,6 +226,7 @@ void TestReport::jsonMatchesDocumentedSchema() {
     QCOMPARE(QString::fromStdString(json->find("schema")->asString()), QStringLiteral("attnscope.report"));
     QCOMPARE(int(json->find("analysis")->find("heads")->size()), kLayers * int(SynthOptions().heads.size()));
     QVERIFY(json->find("profile")->isNull());
+    QVERIFY(json->find("vision")->isNull());  // not a vision trace
     QCOMPARE(int(json->find("selectedHeads")->size()), 2);
     // The file list names real files.
     for (const auto& f : json->find("files")->asArray())
@@ -323,6 +326,47 @@ void TestReport::badInputGivesClearErrors() {
     auto badHead = generateReport(m_trace.toStdString(), m_dir.filePath(QStringLiteral("bad2")).toStdString(), ro);
     QVERIFY(!badHead.ok());
     QVERIFY(QString::fromStdString(badHead.message()).contains(QLatin1String("0:99")));
+}
+
+/// A vision trace's report: the Vision section (HTML, Markdown), `vision` in the JSON with one entry
+/// per head, and csv/vision.csv with a share column per prefix token; the planted register-sink
+/// head's last register takes most of the patch queries' attention.
+void TestReport::visionTraceAddsItsSection() {
+    VisionSynthOptions v;
+    v.rows = 6;
+    v.cols = 7;
+    v.prefix = 3;
+    v.patchSize = 8;
+    v.layers = 2;
+    v.heads = 4;
+    v.headDim = 32;
+    const QString trace = m_dir.filePath(QStringLiteral("vision.attn.safetensors"));
+    auto truth = writeVisionSyntheticTrace(trace.toStdString(), v);
+    QVERIFY2(truth.ok(), truth.message().c_str());
+    const QString out = m_dir.filePath(QStringLiteral("vision-report"));
+    ReportOptions ro;
+    ro.autoHeads = 1;
+    ro.mapCells = 32;
+    ro.zoomTokens = 16;
+    ro.windowTokens = 8;
+    ro.dpi = 72;
+    ro.formats = {ReportFormat::Json, ReportFormat::Csv, ReportFormat::Markdown};
+    auto r = generateReport(trace.toStdString(), out.toStdString(), ro);
+    QVERIFY2(r.ok(), r.message().c_str());
+    auto json = Json::parse(readAll(out + QStringLiteral("/report.json")).toStdString(), "report.json");
+    QVERIFY2(json.ok(), json.message().c_str());
+    const Json* vision = json->find("vision");
+    QVERIFY(vision && vision->isObject());
+    QCOMPARE(int(vision->find("heads")->size()), v.layers * v.heads);
+    QCOMPARE(vision->find("layout")->find("prefixTokens")->asNumber(), 3.0);
+    QCOMPARE(csvRows(out + QStringLiteral("/csv/vision.csv")), v.layers * v.heads);
+    const QString csv = QString::fromUtf8(readAll(out + QStringLiteral("/csv/vision.csv")));
+    QVERIFY2(csv.startsWith(QStringLiteral("layer,head,patch_queries,patch_distance,prefix_share,share [CLS],share "
+                                           "[REG0],share [REG1]\n")),
+             qPrintable(csv.left(200)));
+    const Json& sink = vision->find("heads")->asArray()[1];  // kv head 1 plants the register sink
+    QVERIFY(sink.find("prefixTokenShare")->asArray()[2].asNumber() > 0.9);
+    QVERIFY(readAll(out + QStringLiteral("/report.md")).contains("Vision: attention distance and prefix tokens"));
 }
 
 int main(int argc, char** argv) {
