@@ -17,7 +17,8 @@ int runReport(Args& args) {
             "Analyses every head of TRACE and writes a self-contained report to DIR: report.html (figures\n"
             "embedded, opens offline), report.md with figures/*.png, report.json (docs/report-schema.md),\n"
             "csv/*.csv and report-figures.pdf (every figure as a vector page).")
-        .positional("TRACE", "the trace (*.attn.safetensors), or 'demo'; default: the bundled demo trace", false)
+        .positional("TRACE",
+                    "the trace (*.attn.safetensors), or 'demo' / 'demo:vision'; default: the bundled demo trace", false)
         .option("o", "output directory (created when missing)")
         .option("format", "formats to write: html, md, json, csv (comma-separated)", "html,md,json,csv")
         .option("heads", "heads shown at three scales, LAYER:HEAD,… (default: chosen from the analysis)")
@@ -30,7 +31,9 @@ int runReport(Args& args) {
         .alias("quiet", "no-progress");  // the earlier spelling, hidden: scripts written for it keep working
     if (!args.parse()) return args.exitCode();
     if (!args.has("o")) return fail(kVerb, "missing -o DIR (the output directory)");
-    const std::string trace = !args.has("TRACE") || args.get("TRACE") == "demo" ? findDemoTrace() : args.get("TRACE");
+    const std::string trace = !args.has("TRACE")              ? findDemoTrace()
+                              : isDemoName(args.get("TRACE")) ? findDemoTrace(args.get("TRACE"))  // demo, demo:vision
+                                                              : args.get("TRACE");
     if (trace.empty())
         return fail(kVerb, "no TRACE given and no demo trace found (set ATTNSCOPE_DEMO or pass a trace)");
 
