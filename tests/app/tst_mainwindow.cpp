@@ -40,6 +40,7 @@
 #include "trace_fixture.h"
 #include "tracepanel.h"
 #include "tracesession.h"
+#include "visionview.h"
 
 using namespace attnscope;
 
@@ -83,6 +84,8 @@ private slots:
     void dropOpensTrace();
     void settingsPersist();
     void cleanupTestCase();
+
+    void visionTabForVisionTracesOnly();
 
 private:
     QTemporaryDir m_dir;
@@ -539,6 +542,37 @@ void TestMainWindow::settingsPersist() {
 void TestMainWindow::cleanupTestCase() {
     m_window.reset();
     QSettings().clear();
+}
+
+/// The Vision tab shows for a vision trace (its view answers for the selected head) and hides
+/// again for a text trace.
+void TestMainWindow::visionTabForVisionTracesOnly() {
+    VisionSynthOptions v;
+    v.rows = 5;
+    v.cols = 6;
+    v.prefix = 2;
+    v.patchSize = 8;
+    v.layers = 1;
+    v.heads = 4;
+    v.headDim = 16;
+    const QString vision = m_dir.filePath(QStringLiteral("vision.attn.safetensors"));
+    QVERIFY(writeVisionSyntheticTrace(vision.toStdString(), v).ok());
+    MainWindow w;
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    const int tab = w.tabs()->indexOf(w.visionView());
+    QVERIFY(tab >= 0);
+    QVERIFY(!w.tabs()->isTabVisible(tab));
+    w.openTrace(vision);
+    QTRY_VERIFY_WITH_TIMEOUT(w.session()->isOpen() && w.tabs()->isTabVisible(tab), kTimeoutMs);
+    w.tabs()->setCurrentIndex(tab);
+    QTRY_VERIFY_WITH_TIMEOUT(w.visionView()->isUpToDate() && w.visionView()->hasImage(), kTimeoutMs);
+    w.session()->select({0, 1});
+    QTRY_VERIFY_WITH_TIMEOUT(w.visionView()->isUpToDate() && w.visionView()->shown()->head == 1, kTimeoutMs);
+    w.openTrace(m_trace);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        w.session()->path().endsWith(QStringLiteral("synthetic.attn.safetensors")) && !w.tabs()->isTabVisible(tab),
+        kTimeoutMs);
 }
 
 int main(int argc, char** argv) {
