@@ -1,6 +1,7 @@
 // The vision part of `attnscope-cli analyze` (vision_output.h).
 #include "vision_output.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cli.h"
