@@ -22,6 +22,7 @@ public:
     AttentionProblem m_problem;
     int64_t m_queryTokens = 0;
     DeviceArray m_q, m_k, m_v, m_o, m_lse, m_workspace;
+    DeviceArray m_decodeCounters;  ///< zeroed when allocated; the decode kernel leaves them at 0
     std::map<std::string, std::unique_ptr<DeviceVariant>> m_variants;
 };
 
@@ -150,9 +151,15 @@ Result<std::vector<KernelLaunchInfo>> CudaEngine::run(const VariantSpec& v, GpuB
         a.batch = p.batch, a.heads = p.heads, a.kvHeads = p.kvHeads, a.tokens = int(p.tokens), a.headDim = p.headDim;
         a.scale = scaleOf(p);
         a.elem = elemOf(p.dtype);
-        a.splits = decodeSplits(p.batch, p.heads, a.tokens, m_info.smCount);
+        a.splits = decodeSplits(p.batch, p.heads, p.kvHeads, a.tokens, m_info.smCount);
         ATTNSCOPE_TRY_STATUS(b.m_workspace.allocate(decodeWorkspaceFloats(a) * sizeof(float), "decode partials"));
         a.partial = b.m_workspace.as<float>();
+        const size_t counterBytes = decodeCounterCount(a) * sizeof(unsigned);
+        if (b.m_decodeCounters.bytes() < counterBytes) {
+            ATTNSCOPE_TRY_STATUS(b.m_decodeCounters.allocate(counterBytes, "decode split counters"));
+            ATTNSCOPE_CUDA_TRY(cudaMemsetAsync(b.m_decodeCounters.get(), 0, counterBytes, m_stream));
+        }
+        a.counters = b.m_decodeCounters.as<unsigned>();
         ATTNSCOPE_TRY_STATUS(launchDecode(a, m_stream, &log));
     } else if (b.m_queryTokens != p.tokens) {
         return Status{ErrorCode::InvalidArgument,

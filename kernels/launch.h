@@ -49,8 +49,11 @@ Status buildBlockMask(MaskFunctor mask, const flex::MaskProgram& program, int to
 /// The forward kernel: O and lse of every (batch, head) under the BlockMask in args.params.
 Status launchForward(const ForwardArgs& args, cudaStream_t stream, LaunchLog* log);
 
-/// Split-KV decode: one query per (batch, head) against `tokens` keys. `partial` holds
-/// splits × B × H × (headDim + 2) floats (see decodeWorkspaceFloats).
+/// Split-KV decode: one query per (batch, head) against `tokens` keys. One CTA takes one key
+/// slice of one kv head for up to 16 of its query heads (the M rows of the tensor-core products),
+/// so a GQA group reads its K/V once. `partial` holds splits × B × H × (headDim + 2) floats (see
+/// decodeWorkspaceFloats); `counters` decodeCounterCount zeroed unsigned ints (the last CTA of a
+/// kv head merges the slices in the same launch and sets its counter back to 0).
 struct DecodeArgs {
     const void* q = nullptr;  ///< [B, H, 1, D]
     const void* k = nullptr;  ///< [B, Hkv, T, D]
@@ -61,11 +64,14 @@ struct DecodeArgs {
     float scale = 1.0f;
     ElemType elem = ElemType::BF16;
     int splits = 1;
+    int keysPerSplit = 0;  ///< set by launchDecode
     float* partial = nullptr;
+    unsigned* counters = nullptr;
 };
 /// Number of KV splits for a decode problem on a GPU with `smCount` SMs.
-int decodeSplits(int batch, int heads, int tokens, int smCount);
+int decodeSplits(int batch, int heads, int kvHeads, int tokens, int smCount);
 size_t decodeWorkspaceFloats(const DecodeArgs& a);
+size_t decodeCounterCount(const DecodeArgs& a);
 Status launchDecode(const DecodeArgs& args, cudaStream_t stream, LaunchLog* log);
 
 /// Chunked causal linear attention (Lightning-Attention-2 intra/inter chunks, optional decay).
