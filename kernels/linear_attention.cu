@@ -1,220 +1,247 @@
-// Chunked causal linear attention (Lightning Attention-2): O_i = Σ_{j≤i} λ^{i-j} (q_i·k_j) v_j
-// with λ = exp(-decay). Per chunk of C tokens the intra part is a masked, decayed C×C product and
-// the inter part q_i·S with the state S of all earlier chunks. Three passes: per-chunk state
-// increments ΔS_c = Σ_j λ^{end-1-j} k_jᵀ v_j, an exclusive scan S_c = λ^C S_{c-1} + ΔS_{c-1},
-// then the outputs. fp32 arithmetic throughout (bf16/fp16 inputs are widened on load); the
-// chunk-sized products run as shared-memory GEMMs with a register tile per thread (blockGemm).
+// Chunked causal linear attention (Lightning Attention-2) on tensor cores:
+//   O_i = Σ_{j≤i} λ^{i-j} (q_i·k_j) v_j,   λ = exp(-decay).
+// One CTA owns 64 output columns (a column block of V and of the D × D state S) of one (batch,
+// head) and walks the sequence in chunks of C = 64 tokens, keeping its S[:, block] in fp32
+// registers; per chunk (i, j local to the chunk):
+//   inter  O_i  = λ^{i+1} q_i · S
+//   intra  O_i += Σ_{j≤i} λ^{i-j} (q_i·k_j) v_j
+//   state  S    = λ^C S + Σ_j λ^{C-1-j} k_jᵀ v_j
+// Every product runs on mma.sync m16n8k16 with bf16 (or fp16) operands and fp32 accumulation:
+// Q, K, V as given; the masked, decayed scores, the decayed V rows (state update) and a copy of S
+// rounded to the element type (inter part), each a relative rounding of 2^-9 (bf16) per operand;
+// S itself accumulates in fp32. Q, K and the V block are double-buffered through cp.async; the
+// 4 warps own 16 query rows each (scores, outputs) and D / 4 rows of S each (state update).
 #include "cuda_check.h"
+#include "flex_forward.cuh"
 #include "launch.h"
-#include "mma.cuh"
 
 namespace attnscope::gpu {
 namespace {
 
-constexpr int kChunk = 64;
-constexpr int kLinearThreads = 256;
+constexpr int kChunk = 64;  ///< tokens per step
+constexpr int kDv = 64;     ///< output (and state) columns per CTA
+constexpr int kLinearWarps = 4;
+constexpr int kLinearThreads = kLinearWarps * 32;
+static_assert(kChunk == kLinearWarps * 16, "one m16 tile of query rows per warp");
 
-/// Loads rows [t0, t0 + kChunk) of a [T × D] head into a padded float tile, scaled by w(row).
-template <typename Elem, int D, typename Weight>
-__device__ void loadChunk(float* tile, const Elem* head, int t0, int tokens, Weight weight) {
-    constexpr int kStride = D + 1;
-    for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
-        const int r = e / D, c = e % D;
-        const int t = t0 + r;
-        tile[r * kStride + c] =
-            t < tokens ? flex::ElemOps<Elem>::toFloat(head[static_cast<long long>(t) * D + c]) * weight(r) : 0.0f;
-    }
-}
-
-/// Row i and column j of this thread's register tile in blockGemm's 16 × 16 thread grid.
-__device__ __forceinline__ int gemmRow(int i) { return int(threadIdx.x / 16) + 16 * i; }
-__device__ __forceinline__ int gemmCol(int j) { return int(threadIdx.x % 16) + 16 * j; }
-
-/// C += A·B for a block of kLinearThreads threads as a 16 × 16 grid: the thread owns rows
-/// gemmRow(i) (i < TM) and columns gemmCol(j) (j < TN) of C, so each k step loads TM + TN values
-/// and does TM·TN FMAs. Element (m, k) of A is A[m·aRow + k·aCol], (k, n) of B is B[k·bRow + n·bCol]
-/// (shared memory; with the padded row stride D + 1 every access pattern used here is free of
-/// bank conflicts).
-template <int TM, int TN>
-__device__ __forceinline__ void blockGemm(float (&acc)[TM][TN], const float* A, int aRow, int aCol, const float* B,
-                                          int bRow, int bCol, int K) {
-    static_assert(kLinearThreads == 256, "a 16 x 16 thread grid");
-#pragma unroll 4
-    for (int k = 0; k < K; ++k) {
-        float a[TM], b[TN];
-#pragma unroll
-        for (int i = 0; i < TM; ++i) a[i] = A[gemmRow(i) * aRow + k * aCol];
-#pragma unroll
-        for (int j = 0; j < TN; ++j) b[j] = B[k * bRow + gemmCol(j) * bCol];
-#pragma unroll
-        for (int i = 0; i < TM; ++i)
-#pragma unroll
-            for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
-    }
-}
-
-template <int TM, int TN>
-__device__ __forceinline__ void zero(float (&acc)[TM][TN]) {
-#pragma unroll
-    for (int i = 0; i < TM; ++i)
-#pragma unroll
-        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-}
-
-struct LinearGeometry {
-    long long qHead, kvHead;
-    int chunks;
-    __device__ LinearGeometry(const LinearArgs& a, int D) {
-        const int h = blockIdx.y, b = blockIdx.z;
-        const int hk = h / (a.heads / a.kvHeads);
-        qHead = (static_cast<long long>(b) * a.heads + h) * a.tokens * D;
-        kvHead = (static_cast<long long>(b) * a.kvHeads + hk) * a.tokens * D;
-        chunks = (a.tokens + kChunk - 1) / kChunk;
-    }
-    __device__ float* states(const LinearArgs& a, int D) const {
-        const long long head = static_cast<long long>(blockIdx.z) * a.heads + blockIdx.y;
-        return a.states + head * chunks * D * D;
-    }
-};
-
-// ΔS_c = Σ_j λ^{C-1-j} k_jᵀ v_j over the chunk's rows j.
-template <typename Elem, int D>
-__global__ void __launch_bounds__(kLinearThreads) linearChunkStateKernel(LinearArgs a) {
-    extern __shared__ float shared[];
-    float* sK = shared;
-    float* sV = shared + kChunk * (D + 1);
-    const LinearGeometry g(a, D);
-    const int c = blockIdx.x;
-    const float logLambda = -a.decay;
-    loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, c * kChunk, a.tokens,
-                       [&](int r) { return __expf(logLambda * float(kChunk - 1 - r)); });
-    loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, c * kChunk, a.tokens, [](int) { return 1.0f; });
-    __syncthreads();
-    // ΔS (D × D) = sKᵀ · sV: A(i, r) = sK[r][i], B(r, j) = sV[r][j]
-    constexpr int kT = D / 16;
-    float acc[kT][kT];
-    zero(acc);
-    blockGemm(acc, sK, 1, D + 1, sV, D + 1, 1, kChunk);
-    float* out = g.states(a, D) + static_cast<long long>(c) * D * D;
-#pragma unroll
-    for (int i = 0; i < kT; ++i)
-#pragma unroll
-        for (int j = 0; j < kT; ++j) out[gemmRow(i) * D + gemmCol(j)] = acc[i][j];
-}
-
-// In place: states[c] becomes S before chunk c (exclusive scan with decay λ^C per chunk).
+/// Two stages of Q and K (C × D) and of the V block (C × kDv), plus the state copy (D × kDv).
 template <int D>
-__global__ void linearScanKernel(LinearArgs a) {
-    const LinearGeometry g(a, D);
-    const int e = blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= D * D) return;
-    const float lambdaChunk = __expf(-a.decay * float(kChunk));
-    float* st = g.states(a, D);
-    float s = 0.0f;
-    for (int c = 0; c < g.chunks; ++c) {
-        const float delta = st[static_cast<long long>(c) * D * D + e];
-        st[static_cast<long long>(c) * D * D + e] = s;
-        s = lambdaChunk * s + delta;
-    }
+constexpr int linearSharedBytes() {
+    return (2 * (2 * kChunk * D + kChunk * kDv) + D * kDv) * 2;
 }
 
-// O_i = Σ_{j≤i in chunk} λ^{i-j} (q_i·k_j) v_j + λ^{i+1} q_i S_c   (i, j local to the chunk)
 template <typename Elem, int D>
-__global__ void __launch_bounds__(kLinearThreads) linearOutputKernel(LinearArgs a) {
-    constexpr int kStride = D + 1;
-    extern __shared__ float shared[];
-    float* sQ = shared;
-    float* sK = sQ + kChunk * kStride;
-    float* sV = sK + kChunk * kStride;
-    float* sA = sV + kChunk * kStride;  // [kChunk][kChunk + 1]
-    const LinearGeometry g(a, D);
-    const int c = blockIdx.x, t0 = c * kChunk;
-    auto one = [](int) { return 1.0f; };
-    loadChunk<Elem, D>(sQ, static_cast<const Elem*>(a.q) + g.qHead, t0, a.tokens, one);
-    loadChunk<Elem, D>(sK, static_cast<const Elem*>(a.k) + g.kvHead, t0, a.tokens, one);
-    loadChunk<Elem, D>(sV, static_cast<const Elem*>(a.v) + g.kvHead, t0, a.tokens, one);
-    __syncthreads();
-    // intra-chunk scores A = Q·Kᵀ (64 × 64), causal and decayed: A_ij = λ^{i-j} q_i·k_j for j ≤ i
-    {
-        float acc[kChunk / 16][kChunk / 16];
-        zero(acc);
-        blockGemm(acc, sQ, kStride, 1, sK, 1, kStride, D);
-#pragma unroll
-        for (int i = 0; i < kChunk / 16; ++i)
-#pragma unroll
-            for (int j = 0; j < kChunk / 16; ++j) {
-                const int r = gemmRow(i), col = gemmCol(j);
-                sA[r * (kChunk + 1) + col] = col <= r ? acc[i][j] * __expf(-a.decay * float(r - col)) : 0.0f;
-            }
-    }
-    __syncthreads();
-    // O = A·V + diag(λ^{i+1}) Q·S_c: the decay of the inter part is folded into Q's rows (Q is not
-    // needed unscaled any more), and S_c (D × D, global) is staged through sK 64 rows at a time.
-    for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
-        const int r = e / D, col = e % D;
-        sQ[r * kStride + col] *= __expf(-a.decay * float(r + 1));
-    }
-    constexpr int kTN = D / 16;
-    float acc[kChunk / 16][kTN];
-    zero(acc);
-    blockGemm(acc, sA, kChunk + 1, 1, sV, kStride, 1, kChunk);
-    const float* S = g.states(a, D) + static_cast<long long>(c) * D * D;
-    for (int d0 = 0; d0 < D; d0 += kChunk) {
-        __syncthreads();  // sQ scaled / the previous slice of S consumed
-        for (int e = threadIdx.x; e < kChunk * D; e += kLinearThreads) {
-            const int r = e / D, col = e % D;
-            sK[r * kStride + col] = S[static_cast<long long>(d0 + r) * D + col];
+__global__ void __launch_bounds__(kLinearThreads) linearKernel(LinearArgs a) {
+    using Ops = flex::ElemOps<Elem>;
+    constexpr int kKeyTiles = kChunk / 8;  // n8 tiles of a chunk's keys
+    constexpr int kOTiles = kDv / 8;       // n8 tiles of the CTA's columns
+    constexpr int kStateRows = D / kLinearWarps;
+    constexpr int kStateMTiles = kStateRows / 16;
+    extern __shared__ __align__(128) unsigned char sharedRaw[];
+    Elem* sQ = reinterpret_cast<Elem*>(sharedRaw);  // [2][C × D]
+    Elem* sK = sQ + 2 * kChunk * D;                 // [2][C × D]
+    Elem* sV = sK + 2 * kChunk * D;                 // [2][C × kDv]
+    Elem* sS = sV + 2 * kChunk * kDv;               // [D × kDv]
+
+    const int cb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / (a.heads / a.kvHeads);
+    const long long qHead = (static_cast<long long>(b) * a.heads + h) * a.tokens * D;
+    const long long kvHead = (static_cast<long long>(b) * a.kvHeads + hk) * a.tokens * D;
+    const Elem* gQ = static_cast<const Elem*>(a.q) + qHead;
+    const Elem* gK = static_cast<const Elem*>(a.k) + kvHead;
+    const Elem* gV = static_cast<const Elem*>(a.v) + kvHead + cb * kDv;
+    const int chunks = (a.tokens + kChunk - 1) / kChunk;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const float logLambda = -a.decay;
+    const bool decays = a.decay != 0.0f;
+
+    auto load = [&](int c) {
+        const int t0 = c * kChunk, st = c & 1;
+        Elem* q = sQ + st * kChunk * D;
+        Elem* k = sK + st * kChunk * D;
+        Elem* v = sV + st * kChunk * kDv;
+        for (int i = threadIdx.x; i < kChunk * (D / 8); i += kLinearThreads) {
+            const int r = i / (D / 8), ch = i % (D / 8);
+            const bool valid = t0 + r < a.tokens;
+            const long long row = valid ? t0 + r : 0;
+            flex::cpAsync16(q + flex::swizzle<D>(r, ch * 8), gQ + row * D + ch * 8, valid);
+            flex::cpAsync16(k + flex::swizzle<D>(r, ch * 8), gK + row * D + ch * 8, valid);
         }
-        __syncthreads();
-        blockGemm(acc, sQ + d0, kStride, 1, sK, kStride, 1, kChunk);
-    }
-    Elem* out = static_cast<Elem*>(a.o) + g.qHead;
+        for (int i = threadIdx.x; i < kChunk * (kDv / 8); i += kLinearThreads) {
+            const int r = i / (kDv / 8), ch = i % (kDv / 8);
+            const bool valid = t0 + r < a.tokens;
+            const long long row = valid ? t0 + r : 0;
+            flex::cpAsync16(v + flex::swizzle<kDv>(r, ch * 8), gV + row * D + ch * 8, valid);
+        }
+    };
+
+    for (int i = threadIdx.x; i < D * kDv / 8; i += kLinearThreads) reinterpret_cast<uint4*>(sS)[i] = uint4{0, 0, 0, 0};
+    float state[kStateMTiles][kOTiles * 4];
 #pragma unroll
-    for (int i = 0; i < kChunk / 16; ++i) {
-        const int r = gemmRow(i);
-        if (t0 + r >= a.tokens) continue;
+    for (int mt = 0; mt < kStateMTiles; ++mt)
 #pragma unroll
-        for (int j = 0; j < kTN; ++j)
-            out[static_cast<long long>(t0 + r) * D + gemmCol(j)] = flex::ElemOps<Elem>::fromFloat(acc[i][j]);
-        if (gemmCol(0) == 0) a.lse[g.qHead / D + t0 + r] = 0.0f;  // one thread per row
+        for (int e = 0; e < kOTiles * 4; ++e) state[mt][e] = 0.0f;
+    load(0);
+    flex::cpAsyncCommit();
+
+    const int i0 = warp * 16 + lane / 4;  // this thread's chunk rows: i0 and i0 + 8
+    for (int c = 0; c < chunks; ++c) {
+        const int st = c & 1, t0 = c * kChunk;
+        if (c + 1 < chunks) load(c + 1);
+        flex::cpAsyncCommit();
+        flex::cpAsyncWait<1>();
+        __syncthreads();  // chunk c has landed; sS holds the state before it
+        const Elem* tQ = sQ + st * kChunk * D;
+        Elem* tK = sK + st * kChunk * D;
+        Elem* tV = sV + st * kChunk * kDv;
+
+        unsigned qa[D / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            flex::ldmatrixX4(qa[kk], tQ + flex::swizzle<D>(warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8,
+                                                           kk * 16 + (lane / 16) * 8));
+
+        // inter: O = diag(λ^{i+1}) Q S
+        float o[kOTiles * 4];
+#pragma unroll
+        for (int e = 0; e < kOTiles * 4; ++e) o[e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+            for (int dp = 0; dp < kDv / 16; ++dp) {
+                unsigned bs[4];
+                flex::ldmatrixX4Trans(bs, sS + flex::swizzle<kDv>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8,
+                                                                  dp * 16 + (lane / 16) * 8));
+                Ops::mma(flex::fragment(o, 2 * dp), qa[kk], bs[0], bs[1]);
+                Ops::mma(flex::fragment(o, 2 * dp + 1), qa[kk], bs[2], bs[3]);
+            }
+        if (decays) {
+            const float w0 = __expf(logLambda * float(i0 + 1)), w1 = __expf(logLambda * float(i0 + 9));
+#pragma unroll
+            for (int t = 0; t < kOTiles; ++t) {
+                o[4 * t] *= w0, o[4 * t + 1] *= w0;
+                o[4 * t + 2] *= w1, o[4 * t + 3] *= w1;
+            }
+        }
+
+        // intra: scores A = Q Kᵀ (16 rows × 64 keys), causal and decayed; key tiles past this
+        // warp's last row stay zero.
+        float s[kKeyTiles * 4];
+#pragma unroll
+        for (int e = 0; e < kKeyTiles * 4; ++e) s[e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+            for (int np = 0; np < kKeyTiles / 2; ++np) {
+                if (np > warp) continue;
+                unsigned bk[4];
+                flex::ldmatrixX4(
+                    bk, tK + flex::swizzle<D>(np * 16 + (lane % 8) + (lane / 16) * 8, kk * 16 + ((lane / 8) % 2) * 8));
+                Ops::mma(flex::fragment(s, 2 * np), qa[kk], bk[0], bk[1]);
+                Ops::mma(flex::fragment(s, 2 * np + 1), qa[kk], bk[2], bk[3]);
+            }
+#pragma unroll
+        for (int e = 0; e < kKeyTiles * 4; ++e) {
+            const int i = i0 + 8 * ((e % 4) / 2), j = flex::fragmentKey(0, lane, 2 * (e / 4) + e % 2);
+            s[e] = j <= i ? (decays ? s[e] * __expf(logLambda * float(i - j)) : s[e]) : 0.0f;
+        }
+        // O += A V
+#pragma unroll
+        for (int kk = 0; kk < kChunk / 16; ++kk) {
+            if (kk > warp) continue;
+            unsigned pa[4];
+            flex::probabilityFragment<Elem, kKeyTiles>(pa, s, kk);
+#pragma unroll
+            for (int dp = 0; dp < kDv / 16; ++dp) {
+                unsigned bv[4];
+                flex::ldmatrixX4Trans(bv, tV + flex::swizzle<kDv>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8,
+                                                                  dp * 16 + (lane / 16) * 8));
+                Ops::mma(flex::fragment(o, 2 * dp), pa, bv[0], bv[1]);
+                Ops::mma(flex::fragment(o, 2 * dp + 1), pa, bv[2], bv[3]);
+            }
+        }
+        Elem* out = static_cast<Elem*>(a.o) + qHead + cb * kDv;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int t = t0 + i0 + 8 * r;
+            if (t >= a.tokens) continue;
+#pragma unroll
+            for (int n = 0; n < kOTiles; ++n)
+                *reinterpret_cast<unsigned*>(out + static_cast<long long>(t) * D + n * 8 + (lane % 4) * 2) =
+                    Ops::pack(o[4 * n + 2 * r], o[4 * n + 2 * r + 1]);
+            if (cb == 0 && lane % 4 == 0) a.lse[qHead / D + t] = 0.0f;  // no softmax normaliser
+        }
+        __syncthreads();  // every warp is done with sS and with this chunk's unscaled V
+
+        // state: S = λ^C S + Kᵀ diag(λ^{C-1-j}) V (the decay folded into V's rows, in place)
+        if (decays) {
+            for (int i = threadIdx.x; i < kChunk * kDv / 2; i += kLinearThreads) {
+                const int r = i / (kDv / 2), col = (i % (kDv / 2)) * 2;
+                Elem* pair = tV + flex::swizzle<kDv>(r, col);
+                const float w = __expf(logLambda * float(kChunk - 1 - r));
+                const unsigned packed = Ops::pack(Ops::toFloat(pair[0]) * w, Ops::toFloat(pair[1]) * w);
+                *reinterpret_cast<unsigned*>(pair) = packed;
+            }
+            const float lambdaChunk = __expf(logLambda * float(kChunk));
+#pragma unroll
+            for (int mt = 0; mt < kStateMTiles; ++mt)
+#pragma unroll
+                for (int e = 0; e < kOTiles * 4; ++e) state[mt][e] *= lambdaChunk;
+            __syncthreads();
+        }
+#pragma unroll
+        for (int mt = 0; mt < kStateMTiles; ++mt) {
+            const int m0 = warp * kStateRows + mt * 16;  // rows of S (the d of K)
+#pragma unroll
+            for (int kk = 0; kk < kChunk / 16; ++kk) {
+                unsigned ka[4];  // A = Kᵀ: K's rows are the k of this product, so a transposed load
+                flex::ldmatrixX4Trans(
+                    ka, tK + flex::swizzle<D>(kk * 16 + (lane / 16) * 8 + (lane % 8), m0 + ((lane / 8) % 2) * 8));
+#pragma unroll
+                for (int dp = 0; dp < kDv / 16; ++dp) {
+                    unsigned bv[4];
+                    flex::ldmatrixX4Trans(bv, tV + flex::swizzle<kDv>(kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8,
+                                                                      dp * 16 + (lane / 16) * 8));
+                    Ops::mma(flex::fragment(state[mt], 2 * dp), ka, bv[0], bv[1]);
+                    Ops::mma(flex::fragment(state[mt], 2 * dp + 1), ka, bv[2], bv[3]);
+                }
+            }
+            // the copy of S the next chunk's inter product reads
+#pragma unroll
+            for (int n = 0; n < kOTiles; ++n)
+#pragma unroll
+                for (int r = 0; r < 2; ++r)
+                    *reinterpret_cast<unsigned*>(sS +
+                                                 flex::swizzle<kDv>(m0 + lane / 4 + 8 * r, n * 8 + (lane % 4) * 2)) =
+                        Ops::pack(state[mt][4 * n + 2 * r], state[mt][4 * n + 2 * r + 1]);
+        }
+        __syncthreads();  // sS is complete; this stage may be refilled
     }
 }
 
 template <typename Elem, int D>
 Status linear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
-    const int chunks = (a.tokens + kChunk - 1) / kChunk;
-    const dim3 grid(chunks, a.heads, a.batch);
-    const int stateShared = 2 * kChunk * (D + 1) * int(sizeof(float));
-    const int outShared = (3 * kChunk * (D + 1) + kChunk * (kChunk + 1)) * int(sizeof(float));
-    ATTNSCOPE_CUDA_TRY(cudaFuncSetAttribute(linearChunkStateKernel<Elem, D>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, stateShared));
+    const dim3 grid(D / kDv, a.heads, a.batch);
+    constexpr int shared = linearSharedBytes<D>();
     ATTNSCOPE_CUDA_TRY(
-        cudaFuncSetAttribute(linearOutputKernel<Elem, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, outShared));
-    linearChunkStateKernel<Elem, D><<<grid, kLinearThreads, stateShared, stream>>>(a);
-    ATTNSCOPE_CUDA_TRY_LAUNCH("linearChunkStateKernel");
-    const dim3 scanGrid((D * D + kLinearThreads - 1) / kLinearThreads, a.heads, a.batch);
-    linearScanKernel<D><<<scanGrid, kLinearThreads, 0, stream>>>(a);
-    ATTNSCOPE_CUDA_TRY_LAUNCH("linearScanKernel");
-    linearOutputKernel<Elem, D><<<grid, kLinearThreads, outShared, stream>>>(a);
-    ATTNSCOPE_CUDA_TRY_LAUNCH("linearOutputKernel");
+        cudaFuncSetAttribute(linearKernel<Elem, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+    linearKernel<Elem, D><<<grid, kLinearThreads, shared, stream>>>(a);
+    ATTNSCOPE_CUDA_TRY_LAUNCH("linearKernel");
     if (log) {
-        log->push_back({"linear_chunk_state", grid, dim3(kLinearThreads), 0, stateShared});
-        log->push_back({"linear_state_scan", scanGrid, dim3(kLinearThreads), 0, 0});
-        log->push_back({"linear_output", grid, dim3(kLinearThreads), 0, outShared});
+        cudaFuncAttributes attr{};
+        ATTNSCOPE_CUDA_TRY(cudaFuncGetAttributes(&attr, linearKernel<Elem, D>));
+        log->push_back({"linear_chunked_mma", grid, dim3(kLinearThreads), attr.numRegs, shared});
     }
     return {};
 }
 
 }  // namespace
 
-size_t linearWorkspaceFloats(const LinearArgs& a) {
-    const size_t chunks = (static_cast<size_t>(a.tokens) + kChunk - 1) / kChunk;
-    return static_cast<size_t>(a.batch) * a.heads * chunks * a.headDim * a.headDim;
-}
+size_t linearWorkspaceFloats(const LinearArgs&) { return 0; }  // the state lives in registers
 
 Status launchLinear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
-    if (a.tokens <= 0 || !a.states) return {ErrorCode::InvalidArgument, "linear attention: tokens and workspace"};
-    if (a.heads % a.kvHeads != 0)
+    if (a.tokens <= 0) return {ErrorCode::InvalidArgument, "linear attention: tokens must be > 0"};
+    if (a.kvHeads <= 0 || a.heads % a.kvHeads != 0)
         return {ErrorCode::InvalidArgument, "linear attention: heads must be a multiple of kvHeads"};
     const bool bf16 = a.elem == ElemType::BF16;
     if (a.headDim == 64) return bf16 ? linear<__nv_bfloat16, 64>(a, stream, log) : linear<__half, 64>(a, stream, log);
