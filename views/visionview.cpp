@@ -21,6 +21,11 @@ const QString kImageTag = QStringLiteral("head:vision-image");
 constexpr double kHeatmapOpacity = 0.6;  ///< over the image; the grid alone shows it opaque
 constexpr int kGridLineMinPixels = 6;    ///< patch lines are drawn when a patch is at least this wide
 constexpr int kPrefixPanelWidth = 220;
+const QString kHeadsTag = QStringLiteral("head:vision-heads");
+constexpr int kStripHeight = 118;  ///< the small multiples' row: heatmap, then its label
+constexpr int kStripLabel = 16;
+constexpr int kStripGap = 6;
+constexpr int kStripMaxCell = 96;
 }  // namespace
 
 VisionGeometry VisionGeometry::fit(QRectF area, int width, int height, int rows, int cols) {
@@ -117,8 +122,74 @@ void VisionCanvas::mousePressEvent(QMouseEvent* e) {
     if (auto patch = geometryNow().patchAt(e->position())) emit patchClicked(patch->first, patch->second);
 }
 
+VisionHeadStrip::VisionHeadStrip(QWidget* parent) : QWidget(parent) {
+    setFixedHeight(kStripHeight);
+    setCursor(Qt::PointingHandCursor);
+}
+
+void VisionHeadStrip::setRows(VisionHeadRows rows, int currentHead, int gridRows, int gridCols) {
+    m_rows = std::move(rows);
+    m_current = currentHead;
+    m_gridRows = gridRows;
+    m_gridCols = gridCols;
+    update();
+}
+
+void VisionHeadStrip::clear() {
+    m_rows = {};
+    m_current = -1;
+    update();
+}
+
+QRectF VisionHeadStrip::cellRect(int h) const {
+    const int n = int(m_rows.heatmaps.size());
+    if (h < 0 || h >= n || m_gridRows <= 0 || m_gridCols <= 0) return {};
+    // Every head in one row: cells as large as the width allows, the grid's aspect ratio kept.
+    const double side = std::min<double>(
+        {double(kStripMaxCell), double(height() - kStripLabel - 2), (width() - kStripGap * (n + 1)) / double(n)});
+    if (side <= 2) return {};
+    const double w = m_gridCols >= m_gridRows ? side : side * m_gridCols / m_gridRows;
+    const double hgt = m_gridRows >= m_gridCols ? side : side * m_gridRows / m_gridCols;
+    return {kStripGap + h * (side + kStripGap) + (side - w) / 2, 1 + (side - hgt) / 2, w, hgt};
+}
+
+void VisionHeadStrip::paintEvent(QPaintEvent*) {
+    QPainter p(this);
+    p.fillRect(rect(), palette().window());
+    p.setRenderHint(QPainter::SmoothPixmapTransform, false);
+    for (int h = 0; h < int(m_rows.heatmaps.size()); ++h) {
+        const QRectF cell = cellRect(h);
+        if (cell.isEmpty()) continue;
+        p.drawImage(cell, m_rows.heatmaps[size_t(h)]);
+        if (h == m_current) {
+            p.setPen(QPen(palette().color(QPalette::Highlight), 3));
+            p.drawRect(cell.adjusted(-2, -2, 2, 2));
+        }
+        p.setPen(palette().color(QPalette::Text));
+        const QString label = h < int(m_rows.prefixMass.size()) && m_rows.prefixMass[size_t(h)] >= 0.005f
+                                  ? tr("H%1 · %2").arg(h).arg(double(m_rows.prefixMass[size_t(h)]), 0, 'f', 2)
+                                  : tr("H%1").arg(h);
+        p.drawText(
+            QRectF(cell.center().x() - kStripMaxCell, kStripHeight - kStripLabel, 2 * kStripMaxCell, kStripLabel),
+            Qt::AlignCenter, label);
+    }
+}
+
+void VisionHeadStrip::mousePressEvent(QMouseEvent* e) {
+    if (e->button() != Qt::LeftButton) return;
+    for (int h = 0; h < int(m_rows.heatmaps.size()); ++h)
+        if (cellRect(h).adjusted(-kStripGap / 2.0, 0, kStripGap / 2.0, kStripLabel).contains(e->position())) {
+            emit headClicked(h);
+            return;
+        }
+}
+
 VisionView::VisionView(TraceSession* session, QWidget* parent) : QWidget(parent), m_session(session) {
     m_canvas = new VisionCanvas(this);
+    m_heads = new VisionHeadStrip(this);
+    m_heads->setToolTip(
+        tr("This query in every head of the layer (each in its own range; the number is the "
+           "mass on the prefix tokens). Click a head to show it above."));
     m_summary = new QLabel(this);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_prefix = new QLabel(this);
@@ -132,11 +203,15 @@ VisionView::VisionView(TraceSession* session, QWidget* parent) : QWidget(parent)
     auto* layout = new QVBoxLayout(this);
     layout->addWidget(m_summary);
     layout->addLayout(body, 1);
+    layout->addWidget(m_heads);
 
     connect(session, &TraceSession::traceOpened, this, &VisionView::traceChanged);
     connect(session, &TraceSession::traceClosed, this, &VisionView::traceChanged);
     connect(session, &TraceSession::currentChanged, this, &VisionView::request);
     connect(session, &TraceSession::optionsChanged, this, &VisionView::request);
+    connect(m_heads, &VisionHeadStrip::headClicked, this, [this](int h) {
+        m_session->select({m_session->current().layer, h});
+    });
     connect(m_canvas, &VisionCanvas::patchClicked, this, [this](int r, int c) {
         if (m_layout) setQuery(m_layout->patchToken(r, c));
     });
@@ -151,6 +226,7 @@ void VisionView::traceChanged() {
     auto trace = m_session->isOpen() ? m_session->trace() : nullptr;
     if (trace)
         if (auto l = visionLayout(*trace)) m_layout = *l;
+    m_heads->clear();
     if (!m_layout) {
         m_canvas->setPicture({}, 0, 0);
         m_summary->setText(tr("Not a vision trace: the Vision view needs kind 'vision' with a patch grid."));
@@ -194,6 +270,32 @@ void VisionView::request() {
     m_session->compute()->submitCpu(
         kRowTag, [trace, h, query](const CancelToken&) { return queryPatchAttention(*trace, h.layer, h.head, query); },
         this, [this](Result<QueryPatchAttention> r) { showRow(std::move(r)); });
+    // The same query in every head of the layer (a layer's heads cost H rows: cheap).
+    const bool logScale = m_session->options().logScale;
+    m_session->compute()->submitCpu(
+        kHeadsTag,
+        [trace, layer = h.layer, query, logScale](const CancelToken& cancel) -> Result<VisionHeadRows> {
+            VisionHeadRows out;
+            out.layer = layer;
+            out.query = query;
+            for (int head = 0; head < trace->config(layer).heads; ++head) {
+                if (cancel.cancelled()) return Status(ErrorCode::Cancelled, "cancelled");
+                auto row = queryPatchAttention(*trace, layer, head, query);
+                if (!row) return row.status();
+                float prefix = 0;
+                for (float v : row->prefix) prefix += v;
+                out.heatmaps.push_back(visionHeatmap(*row, logScale));
+                out.prefixMass.push_back(prefix);
+            }
+            return out;
+        },
+        this, [this](Result<VisionHeadRows> r) { showHeads(std::move(r)); });
+}
+
+void VisionView::showHeads(Result<VisionHeadRows> r) {
+    if (!r || !m_layout) return;  // cancelled by a newer request; an error shows with the main row
+    if (r->layer != m_session->current().layer || r->query != m_query) return;
+    m_heads->setRows(std::move(*r), m_session->current().head, m_layout->rows, m_layout->cols);
 }
 
 void VisionView::showRow(Result<QueryPatchAttention> r) {

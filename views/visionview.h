@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "attnscope/status.h"
 #include "attnscope/trace.h"
@@ -22,6 +23,7 @@ namespace attnscope {
 
 class TraceSession;
 class VisionCanvas;
+class VisionHeadStrip;
 
 /// Pure geometry of the canvas: the image (or grid) fitted into `area` keeping its aspect ratio,
 /// and the patch under a point.
@@ -35,6 +37,15 @@ struct VisionGeometry {
     /// [r·H/rows, (r+1)·H/rows) of the drawn height (the format's pixel rule), likewise columns.
     std::optional<std::pair<int, int>> patchAt(QPointF p) const;
     QRectF patchRect(int r, int c) const;
+};
+
+/// The same query's patch attention in every head of a layer (the small multiples under the
+/// canvas), each heatmap in its own head's range.
+struct VisionHeadRows {
+    int layer = 0;
+    int64_t query = 0;
+    std::vector<QImage> heatmaps;   ///< one per query head of the layer
+    std::vector<float> prefixMass;  ///< per head: the query's mass on the prefix tokens
 };
 
 /// The heatmap of one query's patch attention as a cols × rows image (one pixel per patch), in
@@ -56,6 +67,8 @@ public:
     /// True when the row on screen is the one for the current head and query.
     bool isUpToDate() const;
     VisionCanvas* canvas() const { return m_canvas; }
+    /// Every head of the layer for the query (small multiples; a click selects that head).
+    VisionHeadStrip* headStrip() const { return m_heads; }
 
 signals:
     /// The row for (layer, head, query) is on screen.
@@ -66,9 +79,11 @@ private:
     void request();
     void showRow(Result<QueryPatchAttention> r);
     void showPrefix();
+    void showHeads(Result<VisionHeadRows> r);
 
     TraceSession* m_session;
     VisionCanvas* m_canvas;
+    VisionHeadStrip* m_heads;
     QLabel* m_summary;
     QLabel* m_prefix;
     std::optional<VisionLayout> m_layout;
@@ -98,6 +113,32 @@ private:
     QImage m_heatmap;
     int m_rows = 0, m_cols = 0;
     std::optional<std::pair<int, int>> m_query;
+};
+
+/// A row of small heatmaps, one per head of the layer for the same query, the current head
+/// outlined, each labelled with its head and prefix mass; a click selects the head.
+class VisionHeadStrip : public QWidget {
+    Q_OBJECT
+public:
+    explicit VisionHeadStrip(QWidget* parent = nullptr);
+    void setRows(VisionHeadRows rows, int currentHead, int gridRows, int gridCols);
+    void clear();
+    /// The rows on screen (empty heatmaps until the first answer).
+    const VisionHeadRows& rows() const { return m_rows; }
+    /// Where head `h`'s heatmap is drawn (empty when there is none).
+    QRectF cellRect(int h) const;
+
+signals:
+    void headClicked(int head);
+
+protected:
+    void paintEvent(QPaintEvent*) override;
+    void mousePressEvent(QMouseEvent* e) override;
+
+private:
+    VisionHeadRows m_rows;
+    int m_current = -1;
+    int m_gridRows = 0, m_gridCols = 0;
 };
 
 }  // namespace attnscope

@@ -1,6 +1,7 @@
 // VisionView (offscreen): patch hit-testing of the fitted picture (data-driven), the overlay's
 // values against a float64 brute force of the clicked query's row, a head change and a burst of
-// queries (the newest wins), and a vision trace without an image (the grid alone).
+// queries (the newest wins), the heads strip (each head's row for the query; a click selects the
+// head), and a vision trace without an image (the grid alone).
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -143,6 +144,41 @@ private slots:
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate(), kTimeoutMs);
         QCOMPARE(view.shown()->query, int64_t(prefix + 4 * cols + cols - 1));
         checkAgainstBrute(*trace, *view.shown());
+    }
+
+    void headStripSelectsHeads() {
+        const int rows = 4, cols = 5, prefix = 2;
+        auto trace = writeTrace("strip.attn.safetensors", true, rows, cols, prefix);
+        ComputeService compute;
+        TraceSession session(&compute);
+        VisionView view(&session);
+        view.resize(900, 600);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        session.setTrace(trace);
+        const int heads = trace->config(0).heads;
+        QTRY_VERIFY_WITH_TIMEOUT(int(view.headStrip()->rows().heatmaps.size()) == heads, kTimeoutMs);
+        // Each head's small heatmap is that head's row for the query (against the brute force's
+        // largest patch, in the colormap's top colour), with its prefix mass.
+        for (int h = 0; h < heads; ++h) {
+            auto row = queryPatchAttention(*trace, 0, h, view.query());
+            QVERIFY(row.ok());
+            const QImage& heat = view.headStrip()->rows().heatmaps[size_t(h)];
+            QCOMPARE(heat, visionHeatmap(*row, session.options().logScale));
+            float mass = 0;
+            for (float v : row->prefix) mass += v;
+            QCOMPARE(view.headStrip()->rows().prefixMass[size_t(h)], mass);
+        }
+        // A click on head 2's heatmap selects it; the main row follows, the strip stays on layer 0.
+        QTest::mouseClick(view.headStrip(), Qt::LeftButton, {}, view.headStrip()->cellRect(2).center().toPoint());
+        QCOMPARE(session.current(), (HeadId{0, 2}));
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.shown()->head == 2, kTimeoutMs);
+        checkAgainstBrute(*trace, *view.shown());
+        // Another layer: the strip shows that layer's heads for the same query.
+        session.select({1, 0});
+        QTRY_VERIFY_WITH_TIMEOUT(view.headStrip()->rows().layer == 1, kTimeoutMs);
+        QCOMPARE(int(view.headStrip()->rows().heatmaps.size()), trace->config(1).heads);
+        QCOMPARE(view.headStrip()->rows().query, view.query());
     }
 
     void withoutImageOrPrefix() {

@@ -114,10 +114,18 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     shot(QStringLiteral("08-sparsity"));
 
     int expected = 8;
-    // A vision trace: the image with the centre patch's attention, then a patch near the corner.
+    // A vision trace: the image with the centre patch's attention in the middle layer's first
+    // head, and that patch in every head of the layer below it.
     if (VisionView* vision = window.visionView(); window.tabs()->isTabVisible(window.tabs()->indexOf(vision))) {
         window.tabs()->setCurrentWidget(vision);
-        waitFor([&] { return vision->isUpToDate(); }, kTimeoutMs);
+        const int middle = window.session()->trace()->numLayers() / 2;
+        window.session()->select({middle, 0});
+        waitFor(
+            [&] {
+                return vision->isUpToDate() && vision->headStrip()->rows().layer == middle &&
+                       !vision->headStrip()->rows().heatmaps.empty();
+            },
+            kTimeoutMs);
         shot(QStringLiteral("11-vision"));
         ++expected;
     }
