@@ -12,18 +12,20 @@
 #include "attnscope/cpu_budget.h"
 #include "attnscope/scales.h"
 #include "attnscope/variants.h"
+#include "attnscope/vision.h"
 #include "figurebuilders.h"
 
 namespace attnscope {
 
 namespace {
 constexpr double kLeftMargin = 64, kTopMargin = 24, kRightMargin = 78, kBottomMargin = 64;
-constexpr int kOverviewCells = 1024;    ///< overview resolution cap per axis
-constexpr int kPreviewRows = 256;       ///< sampled rows of the first preview of long sequences
-constexpr int kDetailDelayMs = 30;      ///< coalesce wheel bursts into one detail request
-constexpr double kWheelStep = 1.0015;   ///< zoom factor per wheel angle unit (1/8 degree)
-constexpr double kLabelMinPixels = 11;  ///< pixels per token from which tokens are labelled
-constexpr double kDragThreshold = 4;    ///< pixels before a press becomes a pan
+constexpr int kOverviewCells = 1024;          ///< overview resolution cap per axis
+constexpr int kPreviewRows = 256;             ///< sampled rows of the first preview of long sequences
+constexpr int kDetailDelayMs = 30;            ///< coalesce wheel bursts into one detail request
+constexpr double kWheelStep = 1.0015;         ///< zoom factor per wheel angle unit (1/8 degree)
+constexpr double kLabelMinPixels = 11;        ///< pixels per token from which tokens are labelled
+constexpr double kPatchRowLineMinPixels = 6;  ///< a vision trace's patch rows get lines when this wide
+constexpr double kDragThreshold = 4;          ///< pixels before a press becomes a pan
 constexpr int kTargetTicks = 8;
 constexpr int kMaxLabelChars = 10;
 const QColor kSinkColor(230, 60, 60, 150);
@@ -585,6 +587,15 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const {
     auto label = [&](int64_t i) {
         return labels && size_t(i) < tokens.size() ? shortToken(tokens[size_t(i)]) : QString::number(i);
     };
+    // A vision trace away from token level: the axes count patch rows ("r5" at the first token
+    // of patch row 5, rows in 1-2-5 steps) and faint lines mark every patch row on the plot, so
+    // the 2-D layout reads from the 1-D token order.
+    if (auto vision = m_session->trace()->metadata().kind == TraceKind::Vision ? visionLayout(*m_session->trace())
+                                                                               : Result<VisionLayout>(Status());
+        !labels && vision.ok() && vision->cols > 0) {
+        drawPatchRowAxes(p, *vision, fm);
+        return;
+    }
     const double step = labels ? std::max(1.0, std::ceil(fm.height() / ppt))
                                : niceTickStep(std::max(1.0, (v.k1 - v.k0) / double(kTargetTicks)));
     const double half = labels ? 0.5 : 0.0;  // labels sit on cell centres, ticks on boundaries
@@ -612,6 +623,58 @@ void AttentionMapCanvas::drawAxes(QPainter& p) const {
     p.translate(fm.height() / 2 + 1, plot.top());
     p.rotate(90);
     p.drawText(QPointF(0, 0), tr("query →"));
+    p.restore();
+}
+
+void AttentionMapCanvas::drawPatchRowAxes(QPainter& p, const VisionLayout& layout, const QFontMetricsF& fm) const {
+    const QRectF plot = plotRect();
+    const auto v = m_view.visible();
+    const double rowPixels = m_view.pixelsPerToken() * layout.cols;
+    const int rowStep = int(niceTickStep(std::max(1.0, std::ceil(fm.height() * 1.5 / rowPixels))));
+    auto rowStart = [&](int r) { return double(layout.patchToken(r, 0)); };
+    if (rowPixels >= kPatchRowLineMinPixels) {  // every patch row boundary, faint
+        p.save();
+        p.setPen(QPen(QColor(255, 255, 255, 40), 0));
+        p.setClipRect(plot);
+        for (int r = 0; r <= layout.rows; ++r) {
+            const double t = rowStart(r);
+            if (t < v.k0 || t > v.k1) continue;
+            const double x = plot.left() + m_view.keyToX(t);
+            p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()));
+        }
+        for (int r = 0; r <= layout.rows; ++r) {
+            const double t = rowStart(r);
+            if (t < v.q0 || t > v.q1) continue;
+            const double y = plot.top() + m_view.queryToY(t);
+            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y));
+        }
+        p.restore();
+    }
+    auto label = [&](int r) { return r == 0 && layout.prefix > 0 ? tr("patches") : tr("r%1").arg(r); };
+    for (int r = 0; r < layout.rows; r += rowStep) {
+        const double t = rowStart(r);
+        if (t >= v.k0 && t < v.k1) {
+            const double x = plot.left() + m_view.keyToX(t);
+            p.drawLine(QPointF(x, plot.bottom()), QPointF(x, plot.bottom() + 4));
+            p.save();
+            p.translate(x + fm.ascent() / 2 - 1, plot.bottom() + 6);
+            p.rotate(90);
+            p.drawText(QPointF(0, 0), label(r));
+            p.restore();
+        }
+        if (t >= v.q0 && t < v.q1) {
+            const double y = plot.top() + m_view.queryToY(t);
+            p.drawLine(QPointF(plot.left() - 4, y), QPointF(plot.left(), y));
+            p.drawText(QRectF(0, y - fm.height() / 2, plot.left() - 6, fm.height()), Qt::AlignRight | Qt::AlignVCenter,
+                       label(r));
+        }
+    }
+    p.drawText(QRectF(plot.left(), height() - fm.height() - 2, plot.width(), fm.height()), Qt::AlignRight,
+               tr("key (patch rows) →"));
+    p.save();
+    p.translate(fm.height() / 2 + 1, plot.top());
+    p.rotate(90);
+    p.drawText(QPointF(0, 0), tr("query (patch rows) →"));
     p.restore();
 }
 

@@ -17,7 +17,11 @@
 #include "mapviewport.h"
 #include "tracesession.h"
 
+class QFontMetricsF;
+
 namespace attnscope {
+
+struct VisionLayout;
 
 class AttentionMapCanvas : public QWidget {
     Q_OBJECT
@@ -103,6 +107,8 @@ private:
     QString tagPrefix() const;
     /// False (and m_cpuLimit set) when `request` on the CPU would exceed the CPU budget.
     bool withinCpuBudget(const MapRequest& request);
+    /// The axes of a vision trace away from token level: patch rows instead of token numbers.
+    void drawPatchRowAxes(QPainter& p, const VisionLayout& layout, const QFontMetricsF& fm) const;
 
     TraceSession* m_session;
     bool m_follow = true;
