@@ -31,7 +31,7 @@ step analysis-launch ATTNSCOPE_INJECT_FAULT=analysis-launch:3 "$C" analyze "$T/t
 step analysis-clean - "$C" analyze "$T/t.attn.safetensors" --no-progress --no-heads
 # Out of GPU memory, refused before anything is allocated (ATTNSCOPE_GPU_MEMORY_LIMIT: as if the
 # GPU had that much): the analysis of a layer, the map of a head, a profile; each then clean.
-step analysis-oom ATTNSCOPE_GPU_MEMORY_LIMIT=16M "$C" analyze "$T/t.attn.safetensors" --no-progress --no-heads
+step analysis-oom ATTNSCOPE_GPU_MEMORY_LIMIT=1M "$C" analyze "$T/t.attn.safetensors" --no-progress --no-heads
 step map-oom ATTNSCOPE_GPU_MEMORY_LIMIT=256K "$C" map "$T/t.attn.safetensors" --layer 0 --head 0 -o "$T/m2.png" --no-progress
 step profile-oom ATTNSCOPE_GPU_MEMORY_LIMIT=4M "$C" profile --shape 1,4,4096,64 --variants causal --gpu --no-progress
 step oom-clean - "$C" analyze "$T/t.attn.safetensors" --no-progress --no-heads
