@@ -547,16 +547,8 @@ void TestMainWindow::cleanupTestCase() {
 /// The Vision tab shows for a vision trace (its view answers for the selected head) and hides
 /// again for a text trace.
 void TestMainWindow::visionTabForVisionTracesOnly() {
-    VisionSynthOptions v;
-    v.rows = 5;
-    v.cols = 6;
-    v.prefix = 2;
-    v.patchSize = 8;
-    v.layers = 1;
-    v.heads = 4;
-    v.headDim = 16;
     const QString vision = m_dir.filePath(QStringLiteral("vision.attn.safetensors"));
-    QVERIFY(writeVisionSyntheticTrace(vision.toStdString(), v).ok());
+    QVERIFY(testing::writeVisionTrace(vision, {.rows = 5, .cols = 6, .prefix = 2, .layers = 1, .headDim = 16}).ok());
     MainWindow w;
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));

@@ -7,6 +7,7 @@
 #include <QString>
 
 #include "attnscope/synth.h"
+#include "attnscope/synth_vision.h"
 #include "attnscope/trace.h"
 
 namespace attnscope::testing {
@@ -27,6 +28,25 @@ inline Result<std::shared_ptr<const Trace>> openSynthTrace(const QString& path, 
                                                            int headDim = SynthOptions{}.headDim) {
     if (auto written = writeSynthTrace(path, tokens, layers, headDim); !written) return written.status();
     return Trace::open(path.toStdString());
+}
+
+/// The small vision traces the Qt-side tests use (synth_vision.h): a rows × cols grid of 8-pixel
+/// patches after `prefix` tokens ([CLS], registers), `layers` layers of `heads` heads of dim
+/// `headDim`, the image included, seed 1.
+struct SmallVision {
+    int rows = 6, cols = 7, prefix = 3, layers = 2, heads = 4, headDim = 32;
+};
+
+inline VisionSynthOptions visionOptions(const SmallVision& shape) {
+    VisionSynthOptions v;
+    v.rows = shape.rows, v.cols = shape.cols, v.prefix = shape.prefix, v.patchSize = 8;
+    v.layers = shape.layers, v.heads = shape.heads, v.headDim = shape.headDim;
+    return v;
+}
+
+/// Writes the small vision trace `shape` to `path`.
+inline Result<VisionSynthTruth> writeVisionTrace(const QString& path, const SmallVision& shape) {
+    return writeVisionSyntheticTrace(path.toStdString(), visionOptions(shape));
 }
 
 /// For tests that run the main window: settings in the test location (never the user's) under

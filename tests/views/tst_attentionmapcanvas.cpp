@@ -10,6 +10,7 @@
 #include "attnscope/trace.h"
 #include "computeservice.h"
 #include "synth_fixture.h"
+#include "shown_view.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -43,12 +44,10 @@ void TestAttentionMapCanvas::initTestCase() {
 }
 
 void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail() {
-    ComputeService compute;
-    TraceSession session(&compute);
-    AttentionMapCanvas canvas(&session);
-    canvas.resize(900, 800);
-    canvas.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&canvas));
+    testing::ShownView<AttentionMapCanvas> shown({900, 800});
+    QVERIFY(shown.exposed());
+    TraceSession& session = shown.session;
+    AttentionMapCanvas& canvas = shown.view;
     session.setTrace(m_trace);
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     const float overviewMax = canvas.coloring().vmax;

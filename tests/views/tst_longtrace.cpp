@@ -13,6 +13,7 @@
 #include "attnscope/map_service.h"
 #include "attnscope/trace.h"
 #include "computeservice.h"
+#include "shown_view.h"
 #include "trace_fixture.h"
 #include "tracesession.h"
 
@@ -56,13 +57,13 @@ void TestLongTrace::fourMillionTokensOnTheCpu() {
         QVERIFY2(written.ok(), written.message().c_str());
     }
 
-    ComputeService compute;
-    if (compute.gpuAvailable()) QSKIP("a GPU is present: the exact map runs there (this checks the CPU's budget)");
-    TraceSession session(&compute);
-    AttentionMapCanvas canvas(&session);
-    canvas.resize(900, 800);
-    canvas.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&canvas));
+    testing::ShownView<AttentionMapCanvas> shown({900, 800});
+    if (shown.compute.gpuAvailable())
+        QSKIP("a GPU is present: the exact map runs there (this checks the CPU's budget)");
+    QVERIFY(shown.exposed());
+    ComputeService& compute = shown.compute;
+    TraceSession& session = shown.session;
+    AttentionMapCanvas& canvas = shown.view;
     const double rssBefore = residentMiB();
     QElapsedTimer clock;
     clock.start();

@@ -332,16 +332,9 @@ void TestReport::badInputGivesClearErrors() {
 /// per head, and csv/vision.csv with a share column per prefix token; the planted register-sink
 /// head's last register takes most of the patch queries' attention.
 void TestReport::visionTraceAddsItsSection() {
-    VisionSynthOptions v;
-    v.rows = 6;
-    v.cols = 7;
-    v.prefix = 3;
-    v.patchSize = 8;
-    v.layers = 2;
-    v.heads = 4;
-    v.headDim = 32;
+    const testing::SmallVision v;  // 6 × 7 patches after [CLS] and two registers, 2 layers of 4 heads
     const QString trace = m_dir.filePath(QStringLiteral("vision.attn.safetensors"));
-    auto truth = writeVisionSyntheticTrace(trace.toStdString(), v);
+    auto truth = testing::writeVisionTrace(trace, v);
     QVERIFY2(truth.ok(), truth.message().c_str());
     const QString out = m_dir.filePath(QStringLiteral("vision-report"));
     ReportOptions ro;

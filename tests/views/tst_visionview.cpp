@@ -12,6 +12,7 @@
 #include "attnscope/trace.h"
 #include "brute_attention.h"
 #include "computeservice.h"
+#include "shown_view.h"
 #include "tracesession.h"
 #include "visionview.h"
 
@@ -110,12 +111,10 @@ private slots:
     void clickedPatchAgainstBrute() {
         const int rows = 6, cols = 8, prefix = 3;
         auto trace = writeTrace("img.attn.safetensors", true, rows, cols, prefix);
-        ComputeService compute;
-        TraceSession session(&compute);
-        VisionView view(&session);
-        view.resize(900, 600);
-        view.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        testing::ShownView<VisionView> shown({900, 600});
+        QVERIFY(shown.exposed());
+        TraceSession& session = shown.session;
+        VisionView& view = shown.view;
         session.setTrace(trace);
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.hasImage(), kTimeoutMs);
         QCOMPARE(view.query(), int64_t(prefix + (rows / 2) * cols + cols / 2));  // the centre patch first
@@ -149,12 +148,10 @@ private slots:
     void headStripSelectsHeads() {
         const int rows = 4, cols = 5, prefix = 2;
         auto trace = writeTrace("strip.attn.safetensors", true, rows, cols, prefix);
-        ComputeService compute;
-        TraceSession session(&compute);
-        VisionView view(&session);
-        view.resize(900, 600);
-        view.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        testing::ShownView<VisionView> shown({900, 600});
+        QVERIFY(shown.exposed());
+        TraceSession& session = shown.session;
+        VisionView& view = shown.view;
         session.setTrace(trace);
         const int heads = trace->config(0).heads;
         QTRY_VERIFY_WITH_TIMEOUT(int(view.headStrip()->rows().heatmaps.size()) == heads, kTimeoutMs);
@@ -183,12 +180,10 @@ private slots:
 
     void withoutImageOrPrefix() {
         auto trace = writeTrace("grid.attn.safetensors", false, 5, 7, 0);
-        ComputeService compute;
-        TraceSession session(&compute);
-        VisionView view(&session);
-        view.resize(700, 500);
-        view.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        testing::ShownView<VisionView> shown({700, 500});
+        QVERIFY(shown.exposed());
+        TraceSession& session = shown.session;
+        VisionView& view = shown.view;
         session.setTrace(trace);
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate(), kTimeoutMs);
         QVERIFY(!view.hasImage());
