@@ -21,6 +21,12 @@ struct ShownView {
         view.show();
     }
     bool exposed() { return QTest::qWaitForWindowExposed(&view); }
+    /// exposed(), then `trace` handed to the session (check the answer with QVERIFY).
+    bool showing(std::shared_ptr<const Trace> trace) {
+        if (!exposed()) return false;
+        session.setTrace(std::move(trace));
+        return true;
+    }
 };
 
 }  // namespace attnscope::testing

@@ -45,10 +45,8 @@ void TestAttentionMapCanvas::initTestCase() {
 
 void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail() {
     testing::ShownView<AttentionMapCanvas> shown({900, 800});
-    QVERIFY(shown.exposed());
-    TraceSession& session = shown.session;
+    QVERIFY(shown.showing(m_trace));
     AttentionMapCanvas& canvas = shown.view;
-    session.setTrace(m_trace);
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     const float overviewMax = canvas.coloring().vmax;
 

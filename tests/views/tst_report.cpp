@@ -21,6 +21,17 @@ using namespace attnscope;
 
 namespace {
 
+/// Small figures (cells of the maps, tokens of the zoom and of the window) at 72 dpi: the
+/// content checks do not depend on size or DPI, and small PNGs keep the tests fast.
+ReportOptions smallReport(int mapCells, int zoomTokens, int windowTokens) {
+    ReportOptions ro;
+    ro.mapCells = mapCells;
+    ro.zoomTokens = zoomTokens;
+    ro.windowTokens = windowTokens;
+    ro.dpi = 72;
+    return ro;
+}
+
 constexpr int64_t kTokens = 256;
 constexpr int kLayers = 2;
 
@@ -125,12 +136,8 @@ void TestReport::initTestCase() {
     QVERIFY2(truth.ok(), truth.message().c_str());
     m_truth = *truth;
     m_out = m_dir.filePath(QStringLiteral("report"));
-    ReportOptions ro;
+    ReportOptions ro = smallReport(64, 64, 12);
     ro.autoHeads = 2;
-    ro.mapCells = 64;
-    ro.zoomTokens = 64;
-    ro.windowTokens = 12;
-    ro.dpi = 72;  // small PNGs keep the test fast; the content checks do not depend on DPI
     int calls = 0;
     double last = -1;
     bool monotonic = true;
@@ -268,10 +275,9 @@ void TestReport::pdfHasOnePagePerFigure() {
 
 void TestReport::chosenHeadsAreShown() {
     const QString out = m_dir.filePath(QStringLiteral("chosen"));
-    ReportOptions ro;
+    ReportOptions ro = smallReport(32, 32, 8);
     ro.formats = {ReportFormat::Markdown, ReportFormat::Json};
     ro.heads = {{1, 3}};
-    ro.mapCells = 32, ro.zoomTokens = 32, ro.windowTokens = 8, ro.dpi = 72;
     ro.analysis.layers = {1};
     ro.analysis.similarity = false;
     auto r = generateReport(m_trace.toStdString(), out.toStdString(), ro);
@@ -337,12 +343,8 @@ void TestReport::visionTraceAddsItsSection() {
     auto truth = testing::writeVisionTrace(trace, v);
     QVERIFY2(truth.ok(), truth.message().c_str());
     const QString out = m_dir.filePath(QStringLiteral("vision-report"));
-    ReportOptions ro;
+    ReportOptions ro = smallReport(32, 16, 8);
     ro.autoHeads = 1;
-    ro.mapCells = 32;
-    ro.zoomTokens = 16;
-    ro.windowTokens = 8;
-    ro.dpi = 72;
     ro.formats = {ReportFormat::Json, ReportFormat::Csv, ReportFormat::Markdown};
     auto r = generateReport(trace.toStdString(), out.toStdString(), ro);
     QVERIFY2(r.ok(), r.message().c_str());

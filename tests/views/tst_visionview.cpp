@@ -112,10 +112,9 @@ private slots:
         const int rows = 6, cols = 8, prefix = 3;
         auto trace = writeTrace("img.attn.safetensors", true, rows, cols, prefix);
         testing::ShownView<VisionView> shown({900, 600});
-        QVERIFY(shown.exposed());
+        QVERIFY(shown.showing(trace));
         TraceSession& session = shown.session;
         VisionView& view = shown.view;
-        session.setTrace(trace);
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.hasImage(), kTimeoutMs);
         QCOMPARE(view.query(), int64_t(prefix + (rows / 2) * cols + cols / 2));  // the centre patch first
         checkAgainstBrute(*trace, *view.shown());
@@ -149,10 +148,9 @@ private slots:
         const int rows = 4, cols = 5, prefix = 2;
         auto trace = writeTrace("strip.attn.safetensors", true, rows, cols, prefix);
         testing::ShownView<VisionView> shown({900, 600});
-        QVERIFY(shown.exposed());
+        QVERIFY(shown.showing(trace));
         TraceSession& session = shown.session;
         VisionView& view = shown.view;
-        session.setTrace(trace);
         const int heads = trace->config(0).heads;
         QTRY_VERIFY_WITH_TIMEOUT(int(view.headStrip()->rows().heatmaps.size()) == heads, kTimeoutMs);
         // Each head's small heatmap is that head's row for the query (against the brute force's
@@ -181,10 +179,8 @@ private slots:
     void withoutImageOrPrefix() {
         auto trace = writeTrace("grid.attn.safetensors", false, 5, 7, 0);
         testing::ShownView<VisionView> shown({700, 500});
-        QVERIFY(shown.exposed());
-        TraceSession& session = shown.session;
+        QVERIFY(shown.showing(trace));
         VisionView& view = shown.view;
-        session.setTrace(trace);
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate(), kTimeoutMs);
         QVERIFY(!view.hasImage());
         QVERIFY(view.shown()->prefix.empty());
