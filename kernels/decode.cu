@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "cuda_check.h"
+#include "flex_dispatch.cuh"  // recordLaunch
 #include "flex_forward.cuh"
 #include "launch.h"
 
@@ -256,13 +257,7 @@ Status decode(const DecodeArgs& a, cudaStream_t stream, LaunchLog* log) {
         cudaFuncSetAttribute(decodeKernel<Elem, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
     decodeKernel<Elem, D><<<grid, kDecodeThreads, shared, stream>>>(a);
     ATTNSCOPE_CUDA_TRY_LAUNCH("decodeKernel");
-    if (log) {
-        cudaFuncAttributes attr{};
-        ATTNSCOPE_CUDA_TRY(cudaFuncGetAttributes(&attr, decodeKernel<Elem, D>));
-        log->push_back(
-            {"decode_split_kv", grid, dim3(kDecodeThreads), attr.numRegs, int(attr.sharedSizeBytes) + shared});
-    }
-    return {};
+    return recordLaunch(decodeKernel<Elem, D>, "decode_split_kv", grid, dim3(kDecodeThreads), shared, log);
 }
 
 }  // namespace

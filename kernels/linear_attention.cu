@@ -12,6 +12,7 @@
 // S itself accumulates in fp32. Q, K and the V block are double-buffered through cp.async; the
 // 4 warps own 16 query rows each (scores, outputs) and D / 4 rows of S each (state update).
 #include "cuda_check.h"
+#include "flex_dispatch.cuh"  // recordLaunch
 #include "flex_forward.cuh"
 #include "launch.h"
 
@@ -227,12 +228,7 @@ Status linear(const LinearArgs& a, cudaStream_t stream, LaunchLog* log) {
         cudaFuncSetAttribute(linearKernel<Elem, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
     linearKernel<Elem, D><<<grid, kLinearThreads, shared, stream>>>(a);
     ATTNSCOPE_CUDA_TRY_LAUNCH("linearKernel");
-    if (log) {
-        cudaFuncAttributes attr{};
-        ATTNSCOPE_CUDA_TRY(cudaFuncGetAttributes(&attr, linearKernel<Elem, D>));
-        log->push_back({"linear_chunked_mma", grid, dim3(kLinearThreads), attr.numRegs, shared});
-    }
-    return {};
+    return recordLaunch(linearKernel<Elem, D>, "linear_chunked_mma", grid, dim3(kLinearThreads), shared, log);
 }
 
 }  // namespace
