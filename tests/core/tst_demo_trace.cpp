@@ -4,9 +4,8 @@
 // and an induction head (> 0.3 on the repeated passage, from the trace's own token ids).
 #include <QtTest>
 
-#include <filesystem>
-
 #include "attnscope/analysis.h"
+#include "attnscope/demo_trace.h"
 #include "attnscope/trace.h"
 
 using namespace attnscope;
@@ -16,21 +15,6 @@ constexpr double kSinkEps = 0.3;
 constexpr int kMinSinkHeads = 4;
 constexpr double kPreviousToken = 0.4;
 constexpr double kInduction = 0.3;
-
-/// The first trace by name (as findDemoTrace picks it): the text demo kjv-llama6, not the vision
-/// demo shapes-vit beside it.
-std::string findDemo() {
-    const std::filesystem::path dir = std::filesystem::path(ATTNSCOPE_SOURCE_DIR) / "resources" / "demo";
-    std::error_code ec;
-    std::string first;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        const std::string name = e.path().filename().string();
-        if (name.size() > 17 && name.compare(name.size() - 17, 17, ".attn.safetensors") == 0 &&
-            (first.empty() || e.path().string() < first))
-            first = e.path().string();
-    }
-    return first;
-}
 }  // namespace
 
 class TestDemoTrace : public QObject {
@@ -40,7 +24,7 @@ private slots:
 };
 
 void TestDemoTrace::patternsPresent() {
-    const std::string path = findDemo();
+    const std::string path = findDemoTrace();  // core's finder, as `demo` and the GUI use it
     if (path.empty())
         QSKIP("no resources/demo/*.attn.safetensors yet (the demo trace is trained and captured separately)");
     auto trace = Trace::open(path);
