@@ -10,15 +10,13 @@
 
 using namespace attnscope;
 
-namespace {
-constexpr double kSinkEps = 0.3;
-constexpr int kMinSinkHeads = 4;
-constexpr double kPreviousToken = 0.4;
-constexpr double kInduction = 0.3;
-}  // namespace
-
 class TestDemoTrace : public QObject {
     Q_OBJECT
+    // What the demo must show (the thresholds of the comment above).
+    static constexpr double kSinkEps = 0.3;
+    static constexpr int kMinSinkHeads = 4;
+    static constexpr double kPreviousToken = 0.4;
+    static constexpr double kInduction = 0.3;
 private slots:
     void patternsPresent();
 };
