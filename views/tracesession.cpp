@@ -46,8 +46,10 @@ void TraceSession::open(const QString& path) {
     OpenOptions options;
     // Counting NaN/Inf reads the whole file: worth it for the validation panel unless it is huge.
     options.scanValues = QFileInfo(path).size() <= kScanLimitBytes;
+    // One tag for every open: the newest open, of any file, takes the place of one still running,
+    // so the trace asked for last is the one that opens (not whichever file reads fastest).
     m_compute->submitCpu(
-        kOpenTag + QLatin1Char(':') + path,
+        kOpenTag,
         [p = path.toStdString(), options](const CancelToken& cancel) {
             return Trace::open(p, options, cancelOnly(cancel));
         },
@@ -55,13 +57,13 @@ void TraceSession::open(const QString& path) {
         [this, path](Result<TracePtr> t) {
             if (t)
                 setTrace(std::move(*t));
-            else if (t.status().code() != ErrorCode::Cancelled)  // a newer open of the same file
+            else if (t.status().code() != ErrorCode::Cancelled)  // a newer open, or close()
                 emit openFailed(path, QString::fromStdString(t.message()));
         });
 }
 
 void TraceSession::setTrace(std::shared_ptr<const Trace> trace) {
-    if (m_trace) close();
+    if (m_trace) dropTrace();
     m_trace = std::move(trace);
     if (!m_trace) return;
     m_cache = std::make_shared<HeadCache>(m_trace);
@@ -77,6 +79,11 @@ void TraceSession::setTrace(std::shared_ptr<const Trace> trace) {
 }
 
 void TraceSession::close() {
+    m_compute->cancelAll(kOpenTag);  // a trace still opening does not appear after the close
+    dropTrace();
+}
+
+void TraceSession::dropTrace() {
     if (!m_trace) return;
     m_compute->cancelAll(QStringLiteral("head:"));
     m_trace.reset();

@@ -54,6 +54,7 @@ public:
     void reload();
     /// Adopts an already opened trace (tests, the benchmark).
     void setTrace(std::shared_ptr<const Trace> trace);
+    /// Closes the open trace, and drops an open still running (its trace does not appear later).
     void close();
 
     const std::shared_ptr<const Trace>& trace() const { return m_trace; }
@@ -103,6 +104,7 @@ signals:
 
 private:
     bool hasHead(HeadId head) const;
+    void dropTrace();  // close() without touching opens in flight (setTrace replaces the trace)
 
     ComputeService* m_compute;
     std::shared_ptr<const Trace> m_trace;

@@ -2,6 +2,7 @@
 // the head cache it was given alive (the cache is shared with the job, not borrowed). Under the
 // ASan preset the old ownership (a raw pointer into a unique_ptr) failed here as a
 // heap-use-after-free; in any build the job must finish with the first trace's data.
+// The last open asked for wins, whichever file reads faster, and a close drops an open in flight.
 // Reload: a trace whose file changed on disk reads as "reopen it"; reload() opens the new file
 // and keeps the selected and compared heads that still exist.
 #include <QtTest>
@@ -36,6 +37,7 @@ class TestTraceSession : public QObject {
     Q_OBJECT
 private slots:
     void jobOutlivesTraceSwitch();
+    void theLastOpenWins();
     void reloadAfterTheFileChanged();
     void reloadThatFailsKeepsTheTrace();
 };
@@ -72,6 +74,44 @@ void TestTraceSession::jobOutlivesTraceSwitch() {
     auto now = session.cache()->head(0, 0);
     QVERIFY(now.ok());
     QCOMPARE((*now)->q.rows(), Eigen::Index(64));
+}
+
+void TestTraceSession::theLastOpenWins() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    // The first file reads much slower than the second: before, its open landed last and won.
+    const QString slow = dir.filePath(QStringLiteral("slow.attn.safetensors"));
+    const QString fast = dir.filePath(QStringLiteral("fast.attn.safetensors"));
+    SynthOptions o;
+    o.tokens = 4096;
+    o.layers = 4;
+    o.headDim = 64;
+    QVERIFY(writeSyntheticTrace(slow.toStdString(), o).ok());
+    o.tokens = 64;
+    o.layers = 1;
+    QVERIFY(writeSyntheticTrace(fast.toStdString(), o).ok());
+    ComputeService compute;
+    TraceSession session(&compute);
+    QSignalSpy opened(&session, &TraceSession::traceOpened);
+    QSignalSpy failed(&session, &TraceSession::openFailed);
+    session.open(slow);
+    session.open(fast);
+    QTRY_COMPARE_WITH_TIMEOUT(compute.pendingJobs(), 0, kTimeoutMs);
+    QCoreApplication::processEvents();  // deliveries are queued calls
+    QCOMPARE(opened.count(), 1);
+    QCOMPARE(failed.count(), 0);  // the overtaken open is not an error
+    QCOMPARE(session.path(), QFileInfo(fast).absoluteFilePath());
+    QCOMPARE(session.trace()->tokens(), int64_t(64));
+
+    // Closed while another file is still opening: that file does not appear afterwards.
+    session.open(slow);
+    session.close();
+    QVERIFY(!session.isOpen());
+    QTRY_COMPARE_WITH_TIMEOUT(compute.pendingJobs(), 0, kTimeoutMs);
+    QCoreApplication::processEvents();
+    QCOMPARE(opened.count(), 1);
+    QCOMPARE(failed.count(), 0);
+    QVERIFY(!session.isOpen());
 }
 
 void TestTraceSession::reloadAfterTheFileChanged() {
