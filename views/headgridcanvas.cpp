@@ -11,6 +11,7 @@
 #include "computeservice.h"
 #include "mapcoloring.h"
 #include "mapjobs.h"
+#include "visionview.h"
 
 namespace attnscope {
 
@@ -53,6 +54,14 @@ void HeadGridCanvas::requestThumbnails() {
     m_thumbs.clear();
     updateGeometry();
     const auto trace = m_session->trace();
+    // A vision trace's heads read best as images (DINO's per-head [CLS] maps): each thumbnail is
+    // the first prefix token's attention over the patch grid, or the centre patch's without one.
+    if (auto layout = visionLayout(*trace)) {
+        m_thumbQuery = layout->prefix > 0 ? 0 : layout->patchToken(layout->rows / 2, layout->cols / 2);
+        requestVisionThumbnails(m_thumbQuery);
+        return;
+    }
+    m_thumbQuery = -1;
     std::shared_ptr<HeadCache> cache = m_session->cache();  // owned by the job too
     const int64_t t = trace->tokens();
     for (int l = 0; l < trace->numLayers(); ++l) {
@@ -64,8 +73,8 @@ void HeadGridCanvas::requestThumbnails() {
             r.width = r.height = int(std::min<int64_t>(t, kThumbCells));
             r.sampledRows = t > kExactOverviewTokens;  // thumbnails of long sequences: sampled rows
             m_session->compute()->submitCpu(
-                kTagPrefix + QStringLiteral("%1:%2").arg(l).arg(h),
-                [cache, trace, r](const CancelToken& cancel) { return computeMap(*cache, r, cancel); }, this,
+                thumbTag({l, h}), [cache, trace, r](const CancelToken& cancel) { return computeMap(*cache, r, cancel); },
+                this,
                 [this](Result<MapResult> m) {
                     if (m)  // a failed thumbnail stays blank; the map of the head says why
                         showThumbnail(*m);
@@ -75,6 +84,29 @@ void HeadGridCanvas::requestThumbnails() {
     }
     update();
 }
+
+QString HeadGridCanvas::thumbTag(HeadId h) { return kTagPrefix + QStringLiteral("%1:%2").arg(h.layer).arg(h.head); }
+
+void HeadGridCanvas::requestVisionThumbnails(int64_t query) {
+    const auto trace = m_session->trace();
+    for (int l = 0; l < trace->numLayers(); ++l) {
+        for (int h = 0; h < trace->config(l).heads; ++h) {
+            m_session->compute()->submitCpu(
+                thumbTag({l, h}),
+                [trace, l, h, query](const CancelToken&) { return queryPatchAttention(*trace, l, h, query); }, this,
+                [this, trace](Result<QueryPatchAttention> row) {
+                    if (!row || trace != m_session->trace()) return;  // failed: blank, as above
+                    // The log scale of the map thumbnails (MapColoring's default), in core's colormap.
+                    m_thumbs.insert(keyOf({row->layer, row->head}), visionHeatmap(*row, MapColoring{}.logScale));
+                    update(cellRect({row->layer, row->head}).toAlignedRect());
+                },
+                kThumbPriority);
+        }
+    }
+    update();
+}
+
+QImage HeadGridCanvas::thumbnail(HeadId head) const { return m_thumbs.value(keyOf(head)); }
 
 void HeadGridCanvas::showThumbnail(const MapResult& r) {
     MapColoring c;
@@ -140,6 +172,12 @@ void HeadGridCanvas::mouseMoveEvent(QMouseEvent* e) {
     if (const HeadAnalysis* a = m_analysis->head(h->layer, h->head))
         tip += QStringLiteral("\n%1: %2")
                    .arg(QString::fromStdString(a->role.label), QString::fromStdString(a->role.evidence));
+    if (m_thumbQuery >= 0 && m_session->isOpen()) {
+        const auto& names = m_session->trace()->metadata().tokens;
+        const QString who = m_thumbQuery < int64_t(names.size()) ? QString::fromStdString(names[size_t(m_thumbQuery)])
+                                                                 : QStringLiteral("token %1").arg(m_thumbQuery);
+        tip += tr("\nThumbnail: the attention of %1 over the patch grid").arg(who);
+    }
     tip += tr("\nClick: show · Shift-click: compare");
     QToolTip::showText(e->globalPosition().toPoint(), tip, this);
 }
@@ -174,9 +212,15 @@ void HeadGridCanvas::paintEvent(QPaintEvent*) {
             const auto value = headMetric(*m_analysis, id, metric, o.gamma, o.blockSize, &text);
             p.fillRect(cell, value ? colormapColor(kMetricColormap, *value) : palette().color(QPalette::Window));
             const QRectF inner = value ? cell.adjusted(kFrame, kFrame, -kFrame, -kFrame) : cell;
-            if (auto it = m_thumbs.find(keyOf(id)); it != m_thumbs.end())
-                p.drawImage(inner, *it);
-            else
+            if (auto it = m_thumbs.find(keyOf(id)); it != m_thumbs.end()) {
+                if (m_thumbQuery >= 0) {  // a patch grid keeps its aspect ratio, centred in the cell
+                    p.fillRect(inner, palette().color(QPalette::AlternateBase));
+                    const QSizeF fitted = QSizeF(it->size()).scaled(inner.size(), Qt::KeepAspectRatio);
+                    p.drawImage(QRectF(inner.center() - QPointF(fitted.width(), fitted.height()) / 2, fitted), *it);
+                } else {
+                    p.drawImage(inner, *it);
+                }
+            } else
                 p.fillRect(inner, palette().color(QPalette::AlternateBase));
             if (pending) {
                 QColor veil = palette().color(QPalette::Window);

@@ -17,6 +17,12 @@ public:
 
     HeadMetric metric = HeadMetric::None;
     int thumbnailsReady() const { return int(m_thumbs.size()); }
+    /// The thumbnail of `head` as received (null until then): a pooled map of the whole sequence,
+    /// or on a vision trace a cols × rows heatmap of thumbnailQuery()'s attention over the patches.
+    QImage thumbnail(HeadId head) const;
+    /// The query token of vision thumbnails (the first prefix token, else the centre patch); -1
+    /// when the thumbnails are maps.
+    int64_t thumbnailQuery() const { return m_thumbQuery; }
     void click(HeadId head, bool shift);
 
     QSize sizeHint() const override;
@@ -30,7 +36,9 @@ protected:
 
 private:
     void requestThumbnails();
+    void requestVisionThumbnails(int64_t query);
     void showThumbnail(const MapResult& r);
+    static QString thumbTag(HeadId head);
     double cellSize(int w) const;
     std::optional<HeadId> headAt(QPointF pos) const;
     QRectF cellRect(HeadId head) const;
@@ -39,6 +47,7 @@ private:
     TraceSession* m_session;
     AnalysisRunner* m_analysis;
     QHash<quint64, QImage> m_thumbs;  ///< key: layer << 32 | head
+    int64_t m_thumbQuery = -1;
 };
 
 }  // namespace attnscope

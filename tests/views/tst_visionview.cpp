@@ -1,17 +1,21 @@
 // VisionView (offscreen): patch hit-testing of the fitted picture (data-driven), the overlay's
 // values against a float64 brute force of the clicked query's row, a head change and a burst of
 // queries (the newest wins), the heads strip (each head's row for the query; a click selects the
-// head), and a vision trace without an image (the grid alone).
+// head), a vision trace without an image (the grid alone), and the Heads dock's thumbnails of a
+// vision trace (each head's [CLS] row, or the centre patch's, over the patch grid).
 #include <QTemporaryDir>
 #include <QtTest>
 
 #include <cmath>
 
 #include "attnscope/image.h"
+#include "attnscope/synth.h"
 #include "attnscope/synth_vision.h"
+#include "analysisrunner.h"
 #include "attnscope/trace.h"
 #include "brute_attention.h"
 #include "computeservice.h"
+#include "headgridcanvas.h"
 #include "shown_view.h"
 #include "tracesession.h"
 #include "visionview.h"
@@ -191,6 +195,57 @@ private slots:
         QTest::mouseClick(view.canvas(), Qt::LeftButton, {}, cell.center().toPoint());
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.query() == 4 * 7, kTimeoutMs);
         checkAgainstBrute(*trace, *view.shown());
+    }
+
+    void headGridThumbnailsArePatchGrids_data() {
+        QTest::addColumn<int>("rows");
+        QTest::addColumn<int>("cols");
+        QTest::addColumn<int>("prefix");
+        QTest::newRow("[CLS] and registers") << 4 << 6 << 3;
+        QTest::newRow("patches alone") << 5 << 3 << 0;
+    }
+    void headGridThumbnailsArePatchGrids() {
+        QFETCH(int, rows);
+        QFETCH(int, cols);
+        QFETCH(int, prefix);
+        auto trace = writeTrace(QStringLiteral("grid%1.attn.safetensors").arg(prefix), prefix > 0, rows, cols, prefix);
+        ComputeService compute;
+        TraceSession session(&compute);
+        AnalysisRunner analysis(&session);
+        HeadGridCanvas grid(&session, &analysis);
+        grid.resize(400, 200);
+        grid.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&grid));
+        session.setTrace(trace);
+        int heads = 0;
+        for (int l = 0; l < trace->numLayers(); ++l) heads += trace->config(l).heads;
+        QTRY_COMPARE_WITH_TIMEOUT(grid.thumbnailsReady(), heads, kTimeoutMs);
+        const int64_t query = prefix > 0 ? 0 : int64_t(rows / 2) * cols + cols / 2;
+        QCOMPARE(grid.thumbnailQuery(), query);
+        for (int l = 0; l < trace->numLayers(); ++l) {
+            for (int h = 0; h < trace->config(l).heads; ++h) {
+                auto row = queryPatchAttention(*trace, l, h, query);
+                QVERIFY(row.ok());
+                checkAgainstBrute(*trace, *row);
+                const QImage thumb = grid.thumbnail({l, h});
+                QCOMPARE(thumb.size(), QSize(cols, rows));  // one pixel per patch, not a T × T map
+                QCOMPARE(thumb, visionHeatmap(*row, true));
+            }
+        }
+        // A text trace afterwards: thumbnails are maps of the whole sequence again.
+        session.close();
+        QCOMPARE(grid.thumbnailsReady(), 0);
+        SynthOptions text;
+        text.tokens = 40;
+        text.layers = 1;
+        const std::string path = m_dir.filePath(QStringLiteral("text%1.attn.safetensors").arg(prefix)).toStdString();
+        QVERIFY(writeSyntheticTrace(path, text).ok());
+        auto opened = Trace::open(path);
+        QVERIFY2(opened.ok(), opened.message().c_str());
+        session.setTrace(*opened);
+        QCOMPARE(grid.thumbnailQuery(), int64_t(-1));
+        QTRY_COMPARE_WITH_TIMEOUT(grid.thumbnailsReady(), (*opened)->config(0).heads, kTimeoutMs);
+        QCOMPARE(grid.thumbnail({0, 0}).size(), QSize(40, 40));  // one cell per token below 48
     }
 };
 
