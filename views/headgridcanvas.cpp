@@ -73,8 +73,8 @@ void HeadGridCanvas::requestThumbnails() {
             r.width = r.height = int(std::min<int64_t>(t, kThumbCells));
             r.sampledRows = t > kExactOverviewTokens;  // thumbnails of long sequences: sampled rows
             m_session->compute()->submitCpu(
-                thumbTag({l, h}), [cache, trace, r](const CancelToken& cancel) { return computeMap(*cache, r, cancel); },
-                this,
+                thumbTag({l, h}),
+                [cache, trace, r](const CancelToken& cancel) { return computeMap(*cache, r, cancel); }, this,
                 [this](Result<MapResult> m) {
                     if (m)  // a failed thumbnail stays blank; the map of the head says why
                         showThumbnail(*m);
