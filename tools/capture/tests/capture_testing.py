@@ -1,5 +1,5 @@
 """What the capture tests share: the tiny models' sizes and tolerances, their input ids and eager
-probabilities, max |dp| against them, a checked trace write, attnscope-cli (ATTNSCOPE_CLI) with its
+probabilities, max |dp| against them, the families' tiny models built one way, a checked trace write, attnscope-cli (ATTNSCOPE_CLI) with its
 full-resolution maps read back, and a model saved with a small byte-level tokenizer.
 
 Imported by the test modules after their `pytest.importorskip("torch")`; pytest puts this folder
@@ -63,6 +63,39 @@ def eager_run_cache(build):
             cache[arch] = (model, config, ids, probs, capture_ids(model, ids, record_output=True))
         return cache[arch]
     return get
+
+
+def reinit_weights(model):
+    """Weights N(0, INIT_RANGE²), biases 0: one rule for every family (their own init functions use
+    other ranges and names, some near uniform attention)."""
+    generator = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+                module.weight.copy_(torch.empty(module.weight.shape).normal_(0.0, INIT_RANGE, generator=generator))
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+
+
+def build_family(arch, class_name, factory, implementation, state_dict=None):
+    """The tiny model of `arch` from its config class `class_name` (skipped when this transformers
+    has no such class, or cannot build it with `implementation`), re-initialised with
+    reinit_weights unless `state_dict` (an eager model's) is given. Returns (model, config)."""
+    import transformers
+    if not hasattr(transformers, class_name):
+        pytest.skip(f"transformers {transformers.__version__} has no {class_name}")
+    config = factory()
+    torch.manual_seed(SEED)
+    try:
+        model = transformers.AutoModel.from_config(config, attn_implementation=implementation)
+    except (ValueError, ImportError) as error:
+        pytest.skip(f"{arch}: transformers {transformers.__version__} cannot build it with "
+                    f"{implementation}: {error}")
+    if state_dict is None:
+        reinit_weights(model)
+    else:
+        model.load_state_dict(state_dict)
+    return model.eval(), config
 
 
 def write_checked_trace(result, ids, path, model, dtype="f32"):

@@ -28,9 +28,9 @@ from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from attnscope_capture.trace_reader import read_trace  # noqa: E402
-from capture_testing import (INIT_RANGE, NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, TOLERANCE,  # noqa: E402
-                             VOCAB, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids, max_abs_dp,
-                             run_cli, write_checked_trace)
+from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, TOLERANCE, VOCAB,  # noqa: E402
+                             build_family, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids,
+                             max_abs_dp, reinit_weights, run_cli, write_checked_trace)
 
 LAYERS = 3
 
@@ -64,34 +64,9 @@ FALCON = [a for a in ARCHES if a.startswith("falcon")]
 OWN_SLOPES = [a for a, spec in ARCHES.items() if spec[5]]
 
 
-def _reinit(model):
-    """Weights N(0, INIT_RANGE²), biases 0, the same rule for every family (their own init
-    functions use other ranges and names)."""
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                module.weight.copy_(torch.empty(module.weight.shape).normal_(0.0, INIT_RANGE, generator=generator))
-                if getattr(module, "bias", None) is not None:
-                    module.bias.zero_()
-
-
 def _build(arch, implementation, state_dict=None):
     class_name, factory = ARCHES[arch][:2]
-    if not hasattr(transformers, class_name):
-        pytest.skip(f"transformers {transformers.__version__} has no {class_name}")
-    config = factory()
-    torch.manual_seed(SEED)
-    try:
-        model = transformers.AutoModel.from_config(config, attn_implementation=implementation)
-    except (ValueError, ImportError) as error:
-        pytest.skip(f"{arch}: transformers {transformers.__version__} cannot build it with "
-                    f"{implementation}: {error}")
-    if state_dict is None:
-        _reinit(model)
-    else:
-        model.load_state_dict(state_dict)
-    return model.eval(), config
+    return build_family(arch, class_name, factory, implementation, state_dict)
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +203,7 @@ def test_falcon_alibi_beyond_bfloat16_is_refused():
     config.max_position_embeddings = 512
     torch.manual_seed(SEED)
     model = transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
-    _reinit(model)
+    reinit_weights(model)
     ids = input_ids(300)
     result = capture_ids(model, ids)
     assert max(c.settings["alibi_residual"] for c in result.captures) > 1e-2

@@ -24,8 +24,8 @@ pytest.importorskip("safetensors")
 
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
-from capture_testing import (INIT_RANGE, NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, SLIDING_WINDOW,  # noqa: E402
-                             TOLERANCE, VOCAB, cli_map_error, cli_path, eager_run_cache, max_abs_dp, run_cli,
+from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SLIDING_WINDOW, TOLERANCE, VOCAB,  # noqa: E402
+                             build_family, cli_map_error, cli_path, eager_run_cache, max_abs_dp, run_cli,
                              write_checked_trace)
 
 LAYERS = 3
@@ -79,34 +79,9 @@ ARCHES = {
 }
 
 
-def _reinit(model):
-    """Weights N(0, INIT_RANGE²), biases 0: one rule for every family (their own init functions use
-    other ranges, some near uniform attention)."""
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                module.weight.copy_(torch.empty(module.weight.shape).normal_(0.0, INIT_RANGE, generator=generator))
-                if getattr(module, "bias", None) is not None:
-                    module.bias.zero_()
-
-
 def _build(arch, implementation, state_dict=None):
     class_name, factory = ARCHES[arch][:2]
-    if not hasattr(transformers, class_name):
-        pytest.skip(f"transformers {transformers.__version__} has no {class_name}")
-    config = factory()
-    torch.manual_seed(SEED)
-    try:
-        model = transformers.AutoModel.from_config(config, attn_implementation=implementation)
-    except (ValueError, ImportError) as error:
-        pytest.skip(f"{arch}: transformers {transformers.__version__} cannot build it with "
-                    f"{implementation}: {error}")
-    if state_dict is None:
-        _reinit(model)
-    else:
-        model.load_state_dict(state_dict)
-    return model.eval(), config
+    return build_family(arch, class_name, factory, implementation, state_dict)
 
 
 @pytest.fixture(scope="module")
