@@ -216,7 +216,13 @@ void MainWindow::buildMenus() {
         m_openingMessage = showStatus(tr("Reloading %1…").arg(QFileInfo(m_session->path()).fileName()), 0);
         m_session->reload();
     });
-    file->addAction(tr("&Close Trace"), QKeySequence::Close, m_session, &TraceSession::close);
+    file->addAction(tr("&Close Trace"), QKeySequence::Close, this, [this] {
+        // Also drops an open still running: its "Opening …" message goes with it.
+        if (!m_openingMessage.isEmpty() && statusBar()->currentMessage() == m_openingMessage)
+            statusBar()->clearMessage();
+        m_openingMessage.clear();
+        m_session->close();
+    });
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
     QMenu* view = menuBar()->addMenu(tr("&View"));

@@ -24,6 +24,7 @@
 
 #include "analysisrunner.h"
 #include "attentionmapcanvas.h"
+#include "computeservice.h"
 #include "attnscope/synth.h"
 #include "comparisonview.h"
 #include "figure.h"
@@ -73,6 +74,7 @@ private slots:
     void neuronViewHasAxes();
     void openAndSelectHeads();
     void badTraceKeepsRunning();
+    void closeWhileOpening();
     void zoomToTokenLevelAndBack();
     void runAnalyses();
     void runCpuProfile();
@@ -245,6 +247,27 @@ void TestMainWindow::badTraceKeepsRunning() {
     // The open trace is untouched and still usable.
     QVERIFY(w.session()->isOpen());
     QCOMPARE(w.session()->path(), QFileInfo(m_trace).absoluteFilePath());
+}
+
+void TestMainWindow::closeWhileOpening() {
+    MainWindow& w = *m_window;
+    QAction* close = nullptr;
+    for (QAction* a : w.findChildren<QAction*>())
+        if (a->text() == QStringLiteral("&Close Trace")) close = a;
+    QVERIFY(close);
+    QSignalSpy opened(w.session(), &TraceSession::traceOpened);
+    w.openTrace(m_trace);
+    QVERIFY(w.statusBar()->currentMessage().contains(QStringLiteral("Opening")));
+    close->trigger();  // before the open finishes: it is dropped, and its message with it
+    QVERIFY(!w.session()->isOpen());
+    QVERIFY(!w.statusBar()->currentMessage().contains(QStringLiteral("Opening")));
+    QTRY_COMPARE_WITH_TIMEOUT(w.session()->compute()->pendingJobs(), 0, kTimeoutMs);
+    QCoreApplication::processEvents();
+    QCOMPARE(opened.count(), 0);
+    QVERIFY(!w.session()->isOpen());
+    // The trace opens again for the tests after this one.
+    w.openTrace(m_trace);
+    QTRY_VERIFY_WITH_TIMEOUT(w.session()->isOpen() && w.session()->analysis(), kTimeoutMs);
 }
 
 void TestMainWindow::zoomToTokenLevelAndBack() {
