@@ -18,23 +18,27 @@ void TraceSession::reload() {
     if (!m_trace) return;
     const HeadId head = m_current;
     const QList<HeadId> compared = m_compared;
-    // After the new trace is set (a later open() overtakes this one: its traceOpened comes last);
-    // either answer ends both connections.
+    const QString reloaded = path();
+    // After the new trace is set; either answer ends both connections. An open of another file
+    // asked for meanwhile replaces the reload (one tag for every open): its trace starts with a
+    // selection of its own, not this one.
     struct Pending {
         QMetaObject::Connection opened, failed;
     };
     auto pending = std::make_shared<Pending>();
     auto done = [pending] { disconnect(pending->opened), disconnect(pending->failed); };
-    pending->opened = connect(this, &TraceSession::traceOpened, this, [this, head, compared, done] {
-        done();
-        select(head);
-        QList<HeadId> kept;
-        for (const HeadId& h : compared)
-            if (hasHead(h)) kept.push_back(h);
-        if (!kept.isEmpty()) setCompared(kept);
-    });
+    pending->opened =
+        connect(this, &TraceSession::traceOpened, this, [this, head, compared, done, reloaded](const QString& opened) {
+            done();
+            if (opened != reloaded) return;
+            select(head);
+            QList<HeadId> kept;
+            for (const HeadId& h : compared)
+                if (hasHead(h)) kept.push_back(h);
+            if (!kept.isEmpty()) setCompared(kept);
+        });
     pending->failed = connect(this, &TraceSession::openFailed, this, done);
-    open(path());
+    open(reloaded);
 }
 
 bool TraceSession::hasHead(HeadId head) const {

@@ -2,7 +2,8 @@
 // the head cache it was given alive (the cache is shared with the job, not borrowed). Under the
 // ASan preset the old ownership (a raw pointer into a unique_ptr) failed here as a
 // heap-use-after-free; in any build the job must finish with the first trace's data.
-// The last open asked for wins, whichever file reads faster, and a close drops an open in flight.
+// The last open asked for wins, whichever file reads faster (also over a reload: the other file keeps
+// a selection of its own), and a close drops an open in flight.
 // Reload: a trace whose file changed on disk reads as "reopen it"; reload() opens the new file
 // and keeps the selected and compared heads that still exist.
 #include <QtTest>
@@ -103,13 +104,26 @@ void TestTraceSession::theLastOpenWins() {
     QCOMPARE(session.path(), QFileInfo(fast).absoluteFilePath());
     QCOMPARE(session.trace()->tokens(), int64_t(64));
 
-    // Closed while another file is still opening: that file does not appear afterwards.
+    // A reload overtaken by the open of another file: that file keeps a selection of its own.
+    session.select({0, 1});
+    session.setCompared({{0, 1}});
+    session.reload();
     session.open(slow);
+    QTRY_COMPARE_WITH_TIMEOUT(opened.count(), 2, kTimeoutMs);
+    QTRY_COMPARE_WITH_TIMEOUT(compute.pendingJobs(), 0, kTimeoutMs);
+    QCoreApplication::processEvents();
+    QCOMPARE(opened.count(), 2);  // the reload was dropped
+    QCOMPARE(session.path(), QFileInfo(slow).absoluteFilePath());
+    QCOMPARE(session.current(), HeadId{});
+    QVERIFY(session.compared().isEmpty());
+
+    // Closed while another file is still opening: that file does not appear afterwards.
+    session.open(fast);
     session.close();
     QVERIFY(!session.isOpen());
     QTRY_COMPARE_WITH_TIMEOUT(compute.pendingJobs(), 0, kTimeoutMs);
     QCoreApplication::processEvents();
-    QCOMPARE(opened.count(), 1);
+    QCOMPARE(opened.count(), 2);
     QCOMPARE(failed.count(), 0);
     QVERIFY(!session.isOpen());
 }
