@@ -22,14 +22,18 @@ using namespace attnscope;
 namespace {
 constexpr int kTimeoutMs = 20000;
 
-Result<std::shared_ptr<const Trace>> makeTrace(const QTemporaryDir& dir, const char* name, int64_t tokens,
-                                               int headDim) {
+SynthOptions synthShape(int64_t tokens, int layers, int headDim) {
     SynthOptions o;
     o.tokens = tokens;
-    o.layers = 1;
+    o.layers = layers;
     o.headDim = headDim;
+    return o;
+}
+
+Result<std::shared_ptr<const Trace>> makeTrace(const QTemporaryDir& dir, const char* name, int64_t tokens,
+                                               int headDim) {
     const std::string path = dir.filePath(QString::fromLatin1(name)).toStdString();
-    if (auto w = writeSyntheticTrace(path, o); !w) return w.status();
+    if (auto w = writeSyntheticTrace(path, synthShape(tokens, 1, headDim)); !w) return w.status();
     return Trace::open(path);
 }
 }  // namespace
@@ -83,14 +87,8 @@ void TestTraceSession::theLastOpenWins() {
     // The first file reads much slower than the second: before, its open landed last and won.
     const QString slow = dir.filePath(QStringLiteral("slow.attn.safetensors"));
     const QString fast = dir.filePath(QStringLiteral("fast.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 4096;
-    o.layers = 4;
-    o.headDim = 64;
-    QVERIFY(writeSyntheticTrace(slow.toStdString(), o).ok());
-    o.tokens = 64;
-    o.layers = 1;
-    QVERIFY(writeSyntheticTrace(fast.toStdString(), o).ok());
+    QVERIFY(writeSyntheticTrace(slow.toStdString(), synthShape(4096, 4, 64)).ok());
+    QVERIFY(writeSyntheticTrace(fast.toStdString(), synthShape(64, 1, 64)).ok());
     ComputeService compute;
     TraceSession session(&compute);
     QSignalSpy opened(&session, &TraceSession::traceOpened);
@@ -132,10 +130,7 @@ void TestTraceSession::reloadAfterTheFileChanged() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const QString path = dir.filePath(QStringLiteral("r.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 80;
-    o.layers = 3;
-    o.headDim = 32;
+    SynthOptions o = synthShape(80, 3, 32);
     QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
     ComputeService compute;
     TraceSession session(&compute);
@@ -186,11 +181,7 @@ void TestTraceSession::reloadThatFailsKeepsTheTrace() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const QString path = dir.filePath(QStringLiteral("gone.attn.safetensors"));
-    SynthOptions o;
-    o.tokens = 64;
-    o.layers = 1;
-    o.headDim = 32;
-    auto written = writeSyntheticTrace(path.toStdString(), o);
+    auto written = writeSyntheticTrace(path.toStdString(), synthShape(64, 1, 32));
     QVERIFY2(written.ok(), written.message().c_str());
     ComputeService compute;
     TraceSession session(&compute);

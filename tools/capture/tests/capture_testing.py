@@ -98,6 +98,15 @@ def build_family(arch, class_name, factory, implementation, state_dict=None):
     return model.eval(), config
 
 
+def family_builder(arches):
+    """build(arch, implementation, state_dict=None) over a table {arch: (config class name,
+    config factory, ...)}, through build_family: what eager_run_cache and the SDPA tests take."""
+    def build(arch, implementation, state_dict=None):
+        class_name, factory = arches[arch][:2]
+        return build_family(arch, class_name, factory, implementation, state_dict)
+    return build
+
+
 def write_checked_trace(result, ids, path, model, dtype="f32"):
     """Writes a capture result with its self-check as a trace and asserts that it is valid."""
     write_trace(str(path), result.captures, model=model, kind=result.kind, text="",

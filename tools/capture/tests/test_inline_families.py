@@ -29,7 +29,7 @@ from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from attnscope_capture.trace_reader import read_trace  # noqa: E402
 from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, TOLERANCE, VOCAB,  # noqa: E402
-                             build_family, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids,
+                             family_builder, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids,
                              max_abs_dp, reinit_weights, run_cli, write_checked_trace)
 
 LAYERS = 3
@@ -64,9 +64,7 @@ FALCON = [a for a in ARCHES if a.startswith("falcon")]
 OWN_SLOPES = [a for a, spec in ARCHES.items() if spec[5]]
 
 
-def _build(arch, implementation, state_dict=None):
-    class_name, factory = ARCHES[arch][:2]
-    return build_family(arch, class_name, factory, implementation, state_dict)
+_build = family_builder(ARCHES)
 
 
 @pytest.fixture(scope="module")

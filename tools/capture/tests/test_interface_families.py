@@ -25,7 +25,7 @@ pytest.importorskip("safetensors")
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SLIDING_WINDOW, TOLERANCE, VOCAB,  # noqa: E402
-                             build_family, cli_map_error, cli_path, eager_run_cache, max_abs_dp, run_cli,
+                             family_builder, cli_map_error, cli_path, eager_run_cache, max_abs_dp, run_cli,
                              write_checked_trace)
 
 LAYERS = 3
@@ -79,9 +79,7 @@ ARCHES = {
 }
 
 
-def _build(arch, implementation, state_dict=None):
-    class_name, factory = ARCHES[arch][:2]
-    return build_family(arch, class_name, factory, implementation, state_dict)
+_build = family_builder(ARCHES)
 
 
 @pytest.fixture(scope="module")
