@@ -98,13 +98,18 @@ def build_family(arch, class_name, factory, implementation, state_dict=None):
     return model.eval(), config
 
 
-def family_builder(arches):
-    """build(arch, implementation, state_dict=None) over a table {arch: (config class name,
-    config factory, ...)}, through build_family: what eager_run_cache and the SDPA tests take."""
+def family_runs(arches):
+    """For a table {arch: (config class name, config factory, ...)}: build(arch, implementation,
+    state_dict=None) through build_family, and the module fixture `eager_runs` over it
+    (eager_run_cache). A test module binds both: `_build, eager_runs = family_runs(ARCHES)`."""
     def build(arch, implementation, state_dict=None):
         class_name, factory = arches[arch][:2]
         return build_family(arch, class_name, factory, implementation, state_dict)
-    return build
+
+    @pytest.fixture(scope="module")
+    def eager_runs():
+        return eager_run_cache(build)
+    return build, eager_runs
 
 
 def write_checked_trace(result, ids, path, model, dtype="f32"):

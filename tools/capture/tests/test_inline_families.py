@@ -29,7 +29,7 @@ from attnscope_capture.recorder import standard_alibi_slopes  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from attnscope_capture.trace_reader import read_trace  # noqa: E402
 from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SEED, SEQ_LEN, TOLERANCE, VOCAB,  # noqa: E402
-                             family_builder, cli_map_error, cli_or_skip, cli_path, eager_run_cache, input_ids,
+                             family_runs, cli_map_error, cli_or_skip, cli_path, input_ids,
                              max_abs_dp, reinit_weights, run_cli, write_checked_trace)
 
 LAYERS = 3
@@ -64,12 +64,7 @@ FALCON = [a for a in ARCHES if a.startswith("falcon")]
 OWN_SLOPES = [a for a, spec in ARCHES.items() if spec[5]]
 
 
-_build = family_builder(ARCHES)
-
-
-@pytest.fixture(scope="module")
-def eager_runs():
-    return eager_run_cache(_build)
+_build, eager_runs = family_runs(ARCHES)
 
 
 @pytest.mark.parametrize("arch", list(ARCHES))

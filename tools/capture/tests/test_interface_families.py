@@ -25,7 +25,7 @@ pytest.importorskip("safetensors")
 from attnscope_capture.capture import capture_ids  # noqa: E402
 from attnscope_capture.reference import attention_probs  # noqa: E402
 from capture_testing import (NEGATIVE_CONTROL, QKV_TOLERANCE, SLIDING_WINDOW, TOLERANCE, VOCAB,  # noqa: E402
-                             family_builder, cli_map_error, cli_path, eager_run_cache, max_abs_dp, run_cli,
+                             family_runs, cli_map_error, cli_path, max_abs_dp, run_cli,
                              write_checked_trace)
 
 LAYERS = 3
@@ -79,12 +79,7 @@ ARCHES = {
 }
 
 
-_build = family_builder(ARCHES)
-
-
-@pytest.fixture(scope="module")
-def eager_runs():
-    return eager_run_cache(_build)
+_build, eager_runs = family_runs(ARCHES)
 
 
 @pytest.mark.parametrize("arch", list(ARCHES))
