@@ -116,6 +116,7 @@ void AttentionMapCanvas::restart() {
     m_overview.reset();
     m_detail.reset();
     m_error.clear();
+    m_overviewPending = false;
     m_session->compute()->cancelAll(tagPrefix());
     if (!m_session->isOpen()) {
         update();
@@ -136,7 +137,7 @@ void AttentionMapCanvas::restart() {
         preview.height = std::min(cells, kPreviewRows);
         submit(QStringLiteral("preview"), preview, false);
     }
-    submit(QStringLiteral("overview"), r, true);
+    m_overviewPending = submit(QStringLiteral("overview"), r, true);
     viewChanged();
     update();
 }
@@ -155,7 +156,7 @@ bool AttentionMapCanvas::withinCpuBudget(const MapRequest& request) {
     return false;
 }
 
-void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu) {
+bool AttentionMapCanvas::submit(const QString& level, MapRequest request, bool gpu) {
     // The CPU path is exact but O(T²) per head: an exact map past the CPU budget (cpu_budget.h,
     // the CLI's limit too) is not started; the sampled preview stays, smaller rects (zoomed in)
     // are computed.
@@ -165,7 +166,7 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
         if (!onGpu && !withinCpuBudget(request)) {
             m_session->compute()->cancelAll(tagPrefix() + level);
             update();
-            return;
+            return false;
         }
     }
     m_computing = true;
@@ -189,11 +190,13 @@ void AttentionMapCanvas::submit(const QString& level, MapRequest request, bool g
     else
         m_session->compute()->submitCpu(
             tag, [run](const CancelToken& c) { return run(nullptr, c); }, this, done);
+    return true;
 }
 
 void AttentionMapCanvas::onMapFinished(const QString& level, Result<MapResult> r) {
     if (r.status().code() == ErrorCode::Cancelled)
         return;  // a newer request of this level, or the head or mask changed
+    if (level == QLatin1String("overview")) m_overviewPending = false;
     m_computing = m_session->compute()->pendingJobs() > 0;
     if (!r) {
         m_error = QString::fromStdString(r.message());
@@ -266,8 +269,17 @@ const MapResult* AttentionMapCanvas::shownMap() const {
     return m_overview && m_overview->result.exact ? &m_overview->result : nullptr;
 }
 
+bool AttentionMapCanvas::overviewWillSuffice() const {
+    if (!m_overviewPending || !m_session->isOpen()) return false;
+    const int64_t t = m_session->trace()->tokens();
+    const double tokensPerCell = double(t) / double(std::min<int64_t>(t, kOverviewCells));
+    return tokensPerCell <= std::max(1.0, m_view.tokensPerPixel) + 1e-9;
+}
+
 void AttentionMapCanvas::requestDetail() {
-    if (!m_session->isOpen() || !m_overview || isUpToDate()) return;
+    // Over a sampled preview, a detail of a view the coming exact overview covers would compute
+    // the same T×T work twice (on the CPU, twice the wait for the first exact map).
+    if (!m_session->isOpen() || !m_overview || isUpToDate() || overviewWillSuffice()) return;
     const auto v = m_view.visible();
     if (v.q1 <= v.q0 || v.k1 <= v.k0) return;
     const QRectF plot = plotRect();

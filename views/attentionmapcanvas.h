@@ -94,7 +94,10 @@ private:
     /// The exact overview has at least one cell per pixel (or per token) of the current view.
     bool overviewSuffices() const;
     void dropDetailWhenOverviewSuffices();
-    void submit(const QString& level, MapRequest request, bool gpu);
+    /// Starts `request` as `level`; false when it was not started (an exact map over the CPU budget).
+    bool submit(const QString& level, MapRequest request, bool gpu);
+    /// The exact overview is on its way and, once here, will serve the current view by itself.
+    bool overviewWillSuffice() const;
     void onMapFinished(const QString& level, Result<MapResult> result);
     void recolor();  ///< options or palette changed: recolour the layers on screen
     bool coloringMatches(const MapResult& r) const;
@@ -120,6 +123,7 @@ private:
     QTimer m_detailTimer;
     int m_tilesReceived = 0;
     bool m_computing = false;
+    bool m_overviewPending = false;  ///< the exact overview of the current head is computing
     QString m_hoverText;
     QString m_error;
     /// Why the exact map of the current view is not computed (over the CPU budget), or empty.

@@ -1,6 +1,7 @@
 // AttentionMapCanvas (offscreen): what is on screen after zooming in and back out is the overview
 // alone, in the overview's colour range; the detail of the deeper zoom does not stay behind. The
-// header's title and state fit side by side at any width.
+// header's title and state fit side by side at any width. A long trace opens with a sampled preview
+// and then the exact overview, without a detail tile of the same whole view computed beside it.
 #include <QtTest>
 
 #include <QTemporaryDir>
@@ -28,6 +29,7 @@ class TestAttentionMapCanvas : public QObject {
 private slots:
     void initTestCase();
     void zoomOutLeavesNoStaleDetail();
+    void longTraceOpensWithoutDuplicateDetail();
     void headerFits_data();
     void headerFits();
 
@@ -64,6 +66,30 @@ void TestAttentionMapCanvas::zoomOutLeavesNoStaleDetail() {
     canvas.fitAll();  // what Ctrl+0 shows: the overview alone
     QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
     QCOMPARE(zoomedOut, canvas.grab().toImage());
+}
+
+void TestAttentionMapCanvas::longTraceOpensWithoutDuplicateDetail() {
+    // Past kExactOverviewTokens: a sampled preview first, then the exact overview (1,024 cells).
+    const int64_t tokens = 4608;
+    auto t = testing::openSynthTrace(m_dir.filePath(QStringLiteral("long.attn.safetensors")), tokens, 1, 32);
+    QVERIFY2(t.ok(), t.message().c_str());
+    testing::ShownView<AttentionMapCanvas> shown({900, 800});  // the plot is narrower than 1,024 cells
+    QVERIFY(shown.showing(*t));
+    AttentionMapCanvas& canvas = shown.view;
+    QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
+    QTRY_COMPARE_WITH_TIMEOUT(shown.compute.pendingJobs(), 0, kTimeoutMs);
+    QCoreApplication::processEvents();
+    // The preview and the overview; a detail of the whole view (the same T×T work again, before
+    // the overview arrived) used to come third.
+    QCOMPARE(canvas.tilesReceived(), 2);
+    const MapResult* shownMap = canvas.shownMap();
+    QVERIFY(shownMap && shownMap->exact);
+    QCOMPARE(shownMap->map.rect.k1 - shownMap->map.rect.k0, tokens);
+    // Zoomed in past the overview's resolution, a detail tile is computed as before.
+    for (int i = 0; i < kZoomSteps; ++i) canvas.zoomBy(kZoomStep);
+    QTRY_VERIFY_WITH_TIMEOUT(canvas.isUpToDate(), kTimeoutMs);
+    QCOMPARE(canvas.tilesReceived(), 3);
+    QVERIFY(canvas.shownMap()->map.rect.k1 - canvas.shownMap()->map.rect.k0 < tokens);
 }
 
 void TestAttentionMapCanvas::headerFits_data() {
