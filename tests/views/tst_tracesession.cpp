@@ -15,6 +15,7 @@
 #include "attnscope/trace.h"
 #include "computeservice.h"
 #include "attnscope/head_cache.h"
+#include "synth_fixture.h"
 #include "tracesession.h"
 
 using namespace attnscope;
@@ -22,20 +23,6 @@ using namespace attnscope;
 namespace {
 constexpr int kTimeoutMs = 20000;
 
-SynthOptions synthShape(int64_t tokens, int layers, int headDim) {
-    SynthOptions o;
-    o.tokens = tokens;
-    o.layers = layers;
-    o.headDim = headDim;
-    return o;
-}
-
-Result<std::shared_ptr<const Trace>> makeTrace(const QTemporaryDir& dir, const char* name, int64_t tokens,
-                                               int headDim) {
-    const std::string path = dir.filePath(QString::fromLatin1(name)).toStdString();
-    if (auto w = writeSyntheticTrace(path, synthShape(tokens, 1, headDim)); !w) return w.status();
-    return Trace::open(path);
-}
 }  // namespace
 
 class TestTraceSession : public QObject {
@@ -50,9 +37,9 @@ private slots:
 void TestTraceSession::jobOutlivesTraceSwitch() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    auto first = makeTrace(dir, "a.attn.safetensors", 96, 32);
+    auto first = testing::openSynthTrace(dir.filePath(QStringLiteral("a.attn.safetensors")), 96, 1, 32);
     QVERIFY2(first.ok(), first.message().c_str());
-    auto second = makeTrace(dir, "b.attn.safetensors", 64, 48);
+    auto second = testing::openSynthTrace(dir.filePath(QStringLiteral("b.attn.safetensors")), 64, 1, 48);
     QVERIFY2(second.ok(), second.message().c_str());
     ComputeService compute;
     TraceSession session(&compute);
@@ -87,8 +74,8 @@ void TestTraceSession::theLastOpenWins() {
     // The first file reads much slower than the second: before, its open landed last and won.
     const QString slow = dir.filePath(QStringLiteral("slow.attn.safetensors"));
     const QString fast = dir.filePath(QStringLiteral("fast.attn.safetensors"));
-    QVERIFY(writeSyntheticTrace(slow.toStdString(), synthShape(4096, 4, 64)).ok());
-    QVERIFY(writeSyntheticTrace(fast.toStdString(), synthShape(64, 1, 64)).ok());
+    QVERIFY(testing::writeSynthTrace(slow, 4096, 4, 64).ok());
+    QVERIFY(testing::writeSynthTrace(fast, 64, 1, 64).ok());
     ComputeService compute;
     TraceSession session(&compute);
     QSignalSpy opened(&session, &TraceSession::traceOpened);
@@ -130,8 +117,7 @@ void TestTraceSession::reloadAfterTheFileChanged() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const QString path = dir.filePath(QStringLiteral("r.attn.safetensors"));
-    SynthOptions o = synthShape(80, 3, 32);
-    QVERIFY(writeSyntheticTrace(path.toStdString(), o).ok());
+    QVERIFY(testing::writeSynthTrace(path, 80, 3, 32).ok());
     ComputeService compute;
     TraceSession session(&compute);
     QSignalSpy opened(&session, &TraceSession::traceOpened);
@@ -144,13 +130,10 @@ void TestTraceSession::reloadAfterTheFileChanged() {
     const std::shared_ptr<const Trace> before = session.trace();
 
     // A re-capture written over the file in place: longer sequence, one layer fewer.
-    o.tokens = 120;
-    o.layers = 2;
-    o.seed += 1;
-    const std::string scratch = dir.filePath(QStringLiteral("new.attn.safetensors")).toStdString();
-    QVERIFY(writeSyntheticTrace(scratch, o).ok());
+    const QString scratch = dir.filePath(QStringLiteral("new.attn.safetensors"));
+    QVERIFY(testing::writeSynthTrace(scratch, 120, 2, 32).ok());
     {
-        QFile from(QString::fromStdString(scratch)), to(path);
+        QFile from(scratch), to(path);
         QVERIFY(from.open(QIODevice::ReadOnly) && to.open(QIODevice::ReadWrite));
         const QByteArray bytes = from.readAll();
         QCOMPARE(to.write(bytes), bytes.size());  // same inode: the mapping sees the change
@@ -181,7 +164,7 @@ void TestTraceSession::reloadThatFailsKeepsTheTrace() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const QString path = dir.filePath(QStringLiteral("gone.attn.safetensors"));
-    auto written = writeSyntheticTrace(path.toStdString(), synthShape(64, 1, 32));
+    auto written = testing::writeSynthTrace(path, 64, 1, 32);
     QVERIFY2(written.ok(), written.message().c_str());
     ComputeService compute;
     TraceSession session(&compute);
