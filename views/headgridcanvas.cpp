@@ -40,8 +40,17 @@ HeadGridCanvas::HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, 
     connect(session, &TraceSession::traceOpened, this, &HeadGridCanvas::requestThumbnails);
     connect(session, &TraceSession::traceClosed, this, [this] {
         m_thumbs.clear();
+        m_thumbQuery = -1;
+        m_freshThumbs = 0;
         updateGeometry();
         update();
+    });
+    // On a vision trace the thumbnails follow the inspected query (a patch clicked in the Vision
+    // tab, a query row clicked in the map).
+    connect(session, &TraceSession::inspected, this, [this](qint64 query, qint64) {
+        if (m_thumbQuery < 0 || query < 0 || query == m_thumbQuery || query >= m_session->trace()->tokens()) return;
+        m_thumbQuery = query;
+        requestVisionThumbnails(query);
     });
     connect(session, &TraceSession::currentChanged, this, qOverload<>(&QWidget::update));
     connect(session, &TraceSession::comparedChanged, this, qOverload<>(&QWidget::update));
@@ -55,7 +64,8 @@ void HeadGridCanvas::requestThumbnails() {
     updateGeometry();
     const auto trace = m_session->trace();
     // A vision trace's heads read best as images (DINO's per-head [CLS] maps): each thumbnail is
-    // the first prefix token's attention over the patch grid, or the centre patch's without one.
+    // the first prefix token's attention over the patch grid, or the centre patch's without one,
+    // until a query is inspected.
     if (auto layout = visionLayout(*trace)) {
         m_thumbQuery = layout->prefix > 0 ? 0 : layout->patchToken(layout->rows / 2, layout->cols / 2);
         requestVisionThumbnails(m_thumbQuery);
@@ -89,15 +99,18 @@ QString HeadGridCanvas::thumbTag(HeadId h) { return kTagPrefix + QStringLiteral(
 
 void HeadGridCanvas::requestVisionThumbnails(int64_t query) {
     const auto trace = m_session->trace();
+    m_freshThumbs = 0;
     for (int l = 0; l < trace->numLayers(); ++l) {
         for (int h = 0; h < trace->config(l).heads; ++h) {
             m_session->compute()->submitCpu(
                 thumbTag({l, h}),
                 [trace, l, h, query](const CancelToken&) { return queryPatchAttention(*trace, l, h, query); }, this,
                 [this, trace](Result<QueryPatchAttention> row) {
-                    if (!row || trace != m_session->trace()) return;  // failed: blank, as above
+                    // Failed: blank, as above; the old thumbnail stays until the new query's arrives.
+                    if (!row || trace != m_session->trace() || row->query != m_thumbQuery) return;
                     // The log scale of the map thumbnails (MapColoring's default), in core's colormap.
                     m_thumbs.insert(keyOf({row->layer, row->head}), visionHeatmap(*row, MapColoring{}.logScale));
+                    ++m_freshThumbs;
                     update(cellRect({row->layer, row->head}).toAlignedRect());
                 },
                 kThumbPriority);

@@ -16,12 +16,14 @@ public:
     HeadGridCanvas(TraceSession* session, AnalysisRunner* analysis, QWidget* parent = nullptr);
 
     HeadMetric metric = HeadMetric::None;
-    int thumbnailsReady() const { return int(m_thumbs.size()); }
+    /// Thumbnails received: of the whole trace, or on a vision trace of thumbnailQuery() (those of
+    /// an earlier query stay on screen until theirs replace them).
+    int thumbnailsReady() const { return m_thumbQuery >= 0 ? m_freshThumbs : int(m_thumbs.size()); }
     /// The thumbnail of `head` as received (null until then): a pooled map of the whole sequence,
     /// or on a vision trace a cols × rows heatmap of thumbnailQuery()'s attention over the patches.
     QImage thumbnail(HeadId head) const;
-    /// The query token of vision thumbnails (the first prefix token, else the centre patch); -1
-    /// when the thumbnails are maps.
+    /// The query token of vision thumbnails (the session's inspected query once there is one, at
+    /// first the first prefix token, else the centre patch); -1 when the thumbnails are maps.
     int64_t thumbnailQuery() const { return m_thumbQuery; }
     void click(HeadId head, bool shift);
 
@@ -48,6 +50,7 @@ private:
     AnalysisRunner* m_analysis;
     QHash<quint64, QImage> m_thumbs;  ///< key: layer << 32 | head
     int64_t m_thumbQuery = -1;
+    int m_freshThumbs = 0;  ///< vision thumbnails of m_thumbQuery received
 };
 
 }  // namespace attnscope

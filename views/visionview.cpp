@@ -212,8 +212,15 @@ VisionView::VisionView(TraceSession* session, QWidget* parent) : QWidget(parent)
     connect(m_heads, &VisionHeadStrip::headClicked, this, [this](int h) {
         m_session->select({m_session->current().layer, h});
     });
+    // A clicked patch is the session's inspected query (the Heads dock's thumbnails, the neuron
+    // view and the token view follow it); a query row clicked in the map comes back here.
     connect(m_canvas, &VisionCanvas::patchClicked, this, [this](int r, int c) {
-        if (m_layout) setQuery(m_layout->patchToken(r, c));
+        if (!m_layout) return;
+        setQuery(m_layout->patchToken(r, c));
+        m_session->inspect(m_query, std::max<int64_t>(0, m_session->inspectedKey()));
+    });
+    connect(session, &TraceSession::inspected, this, [this](qint64 query, qint64) {
+        if (query != m_query) setQuery(query);
     });
     traceChanged();
 }

@@ -2,7 +2,8 @@
 // values against a float64 brute force of the clicked query's row, a head change and a burst of
 // queries (the newest wins), the heads strip (each head's row for the query; a click selects the
 // head), a vision trace without an image (the grid alone), and the Heads dock's thumbnails of a
-// vision trace (each head's [CLS] row, or the centre patch's, over the patch grid).
+// vision trace (each head's [CLS] row, or the centre patch's, over the patch grid; then the row
+// of the inspected query).
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -128,6 +129,8 @@ private slots:
         QTest::mouseClick(view.canvas(), Qt::LeftButton, {}, cell.center().toPoint());
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.query() == prefix + 1 * cols + 6, kTimeoutMs);
         checkAgainstBrute(*trace, *view.shown());
+        QCOMPARE(session.inspectedQuery(), view.query());  // the session's inspected query too
+        QCOMPARE(session.inspectedKey(), int64_t(0));
         // The heatmap: one pixel per patch, the row's largest patch in the colormap's top colour.
         const QImage heat = visionHeatmap(*view.shown(), true);
         QCOMPARE(heat.size(), QSize(cols, rows));
@@ -139,6 +142,11 @@ private slots:
         // Another head: the row follows the session's selection.
         session.select({1, 1});
         QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.shown()->layer == 1 && view.shown()->head == 1, kTimeoutMs);
+        checkAgainstBrute(*trace, *view.shown());
+
+        // A query inspected elsewhere (a row clicked in the map) becomes the view's query.
+        session.inspect(prefix + 2 * cols + 3, 5);
+        QTRY_VERIFY_WITH_TIMEOUT(view.isUpToDate() && view.query() == prefix + 2 * cols + 3, kTimeoutMs);
         checkAgainstBrute(*trace, *view.shown());
 
         // A burst of queries: the last one is what stays on screen.
@@ -220,18 +228,32 @@ private slots:
         int heads = 0;
         for (int l = 0; l < trace->numLayers(); ++l) heads += trace->config(l).heads;
         QTRY_COMPARE_WITH_TIMEOUT(grid.thumbnailsReady(), heads, kTimeoutMs);
+        // Each thumbnail is `query`'s patch heatmap in its head (one pixel per patch, not a T × T map).
+        const auto thumbnailsShow = [&](int64_t query) {
+            for (int l = 0; l < trace->numLayers(); ++l) {
+                for (int h = 0; h < trace->config(l).heads; ++h) {
+                    auto row = queryPatchAttention(*trace, l, h, query);
+                    if (!row || grid.thumbnail({l, h}) != visionHeatmap(*row, true)) return false;
+                }
+            }
+            return true;
+        };
         const int64_t query = prefix > 0 ? 0 : int64_t(rows / 2) * cols + cols / 2;
         QCOMPARE(grid.thumbnailQuery(), query);
-        for (int l = 0; l < trace->numLayers(); ++l) {
-            for (int h = 0; h < trace->config(l).heads; ++h) {
-                auto row = queryPatchAttention(*trace, l, h, query);
-                QVERIFY(row.ok());
-                checkAgainstBrute(*trace, *row);
-                const QImage thumb = grid.thumbnail({l, h});
-                QCOMPARE(thumb.size(), QSize(cols, rows));  // one pixel per patch, not a T × T map
-                QCOMPARE(thumb, visionHeatmap(*row, true));
-            }
+        QCOMPARE(grid.thumbnail({1, 2}).size(), QSize(cols, rows));
+        QVERIFY(thumbnailsShow(query));
+        for (int h = 0; h < trace->config(0).heads; ++h) {  // the rows themselves against float64
+            auto row = queryPatchAttention(*trace, 0, h, query);
+            QVERIFY(row.ok());
+            checkAgainstBrute(*trace, *row);
         }
+        // An inspected query (a patch clicked in the Vision tab): every thumbnail follows it.
+        const int64_t patch = prefix + int64_t(rows - 1) * cols + 1;
+        session.inspect(patch, 0);
+        QCOMPARE(grid.thumbnailQuery(), patch);
+        QTRY_COMPARE_WITH_TIMEOUT(grid.thumbnailsReady(), heads, kTimeoutMs);
+        QVERIFY(thumbnailsShow(patch));
+        QVERIFY(!thumbnailsShow(query));
         // A text trace afterwards: thumbnails are maps of the whole sequence again.
         session.close();
         QCOMPARE(grid.thumbnailsReady(), 0);

@@ -114,16 +114,22 @@ int runScreenshotTour(MainWindow& window, const QString& dir, const QString& tra
     shot(QStringLiteral("08-sparsity"));
 
     int expected = 8;
-    // A vision trace: the image with the centre patch's attention in the middle layer's first
-    // head, and that patch in every head of the layer below it.
+    // A vision trace: the image with the query's attention in the middle layer's first head (the
+    // query row inspected in the map shots above, else the centre patch), that query in every
+    // head of the layer below it, and in every head of the model in the Heads dock.
     if (VisionView* vision = window.visionView(); window.tabs()->isTabVisible(window.tabs()->indexOf(vision))) {
+        int heads = 0;
+        for (int l = 0; l < window.session()->trace()->numLayers(); ++l)
+            heads += window.session()->trace()->config(l).heads;
         window.tabs()->setCurrentWidget(vision);
         const int middle = window.session()->trace()->numLayers() / 2;
         window.session()->select({middle, 0});
+        // As a click on the query's patch does: the Heads dock's thumbnails show it in every head.
+        window.session()->inspect(vision->query(), 0);
         waitFor(
             [&] {
                 return vision->isUpToDate() && vision->headStrip()->rows().layer == middle &&
-                       !vision->headStrip()->rows().heatmaps.empty();
+                       !vision->headStrip()->rows().heatmaps.empty() && window.headGrid()->thumbnailsReady() == heads;
             },
             kTimeoutMs);
         shot(QStringLiteral("11-vision"));
